@@ -1,0 +1,295 @@
+package api
+
+import (
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/hookrelay/hookrelay/models"
+)
+
+// SessionCookie is the name of the UI's session cookie.
+const SessionCookie = "hookrelay_session"
+
+const sessionTTL = 7 * 24 * time.Hour
+
+type authenticator struct {
+	store       *models.Store
+	adminHash   []byte
+	secure      bool // cookie Secure flag: the public URL is https
+	mu          sync.Mutex
+	lastTouched map[string]time.Time
+}
+
+func newAuthenticator(store *models.Store, adminHash, publicURL string) *authenticator {
+	u, _ := url.Parse(publicURL)
+	return &authenticator{store: store, adminHash: []byte(adminHash), secure: u != nil && u.Scheme == "https",
+		lastTouched: map[string]time.Time{}}
+}
+
+// checkToken accepts the bootstrap admin token or an API key. The admin comparison is on
+// hashes, in constant time; API keys are found by hash.
+func (a *authenticator) checkToken(c *gin.Context, token string) bool {
+	if token == "" {
+		return false
+	}
+	if len(a.adminHash) > 0 && subtle.ConstantTimeCompare([]byte(models.HashToken(token)), a.adminHash) == 1 {
+		return true
+	}
+	k, err := a.store.FindAPIKey(c.Request.Context(), token)
+	if err != nil {
+		return false
+	}
+	a.touch(c, k.ID)
+	return true
+}
+
+// touch records last use at most once a minute per key, off the request's path.
+func (a *authenticator) touch(c *gin.Context, id string) {
+	now := time.Now()
+	a.mu.Lock()
+	due := now.Sub(a.lastTouched[id]) > time.Minute
+	if due {
+		a.lastTouched[id] = now
+	}
+	a.mu.Unlock()
+	if due {
+		_ = a.store.TouchAPIKey(c.Request.Context(), id, now)
+	}
+}
+
+// require authenticates a request by Bearer token or session cookie. Cookie-authenticated
+// requests that change state must carry X-Requested-With (which a cross-site form cannot
+// send without a CORS preflight we never grant) and, when present, a same-origin Origin.
+func (a *authenticator) require(c *gin.Context) {
+	if h := c.GetHeader("Authorization"); h != "" {
+		token, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok || !a.checkToken(c, strings.TrimSpace(token)) {
+			c.Header("WWW-Authenticate", `Bearer realm="hookrelay"`)
+			problem(c, http.StatusUnauthorized, "the bearer token is not valid")
+			return
+		}
+		c.Set("auth", "token")
+		c.Next()
+		return
+	}
+	if cookie, err := c.Cookie(SessionCookie); err == nil && cookie != "" {
+		if _, err := a.store.FindSession(c.Request.Context(), cookie); err == nil {
+			if !safeMethod(c.Request.Method) && !sameOriginRequest(c) {
+				problem(c, http.StatusForbidden, "cross-site request refused: send X-Requested-With from the same origin")
+				return
+			}
+			c.Set("auth", "session")
+			c.Next()
+			return
+		}
+	}
+	c.Header("WWW-Authenticate", `Bearer realm="hookrelay"`)
+	problem(c, http.StatusUnauthorized, "send Authorization: Bearer <token> or log in")
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+func sameOriginRequest(c *gin.Context) bool {
+	if c.GetHeader("X-Requested-With") == "" {
+		return false
+	}
+	if origin := c.GetHeader("Origin"); origin != "" {
+		u, err := url.Parse(origin)
+		if err != nil || !strings.EqualFold(u.Host, c.Request.Host) {
+			return false
+		}
+	}
+	return c.GetHeader("Sec-Fetch-Site") == "" || c.GetHeader("Sec-Fetch-Site") == "same-origin"
+}
+
+// SessionInput is the login body.
+type SessionInput struct {
+	Token string `json:"token" example:"hr_3f9a…"`
+}
+
+// SessionStatus says the caller is logged in.
+type SessionStatus struct {
+	Authenticated bool   `json:"authenticated" example:"true"`
+	Method        string `json:"method" example:"session"`
+}
+
+// createSession logs the UI in with an API token.
+//
+//	@Summary		Log in
+//	@Description	Exchanges an API token for an HttpOnly, SameSite=Strict session cookie used by the admin UI.
+//	@Tags			session
+//	@Accept			json
+//	@Param			body	body	SessionInput	true	"token"
+//	@Success		204
+//	@Failure		400	{object}	Problem
+//	@Failure		401	{object}	Problem
+//	@Failure		413	{object}	Problem
+//	@Failure		422	{object}	Problem
+//	@Router			/api/v1/session [post]
+func (s *Server) createSession(c *gin.Context) {
+	obj, ok := readObject(c, false, "token")
+	if !ok {
+		return
+	}
+	verr := &models.ValidationError{}
+	token, _ := obj.str("token", verr)
+	if token == "" && verr.OrNil() == nil {
+		verr.Add("token", "is required")
+	}
+	if verr.OrNil() != nil {
+		storeProblem(c, verr)
+		return
+	}
+	if !s.auth.checkToken(c, token) {
+		problem(c, http.StatusUnauthorized, "that token is not valid", models.FieldError{Field: "token", Message: "not a valid token"})
+		return
+	}
+	value, _, err := s.store.CreateSession(c.Request.Context(), sessionTTL)
+	if err != nil {
+		storeProblem(c, err)
+		return
+	}
+	http.SetCookie(c.Writer, &http.Cookie{Name: SessionCookie, Value: value, Path: "/", HttpOnly: true,
+		Secure: s.auth.secure, SameSite: http.SameSiteStrictMode, MaxAge: int(sessionTTL.Seconds())})
+	c.Status(http.StatusNoContent)
+}
+
+// getSession tells whether the caller is authenticated.
+//
+//	@Summary	Current session
+//	@Tags		session
+//	@Produce	json
+//	@Security	BearerAuth
+//	@Success	200	{object}	SessionStatus
+//	@Failure	401	{object}	Problem
+//	@Router		/api/v1/session [get]
+func (s *Server) getSession(c *gin.Context) {
+	c.JSON(http.StatusOK, SessionStatus{Authenticated: true, Method: c.GetString("auth")})
+}
+
+// deleteSession logs out.
+//
+//	@Summary	Log out
+//	@Tags		session
+//	@Security	BearerAuth
+//	@Success	204
+//	@Failure	401	{object}	Problem
+//	@Failure	403	{object}	Problem
+//	@Router		/api/v1/session [delete]
+func (s *Server) deleteSession(c *gin.Context) {
+	if cookie, err := c.Cookie(SessionCookie); err == nil {
+		if err := s.store.DeleteSession(c.Request.Context(), cookie); err != nil && !errors.Is(err, models.ErrNotFound) {
+			storeProblem(c, err)
+			return
+		}
+	}
+	http.SetCookie(c.Writer, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", HttpOnly: true,
+		Secure: s.auth.secure, SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	c.Status(http.StatusNoContent)
+}
+
+// APIKey is an API token as listed: never the token itself.
+type APIKey struct {
+	ID         string     `json:"id" example:"key_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"`
+	Name       string     `json:"name" example:"chat backend"`
+	Prefix     string     `json:"prefix" example:"hr_3f9a1c2"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+	Token      string     `json:"token,omitempty" example:"hr_3f9a…"`
+} // @name APIKey
+
+// APIKeyInput creates an API key.
+type APIKeyInput struct {
+	Name string `json:"name" example:"chat backend"`
+}
+
+func apiKeyOut(k *models.APIKey) APIKey {
+	return APIKey{ID: k.ID, Name: k.Name, Prefix: k.Prefix, CreatedAt: k.CreatedAt, LastUsedAt: k.LastUsedAt}
+}
+
+// listAPIKeys lists API keys (prefix only).
+//
+//	@Summary	List API keys
+//	@Tags		api-keys
+//	@Produce	json
+//	@Security	BearerAuth
+//	@Success	200	{object}	List[APIKey]
+//	@Failure	401	{object}	Problem
+//	@Router		/api/v1/api-keys [get]
+func (s *Server) listAPIKeys(c *gin.Context) {
+	keys, err := s.store.ListAPIKeys(c.Request.Context())
+	if err != nil {
+		storeProblem(c, err)
+		return
+	}
+	out := List[APIKey]{Data: make([]APIKey, 0, len(keys))}
+	for _, k := range keys {
+		out.Data = append(out.Data, apiKeyOut(k))
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// createAPIKey creates an API key; the token is in this response only.
+//
+//	@Summary	Create an API key
+//	@Tags		api-keys
+//	@Accept		json
+//	@Produce	json
+//	@Security	BearerAuth
+//	@Param		body	body		APIKeyInput	true	"name"
+//	@Success	201		{object}	APIKey
+//	@Failure	400		{object}	Problem
+//	@Failure	401		{object}	Problem
+//	@Failure	413		{object}	Problem
+//	@Failure	422		{object}	Problem
+//	@Router		/api/v1/api-keys [post]
+func (s *Server) createAPIKey(c *gin.Context) {
+	obj, ok := readObject(c, false, "name")
+	if !ok {
+		return
+	}
+	verr := &models.ValidationError{}
+	name, _ := obj.str("name", verr)
+	name = strings.TrimSpace(name)
+	if verr.OrNil() == nil && (name == "" || len([]rune(name)) > 100) {
+		verr.Add("name", "must be 1 to 100 characters")
+	}
+	if verr.OrNil() != nil {
+		storeProblem(c, verr)
+		return
+	}
+	k, token, err := s.store.CreateAPIKey(c.Request.Context(), name)
+	if err != nil {
+		storeProblem(c, err)
+		return
+	}
+	out := apiKeyOut(k)
+	out.Token = token
+	c.JSON(http.StatusCreated, out)
+}
+
+// deleteAPIKey revokes an API key.
+//
+//	@Summary	Revoke an API key
+//	@Tags		api-keys
+//	@Security	BearerAuth
+//	@Param		id	path	string	true	"API key id"
+//	@Success	204
+//	@Failure	401	{object}	Problem
+//	@Failure	404	{object}	Problem
+//	@Router		/api/v1/api-keys/{id} [delete]
+func (s *Server) deleteAPIKey(c *gin.Context) {
+	if err := s.store.DeleteAPIKey(c.Request.Context(), c.Param("id")); err != nil {
+		storeProblem(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}

@@ -1,0 +1,170 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/hookrelay/hookrelay/models"
+)
+
+// Delivery is one event owed to one webhook.
+type Delivery struct {
+	ID             string     `json:"id" example:"dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"`
+	EventID        string     `json:"event_id" example:"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"`
+	WebhookID      string     `json:"webhook_id" example:"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"`
+	Event          string     `json:"event" example:"message.received"`
+	Status         string     `json:"status" enums:"pending,succeeded,failed,cancelled" example:"succeeded"`
+	AttemptCount   int        `json:"attempt_count" example:"1"`
+	NextAttemptAt  *time.Time `json:"next_attempt_at"`
+	LastStatusCode *int       `json:"last_status_code" example:"200"`
+	LastError      *string    `json:"last_error"`
+	Test           bool       `json:"test" example:"false"`
+	CreatedAt      time.Time  `json:"created_at"`
+	UpdatedAt      time.Time  `json:"updated_at"`
+	Attempts       []Attempt  `json:"attempts,omitempty"`
+} // @name Delivery
+
+// Attempt is one HTTP request made for a delivery, as the attempt log keeps it.
+type Attempt struct {
+	ID              string            `json:"id" example:"att_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"`
+	DeliveryID      string            `json:"delivery_id" example:"dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"`
+	Number          int               `json:"number" example:"1"`
+	StartedAt       time.Time         `json:"started_at"`
+	DurationMs      int64             `json:"duration_ms" example:"42"`
+	RequestHeaders  map[string]string `json:"request_headers"`
+	ResponseStatus  *int              `json:"response_status" example:"200"`
+	ResponseHeaders map[string]string `json:"response_headers"`
+	ResponseBody    string            `json:"response_body" example:"{\"ok\":true}"`
+	Error           *string           `json:"error"`
+	Outcome         string            `json:"outcome" enums:"succeeded,failed" example:"succeeded"`
+} // @name Attempt
+
+func deliveryOut(d *models.Delivery) Delivery {
+	out := Delivery{ID: d.ID, EventID: d.EventID, WebhookID: d.WebhookID, Event: d.EventType, Status: d.Status,
+		AttemptCount: d.AttemptCount, LastStatusCode: d.LastStatusCode, LastError: d.LastError, Test: d.Test,
+		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt}
+	if d.Status == models.StatusPending && d.NextAttemptAt > 0 {
+		t := time.UnixMilli(d.NextAttemptAt).UTC()
+		out.NextAttemptAt = &t
+	}
+	return out
+}
+
+func attemptOut(a *models.Attempt) Attempt {
+	out := Attempt{ID: a.ID, DeliveryID: a.DeliveryID, Number: a.Number, StartedAt: a.StartedAt, DurationMs: a.DurationMs,
+		ResponseStatus: a.ResponseStatus, ResponseBody: a.ResponseBody, Error: a.Error, Outcome: a.Outcome,
+		RequestHeaders: map[string]string{}, ResponseHeaders: map[string]string{}}
+	_ = json.Unmarshal([]byte(a.RequestHeaders), &out.RequestHeaders)
+	_ = json.Unmarshal([]byte(a.ResponseHeaders), &out.ResponseHeaders)
+	return out
+}
+
+var deliveryStatuses = []string{models.StatusPending, models.StatusSucceeded, models.StatusFailed, models.StatusCancelled}
+
+// listDeliveries lists deliveries, newest first.
+//
+//	@Summary	List deliveries
+//	@Tags		deliveries
+//	@Produce	json
+//	@Security	BearerAuth
+//	@Param		webhook_id	query		string	false	"only this webhook's"
+//	@Param		status		query		string	false	"only this status"	Enums(pending, succeeded, failed, cancelled)
+//	@Param		event		query		string	false	"only this event type"
+//	@Param		limit		query		int		false	"page size (1-200)"	default(50)
+//	@Param		cursor		query		string	false	"next_cursor of the previous page"
+//	@Success	200			{object}	List[Delivery]
+//	@Failure	400			{object}	Problem
+//	@Failure	401			{object}	Problem
+//	@Router		/api/v1/deliveries [get]
+func (s *Server) listDeliveries(c *gin.Context) {
+	p, ok := page(c)
+	if !ok {
+		return
+	}
+	f := models.DeliveryFilter{WebhookID: c.Query("webhook_id"), Status: c.Query("status"), EventType: c.Query("event")}
+	if f.Status != "" && !slices.Contains(deliveryStatuses, f.Status) {
+		problem(c, http.StatusBadRequest, "status must be pending, succeeded, failed or cancelled",
+			models.FieldError{Field: "status", Message: "must be pending, succeeded, failed or cancelled"})
+		return
+	}
+	list, next, err := s.store.ListDeliveries(c.Request.Context(), f, p)
+	if err != nil {
+		storeProblem(c, err)
+		return
+	}
+	out := List[Delivery]{Data: make([]Delivery, 0, len(list)), NextCursor: cursor(next)}
+	for _, d := range list {
+		out.Data = append(out.Data, deliveryOut(d))
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// getDelivery reads a delivery with all its attempts.
+//
+//	@Summary	Get a delivery
+//	@Tags		deliveries
+//	@Produce	json
+//	@Security	BearerAuth
+//	@Param		id	path		string	true	"delivery id"
+//	@Success	200	{object}	Delivery
+//	@Failure	401	{object}	Problem
+//	@Failure	404	{object}	Problem
+//	@Router		/api/v1/deliveries/{id} [get]
+func (s *Server) getDelivery(c *gin.Context) {
+	d, err := s.store.GetDelivery(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		storeProblem(c, err)
+		return
+	}
+	attempts, err := s.store.ListAttempts(c.Request.Context(), d.ID)
+	if err != nil {
+		storeProblem(c, err)
+		return
+	}
+	out := deliveryOut(d)
+	out.Attempts = make([]Attempt, 0, len(attempts))
+	for _, a := range attempts {
+		out.Attempts = append(out.Attempts, attemptOut(a))
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// retryDelivery queues a delivery for a new attempt now.
+//
+//	@Summary		Redeliver
+//	@Description	Queues a new attempt now with the same body and the same X-Webhook-Id. 409 when the webhook is disabled, the delivery is a test, or it is being attempted right now.
+//	@Tags			deliveries
+//	@Produce		json
+//	@Security		BearerAuth
+//	@Param			id	path		string	true	"delivery id"
+//	@Success		202	{object}	Delivery
+//	@Failure		401	{object}	Problem
+//	@Failure		404	{object}	Problem
+//	@Failure		409	{object}	Problem
+//	@Router			/api/v1/deliveries/{id}/retry [post]
+func (s *Server) retryDelivery(c *gin.Context) {
+	d, err := s.store.GetDelivery(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		storeProblem(c, err)
+		return
+	}
+	w, err := s.store.GetWebhook(c.Request.Context(), d.WebhookID)
+	if err != nil {
+		storeProblem(c, err)
+		return
+	}
+	if !w.Enabled {
+		problem(c, http.StatusConflict, "the webhook is disabled: enable it before redelivering")
+		return
+	}
+	d, err = s.store.RequeueDelivery(c.Request.Context(), d.ID)
+	if err != nil {
+		storeProblem(c, err)
+		return
+	}
+	s.cfg.Dispatcher.Notify()
+	c.JSON(http.StatusAccepted, deliveryOut(d))
+}

@@ -1,0 +1,220 @@
+package api
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/hookrelay/hookrelay/models"
+)
+
+// EventInput publishes an event.
+type EventInput struct {
+	Event     string          `json:"event" enums:"conversation.started,message.received" example:"conversation.started"`
+	Data      json.RawMessage `json:"data" swaggertype:"object"`
+	Timestamp string          `json:"timestamp" example:"2025-01-15T10:30:00+00:00"`
+}
+
+// PublishedEvent answers a publish.
+type PublishedEvent struct {
+	ID         string `json:"id" example:"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"`
+	Event      string `json:"event" example:"conversation.started"`
+	Timestamp  string `json:"timestamp" example:"2025-01-15T10:30:00+00:00"`
+	Deliveries int    `json:"deliveries" example:"2"`
+} // @name PublishedEvent
+
+// Event is a published event.
+type Event struct {
+	ID            string          `json:"id" example:"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"`
+	Event         string          `json:"event" example:"conversation.started"`
+	Timestamp     string          `json:"timestamp" example:"2025-01-15T10:30:00+00:00"`
+	CreatedAt     time.Time       `json:"created_at"`
+	DeliveryCount int             `json:"delivery_count" example:"2"`
+	Payload       json.RawMessage `json:"payload,omitempty" swaggertype:"object"`
+	Deliveries    []Delivery      `json:"deliveries,omitempty"`
+} // @name Event
+
+// EventType describes one event of the catalogue.
+type EventType struct {
+	Name        string          `json:"name" example:"conversation.started"`
+	Description string          `json:"description" example:"A visitor starts a new conversation"`
+	Schema      map[string]any  `json:"schema" swaggertype:"object"`
+	Example     json.RawMessage `json:"example" swaggertype:"object"`
+} // @name EventType
+
+func eventOut(e *models.Event) Event {
+	return Event{ID: e.ID, Event: e.Type, Timestamp: models.FormatSeedTime(e.OccurredAt), CreatedAt: e.CreatedAt,
+		DeliveryCount: e.DeliveryCount}
+}
+
+// publishEvent validates and publishes an event to every enabled subscribed webhook.
+//
+//	@Summary		Publish an event
+//	@Description	Validates data against the event type (see /event-types), stores the event and one delivery per enabled subscribed webhook in one transaction, and returns at once; deliveries follow asynchronously. Send Idempotency-Key to make retries safe: the same key with the same body returns the first result, with a different body 409.
+//	@Tags			events
+//	@Accept			json
+//	@Produce		json
+//	@Security		BearerAuth
+//	@Param			Idempotency-Key	header		string		false	"makes retries of this request safe"
+//	@Param			body			body		EventInput	true	"the event"
+//	@Success		202				{object}	PublishedEvent
+//	@Failure		400				{object}	Problem
+//	@Failure		401				{object}	Problem
+//	@Failure		409				{object}	Problem
+//	@Failure		413				{object}	Problem
+//	@Failure		415				{object}	Problem
+//	@Failure		422				{object}	Problem
+//	@Router			/api/v1/events [post]
+func (s *Server) publishEvent(c *gin.Context) {
+	obj, ok := readObject(c, false, "event", "data", "timestamp")
+	if !ok {
+		return
+	}
+	key := strings.TrimSpace(c.GetHeader("Idempotency-Key"))
+	if len(key) > 255 {
+		problem(c, http.StatusBadRequest, "Idempotency-Key must be at most 255 characters",
+			models.FieldError{Field: "Idempotency-Key", Message: "must be at most 255 characters"})
+		return
+	}
+	in, err := buildPublish(obj)
+	if err != nil {
+		storeProblem(c, err)
+		return
+	}
+	if key != "" {
+		raw, _ := c.Get("rawBody")
+		sum := sha256.Sum256(raw.([]byte))
+		in.IdempotencyKey, in.RequestHash = key, hex.EncodeToString(sum[:])
+	}
+	res, err := s.store.Publish(c.Request.Context(), []models.PublishInput{in})
+	if err != nil {
+		storeProblem(c, err)
+		return
+	}
+	p := res[0]
+	if p.Replayed {
+		c.Header("Idempotent-Replayed", "true")
+	} else if len(p.Deliveries) > 0 {
+		s.cfg.Dispatcher.Remember(p.Event.ID, p.Event.Payload)
+		s.cfg.Dispatcher.Notify()
+	}
+	c.JSON(http.StatusAccepted, PublishedEvent{ID: p.Event.ID, Event: p.Event.Type,
+		Timestamp: models.FormatSeedTime(p.Event.OccurredAt), Deliveries: len(p.Deliveries)})
+}
+
+// buildPublish validates a publish body into what the store writes.
+func buildPublish(obj object) (models.PublishInput, error) {
+	verr := &models.ValidationError{}
+	name, given := obj.str("event", verr)
+	et, known := models.LookupEventType(name)
+	switch {
+	case !given && verr.OrNil() == nil:
+		verr.Add("event", "is required: one of %s", strings.Join(models.EventTypeNames(), ", "))
+	case given && !known:
+		verr.Add("event", "unknown event type %q; known: %s", name, strings.Join(models.EventTypeNames(), ", "))
+	}
+	occurred := time.Now().UTC().Truncate(time.Second)
+	if ts, ok := obj.str("timestamp", verr); ok {
+		t, err := models.ParseEventTime(ts)
+		if err != nil {
+			verr.Add("timestamp", "%s", err.Error())
+		} else {
+			occurred = t
+		}
+	}
+	if verr.OrNil() != nil || !known {
+		if !obj.has("data") {
+			verr.Add("data", "is required")
+		}
+		return models.PublishInput{}, verr
+	}
+	body, err := et.BuildBody(obj["data"], occurred)
+	if err != nil {
+		return models.PublishInput{}, err
+	}
+	return models.PublishInput{Type: et.Name, Payload: body, OccurredAt: occurred}, nil
+}
+
+// listEvents lists published events, newest first.
+//
+//	@Summary	List events
+//	@Tags		events
+//	@Produce	json
+//	@Security	BearerAuth
+//	@Param		event	query		string	false	"only this event type"
+//	@Param		limit	query		int		false	"page size (1-200)"	default(50)
+//	@Param		cursor	query		string	false	"next_cursor of the previous page"
+//	@Success	200		{object}	List[Event]
+//	@Failure	400		{object}	Problem
+//	@Failure	401		{object}	Problem
+//	@Router		/api/v1/events [get]
+func (s *Server) listEvents(c *gin.Context) {
+	p, ok := page(c)
+	if !ok {
+		return
+	}
+	list, next, err := s.store.ListEvents(c.Request.Context(), c.Query("event"), p)
+	if err != nil {
+		storeProblem(c, err)
+		return
+	}
+	out := List[Event]{Data: make([]Event, 0, len(list)), NextCursor: cursor(next)}
+	for _, e := range list {
+		out.Data = append(out.Data, eventOut(e))
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// getEvent reads an event with its delivered body and its deliveries (the fan-out).
+//
+//	@Summary	Get an event
+//	@Tags		events
+//	@Produce	json
+//	@Security	BearerAuth
+//	@Param		id	path		string	true	"event id"
+//	@Success	200	{object}	Event
+//	@Failure	401	{object}	Problem
+//	@Failure	404	{object}	Problem
+//	@Router		/api/v1/events/{id} [get]
+func (s *Server) getEvent(c *gin.Context) {
+	e, err := s.store.GetEvent(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		storeProblem(c, err)
+		return
+	}
+	ds, _, err := s.store.ListDeliveries(c.Request.Context(), models.DeliveryFilter{EventID: e.ID}, models.Page{Limit: 1000})
+	if err != nil {
+		storeProblem(c, err)
+		return
+	}
+	out := eventOut(e)
+	out.Payload = e.Payload
+	out.Deliveries = make([]Delivery, 0, len(ds))
+	for _, d := range ds {
+		out.Deliveries = append(out.Deliveries, deliveryOut(d))
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// listEventTypes returns the event catalogue.
+//
+//	@Summary	List event types
+//	@Tags		events
+//	@Produce	json
+//	@Security	BearerAuth
+//	@Success	200	{object}	List[EventType]
+//	@Failure	401	{object}	Problem
+//	@Router		/api/v1/event-types [get]
+func (s *Server) listEventTypes(c *gin.Context) {
+	out := List[EventType]{Data: make([]EventType, 0, len(models.Catalogue))}
+	at, _ := time.Parse(models.SeedTimeLayout, "2025-01-15T10:30:00+00:00")
+	for i, et := range models.Catalogue {
+		out.Data = append(out.Data, EventType{Name: et.Name, Description: et.Description, Schema: et.JSONSchema(),
+			Example: et.Example(at.Add(time.Duration(i) * time.Minute))})
+	}
+	c.JSON(http.StatusOK, out)
+}

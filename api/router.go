@@ -1,0 +1,162 @@
+// Package api is Hookrelay's HTTP surface: the JSON API under /api/v1, health checks, and the
+// embedded admin UI. One file per resource; each declares the narrow store interface it needs.
+package api
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/hookrelay/hookrelay/models"
+)
+
+// Dispatcher is what the API needs from the delivery engine.
+type Dispatcher interface {
+	Notify()
+	Remember(eventID string, payload []byte)
+	SendTest(ctx context.Context, wh *models.Webhook, eventType string) (*models.Attempt, error)
+}
+
+// Config wires the API.
+type Config struct {
+	Store          *models.Store
+	Dispatcher     Dispatcher
+	AdminTokenHash string // SHA-256 hex of the bootstrap admin token
+	PublicURL      string
+	AllowHTTP      bool
+	AllowPrivate   bool
+	UI             fs.FS // built admin UI; nil serves a placeholder
+	Logger         *slog.Logger
+	Version        string
+	// Extra registers routes owned by other packages (inspector, metrics, docs).
+	Extra []func(r *gin.Engine, authed *gin.RouterGroup)
+}
+
+// Server holds the handlers' dependencies.
+type Server struct {
+	cfg   Config
+	store *models.Store
+	auth  *authenticator
+	ui    fs.FS
+}
+
+// New builds the router.
+func New(cfg Config) *gin.Engine {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	gin.SetMode(gin.ReleaseMode)
+	s := &Server{cfg: cfg, store: cfg.Store, auth: newAuthenticator(cfg.Store, cfg.AdminTokenHash, cfg.PublicURL), ui: cfg.UI}
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.ContextWithFallback = true
+	r.Use(s.recoverer, s.logRequests, limitBody)
+	r.NoRoute(s.noRoute)
+	r.NoMethod(func(c *gin.Context) { problem(c, http.StatusMethodNotAllowed, "") })
+
+	r.GET("/healthz", s.healthz)
+	r.GET("/readyz", s.readyz)
+
+	v1 := r.Group("/api/v1")
+	v1.POST("/session", s.createSession)
+	authed := v1.Group("", s.auth.require)
+	authed.GET("/session", s.getSession)
+	authed.DELETE("/session", s.deleteSession)
+
+	authed.GET("/webhooks", s.listWebhooks)
+	authed.POST("/webhooks", s.createWebhook)
+	authed.GET("/webhooks/:id", s.getWebhook)
+	authed.PATCH("/webhooks/:id", s.updateWebhook)
+	authed.DELETE("/webhooks/:id", s.deleteWebhook)
+	authed.POST("/webhooks/:id/test", s.testWebhook)
+	authed.GET("/webhooks/:id/secret", s.revealSecret)
+	authed.POST("/webhooks/:id/secret/rotate", s.rotateSecret)
+
+	authed.POST("/events", s.publishEvent)
+	authed.GET("/events", s.listEvents)
+	authed.GET("/events/:id", s.getEvent)
+	authed.GET("/event-types", s.listEventTypes)
+
+	authed.GET("/deliveries", s.listDeliveries)
+	authed.GET("/deliveries/:id", s.getDelivery)
+	authed.POST("/deliveries/:id/retry", s.retryDelivery)
+
+	authed.GET("/api-keys", s.listAPIKeys)
+	authed.POST("/api-keys", s.createAPIKey)
+	authed.DELETE("/api-keys/:id", s.deleteAPIKey)
+
+	for _, extra := range cfg.Extra {
+		extra(r, authed)
+	}
+	return r
+}
+
+// limitBody bounds every request body; readers see *http.MaxBytesError past the limit.
+// Routes with other limits (the inspector) replace the reader themselves.
+func limitBody(c *gin.Context) {
+	if c.Request.Body != nil {
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, MaxBodyBytes)
+	}
+	c.Next()
+}
+
+func (s *Server) recoverer(c *gin.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+				panic(v)
+			}
+			s.cfg.Logger.Error("panic serving request", "path", c.Request.URL.Path, "panic", v, "stack", string(debug.Stack()))
+			if !c.Writer.Written() {
+				problem(c, http.StatusInternalServerError, "")
+			}
+		}
+	}()
+	c.Next()
+}
+
+func (s *Server) logRequests(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	if c.Writer.Status() >= 500 {
+		s.cfg.Logger.Warn("request", "method", c.Request.Method, "path", c.Request.URL.Path,
+			"status", c.Writer.Status(), "duration", time.Since(start))
+	} else {
+		s.cfg.Logger.Debug("request", "method", c.Request.Method, "path", c.Request.URL.Path,
+			"status", c.Writer.Status(), "duration", time.Since(start))
+	}
+}
+
+// healthz answers while the process is up.
+//
+//	@Summary	Liveness
+//	@Tags		health
+//	@Produce	json
+//	@Success	200	{object}	map[string]string
+//	@Router		/healthz [get]
+func (s *Server) healthz(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}
+
+// readyz answers 200 when the database is reachable.
+//
+//	@Summary	Readiness
+//	@Tags		health
+//	@Produce	json
+//	@Success	200	{object}	map[string]string
+//	@Failure	503	{object}	Problem
+//	@Router		/readyz [get]
+func (s *Server) readyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		problem(c, http.StatusServiceUnavailable, "database unreachable")
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+}

@@ -1,0 +1,480 @@
+package api
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/hookrelay/hookrelay/delivery"
+	"github.com/hookrelay/hookrelay/models"
+)
+
+// Webhook is a webhook as the API shows it. The secret appears only on create, rotate and
+// reveal.
+type Webhook struct {
+	ID             string                `json:"id" example:"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"`
+	Name           string                `json:"name" example:"Slack Notifications"`
+	URL            string                `json:"url" example:"https://example.com/hooks/chat"`
+	Events         []string              `json:"events" example:"message.received,conversation.started"`
+	Format         string                `json:"format" enums:"json,slack,discord" example:"json"`
+	Enabled        bool                  `json:"enabled" example:"true"`
+	HasSecret      bool                  `json:"has_secret" example:"true"`
+	DisabledReason *string               `json:"disabled_reason"`
+	CreatedAt      time.Time             `json:"created_at"`
+	UpdatedAt      time.Time             `json:"updated_at"`
+	LastDelivery   *models.LastDelivery  `json:"last_delivery"`
+	Stats24h       []models.WebhookStats `json:"stats_24h"`
+	Secret         string                `json:"secret,omitempty" example:"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"`
+} // @name Webhook
+
+// WebhookInput creates or (partially) updates a webhook.
+type WebhookInput struct {
+	Name           string   `json:"name" example:"Slack Notifications"`
+	URL            string   `json:"url" example:"https://example.com/hooks/chat"`
+	Secret         *string  `json:"secret" example:"your-webhook-secret"`
+	GenerateSecret bool     `json:"generate_secret" example:"false"`
+	Events         []string `json:"events" example:"message.received"`
+	Format         string   `json:"format" enums:"json,slack,discord" example:"json"`
+	Enabled        *bool    `json:"enabled" example:"true"`
+}
+
+// Secret is a webhook's signing secret.
+type Secret struct {
+	Secret            string     `json:"secret" example:"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"`
+	PreviousExpiresAt *time.Time `json:"previous_expires_at,omitempty"`
+}
+
+// TestInput chooses the event of a test action.
+type TestInput struct {
+	Event string `json:"event" example:"conversation.started"`
+}
+
+var webhookFields = []string{"name", "url", "secret", "generate_secret", "events", "format", "enabled"}
+
+func (s *Server) webhookOut(w *models.Webhook, stats []models.WebhookStats, last *models.LastDelivery) Webhook {
+	out := Webhook{ID: w.ID, Name: w.Name, URL: w.URL, Events: w.EventList(), Format: w.Format, Enabled: w.Enabled,
+		HasSecret: w.Secret != "", CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt, LastDelivery: last, Stats24h: stats}
+	if w.DisabledReason != "" && !w.Enabled {
+		r := w.DisabledReason
+		out.DisabledReason = &r
+	}
+	if out.Stats24h == nil {
+		out.Stats24h = make([]models.WebhookStats, 24)
+	}
+	return out
+}
+
+// NewSecret returns a Standard Webhooks style secret: whsec_ + base64 of 24 random bytes.
+func NewSecret() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return "whsec_" + base64.StdEncoding.EncodeToString(b)
+}
+
+// applyWebhookInput validates the given fields onto w. For create, the required ones must be
+// present.
+func (s *Server) applyWebhookInput(obj object, w *models.Webhook, create bool) error {
+	verr := &models.ValidationError{}
+	if name, ok := obj.str("name", verr); ok || (create && !obj.has("name")) {
+		name = strings.TrimSpace(name)
+		switch {
+		case name == "":
+			verr.Add("name", "is required")
+		case len([]rune(name)) > 100:
+			verr.Add("name", "must be at most 100 characters")
+		default:
+			w.Name = name
+		}
+	}
+	if u, ok := obj.str("url", verr); ok || (create && !obj.has("url")) {
+		if msg := s.checkURL(strings.TrimSpace(u)); msg != "" {
+			verr.Add("url", "%s", msg)
+		} else {
+			w.URL = strings.TrimSpace(u)
+		}
+	}
+	if events, ok := obj.strings("events", verr); ok || (create && !obj.has("events")) {
+		if msg := checkEvents(events); msg != "" {
+			verr.Add("events", "%s", msg)
+		} else {
+			w.Events = models.JoinEvents(events)
+		}
+	}
+	if format, ok := obj.str("format", verr); ok {
+		if !slices.Contains([]string{models.FormatJSON, models.FormatSlack, models.FormatDiscord}, format) {
+			verr.Add("format", "must be json, slack or discord")
+		} else {
+			w.Format = format
+		}
+	}
+	if enabled, ok := obj.boolean("enabled", verr); ok {
+		if enabled && !w.Enabled {
+			w.DisabledReason = ""
+			w.FailingSince = nil
+		}
+		w.Enabled = enabled
+	} else if create {
+		w.Enabled = true
+	}
+	gen, _ := obj.boolean("generate_secret", verr)
+	switch {
+	case obj.isNull("secret"):
+		w.Secret, w.PrevSecret, w.PrevSecretUntil = "", "", nil
+	case obj.has("secret"):
+		if sec, ok := obj.str("secret", verr); ok {
+			if msg := checkSecret(sec); msg != "" {
+				verr.Add("secret", "%s", msg)
+			} else {
+				w.Secret = sec
+			}
+		}
+		if gen {
+			verr.Add("generate_secret", "give either secret or generate_secret, not both")
+		}
+	case gen:
+		w.Secret = NewSecret()
+	}
+	return verr.OrNil()
+}
+
+func checkSecret(sec string) string {
+	switch {
+	case sec == "":
+		return "must not be empty (send null to remove the secret)"
+	case len(sec) > 200:
+		return "must be at most 200 characters"
+	case strings.TrimSpace(sec) != sec:
+		return "must not start or end with spaces"
+	}
+	return ""
+}
+
+func checkEvents(events []string) string {
+	if len(events) == 0 {
+		return "choose at least one of " + strings.Join(models.EventTypeNames(), ", ")
+	}
+	seen := map[string]bool{}
+	for _, e := range events {
+		if _, ok := models.LookupEventType(e); !ok {
+			return "unknown event type " + `"` + e + `"` + "; known: " + strings.Join(models.EventTypeNames(), ", ")
+		}
+		if seen[e] {
+			return `"` + e + `" is listed twice`
+		}
+		seen[e] = true
+	}
+	return ""
+}
+
+// checkURL applies the endpoint rules: absolute https (http with --allow-http), and no literal
+// internal address unless --allow-private-targets. Hostnames are checked again at connect
+// time, after DNS. The server's own /inspect/ URLs are always accepted.
+func (s *Server) checkURL(raw string) string {
+	if raw == "" {
+		return "is required"
+	}
+	if len(raw) > 2000 {
+		return "must be at most 2000 characters"
+	}
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" || u.Hostname() == "" {
+		return "must be an absolute URL such as https://example.com/webhook"
+	}
+	if delivery.OwnInspectorURL(s.cfg.PublicURL, raw) {
+		return ""
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !s.cfg.AllowHTTP {
+			return "must use https:// (start the server with --allow-http to accept http://)"
+		}
+	default:
+		return "must use https://"
+	}
+	if u.Fragment != "" {
+		return "must not contain a #fragment"
+	}
+	if !s.cfg.AllowPrivate {
+		host := u.Hostname()
+		if ip, err := netip.ParseAddr(host); err == nil {
+			if reason := delivery.BlockReason(ip); reason != "" {
+				return host + " is a " + reason + " address (start the server with --allow-private-targets to allow it)"
+			}
+		} else if h := strings.ToLower(strings.TrimSuffix(host, ".")); h == "localhost" || strings.HasSuffix(h, ".localhost") {
+			return "localhost is a loopback address (start the server with --allow-private-targets to allow it)"
+		}
+	}
+	return ""
+}
+
+// listWebhooks lists webhooks, newest first, with their last delivery and 24 h activity.
+//
+//	@Summary	List webhooks
+//	@Tags		webhooks
+//	@Produce	json
+//	@Security	BearerAuth
+//	@Param		limit	query		int		false	"page size (1-200)"	default(50)
+//	@Param		cursor	query		string	false	"next_cursor of the previous page"
+//	@Success	200		{object}	List[Webhook]
+//	@Failure	400		{object}	Problem
+//	@Failure	401		{object}	Problem
+//	@Router		/api/v1/webhooks [get]
+func (s *Server) listWebhooks(c *gin.Context) {
+	p, ok := page(c)
+	if !ok {
+		return
+	}
+	list, next, err := s.store.ListWebhooks(c.Request.Context(), p)
+	if err != nil {
+		storeProblem(c, err)
+		return
+	}
+	ids := make([]string, len(list))
+	for i, w := range list {
+		ids[i] = w.ID
+	}
+	stats, last, err := s.store.WebhookActivity(c.Request.Context(), ids, time.Now().UTC())
+	if err != nil {
+		storeProblem(c, err)
+		return
+	}
+	out := List[Webhook]{Data: make([]Webhook, 0, len(list)), NextCursor: cursor(next)}
+	for _, w := range list {
+		out.Data = append(out.Data, s.webhookOut(w, stats[w.ID], last[w.ID]))
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// createWebhook creates a webhook.
+//
+//	@Summary		Create a webhook
+//	@Description	The secret is returned in this response (and by reveal and rotate) only. Send generate_secret to have one made.
+//	@Tags			webhooks
+//	@Accept			json
+//	@Produce		json
+//	@Security		BearerAuth
+//	@Param			body	body		WebhookInput	true	"the webhook"
+//	@Success		201		{object}	Webhook
+//	@Failure		400		{object}	Problem
+//	@Failure		401		{object}	Problem
+//	@Failure		413		{object}	Problem
+//	@Failure		415		{object}	Problem
+//	@Failure		422		{object}	Problem
+//	@Router			/api/v1/webhooks [post]
+func (s *Server) createWebhook(c *gin.Context) {
+	obj, ok := readObject(c, false, webhookFields...)
+	if !ok {
+		return
+	}
+	w := &models.Webhook{Format: models.FormatJSON}
+	if err := s.applyWebhookInput(obj, w, true); err != nil {
+		storeProblem(c, err)
+		return
+	}
+	if err := s.store.CreateWebhook(c.Request.Context(), w); err != nil {
+		storeProblem(c, err)
+		return
+	}
+	out := s.webhookOut(w, nil, nil)
+	out.Secret = w.Secret
+	c.Header("Location", "/api/v1/webhooks/"+w.ID)
+	c.JSON(http.StatusCreated, out)
+}
+
+// loadWebhook reads the :id webhook or answers 404.
+func (s *Server) loadWebhook(c *gin.Context) (*models.Webhook, bool) {
+	w, err := s.store.GetWebhook(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		storeProblem(c, err)
+		return nil, false
+	}
+	return w, true
+}
+
+// getWebhook reads a webhook.
+//
+//	@Summary	Get a webhook
+//	@Tags		webhooks
+//	@Produce	json
+//	@Security	BearerAuth
+//	@Param		id	path		string	true	"webhook id"
+//	@Success	200	{object}	Webhook
+//	@Failure	401	{object}	Problem
+//	@Failure	404	{object}	Problem
+//	@Router		/api/v1/webhooks/{id} [get]
+func (s *Server) getWebhook(c *gin.Context) {
+	w, ok := s.loadWebhook(c)
+	if !ok {
+		return
+	}
+	stats, last, err := s.store.WebhookActivity(c.Request.Context(), []string{w.ID}, time.Now().UTC())
+	if err != nil {
+		storeProblem(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, s.webhookOut(w, stats[w.ID], last[w.ID]))
+}
+
+// updateWebhook changes the given fields. Disabling cancels pending deliveries; nothing is
+// deleted.
+//
+//	@Summary		Update a webhook
+//	@Description	Partial update: only the fields sent change. Send "secret": null to remove the secret.
+//	@Tags			webhooks
+//	@Accept			json
+//	@Produce		json
+//	@Security		BearerAuth
+//	@Param			id		path		string			true	"webhook id"
+//	@Param			body	body		WebhookInput	true	"fields to change"
+//	@Success		200		{object}	Webhook
+//	@Failure		400		{object}	Problem
+//	@Failure		401		{object}	Problem
+//	@Failure		404		{object}	Problem
+//	@Failure		413		{object}	Problem
+//	@Failure		415		{object}	Problem
+//	@Failure		422		{object}	Problem
+//	@Router			/api/v1/webhooks/{id} [patch]
+func (s *Server) updateWebhook(c *gin.Context) {
+	w, ok := s.loadWebhook(c)
+	if !ok {
+		return
+	}
+	obj, ok := readObject(c, false, webhookFields...)
+	if !ok {
+		return
+	}
+	if err := s.applyWebhookInput(obj, w, false); err != nil {
+		storeProblem(c, err)
+		return
+	}
+	if err := s.store.UpdateWebhook(c.Request.Context(), w); err != nil {
+		storeProblem(c, err)
+		return
+	}
+	out := s.webhookOut(w, nil, nil)
+	if obj.has("secret") || obj.has("generate_secret") {
+		out.Secret = w.Secret
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// deleteWebhook deletes a webhook with its deliveries.
+//
+//	@Summary	Delete a webhook
+//	@Tags		webhooks
+//	@Security	BearerAuth
+//	@Param		id	path	string	true	"webhook id"
+//	@Success	204
+//	@Failure	401	{object}	Problem
+//	@Failure	404	{object}	Problem
+//	@Router		/api/v1/webhooks/{id} [delete]
+func (s *Server) deleteWebhook(c *gin.Context) {
+	if err := s.store.DeleteWebhook(c.Request.Context(), c.Param("id")); err != nil {
+		storeProblem(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// testWebhook sends the seed's sample payload now, with X-Webhook-Test: true.
+//
+//	@Summary		Test a webhook
+//	@Description	Sends a sample payload for one of the webhook's events (the first by default) synchronously, also when the webhook is disabled, and returns the attempt. A failing receiver is not an API error: look at outcome.
+//	@Tags			webhooks
+//	@Accept			json
+//	@Produce		json
+//	@Security		BearerAuth
+//	@Param			id		path		string		true	"webhook id"
+//	@Param			body	body		TestInput	false	"event to send"
+//	@Success		200		{object}	Attempt
+//	@Failure		400		{object}	Problem
+//	@Failure		401		{object}	Problem
+//	@Failure		404		{object}	Problem
+//	@Failure		422		{object}	Problem
+//	@Router			/api/v1/webhooks/{id}/test [post]
+func (s *Server) testWebhook(c *gin.Context) {
+	w, ok := s.loadWebhook(c)
+	if !ok {
+		return
+	}
+	obj, ok := readObject(c, true, "event")
+	if !ok {
+		return
+	}
+	verr := &models.ValidationError{}
+	event, given := obj.str("event", verr)
+	if !given && verr.OrNil() == nil {
+		event = w.EventList()[0]
+	} else if given && !w.Subscribes(event) {
+		verr.Add("event", "the webhook does not listen to %q; it listens to %s", event, strings.Join(w.EventList(), ", "))
+	}
+	if verr.OrNil() != nil {
+		storeProblem(c, verr)
+		return
+	}
+	a, err := s.cfg.Dispatcher.SendTest(c.Request.Context(), w, event)
+	if err != nil {
+		storeProblem(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, attemptOut(a))
+}
+
+// revealSecret returns a webhook's secret.
+//
+//	@Summary	Reveal the secret
+//	@Tags		webhooks
+//	@Produce	json
+//	@Security	BearerAuth
+//	@Param		id	path		string	true	"webhook id"
+//	@Success	200	{object}	Secret
+//	@Failure	401	{object}	Problem
+//	@Failure	404	{object}	Problem
+//	@Router		/api/v1/webhooks/{id}/secret [get]
+func (s *Server) revealSecret(c *gin.Context) {
+	w, ok := s.loadWebhook(c)
+	if !ok {
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, Secret{Secret: w.Secret})
+}
+
+// rotateSecret replaces the secret; the old one keeps signing webhook-signature for 24 h.
+//
+//	@Summary		Rotate the secret
+//	@Description	Generates a new secret. For 24 hours the previous one still signs webhook-signature (space-separated, as Standard Webhooks allows), so receivers can switch without dropping requests. X-Webhook-Signature uses the new secret at once.
+//	@Tags			webhooks
+//	@Produce		json
+//	@Security		BearerAuth
+//	@Param			id	path		string	true	"webhook id"
+//	@Success		200	{object}	Secret
+//	@Failure		401	{object}	Problem
+//	@Failure		404	{object}	Problem
+//	@Router			/api/v1/webhooks/{id}/secret/rotate [post]
+func (s *Server) rotateSecret(c *gin.Context) {
+	w, ok := s.loadWebhook(c)
+	if !ok {
+		return
+	}
+	out := Secret{Secret: NewSecret()}
+	if w.Secret != "" {
+		until := time.Now().UTC().Add(24 * time.Hour)
+		w.PrevSecret, w.PrevSecretUntil = w.Secret, &until
+		out.PreviousExpiresAt = &until
+	}
+	w.Secret = out.Secret
+	if err := s.store.UpdateWebhook(c.Request.Context(), w); err != nil {
+		storeProblem(c, err)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, out)
+}

@@ -1,0 +1,272 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/signature"
+)
+
+// ResponseExcerptLimit is how much of a response body the attempt log keeps.
+const ResponseExcerptLimit = 4 << 10
+
+// Request is one HTTP attempt to make.
+type Request struct {
+	Webhook   *models.Webhook
+	MessageID string // X-Webhook-Id / webhook-id: the event id, stable across retries
+	EventType string
+	Body      []byte // exact bytes; signed as they are
+	Attempt   int
+	Test      bool
+}
+
+// Response is what an attempt produced.
+type Response struct {
+	StartedAt      time.Time
+	Duration       time.Duration
+	RequestHeaders http.Header
+	Status         int // 0 when no response
+	Headers        http.Header
+	Body           string // first ResponseExcerptLimit bytes
+	Err            error
+	TimedOut       bool
+	RetryAfter     time.Duration // from Retry-After on 429/503, 0 when absent
+	Location       string
+}
+
+// OK reports whether the attempt succeeded (any 2xx).
+func (r *Response) OK() bool { return r.Err == nil && r.Status >= 200 && r.Status < 300 }
+
+// ErrorText is what the attempt log shows as the error.
+func (r *Response) ErrorText() string {
+	switch {
+	case r.Err != nil:
+		return r.Err.Error()
+	case r.Status >= 300 && r.Status < 400:
+		return fmt.Sprintf("redirect %d to %q not followed", r.Status, r.Location)
+	case !r.OK():
+		return fmt.Sprintf("HTTP %d", r.Status)
+	}
+	return ""
+}
+
+// Sender makes signed HTTP attempts. It keeps two clients: a guarded one for customer URLs
+// and an unguarded one used only for this server's own /inspect/ URLs.
+type Sender struct {
+	guarded   *http.Client
+	own       *http.Client
+	publicURL string
+	timeout   time.Duration
+	userAgent string
+	now       func() time.Time
+}
+
+// SenderConfig configures a Sender.
+type SenderConfig struct {
+	Timeout      time.Duration
+	AllowPrivate bool
+	PublicURL    string
+	Version      string
+	MaxConns     int // idle keep-alive connections kept per host: size it to the worker count
+	Now          func() time.Time
+}
+
+// NewSender builds a Sender with pooled keep-alive transports.
+func NewSender(cfg SenderConfig) *Sender {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = 64
+	}
+	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	mk := func(allowPrivate bool) *http.Client {
+		return &http.Client{
+			CheckRedirect: noRedirect,
+			Transport: &http.Transport{
+				Proxy:                 nil, // a proxy would dial for us and bypass the guard
+				DialContext:           dialer(allowPrivate),
+				ForceAttemptHTTP2:     true,
+				MaxIdleConns:          cfg.MaxConns * 4,
+				MaxIdleConnsPerHost:   cfg.MaxConns,
+				IdleConnTimeout:       90 * time.Second,
+				TLSHandshakeTimeout:   cfg.Timeout,
+				ExpectContinueTimeout: time.Second,
+				DisableCompression:    true,
+				TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+			},
+		}
+	}
+	return &Sender{
+		guarded:   mk(cfg.AllowPrivate),
+		own:       mk(true),
+		publicURL: cfg.PublicURL,
+		timeout:   cfg.Timeout,
+		userAgent: "Hookrelay/" + cfg.Version,
+		now:       cfg.Now,
+	}
+}
+
+// Headers builds the request headers of an attempt at time at. Exported so tests and the
+// inspector documentation can show the exact set.
+func (s *Sender) Headers(r Request, at time.Time) http.Header {
+	h := make(http.Header, 12)
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", s.userAgent)
+	h.Set("X-Webhook-Event", r.EventType)
+	h.Set("X-Webhook-Timestamp", models.FormatSeedTime(at))
+	h.Set("X-Webhook-Id", r.MessageID)
+	h.Set("X-Webhook-Attempt", strconv.Itoa(r.Attempt))
+	if r.Test {
+		h.Set("X-Webhook-Test", "true")
+	}
+	// Standard Webhooks headers are written lowercase, as the spec shows them.
+	unix := at.Unix()
+	h["webhook-id"] = []string{r.MessageID}
+	h["webhook-timestamp"] = []string{strconv.FormatInt(unix, 10)}
+	if r.Webhook.Secret != "" {
+		h.Set("X-Webhook-Signature", signature.Seed(r.Webhook.Secret, r.Body))
+		var sigs []string
+		for _, sec := range r.Webhook.ActiveStandardSecrets(at) {
+			sigs = append(sigs, signature.StandardWithKey(signature.StandardKey(sec), r.MessageID, unix, r.Body))
+		}
+		h["webhook-signature"] = []string{strings.Join(sigs, " ")}
+	}
+	return h
+}
+
+// Send makes one attempt. It never follows redirects and bounds the whole exchange, from
+// connect to the last byte of the excerpt, by the timeout.
+func (s *Sender) Send(ctx context.Context, r Request) *Response {
+	at := s.now().UTC()
+	// The seed's timestamp has whole seconds; the Standard Webhooks one is unix seconds. Use
+	// the same second for both so they always agree.
+	at = at.Truncate(time.Second)
+	resp := &Response{StartedAt: s.now().UTC()}
+	headers := s.Headers(r, at)
+	resp.RequestHeaders = headers
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	start := time.Now()
+	defer func() { resp.Duration = time.Since(start) }()
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.Webhook.URL, bytes.NewReader(r.Body))
+	if err != nil {
+		resp.Err = fmt.Errorf("invalid URL: %w", err)
+		return resp
+	}
+	req.Header = headers
+	client := s.guarded
+	if OwnInspectorURL(s.publicURL, r.Webhook.URL) {
+		client = s.own
+	}
+	hr, err := client.Do(req)
+	if err != nil {
+		resp.Err, resp.TimedOut = classify(err, ctx, s.timeout)
+		return resp
+	}
+	defer hr.Body.Close()
+	resp.Status = hr.StatusCode
+	resp.Headers = hr.Header
+	resp.Location = hr.Header.Get("Location")
+	excerpt, err := io.ReadAll(io.LimitReader(hr.Body, ResponseExcerptLimit))
+	resp.Body = string(bytes.ToValidUTF8(excerpt, []byte("\uFFFD")))
+	if err != nil {
+		resp.Err, resp.TimedOut = classify(err, ctx, s.timeout)
+		return resp
+	}
+	// Drain a bounded remainder so the connection can be reused.
+	_, _ = io.Copy(io.Discard, io.LimitReader(hr.Body, 256<<10))
+	if hr.StatusCode == http.StatusTooManyRequests || hr.StatusCode == http.StatusServiceUnavailable {
+		resp.RetryAfter = parseRetryAfter(hr.Header.Get("Retry-After"), at)
+	}
+	return resp
+}
+
+// classify turns transport errors into the short texts the attempt log shows.
+func classify(err error, ctx context.Context, timeout time.Duration) (error, bool) {
+	if b, ok := IsBlocked(err); ok {
+		return b, false
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("timeout: no complete response within %s", timeout), true
+	}
+	if errors.Is(err, context.Canceled) {
+		return errors.New("cancelled: the server is shutting down"), false
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return fmt.Errorf("DNS lookup failed for %s: %s", dnsErr.Name, dnsErr.Err), false
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return errors.New("connection refused"), false
+	}
+	if errors.Is(err, syscall.ECONNRESET) {
+		return errors.New("connection reset by peer"), false
+	}
+	var tlsErr *tls.CertificateVerificationError
+	if errors.As(err, &tlsErr) {
+		return fmt.Errorf("TLS: %s", tlsErr.Err), false
+	}
+	var recErr tls.RecordHeaderError
+	if errors.As(err, &recErr) {
+		return errors.New("TLS: the server did not answer with TLS"), false
+	}
+	var urlErr interface{ Unwrap() error }
+	if errors.As(err, &urlErr) {
+		if inner := urlErr.Unwrap(); inner != nil {
+			return inner, false
+		}
+	}
+	return err, false
+}
+
+// parseRetryAfter reads delta-seconds or an HTTP date; the result is capped at 24 h.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		if secs > 24*3600 {
+			secs = 24 * 3600
+		}
+		d = time.Duration(secs) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	if d < 0 {
+		return 0
+	}
+	return min(d, 24*time.Hour)
+}
+
+// headerJSON flattens headers for the attempt log, one value per name.
+func headerJSON(h http.Header) string {
+	if len(h) == 0 {
+		return "{}"
+	}
+	m := make(map[string]string, len(h))
+	for k, v := range h {
+		m[k] = strings.Join(v, ", ")
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
+}

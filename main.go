@@ -1,0 +1,258 @@
+// Command hookrelay sends signed webhooks for live-chat events, with an admin UI, a built-in
+// receiver (the inspector) and generated API docs, in one binary.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hookrelay/hookrelay/api"
+	"github.com/hookrelay/hookrelay/delivery"
+	"github.com/hookrelay/hookrelay/models"
+)
+
+var version = "dev"
+
+type config struct {
+	addr, db, publicURL, adminToken, logFormat string
+	allowHTTP, allowPrivate                    bool
+	timeout, retention, autoDisable            time.Duration
+	schedule                                   []time.Duration
+	workers, perWebhook                        int
+	inspectorRate                              float64
+}
+
+func main() {
+	cfg, err := parseConfig(os.Args[1:], os.Getenv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "hookrelay:", err)
+		os.Exit(2)
+	}
+	if err := run(cfg, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "hookrelay:", err)
+		os.Exit(1)
+	}
+}
+
+// parseConfig reads flags, each with a HOOKRELAY_<NAME> environment variable; flags win.
+// Errors name the flag or variable at fault.
+func parseConfig(args []string, getenv func(string) string) (*config, error) {
+	fs := flag.NewFlagSet("hookrelay", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	c := &config{}
+	var timeout, retention, autoDisable, schedule, rate string
+	fs.StringVar(&c.addr, "addr", ":8080", "listen address")
+	fs.StringVar(&c.db, "db", "hookrelay.db", "SQLite file path, or a postgres:// URL")
+	fs.StringVar(&c.publicURL, "public-url", "", "base URL shown for inspector URLs and links (default http://localhost:<port>)")
+	fs.StringVar(&c.adminToken, "admin-token", "", "bootstrap admin API token (default: generated on first start, printed once)")
+	fs.BoolVar(&c.allowHTTP, "allow-http", false, "accept http:// webhook URLs")
+	fs.BoolVar(&c.allowPrivate, "allow-private-targets", false, "allow loopback/private/link-local delivery targets")
+	fs.StringVar(&timeout, "delivery-timeout", "10s", "per-attempt timeout")
+	fs.StringVar(&schedule, "retry-schedule", "10s,1m,5m,30m,2h,6h,12h,24h", "delays before attempts 2, 3, …")
+	fs.IntVar(&c.workers, "workers", delivery.DefaultWorkers(), "concurrent in-flight deliveries, in total")
+	fs.IntVar(&c.perWebhook, "per-webhook", 0, "most in-flight deliveries to one webhook (default workers/4)")
+	fs.StringVar(&retention, "retention", "720h", "events, deliveries and attempts older than this are pruned (0 keeps all)")
+	fs.StringVar(&autoDisable, "auto-disable-after", "120h", "disable a webhook whose attempts all failed for this long (0 never)")
+	fs.StringVar(&rate, "inspector-rate", "50", "captures per second accepted per inspector bin (burst twice that); 0 = unlimited")
+	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
+
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := "HOOKRELAY_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(env); v != "" && !given[f.Name] && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("%s: invalid value %q", env, v)
+			}
+		}
+	})
+	if envErr != nil {
+		return nil, envErr
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	var err error
+	dur := func(name, v string, zeroOK bool) (time.Duration, error) {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || (d == 0 && !zeroOK) {
+			return 0, fmt.Errorf("--%s: %q is not a positive duration such as 10s or 720h", name, v)
+		}
+		return d, nil
+	}
+	if c.timeout, err = dur("delivery-timeout", timeout, false); err != nil {
+		return nil, err
+	}
+	if c.retention, err = dur("retention", retention, true); err != nil {
+		return nil, err
+	}
+	if c.autoDisable, err = dur("auto-disable-after", autoDisable, true); err != nil {
+		return nil, err
+	}
+	if c.schedule, err = delivery.ParseSchedule(schedule); err != nil {
+		return nil, fmt.Errorf("--retry-schedule: %w", err)
+	}
+	if c.inspectorRate, err = strconv.ParseFloat(rate, 64); err != nil || c.inspectorRate < 0 {
+		return nil, fmt.Errorf("--inspector-rate: %q is not a number ≥ 0", rate)
+	}
+	if c.workers < 1 || c.workers > 100000 {
+		return nil, fmt.Errorf("--workers: must be between 1 and 100000")
+	}
+	if c.perWebhook < 0 {
+		return nil, fmt.Errorf("--per-webhook: must not be negative")
+	}
+	if c.logFormat != "text" && c.logFormat != "json" {
+		return nil, fmt.Errorf("--log-format: must be text or json")
+	}
+	if c.db == "" {
+		return nil, fmt.Errorf("--db: must not be empty")
+	}
+	host, port, err := net.SplitHostPort(c.addr)
+	if err != nil {
+		return nil, fmt.Errorf("--addr: %q is not host:port", c.addr)
+	}
+	if c.publicURL == "" {
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "localhost"
+		}
+		c.publicURL = "http://" + net.JoinHostPort(host, port)
+	}
+	u, err := url.Parse(c.publicURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("--public-url: %q is not an absolute http(s) URL", c.publicURL)
+	}
+	c.publicURL = strings.TrimSuffix(c.publicURL, "/")
+	if c.adminToken != "" && len(c.adminToken) < 16 {
+		return nil, fmt.Errorf("--admin-token: must be at least 16 characters")
+	}
+	return c, nil
+}
+
+func run(cfg *config, out io.Writer) error {
+	var handler slog.Handler = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})
+	if cfg.logFormat == "json" {
+		handler = slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})
+	}
+	logger := slog.New(handler)
+	slog.SetDefault(logger)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	store, err := models.Open(ctx, cfg.db)
+	if err != nil {
+		return fmt.Errorf("--db: %w", err)
+	}
+	defer store.Close()
+
+	adminHash, newToken, err := adminToken(ctx, store, cfg.adminToken)
+	if err != nil {
+		return err
+	}
+
+	sender := delivery.NewSender(delivery.SenderConfig{Timeout: cfg.timeout, AllowPrivate: cfg.allowPrivate,
+		PublicURL: cfg.publicURL, Version: version, MaxConns: cfg.workers})
+	dispatcher := delivery.New(delivery.Config{Store: store, Sender: sender, Workers: cfg.workers,
+		PerWebhook: cfg.perWebhook, RetrySchedule: cfg.schedule, Logger: logger})
+
+	router := api.New(api.Config{
+		Store: store, Dispatcher: dispatcher, AdminTokenHash: adminHash, PublicURL: cfg.publicURL,
+		AllowHTTP: cfg.allowHTTP, AllowPrivate: cfg.allowPrivate, UI: uiDist(), Logger: logger, Version: version,
+	})
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("--addr: %w", err)
+	}
+	srv := &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+		MaxHeaderBytes: 64 << 10}
+
+	dispatchCtx, stopDispatch := context.WithCancel(context.Background())
+	dispatchDone := make(chan error, 1)
+	go func() { dispatchDone <- dispatcher.Run(dispatchCtx) }()
+	maint := &delivery.Maintenance{Store: store, Retention: cfg.retention, AutoDisableAfter: cfg.autoDisable, Logger: logger}
+	go maint.Run(dispatchCtx)
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	banner(out, cfg, ln.Addr().String(), newToken)
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		stopDispatch()
+		return fmt.Errorf("serve: %w", err)
+	}
+	logger.Info("shutting down: finishing in-flight requests and deliveries")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.timeout+20*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		logger.Warn("http shutdown", "err", err)
+	}
+	stopDispatch()
+	select {
+	case <-dispatchDone:
+	case <-shutdownCtx.Done():
+		logger.Warn("deliveries still in flight at shutdown; their leases expire and they will be retried")
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// adminToken returns the SHA-256 of the admin token in force. A token given by flag wins; else
+// the one stored on first start; else a new one is generated, stored (hashed) and returned so
+// the banner can print it once.
+func adminToken(ctx context.Context, store *models.Store, flagToken string) (hash, printed string, err error) {
+	if flagToken != "" {
+		return models.HashToken(flagToken), "", nil
+	}
+	const key = "admin_token_sha256"
+	if h, err := store.GetSetting(ctx, key); err == nil {
+		return h, "", nil
+	} else if !errors.Is(err, models.ErrNotFound) {
+		return "", "", err
+	}
+	token := models.NewToken()
+	h, err := store.SetSettingIfAbsent(ctx, key, models.HashToken(token))
+	if err != nil {
+		return "", "", err
+	}
+	if h != models.HashToken(token) {
+		return h, "", nil // another replica generated it first
+	}
+	return h, token, nil
+}
+
+func banner(out io.Writer, cfg *config, listening, newToken string) {
+	data := cfg.db
+	if strings.HasPrefix(data, "postgres") {
+		if u, err := url.Parse(data); err == nil {
+			u.User = nil
+			data = u.String()
+		}
+	}
+	fmt.Fprintf(out, "Hookrelay %s listening on %s\n", version, listening)
+	fmt.Fprintf(out, "  Admin UI:  %s/\n", cfg.publicURL)
+	fmt.Fprintf(out, "  API docs:  %s/docs\n", cfg.publicURL)
+	fmt.Fprintf(out, "  Inspector: %s/inspect/<bin id>\n", cfg.publicURL)
+	fmt.Fprintf(out, "  Data:      %s\n", data)
+	if newToken != "" {
+		fmt.Fprintf(out, "  Admin token (shown once, store it now): %s\n", newToken)
+	}
+}

@@ -1,0 +1,315 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// Delivery statuses.
+const (
+	StatusPending   = "pending"
+	StatusSucceeded = "succeeded"
+	StatusFailed    = "failed"
+	StatusCancelled = "cancelled"
+)
+
+// Attempt outcomes.
+const (
+	OutcomeSucceeded = "succeeded"
+	OutcomeFailed    = "failed"
+)
+
+// Delivery is one event owed to one webhook. The queue columns are integer milliseconds so
+// the claim query compares numbers identically on SQLite and PostgreSQL.
+type Delivery struct {
+	ID             string `gorm:"primaryKey"`
+	EventID        string
+	WebhookID      string
+	EventType      string
+	Status         string
+	AttemptCount   int
+	NextAttemptAt  int64 // unix ms; 0 once finished
+	LockedUntil    int64 // unix ms lease; 0 when free
+	LockedBy       string
+	LastStatusCode *int
+	LastError      *string
+	Test           bool
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// Attempt is one HTTP request made for a delivery.
+type Attempt struct {
+	ID              string `gorm:"primaryKey"`
+	DeliveryID      string
+	WebhookID       string
+	Number          int
+	StartedAt       time.Time
+	DurationMs      int64
+	RequestHeaders  string // JSON object
+	ResponseStatus  *int
+	ResponseHeaders string // JSON object
+	ResponseBody    string // first 4 KiB
+	Error           *string
+	Outcome         string
+	Test            bool
+}
+
+// GetDelivery reads one delivery.
+func (s *Store) GetDelivery(ctx context.Context, id string) (*Delivery, error) {
+	var d Delivery
+	err := s.R.WithContext(ctx).Where("id = ?", id).Take(&d).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get delivery: %w", err)
+	}
+	return &d, nil
+}
+
+// DeliveryFilter narrows ListDeliveries.
+type DeliveryFilter struct {
+	WebhookID, Status, EventType, EventID string
+}
+
+// ListDeliveries returns one page of deliveries, newest first.
+func (s *Store) ListDeliveries(ctx context.Context, f DeliveryFilter, p Page) ([]*Delivery, string, error) {
+	q := s.R.WithContext(ctx).Order("id DESC").Limit(p.Limit + 1)
+	if f.WebhookID != "" {
+		q = q.Where("webhook_id = ?", f.WebhookID)
+	}
+	if f.Status != "" {
+		q = q.Where("status = ?", f.Status)
+	}
+	if f.EventType != "" {
+		q = q.Where("event_type = ?", f.EventType)
+	}
+	if f.EventID != "" {
+		q = q.Where("event_id = ?", f.EventID)
+	}
+	if p.Cursor != "" {
+		q = q.Where("id < ?", p.Cursor)
+	}
+	var list []*Delivery
+	if err := q.Find(&list).Error; err != nil {
+		return nil, "", fmt.Errorf("list deliveries: %w", err)
+	}
+	list, next := pageOf(list, p.Limit, func(d *Delivery) string { return d.ID })
+	return list, next, nil
+}
+
+// ListAttempts returns a delivery's attempts in order.
+func (s *Store) ListAttempts(ctx context.Context, deliveryID string) ([]*Attempt, error) {
+	var list []*Attempt
+	if err := s.R.WithContext(ctx).Where("delivery_id = ?", deliveryID).Order("number").Find(&list).Error; err != nil {
+		return nil, fmt.Errorf("list attempts: %w", err)
+	}
+	return list, nil
+}
+
+// RequeueDelivery makes a delivery due now again (manual redelivery): same event, same body,
+// same message id, the next attempt number.
+func (s *Store) RequeueDelivery(ctx context.Context, id string) (*Delivery, error) {
+	now := time.Now().UTC()
+	res := s.W.WithContext(ctx).Exec(`UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?
+		WHERE id = ? AND test = ? AND NOT (status = 'pending' AND locked_until > ?)`, now.UnixMilli(), now, id, false, now.UnixMilli())
+	if res.Error != nil {
+		return nil, fmt.Errorf("requeue delivery: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		d, err := s.GetDelivery(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if d.Test {
+			return nil, fmt.Errorf("%w: test deliveries cannot be redelivered; use the webhook's test action", ErrConflict)
+		}
+		return nil, fmt.Errorf("%w: the delivery is being attempted right now", ErrConflict)
+	}
+	return s.GetDelivery(ctx, id)
+}
+
+// Claimed is a delivery leased to this process, with what is needed to send it.
+type Claimed struct {
+	Delivery
+}
+
+// ClaimRequest says how many due deliveries to lease and from which webhooks.
+type ClaimRequest struct {
+	Owner   string
+	Now     time.Time
+	Lease   time.Duration
+	Limit   int                 // total to claim
+	PerHook func(id string) int // free slots of a webhook; 0 excludes it
+	Exclude []string            // webhooks to skip entirely (saturated)
+}
+
+// ClaimDue leases up to Limit due deliveries, respecting each webhook's free slots, so a
+// busy or slow webhook cannot fill the batch and block the others. The lease (locked_until)
+// lets another process take over what a dead one held. The conditional UPDATE is the
+// arbiter between concurrent claimers: a row another claimer leased first is not updated.
+func (s *Store) ClaimDue(ctx context.Context, r ClaimRequest) ([]*Delivery, error) {
+	now := r.Now.UnixMilli()
+	var cands []struct {
+		ID        string
+		WebhookID string
+	}
+	q := s.R.WithContext(ctx).Table("deliveries").Select("id", "webhook_id").
+		Where("status = 'pending' AND next_attempt_at <= ? AND locked_until < ?", now, now)
+	if len(r.Exclude) > 0 {
+		q = q.Where("webhook_id NOT IN ?", r.Exclude)
+	}
+	if err := q.Order("next_attempt_at").Limit(r.Limit * 2).Scan(&cands).Error; err != nil {
+		return nil, fmt.Errorf("find due deliveries: %w", err)
+	}
+	if len(cands) == 0 {
+		return nil, nil
+	}
+	taken := map[string]int{}
+	ids := make([]string, 0, r.Limit)
+	for _, c := range cands {
+		if len(ids) == r.Limit {
+			break
+		}
+		if r.PerHook != nil && taken[c.WebhookID] >= r.PerHook(c.WebhookID) {
+			continue
+		}
+		taken[c.WebhookID]++
+		ids = append(ids, c.ID)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	var claimed []*Delivery
+	err := s.W.WithContext(ctx).Model(&claimed).Clauses(clause.Returning{}).
+		Where("id IN ? AND status = 'pending' AND locked_until < ?", ids, now).
+		Updates(map[string]any{"locked_until": r.Now.Add(r.Lease).UnixMilli(), "locked_by": r.Owner}).Error
+	if err != nil {
+		return nil, fmt.Errorf("lease deliveries: %w", err)
+	}
+	return claimed, nil
+}
+
+// NextDue returns when the earliest pending delivery becomes due (unix ms), or 0 if none.
+func (s *Store) NextDue(ctx context.Context) (int64, error) {
+	var next *int64
+	err := s.R.WithContext(ctx).Raw(`SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'`).Scan(&next).Error
+	if err != nil || next == nil {
+		return 0, err
+	}
+	return *next, nil
+}
+
+// Result is what one attempt of a claimed delivery produced, and what follows from it.
+// Attempt is nil when nothing was sent (the webhook went away after the claim).
+type Result struct {
+	Attempt       *Attempt
+	DeliveryID    string
+	WebhookID     string
+	Status        string // new delivery status
+	NextAttemptAt int64  // when Status is pending
+	Succeeded     bool
+	DisableReason string // non-empty: disable the webhook (410 Gone)
+}
+
+// RecordResults writes a batch of attempt results in one transaction (group commit). A
+// delivery cancelled or deleted meanwhile keeps its state: the status update only applies to
+// a delivery still pending.
+func (s *Store) RecordResults(ctx context.Context, results []Result) error {
+	if len(results) == 0 {
+		return nil
+	}
+	now := time.Now().UTC()
+	return s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		attempts := make([]*Attempt, 0, len(results))
+		type hookState struct{ success, failure bool }
+		hooks := map[string]*hookState{}
+		for _, r := range results {
+			if r.Attempt == nil {
+				if err := tx.Exec(`UPDATE deliveries SET status = ?, next_attempt_at = 0, locked_until = 0, locked_by = '', updated_at = ?
+					WHERE id = ? AND status = 'pending'`, r.Status, now, r.DeliveryID).Error; err != nil {
+					return fmt.Errorf("record delivery %s: %w", r.DeliveryID, err)
+				}
+				continue
+			}
+			attempts = append(attempts, r.Attempt)
+			err := tx.Exec(`UPDATE deliveries SET status = ?, attempt_count = ?, next_attempt_at = ?, locked_until = 0, locked_by = '',
+				last_status_code = ?, last_error = ?, updated_at = ? WHERE id = ? AND status = 'pending'`,
+				r.Status, r.Attempt.Number, r.NextAttemptAt, r.Attempt.ResponseStatus, r.Attempt.Error, now, r.DeliveryID).Error
+			if err != nil {
+				return fmt.Errorf("record delivery %s: %w", r.DeliveryID, err)
+			}
+			h := hooks[r.WebhookID]
+			if h == nil {
+				h = &hookState{}
+				hooks[r.WebhookID] = h
+			}
+			if r.Succeeded {
+				h.success = true
+			} else {
+				h.failure = true
+			}
+			if r.DisableReason != "" {
+				if err := tx.Exec(`UPDATE webhooks SET enabled = ?, disabled_reason = ?, updated_at = ? WHERE id = ?`,
+					false, r.DisableReason, now, r.WebhookID).Error; err != nil {
+					return err
+				}
+				if err := cancelPending(tx, r.WebhookID, r.DisableReason); err != nil {
+					return err
+				}
+			}
+		}
+		if len(attempts) > 0 {
+			if err := tx.CreateInBatches(attempts, 100).Error; err != nil {
+				return fmt.Errorf("insert attempts: %w", err)
+			}
+		}
+		for id, h := range hooks {
+			var err error
+			if h.success {
+				err = tx.Exec(`UPDATE webhooks SET last_success_at = ?, failing_since = NULL WHERE id = ?`, now, id).Error
+			} else {
+				err = tx.Exec(`UPDATE webhooks SET failing_since = ? WHERE id = ? AND failing_since IS NULL`, now, id).Error
+			}
+			if err != nil {
+				return fmt.Errorf("record webhook health: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// ReleaseLeases frees deliveries this process claimed but will not attempt (shutdown), so
+// another process or the next start takes them at once instead of after the lease.
+func (s *Store) ReleaseLeases(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return s.W.WithContext(ctx).Exec(`UPDATE deliveries SET locked_until = 0, locked_by = '' WHERE id IN ? AND status = 'pending'`, ids).Error
+}
+
+// ReleaseAllLeases frees every lease. Only for SQLite, whose file belongs to one process:
+// leases found at start-up were left by a crash of this same server.
+func (s *Store) ReleaseAllLeases(ctx context.Context) error {
+	return s.W.WithContext(ctx).Exec(`UPDATE deliveries SET locked_until = 0, locked_by = '' WHERE status = 'pending' AND locked_until > 0`).Error
+}
+
+// RecordTest stores a test action: a test event, its delivery in its final state and the
+// attempt, so it shows in the delivery log marked as a test.
+func (s *Store) RecordTest(ctx context.Context, ev *Event, d *Delivery, a *Attempt) error {
+	return s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(ev).Error; err != nil {
+			return err
+		}
+		if err := tx.Create(d).Error; err != nil {
+			return err
+		}
+		return tx.Create(a).Error
+	})
+}

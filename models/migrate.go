@@ -1,0 +1,157 @@
+package models
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// Migrations are versioned SQL, applied in order, each once, inside a transaction, and
+// recorded in schema_migrations. AutoMigrate cannot rename or backfill, and the queue needs
+// partial indexes it does not create; plain SQL with a tiny per-dialect type mapping keeps
+// SQLite and PostgreSQL on one schema history.
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+var migrations = []migration{
+	{1, "initial schema", `
+CREATE TABLE webhooks (
+	id TEXT PRIMARY KEY,
+	name TEXT NOT NULL,
+	url TEXT NOT NULL,
+	secret TEXT NOT NULL DEFAULT '',
+	prev_secret TEXT NOT NULL DEFAULT '',
+	prev_secret_until {{ts}},
+	events TEXT NOT NULL,
+	format TEXT NOT NULL DEFAULT 'json',
+	enabled BOOLEAN NOT NULL,
+	disabled_reason TEXT NOT NULL DEFAULT '',
+	last_success_at {{ts}},
+	failing_since {{ts}},
+	created_at {{ts}} NOT NULL,
+	updated_at {{ts}} NOT NULL
+);
+CREATE TABLE events (
+	id TEXT PRIMARY KEY,
+	type TEXT NOT NULL,
+	payload {{blob}} NOT NULL,
+	occurred_at {{ts}} NOT NULL,
+	idempotency_key TEXT,
+	request_hash TEXT NOT NULL DEFAULT '',
+	test BOOLEAN NOT NULL DEFAULT FALSE,
+	delivery_count INTEGER NOT NULL DEFAULT 0,
+	created_at {{ts}} NOT NULL
+);
+CREATE UNIQUE INDEX events_idempotency_key ON events (idempotency_key);
+CREATE INDEX events_type_id ON events (type, id);
+CREATE INDEX events_created_at ON events (created_at);
+CREATE TABLE deliveries (
+	id TEXT PRIMARY KEY,
+	event_id TEXT NOT NULL,
+	webhook_id TEXT NOT NULL,
+	event_type TEXT NOT NULL,
+	status TEXT NOT NULL,
+	attempt_count INTEGER NOT NULL DEFAULT 0,
+	next_attempt_at BIGINT NOT NULL DEFAULT 0,
+	locked_until BIGINT NOT NULL DEFAULT 0,
+	locked_by TEXT NOT NULL DEFAULT '',
+	last_status_code INTEGER,
+	last_error TEXT,
+	test BOOLEAN NOT NULL DEFAULT FALSE,
+	created_at {{ts}} NOT NULL,
+	updated_at {{ts}} NOT NULL
+);
+CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX deliveries_webhook ON deliveries (webhook_id, id);
+CREATE INDEX deliveries_event ON deliveries (event_id);
+CREATE INDEX deliveries_created_at ON deliveries (created_at);
+CREATE TABLE attempts (
+	id TEXT PRIMARY KEY,
+	delivery_id TEXT NOT NULL,
+	webhook_id TEXT NOT NULL,
+	number INTEGER NOT NULL,
+	started_at {{ts}} NOT NULL,
+	duration_ms BIGINT NOT NULL,
+	request_headers TEXT NOT NULL DEFAULT '',
+	response_status INTEGER,
+	response_headers TEXT NOT NULL DEFAULT '',
+	response_body TEXT NOT NULL DEFAULT '',
+	error TEXT,
+	outcome TEXT NOT NULL,
+	test BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE INDEX attempts_delivery ON attempts (delivery_id, number);
+CREATE INDEX attempts_webhook_started ON attempts (webhook_id, started_at);
+CREATE INDEX attempts_started ON attempts (started_at);
+CREATE TABLE api_keys (
+	id TEXT PRIMARY KEY,
+	name TEXT NOT NULL,
+	prefix TEXT NOT NULL,
+	hash TEXT NOT NULL UNIQUE,
+	created_at {{ts}} NOT NULL,
+	last_used_at {{ts}}
+);
+CREATE TABLE sessions (
+	id TEXT PRIMARY KEY,
+	hash TEXT NOT NULL UNIQUE,
+	created_at {{ts}} NOT NULL,
+	expires_at {{ts}} NOT NULL
+);
+CREATE TABLE settings (
+	key TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+);
+`},
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	db := s.W.WithContext(ctx)
+	if err := db.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`).Error; err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	if s.IsPostgres() {
+		// Replicas starting together must not run the same migration twice.
+		if err := db.Exec(`SELECT pg_advisory_lock(727274)`).Error; err != nil {
+			return fmt.Errorf("migration lock: %w", err)
+		}
+		defer db.Exec(`SELECT pg_advisory_unlock(727274)`)
+	}
+	for _, m := range migrations {
+		var n int64
+		if err := db.Raw(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n).Error; err != nil {
+			return fmt.Errorf("read schema_migrations: %w", err)
+		}
+		if n > 0 {
+			continue
+		}
+		err := db.Transaction(func(tx *gorm.DB) error {
+			for _, stmt := range strings.Split(s.dialectSQL(m.sql), ";") {
+				if strings.TrimSpace(stmt) == "" {
+					continue
+				}
+				if err := tx.Exec(stmt).Error; err != nil {
+					return fmt.Errorf("%s: %w", strings.TrimSpace(stmt), err)
+				}
+			}
+			return tx.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+				m.version, m.name, time.Now().UTC().Format(time.RFC3339)).Error
+		})
+		if err != nil {
+			return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) dialectSQL(q string) string {
+	if s.IsPostgres() {
+		return strings.NewReplacer("{{ts}}", "TIMESTAMPTZ", "{{blob}}", "BYTEA").Replace(q)
+	}
+	return strings.NewReplacer("{{ts}}", "DATETIME", "{{blob}}", "BLOB").Replace(q)
+}

@@ -1,0 +1,125 @@
+package models
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// Store holds the database handles. On SQLite, writes go through W, a pool of exactly one
+// connection whose transactions start IMMEDIATE, so writers queue in Go instead of failing
+// with SQLITE_BUSY; reads use R, a pool that WAL lets run beside the writer. On PostgreSQL
+// both are the same pool.
+type Store struct {
+	W       *gorm.DB
+	R       *gorm.DB
+	Dialect string // "sqlite" or "postgres"
+	closers []*sql.DB
+}
+
+// IsPostgres reports whether the store runs on PostgreSQL.
+func (s *Store) IsPostgres() bool { return s.Dialect == "postgres" }
+
+// Open connects to dsn (a SQLite file path or a postgres:// URL) and applies migrations.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	cfg := &gorm.Config{
+		SkipDefaultTransaction: true,
+		PrepareStmt:            true,
+		Logger:                 logger.Discard,
+		NowFunc:                func() time.Time { return time.Now().UTC() },
+	}
+	var s *Store
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		db, err := gorm.Open(postgres.Open(dsn), cfg)
+		if err != nil {
+			return nil, fmt.Errorf("open postgres: %w", err)
+		}
+		sqlDB, err := db.DB()
+		if err != nil {
+			return nil, err
+		}
+		sqlDB.SetMaxOpenConns(32)
+		sqlDB.SetMaxIdleConns(32)
+		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+		s = &Store{W: db, R: db, Dialect: "postgres", closers: []*sql.DB{sqlDB}}
+	} else {
+		path := strings.TrimPrefix(dsn, "sqlite://")
+		if path == "" {
+			return nil, fmt.Errorf("empty database path")
+		}
+		q := url.Values{}
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "synchronous(NORMAL)")
+		q.Add("_pragma", "busy_timeout(10000)")
+		q.Add("_pragma", "foreign_keys(0)")
+		q.Add("_pragma", "temp_store(MEMORY)")
+		q.Add("_pragma", "cache_size(-32000)")
+		wdsn := "file:" + path + "?" + q.Encode() + "&_txlock=immediate"
+		rdsn := "file:" + path + "?" + q.Encode()
+		w, err := gorm.Open(sqlite.Open(wdsn), cfg)
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+		}
+		wdb, err := w.DB()
+		if err != nil {
+			return nil, err
+		}
+		wdb.SetMaxOpenConns(1)
+		wdb.SetMaxIdleConns(1)
+		wdb.SetConnMaxLifetime(0)
+		wdb.SetConnMaxIdleTime(0)
+		r, err := gorm.Open(sqlite.Open(rdsn), cfg)
+		if err != nil {
+			wdb.Close()
+			return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+		}
+		rdb, err := r.DB()
+		if err != nil {
+			return nil, err
+		}
+		rdb.SetMaxOpenConns(8)
+		rdb.SetMaxIdleConns(8)
+		s = &Store{W: w, R: r, Dialect: "sqlite", closers: []*sql.DB{wdb, rdb}}
+	}
+	if err := s.Ping(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Ping checks that the database answers (for /readyz).
+func (s *Store) Ping(ctx context.Context) error {
+	for _, db := range s.closers {
+		if err := db.PingContext(ctx); err != nil {
+			return fmt.Errorf("ping database: %w", err)
+		}
+	}
+	return nil
+}
+
+// Close closes every pool.
+func (s *Store) Close() error {
+	var first error
+	for _, db := range s.closers {
+		if err := db.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// nowMillis is the clock used for the queue's integer time columns.
+func nowMillis() int64 { return time.Now().UnixMilli() }

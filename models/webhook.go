@@ -1,0 +1,263 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// Webhook formats.
+const (
+	FormatJSON    = "json"
+	FormatSlack   = "slack"
+	FormatDiscord = "discord"
+)
+
+// Webhook is a subscriber endpoint.
+type Webhook struct {
+	ID              string `gorm:"primaryKey"`
+	Name            string
+	URL             string
+	Secret          string
+	PrevSecret      string     // still signs webhook-signature until PrevSecretUntil
+	PrevSecretUntil *time.Time //
+	Events          string     // comma-separated catalogue names, sorted
+	Format          string
+	Enabled         bool
+	DisabledReason  string
+	LastSuccessAt   *time.Time
+	FailingSince    *time.Time
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
+// EventList returns the subscribed event types.
+func (w *Webhook) EventList() []string {
+	if w.Events == "" {
+		return []string{}
+	}
+	return strings.Split(w.Events, ",")
+}
+
+// Subscribes reports whether the webhook listens to eventType.
+func (w *Webhook) Subscribes(eventType string) bool {
+	return slices.Contains(w.EventList(), eventType)
+}
+
+// JoinEvents normalises a list of event types for storage.
+func JoinEvents(events []string) string {
+	e := slices.Clone(events)
+	slices.Sort(e)
+	return strings.Join(e, ",")
+}
+
+// ActiveStandardSecrets returns the secrets that sign webhook-signature now: the current one
+// and, for 24 h after a rotation, the previous one.
+func (w *Webhook) ActiveStandardSecrets(now time.Time) []string {
+	if w.Secret == "" {
+		return nil
+	}
+	out := []string{w.Secret}
+	if w.PrevSecret != "" && w.PrevSecretUntil != nil && now.Before(*w.PrevSecretUntil) {
+		out = append(out, w.PrevSecret)
+	}
+	return out
+}
+
+// CreateWebhook stores a new webhook.
+func (s *Store) CreateWebhook(ctx context.Context, w *Webhook) error {
+	if w.ID == "" {
+		w.ID = NewID("wh")
+	}
+	if w.Format == "" {
+		w.Format = FormatJSON
+	}
+	now := time.Now().UTC()
+	w.CreatedAt, w.UpdatedAt = now, now
+	if err := s.W.WithContext(ctx).Create(w).Error; err != nil {
+		return fmt.Errorf("create webhook: %w", err)
+	}
+	return nil
+}
+
+// GetWebhook reads one webhook.
+func (s *Store) GetWebhook(ctx context.Context, id string) (*Webhook, error) {
+	var w Webhook
+	err := s.R.WithContext(ctx).Where("id = ?", id).Take(&w).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get webhook: %w", err)
+	}
+	return &w, nil
+}
+
+// GetWebhooks reads the webhooks with the given ids (missing ones are simply absent).
+func (s *Store) GetWebhooks(ctx context.Context, ids []string) (map[string]*Webhook, error) {
+	var list []*Webhook
+	if err := s.R.WithContext(ctx).Where("id IN ?", ids).Find(&list).Error; err != nil {
+		return nil, fmt.Errorf("get webhooks: %w", err)
+	}
+	out := make(map[string]*Webhook, len(list))
+	for _, w := range list {
+		out[w.ID] = w
+	}
+	return out, nil
+}
+
+// ListWebhooks returns one page of webhooks, newest first.
+func (s *Store) ListWebhooks(ctx context.Context, p Page) ([]*Webhook, string, error) {
+	q := s.R.WithContext(ctx).Order("id DESC").Limit(p.Limit + 1)
+	if p.Cursor != "" {
+		q = q.Where("id < ?", p.Cursor)
+	}
+	var list []*Webhook
+	if err := q.Find(&list).Error; err != nil {
+		return nil, "", fmt.Errorf("list webhooks: %w", err)
+	}
+	list, next := pageOf(list, p.Limit, func(w *Webhook) string { return w.ID })
+	return list, next, nil
+}
+
+// UpdateWebhook saves w. When the webhook goes from enabled to disabled, its pending
+// deliveries are cancelled in the same transaction.
+func (s *Store) UpdateWebhook(ctx context.Context, w *Webhook) error {
+	w.UpdatedAt = time.Now().UTC()
+	err := s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Select("*").Omit("created_at").Where("id = ?", w.ID).Updates(w)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return ErrNotFound
+		}
+		if !w.Enabled {
+			return cancelPending(tx, w.ID, "webhook disabled")
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("update webhook: %w", err)
+	}
+	return err
+}
+
+func cancelPending(tx *gorm.DB, webhookID, reason string) error {
+	return tx.Exec(`UPDATE deliveries SET status = 'cancelled', next_attempt_at = 0, locked_until = 0, last_error = ?, updated_at = ?
+		WHERE webhook_id = ? AND status = 'pending'`, reason, time.Now().UTC(), webhookID).Error
+}
+
+// DisableWebhook turns a webhook off with a reason shown to admins, cancelling what is pending.
+func (s *Store) DisableWebhook(ctx context.Context, id, reason string) error {
+	return s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec(`UPDATE webhooks SET enabled = ?, disabled_reason = ?, updated_at = ? WHERE id = ?`,
+			false, reason, time.Now().UTC(), id).Error; err != nil {
+			return fmt.Errorf("disable webhook: %w", err)
+		}
+		return cancelPending(tx, id, reason)
+	})
+}
+
+// DeleteWebhook removes a webhook with its deliveries and their attempts.
+func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
+	return s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Exec(`DELETE FROM webhooks WHERE id = ?`, id)
+		if res.Error != nil {
+			return fmt.Errorf("delete webhook: %w", res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return ErrNotFound
+		}
+		if err := tx.Exec(`DELETE FROM attempts WHERE webhook_id = ?`, id).Error; err != nil {
+			return fmt.Errorf("delete attempts: %w", err)
+		}
+		if err := tx.Exec(`DELETE FROM deliveries WHERE webhook_id = ?`, id).Error; err != nil {
+			return fmt.Errorf("delete deliveries: %w", err)
+		}
+		return nil
+	})
+}
+
+// enabledSubscribers returns the enabled webhooks listening to eventType, read inside tx so
+// the event and its fan-out are decided atomically.
+func enabledSubscribers(tx *gorm.DB, eventType string) ([]*Webhook, error) {
+	var list []*Webhook
+	if err := tx.Where("enabled = ?", true).Find(&list).Error; err != nil {
+		return nil, err
+	}
+	out := list[:0]
+	for _, w := range list {
+		if w.Subscribes(eventType) {
+			out = append(out, w)
+		}
+	}
+	return out, nil
+}
+
+// WebhookStats is the outcome count of one hour.
+type WebhookStats struct {
+	Succeeded int `json:"succeeded"`
+	Failed    int `json:"failed"`
+}
+
+// LastDelivery summarises a webhook's most recent attempt.
+type LastDelivery struct {
+	Status     string    `json:"status"`
+	StatusCode *int      `json:"status_code"`
+	At         time.Time `json:"at"`
+}
+
+// WebhookActivity returns, per webhook id, 24 hourly buckets of attempt outcomes (oldest
+// first) ending at now, and the last attempt.
+func (s *Store) WebhookActivity(ctx context.Context, ids []string, now time.Time) (map[string][]WebhookStats, map[string]*LastDelivery, error) {
+	stats := map[string][]WebhookStats{}
+	last := map[string]*LastDelivery{}
+	if len(ids) == 0 {
+		return stats, last, nil
+	}
+	since := now.Add(-24 * time.Hour)
+	var rows []struct {
+		WebhookID      string
+		StartedAt      time.Time
+		Outcome        string
+		ResponseStatus *int
+	}
+	err := s.R.WithContext(ctx).Raw(`SELECT webhook_id, started_at, outcome, response_status FROM attempts
+		WHERE webhook_id IN ? AND started_at >= ? ORDER BY started_at`, ids, since).Scan(&rows).Error
+	if err != nil {
+		return nil, nil, fmt.Errorf("webhook activity: %w", err)
+	}
+	for _, id := range ids {
+		stats[id] = make([]WebhookStats, 24)
+	}
+	for _, r := range rows {
+		h := int(r.StartedAt.Sub(since) / time.Hour)
+		if h < 0 || h > 23 {
+			continue
+		}
+		if r.Outcome == OutcomeSucceeded {
+			stats[r.WebhookID][h].Succeeded++
+		} else {
+			stats[r.WebhookID][h].Failed++
+		}
+		last[r.WebhookID] = &LastDelivery{Status: r.Outcome, StatusCode: r.ResponseStatus, At: r.StartedAt}
+	}
+	// Webhooks quiet for a day still show their last outcome.
+	for _, id := range ids {
+		if last[id] != nil {
+			continue
+		}
+		var a Attempt
+		err := s.R.WithContext(ctx).Where("webhook_id = ?", id).Order("started_at DESC").Limit(1).Take(&a).Error
+		if err == nil {
+			last[id] = &LastDelivery{Status: a.Outcome, StatusCode: a.ResponseStatus, At: a.StartedAt}
+		}
+	}
+	return stats, last, nil
+}

@@ -1,0 +1,41 @@
+// Rebuilds a captured request as a curl command that replays it byte for byte.
+import { shellQuote } from './format.js';
+
+// Hop-by-hop or recomputed by curl itself; sending them again would be wrong.
+const SKIP = new Set(['host', 'content-length', 'connection', 'accept-encoding', 'transfer-encoding']);
+
+function queryString(q) {
+  if (!q) return '';
+  if (typeof q === 'string') return q.replace(/^\?/, '');
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(q)) for (const x of Array.isArray(v) ? v : [v]) p.append(k, x);
+  return p.toString();
+}
+
+/** The full URL the capture was sent to. */
+export function captureURL(capture, binUrl) {
+  const base = new URL(binUrl, location.href);
+  const path = capture.path || '/';
+  let url = path.startsWith('/inspect/') ? base.origin + path : base.href.replace(/\/$/, '') + (path === '/' ? '' : path);
+  const qs = queryString(capture.query);
+  if (qs) url += `?${qs}`;
+  return url;
+}
+
+export function curlCommand(capture, binUrl) {
+  const parts = ['curl', '-X', capture.method, shellQuote(captureURL(capture, binUrl))];
+  for (const [name, value] of Object.entries(capture.headers || {})) {
+    if (SKIP.has(name.toLowerCase())) continue;
+    for (const v of Array.isArray(value) ? value : [value]) parts.push('-H', shellQuote(`${name}: ${v}`));
+  }
+  const hasBody = capture.body && capture.body.length > 0;
+  if (!hasBody) return parts.join(' \\\n  ');
+  if (capture.body_encoding === 'base64') {
+    parts.push('--data-binary', '@-');
+    return `printf %s ${shellQuote(capture.body)} | base64 -d | ` + parts.join(' \\\n  ');
+  }
+  parts.push('--data-binary', shellQuote(capture.body));
+  return parts.join(' \\\n  ');
+}
+
+export { queryString };

@@ -1,0 +1,28 @@
+// Whether the browser holds a valid session cookie.
+import { api } from './api.js';
+
+export const session = $state({ status: 'checking' }); // checking | in | out
+
+export async function checkSession() {
+  try {
+    await api.get('/session');
+    session.status = 'in';
+  } catch (err) {
+    // 401 means "not logged in"; anything else (server down) also lands on the
+    // login page, which reports the problem when the user tries to log in.
+    session.status = 'out';
+  }
+}
+
+export async function login(token) {
+  await api.post('/session', { token });
+  session.status = 'in';
+}
+
+export async function logout() {
+  try {
+    await api.del('/session');
+  } finally {
+    session.status = 'out';
+  }
+}

@@ -1,0 +1,301 @@
+// End-to-end test of the admin UI against a running Hookrelay binary.
+//
+//   HOOKRELAY_URL=http://127.0.0.1:18080 HOOKRELAY_TOKEN=… node --test tests/
+//
+// The server must run with --allow-http --allow-private-targets (or otherwise
+// accept its own /inspect/ URLs as targets) and a fresh database. Chromium comes
+// from the system (CHROMIUM, default /usr/bin/chromium); nothing is downloaded.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const BASE = (process.env.HOOKRELAY_URL || '').replace(/\/$/, '');
+const TOKEN = process.env.HOOKRELAY_TOKEN || '';
+const uiDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const SHOTS = path.resolve(uiDir, process.env.SCREENSHOT_DIR || '../screenshots');
+const WAIT = 15_000;
+
+const skip = !BASE || !TOKEN ? 'set HOOKRELAY_URL and HOOKRELAY_TOKEN to run the browser test' : false;
+
+test('admin UI end to end', { skip, timeout: 240_000 }, async (t) => {
+  fs.mkdirSync(SHOTS, { recursive: true });
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--disable-quic',
+    ],
+  });
+  t.after(() => browser.close());
+
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, baseURL: BASE });
+  context.setDefaultTimeout(WAIT);
+
+  // Every page is watched: uncaught exceptions, console errors and 5xx answers
+  // fail the test. The browser also logs each 4xx response as a console error;
+  // the scenario provokes 401 (before login) and 422 (validation) on purpose,
+  // so resource-load messages are checked by status instead.
+  const problems = [];
+  const watch = (page) => {
+    page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
+    page.on('console', (msg) => {
+      if (msg.type() !== 'error') return;
+      const text = msg.text();
+      if (/^Failed to load resource: the server responded with a status of 4\d\d/.test(text)) return;
+      problems.push(`console: ${text}`);
+    });
+    page.on('response', (res) => {
+      if (res.status() >= 500) problems.push(`HTTP ${res.status()} ${res.request().method()} ${res.url()}`);
+    });
+    return page;
+  };
+  const page = watch(await context.newPage());
+  const shot = (p, name) => p.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+
+  const state = { binId: '', binUrl: '', webhookId: '', eventId: '' };
+  const webhookName = `Inspector hook ${Date.now().toString(36)}`;
+  const card = () => page.locator(`[data-testid="webhook-card"][data-webhook-id="${state.webhookId}"]`);
+
+  await t.test('an anonymous visit lands on the login page, a bad token is refused', async () => {
+    await page.goto('/webhooks');
+    await page.waitForURL(/\/login/);
+    await shot(page, 'login');
+    await page.getByTestId('login-token').fill('not-a-real-token');
+    await page.getByTestId('login-submit').click();
+    await page.getByTestId('login-error').waitFor();
+  });
+
+  await t.test('logging in with the token opens the webhooks page', async () => {
+    await page.getByTestId('login-token').fill(TOKEN);
+    await page.getByTestId('login-submit').click();
+    await page.waitForURL(/\/webhooks$/);
+    await page.getByRole('heading', { name: 'Webhooks', level: 1 }).waitFor();
+    await page.locator('[data-testid="webhook-list"], [data-testid="empty-state"]').first().waitFor();
+  });
+
+  await t.test('an inspector bin is created and its stream goes live', async () => {
+    await page.getByTestId('nav-inspector').click();
+    await page.waitForURL(/\/inspector$/);
+    await page.getByTestId('bin-name').fill('Browser test bin');
+    await page.getByTestId('bin-create').click();
+    await page.waitForURL(/\/inspector\/[^/]+$/);
+    state.binId = decodeURIComponent(new URL(page.url()).pathname.split('/').pop());
+    state.binUrl = await page.getByTestId('bin-url').inputValue();
+    assert.match(state.binUrl, /\/inspect\//, 'the bin shows its receiver URL');
+    await page.locator('[data-testid="live-status"][data-state="live"]').waitFor();
+    await page.getByTestId('captures-empty').waitFor();
+  });
+
+  await t.test('"Create a webhook pointing here" opens the form with the bin URL', async () => {
+    await page.getByTestId('bin-create-webhook').click();
+    await page.waitForURL(/\/webhooks\/new/);
+    assert.equal(await page.getByTestId('webhook-url').inputValue(), state.binUrl);
+    await page.getByTestId('webhook-name').fill(webhookName);
+    await page.getByTestId('secret-generate').click();
+    assert.match(await page.getByTestId('webhook-secret').inputValue(), /^whsec_/);
+    assert.ok(await page.getByTestId('event-message.received').isChecked());
+    await page.getByTestId('webhook-save').click();
+    await page.waitForURL(new RegExp(`/inspector/${state.binId}$`));
+    await page.getByTestId('bin-title').waitFor();
+  });
+
+  // The bin stays open in its own tab while Test is pressed on the webhooks page.
+  const binPage = watch(await context.newPage());
+  t.after(() => binPage.close());
+
+  await t.test('Test shows its result inline and the capture arrives live with a valid signature', async () => {
+    await binPage.goto(`/inspector/${state.binId}`);
+    await binPage.locator('[data-testid="live-status"][data-state="live"]').waitFor();
+
+    await page.goto('/webhooks');
+    const found = page.locator('[data-testid="webhook-card"]', { hasText: webhookName });
+    await found.waitFor();
+    state.webhookId = await found.getAttribute('data-webhook-id');
+    await shot(page, 'webhooks');
+
+    await card().getByTestId('webhook-test').click();
+    const result = card().getByTestId('test-result');
+    await result.waitFor();
+    assert.equal(await result.getAttribute('data-outcome'), 'succeeded', await result.innerText());
+    assert.match(await card().getByTestId('test-status').innerText(), /200/);
+
+    // Pushed over the WebSocket: the bin page was loaded before the request existed.
+    const item = binPage.getByTestId('capture-item').first();
+    await item.waitFor();
+    const detail = binPage.getByTestId('capture-detail');
+    await detail.waitFor();
+    await detail.locator('[data-testid="verdict-signature"][data-verdict="valid"]').waitFor();
+    await detail.locator('[data-testid="verdict-payload"][data-verdict="ok"]').waitFor();
+    const headers = await detail.getByTestId('capture-headers').innerText();
+    assert.match(headers, /X-Webhook-Test\s+true/i);
+    assert.match(headers, /X-Webhook-Signature/i);
+    assert.match(await detail.getByTestId('capture-body').innerText(), /"visitor_name": "John Doe"/);
+    await detail.getByTestId('capture-body-raw-tab').click();
+    assert.match(await detail.getByTestId('capture-body').innerText(), /^\{"event":/);
+    await shot(binPage, 'inspector-bin');
+  });
+
+  await t.test('a server validation error shows beside its field', async () => {
+    await page.goto(`/webhooks/${state.webhookId}/edit`);
+    await page.getByTestId('webhook-name').fill('x'.repeat(101));
+    await page.getByTestId('webhook-save').click();
+    const nameErr = page.getByTestId('error-name');
+    await nameErr.waitFor();
+    assert.equal(await page.getByTestId('webhook-name').getAttribute('aria-invalid'), 'true');
+    await shot(page, 'webhook-form-error');
+
+    await page.getByTestId('webhook-name').fill(webhookName);
+    await page.getByTestId('webhook-url').fill('ftp://x');
+    await page.getByTestId('webhook-save').click();
+    await page.getByTestId('error-url').waitFor();
+    assert.equal(await page.getByTestId('error-name').count(), 0, 'the fixed field no longer shows an error');
+  });
+
+  await t.test('editing a webhook saves its new name and events', async () => {
+    await page.goto(`/webhooks/${state.webhookId}/edit`);
+    await page.getByTestId('webhook-name').fill(`${webhookName} edited`);
+    await page.getByTestId('event-message.received').check();
+    await page.getByTestId('event-conversation.started').uncheck();
+    await page.getByTestId('webhook-save').click();
+    await page.waitForURL(new RegExp(`/webhooks/${state.webhookId}$`));
+    assert.equal(await page.getByTestId('webhook-title').innerText(), `${webhookName} edited`);
+    await page.goto('/webhooks');
+    assert.equal(await card().locator('.chip').allInnerTexts().then((c) => c.join(',')), 'message.received');
+  });
+
+  await t.test('the enabled switch disables and re-enables a webhook', async () => {
+    const toggle = card().getByTestId('webhook-toggle');
+    assert.equal(await toggle.getAttribute('aria-checked'), 'true');
+    await toggle.click();
+    await page.locator(`[data-webhook-id="${state.webhookId}"][data-enabled="false"]`).waitFor();
+    await page.reload();
+    assert.equal(await card().getByTestId('webhook-toggle').getAttribute('aria-checked'), 'false', 'disabled after reload');
+    await card().getByTestId('webhook-toggle').press('Space'); // keyboard works too
+    await page.locator(`[data-webhook-id="${state.webhookId}"][data-enabled="true"]`).waitFor();
+  });
+
+  await t.test('a published sample event is delivered and shows in the webhook log', async () => {
+    await page.getByTestId('nav-events').click();
+    await page.waitForURL(/\/events/);
+    await page.getByTestId('publish-type').selectOption('message.received');
+    const data = await page.getByTestId('publish-data').inputValue();
+    assert.match(data, /"conversation_id"/, 'the editor holds the example data');
+
+    // An invalid payload first: the server's complaint is shown beside the data.
+    await page.getByTestId('publish-data').fill('{"content": "no ids"}');
+    await page.getByTestId('publish-submit').click();
+    await page.getByTestId('error-data').waitFor();
+    assert.match(await page.getByTestId('error-data').innerText(), /conversation_id/);
+
+    await page.getByTestId('publish-data').fill(data);
+    await page.getByTestId('publish-submit').click();
+    const res = page.getByTestId('publish-result');
+    await res.waitFor();
+    assert.match(await res.innerText(), /1 delivery/);
+    state.eventId = (await res.locator('a').innerText()).trim();
+    await page.locator(`[data-testid="event-row"][data-event-id="${state.eventId}"]`).waitFor();
+    await shot(page, 'events');
+
+    await res.locator('a').click();
+    await page.waitForURL(new RegExp(`/events/${state.eventId}$`));
+    await page.getByTestId('event-payload').waitFor();
+    await page.locator('[data-testid="event-deliveries"] [data-testid="delivery-row"][data-status="succeeded"]').waitFor();
+    await shot(page, 'event-detail');
+
+    await page.goto(`/webhooks/${state.webhookId}`);
+    const row = page.locator('[data-testid="delivery-row"][data-test="false"][data-status="succeeded"]');
+    await row.first().waitFor();
+  });
+
+  await t.test('Redeliver makes a new attempt of the same delivery', async () => {
+    const row = page.locator('[data-testid="delivery-row"][data-test="false"]').first();
+    await row.getByTestId('delivery-expand').click();
+    const attempts = row.getByTestId('attempt');
+    await attempts.first().waitFor();
+    const before = await attempts.count();
+    await row.getByTestId('redeliver').click();
+    await page.getByTestId('toast').filter({ hasText: 'Redelivery queued' }).waitFor();
+    await page.waitForFunction(
+      ({ sel, n }) => document.querySelectorAll(sel).length > n,
+      { sel: `[data-delivery-id="${await row.getAttribute('data-delivery-id')}"] [data-testid="attempt"]`, n: before },
+      { timeout: WAIT },
+    );
+    await shot(page, 'webhook-detail');
+  });
+
+  await t.test('an API key is created, shown once, and revoked', async () => {
+    await page.getByTestId('nav-api-keys').click();
+    await page.waitForURL(/\/api-keys$/);
+    await page.getByTestId('key-name').fill('Browser test key');
+    await page.getByTestId('key-create').click();
+    const token = await page.getByTestId('new-token-value').inputValue();
+    assert.ok(token.length >= 16, 'the new token is shown');
+    const row = page.locator('[data-testid="key-row"]', { hasText: 'Browser test key' });
+    await row.waitFor();
+    assert.ok(!(await row.innerText()).includes(token), 'the list shows only a prefix');
+    await shot(page, 'api-keys');
+    await row.getByTestId('key-revoke').click();
+    await page.getByTestId('confirm-ok').click();
+    await row.waitFor({ state: 'detached' });
+  });
+
+  await t.test('at 375 px wide no page scrolls sideways', async () => {
+    await page.setViewportSize({ width: 375, height: 800 });
+    const pages = [
+      ['webhooks', '/webhooks'],
+      ['webhook-detail', `/webhooks/${state.webhookId}`],
+      ['webhook-form', `/webhooks/${state.webhookId}/edit`],
+      ['events', '/events'],
+      ['event-detail', `/events/${state.eventId}`],
+      ['inspector', '/inspector'],
+      ['inspector-bin', `/inspector/${state.binId}`],
+      ['api-keys', '/api-keys'],
+    ];
+    for (const [name, url] of pages) {
+      await page.goto(url);
+      await page.locator('main h1').first().waitFor();
+      await page.waitForLoadState('networkidle').catch(() => {});
+      if (name === 'inspector-bin') await page.getByTestId('capture-detail').waitFor();
+      const width = await page.evaluate(() => document.documentElement.scrollWidth);
+      assert.ok(width <= 375, `${url} is ${width}px wide at a 375px viewport`);
+      await shot(page, `mobile-${name}`);
+    }
+    await page.setViewportSize({ width: 1280, height: 900 });
+  });
+
+  await t.test('deleting a webhook asks for confirmation first', async () => {
+    await page.goto('/webhooks');
+    await card().getByTestId('webhook-delete').click();
+    const dialog = card().getByTestId('confirm-dialog');
+    await dialog.waitFor();
+    await dialog.getByTestId('confirm-cancel').click();
+    await dialog.waitFor({ state: 'hidden' });
+    assert.equal(await card().count(), 1, 'cancel keeps the webhook');
+    await card().getByTestId('webhook-delete').click();
+    await card().getByTestId('confirm-ok').click();
+    await card().waitFor({ state: 'detached' });
+    const res = await page.request.get(`/api/v1/webhooks/${state.webhookId}`, {
+      headers: { Authorization: `Bearer ${TOKEN}` },
+    });
+    assert.equal(res.status(), 404);
+  });
+
+  await t.test('logging out returns to the login page', async () => {
+    await page.getByTestId('logout').click();
+    await page.waitForURL(/\/login/);
+    await page.goto('/events');
+    await page.waitForURL(/\/login/);
+  });
+
+  await t.test('no console errors, page errors or server errors', () => {
+    assert.deepEqual(problems, []);
+  });
+});
