@@ -112,6 +112,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	// Other replicas announce new work over LISTEN/NOTIFY (PostgreSQL); a no-op on SQLite.
+	go d.store.Listen(ctx, models.ChannelWake, func(string) { d.Notify() })
 	recorderDone := make(chan struct{})
 	go func() { defer close(recorderDone); d.recorder() }()
 
@@ -230,11 +232,8 @@ func (d *Dispatcher) start(ctx, sendCtx context.Context, claimed []*models.Deliv
 		h.inflight++
 		d.inflight++
 	}
-	n := d.inflight
+	d.observeInFlight()
 	d.mu.Unlock()
-	if d.cfg.Metrics != nil {
-		d.cfg.Metrics.InFlight(n)
-	}
 	for _, c := range claimed {
 		d.sends.Add(1)
 		go d.attempt(sendCtx, c, webhooks[c.WebhookID], d.payloads.get(c.EventID))
@@ -276,9 +275,18 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *models.Delivery, wh *model
 	if h := d.hooks[dl.WebhookID]; h != nil {
 		h.inflight--
 	}
+	d.observeInFlight()
 	d.mu.Unlock()
 	d.results <- res
 	d.Notify() // a slot is free
+}
+
+// observeInFlight reports the in-flight count; called with d.mu held so that concurrent
+// updates reach the gauge in the order they happened.
+func (d *Dispatcher) observeInFlight() {
+	if d.cfg.Metrics != nil {
+		d.cfg.Metrics.InFlight(d.inflight)
+	}
 }
 
 // adjust moves a webhook's concurrency window after a response.

@@ -36,8 +36,20 @@ func (m *Maintenance) Run(ctx context.Context) {
 	}
 }
 
-// Once runs every job one time.
+// maintenanceLock is the advisory lock key that keeps the jobs on one replica at a time.
+const maintenanceLock = 0x686f6f6b // "hook"
+
+// Once runs every job one time, unless another replica is running them right now.
 func (m *Maintenance) Once(ctx context.Context) {
+	if _, err := m.Store.WithJobLock(ctx, maintenanceLock, func(ctx context.Context) error {
+		m.jobs(ctx)
+		return nil
+	}); err != nil && ctx.Err() == nil {
+		m.Logger.Error("maintenance", "err", err)
+	}
+}
+
+func (m *Maintenance) jobs(ctx context.Context) {
 	now := time.Now().UTC()
 	if m.Retention > 0 {
 		if n, err := m.Store.Prune(ctx, now.Add(-m.Retention)); err != nil && ctx.Err() == nil {

@@ -155,11 +155,11 @@ type ClaimRequest struct {
 // lets another process take over what a dead one held. The conditional UPDATE is the
 // arbiter between concurrent claimers: a row another claimer leased first is not updated.
 func (s *Store) ClaimDue(ctx context.Context, r ClaimRequest) ([]*Delivery, error) {
-	now := r.Now.UnixMilli()
-	var cands []struct {
-		ID        string
-		WebhookID string
+	if s.IsPostgres() {
+		return s.claimDuePostgres(ctx, r)
 	}
+	now := r.Now.UnixMilli()
+	var cands []candidate
 	q := s.R.WithContext(ctx).Table("deliveries").Select("id", "webhook_id").
 		Where("status = 'pending' AND next_attempt_at <= ? AND locked_until < ?", now, now)
 	if len(r.Exclude) > 0 {
@@ -171,18 +171,7 @@ func (s *Store) ClaimDue(ctx context.Context, r ClaimRequest) ([]*Delivery, erro
 	if len(cands) == 0 {
 		return nil, nil
 	}
-	taken := map[string]int{}
-	ids := make([]string, 0, r.Limit)
-	for _, c := range cands {
-		if len(ids) == r.Limit {
-			break
-		}
-		if r.PerHook != nil && taken[c.WebhookID] >= r.PerHook(c.WebhookID) {
-			continue
-		}
-		taken[c.WebhookID]++
-		ids = append(ids, c.ID)
-	}
+	ids := pickWithinSlots(cands, r)
 	if len(ids) == 0 {
 		return nil, nil
 	}

@@ -100,6 +100,13 @@ func (s *Store) Publish(ctx context.Context, in []PublishInput) ([]Published, er
 			if err := tx.CreateInBatches(deliveries, 200).Error; err != nil {
 				return err
 			}
+			if s.IsPostgres() {
+				// Delivered at commit, and coalesced within the transaction: wakes the other
+				// replicas' dispatchers so they share the work at once.
+				if err := tx.Exec(`SELECT pg_notify(?, '')`, ChannelWake).Error; err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	})

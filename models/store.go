@@ -22,6 +22,7 @@ type Store struct {
 	W       *gorm.DB
 	R       *gorm.DB
 	Dialect string // "sqlite" or "postgres"
+	dsn     string
 	closers []*sql.DB
 }
 
@@ -49,7 +50,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		sqlDB.SetMaxOpenConns(32)
 		sqlDB.SetMaxIdleConns(32)
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
-		s = &Store{W: db, R: db, Dialect: "postgres", closers: []*sql.DB{sqlDB}}
+		s = &Store{W: db, R: db, Dialect: "postgres", dsn: dsn, closers: []*sql.DB{sqlDB}}
 	} else {
 		path := strings.TrimPrefix(dsn, "sqlite://")
 		if path == "" {

@@ -1,0 +1,156 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// PostgreSQL-only parts of the store: claims with SKIP LOCKED, LISTEN/NOTIFY, advisory locks.
+// Each has a SQLite twin that needs none of it (one process owns a SQLite file).
+
+// Notification channels.
+const (
+	ChannelWake     = "hookrelay_wake"     // deliveries became due
+	ChannelCaptures = "hookrelay_captures" // an inspector capture was stored; payload: "<bin id> <capture id>"
+)
+
+// claimDuePostgres locks candidate rows with FOR UPDATE SKIP LOCKED, so replicas claiming at
+// the same moment take disjoint sets instead of queueing behind each other's row locks, then
+// leases the ones that fit the per-webhook slots; the rest are unlocked at commit.
+func (s *Store) claimDuePostgres(ctx context.Context, r ClaimRequest) ([]*Delivery, error) {
+	now := r.Now.UnixMilli()
+	var claimed []*Delivery
+	err := s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var cands []candidate
+		q := tx.Table("deliveries").Select("id", "webhook_id").
+			Where("status = 'pending' AND next_attempt_at <= ? AND locked_until < ?", now, now)
+		if len(r.Exclude) > 0 {
+			q = q.Where("webhook_id NOT IN ?", r.Exclude)
+		}
+		err := q.Order("next_attempt_at").Limit(r.Limit * 2).
+			Clauses(clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"}).Scan(&cands).Error
+		if err != nil {
+			return fmt.Errorf("find due deliveries: %w", err)
+		}
+		ids := pickWithinSlots(cands, r)
+		if len(ids) == 0 {
+			return nil
+		}
+		return tx.Model(&claimed).Clauses(clause.Returning{}).
+			Where("id IN ?", ids).
+			Updates(map[string]any{"locked_until": r.Now.Add(r.Lease).UnixMilli(), "locked_by": r.Owner}).Error
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim deliveries: %w", err)
+	}
+	return claimed, nil
+}
+
+// candidate is a due delivery seen by a claim before it is leased.
+type candidate struct {
+	ID        string
+	WebhookID string
+}
+
+// pickWithinSlots keeps candidates in due order while each webhook has free slots.
+func pickWithinSlots(cands []candidate, r ClaimRequest) []string {
+	taken := map[string]int{}
+	ids := make([]string, 0, r.Limit)
+	for _, c := range cands {
+		if len(ids) == r.Limit {
+			break
+		}
+		if r.PerHook != nil && taken[c.WebhookID] >= r.PerHook(c.WebhookID) {
+			continue
+		}
+		taken[c.WebhookID]++
+		ids = append(ids, c.ID)
+	}
+	return ids
+}
+
+// Notify sends a notification to every replica listening on channel (PostgreSQL only; a
+// no-op on SQLite, where there is one process).
+func (s *Store) Notify(ctx context.Context, channel, payload string) error {
+	if !s.IsPostgres() {
+		return nil
+	}
+	return s.W.WithContext(ctx).Exec(`SELECT pg_notify(?, ?)`, channel, payload).Error
+}
+
+// Listen calls fn for every notification on channel until ctx is done, reconnecting after
+// errors. fn must not block. On SQLite it just waits for ctx.
+func (s *Store) Listen(ctx context.Context, channel string, fn func(payload string)) {
+	if !s.IsPostgres() {
+		<-ctx.Done()
+		return
+	}
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := s.listenOnce(ctx, channel, fn, func() { backoff = 100 * time.Millisecond })
+		if ctx.Err() != nil {
+			return
+		}
+		slog.Warn("listen for notifications", "channel", channel, "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+func (s *Store) listenOnce(ctx context.Context, channel string, fn func(string), connected func()) error {
+	conn, err := pgx.Connect(ctx, s.dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
+		return err
+	}
+	connected()
+	// Whatever was announced while we were not listening is found by the fallback poll; wake
+	// once now so nothing waits for it.
+	fn("")
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		fn(n.Payload)
+	}
+}
+
+// WithJobLock runs fn only if no other replica is running the job named key right now
+// (a transaction-scoped advisory lock on PostgreSQL; always on SQLite). It reports whether
+// fn ran.
+func (s *Store) WithJobLock(ctx context.Context, key int64, fn func(ctx context.Context) error) (bool, error) {
+	if !s.IsPostgres() {
+		return true, fn(ctx)
+	}
+	ran := false
+	err := s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var got bool
+		if err := tx.Raw(`SELECT pg_try_advisory_xact_lock(?)`, key).Scan(&got).Error; err != nil {
+			return err
+		}
+		if !got {
+			return nil
+		}
+		ran = true
+		return fn(ctx)
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return ran, fmt.Errorf("job %d: %w", key, err)
+	}
+	return ran, err
+}

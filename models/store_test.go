@@ -1,0 +1,334 @@
+package models_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookrelay/hookrelay/internal/storetest"
+	"github.com/hookrelay/hookrelay/models"
+)
+
+func newWebhook(t *testing.T, s *models.Store, events string, enabled bool) *models.Webhook {
+	t.Helper()
+	w := &models.Webhook{Name: "w", URL: "https://example.com/h", Events: events, Enabled: enabled, Secret: "s"}
+	if err := s.CreateWebhook(context.Background(), w); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func publish(t *testing.T, s *models.Store, eventType, key string) models.Published {
+	t.Helper()
+	et, _ := models.LookupEventType(eventType)
+	now := time.Now().UTC().Truncate(time.Second)
+	res, err := s.Publish(context.Background(), []models.PublishInput{{Type: et.Name, Payload: et.Example(now),
+		OccurredAt: now, IdempotencyKey: key, RequestHash: "h1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res[0]
+}
+
+func TestMigrationsApplyOnceAndReopen(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		dsn := b.DSN(t)
+		s1 := storetest.Open(t, dsn)
+		newWebhook(t, s1, "message.received", true)
+		s2 := storetest.Open(t, dsn) // second open (another replica or a restart) migrates nothing
+		list, _, err := s2.ListWebhooks(context.Background(), models.Page{Limit: 10})
+		if err != nil || len(list) != 1 {
+			t.Fatalf("after reopen: %d webhooks, err %v", len(list), err)
+		}
+	})
+}
+
+func TestPublishFansOutToEnabledSubscribersOnly(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		s := storetest.Open(t, b.DSN(t))
+		both := newWebhook(t, s, "conversation.started,message.received", true)
+		msgs := newWebhook(t, s, "message.received", true)
+		newWebhook(t, s, "message.received", false) // disabled: no delivery
+		newWebhook(t, s, "conversation.started", true)
+
+		p := publish(t, s, "message.received", "")
+		got := map[string]bool{}
+		for _, d := range p.Deliveries {
+			got[d.WebhookID] = true
+			if d.Status != models.StatusPending {
+				t.Errorf("new delivery status %s", d.Status)
+			}
+		}
+		if len(got) != 2 || !got[both.ID] || !got[msgs.ID] {
+			t.Fatalf("deliveries to %v, want exactly %s and %s", got, both.ID, msgs.ID)
+		}
+		ev, err := s.GetEvent(context.Background(), p.Event.ID)
+		if err != nil || ev.DeliveryCount != 2 || string(ev.Payload) != string(p.Event.Payload) {
+			t.Fatalf("stored event %+v err %v", ev, err)
+		}
+	})
+}
+
+func TestIdempotencyKeyReplaysAndRefusesOtherContent(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		s := storetest.Open(t, b.DSN(t))
+		newWebhook(t, s, "message.received", true)
+		first := publish(t, s, "message.received", "key-1")
+		again := publish(t, s, "message.received", "key-1")
+		if !again.Replayed || again.Event.ID != first.Event.ID || len(again.Deliveries) != 1 {
+			t.Fatalf("replay: %+v", again)
+		}
+		et, _ := models.LookupEventType("message.received")
+		_, err := s.Publish(context.Background(), []models.PublishInput{{Type: et.Name, Payload: et.Example(time.Now()),
+			OccurredAt: time.Now(), IdempotencyKey: "key-1", RequestHash: "other"}})
+		if !errors.Is(err, models.ErrConflict) {
+			t.Fatalf("reuse with other content: err %v, want ErrConflict", err)
+		}
+		ds, _, _ := s.ListDeliveries(context.Background(), models.DeliveryFilter{}, models.Page{Limit: 10})
+		if len(ds) != 1 {
+			t.Fatalf("%d deliveries after replays, want 1", len(ds))
+		}
+	})
+}
+
+func claim(t *testing.T, s *models.Store, owner string, now time.Time, limit int, perHook func(string) int) []*models.Delivery {
+	t.Helper()
+	got, err := s.ClaimDue(context.Background(), models.ClaimRequest{Owner: owner, Now: now, Lease: time.Minute,
+		Limit: limit, PerHook: perHook})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func TestClaimLeasesRespectSlotsAndExpire(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		s := storetest.Open(t, b.DSN(t))
+		busy := newWebhook(t, s, "message.received", true)
+		for range 5 {
+			publish(t, s, "message.received", "")
+		}
+		now := time.Now()
+		two := func(string) int { return 2 }
+		got := claim(t, s, "a", now, 10, two)
+		if len(got) != 2 {
+			t.Fatalf("claimed %d, want the webhook's 2 free slots", len(got))
+		}
+		for _, d := range got {
+			if d.WebhookID != busy.ID || d.LockedBy != "a" || d.LockedUntil <= now.UnixMilli() {
+				t.Fatalf("claimed row not leased to a: %+v", d)
+			}
+		}
+		rest := claim(t, s, "b", now, 10, func(string) int { return 10 })
+		if len(rest) != 3 {
+			t.Fatalf("second claimer got %d, want the 3 unleased", len(rest))
+		}
+		if again := claim(t, s, "c", now, 10, func(string) int { return 10 }); len(again) != 0 {
+			t.Fatalf("leased deliveries claimed again: %d", len(again))
+		}
+		// A dead owner's lease runs out: the rows can be taken over.
+		later := claim(t, s, "c", now.Add(2*time.Minute), 10, func(string) int { return 10 })
+		if len(later) != 5 {
+			t.Fatalf("after lease expiry claimed %d, want 5", len(later))
+		}
+	})
+}
+
+func TestConcurrentClaimersNeverShareADelivery(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		dsn := b.DSN(t)
+		s := storetest.Open(t, dsn)
+		for range 3 {
+			newWebhook(t, s, "message.received", true)
+		}
+		for range 100 {
+			publish(t, s, "message.received", "")
+		}
+		stores := []*models.Store{s}
+		if b.Name == "postgres" {
+			// Separate pools, as separate replicas have.
+			stores = append(stores, storetest.Open(t, dsn), storetest.Open(t, dsn))
+		}
+		var mu sync.Mutex
+		seen := map[string]string{}
+		var wg sync.WaitGroup
+		for i := range 6 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				st := stores[i%len(stores)]
+				owner := string(rune('a' + i))
+				for {
+					got, err := st.ClaimDue(context.Background(), models.ClaimRequest{Owner: owner, Now: time.Now(),
+						Lease: time.Minute, Limit: 7, PerHook: func(string) int { return 100 }})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if len(got) == 0 {
+						return
+					}
+					mu.Lock()
+					for _, d := range got {
+						if prev, dup := seen[d.ID]; dup {
+							t.Errorf("delivery %s claimed by %s and %s", d.ID, prev, owner)
+						}
+						seen[d.ID] = owner
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if len(seen) != 300 {
+			t.Fatalf("claimed %d distinct deliveries, want 300", len(seen))
+		}
+	})
+}
+
+func TestRecordResultsDoesNotReviveCancelledDelivery(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		s := storetest.Open(t, b.DSN(t))
+		ctx := context.Background()
+		w := newWebhook(t, s, "message.received", true)
+		publish(t, s, "message.received", "")
+		got := claim(t, s, "a", time.Now(), 10, nil)
+		if len(got) != 1 {
+			t.Fatalf("claimed %d", len(got))
+		}
+		// Disabled while the attempt was in flight.
+		if err := s.DisableWebhook(ctx, w.ID, "test"); err != nil {
+			t.Fatal(err)
+		}
+		status := 500
+		errText := "HTTP 500"
+		err := s.RecordResults(ctx, []models.Result{{DeliveryID: got[0].ID, WebhookID: w.ID, Status: models.StatusPending,
+			NextAttemptAt: time.Now().Add(time.Minute).UnixMilli(),
+			Attempt: &models.Attempt{ID: models.NewID("att"), DeliveryID: got[0].ID, WebhookID: w.ID, Number: 1,
+				StartedAt: time.Now().UTC(), ResponseStatus: &status, Error: &errText, Outcome: models.OutcomeFailed}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, _ := s.GetDelivery(ctx, got[0].ID)
+		if d.Status != models.StatusCancelled {
+			t.Fatalf("status %s, want cancelled", d.Status)
+		}
+		attempts, _ := s.ListAttempts(ctx, d.ID)
+		if len(attempts) != 1 {
+			t.Fatalf("attempt not logged: %d", len(attempts))
+		}
+		wh, _ := s.GetWebhook(ctx, w.ID)
+		if wh.FailingSince == nil {
+			t.Fatal("failing_since not set after a failed attempt")
+		}
+	})
+}
+
+func TestDeleteWebhookRemovesDeliveriesAndAttempts(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		s := storetest.Open(t, b.DSN(t))
+		ctx := context.Background()
+		w := newWebhook(t, s, "message.received", true)
+		keep := newWebhook(t, s, "message.received", true)
+		publish(t, s, "message.received", "")
+		if err := s.DeleteWebhook(ctx, w.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteWebhook(ctx, w.ID); !errors.Is(err, models.ErrNotFound) {
+			t.Fatalf("second delete: %v", err)
+		}
+		ds, _, _ := s.ListDeliveries(ctx, models.DeliveryFilter{}, models.Page{Limit: 10})
+		if len(ds) != 1 || ds[0].WebhookID != keep.ID {
+			t.Fatalf("deliveries left: %+v", ds)
+		}
+	})
+}
+
+func TestPruneKeepsPendingWork(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		s := storetest.Open(t, b.DSN(t))
+		ctx := context.Background()
+		newWebhook(t, s, "message.received", true)
+		p := publish(t, s, "message.received", "")
+		if _, err := s.Prune(ctx, time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.GetDelivery(ctx, p.Deliveries[0].ID); err != nil {
+			t.Fatalf("pending delivery pruned: %v", err)
+		}
+		if _, err := s.GetEvent(ctx, p.Event.ID); err != nil {
+			t.Fatalf("event of a pending delivery pruned: %v", err)
+		}
+		// Finished work older than the cutoff goes.
+		got := claim(t, s, "a", time.Now(), 10, nil)
+		err := s.RecordResults(ctx, []models.Result{{DeliveryID: got[0].ID, WebhookID: got[0].WebhookID, Status: models.StatusSucceeded,
+			Succeeded: true, Attempt: &models.Attempt{ID: models.NewID("att"), DeliveryID: got[0].ID, WebhookID: got[0].WebhookID,
+				Number: 1, StartedAt: time.Now().UTC(), Outcome: models.OutcomeSucceeded}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Prune(ctx, time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.GetEvent(ctx, p.Event.ID); !errors.Is(err, models.ErrNotFound) {
+			t.Fatalf("finished event not pruned: %v", err)
+		}
+	})
+}
+
+func TestJobLockAdmitsOneReplicaAtATime(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		dsn := b.DSN(t)
+		a := storetest.Open(t, dsn)
+		other := a
+		if b.Name == "postgres" {
+			other = storetest.Open(t, dsn)
+		}
+		ctx := context.Background()
+		var innerRan bool
+		ran, err := a.WithJobLock(ctx, 42, func(ctx context.Context) error {
+			var err error
+			innerRan, err = other.WithJobLock(ctx, 42, func(context.Context) error { return nil })
+			return err
+		})
+		if err != nil || !ran {
+			t.Fatalf("outer job: ran=%v err=%v", ran, err)
+		}
+		if b.Name == "postgres" && innerRan {
+			t.Fatal("a second replica ran the job while the first held the lock")
+		}
+		if b.Name == "sqlite" && !innerRan {
+			t.Fatal("SQLite has one process: the job always runs")
+		}
+	})
+}
+
+func TestNotifyReachesListeners(t *testing.T) {
+	for _, b := range storetest.Backends(t) {
+		if b.Name != "postgres" {
+			continue
+		}
+		dsn := b.DSN(t)
+		a, other := storetest.Open(t, dsn), storetest.Open(t, dsn)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		got := make(chan string, 16)
+		go other.Listen(ctx, "hookrelay_test_chan", func(p string) { got <- p })
+		if p := <-got; p != "" {
+			t.Fatalf("first callback should be the empty catch-up wake, got %q", p)
+		}
+		if err := a.Notify(ctx, "hookrelay_test_chan", "hello"); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case p := <-got:
+			if p != "hello" {
+				t.Fatalf("payload %q", p)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("notification not received")
+		}
+	}
+}
