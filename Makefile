@@ -2,7 +2,7 @@
 GO ?= go
 export PATH := $(shell $(GO) env GOPATH)/bin:$(PATH)
 
-.PHONY: all build test test-go lint deps ui openapi bench clean
+.PHONY: all build test test-go test-browser lint deps browser ui ui-check openapi openapi-check openapi-lint bench clean
 
 all: build
 
@@ -12,6 +12,8 @@ build:
 deps:
 	@command -v node >/dev/null || { echo "node is required (apt-get install -y nodejs npm)"; exit 1; }
 	@[ -d ui/node_modules ] || (cd ui && npm ci --no-audit --no-fund)
+	@[ -d testdata/node/node_modules ] || (cd testdata/node && npm ci --no-audit --no-fund)
+	@[ -d openapi/node_modules ] || (cd openapi && npm ci --no-audit --no-fund)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -20,10 +22,45 @@ lint:
 test-go:
 	$(GO) test -race -count=1 -timeout 15m ./...
 
-test: deps lint test-go
+test: deps lint ui-check openapi-check openapi-lint test-go test-browser
+
+# openapi regenerates openapi/swagger.json, openapi/openapi.json and the UI's
+# ui/src/lib/api-types.d.ts from the swag annotations (also run by `go generate ./...`).
+openapi: deps
+	$(GO) run ./internal/openapigen
+
+# openapi-check fails when the committed documents or UI types differ from what the code generates.
+openapi-check: deps
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(GO) run ./internal/openapigen -out "$$tmp" -ts "$$tmp/api-types.d.ts" || exit 1; \
+	stale=0; \
+	for pair in "openapi/swagger.json:swagger.json" "openapi/openapi.json:openapi.json" "ui/src/lib/api-types.d.ts:api-types.d.ts"; do \
+		have=$${pair%%:*}; want="$$tmp/$${pair#*:}"; \
+		if ! cmp -s "$$have" "$$want"; then stale=1; echo "stale: $$have"; diff -u "$$have" "$$want" 2>&1 | head -40; fi; \
+	done; \
+	if [ $$stale -ne 0 ]; then echo "openapi/ is stale against the code: run 'make openapi' and commit the result"; exit 1; fi; \
+	echo "openapi/ is current"
+
+# openapi-lint runs Redocly's recommended rules (openapi/redocly.yaml) on the OpenAPI 3 document.
+openapi-lint: deps
+	cd openapi && REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true ./node_modules/.bin/redocly lint openapi.json
+
+# browser installs Debian's Chromium for the UI tests when it is missing (never a downloaded build).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test-browser: deps browser
+	./scripts/browser-test.sh
 
 ui: deps
 	cd ui && npm run build
+
+# ui-check fails when the committed ui/dist differs from a fresh build of ui/src.
+ui-check: deps
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	(cd ui && npx vite build --outDir "$$tmp/dist" --emptyOutDir --logLevel warn) || exit 1; \
+	if ! diff -r "$$tmp/dist" ui/dist >/dev/null; then echo "ui/dist is stale against ui/src: run 'make ui' and commit the result"; diff -r "$$tmp/dist" ui/dist | head -20; exit 1; fi; \
+	echo "ui/dist is current"
 
 bench:
 	$(GO) run ./bench

@@ -168,6 +168,7 @@ test('admin UI end to end', { skip, timeout: 240_000 }, async (t) => {
     await page.waitForURL(new RegExp(`/webhooks/${state.webhookId}$`));
     assert.equal(await page.getByTestId('webhook-title').innerText(), `${webhookName} edited`);
     await page.goto('/webhooks');
+    await card().waitFor();
     assert.equal(await card().locator('.chip').allInnerTexts().then((c) => c.join(',')), 'message.received');
   });
 

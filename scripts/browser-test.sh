@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs the admin UI's browser test (ui/tests) in headless Chromium against the real binary,
+# built from this tree, on a fresh SQLite database. Screenshots land in screenshots/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+work=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 18099)
+token="browser-test-token-$(date +%s)"
+go build -o "$work/hookrelay" .
+"$work/hookrelay" --addr "127.0.0.1:$port" --db "$work/ui.db" --admin-token "$token" \
+  --allow-http --allow-private-targets --inspector-rate 0 >"$work/server.log" 2>&1 &
+pid=$!
+cleanup() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+for _ in $(seq 1 100); do
+  curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+  kill -0 "$pid" 2>/dev/null || { cat "$work/server.log"; exit 1; }
+  sleep 0.1
+done
+export HOOKRELAY_URL="http://127.0.0.1:$port" HOOKRELAY_TOKEN="$token" SCREENSHOT_DIR="$PWD/screenshots"
+if ! (cd ui && node --test tests/); then
+  echo "--- server log"; tail -50 "$work/server.log"; exit 1
+fi
