@@ -32,20 +32,34 @@ func newAuthenticator(store *models.Store, adminHash, publicURL string) *authent
 		lastTouched: map[string]time.Time{}}
 }
 
-// checkToken accepts the bootstrap admin token or an API key. The admin comparison is on
-// hashes, in constant time; API keys are found by hash.
-func (a *authenticator) checkToken(c *gin.Context, token string) bool {
+// checkToken accepts the bootstrap admin token or an API key and returns the credential it
+// matched (models.AdminCredential or the key's id). The admin comparison is on hashes, in
+// constant time; API keys are found by hash.
+func (a *authenticator) checkToken(c *gin.Context, token string) (string, bool) {
 	if token == "" {
-		return false
+		return "", false
 	}
 	if len(a.adminHash) > 0 && subtle.ConstantTimeCompare([]byte(models.HashToken(token)), a.adminHash) == 1 {
-		return true
+		return models.AdminCredential(string(a.adminHash)), true
 	}
 	k, err := a.store.FindAPIKey(c.Request.Context(), token)
 	if err != nil {
-		return false
+		return "", false
 	}
 	a.touch(c, k.ID)
+	return k.ID, true
+}
+
+// sessionValid reports whether a session's credential is still in force. Sessions of a
+// revoked API key are deleted with it; an admin session must match the admin token in use
+// now, so restarting with a new --admin-token logs the old sessions out.
+func (a *authenticator) sessionValid(ss *models.Session) bool {
+	switch {
+	case ss.Credential == "":
+		return false // opened before sessions recorded their credential
+	case strings.HasPrefix(ss.Credential, "admin:"):
+		return len(a.adminHash) > 0 && ss.Credential == models.AdminCredential(string(a.adminHash))
+	}
 	return true
 }
 
@@ -68,9 +82,14 @@ func (a *authenticator) touch(c *gin.Context, id string) {
 // send without a CORS preflight we never grant) and, when present, a same-origin Origin.
 func (a *authenticator) require(c *gin.Context) {
 	if h := c.GetHeader("Authorization"); h != "" {
-		token, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok || !a.checkToken(c, strings.TrimSpace(token)) {
-			c.Header("WWW-Authenticate", `Bearer realm="hookrelay"`)
+		// The scheme name is case-insensitive (RFC 9110 §11.1).
+		scheme, token, _ := strings.Cut(h, " ")
+		ok := strings.EqualFold(scheme, "Bearer")
+		if ok {
+			_, ok = a.checkToken(c, strings.TrimSpace(token))
+		}
+		if !ok {
+			c.Header("WWW-Authenticate", `Bearer realm="hookrelay", error="invalid_token"`)
 			problem(c, http.StatusUnauthorized, "the bearer token is not valid")
 			return
 		}
@@ -79,7 +98,7 @@ func (a *authenticator) require(c *gin.Context) {
 		return
 	}
 	if cookie, err := c.Cookie(SessionCookie); err == nil && cookie != "" {
-		if _, err := a.store.FindSession(c.Request.Context(), cookie); err == nil {
+		if ss, err := a.store.FindSession(c.Request.Context(), cookie); err == nil && a.sessionValid(ss) {
 			if !safeMethod(c.Request.Method) && !sameOriginRequest(c) {
 				problem(c, http.StatusForbidden, "cross-site request refused: send X-Requested-With from the same origin")
 				return
@@ -148,11 +167,16 @@ func (s *Server) createSession(c *gin.Context) {
 		storeProblem(c, verr)
 		return
 	}
-	if !s.auth.checkToken(c, token) {
+	credential, ok := s.auth.checkToken(c, token)
+	if !ok {
 		problem(c, http.StatusUnauthorized, "that token is not valid", models.FieldError{Field: "token", Message: "not a valid token"})
 		return
 	}
-	value, _, err := s.store.CreateSession(c.Request.Context(), sessionTTL)
+	value, _, err := s.store.CreateSession(c.Request.Context(), sessionTTL, credential)
+	if errors.Is(err, models.ErrNotFound) {
+		problem(c, http.StatusUnauthorized, "that token was just revoked", models.FieldError{Field: "token", Message: "not a valid token"})
+		return
+	}
 	if err != nil {
 		storeProblem(c, err)
 		return
@@ -221,16 +245,23 @@ func apiKeyOut(k *models.APIKey) APIKey {
 //	@Tags		api-keys
 //	@Produce	json
 //	@Security	BearerAuth
-//	@Success	200	{object}	List[APIKey]
-//	@Failure	401	{object}	Problem
+//	@Param		limit	query		int		false	"page size (1-200)"	default(50)
+//	@Param		cursor	query		string	false	"next_cursor of the previous page"
+//	@Success	200		{object}	List[APIKey]
+//	@Failure	400		{object}	Problem
+//	@Failure	401		{object}	Problem
 //	@Router		/api/v1/api-keys [get]
 func (s *Server) listAPIKeys(c *gin.Context) {
-	keys, err := s.store.ListAPIKeys(c.Request.Context())
+	p, ok := page(c)
+	if !ok {
+		return
+	}
+	keys, next, err := s.store.ListAPIKeys(c.Request.Context(), p)
 	if err != nil {
 		storeProblem(c, err)
 		return
 	}
-	out := List[APIKey]{Data: make([]APIKey, 0, len(keys))}
+	out := List[APIKey]{Data: make([]APIKey, 0, len(keys)), NextCursor: cursor(next)}
 	for _, k := range keys {
 		out.Data = append(out.Data, apiKeyOut(k))
 	}
@@ -278,14 +309,15 @@ func (s *Server) createAPIKey(c *gin.Context) {
 
 // deleteAPIKey revokes an API key.
 //
-//	@Summary	Revoke an API key
-//	@Tags		api-keys
-//	@Security	BearerAuth
-//	@Param		id	path	string	true	"API key id"
-//	@Success	204
-//	@Failure	401	{object}	Problem
-//	@Failure	404	{object}	Problem
-//	@Router		/api/v1/api-keys/{id} [delete]
+//	@Summary		Revoke an API key
+//	@Description	The token stops working at once, and the admin UI sessions opened with it end.
+//	@Tags			api-keys
+//	@Security		BearerAuth
+//	@Param			id	path	string	true	"API key id"
+//	@Success		204
+//	@Failure		401	{object}	Problem
+//	@Failure		404	{object}	Problem
+//	@Router			/api/v1/api-keys/{id} [delete]
 func (s *Server) deleteAPIKey(c *gin.Context) {
 	if err := s.store.DeleteAPIKey(c.Request.Context(), c.Param("id")); err != nil {
 		storeProblem(c, err)

@@ -72,7 +72,7 @@ var deliveryStatuses = []string{models.StatusPending, models.StatusSucceeded, mo
 //	@Security	BearerAuth
 //	@Param		webhook_id	query		string	false	"only this webhook's"
 //	@Param		status		query		string	false	"only this status"	Enums(pending, succeeded, failed, cancelled)
-//	@Param		event		query		string	false	"only this event type"
+//	@Param		event		query		string	false	"only this event type"	Enums(conversation.started, message.received)
 //	@Param		limit		query		int		false	"page size (1-200)"	default(50)
 //	@Param		cursor		query		string	false	"next_cursor of the previous page"
 //	@Success	200			{object}	List[Delivery]
@@ -84,7 +84,11 @@ func (s *Server) listDeliveries(c *gin.Context) {
 	if !ok {
 		return
 	}
-	f := models.DeliveryFilter{WebhookID: c.Query("webhook_id"), Status: c.Query("status"), EventType: c.Query("event")}
+	eventType, ok := eventFilter(c)
+	if !ok {
+		return
+	}
+	f := models.DeliveryFilter{WebhookID: c.Query("webhook_id"), Status: c.Query("status"), EventType: eventType}
 	if f.Status != "" && !slices.Contains(deliveryStatuses, f.Status) {
 		problem(c, http.StatusBadRequest, "status must be pending, succeeded, failed or cancelled",
 			models.FieldError{Field: "status", Message: "must be pending, succeeded, failed or cancelled"})

@@ -14,9 +14,9 @@ import (
 
 // EventInput publishes an event.
 type EventInput struct {
-	Event     string          `json:"event" enums:"conversation.started,message.received" example:"conversation.started"`
-	Data      json.RawMessage `json:"data" swaggertype:"object"`
-	Timestamp string          `json:"timestamp" example:"2025-01-15T10:30:00+00:00"`
+	Event     string          `json:"event" enums:"conversation.started,message.received" example:"conversation.started" validate:"required"`
+	Data      json.RawMessage `json:"data" swaggertype:"object" validate:"required"`
+	Timestamp string          `json:"timestamp" example:"2025-01-15T10:30:00+00:00" extensions:"x-nullable"`
 }
 
 // PublishedEvent answers a publish.
@@ -102,6 +102,7 @@ func (s *Server) publishEvent(c *gin.Context) {
 		s.cfg.Dispatcher.Remember(p.Event.ID, p.Event.Payload)
 		s.cfg.Dispatcher.Notify()
 	}
+	s.observePublished(res)
 	c.JSON(http.StatusAccepted, PublishedEvent{ID: p.Event.ID, Event: p.Event.Type,
 		Timestamp: models.FormatSeedTime(p.Event.OccurredAt), Deliveries: len(p.Deliveries)})
 }
@@ -118,7 +119,7 @@ func buildPublish(obj object) (models.PublishInput, error) {
 		verr.Add("event", "unknown event type %q; known: %s", name, strings.Join(models.EventTypeNames(), ", "))
 	}
 	occurred := time.Now().UTC().Truncate(time.Second)
-	if ts, ok := obj.str("timestamp", verr); ok {
+	if ts, ok := obj.str("timestamp", verr); ok && !obj.isNull("timestamp") {
 		t, err := models.ParseEventTime(ts)
 		if err != nil {
 			verr.Add("timestamp", "%s", err.Error())
@@ -145,7 +146,7 @@ func buildPublish(obj object) (models.PublishInput, error) {
 //	@Tags		events
 //	@Produce	json
 //	@Security	BearerAuth
-//	@Param		event	query		string	false	"only this event type"
+//	@Param		event	query		string	false	"only this event type"	Enums(conversation.started, message.received)
 //	@Param		limit	query		int		false	"page size (1-200)"	default(50)
 //	@Param		cursor	query		string	false	"next_cursor of the previous page"
 //	@Success	200		{object}	List[Event]
@@ -157,7 +158,11 @@ func (s *Server) listEvents(c *gin.Context) {
 	if !ok {
 		return
 	}
-	list, next, err := s.store.ListEvents(c.Request.Context(), c.Query("event"), p)
+	eventType, ok := eventFilter(c)
+	if !ok {
+		return
+	}
+	list, next, err := s.store.ListEvents(c.Request.Context(), eventType, p)
 	if err != nil {
 		storeProblem(c, err)
 		return
@@ -171,15 +176,16 @@ func (s *Server) listEvents(c *gin.Context) {
 
 // getEvent reads an event with its delivered body and its deliveries (the fan-out).
 //
-//	@Summary	Get an event
-//	@Tags		events
-//	@Produce	json
-//	@Security	BearerAuth
-//	@Param		id	path		string	true	"event id"
-//	@Success	200	{object}	Event
-//	@Failure	401	{object}	Problem
-//	@Failure	404	{object}	Problem
-//	@Router		/api/v1/events/{id} [get]
+//	@Summary		Get an event
+//	@Description	payload is the exact body every json-format webhook receives, byte for byte; deliveries lists the fan-out, one per webhook (empty when no webhook listened).
+//	@Tags			events
+//	@Produce		json
+//	@Security		BearerAuth
+//	@Param			id	path		string	true	"event id"
+//	@Success		200	{object}	Event
+//	@Failure		401	{object}	Problem
+//	@Failure		404	{object}	Problem
+//	@Router			/api/v1/events/{id} [get]
 func (s *Server) getEvent(c *gin.Context) {
 	e, err := s.store.GetEvent(c.Request.Context(), c.Param("id"))
 	if err != nil {
@@ -191,13 +197,20 @@ func (s *Server) getEvent(c *gin.Context) {
 		storeProblem(c, err)
 		return
 	}
-	out := eventOut(e)
+	out := eventDetail{Event: eventOut(e), Deliveries: make([]Delivery, 0, len(ds))}
 	out.Payload = e.Payload
-	out.Deliveries = make([]Delivery, 0, len(ds))
 	for _, d := range ds {
 		out.Deliveries = append(out.Deliveries, deliveryOut(d))
 	}
-	c.JSON(http.StatusOK, out)
+	// PureJSON: the default encoder would rewrite <, > and & in the payload as \u003c…, and
+	// the payload must read exactly as the bytes the webhooks receive.
+	c.PureJSON(http.StatusOK, out)
+}
+
+// eventDetail is an Event whose deliveries are always listed, even when there are none.
+type eventDetail struct {
+	Event
+	Deliveries []Delivery `json:"deliveries"`
 }
 
 // listEventTypes returns the event catalogue.

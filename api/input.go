@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 	"github.com/hookrelay/hookrelay/models"
@@ -25,13 +26,6 @@ type object map[string]json.RawMessage
 // readObject reads the body as a JSON object, answering 413, 415 or 400 itself on failure.
 // allowed lists the accepted fields; others are 422 naming the field.
 func readObject(c *gin.Context, optional bool, allowed ...string) (object, bool) {
-	if ct := c.GetHeader("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != "application/json" && !bytesHasSuffix(mt, "+json")) {
-			problem(c, http.StatusUnsupportedMediaType, "send the body as application/json")
-			return nil, false
-		}
-	}
 	raw, err := io.ReadAll(c.Request.Body)
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -43,7 +37,17 @@ func readObject(c *gin.Context, optional bool, allowed ...string) (object, bool)
 		return nil, false
 	}
 	c.Set("rawBody", raw)
-	if len(bytes.TrimSpace(raw)) == 0 {
+	empty := len(bytes.TrimSpace(raw)) == 0
+	// An empty optional body has no media type worth refusing: `curl -d ''` sends nothing,
+	// labelled application/x-www-form-urlencoded.
+	if ct := c.GetHeader("Content-Type"); ct != "" && !(empty && optional) {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !bytesHasSuffix(mt, "+json")) {
+			problem(c, http.StatusUnsupportedMediaType, "send the body as application/json")
+			return nil, false
+		}
+	}
+	if empty {
 		if optional {
 			return object{}, true
 		}
@@ -56,8 +60,10 @@ func readObject(c *gin.Context, optional bool, allowed ...string) (object, bool)
 		problem(c, http.StatusBadRequest, "the body must be a JSON object: "+jsonErrorText(err))
 		return nil, false
 	}
-	if dec.More() {
-		problem(c, http.StatusBadRequest, "the body must hold a single JSON object")
+	// Decoder.More is false before a stray "}" or "]", so ask for the next token instead:
+	// only the end of input is acceptable after the object.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		problem(c, http.StatusBadRequest, "the body must hold a single JSON object with nothing after it")
 		return nil, false
 	}
 	verr := &models.ValidationError{}
@@ -181,4 +187,19 @@ func cursor(next string) *string {
 type List[T any] struct {
 	Data       []T     `json:"data"`
 	NextCursor *string `json:"next_cursor"`
+}
+
+// eventFilter reads ?event=, which must name a catalogue event type when given: a typo
+// should say so rather than list nothing.
+func eventFilter(c *gin.Context) (string, bool) {
+	name := c.Query("event")
+	if name == "" {
+		return "", true
+	}
+	if _, ok := models.LookupEventType(name); !ok {
+		msg := "must be one of " + strings.Join(models.EventTypeNames(), ", ")
+		problem(c, http.StatusBadRequest, "event "+msg, models.FieldError{Field: "event", Message: msg})
+		return "", false
+	}
+	return name, true
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -35,6 +36,13 @@ type Config struct {
 	Version        string
 	// Extra registers routes owned by other packages (inspector, metrics, docs).
 	Extra []func(r *gin.Engine, authed *gin.RouterGroup)
+	// Metrics is told about published events; optional.
+	Metrics PublishObserver
+}
+
+// PublishObserver is told about each newly published event (Prometheus metrics implement it).
+type PublishObserver interface {
+	Published(eventType string, deliveries int)
 }
 
 // Server holds the handlers' dependencies.
@@ -55,12 +63,13 @@ func New(cfg Config) *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
-	r.Use(s.recoverer, s.logRequests, limitBody)
+	r.Use(s.recoverer, s.logRequests, noSniff, limitBody)
 	r.NoRoute(s.noRoute)
 	r.NoMethod(func(c *gin.Context) { problem(c, http.StatusMethodNotAllowed, "") })
 
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.readyz)
+	s.docsRoutes(r)
 
 	v1 := r.Group("/api/v1")
 	v1.POST("/session", s.createSession)
@@ -76,8 +85,10 @@ func New(cfg Config) *gin.Engine {
 	authed.POST("/webhooks/:id/test", s.testWebhook)
 	authed.GET("/webhooks/:id/secret", s.revealSecret)
 	authed.POST("/webhooks/:id/secret/rotate", s.rotateSecret)
+	authed.POST("/webhooks/:id/replay", s.replayWebhook)
 
 	authed.POST("/events", s.publishEvent)
+	authed.POST("/events/batch", s.publishEventBatch)
 	authed.GET("/events", s.listEvents)
 	authed.GET("/events/:id", s.getEvent)
 	authed.GET("/event-types", s.listEventTypes)
@@ -96,10 +107,18 @@ func New(cfg Config) *gin.Engine {
 	return r
 }
 
+// noSniff stops browsers from guessing a media type other than the one declared, so no
+// response (a JSON string with markup in it, say) can be run as HTML or script.
+func noSniff(c *gin.Context) {
+	c.Header("X-Content-Type-Options", "nosniff")
+	c.Next()
+}
+
 // limitBody bounds every request body; readers see *http.MaxBytesError past the limit.
 // Routes with other limits (the inspector) replace the reader themselves.
 func limitBody(c *gin.Context) {
-	if c.Request.Body != nil {
+	// The inspector's receiver applies its own limit and records oversized requests.
+	if c.Request.Body != nil && !strings.HasPrefix(c.Request.URL.Path, "/inspect/") {
 		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, MaxBodyBytes)
 	}
 	c.Next()

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"net/http"
@@ -37,7 +38,7 @@ type Webhook struct {
 type WebhookInput struct {
 	Name           string   `json:"name" example:"Slack Notifications"`
 	URL            string   `json:"url" example:"https://example.com/hooks/chat"`
-	Secret         *string  `json:"secret" example:"your-webhook-secret"`
+	Secret         *string  `json:"secret" example:"your-webhook-secret" extensions:"x-nullable"`
 	GenerateSecret bool     `json:"generate_secret" example:"false"`
 	Events         []string `json:"events" example:"message.received"`
 	Format         string   `json:"format" enums:"json,slack,discord" example:"json"`
@@ -126,6 +127,9 @@ func (s *Server) applyWebhookInput(obj object, w *models.Webhook, create bool) e
 	switch {
 	case obj.isNull("secret"):
 		w.Secret, w.PrevSecret, w.PrevSecretUntil = "", "", nil
+		if gen {
+			verr.Add("generate_secret", "give either \"secret\": null or generate_secret, not both")
+		}
 	case obj.has("secret"):
 		if sec, ok := obj.str("secret", verr); ok {
 			if msg := checkSecret(sec); msg != "" {
@@ -326,7 +330,7 @@ func (s *Server) getWebhook(c *gin.Context) {
 // deleted.
 //
 //	@Summary		Update a webhook
-//	@Description	Partial update: only the fields sent change. Send "secret": null to remove the secret.
+//	@Description	Partial update: only the fields sent change. Send "secret": null to remove the secret, or "generate_secret": true for a new one (returned in this response only). Disabling cancels pending deliveries; nothing is deleted.
 //	@Tags			webhooks
 //	@Accept			json
 //	@Produce		json
@@ -342,24 +346,29 @@ func (s *Server) getWebhook(c *gin.Context) {
 //	@Failure		422		{object}	Problem
 //	@Router			/api/v1/webhooks/{id} [patch]
 func (s *Server) updateWebhook(c *gin.Context) {
-	w, ok := s.loadWebhook(c)
-	if !ok {
+	if _, ok := s.loadWebhook(c); !ok {
 		return
 	}
 	obj, ok := readObject(c, false, webhookFields...)
 	if !ok {
 		return
 	}
-	if err := s.applyWebhookInput(obj, w, false); err != nil {
+	w, err := s.store.ModifyWebhook(c.Request.Context(), c.Param("id"), func(w *models.Webhook) error {
+		return s.applyWebhookInput(obj, w, false)
+	})
+	if err != nil {
 		storeProblem(c, err)
 		return
 	}
-	if err := s.store.UpdateWebhook(c.Request.Context(), w); err != nil {
+	stats, last, err := s.store.WebhookActivity(c.Request.Context(), []string{w.ID}, time.Now().UTC())
+	if err != nil {
 		storeProblem(c, err)
 		return
 	}
-	out := s.webhookOut(w, nil, nil)
-	if obj.has("secret") || obj.has("generate_secret") {
+	out := s.webhookOut(w, stats[w.ID], last[w.ID])
+	// The caller needs a secret the server generated; one it sent or removed it already knows,
+	// and any other change must not reveal the stored one.
+	if gen, _ := obj.boolean("generate_secret", &models.ValidationError{}); gen {
 		out.Secret = w.Secret
 	}
 	c.JSON(http.StatusOK, out)
@@ -419,7 +428,9 @@ func (s *Server) testWebhook(c *gin.Context) {
 		storeProblem(c, verr)
 		return
 	}
-	a, err := s.cfg.Dispatcher.SendTest(c.Request.Context(), w, event)
+	// The attempt is bounded by the delivery timeout; a client that stops waiting must not
+	// turn it into a "cancelled" failure in the log.
+	a, err := s.cfg.Dispatcher.SendTest(context.WithoutCancel(c.Request.Context()), w, event)
 	if err != nil {
 		storeProblem(c, err)
 		return
@@ -460,18 +471,18 @@ func (s *Server) revealSecret(c *gin.Context) {
 //	@Failure		404	{object}	Problem
 //	@Router			/api/v1/webhooks/{id}/secret/rotate [post]
 func (s *Server) rotateSecret(c *gin.Context) {
-	w, ok := s.loadWebhook(c)
-	if !ok {
-		return
-	}
 	out := Secret{Secret: NewSecret()}
-	if w.Secret != "" {
-		until := time.Now().UTC().Add(24 * time.Hour)
-		w.PrevSecret, w.PrevSecretUntil = w.Secret, &until
-		out.PreviousExpiresAt = &until
-	}
-	w.Secret = out.Secret
-	if err := s.store.UpdateWebhook(c.Request.Context(), w); err != nil {
+	_, err := s.store.ModifyWebhook(c.Request.Context(), c.Param("id"), func(w *models.Webhook) error {
+		out.PreviousExpiresAt = nil
+		if w.Secret != "" {
+			until := time.Now().UTC().Add(24 * time.Hour)
+			w.PrevSecret, w.PrevSecretUntil = w.Secret, &until
+			out.PreviousExpiresAt = &until
+		}
+		w.Secret = out.Secret
+		return nil
+	})
+	if err != nil {
 		storeProblem(c, err)
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -24,12 +25,21 @@ type APIKey struct {
 }
 
 // Session is a browser login: the cookie carries a random session token, the table only
-// its hash, so a database leak does not hand out live sessions.
+// its hash, so a database leak does not hand out live sessions. Credential names what the
+// session was opened with (an API key id, or AdminCredential), so that revoking it ends the
+// session too.
 type Session struct {
-	ID        string `gorm:"primaryKey"`
-	Hash      string
-	CreatedAt time.Time
-	ExpiresAt time.Time
+	ID         string `gorm:"primaryKey"`
+	Hash       string
+	Credential string
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+}
+
+// AdminCredential is the Session.Credential of a login with the admin token whose SHA-256 is
+// adminHash. Only a prefix of the hash is kept: enough to notice that the token changed.
+func AdminCredential(adminHash string) string {
+	return "admin:" + adminHash[:min(16, len(adminHash))]
 }
 
 // Setting is a key/value row for process-wide state such as the admin token's hash.
@@ -57,25 +67,35 @@ func (s *Store) CreateAPIKey(ctx context.Context, name string) (*APIKey, string,
 	return k, token, nil
 }
 
-// ListAPIKeys returns every key, newest first.
-func (s *Store) ListAPIKeys(ctx context.Context) ([]*APIKey, error) {
-	var list []*APIKey
-	if err := s.R.WithContext(ctx).Order("id DESC").Find(&list).Error; err != nil {
-		return nil, fmt.Errorf("list api keys: %w", err)
+// ListAPIKeys returns one page of keys, newest first.
+func (s *Store) ListAPIKeys(ctx context.Context, p Page) ([]*APIKey, string, error) {
+	q := s.R.WithContext(ctx).Order("id DESC").Limit(p.Limit + 1)
+	if p.Cursor != "" {
+		q = q.Where("id < ?", p.Cursor)
 	}
-	return list, nil
+	var list []*APIKey
+	if err := q.Find(&list).Error; err != nil {
+		return nil, "", fmt.Errorf("list api keys: %w", err)
+	}
+	list, next := pageOf(list, p.Limit, func(k *APIKey) string { return k.ID })
+	return list, next, nil
 }
 
-// DeleteAPIKey revokes a key.
+// DeleteAPIKey revokes a key and ends the browser sessions opened with it.
 func (s *Store) DeleteAPIKey(ctx context.Context, id string) error {
-	res := s.W.WithContext(ctx).Exec(`DELETE FROM api_keys WHERE id = ?`, id)
-	if res.Error != nil {
-		return fmt.Errorf("delete api key: %w", res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Exec(`DELETE FROM api_keys WHERE id = ?`, id)
+		if res.Error != nil {
+			return fmt.Errorf("delete api key: %w", res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return ErrNotFound
+		}
+		if err := tx.Exec(`DELETE FROM sessions WHERE credential = ?`, id).Error; err != nil {
+			return fmt.Errorf("delete sessions of api key: %w", err)
+		}
+		return nil
+	})
 }
 
 // FindAPIKey looks a token up by its hash and confirms it in constant time.
@@ -100,12 +120,29 @@ func (s *Store) TouchAPIKey(ctx context.Context, id string, at time.Time) error 
 	return s.W.WithContext(ctx).Exec(`UPDATE api_keys SET last_used_at = ? WHERE id = ?`, at.UTC(), id).Error
 }
 
-// CreateSession stores a browser session and returns its cookie value.
-func (s *Store) CreateSession(ctx context.Context, ttl time.Duration) (string, *Session, error) {
+// CreateSession stores a browser session opened with credential (an API key id or
+// AdminCredential) and returns its cookie value. For an API key, the key must still exist
+// when the session is written: a revocation racing the login cannot leave a live session.
+func (s *Store) CreateSession(ctx context.Context, ttl time.Duration, credential string) (string, *Session, error) {
 	token := RandomToken(32)
 	now := time.Now().UTC()
-	ss := &Session{ID: NewID("ses"), Hash: HashToken(token), CreatedAt: now, ExpiresAt: now.Add(ttl)}
-	if err := s.W.WithContext(ctx).Create(ss).Error; err != nil {
+	ss := &Session{ID: NewID("ses"), Hash: HashToken(token), Credential: credential, CreatedAt: now, ExpiresAt: now.Add(ttl)}
+	err := s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if !strings.HasPrefix(credential, "admin:") {
+			var n int64
+			if err := tx.Raw(`SELECT COUNT(*) FROM api_keys WHERE id = ?`, credential).Scan(&n).Error; err != nil {
+				return err
+			}
+			if n == 0 {
+				return ErrNotFound
+			}
+		}
+		return tx.Create(ss).Error
+	})
+	if errors.Is(err, ErrNotFound) {
+		return "", nil, err
+	}
+	if err != nil {
 		return "", nil, fmt.Errorf("create session: %w", err)
 	}
 	return token, ss, nil

@@ -185,14 +185,25 @@ func (s *Store) ClaimDue(ctx context.Context, r ClaimRequest) ([]*Delivery, erro
 	return claimed, nil
 }
 
-// NextDue returns when the earliest pending delivery becomes due (unix ms), or 0 if none.
-func (s *Store) NextDue(ctx context.Context) (int64, error) {
-	var next *int64
-	err := s.R.WithContext(ctx).Raw(`SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'`).Scan(&next).Error
-	if err != nil || next == nil {
-		return 0, err
+// NextDue returns when the earliest delivery that a claim at now could take becomes due
+// (unix ms), or 0 if none. Leased rows (in flight) and the excluded (saturated) webhooks'
+// rows are left out: they cannot be claimed before a finishing attempt wakes the
+// dispatcher, and counting them would report "due already" and spin the claim loop for as
+// long as an attempt is in flight.
+func (s *Store) NextDue(ctx context.Context, now time.Time, exclude []string) (int64, error) {
+	q := s.R.WithContext(ctx).Table("deliveries").Select("next_attempt_at").
+		Where("status = 'pending' AND locked_until < ?", now.UnixMilli())
+	if len(exclude) > 0 {
+		q = q.Where("webhook_id NOT IN ?", exclude)
 	}
-	return *next, nil
+	var next []int64
+	if err := q.Order("next_attempt_at").Limit(1).Scan(&next).Error; err != nil {
+		return 0, fmt.Errorf("next due delivery: %w", err)
+	}
+	if len(next) == 0 {
+		return 0, nil
+	}
+	return next[0], nil
 }
 
 // Result is what one attempt of a claimed delivery produced, and what follows from it.
@@ -227,13 +238,26 @@ func (s *Store) RecordResults(ctx context.Context, results []Result) error {
 				}
 				continue
 			}
-			attempts = append(attempts, r.Attempt)
-			err := tx.Exec(`UPDATE deliveries SET status = ?, attempt_count = ?, next_attempt_at = ?, locked_until = 0, locked_by = '',
+			res := tx.Exec(`UPDATE deliveries SET status = ?, attempt_count = ?, next_attempt_at = ?, locked_until = 0, locked_by = '',
 				last_status_code = ?, last_error = ?, updated_at = ? WHERE id = ? AND status = 'pending'`,
-				r.Status, r.Attempt.Number, r.NextAttemptAt, r.Attempt.ResponseStatus, r.Attempt.Error, now, r.DeliveryID).Error
-			if err != nil {
-				return fmt.Errorf("record delivery %s: %w", r.DeliveryID, err)
+				r.Status, r.Attempt.Number, r.NextAttemptAt, r.Attempt.ResponseStatus, r.Attempt.Error, now, r.DeliveryID)
+			if res.Error != nil {
+				return fmt.Errorf("record delivery %s: %w", r.DeliveryID, res.Error)
 			}
+			if res.RowsAffected == 0 {
+				// Cancelled while in flight: the status stays, but the attempt was made and
+				// belongs in the log and the count. Deleted with its webhook: an attempt row
+				// would be an orphan that nothing shows or prunes.
+				res = tx.Exec(`UPDATE deliveries SET attempt_count = ?, updated_at = ? WHERE id = ?`,
+					r.Attempt.Number, now, r.DeliveryID)
+				if res.Error != nil {
+					return fmt.Errorf("record delivery %s: %w", r.DeliveryID, res.Error)
+				}
+				if res.RowsAffected == 0 {
+					continue
+				}
+			}
+			attempts = append(attempts, r.Attempt)
 			h := hooks[r.WebhookID]
 			if h == nil {
 				h = &hookState{}

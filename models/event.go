@@ -42,6 +42,16 @@ type Published struct {
 // transaction (the outbox): once it returns, a crash cannot lose them. A batch shares the
 // transaction, which is how many events per second stay cheap on one SQLite writer.
 func (s *Store) Publish(ctx context.Context, in []PublishInput) ([]Published, error) {
+	out, err := s.publish(ctx, in)
+	if err != nil && isUniqueViolation(err) {
+		// Two requests with the same new Idempotency-Key raced (possible on PostgreSQL, where
+		// writers run concurrently): the loser runs again and now sees the winner's event.
+		out, err = s.publish(ctx, in)
+	}
+	return out, err
+}
+
+func (s *Store) publish(ctx context.Context, in []PublishInput) ([]Published, error) {
 	out := make([]Published, len(in))
 	now := time.Now().UTC()
 	err := s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -160,4 +170,109 @@ func (s *Store) EventPayloads(ctx context.Context, ids []string) (map[string]*Ev
 		out[e.ID] = e
 	}
 	return out, nil
+}
+
+// ReplayFilter selects the past events a replay sends again to one webhook: the given types,
+// published (not test) events accepted in [Since, Until), also from before the webhook
+// existed. Events with a delivery to the webhook still pending are skipped: they are on their
+// way already. OnlyFailed keeps the events whose deliveries to the webhook all ended failed
+// or cancelled (at least one, none succeeded).
+type ReplayFilter struct {
+	WebhookID    string
+	Types        []string
+	Since, Until time.Time
+	OnlyFailed   bool
+}
+
+func (f ReplayFilter) where(q *gorm.DB) *gorm.DB {
+	q = q.Table("events").
+		Where("events.test = ? AND events.type IN ? AND events.created_at >= ? AND events.created_at < ?",
+			false, f.Types, f.Since.UTC(), f.Until.UTC()).
+		Where(`NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.webhook_id = ? AND d.status = 'pending')`, f.WebhookID)
+	if f.OnlyFailed {
+		q = q.Where(`EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.webhook_id = ? AND d.status IN ('failed', 'cancelled'))`, f.WebhookID).
+			Where(`NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.webhook_id = ? AND d.status = 'succeeded')`, f.WebhookID)
+	}
+	return q
+}
+
+// CountReplay returns how many events a replay with this filter would queue now.
+func (s *Store) CountReplay(ctx context.Context, f ReplayFilter) (int64, error) {
+	var n int64
+	if err := f.where(s.R.WithContext(ctx)).Count(&n).Error; err != nil {
+		return 0, fmt.Errorf("count replay: %w", err)
+	}
+	return n, nil
+}
+
+// QueueReplay creates one pending delivery to the webhook per matching event, batch events
+// per write transaction so a replay of millions of events never holds the writer for long
+// and publishing continues between batches. Events are walked in id (publication) order.
+// Each batch is chosen inside its transaction, so two replays running at once do not queue
+// an event twice, and a webhook disabled or deleted meanwhile stops the replay (ErrConflict,
+// ErrNotFound). afterBatch, when set, is told how many deliveries each batch added. It
+// returns the number queued.
+func (s *Store) QueueReplay(ctx context.Context, f ReplayFilter, batch int, afterBatch func(n int)) (int, error) {
+	if batch <= 0 {
+		batch = 500
+	}
+	total, cursor := 0, ""
+	for {
+		var n int
+		err := s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			var hook Webhook
+			if err := tx.Select("id", "enabled").Where("id = ?", f.WebhookID).Take(&hook).Error; err != nil {
+				if errors.Is(err, gorm.ErrRecordNotFound) {
+					return ErrNotFound
+				}
+				return err
+			}
+			if !hook.Enabled {
+				return fmt.Errorf("%w: the webhook was disabled", ErrConflict)
+			}
+			var rows []struct{ ID, Type string }
+			q := f.where(tx).Select("events.id", "events.type").Order("events.id").Limit(batch)
+			if cursor != "" {
+				q = q.Where("events.id > ?", cursor)
+			}
+			if err := q.Scan(&rows).Error; err != nil {
+				return err
+			}
+			if len(rows) == 0 {
+				return nil
+			}
+			now := time.Now().UTC()
+			ids := make([]string, len(rows))
+			ds := make([]*Delivery, len(rows))
+			for i, r := range rows {
+				ids[i] = r.ID
+				ds[i] = &Delivery{ID: NewID("dlv"), EventID: r.ID, WebhookID: f.WebhookID, EventType: r.Type,
+					Status: StatusPending, NextAttemptAt: now.UnixMilli(), CreatedAt: now, UpdatedAt: now}
+			}
+			if err := tx.CreateInBatches(ds, 200).Error; err != nil {
+				return err
+			}
+			if err := tx.Exec(`UPDATE events SET delivery_count = delivery_count + 1 WHERE id IN ?`, ids).Error; err != nil {
+				return err
+			}
+			n, cursor = len(rows), rows[len(rows)-1].ID
+			return nil
+		})
+		if err != nil {
+			if errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) {
+				return total, err
+			}
+			return total, fmt.Errorf("queue replay after %d: %w", total, err)
+		}
+		if n == 0 {
+			return total, nil
+		}
+		total += n
+		if afterBatch != nil {
+			afterBatch(n)
+		}
+		if ctx.Err() != nil {
+			return total, ctx.Err()
+		}
+	}
 }

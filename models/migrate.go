@@ -108,6 +108,42 @@ CREATE TABLE settings (
 	value TEXT NOT NULL
 );
 `},
+	{2, "inspector bins and captures", `
+CREATE TABLE bins (
+	id TEXT PRIMARY KEY,
+	name TEXT NOT NULL DEFAULT '',
+	secret TEXT NOT NULL DEFAULT '',
+	webhook_id TEXT NOT NULL DEFAULT '',
+	response_status INTEGER NOT NULL DEFAULT 200,
+	response_body TEXT NOT NULL DEFAULT '',
+	response_content_type TEXT NOT NULL DEFAULT '',
+	response_delay_ms INTEGER NOT NULL DEFAULT 0,
+	created_at {{ts}} NOT NULL,
+	updated_at {{ts}} NOT NULL
+);
+CREATE INDEX bins_webhook ON bins (webhook_id);
+CREATE TABLE captures (
+	id TEXT PRIMARY KEY,
+	bin_id TEXT NOT NULL,
+	method TEXT NOT NULL,
+	path TEXT NOT NULL,
+	query TEXT NOT NULL DEFAULT '',
+	headers TEXT NOT NULL,
+	body {{blob}} NOT NULL,
+	size BIGINT NOT NULL,
+	remote_addr TEXT NOT NULL DEFAULT '',
+	received_at {{ts}} NOT NULL,
+	verdicts TEXT NOT NULL,
+	rejected TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX captures_bin ON captures (bin_id, id);
+`},
+	// A session remembers the credential it was opened with, so revoking an API key (or
+	// changing the admin token) also ends the browser sessions it opened.
+	{3, "session credential", `
+ALTER TABLE sessions ADD COLUMN credential TEXT NOT NULL DEFAULT '';
+CREATE INDEX sessions_credential ON sessions (credential);
+`},
 }
 
 func (s *Store) migrate(ctx context.Context) error {

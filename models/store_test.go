@@ -332,3 +332,45 @@ func TestNotifyReachesListeners(t *testing.T) {
 		}
 	}
 }
+
+func TestConcurrentPublishesWithOneIdempotencyKeyMakeOneEvent(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		dsn := b.DSN(t)
+		s := storetest.Open(t, dsn)
+		newWebhook(t, s, "message.received", true)
+		stores := []*models.Store{s}
+		if b.Name == "postgres" {
+			stores = append(stores, storetest.Open(t, dsn))
+		}
+		et, _ := models.LookupEventType("message.received")
+		now := time.Now().UTC().Truncate(time.Second)
+		ids := make(chan string, 8)
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res, err := stores[i%len(stores)].Publish(context.Background(), []models.PublishInput{{Type: et.Name,
+					Payload: et.Example(now), OccurredAt: now, IdempotencyKey: "same-key", RequestHash: "h"}})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				ids <- res[0].Event.ID
+			}()
+		}
+		wg.Wait()
+		close(ids)
+		distinct := map[string]bool{}
+		for id := range ids {
+			distinct[id] = true
+		}
+		if len(distinct) != 1 {
+			t.Fatalf("%d distinct events for one Idempotency-Key", len(distinct))
+		}
+		ds, _, _ := s.ListDeliveries(context.Background(), models.DeliveryFilter{}, models.Page{Limit: 100})
+		if len(ds) != 1 {
+			t.Fatalf("%d deliveries, want 1", len(ds))
+		}
+	})
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // Webhook formats.
@@ -148,6 +149,49 @@ func (s *Store) UpdateWebhook(ctx context.Context, w *Webhook) error {
 	return err
 }
 
+// ModifyWebhook reads a webhook inside a write transaction, lets change edit it, and saves it.
+// Read and write in one transaction means concurrent changes (two PATCHes, a rotation, the
+// dispatcher disabling the webhook after a 410) apply one after the other instead of the
+// later writer silently restoring what it read before. An error from change (such as a
+// *ValidationError) aborts without saving and is returned as it is. Going from enabled to
+// disabled cancels the pending deliveries in the same transaction.
+func (s *Store) ModifyWebhook(ctx context.Context, id string, change func(w *Webhook) error) (*Webhook, error) {
+	var out Webhook
+	err := s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		q := tx.Where("id = ?", id)
+		if s.IsPostgres() {
+			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+		}
+		if err := q.Take(&out).Error; err != nil {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return ErrNotFound
+			}
+			return err
+		}
+		wasEnabled := out.Enabled
+		if err := change(&out); err != nil {
+			return err
+		}
+		out.ID = id
+		out.UpdatedAt = time.Now().UTC()
+		if err := tx.Select("*").Omit("created_at").Where("id = ?", id).Updates(&out).Error; err != nil {
+			return err
+		}
+		if wasEnabled && !out.Enabled {
+			return cancelPending(tx, id, "webhook disabled")
+		}
+		return nil
+	})
+	if err != nil {
+		var verr *ValidationError
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) || errors.As(err, &verr) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("modify webhook %s: %w", id, err)
+	}
+	return &out, nil
+}
+
 func cancelPending(tx *gorm.DB, webhookID, reason string) error {
 	return tx.Exec(`UPDATE deliveries SET status = 'cancelled', next_attempt_at = 0, locked_until = 0, last_error = ?, updated_at = ?
 		WHERE webhook_id = ? AND status = 'pending'`, reason, time.Now().UTC(), webhookID).Error
@@ -173,6 +217,11 @@ func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
 		}
 		if res.RowsAffected == 0 {
 			return ErrNotFound
+		}
+		// Test events belong to the one webhook they were sent to; published events stay.
+		if err := tx.Exec(`DELETE FROM events WHERE test = ? AND id IN (SELECT event_id FROM deliveries WHERE webhook_id = ? AND test = ?)`,
+			true, id, true).Error; err != nil {
+			return fmt.Errorf("delete test events: %w", err)
 		}
 		if err := tx.Exec(`DELETE FROM attempts WHERE webhook_id = ?`, id).Error; err != nil {
 			return fmt.Errorf("delete attempts: %w", err)

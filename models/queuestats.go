@@ -1,0 +1,31 @@
+package models
+
+import (
+	"context"
+	"fmt"
+)
+
+// QueueStats is a snapshot of the outbox for monitoring.
+type QueueStats struct {
+	Pending   int64 // deliveries not yet finished, including those waiting for a retry
+	OldestDue int64 // unix ms at which the longest-waiting pending delivery became due; 0 when none
+}
+
+// QueueStats counts the outbox. Both queries stay on the partial index of pending deliveries
+// (the MIN is one index probe, the COUNT an index-only scan), so the cost grows with the
+// backlog, never with the delivery history; callers still should not run it per request.
+func (s *Store) QueueStats(ctx context.Context) (QueueStats, error) {
+	var st QueueStats
+	db := s.R.WithContext(ctx)
+	if err := db.Raw(`SELECT COUNT(*) FROM deliveries WHERE status = 'pending'`).Scan(&st.Pending).Error; err != nil {
+		return st, fmt.Errorf("count pending deliveries: %w", err)
+	}
+	var oldest *int64
+	if err := db.Raw(`SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'`).Scan(&oldest).Error; err != nil {
+		return st, fmt.Errorf("oldest pending delivery: %w", err)
+	}
+	if oldest != nil {
+		st.OldestDue = *oldest
+	}
+	return st, nil
+}
