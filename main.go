@@ -19,8 +19,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/hookrelay/hookrelay/api"
 	"github.com/hookrelay/hookrelay/delivery"
+	"github.com/hookrelay/hookrelay/inspector"
 	"github.com/hookrelay/hookrelay/models"
 )
 
@@ -169,12 +171,24 @@ func run(cfg *config, out io.Writer) error {
 
 	sender := delivery.NewSender(delivery.SenderConfig{Timeout: cfg.timeout, AllowPrivate: cfg.allowPrivate,
 		PublicURL: cfg.publicURL, Version: version, MaxConns: cfg.workers})
+	metrics := delivery.NewMetrics(delivery.MetricsConfig{Store: store, Logger: logger})
 	dispatcher := delivery.New(delivery.Config{Store: store, Sender: sender, Workers: cfg.workers,
-		PerWebhook: cfg.perWebhook, RetrySchedule: cfg.schedule, Logger: logger})
+		PerWebhook: cfg.perWebhook, RetrySchedule: cfg.schedule, Logger: logger, Metrics: metrics})
+
+	hub := inspector.NewHub(inspector.HubConfig{PublicURL: cfg.publicURL, Logger: logger})
+	insp := inspector.New(inspector.Config{Store: store, Hub: hub, PublicURL: cfg.publicURL, Rate: cfg.inspectorRate,
+		AllowPrivate: cfg.allowPrivate, ForwardTimeout: cfg.timeout, Logger: logger})
 
 	router := api.New(api.Config{
 		Store: store, Dispatcher: dispatcher, AdminTokenHash: adminHash, PublicURL: cfg.publicURL,
 		AllowHTTP: cfg.allowHTTP, AllowPrivate: cfg.allowPrivate, UI: uiDist(), Logger: logger, Version: version,
+		Metrics: metrics,
+		Extra: []func(*gin.Engine, *gin.RouterGroup){
+			api.InspectorRoutes(insp),
+			// Unauthenticated, like /healthz, so a Prometheus server scrapes it without a
+			// token; it carries no per-webhook labels or payload data.
+			func(r *gin.Engine, _ *gin.RouterGroup) { r.GET("/metrics", gin.WrapH(metrics.Handler())) },
+		},
 	})
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
@@ -182,6 +196,8 @@ func run(cfg *config, out io.Writer) error {
 	}
 	srv := &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
 		MaxHeaderBytes: 64 << 10}
+	// Shutdown does not wait for hijacked connections: say goodbye to WebSocket clients.
+	srv.RegisterOnShutdown(hub.Close)
 
 	dispatchCtx, stopDispatch := context.WithCancel(context.Background())
 	dispatchDone := make(chan error, 1)

@@ -174,7 +174,7 @@ func (d *Dispatcher) claimAndSend(ctx, sendCtx context.Context) time.Duration {
 			return fallback
 		}
 		if len(claimed) == 0 {
-			next, err := d.store.NextDue(ctx)
+			next, err := d.store.NextDue(ctx, now, exclude)
 			if err != nil || next == 0 {
 				return fallback
 			}

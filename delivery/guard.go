@@ -2,14 +2,17 @@ package delivery
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"path"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // BlockedError is returned when the SSRF guard refuses a connection.
@@ -101,10 +104,15 @@ func OwnInspectorURL(publicURL, target string) bool {
 	if !strings.EqualFold(pu.Scheme, tu.Scheme) || !strings.EqualFold(hostPort(pu), hostPort(tu)) {
 		return false
 	}
-	base := strings.TrimSuffix(pu.EscapedPath(), "/") + "/inspect/"
-	// Clean first so "/inspect/../api/v1" cannot pass as an inspector URL.
-	p := path.Clean(tu.EscapedPath())
-	return strings.HasPrefix(p+"/", base) && len(p) >= len(base)
+	// Clean first so "/inspect/../api/v1" cannot pass as an inspector URL, and check the
+	// decoded path too: "/inspect/%2e%2e/api" is "/inspect/../api" to a server or proxy that
+	// decodes before routing.
+	under := func(p, root string) bool {
+		base := strings.TrimSuffix(root, "/") + "/inspect/"
+		p = path.Clean(p)
+		return strings.HasPrefix(p+"/", base) && len(p) >= len(base)
+	}
+	return under(tu.EscapedPath(), pu.EscapedPath()) && under(tu.Path, pu.Path)
 }
 
 func hostPort(u *url.URL) string {
@@ -127,4 +135,22 @@ func dialer(allowPrivate bool) func(ctx context.Context, network, addr string) (
 		d.Control = guardControl
 	}
 	return d.DialContext
+}
+
+// NewGuardedClient returns an HTTP client for one-off requests to user-given URLs (the
+// inspector's forward) under the rules deliveries follow: the SSRF guard at connect time
+// unless allowPrivate, no proxy (it would dial for us and bypass the guard), and redirects
+// returned rather than followed. timeout bounds the whole exchange.
+func NewGuardedClient(allowPrivate bool, timeout time.Duration) *http.Client {
+	return &http.Client{
+		Timeout:       timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Transport: &http.Transport{
+			Proxy:               nil,
+			DialContext:         dialer(allowPrivate),
+			TLSHandshakeTimeout: timeout,
+			IdleConnTimeout:     30 * time.Second,
+			TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12},
+		},
+	}
 }

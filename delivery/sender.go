@@ -120,6 +120,13 @@ func NewSender(cfg SenderConfig) *Sender {
 	}
 }
 
+// CloseIdleConnections closes the pooled keep-alive connections, so a stopped server (or
+// a test) leaves no connection goroutines behind.
+func (s *Sender) CloseIdleConnections() {
+	s.guarded.CloseIdleConnections()
+	s.own.CloseIdleConnections()
+}
+
 // Headers builds the request headers of an attempt at time at. Exported so tests and the
 // inspector documentation can show the exact set.
 func (s *Sender) Headers(r Request, at time.Time) http.Header {

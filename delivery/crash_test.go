@@ -1,0 +1,230 @@
+package delivery_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hookrelay/hookrelay/internal/testsrv"
+	"github.com/hookrelay/hookrelay/models"
+)
+
+// binaryFlags are what the crash and shutdown tests run the real binary with: receivers are
+// httptest servers on loopback, and retries come quickly.
+func binaryFlags(db string, extra ...string) []string {
+	return append([]string{"--db", db, "--allow-http", "--allow-private-targets", "--workers", "32",
+		"--retry-schedule", "100ms,200ms,400ms,800ms,1s,1s,1s,1s"}, extra...)
+}
+
+// publishUntil publishes message.received events from several goroutines until n were
+// accepted in all or a publish fails (the server was killed), and returns the accepted ids.
+func publishUntil(p *testsrv.Process, accepted *sync.Map, count *atomic.Int64, n int64) {
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; count.Load() < n; i++ {
+				data := map[string]any{"conversation_id": g*100000 + i + 1, "message_id": i + 1, "content": fmt.Sprintf("message %d/%d", g, i)}
+				id, status, err := p.TryPublish(context.Background(), "message.received", data)
+				if err != nil {
+					return // killed: whatever had no 202 was never promised
+				}
+				if status == http.StatusAccepted {
+					accepted.Store(id, true)
+					count.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestSIGKILLMidRunLosesNoAcceptedEvent(t *testing.T) {
+	const total = 2000
+	bin := testsrv.BuildBinary(t)
+	db := filepath.Join(t.TempDir(), "crash.db")
+
+	var (
+		mu        sync.Mutex
+		successes = map[string][]time.Time{} // X-Webhook-Id → when a 2xx was answered
+	)
+	rc := testsrv.NewReceiver(t, func(n int, w http.ResponseWriter, r *http.Request) {
+		if n%10 == 0 { // keep some retries in the mix across the crash
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		mu.Lock()
+		successes[r.Header.Get("X-Webhook-Id")] = append(successes[r.Header.Get("X-Webhook-Id")], time.Now())
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	})
+
+	first := testsrv.StartBinary(t, bin, binaryFlags(db)...)
+	first.CreateWebhook(t, map[string]any{"name": "counter", "url": rc.URL + "/hook",
+		"events": []string{"message.received"}, "secret": plainSecret})
+
+	var accepted sync.Map
+	var count atomic.Int64
+	done := make(chan struct{})
+	go func() { defer close(done); publishUntil(first, &accepted, &count, total) }()
+
+	// Kill once publishing and delivering are both well under way.
+	deadline := time.Now().Add(30 * time.Second)
+	for count.Load() < total/3 || len(rc.Captures()) < 100 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30s only %d events accepted and %d delivered", count.Load(), len(rc.Captures()))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	first.Kill(t)
+	killedAt := time.Now() // the process is gone: nothing can arrive until the restart
+	<-done
+	atKill := count.Load()
+	if atKill >= total {
+		t.Fatalf("every event was accepted before the kill; the test proves nothing")
+	}
+
+	restartedAt := time.Now()
+	second := testsrv.StartBinary(t, bin, binaryFlags(db)...)
+	publishUntil(second, &accepted, &count, total)
+
+	var ids []string
+	accepted.Range(func(k, _ any) bool { ids = append(ids, k.(string)); return true })
+	deadline = time.Now().Add(40 * time.Second)
+	for {
+		mu.Lock()
+		var missing []string
+		for _, id := range ids {
+			if len(successes[id]) == 0 {
+				missing = append(missing, id)
+			}
+		}
+		mu.Unlock()
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d accepted events never arrived (first: %v)", len(missing), len(ids), missing[:min(5, len(missing))])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// At-least-once, and duplicates only for what was in flight at the kill: an event
+	// answered before the kill may arrive once more after the restart, never twice on one side.
+	mu.Lock()
+	dups := 0
+	for id, at := range successes {
+		var before, after int
+		for _, a := range at {
+			if a.Before(killedAt) {
+				before++
+			} else if a.After(restartedAt) {
+				after++
+			}
+		}
+		if before > 1 || after > 1 || before+after != len(at) {
+			t.Errorf("event %s arrived %d times before the kill and %d after the restart (%d in all)", id, before, after, len(at))
+		}
+		if len(at) > 1 {
+			dups++
+		}
+	}
+	mu.Unlock()
+	t.Logf("%d events accepted (%d before the SIGKILL), %d requests received, %d events delivered twice (in flight at the kill)",
+		len(ids), atKill, len(rc.Captures()), dups)
+
+	// Nothing is left pending or failed once everything arrived.
+	second.Terminate(t, 30*time.Second)
+	store, err := models.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var open int64
+	if err := store.R.Raw(`SELECT COUNT(*) FROM deliveries WHERE status <> 'succeeded'`).Scan(&open).Error; err != nil {
+		t.Fatal(err)
+	}
+	if open != 0 {
+		t.Errorf("%d deliveries are not succeeded after every event arrived", open)
+	}
+}
+
+func TestSIGTERMLetsTheInFlightDeliveryFinishAndRecordsIt(t *testing.T) {
+	bin := testsrv.BuildBinary(t)
+	db := filepath.Join(t.TempDir(), "shutdown.db")
+	arrived := make(chan struct{})
+	release := make(chan struct{})
+	rc := testsrv.NewReceiver(t, func(n int, w http.ResponseWriter, r *http.Request) {
+		if n == 1 {
+			close(arrived)
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+
+	p := testsrv.StartBinary(t, bin, binaryFlags(db)...)
+	p.CreateWebhook(t, map[string]any{"name": "slow", "url": rc.URL, "events": []string{"conversation.started"}})
+	first := p.Publish(t, "conversation.started", conversation, "")
+	select {
+	case <-arrived:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the delivery never arrived")
+	}
+
+	// SIGTERM while the receiver holds the request; answer only once shutdown has begun.
+	exited := make(chan error, 1)
+	go func() { exited <- p.Stop(syscall.SIGTERM, 60*time.Second) }()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if _, _, err := p.Request(context.Background(), http.MethodGet, "/healthz", nil, nil); err != nil {
+			break // the listener is closed: shutdown is under way
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the server kept serving 15s after SIGTERM")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(release)
+	if err := <-exited; err != nil {
+		t.Fatal(err)
+	}
+
+	store, err := models.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, _, err := store.ListDeliveries(context.Background(), models.DeliveryFilter{EventID: first.ID}, models.Page{Limit: 10})
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("deliveries of the event: %d, %v", len(ds), err)
+	}
+	if d := ds[0]; d.Status != models.StatusSucceeded || d.AttemptCount != 1 {
+		t.Errorf("after a graceful stop the in-flight delivery is %s with %d attempts, want succeeded with 1", d.Status, d.AttemptCount)
+	}
+	store.Close()
+
+	// A restart does not send it again. The restarted dispatcher claims overdue work first,
+	// so once a newer event has been delivered, a re-send of the old one would have shown.
+	again := testsrv.StartBinary(t, bin, binaryFlags(db)...)
+	second := again.Publish(t, "conversation.started", conversation, "")
+	again.WaitDelivery(t, again.EventDelivery(t, second.ID).ID, 15*time.Second, testsrv.Finished)
+	again.Terminate(t, 30*time.Second)
+	n := 0
+	for _, c := range rc.Captures() {
+		if c.Header.Get("X-Webhook-Id") == first.ID {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("the event delivered before the graceful stop arrived %d times, want once", n)
+	}
+}
