@@ -31,7 +31,7 @@ var version = "dev"
 type config struct {
 	addr, db, publicURL, adminToken, logFormat string
 	allowHTTP, allowPrivate                    bool
-	timeout, retention, autoDisable            time.Duration
+	timeout, retention, autoDisable, lease     time.Duration
 	schedule                                   []time.Duration
 	workers, perWebhook                        int
 	inspectorRate                              float64
@@ -66,6 +66,8 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	fs.StringVar(&schedule, "retry-schedule", "10s,1m,5m,30m,2h,6h,12h,24h", "delays before attempts 2, 3, …")
 	fs.IntVar(&c.workers, "workers", delivery.DefaultWorkers(), "concurrent in-flight deliveries, in total")
 	fs.IntVar(&c.perWebhook, "per-webhook", 0, "most in-flight deliveries to one webhook (default workers/4)")
+	var lease string
+	fs.StringVar(&lease, "claim-lease", "0", "how long a replica holds a claimed delivery before others may take it over (default 2×timeout+30s)")
 	fs.StringVar(&retention, "retention", "720h", "events, deliveries and attempts older than this are pruned (0 keeps all)")
 	fs.StringVar(&autoDisable, "auto-disable-after", "120h", "disable a webhook whose attempts all failed for this long (0 never)")
 	fs.StringVar(&rate, "inspector-rate", "50", "captures per second accepted per inspector bin (burst twice that); 0 = unlimited")
@@ -107,6 +109,12 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	}
 	if c.autoDisable, err = dur("auto-disable-after", autoDisable, true); err != nil {
 		return nil, err
+	}
+	if c.lease, err = dur("claim-lease", lease, true); err != nil {
+		return nil, err
+	}
+	if c.lease != 0 && c.lease <= c.timeout {
+		return nil, fmt.Errorf("--claim-lease: must be longer than --delivery-timeout, or an attempt could be taken over while it runs")
 	}
 	if c.schedule, err = delivery.ParseSchedule(schedule); err != nil {
 		return nil, fmt.Errorf("--retry-schedule: %w", err)
@@ -173,7 +181,7 @@ func run(cfg *config, out io.Writer) error {
 		PublicURL: cfg.publicURL, Version: version, MaxConns: cfg.workers})
 	metrics := delivery.NewMetrics(delivery.MetricsConfig{Store: store, Logger: logger})
 	dispatcher := delivery.New(delivery.Config{Store: store, Sender: sender, Workers: cfg.workers,
-		PerWebhook: cfg.perWebhook, RetrySchedule: cfg.schedule, Logger: logger, Metrics: metrics})
+		PerWebhook: cfg.perWebhook, Lease: cfg.lease, RetrySchedule: cfg.schedule, Logger: logger, Metrics: metrics})
 
 	hub := inspector.NewHub(inspector.HubConfig{PublicURL: cfg.publicURL, Logger: logger})
 	insp := inspector.New(inspector.Config{Store: store, Hub: hub, PublicURL: cfg.publicURL, Rate: cfg.inspectorRate,
