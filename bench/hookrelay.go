@@ -1,0 +1,356 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/hookrelay/hookrelay/api"
+	"github.com/hookrelay/hookrelay/delivery"
+	"github.com/hookrelay/hookrelay/models"
+	"github.com/jackc/pgx/v5"
+)
+
+// benchToken is the admin token of every Hookrelay the bench starts.
+const benchToken = "hr_bench_admin_token_0123456789abcdef"
+
+// serverOptions configures one Hookrelay under test.
+type serverOptions struct {
+	dsn     string
+	timeout time.Duration // per-attempt delivery timeout
+	workers int           // 0: the binary's default
+}
+
+// hookrelay is one running Hookrelay: in this process or a child process.
+type hookrelay interface {
+	baseURL() string
+	// peakRSS is the high-water mark of resident memory of the process serving, in bytes.
+	peakRSS() int64
+	// rssScope says whose memory peakRSS measures.
+	rssScope() string
+	// cpuSeconds is the CPU time used so far by the bench and the server together.
+	cpuSeconds() float64
+	stop() error
+}
+
+// inProcess wires Hookrelay exactly as main.go does (models.Open → delivery.NewSender/New →
+// api.New, plus the metrics), on a real loopback listener.
+type inProcess struct {
+	base     string
+	store    *models.Store
+	sender   *delivery.Sender
+	srv      *http.Server
+	cancel   context.CancelFunc
+	dispDone chan error
+}
+
+func startInProcess(o serverOptions) (*inProcess, error) {
+	ctx := context.Background()
+	store, err := models.Open(ctx, o.dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	base := "http://" + ln.Addr().String()
+	workers := o.workers
+	if workers <= 0 {
+		workers = delivery.DefaultWorkers()
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	sender := delivery.NewSender(delivery.SenderConfig{Timeout: o.timeout, AllowPrivate: true, PublicURL: base,
+		Version: "bench", MaxConns: workers})
+	metrics := delivery.NewMetrics(delivery.MetricsConfig{Store: store, Logger: logger})
+	disp := delivery.New(delivery.Config{Store: store, Sender: sender, Workers: workers,
+		RetrySchedule: delivery.DefaultRetrySchedule, Logger: logger, Metrics: metrics})
+	router := api.New(api.Config{Store: store, Dispatcher: disp, AdminTokenHash: models.HashToken(benchToken),
+		PublicURL: base, AllowHTTP: true, AllowPrivate: true, Logger: logger, Version: "bench", Metrics: metrics,
+		Extra: []func(*gin.Engine, *gin.RouterGroup){
+			func(r *gin.Engine, _ *gin.RouterGroup) { r.GET("/metrics", gin.WrapH(metrics.Handler())) },
+		}})
+	p := &inProcess{base: base, store: store, sender: sender, dispDone: make(chan error, 1),
+		srv: &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}}
+	dctx, cancel := context.WithCancel(ctx)
+	p.cancel = cancel
+	go func() { p.dispDone <- disp.Run(dctx) }()
+	go func() { _ = p.srv.Serve(ln) }()
+	return p, nil
+}
+
+func (p *inProcess) baseURL() string     { return p.base }
+func (p *inProcess) peakRSS() int64      { return procStatus(os.Getpid(), "VmHWM") }
+func (p *inProcess) rssScope() string    { return "bench process (server + sink + load generator)" }
+func (p *inProcess) cpuSeconds() float64 { return procCPU(os.Getpid()) }
+
+func (p *inProcess) stop() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_ = p.srv.Shutdown(ctx)
+	p.cancel()
+	select {
+	case err := <-p.dispDone:
+		if err != nil {
+			return err
+		}
+	case <-ctx.Done():
+		return errors.New("dispatcher did not stop within a minute")
+	}
+	p.sender.CloseIdleConnections()
+	return p.store.Close()
+}
+
+// child is the built hookrelay binary, run as a child process on a random loopback port.
+type child struct {
+	base   string
+	cmd    *exec.Cmd
+	done   chan struct{}
+	hwm    atomic.Int64 // last VmHWM read while running
+	output *tail
+}
+
+var listeningRE = regexp.MustCompile(`listening on (\S+)`)
+
+func startChild(bin string, o serverOptions) (*child, error) {
+	args := []string{"--addr", "127.0.0.1:0", "--db", o.dsn, "--admin-token", benchToken, "--allow-http",
+		"--allow-private-targets", "--delivery-timeout", o.timeout.String(), "--log-format", "text"}
+	if o.workers > 0 {
+		args = append(args, "--workers", strconv.Itoa(o.workers))
+	}
+	cmd := exec.Command(bin, args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	c := &child{cmd: cmd, done: make(chan struct{}), output: &tail{}}
+	cmd.Stderr = c.output
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	go func() { _ = cmd.Wait(); close(c.done) }()
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			_, _ = c.output.Write(append(sc.Bytes(), '\n'))
+			if m := listeningRE.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case addr <- m[1]:
+				default:
+				}
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		c.base = "http://" + a
+		go c.watchRSS()
+		return c, nil
+	case <-c.done:
+		return nil, fmt.Errorf("hookrelay exited before listening:\n%s", c.output)
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		return nil, fmt.Errorf("hookrelay did not print its banner within 30s:\n%s", c.output)
+	}
+}
+
+// watchRSS keeps the child's VmHWM, which can no longer be read once it has exited.
+func (c *child) watchRSS() {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+			if v := procStatus(c.cmd.Process.Pid, "VmHWM"); v > 0 {
+				c.hwm.Store(v)
+			}
+		}
+	}
+}
+
+func (c *child) baseURL() string { return c.base }
+func (c *child) peakRSS() int64 {
+	if v := procStatus(c.cmd.Process.Pid, "VmHWM"); v > 0 {
+		c.hwm.Store(v)
+	}
+	return c.hwm.Load()
+}
+func (c *child) rssScope() string { return "hookrelay process" }
+func (c *child) cpuSeconds() float64 {
+	return procCPU(os.Getpid()) + procCPU(c.cmd.Process.Pid)
+}
+
+func (c *child) stop() error {
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+		return nil
+	case <-time.After(time.Minute):
+		_ = c.cmd.Process.Kill()
+		<-c.done
+		return fmt.Errorf("hookrelay did not stop within a minute of SIGTERM")
+	}
+}
+
+// tail keeps the last 8 KiB a child printed, for error messages.
+type tail struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > 8<<10 {
+		t.b = t.b[len(t.b)-8<<10:]
+	}
+	return len(p), nil
+}
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b)
+}
+
+// procStatus reads a kB field of /proc/<pid>/status, in bytes; 0 when unavailable.
+func procStatus(pid int, field string) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil {
+				return 0
+			}
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// procCPU reads the user and system CPU time of a process from /proc/<pid>/stat, in seconds;
+// 0 when unavailable.
+func procCPU(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which may hold spaces but ends at the last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, err1 := strconv.ParseFloat(f[11], 64)
+	stime, err2 := strconv.ParseFloat(f[12], 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	const ticks = 100 // USER_HZ on Linux
+	return (utime + stime) / ticks
+}
+
+// resetPeakRSS restarts this process's VmHWM from its current RSS (Linux ≥ 4.0), so a
+// scenario's peak is not an earlier scenario's.
+func resetPeakRSS() {
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+}
+
+// buildBinary builds the hookrelay command into dir from the module this bench belongs to.
+func buildBinary(dir string) (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	root := filepath.Dir(strings.TrimSpace(string(out)))
+	bin := filepath.Join(dir, "hookrelay")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %w\n%s", err, b)
+	}
+	return bin, nil
+}
+
+// backend is a database the scenarios run on: SQLite files in a temp dir, or fresh schemas
+// on a PostgreSQL server.
+type backend struct {
+	name string // "sqlite" or "postgres"
+	url  string // the postgres URL given with -db
+	dir  string
+}
+
+// fresh returns a new, empty database and a function that removes it.
+func (b backend) fresh(ctx context.Context, label string) (string, func(), error) {
+	if b.name == "sqlite" {
+		path := filepath.Join(b.dir, label+".db")
+		return path, func() {
+			for _, suffix := range []string{"", "-wal", "-shm"} {
+				_ = os.Remove(path + suffix)
+			}
+		}, nil
+	}
+	r := make([]byte, 4)
+	_, _ = rand.Read(r)
+	schema := "bench_" + label + "_" + hex.EncodeToString(r)
+	conn, err := pgx.Connect(ctx, b.url)
+	if err != nil {
+		return "", nil, fmt.Errorf("connect to %s: %w", redact(b.url), err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		return "", nil, fmt.Errorf("create schema: %w", err)
+	}
+	u, err := url.Parse(b.url)
+	if err != nil {
+		return "", nil, err
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String(), func() {
+		c, err := pgx.Connect(context.Background(), b.url)
+		if err != nil {
+			return
+		}
+		defer c.Close(context.Background())
+		_, _ = c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+	}, nil
+}
+
+// redact hides a URL's password.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	return u.Redacted()
+}

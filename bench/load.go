@@ -1,0 +1,223 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// client talks to Hookrelay's API as the admin over pooled keep-alive connections.
+type client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+func newClient(base, token string, conns int) *client {
+	return &client{base: base, token: token, http: newHTTPClient(conns)}
+}
+
+// newHTTPClient is a plain keep-alive client; its idle pool is sized to the concurrency so
+// connections are reused rather than reopened (the default keeps only 2 per host).
+func newHTTPClient(conns int) *http.Client {
+	return &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{
+		Proxy: nil, MaxIdleConns: conns * 2, MaxIdleConnsPerHost: conns * 2,
+		IdleConnTimeout: time.Minute, DisableCompression: true,
+	}}
+}
+
+// post sends a JSON body and returns the status and response body.
+func (c *client) post(ctx context.Context, path string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+// createWebhook creates a webhook with a Standard Webhooks secret for message.received.
+func (c *client) createWebhook(ctx context.Context, name, url string) (string, error) {
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	body, _ := json.Marshal(map[string]any{"name": name, "url": url, "secret": "whsec_" + base64.StdEncoding.EncodeToString(key),
+		"events": []string{"message.received"}})
+	status, resp, err := c.post(ctx, "/api/v1/webhooks", body)
+	if err != nil {
+		return "", fmt.Errorf("create webhook: %w", err)
+	}
+	if status != http.StatusCreated {
+		return "", fmt.Errorf("create webhook: HTTP %d: %s", status, resp)
+	}
+	var out struct{ ID string }
+	if err := json.Unmarshal(resp, &out); err != nil {
+		return "", fmt.Errorf("create webhook: %w", err)
+	}
+	return out.ID, nil
+}
+
+// padding makes the delivered body about 1 KiB, the size the loopback ceiling is measured with.
+var padding = strings.Repeat("x", 560)
+
+// eventData is a message.received data object carrying its publish time (unix ns) in
+// content, where the sink finds it.
+func eventData(i int, sent time.Time) []byte {
+	b := make([]byte, 0, 900)
+	b = append(b, `{"conversation_id":`...)
+	b = strconv.AppendInt(b, int64(i%100000+1), 10)
+	b = append(b, `,"message_id":`...)
+	b = strconv.AppendInt(b, int64(i+1), 10)
+	b = append(b, `,"content":"bench t=`...)
+	b = strconv.AppendInt(b, sent.UnixNano(), 10)
+	b = append(b, ' ')
+	b = append(b, padding...)
+	b = append(b, `","visitor_name":"John Doe","visitor_email":"john@example.com","visitor_phone":"+1234567890",`+
+		`"visitor_ip":"192.168.1.100","current_url":"https://example.com/products","status":"open"}`...)
+	return b
+}
+
+func eventBody(i int, sent time.Time) []byte {
+	b := make([]byte, 0, 1000)
+	b = append(b, `{"event":"message.received","data":`...)
+	b = append(b, eventData(i, sent)...)
+	return append(b, '}')
+}
+
+func batchBody(from, n int, sent time.Time) []byte {
+	b := make([]byte, 0, n*1000+16)
+	b = append(b, `{"events":[`...)
+	for i := from; i < from+n; i++ {
+		if i > from {
+			b = append(b, ',')
+		}
+		b = append(b, eventBody(i, sent)...)
+	}
+	return append(b, "]}"...)
+}
+
+// closedLoop runs total operations on conc goroutines, each starting the next operation as
+// soon as its previous one ends. It returns the wall time and the number of failures; the
+// first failure's error is kept.
+func closedLoop(ctx context.Context, total, conc int, op func(ctx context.Context, i int) error) (time.Duration, int, error) {
+	var next atomic.Int64
+	var failures atomic.Int64
+	var firstErr error
+	var once sync.Once
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= total {
+					return
+				}
+				if err := op(ctx, i); err != nil {
+					failures.Add(1)
+					once.Do(func() { firstErr = err })
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return time.Since(start), int(failures.Load()), firstErr
+}
+
+// openLoop starts op at a fixed rate for total operations, whatever the server's speed, with
+// at most maxOut in flight (past that it waits, and the schedule slips: reported as late).
+// op receives the operation's scheduled time, which is what latency is measured from, so a
+// slow server cannot hide its queueing behind a slower publisher.
+func openLoop(ctx context.Context, rate float64, total, maxOut int, op func(ctx context.Context, i int, scheduled time.Time) error) (time.Duration, int, int, error) {
+	interval := time.Duration(float64(time.Second) / rate)
+	sem := make(chan struct{}, maxOut)
+	var failures atomic.Int64
+	var firstErr error
+	var once sync.Once
+	var wg sync.WaitGroup
+	late := 0
+	start := time.Now()
+	for i := 0; i < total && ctx.Err() == nil; {
+		now := time.Now()
+		due := min(total, int(now.Sub(start)/interval)+1)
+		for ; i < due; i++ {
+			select {
+			case sem <- struct{}{}:
+			default:
+				late++
+				select {
+				case sem <- struct{}{}:
+				case <-ctx.Done():
+					return time.Since(start), int(failures.Load()), late, ctx.Err()
+				}
+			}
+			wg.Add(1)
+			scheduled := start.Add(time.Duration(i) * interval)
+			go func(i int) {
+				defer wg.Done()
+				defer func() { <-sem }()
+				if err := op(ctx, i, scheduled); err != nil {
+					failures.Add(1)
+					once.Do(func() { firstErr = err })
+				}
+			}(i)
+		}
+		if i < total {
+			time.Sleep(time.Until(start.Add(time.Duration(i) * interval)))
+		}
+	}
+	wg.Wait()
+	return time.Since(start), int(failures.Load()), late, firstErr
+}
+
+// ceiling measures the raw loopback rate: the same sink, hit directly by a plain keep-alive
+// Go client with the given concurrency and a 1 KiB body, for total requests.
+func ceiling(ctx context.Context, total, conc int) (float64, error) {
+	s, err := startSink(int64(total), false)
+	if err != nil {
+		return 0, err
+	}
+	defer s.close()
+	hc := newHTTPClient(conc)
+	defer hc.CloseIdleConnections()
+	body := bytes.Repeat([]byte("x"), 1024)
+	elapsed, failures, firstErr := closedLoop(ctx, total, conc, func(ctx context.Context, _ int) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.base+"/ceiling", bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("sink answered %d", resp.StatusCode)
+		}
+		return nil
+	})
+	if failures > 0 {
+		return 0, fmt.Errorf("%d of %d ceiling requests failed: %w", failures, total, firstErr)
+	}
+	return float64(total) / elapsed.Seconds(), nil
+}

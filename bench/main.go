@@ -1,0 +1,281 @@
+// Command bench measures Hookrelay as SPEC §10 asks, in one run: it starts Hookrelay (in this
+// process, wired as main.go wires it, or the built binary with -binary), a sink receiver and
+// a load generator, all on 127.0.0.1, and reports as a table and, with -json, as JSON.
+//
+//  1. throughput: N events with concurrency C to K webhooks with secrets, published one per
+//     request and in batches: events accepted/s, deliveries/s, and the raw loopback ceiling
+//     (the same sink hit directly by a plain keep-alive client) with the ratio;
+//  2. latency: a fixed publish rate to one webhook: publish-to-receipt p50, p99, max;
+//  3. isolation: the same with 50 endpoints that never answer: the healthy one's p99 against 2;
+//  4. backlog: M deliveries queued with no dispatcher running, then released: drain rate and
+//     peak RSS;
+//  5. all of it on PostgreSQL when -db gives a postgres:// URL.
+//
+// Every scenario is bounded in count and time (-limit). Timings on a shared machine are
+// noisy: the report prints the load average before and after.
+//
+//	go run ./bench                                  # defaults, SQLite
+//	go run ./bench -n 5000 -backlog 100000          # a quicker run
+//	go run ./bench -db sqlite,postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+//	go run ./bench -scenarios throughput -cpuprofile cpu.pprof -memprofile mem.pprof
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/signal"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	n, c, k, batch  int
+	rate            float64
+	duration        time.Duration
+	hang            int
+	hangTimeout     time.Duration
+	deliveryTimeout time.Duration
+	backlog         int
+	workers         int
+	db              string
+	scenarios       []string
+	binary          string
+	json            bool
+	limit           time.Duration
+	cpuprofile      string
+	memprofile      string
+}
+
+var allScenarios = []string{"throughput", "latency", "isolation", "backlog"}
+
+func parseOptions(args []string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	var scenarios string
+	fs.IntVar(&o.n, "n", 20000, "throughput: events to publish")
+	fs.IntVar(&o.c, "c", 32, "throughput: concurrent publishers (and ceiling client concurrency)")
+	fs.IntVar(&o.k, "k", 4, "throughput and backlog: webhooks subscribed to every event")
+	fs.IntVar(&o.batch, "batch", 100, "throughput: events per batch publish request (≤1000; 1 skips the batch phase)")
+	fs.Float64Var(&o.rate, "rate", 1000, "latency and isolation: events published per second")
+	fs.DurationVar(&o.duration, "duration", 5*time.Second, "latency and isolation: how long to publish")
+	fs.IntVar(&o.hang, "hang", 50, "isolation: endpoints that never answer")
+	fs.DurationVar(&o.hangTimeout, "hang-timeout", 2*time.Second, "isolation: delivery timeout (bounds the hanging requests)")
+	fs.DurationVar(&o.deliveryTimeout, "delivery-timeout", 10*time.Second, "delivery timeout in the other scenarios")
+	fs.IntVar(&o.backlog, "backlog", 1000000, "backlog: deliveries queued before the server starts")
+	fs.IntVar(&o.workers, "workers", 0, "Hookrelay --workers (0: its default for this machine)")
+	fs.StringVar(&o.db, "db", "sqlite", "comma-separated stores to run on: sqlite and/or a postgres:// URL")
+	fs.StringVar(&scenarios, "scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios to run")
+	fs.StringVar(&o.binary, "binary", "", "run this hookrelay binary instead of in-process (\"build\" builds it first)")
+	fs.BoolVar(&o.json, "json", false, "print the report as JSON on stdout (the table goes to stderr)")
+	fs.DurationVar(&o.limit, "limit", 5*time.Minute, "longest wait for any one scenario's deliveries")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of each scenario, named for it (in-process only)")
+	fs.StringVar(&o.memprofile, "memprofile", "", "write the cumulative allocation profile after each scenario (in-process only)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	for _, s := range strings.Split(scenarios, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		if !slices.Contains(allScenarios, s) {
+			return o, fmt.Errorf("-scenarios: unknown scenario %q (known: %s)", s, strings.Join(allScenarios, ", "))
+		}
+		o.scenarios = append(o.scenarios, s)
+	}
+	switch {
+	case o.n < 1 || o.c < 1 || o.k < 1:
+		return o, errors.New("-n, -c and -k must be at least 1")
+	case o.batch < 1 || o.batch > 1000:
+		return o, errors.New("-batch must be between 1 and 1000")
+	case o.rate <= 0 || o.duration <= 0:
+		return o, errors.New("-rate and -duration must be positive")
+	case o.backlog < 1 || o.hang < 0:
+		return o, errors.New("-backlog must be at least 1 and -hang not negative")
+	case o.binary != "" && (o.cpuprofile != "" || o.memprofile != ""):
+		return o, errors.New("-cpuprofile and -memprofile profile the in-process server: drop -binary")
+	}
+	return o, nil
+}
+
+// Report is everything one run measured.
+type Report struct {
+	StartedAt  time.Time `json:"started_at"`
+	CPUs       int       `json:"cpus"`
+	GoVersion  string    `json:"go_version"`
+	Mode       string    `json:"mode"` // in-process or binary
+	LoadBefore string    `json:"load_avg_before"`
+	LoadAfter  string    `json:"load_avg_after"`
+	Options    struct {
+		N           int     `json:"n"`
+		C           int     `json:"c"`
+		K           int     `json:"k"`
+		Batch       int     `json:"batch"`
+		Rate        float64 `json:"rate"`
+		Duration    string  `json:"duration"`
+		Hang        int     `json:"hang"`
+		HangTimeout string  `json:"hang_timeout"`
+		Backlog     int     `json:"backlog"`
+		Workers     int     `json:"workers"`
+	} `json:"options"`
+	Runs []*Run `json:"runs"`
+}
+
+// Run is the scenarios on one store.
+type Run struct {
+	Store      string            `json:"store"`
+	Throughput *ThroughputResult `json:"throughput,omitempty"`
+	Latency    *LatencyResult    `json:"latency,omitempty"`
+	Isolation  *IsolationResult  `json:"isolation,omitempty"`
+	Backlog    *BacklogResult    `json:"backlog,omitempty"`
+	Errors     []string          `json:"errors,omitempty"`
+}
+
+func main() {
+	o, err := parseOptions(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := run(ctx, o)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	table := io.Writer(os.Stdout)
+	if o.json {
+		table = os.Stderr
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(rep)
+	}
+	printTable(table, rep)
+	for _, r := range rep.Runs {
+		if len(r.Errors) > 0 {
+			os.Exit(1)
+		}
+	}
+}
+
+func run(ctx context.Context, o options) (*Report, error) {
+	dir, err := os.MkdirTemp("", "hookrelay-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	rep := &Report{StartedAt: time.Now().UTC(), CPUs: runtime.NumCPU(), GoVersion: runtime.Version(),
+		Mode: "in-process", LoadBefore: loadAvg()}
+	rep.Options.N, rep.Options.C, rep.Options.K, rep.Options.Batch = o.n, o.c, o.k, o.batch
+	rep.Options.Rate, rep.Options.Duration, rep.Options.Hang = o.rate, o.duration.String(), o.hang
+	rep.Options.HangTimeout, rep.Options.Backlog, rep.Options.Workers = o.hangTimeout.String(), o.backlog, o.workers
+
+	bin := o.binary
+	if bin == "build" {
+		if bin, err = buildBinary(dir); err != nil {
+			return nil, err
+		}
+	}
+	if bin != "" {
+		rep.Mode = "binary"
+	}
+	for _, db := range strings.Split(o.db, ",") {
+		db = strings.TrimSpace(db)
+		be := backend{name: "sqlite", dir: dir}
+		switch {
+		case db == "sqlite":
+		case strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://"):
+			be = backend{name: "postgres", url: db}
+		default:
+			return nil, fmt.Errorf("-db: %q is neither sqlite nor a postgres:// URL", db)
+		}
+		r := &runner{o: o, be: be, bin: bin}
+		rep.Runs = append(rep.Runs, r.all(ctx))
+	}
+	rep.LoadAfter = loadAvg()
+	return rep, nil
+}
+
+// all runs the selected scenarios; a failing scenario is reported and the next one runs.
+func (r *runner) all(ctx context.Context) *Run {
+	run := &Run{Store: r.be.name}
+	fail := func(name string, err error) {
+		r.logf("%s failed: %v", name, err)
+		run.Errors = append(run.Errors, name+": "+err.Error())
+	}
+	for _, sc := range r.o.scenarios {
+		if ctx.Err() != nil {
+			fail(sc, ctx.Err())
+			continue
+		}
+		switch sc {
+		case "throughput":
+			res, err := r.throughput(ctx)
+			run.Throughput = res
+			if err != nil {
+				fail(sc, err)
+			}
+		case "latency":
+			res, _, err := r.latency(ctx, 0)
+			run.Latency = res
+			if err != nil {
+				fail(sc, err)
+			}
+		case "isolation":
+			res, hung, err := r.latency(ctx, r.o.hang)
+			run.Isolation = &IsolationResult{Hanging: r.o.hang, Timeout: r.o.hangTimeout.String(), Healthy: res, HangHits: hung}
+			if err != nil {
+				fail(sc, err)
+			} else if run.Latency != nil && run.Latency.P99ms > 0 {
+				run.Isolation.P99Ratio = res.P99ms / run.Latency.P99ms
+			}
+		case "backlog":
+			res, err := r.backlog(ctx)
+			run.Backlog = res
+			if err != nil {
+				fail(sc, err)
+			}
+		}
+	}
+	return run
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// percentile is the nearest-rank q-quantile (q in (0,1]) of d; it sorts d.
+func percentile(d []time.Duration, q float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	slices.Sort(d)
+	i := int(math.Ceil(q*float64(len(d)))) - 1
+	return d[min(max(i, 0), len(d)-1)]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+func mb(b int64) float64         { return float64(b) / (1 << 20) }

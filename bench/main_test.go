@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestEveryScenarioRunsToCompletionAtToySizes runs the whole harness in-process, tiny, so the
+// bench cannot rot: every scenario must deliver everything it published and report figures.
+// It asserts counts only, never speed.
+func TestEveryScenarioRunsToCompletionAtToySizes(t *testing.T) {
+	o, err := parseOptions([]string{"-n", "60", "-c", "4", "-k", "2", "-batch", "25", "-rate", "100", "-duration", "500ms",
+		"-hang", "3", "-hang-timeout", "1s", "-backlog", "300", "-workers", "16", "-limit", "1m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Runs) != 1 {
+		t.Fatalf("%d runs, want 1 (sqlite)", len(rep.Runs))
+	}
+	r := rep.Runs[0]
+	if len(r.Errors) > 0 {
+		t.Fatalf("scenario errors: %v", r.Errors)
+	}
+	tp := r.Throughput
+	for _, p := range []*PhaseResult{tp.Single, tp.Batch} {
+		if p == nil || !p.Complete || p.Delivered != 120 || p.PublishErrors != 0 || p.DeliveriesPerSec <= 0 || p.AcceptedPerSec <= 0 {
+			t.Errorf("throughput phase %+v: want 120 deliveries, complete, no publish errors", p)
+		}
+		// The server's own counter agrees with what the sink received.
+		if p != nil && p.MetricsSucceeded != 120 {
+			t.Errorf("%s: /metrics counted %v successful deliveries, want 120", p.Mode, p.MetricsSucceeded)
+		}
+	}
+	if tp.Batch != nil && tp.Batch.Requests != 3 {
+		t.Errorf("batch phase sent %d requests, want 3 (60 events by 25)", tp.Batch.Requests)
+	}
+	if tp.Single != nil && tp.Single.CPUCores <= 0 {
+		t.Errorf("single phase: CPU cores used %v, want a positive figure", tp.Single.CPUCores)
+	}
+	if tp.CeilingRPS <= 0 || tp.RatioBatch <= 0 {
+		t.Errorf("ceiling %v, ratio %v: want both positive", tp.CeilingRPS, tp.RatioBatch)
+	}
+	for name, l := range map[string]*LatencyResult{"latency": r.Latency, "isolation": r.Isolation.Healthy} {
+		if l == nil || !l.Complete || l.Events != 50 || l.Received != 50 || l.P50ms <= 0 || l.P99ms < l.P50ms || l.MaxMs < l.P99ms {
+			t.Errorf("%s: %+v: want 50 of 50 received with ordered percentiles", name, l)
+		}
+	}
+	if r.Isolation.HangHits == 0 {
+		t.Error("isolation: the hanging endpoints were never called")
+	}
+	if b := r.Backlog; b == nil || !b.Complete || b.Delivered != 300 || b.PeakRSSMB <= 0 {
+		t.Errorf("backlog %+v: want 300 delivered and a peak RSS", b)
+	}
+	var out bytes.Buffer
+	printTable(&out, rep)
+	for _, want := range []string{"events accepted/s (single", "deliveries/s ÷ ceiling (batch)", "ingest→receipt p99 ms",
+		"healthy p99 ÷ latency p99", "drain deliveries/s", "peak RSS MB"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestPercentileIsNearestRank(t *testing.T) {
+	d := []time.Duration{5, 1, 4, 2, 3, 6, 7, 8, 9, 10}
+	for _, c := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 5}, {0.9, 9}, {0.99, 10}, {1, 10}, {0.01, 1}} {
+		if got := percentile(d, c.q); got != c.want {
+			t.Errorf("p%v = %v, want %v", c.q*100, got, c.want)
+		}
+	}
+	if percentile(nil, 0.5) != 0 {
+		t.Error("percentile of nothing should be 0")
+	}
+}
+
+func TestOptionsRejectNonsense(t *testing.T) {
+	for _, args := range [][]string{
+		{"-n", "0"}, {"-batch", "1001"}, {"-rate", "0"}, {"-scenarios", "throughput,speed"}, {"-backlog", "0"},
+		{"-binary", "build", "-cpuprofile", "x"}, {"extra"},
+	} {
+		if _, err := parseOptions(args); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+}

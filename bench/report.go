@@ -1,0 +1,117 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// row is one line of the table: a figure, and the target for it when there is one.
+type row struct {
+	store, scenario, metric, value, target string
+	met                                    *bool
+}
+
+func check(ok bool) *bool { return &ok }
+
+// rows flattens a report into table lines, judging each figure against the targets
+// (2 cores, SQLite): ≥10,000 deliveries/s and ≥0.35× the ceiling, ≥10,000 events accepted/s,
+// p99 ≤25 ms at 1,000 events/s, isolation p99 within 2× of the latency scenario's, peak RSS
+// ≤200 MB with 1,000,000 pending.
+func rows(rep *Report) []row {
+	var out []row
+	for _, r := range rep.Runs {
+		add := func(scenario, metric, value, target string, met *bool) {
+			out = append(out, row{r.Store, scenario, metric, value, target, met})
+		}
+		if t := r.Throughput; t != nil {
+			for _, p := range []*PhaseResult{t.Single, t.Batch} {
+				if p == nil {
+					continue
+				}
+				what := fmt.Sprintf("(%s, %d×%d, c=%d)", p.Mode, t.Events, t.Webhooks, t.Concurrency)
+				if p.Mode == "batch" {
+					what = fmt.Sprintf("(batch of %d, %d×%d, c=%d)", t.BatchSize, t.Events, t.Webhooks, t.Concurrency)
+				}
+				add("throughput", "events accepted/s "+what, num(p.AcceptedPerSec), "≥ 10,000", check(p.AcceptedPerSec >= 10000))
+				add("throughput", "deliveries/s "+what+completeness(p.Complete, p.Delivered), num(p.DeliveriesPerSec), "≥ 10,000",
+					check(p.Complete && p.DeliveriesPerSec >= 10000))
+				add("throughput", "CPU cores used by bench + server ("+p.Mode+")", fmt.Sprintf("%.2f of %d", p.CPUCores, rep.CPUs), "", nil)
+				if t.CeilingRPS > 0 {
+					add("throughput", "deliveries/s ÷ ceiling ("+p.Mode+")", fmt.Sprintf("%.2f", p.DeliveriesPerSec/t.CeilingRPS), "≥ 0.35",
+						check(p.DeliveriesPerSec/t.CeilingRPS >= 0.35))
+				}
+			}
+			if t.CeilingRPS > 0 {
+				add("throughput", fmt.Sprintf("loopback ceiling requests/s (c=%d, 1 KiB)", t.Concurrency), num(t.CeilingRPS), "", nil)
+			}
+		}
+		if l := r.Latency; l != nil {
+			latencyRows(add, "latency", l, "p99 ≤ 25 ms", check(l.Complete && l.P99ms <= 25))
+		}
+		if i := r.Isolation; i != nil && i.Healthy != nil {
+			latencyRows(add, "isolation", i.Healthy, "", nil)
+			if i.P99Ratio > 0 {
+				add("isolation", fmt.Sprintf("healthy p99 ÷ latency p99 (%d hanging, timeout %s)", i.Hanging, i.Timeout),
+					fmt.Sprintf("%.2f", i.P99Ratio), "≤ 2", check(i.Healthy.Complete && i.P99Ratio <= 2))
+			}
+		}
+		if b := r.Backlog; b != nil {
+			add("backlog", fmt.Sprintf("queued %d deliveries (store, server stopped) in s", b.Deliveries), fmt.Sprintf("%.1f", b.SeedSeconds), "", nil)
+			add("backlog", "drain deliveries/s"+completeness(b.Complete, b.Delivered), num(b.DrainPerSec), "≥ 10,000", check(b.Complete && b.DrainPerSec >= 10000))
+			target, met := "", (*bool)(nil)
+			if b.Deliveries >= 1000000 {
+				target, met = "≤ 200 MB", check(b.PeakRSSMB <= 200)
+			}
+			add("backlog", "peak RSS MB of the "+b.RSSScope, fmt.Sprintf("%.0f", b.PeakRSSMB), target, met)
+		}
+		for _, e := range r.Errors {
+			add("error", e, "", "", nil)
+		}
+	}
+	return out
+}
+
+func latencyRows(add func(string, string, string, string, *bool), scenario string, l *LatencyResult, target string, met *bool) {
+	what := fmt.Sprintf("(%.0f/s for %d events, achieved %.0f/s)", l.Rate, l.Events, l.AchievedRate)
+	add(scenario, "ingest→receipt p50 ms "+what, fmt.Sprintf("%.1f", l.P50ms), "", nil)
+	add(scenario, "ingest→receipt p99 ms"+completeness(l.Complete, l.Received), fmt.Sprintf("%.1f", l.P99ms), target, met)
+	add(scenario, "ingest→receipt max ms", fmt.Sprintf("%.1f", l.MaxMs), "", nil)
+}
+
+func completeness(complete bool, got int64) string {
+	if complete {
+		return ""
+	}
+	return fmt.Sprintf(" [INCOMPLETE: %d received within -limit]", got)
+}
+
+func printTable(w io.Writer, rep *Report) {
+	fmt.Fprintf(w, "Hookrelay bench, %s, %d CPUs, %s, %s; load average %s before, %s after.\n",
+		rep.StartedAt.Format("2006-01-02 15:04 UTC"), rep.CPUs, rep.GoVersion, rep.Mode, rep.LoadBefore, rep.LoadAfter)
+	fmt.Fprintln(w, "Figures are noisy when other work shares the machine.")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "store\tscenario\tmetric\tvalue\ttarget\tmet")
+	for _, r := range rows(rep) {
+		met := ""
+		if r.met != nil {
+			met = map[bool]string{true: "yes", false: "NO"}[*r.met]
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.store, r.scenario, r.metric, r.value, r.target, met)
+	}
+	tw.Flush()
+}
+
+// num formats a rate with thousands separators.
+func num(f float64) string {
+	s := fmt.Sprintf("%.0f", f)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 && s[i-1] != '-' {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}

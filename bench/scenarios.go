@@ -1,0 +1,481 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hookrelay/hookrelay/models"
+)
+
+// runner runs the scenarios on one backend.
+type runner struct {
+	o   options
+	be  backend
+	bin string // the hookrelay binary; "" runs Hookrelay in this process
+}
+
+func (r *runner) logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "[%s %s] %s\n", time.Now().Format("15:04:05"), r.be.name, fmt.Sprintf(format, args...))
+}
+
+// start runs a Hookrelay on dsn and returns it with an API client; stop stops both.
+func (r *runner) start(dsn string, timeout time.Duration) (hookrelay, *client, func(), error) {
+	o := serverOptions{dsn: dsn, timeout: timeout, workers: r.o.workers}
+	var h hookrelay
+	var err error
+	if r.bin != "" {
+		h, err = startChild(r.bin, o)
+	} else {
+		h, err = startInProcess(o)
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cl := newClient(h.baseURL(), benchToken, r.o.c*2)
+	stop := func() {
+		// Connections the client dialed but never used would hold up the server's graceful
+		// shutdown for seconds: close them first.
+		cl.http.CloseIdleConnections()
+		if err := h.stop(); err != nil {
+			r.logf("stop: %v", err)
+		}
+	}
+	return h, cl, stop, nil
+}
+
+// withLimit bounds one wait of a scenario.
+func (r *runner) withLimit(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, r.o.limit)
+}
+
+// PhaseResult is one way of publishing in the throughput scenario.
+type PhaseResult struct {
+	Mode             string  `json:"mode"` // single or batch
+	Requests         int     `json:"requests"`
+	AcceptSeconds    float64 `json:"accept_seconds"`
+	AcceptedPerSec   float64 `json:"events_accepted_per_sec"`
+	Delivered        int64   `json:"delivered"`
+	DeliverSeconds   float64 `json:"deliver_seconds"` // first publish → last receipt
+	DeliveriesPerSec float64 `json:"deliveries_per_sec"`
+	Complete         bool    `json:"complete"`
+	PublishErrors    int     `json:"publish_errors"`
+	MetricsSucceeded float64 `json:"metrics_succeeded"` // hookrelay_deliveries_total{outcome="succeeded"} at the end
+	// CPUCores is the CPU time the bench and Hookrelay used over the phase ÷ its wall time.
+	// Well under the machine's core count on a CPU-bound run means others took the rest.
+	CPUCores float64 `json:"cpu_cores_used"`
+}
+
+// ThroughputResult is scenario 1.
+type ThroughputResult struct {
+	Events      int          `json:"events"`
+	Webhooks    int          `json:"webhooks"`
+	Concurrency int          `json:"concurrency"`
+	BatchSize   int          `json:"batch_size"`
+	Single      *PhaseResult `json:"single,omitempty"`
+	Batch       *PhaseResult `json:"batch,omitempty"`
+	CeilingRPS  float64      `json:"ceiling_requests_per_sec"`
+	RatioSingle float64      `json:"ratio_single"` // deliveries/s ÷ ceiling
+	RatioBatch  float64      `json:"ratio_batch"`
+}
+
+func (r *runner) throughput(ctx context.Context) (*ThroughputResult, error) {
+	res := &ThroughputResult{Events: r.o.n, Webhooks: r.o.k, Concurrency: r.o.c, BatchSize: r.o.batch}
+	var err error
+	if res.Single, err = r.throughputPhase(ctx, false); err != nil {
+		return res, fmt.Errorf("single publish: %w", err)
+	}
+	if r.o.batch > 1 {
+		if res.Batch, err = r.throughputPhase(ctx, true); err != nil {
+			return res, fmt.Errorf("batch publish: %w", err)
+		}
+	}
+	total := r.o.n * r.o.k
+	r.logf("throughput: loopback ceiling, %d requests of 1 KiB with concurrency %d", total, r.o.c)
+	if res.CeilingRPS, err = ceiling(ctx, total, r.o.c); err != nil {
+		return res, fmt.Errorf("ceiling: %w", err)
+	}
+	res.RatioSingle = res.Single.DeliveriesPerSec / res.CeilingRPS
+	if res.Batch != nil {
+		res.RatioBatch = res.Batch.DeliveriesPerSec / res.CeilingRPS
+	}
+	return res, nil
+}
+
+func (r *runner) throughputPhase(ctx context.Context, batch bool) (*PhaseResult, error) {
+	mode := "single"
+	if batch {
+		mode = "batch"
+	}
+	n, k := r.o.n, r.o.k
+	r.logf("throughput (%s): %d events × %d webhooks, concurrency %d", mode, n, k, r.o.c)
+	dsn, cleanup, err := r.be.fresh(ctx, "throughput_"+mode)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	s, err := startSink(int64(n*k), false)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	h, cl, stop, err := r.start(dsn, r.o.deliveryTimeout)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	for i := range k {
+		if _, err := cl.createWebhook(ctx, fmt.Sprintf("bench %d", i), fmt.Sprintf("%s/ok/%d", s.base, i)); err != nil {
+			return nil, err
+		}
+	}
+	stopProfile, err := r.startProfile(mode)
+	if err != nil {
+		return nil, err
+	}
+	defer stopProfile()
+
+	res := &PhaseResult{Mode: mode}
+	cpuStart := h.cpuSeconds()
+	start := time.Now()
+	var elapsed time.Duration
+	var failures int
+	var firstErr error
+	if batch {
+		b := r.o.batch
+		res.Requests = (n + b - 1) / b
+		elapsed, failures, firstErr = closedLoop(ctx, res.Requests, r.o.c, func(ctx context.Context, i int) error {
+			from := i * b
+			return expect(cl.post(ctx, "/api/v1/events/batch", batchBody(from, min(b, n-from), time.Now())))
+		})
+	} else {
+		res.Requests = n
+		elapsed, failures, firstErr = closedLoop(ctx, n, r.o.c, func(ctx context.Context, i int) error {
+			return expect(cl.post(ctx, "/api/v1/events", eventBody(i, time.Now())))
+		})
+	}
+	res.PublishErrors = failures
+	if failures > 0 {
+		r.logf("throughput (%s): %d publish requests failed, first: %v", mode, failures, firstErr)
+	}
+	res.AcceptSeconds = elapsed.Seconds()
+	res.AcceptedPerSec = float64(n) / elapsed.Seconds()
+	wctx, cancel := r.withLimit(ctx)
+	res.Complete = s.wait(wctx)
+	cancel()
+	stopProfile()
+	end := time.Now()
+	if res.Complete {
+		end = time.Unix(0, s.last.Load())
+	}
+	res.CPUCores = (h.cpuSeconds() - cpuStart) / time.Since(start).Seconds()
+	res.Delivered = s.count.Load()
+	res.DeliverSeconds = end.Sub(start).Seconds()
+	res.DeliveriesPerSec = float64(res.Delivered) / res.DeliverSeconds
+	// The sink counts a delivery when the request arrives; the server counts it when the
+	// response is back, a moment later: give the counter that moment.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		v, err := scrape(ctx, cl, `hookrelay_deliveries_total{outcome="succeeded"}`)
+		if err != nil {
+			r.logf("throughput (%s): scrape /metrics: %v", mode, err)
+			break
+		}
+		if res.MetricsSucceeded = v; int64(v) >= res.Delivered {
+			break
+		}
+	}
+	r.logf("throughput (%s): %.0f events/s accepted, %.0f deliveries/s, %.2f CPU cores used", mode, res.AcceptedPerSec,
+		res.DeliveriesPerSec, res.CPUCores)
+	return res, nil
+}
+
+// startProfile starts the CPU profile of one scenario (or throughput phase) when -cpuprofile
+// is set; the returned function (safe to call twice) stops it and writes the allocation
+// profile when -memprofile is set. Files are named for the store and the scenario:
+// cpu.pprof → cpu.sqlite.batch.pprof.
+func (r *runner) startProfile(mode string) (func(), error) {
+	name := func(base string) string {
+		ext := ".pprof"
+		if i := strings.LastIndexByte(base, '.'); i > 0 {
+			base, ext = base[:i], base[i:]
+		}
+		return fmt.Sprintf("%s.%s.%s%s", base, r.be.name, mode, ext)
+	}
+	var cpu *os.File
+	if r.o.cpuprofile != "" {
+		f, err := os.Create(name(r.o.cpuprofile))
+		if err != nil {
+			return nil, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return nil, err
+		}
+		cpu = f
+	}
+	done := false
+	return func() {
+		if done {
+			return
+		}
+		done = true
+		if cpu != nil {
+			pprof.StopCPUProfile()
+			cpu.Close()
+		}
+		if r.o.memprofile != "" {
+			if f, err := os.Create(name(r.o.memprofile)); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}
+	}, nil
+}
+
+// expect turns a publish answer other than 202 into an error.
+func expect(status int, body []byte, err error) error {
+	if err != nil {
+		return err
+	}
+	if status != http.StatusAccepted {
+		if len(body) > 300 {
+			body = body[:300]
+		}
+		return fmt.Errorf("HTTP %d: %s", status, body)
+	}
+	return nil
+}
+
+// scrape reads one sample from the server's /metrics.
+func scrape(ctx context.Context, cl *client, series string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cl.base+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := cl.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, fmt.Errorf("%s not found in /metrics", series)
+}
+
+// LatencyResult is scenario 2, and the healthy endpoint of scenario 3.
+type LatencyResult struct {
+	Rate         float64 `json:"rate"`
+	Events       int     `json:"events"`
+	SendSeconds  float64 `json:"send_seconds"`
+	AchievedRate float64 `json:"achieved_rate"`
+	Late         int     `json:"late"` // publishes that could not start on schedule (publisher saturated)
+	Received     int64   `json:"received"`
+	Complete     bool    `json:"complete"`
+	P50ms        float64 `json:"p50_ms"`
+	P90ms        float64 `json:"p90_ms"`
+	P99ms        float64 `json:"p99_ms"`
+	MaxMs        float64 `json:"max_ms"`
+	PublishErrs  int     `json:"publish_errors"`
+}
+
+// IsolationResult is scenario 3.
+type IsolationResult struct {
+	Hanging  int            `json:"hanging_endpoints"`
+	Timeout  string         `json:"delivery_timeout"`
+	Healthy  *LatencyResult `json:"healthy"`
+	HangHits int64          `json:"hanging_requests"`
+	P99Ratio float64        `json:"p99_ratio"` // healthy p99 here ÷ p99 of scenario 2
+}
+
+// latency publishes at a fixed rate to one healthy webhook (plus hang dead ones) and
+// measures publish-to-receipt on the healthy one.
+func (r *runner) latency(ctx context.Context, hang int) (*LatencyResult, int64, error) {
+	label := "latency"
+	timeout := r.o.deliveryTimeout
+	if hang > 0 {
+		label, timeout = "isolation", r.o.hangTimeout
+	}
+	total := int(r.o.rate * r.o.duration.Seconds())
+	r.logf("%s: %d events at %.0f/s to 1 healthy webhook and %d hanging (timeout %s)", label, total, r.o.rate, hang, timeout)
+	dsn, cleanup, err := r.be.fresh(ctx, label)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer cleanup()
+	s, err := startSink(int64(total), true)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer s.close()
+	_, cl, stop, err := r.start(dsn, timeout)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer stop()
+	if _, err := cl.createWebhook(ctx, "healthy", s.base+"/ok/0"); err != nil {
+		return nil, 0, err
+	}
+	for i := range hang {
+		if _, err := cl.createWebhook(ctx, fmt.Sprintf("hanging %d", i), fmt.Sprintf("%s/hang/%d", s.base, i)); err != nil {
+			return nil, 0, err
+		}
+	}
+	stopProfile, err := r.startProfile(label)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer stopProfile()
+	res := &LatencyResult{Rate: r.o.rate, Events: total}
+	elapsed, failures, late, firstErr := openLoop(ctx, r.o.rate, total, 512, func(ctx context.Context, i int, sched time.Time) error {
+		return expect(cl.post(ctx, "/api/v1/events", eventBody(i, sched)))
+	})
+	res.SendSeconds, res.Late, res.PublishErrs = elapsed.Seconds(), late, failures
+	res.AchievedRate = float64(total) / elapsed.Seconds()
+	if failures > 0 {
+		r.logf("%s: %d publishes failed, first: %v", label, failures, firstErr)
+	}
+	wctx, cancel := r.withLimit(ctx)
+	res.Complete = s.wait(wctx)
+	cancel()
+	res.Received = s.count.Load()
+	lat := s.latencies()
+	res.P50ms, res.P90ms, res.P99ms, res.MaxMs = ms(percentile(lat, 0.50)), ms(percentile(lat, 0.90)),
+		ms(percentile(lat, 0.99)), ms(percentile(lat, 1))
+	r.logf("%s: p50 %.1f ms, p99 %.1f ms, max %.1f ms", label, res.P50ms, res.P99ms, res.MaxMs)
+	return res, s.hung.Load(), nil
+}
+
+// BacklogResult is scenario 4.
+type BacklogResult struct {
+	Deliveries   int     `json:"deliveries"`
+	Webhooks     int     `json:"webhooks"`
+	SeedSeconds  float64 `json:"seed_seconds"` // queuing them through the store, server stopped
+	DrainSeconds float64 `json:"drain_seconds"`
+	DrainPerSec  float64 `json:"drain_per_sec"`
+	Delivered    int64   `json:"delivered"`
+	Complete     bool    `json:"complete"`
+	PeakRSSMB    float64 `json:"peak_rss_mb"`
+	BaseRSSMB    float64 `json:"base_rss_mb"` // the measured process before the server started
+	RSSScope     string  `json:"rss_scope"`
+	// From the server's /metrics at the end of the drain: how much of the memory is the Go
+	// heap, and how much lies outside it (SQLite's page caches are allocated outside it).
+	GoHeapInuseMB float64 `json:"go_heap_inuse_mb"`
+	GoSysMB       float64 `json:"go_sys_mb"`
+}
+
+// backlog queues the deliveries while no dispatcher runs (the receiver is, in effect, down),
+// then starts Hookrelay and measures the drain and the serving process's peak memory.
+func (r *runner) backlog(ctx context.Context) (*BacklogResult, error) {
+	k := r.o.k
+	events := (r.o.backlog + k - 1) / k
+	res := &BacklogResult{Deliveries: events * k, Webhooks: k}
+	r.logf("backlog: queuing %d deliveries (%d events × %d webhooks) with the server stopped", res.Deliveries, events, k)
+	dsn, cleanup, err := r.be.fresh(ctx, "backlog")
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	s, err := startSink(int64(res.Deliveries), false)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+
+	seedStart := time.Now()
+	if err := seedBacklog(ctx, dsn, s.base, k, events); err != nil {
+		return nil, err
+	}
+	res.SeedSeconds = time.Since(seedStart).Seconds()
+	r.logf("backlog: queued in %.1fs; starting the server", res.SeedSeconds)
+
+	if r.bin == "" {
+		runtime.GC()
+		debug.FreeOSMemory()
+		resetPeakRSS()
+		res.BaseRSSMB = mb(procStatus(os.Getpid(), "VmRSS"))
+	}
+	stopProfile, err := r.startProfile("backlog")
+	if err != nil {
+		return nil, err
+	}
+	defer stopProfile()
+	start := time.Now()
+	h, cl, stop, err := r.start(dsn, r.o.deliveryTimeout)
+	if err != nil {
+		return nil, err
+	}
+	res.RSSScope = h.rssScope()
+	wctx, cancel := r.withLimit(ctx)
+	res.Complete = s.wait(wctx)
+	cancel()
+	end := time.Now()
+	if res.Complete {
+		end = time.Unix(0, s.last.Load())
+	}
+	res.PeakRSSMB = mb(h.peakRSS())
+	if v, err := scrape(ctx, cl, "go_memstats_heap_inuse_bytes"); err == nil {
+		res.GoHeapInuseMB = v / (1 << 20)
+	}
+	if v, err := scrape(ctx, cl, "go_memstats_sys_bytes"); err == nil {
+		res.GoSysMB = v / (1 << 20)
+	}
+	stop()
+	res.Delivered = s.count.Load()
+	res.DrainSeconds = end.Sub(start).Seconds()
+	res.DrainPerSec = float64(res.Delivered) / res.DrainSeconds
+	r.logf("backlog: %d delivered in %.1fs (%.0f/s), peak RSS %.0f MB (Go heap in use %.0f MB, Go runtime total %.0f MB at the end)",
+		res.Delivered, res.DrainSeconds, res.DrainPerSec, res.PeakRSSMB, res.GoHeapInuseMB, res.GoSysMB)
+	return res, nil
+}
+
+// seedBacklog writes webhooks and events straight through the store, in batches of 1000
+// events per transaction, as the batch endpoint would but without a server running.
+func seedBacklog(ctx context.Context, dsn, sinkBase string, k, events int) error {
+	store, err := models.Open(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	for i := range k {
+		key := make([]byte, 32)
+		_, _ = rand.Read(key)
+		w := &models.Webhook{Name: fmt.Sprintf("bench %d", i), URL: fmt.Sprintf("%s/ok/%d", sinkBase, i),
+			Secret: "whsec_" + base64.StdEncoding.EncodeToString(key), Events: models.EventMessageReceived, Enabled: true}
+		if err := store.CreateWebhook(ctx, w); err != nil {
+			return err
+		}
+	}
+	et, _ := models.LookupEventType(models.EventMessageReceived)
+	now := time.Now().UTC().Truncate(time.Second)
+	payload, err := et.BuildBody(eventData(0, now), now)
+	if err != nil {
+		return fmt.Errorf("build body: %w", err)
+	}
+	const per = 1000
+	in := make([]models.PublishInput, 0, per)
+	for from := 0; from < events; from += per {
+		in = in[:0]
+		for range min(per, events-from) {
+			in = append(in, models.PublishInput{Type: et.Name, Payload: payload, OccurredAt: now})
+		}
+		if _, err := store.Publish(ctx, in); err != nil {
+			return fmt.Errorf("queue backlog: %w", err)
+		}
+	}
+	return nil
+}
