@@ -467,7 +467,12 @@ func (h *inspectorAPI) binSocket(c *gin.Context) {
 	if !ok {
 		return
 	}
-	h.insp.Hub().ServeWS(c.Writer, c.Request, b.ID)
+	h.insp.Hub().ServeWS(c.Writer, c.Request, b.ID, func(status int, reason string) {
+		if status == http.StatusForbidden {
+			reason = "cross-origin WebSocket refused: open it from this server's own origin"
+		}
+		problem(c, status, reason)
+	})
 }
 
 // receive is the public receiver: it captures the request and answers with the bin's

@@ -116,3 +116,30 @@ func BenchmarkRecordResults(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPublish stores a batch of 100 events for 4 subscribed webhooks per op (400
+// deliveries): the batch endpoint's transaction.
+func BenchmarkPublish(b *testing.B) {
+	for _, be := range storetest.Backends(b) {
+		b.Run(be.Name, func(b *testing.B) {
+			s, _ := benchQueue(b, be, 0)
+			ctx := context.Background()
+			et, _ := models.LookupEventType(models.EventMessageReceived)
+			now := time.Now().UTC().Truncate(time.Second)
+			payload := et.Example(now)
+			in := make([]models.PublishInput, 100)
+			for i := range in {
+				in[i] = models.PublishInput{Type: et.Name, Payload: payload, OccurredAt: now}
+			}
+			b.ReportAllocs()
+			ops := 0
+			for b.Loop() {
+				if _, err := s.Publish(ctx, in); err != nil {
+					b.Fatal(err)
+				}
+				ops++
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(ops*len(in)), "ns/event")
+		})
+	}
+}

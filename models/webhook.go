@@ -229,6 +229,10 @@ func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
 		if err := tx.Exec(`DELETE FROM deliveries WHERE webhook_id = ?`, id).Error; err != nil {
 			return fmt.Errorf("delete deliveries: %w", err)
 		}
+		// Inspector bins linked to it keep their captures but lose the dangling link.
+		if err := tx.Exec(`UPDATE bins SET webhook_id = '' WHERE webhook_id = ?`, id).Error; err != nil {
+			return fmt.Errorf("unlink inspector bins: %w", err)
+		}
 		return nil
 	})
 }

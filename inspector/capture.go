@@ -1,0 +1,87 @@
+package inspector
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hookrelay/hookrelay/models"
+)
+
+// Signature verdicts.
+const (
+	SigValid    = "valid"
+	SigInvalid  = "invalid"
+	SigMissing  = "missing"
+	SigNoSecret = "no_secret"
+)
+
+// Payload verdict statuses.
+const (
+	PayloadOK           = "ok"
+	PayloadProblems     = "problems"
+	PayloadUnknownEvent = "unknown_event"
+)
+
+// Capture is a captured request as the API and the WebSocket show it.
+type Capture struct {
+	ID           string              `json:"id" example:"req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"`
+	BinID        string              `json:"bin_id" example:"0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4"`
+	Method       string              `json:"method" example:"POST"`
+	Path         string              `json:"path" example:"/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4"`
+	Query        string              `json:"query" example:"source=test&x=1"`
+	Headers      map[string][]string `json:"headers"`
+	Body         string              `json:"body" example:"{\"event\":\"conversation.started\"}"`
+	BodyEncoding string              `json:"body_encoding" enums:"utf8,base64" example:"utf8"`
+	Size         int64               `json:"size" example:"312"`
+	RemoteAddr   string              `json:"remote_addr" example:"203.0.113.7:51234"`
+	ReceivedAt   time.Time           `json:"received_at"`
+	Verdicts     Verdicts            `json:"verdicts"`
+	// Rejected says why the request was refused (its body was not kept); absent when accepted.
+	Rejected string `json:"rejected,omitempty" example:"body larger than 1048576 bytes: answered 413"`
+} // @name Capture
+
+// Verdicts are the verification results of a capture, computed when it arrived.
+type Verdicts struct {
+	Signature         string `json:"signature" enums:"valid,invalid,missing,no_secret" example:"valid"`
+	StandardSignature string `json:"standard_signature" enums:"valid,invalid,missing,no_secret" example:"valid"`
+	// TimestampSkewSeconds is arrival time minus the request's timestamp; null without one.
+	TimestampSkewSeconds *int64         `json:"timestamp_skew_seconds" example:"0"`
+	Payload              PayloadVerdict `json:"payload"`
+} // @name Verdicts
+
+// PayloadVerdict is the body checked against the event catalogue.
+type PayloadVerdict struct {
+	Status   string   `json:"status" enums:"ok,problems,unknown_event" example:"ok"`
+	Problems []string `json:"problems"`
+} // @name PayloadVerdict
+
+// Message is what the bin's WebSocket sends for each capture.
+type Message struct {
+	Type string  `json:"type" example:"request"`
+	Data Capture `json:"data"`
+} // @name InspectorMessage
+
+// CaptureOut converts a stored capture to its API shape. The body is sent as text when it is
+// valid UTF-8 and as base64 otherwise, so binary bodies round-trip exactly.
+func CaptureOut(c *models.Capture) Capture {
+	out := Capture{ID: c.ID, BinID: c.BinID, Method: c.Method, Path: c.Path, Query: c.Query, Size: c.Size,
+		RemoteAddr: c.RemoteAddr, ReceivedAt: c.ReceivedAt.UTC(), Rejected: c.Rejected}
+	if err := json.Unmarshal([]byte(c.Headers), &out.Headers); err != nil || out.Headers == nil {
+		out.Headers = map[string][]string{}
+	}
+	if err := json.Unmarshal([]byte(c.Verdicts), &out.Verdicts); err != nil {
+		out.Verdicts = Verdicts{Signature: SigMissing, StandardSignature: SigMissing,
+			Payload: PayloadVerdict{Status: PayloadUnknownEvent}}
+	}
+	if out.Verdicts.Payload.Problems == nil {
+		out.Verdicts.Payload.Problems = []string{}
+	}
+	if utf8.Valid(c.Body) {
+		out.Body, out.BodyEncoding = string(c.Body), "utf8"
+	} else {
+		out.Body, out.BodyEncoding = base64.StdEncoding.EncodeToString(c.Body), "base64"
+	}
+	return out
+}

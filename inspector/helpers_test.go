@@ -1,0 +1,265 @@
+package inspector_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/gorilla/websocket"
+
+	"github.com/hookrelay/hookrelay/api"
+	"github.com/hookrelay/hookrelay/delivery"
+	"github.com/hookrelay/hookrelay/inspector"
+	"github.com/hookrelay/hookrelay/internal/apivalidate"
+	"github.com/hookrelay/hookrelay/models"
+)
+
+const adminToken = "inspector-test-admin-token-0123456789"
+
+type envOptions struct {
+	dbPath       string
+	rate         float64
+	allowPrivate bool
+	dispatch     bool // run the delivery loop (published events are sent)
+	hub          inspector.HubConfig
+	connState    func(net.Conn, http.ConnState)
+}
+
+// env is the whole server (API, receiver, sender) on a real socket and a real SQLite file,
+// started with no --allow-http and no --allow-private-targets unless asked.
+type env struct {
+	t         *testing.T
+	srv       *httptest.Server
+	store     *models.Store
+	insp      *inspector.Inspector
+	hub       *inspector.Hub
+	publicURL string
+	client    *http.Client
+	stop      func()
+}
+
+func newEnv(t *testing.T, o envOptions) *env {
+	t.Helper()
+	if o.dbPath == "" {
+		o.dbPath = filepath.Join(t.TempDir(), "hookrelay.db")
+	}
+	ctx := context.Background()
+	store, err := models.Open(ctx, o.dbPath)
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	// The public URL must be known before the router is built, so listen first.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	publicURL := "http://" + ln.Addr().String()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	sender := delivery.NewSender(delivery.SenderConfig{Timeout: 10 * time.Second, PublicURL: publicURL, Version: "test"})
+	dispatcher := delivery.New(delivery.Config{Store: store, Sender: sender, Workers: 4, Logger: logger,
+		RetrySchedule: []time.Duration{time.Hour}})
+	o.hub.PublicURL, o.hub.Logger = publicURL, logger
+	hub := inspector.NewHub(o.hub)
+	insp := inspector.New(inspector.Config{Store: store, Hub: hub, PublicURL: publicURL, Rate: o.rate,
+		AllowPrivate: o.allowPrivate, ForwardTimeout: 5 * time.Second, Logger: logger})
+	router := api.New(api.Config{Store: store, Dispatcher: dispatcher, AdminTokenHash: models.HashToken(adminToken),
+		PublicURL: publicURL, Logger: logger, Version: "test",
+		Extra: []func(*gin.Engine, *gin.RouterGroup){api.InspectorRoutes(insp)}})
+	srv := httptest.NewUnstartedServer(router)
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Config.ConnState = o.connState
+	srv.Start()
+
+	dispatchCtx, cancelDispatch := context.WithCancel(context.Background())
+	dispatchDone := make(chan struct{})
+	if o.dispatch {
+		go func() { defer close(dispatchDone); _ = dispatcher.Run(dispatchCtx) }()
+	} else {
+		close(dispatchDone)
+	}
+	// Every exchange is checked against openapi/openapi.json (see internal/apivalidate).
+	client := &http.Client{Transport: apivalidate.Transport(t, &http.Transport{}), Timeout: 60 * time.Second}
+	e := &env{t: t, srv: srv, store: store, insp: insp, hub: hub, publicURL: publicURL, client: client}
+	stopped := false
+	e.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancelDispatch()
+		<-dispatchDone
+		hub.Close()
+		srv.Close()
+		client.CloseIdleConnections()
+		if err := store.Close(); err != nil {
+			t.Errorf("close store: %v", err)
+		}
+	}
+	t.Cleanup(e.stop)
+	return e
+}
+
+// do sends an API request with the admin token and decodes a JSON answer into out (if not nil).
+func (e *env) do(method, path string, body any, out any) *http.Response {
+	e.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			e.t.Fatalf("encode body: %v", err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, e.publicURL+path, rd)
+	if err != nil {
+		e.t.Fatalf("new request: %v", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatalf("read %s %s: %v", method, path, err)
+	}
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			e.t.Fatalf("%s %s: decode %q: %v", method, path, raw, err)
+		}
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(raw))
+	return resp
+}
+
+// must is do that fails the test unless the status is want.
+func (e *env) must(want int, method, path string, body any, out any) {
+	e.t.Helper()
+	resp := e.do(method, path, body, out)
+	if resp.StatusCode != want {
+		raw, _ := io.ReadAll(resp.Body)
+		e.t.Fatalf("%s %s: status %d, want %d: %s", method, path, resp.StatusCode, want, raw)
+	}
+}
+
+// send makes a raw request to a receiver URL and returns the status and body.
+func (e *env) send(method, url string, header http.Header, body []byte) (int, []byte) {
+	e.t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		e.t.Fatalf("new request: %v", err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, raw
+}
+
+func (e *env) createBin(body map[string]any) api.Bin {
+	e.t.Helper()
+	if body == nil {
+		body = map[string]any{}
+	}
+	var b api.Bin
+	e.must(http.StatusCreated, "POST", "/api/v1/inspector/bins", body, &b)
+	return b
+}
+
+func (e *env) captures(binID string) []inspector.Capture {
+	e.t.Helper()
+	var out api.List[inspector.Capture]
+	e.must(http.StatusOK, "GET", "/api/v1/inspector/bins/"+binID+"/requests?limit=200", nil, &out)
+	return out.Data
+}
+
+// dial opens the bin's WebSocket with the admin token, as a script would.
+func (e *env) dial(binID string) *websocket.Conn {
+	e.t.Helper()
+	conn, resp, err := e.dialWith(binID, http.Header{"Authorization": {"Bearer " + adminToken}})
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		e.t.Fatalf("dial ws: %v (status %d)", err, status)
+	}
+	e.t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+func (e *env) dialWith(binID string, h http.Header) (*websocket.Conn, *http.Response, error) {
+	u := "ws" + strings.TrimPrefix(e.publicURL, "http") + "/api/v1/inspector/bins/" + binID + "/ws"
+	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
+	conn, resp, err := d.Dial(u, h)
+	if resp != nil && resp.Body != nil {
+		resp.Body.Close()
+	}
+	return conn, resp, err
+}
+
+// next reads one capture message from the socket, with a generous deadline.
+func next(t *testing.T, conn *websocket.Conn) inspector.Capture {
+	t.Helper()
+	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	var msg struct {
+		Type string            `json:"type"`
+		Data inspector.Capture `json:"data"`
+	}
+	if err := conn.ReadJSON(&msg); err != nil {
+		t.Fatalf("read ws message: %v", err)
+	}
+	if msg.Type != "request" {
+		t.Fatalf("message type %q, want request", msg.Type)
+	}
+	return msg.Data
+}
+
+// eventually polls cond until it holds or a generous timeout passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitClients waits until the bin has n live WebSocket clients. The server registers a client
+// just after the handshake, so a test must wait before publishing.
+func (e *env) waitClients(binID string, n int) {
+	e.t.Helper()
+	eventually(e.t, "the bin has the expected WebSocket clients", func() bool { return e.hub.Clients(binID) == n })
+}
+
+func seedBody(t *testing.T, event string) []byte {
+	t.Helper()
+	et, ok := models.LookupEventType(event)
+	if !ok {
+		t.Fatalf("unknown event %q", event)
+	}
+	return et.Example(time.Now().UTC())
+}

@@ -1,0 +1,246 @@
+package inspector
+
+import (
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Publisher fans a capture message out to a bin's live subscribers. Hub does it for the
+// clients connected to this process; a cross-replica fan-out (PostgreSQL LISTEN/NOTIFY) can
+// implement it by notifying every replica, each of which calls its own Hub.Publish.
+type Publisher interface {
+	Publish(binID string, msg []byte)
+}
+
+// HubConfig tunes a Hub; zero values take the defaults.
+type HubConfig struct {
+	PublicURL    string        // its host is accepted as a browser Origin besides the request's Host
+	QueueSize    int           // messages buffered per client before it counts as too slow (64)
+	PingInterval time.Duration // how often clients are pinged (20 s)
+	PongWait     time.Duration // how long a client may stay silent, pongs included (60 s)
+	WriteWait    time.Duration // how long one write may take (10 s)
+	Logger       *slog.Logger
+}
+
+// Hub is the inspector's WebSocket fan-out. Publishing never waits for a client: each client
+// has a bounded queue and its own writer goroutine, and a client whose queue is full is
+// dropped (unregistered and closed under the hub's lock, so no one can send on its closed
+// queue afterwards).
+type Hub struct {
+	cfg      HubConfig
+	upgrader websocket.Upgrader
+	mu       sync.Mutex
+	bins     map[string]map[*client]struct{}
+	closed   bool
+}
+
+type client struct {
+	conn  *websocket.Conn
+	binID string
+	send  chan []byte // closed by the hub, under its lock, when the client is unregistered
+}
+
+// NewHub builds a Hub.
+func NewHub(cfg HubConfig) *Hub {
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = 64
+	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = 20 * time.Second
+	}
+	if cfg.PongWait <= 0 {
+		cfg.PongWait = 60 * time.Second
+	}
+	if cfg.WriteWait <= 0 {
+		cfg.WriteWait = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	h := &Hub{cfg: cfg, bins: map[string]map[*client]struct{}{}}
+	h.upgrader = websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 8192, CheckOrigin: h.checkOrigin}
+	return h
+}
+
+// checkOrigin accepts browsers on this server's own origin (the request's Host, or the
+// public URL's host behind a proxy that rewrites Host) and clients that send no Origin at
+// all (scripts, which authenticate with a bearer token). The session cookie is SameSite=Strict
+// as well; this check is what stops another site's page from opening the socket.
+func (h *Hub) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	if pu, err := url.Parse(h.cfg.PublicURL); err == nil && pu.Host != "" {
+		return strings.EqualFold(u.Host, pu.Host) && strings.EqualFold(u.Scheme, pu.Scheme)
+	}
+	return false
+}
+
+// Publish queues msg for every client of the bin without blocking.
+func (h *Hub) Publish(binID string, msg []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for c := range h.bins[binID] {
+		select {
+		case c.send <- msg:
+		default:
+			h.cfg.Logger.Info("inspector: dropping a WebSocket client that is not keeping up", "bin", binID)
+			h.removeLocked(c)
+			// Closing the connection unblocks its writer at once instead of after WriteWait.
+			_ = c.conn.Close()
+		}
+	}
+}
+
+// Clients returns how many clients are subscribed to the bin.
+func (h *Hub) Clients(binID string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.bins[binID])
+}
+
+// Close disconnects every client with a "going away" close frame; later upgrades are refused.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	for _, set := range h.bins {
+		for c := range set {
+			h.removeLocked(c)
+		}
+	}
+}
+
+// CloseBin disconnects the clients of one bin (it was deleted).
+func (h *Hub) CloseBin(binID string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for c := range h.bins[binID] {
+		h.removeLocked(c)
+	}
+}
+
+func (h *Hub) register(c *client) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	set := h.bins[c.binID]
+	if set == nil {
+		set = map[*client]struct{}{}
+		h.bins[c.binID] = set
+	}
+	set[c] = struct{}{}
+	return true
+}
+
+func (h *Hub) unregister(c *client) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.removeLocked(c)
+}
+
+// removeLocked forgets c and closes its queue, once; the writer then says goodbye and exits.
+func (h *Hub) removeLocked(c *client) {
+	set := h.bins[c.binID]
+	if _, ok := set[c]; !ok {
+		return
+	}
+	delete(set, c)
+	if len(set) == 0 {
+		delete(h.bins, c.binID)
+	}
+	close(c.send)
+}
+
+// ServeWS upgrades the request and streams the bin's captures until the client goes away.
+// The caller has authenticated the request and checked that the bin exists; fail, when not
+// nil, answers a refused handshake (so the caller can use its own error format). It returns
+// when the connection is finished; the writer goroutine ends with it.
+func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, binID string, fail func(status int, reason string)) {
+	up := h.upgrader
+	if fail != nil {
+		up.Error = func(_ http.ResponseWriter, _ *http.Request, status int, reason error) { fail(status, reason.Error()) }
+	}
+	conn, err := up.Upgrade(w, r, nil)
+	if err != nil {
+		return // answered already
+	}
+	c := &client{conn: conn, binID: binID, send: make(chan []byte, h.cfg.QueueSize)}
+	if !h.register(c) {
+		_ = conn.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(h.cfg.WriteWait))
+		_ = conn.Close()
+		return
+	}
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		h.write(c)
+	}()
+	h.read(c)
+	h.unregister(c)
+	// Unblocks a writer stuck on a peer that vanished; gorilla allows Close concurrently.
+	_ = conn.Close()
+	<-writerDone
+}
+
+// read consumes what the client sends (nothing is expected but control frames) so that pongs
+// and close frames are processed, and ends when the client is gone or silent too long.
+func (h *Hub) read(c *client) {
+	c.conn.SetReadLimit(4096)
+	_ = c.conn.SetReadDeadline(time.Now().Add(h.cfg.PongWait))
+	c.conn.SetPongHandler(func(string) error {
+		return c.conn.SetReadDeadline(time.Now().Add(h.cfg.PongWait))
+	})
+	for {
+		if _, _, err := c.conn.ReadMessage(); err != nil {
+			return
+		}
+	}
+}
+
+// write is the connection's only writer: queued messages and pings, each under a deadline.
+func (h *Hub) write(c *client) {
+	ping := time.NewTicker(h.cfg.PingInterval)
+	defer ping.Stop()
+	for {
+		select {
+		case msg, ok := <-c.send:
+			if !ok {
+				_ = c.conn.WriteControl(websocket.CloseMessage,
+					websocket.FormatCloseMessage(websocket.CloseGoingAway, ""), time.Now().Add(h.cfg.WriteWait))
+				_ = c.conn.Close()
+				return
+			}
+			_ = c.conn.SetWriteDeadline(time.Now().Add(h.cfg.WriteWait))
+			if err := c.conn.WriteMessage(websocket.TextMessage, msg); err != nil {
+				h.unregister(c)
+				_ = c.conn.Close()
+				return
+			}
+		case <-ping.C:
+			_ = c.conn.SetWriteDeadline(time.Now().Add(h.cfg.WriteWait))
+			if err := c.conn.WriteMessage(websocket.PingMessage, nil); err != nil {
+				h.unregister(c)
+				_ = c.conn.Close()
+				return
+			}
+		}
+	}
+}

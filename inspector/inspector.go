@@ -1,0 +1,276 @@
+// Package inspector is Hookrelay's built-in receiver: requests to /inspect/<bin id> are
+// captured byte for byte, verified (signatures, timestamp, payload) and pushed live to the
+// bin's WebSocket subscribers. The HTTP glue and the problem responses live in api; this
+// package holds what a capture is and how it is made, stored, verified and streamed.
+package inspector
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/hookrelay/hookrelay/models"
+)
+
+// Limits of the receiver.
+const (
+	MaxBodyBytes     = 1 << 20 // larger bodies are answered 413 and recorded as rejected
+	KeepPerBin       = 500     // captures kept per bin; the oldest go first
+	MaxResponseBody  = 64 << 10
+	MaxResponseDelay = 30 * time.Second
+)
+
+// Errors Receive returns; the API maps them to problems.
+var (
+	ErrTooLarge    = errors.New("body too large")
+	ErrRateLimited = errors.New("rate limit exceeded")
+	ErrReadBody    = errors.New("could not read the body")
+)
+
+// Config wires an Inspector.
+type Config struct {
+	Store     *models.Store
+	Hub       *Hub      // WebSocket clients of this process
+	Publisher Publisher // where captures are announced; defaults to Hub
+	PublicURL string    // base of the bin URLs, e.g. https://hooks.example.com
+	// Rate is captures per second accepted per bin (burst twice that); 0 is unlimited.
+	Rate           float64
+	AllowPrivate   bool          // forward may target loopback/private addresses
+	ForwardTimeout time.Duration // bounds one forward, connect to last byte (10 s)
+	Logger         *slog.Logger
+	Now            func() time.Time
+}
+
+// Inspector receives, stores, verifies and announces captures.
+type Inspector struct {
+	cfg      Config
+	store    *models.Store
+	pub      Publisher
+	limiters *limiters
+	forward  forwarder
+}
+
+// New builds an Inspector.
+func New(cfg Config) *Inspector {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Hub == nil {
+		cfg.Hub = NewHub(HubConfig{PublicURL: cfg.PublicURL, Logger: cfg.Logger})
+	}
+	if cfg.Publisher == nil {
+		cfg.Publisher = cfg.Hub
+	}
+	if cfg.ForwardTimeout <= 0 {
+		cfg.ForwardTimeout = 10 * time.Second
+	}
+	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
+	return &Inspector{cfg: cfg, store: cfg.Store, pub: cfg.Publisher, limiters: newLimiters(cfg.Rate),
+		forward: newForwarder(cfg.PublicURL, cfg.AllowPrivate, cfg.ForwardTimeout)}
+}
+
+// Store returns the store the inspector keeps bins and captures in.
+func (in *Inspector) Store() *models.Store { return in.store }
+
+// Hub returns the WebSocket hub of this process.
+func (in *Inspector) Hub() *Hub { return in.cfg.Hub }
+
+// Rate is the per-bin limit in captures per second; 0 is unlimited.
+func (in *Inspector) Rate() float64 { return in.cfg.Rate }
+
+// BinURL is the public receiver URL of a bin.
+func (in *Inspector) BinURL(id string) string { return in.cfg.PublicURL + "/inspect/" + id }
+
+// Forget drops per-bin state kept in memory (the bin was deleted) and disconnects its clients.
+func (in *Inspector) Forget(binID string) {
+	in.limiters.forget(binID)
+	in.cfg.Hub.CloseBin(binID)
+}
+
+// Receive captures r into the bin. It returns the bin (whose configured response the caller
+// sends with Respond) and the capture. A body over MaxBodyBytes is still recorded, without
+// its body, and returned together with ErrTooLarge. Unknown bins are models.ErrNotFound and
+// nothing is recorded; neither is anything past the rate limit (ErrRateLimited).
+func (in *Inspector) Receive(r *http.Request, binID string) (*models.Bin, *Capture, error) {
+	ctx := r.Context()
+	b, err := in.store.GetBin(ctx, binID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !in.limiters.allow(binID) {
+		return b, nil, ErrRateLimited
+	}
+	body, tooLarge, err := readBody(r.Body)
+	if err != nil {
+		return b, nil, fmt.Errorf("%w: %w", ErrReadBody, err)
+	}
+	receivedAt := in.cfg.Now().UTC()
+	headers := r.Header.Clone()
+	if r.Host != "" {
+		headers["Host"] = []string{r.Host} // net/http moves Host out of the header map
+	}
+	hj, err := json.Marshal(headers)
+	if err != nil {
+		return b, nil, fmt.Errorf("encode headers: %w", err)
+	}
+	c := &models.Capture{BinID: b.ID, Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery,
+		Headers: string(hj), Body: body, Size: int64(len(body)), RemoteAddr: r.RemoteAddr, ReceivedAt: receivedAt}
+
+	var v Verdicts
+	if tooLarge {
+		c.Body = []byte{}
+		c.Size = max(r.ContentLength, MaxBodyBytes+1)
+		c.Rejected = fmt.Sprintf("body larger than %d bytes: answered 413", MaxBodyBytes)
+		v = rejectedVerdicts(in.secrets(ctx, b, receivedAt), r.Header)
+	} else {
+		v = Verify(in.secrets(ctx, b, receivedAt), r.Header, body, receivedAt)
+	}
+	vj, err := json.Marshal(v)
+	if err != nil {
+		return b, nil, fmt.Errorf("encode verdicts: %w", err)
+	}
+	c.Verdicts = string(vj)
+	// The client may hang up right after sending; the capture is still worth keeping.
+	if err := in.store.InsertCapture(context.WithoutCancel(ctx), c, KeepPerBin); err != nil {
+		return b, nil, err
+	}
+	out := CaptureOut(c)
+	if msg, err := json.Marshal(Message{Type: "request", Data: out}); err == nil {
+		in.pub.Publish(b.ID, msg)
+	}
+	if tooLarge {
+		return b, &out, ErrTooLarge
+	}
+	return b, &out, nil
+}
+
+// secrets reads the verification secrets now, so a linked webhook's rotation applies at once.
+func (in *Inspector) secrets(ctx context.Context, b *models.Bin, now time.Time) Secrets {
+	var wh *models.Webhook
+	if b.Secret == "" && b.WebhookID != "" {
+		w, err := in.store.GetWebhook(ctx, b.WebhookID)
+		if err != nil && !errors.Is(err, models.ErrNotFound) {
+			in.cfg.Logger.Warn("inspector: read linked webhook", "bin", b.ID, "webhook", b.WebhookID, "err", err)
+		}
+		wh = w
+	}
+	return SecretsFor(b, wh, now)
+}
+
+// rejectedVerdicts describes a capture whose body was not kept: nothing could be verified.
+func rejectedVerdicts(sec Secrets, h http.Header) Verdicts {
+	sig := func(has bool, header string) string {
+		switch {
+		case !has:
+			return SigNoSecret
+		case h.Get(header) == "":
+			return SigMissing
+		}
+		return SigInvalid
+	}
+	return Verdicts{
+		Signature:         sig(sec.Seed != "", "X-Webhook-Signature"),
+		StandardSignature: sig(len(sec.Standard) > 0, "Webhook-Signature"),
+		Payload: PayloadVerdict{Status: PayloadProblems,
+			Problems: []string{fmt.Sprintf("body: larger than %d bytes, not kept, so neither it nor its signatures could be checked", MaxBodyBytes)}},
+	}
+}
+
+// readBody reads up to MaxBodyBytes and reports whether there was more.
+func readBody(body io.Reader) ([]byte, bool, error) {
+	if body == nil {
+		return []byte{}, false, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(body, MaxBodyBytes+1))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, true, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if len(b) > MaxBodyBytes {
+		return nil, true, nil
+	}
+	return b, false, nil
+}
+
+// Respond answers with the bin's configured response after its delay. A client that hangs up
+// during the delay ends the wait.
+func Respond(ctx context.Context, w http.ResponseWriter, b *models.Bin) {
+	if b.ResponseDelayMS > 0 {
+		t := time.NewTimer(time.Duration(b.ResponseDelayMS) * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+	}
+	if b.ResponseContentType != "" {
+		w.Header().Set("Content-Type", b.ResponseContentType)
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	status := b.ResponseStatus
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if status == http.StatusNoContent || status == http.StatusNotModified {
+		w.WriteHeader(status) // these may not carry a body
+		return
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(b.ResponseBody)))
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, b.ResponseBody)
+}
+
+// limiters holds one token bucket per bin.
+type limiters struct {
+	mu    sync.Mutex
+	rate  rate.Limit
+	burst int
+	m     map[string]*rate.Limiter
+}
+
+func newLimiters(perSecond float64) *limiters {
+	if perSecond <= 0 {
+		return nil
+	}
+	return &limiters{rate: rate.Limit(perSecond), burst: max(1, int(2*perSecond)), m: map[string]*rate.Limiter{}}
+}
+
+func (l *limiters) allow(binID string) bool {
+	if l == nil {
+		return true
+	}
+	l.mu.Lock()
+	lim := l.m[binID]
+	if lim == nil {
+		lim = rate.NewLimiter(l.rate, l.burst)
+		l.m[binID] = lim
+	}
+	l.mu.Unlock()
+	return lim.Allow()
+}
+
+func (l *limiters) forget(binID string) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	delete(l.m, binID)
+	l.mu.Unlock()
+}
