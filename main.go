@@ -184,8 +184,15 @@ func run(cfg *config, out io.Writer) error {
 		PerWebhook: cfg.perWebhook, Lease: cfg.lease, RetrySchedule: cfg.schedule, Logger: logger, Metrics: metrics})
 
 	hub := inspector.NewHub(inspector.HubConfig{PublicURL: cfg.publicURL, Logger: logger})
-	insp := inspector.New(inspector.Config{Store: store, Hub: hub, PublicURL: cfg.publicURL, Rate: cfg.inspectorRate,
-		AllowPrivate: cfg.allowPrivate, ForwardTimeout: cfg.timeout, Logger: logger})
+	var publisher inspector.Publisher = hub
+	var replicated *inspector.Replicated
+	if store.IsPostgres() {
+		// Browsers may be connected to any replica: captures cross over LISTEN/NOTIFY.
+		replicated = inspector.NewReplicated(store, hub, logger)
+		publisher = replicated
+	}
+	insp := inspector.New(inspector.Config{Store: store, Hub: hub, Publisher: publisher, PublicURL: cfg.publicURL,
+		Rate: cfg.inspectorRate, AllowPrivate: cfg.allowPrivate, ForwardTimeout: cfg.timeout, Logger: logger})
 
 	router := api.New(api.Config{
 		Store: store, Dispatcher: dispatcher, AdminTokenHash: adminHash, PublicURL: cfg.publicURL,
@@ -212,6 +219,9 @@ func run(cfg *config, out io.Writer) error {
 	go func() { dispatchDone <- dispatcher.Run(dispatchCtx) }()
 	maint := &delivery.Maintenance{Store: store, Retention: cfg.retention, AutoDisableAfter: cfg.autoDisable, Logger: logger}
 	go maint.Run(dispatchCtx)
+	if replicated != nil {
+		go replicated.Run(dispatchCtx)
+	}
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
