@@ -224,6 +224,10 @@ func Respond(ctx context.Context, w http.ResponseWriter, b *models.Bin) {
 		w.Header().Set("Content-Type", b.ResponseContentType)
 	}
 	w.Header().Set("Cache-Control", "no-store")
+	// The configured body is served from the admin UI's origin: a sandboxed, script-free
+	// document, never sniffed, so a bin answering text/html cannot run code against the API.
+	w.Header().Set("Content-Security-Policy", "sandbox; default-src 'none'")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	status := b.ResponseStatus
 	if status == 0 {
 		status = http.StatusOK

@@ -778,6 +778,10 @@ func TestBinAnswersWithItsConfiguredResponse(t *testing.T) {
 	if resp.StatusCode != 418 || string(b) != "<teapot/>" || resp.Header.Get("Content-Type") != "application/xml" {
 		t.Errorf("custom response %d %q %q", resp.StatusCode, b, resp.Header.Get("Content-Type"))
 	}
+	// The body is served from the UI's origin: it must not be able to run script there.
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "sandbox") || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("bin response not sandboxed: CSP %q, nosniff %q", csp, resp.Header.Get("X-Content-Type-Options"))
+	}
 	if status, _ := e.send("OPTIONS", custom.URL, nil, nil); status != 418 {
 		t.Errorf("OPTIONS answered %d", status)
 	}

@@ -193,8 +193,8 @@ func (s *Store) SetSettingIfAbsent(ctx context.Context, key, value string) (stri
 	return st.Value, nil
 }
 
-// Prune deletes events, deliveries and attempts older than the cutoff, except deliveries
-// still pending and their events.
+// Prune deletes events, deliveries, attempts and inspector captures older than the cutoff
+// (and expired sessions), except deliveries still pending and their events.
 func (s *Store) Prune(ctx context.Context, before time.Time) (int64, error) {
 	var total int64
 	err := s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -203,6 +203,7 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (int64, error) {
 			`DELETE FROM deliveries WHERE created_at < ? AND status <> 'pending'`,
 			`DELETE FROM events WHERE created_at < ? AND id NOT IN (SELECT event_id FROM deliveries)`,
 			`DELETE FROM sessions WHERE expires_at < ?`,
+			`DELETE FROM captures WHERE received_at < ?`,
 		}
 		for _, q := range steps {
 			res := tx.Exec(q, before.UTC())

@@ -110,3 +110,32 @@ func TestBinStore(t *testing.T) {
 		}
 	})
 }
+
+func TestPruneDropsCapturesOlderThanRetention(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		s := storetest.Open(t, b.DSN(t))
+		ctx := context.Background()
+		bin := &models.Bin{Name: "old", ResponseStatus: 200}
+		if err := s.CreateBin(ctx, bin); err != nil {
+			t.Fatal(err)
+		}
+		old := &models.Capture{BinID: bin.ID, Method: "POST", Path: "/inspect/" + bin.ID, Headers: "{}", Body: []byte("old"),
+			Verdicts: "{}", ReceivedAt: time.Now().UTC().Add(-48 * time.Hour)}
+		fresh := &models.Capture{BinID: bin.ID, Method: "POST", Path: "/inspect/" + bin.ID, Headers: "{}", Body: []byte("new"),
+			Verdicts: "{}", ReceivedAt: time.Now().UTC()}
+		for _, c := range []*models.Capture{old, fresh} {
+			if err := s.InsertCapture(ctx, c, 500); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.Prune(ctx, time.Now().Add(-24*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.GetCapture(ctx, bin.ID, old.ID); !errors.Is(err, models.ErrNotFound) {
+			t.Errorf("capture older than retention kept: %v", err)
+		}
+		if _, err := s.GetCapture(ctx, bin.ID, fresh.ID); err != nil {
+			t.Errorf("fresh capture pruned: %v", err)
+		}
+	})
+}
