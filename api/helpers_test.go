@@ -28,13 +28,12 @@ const adminToken = "test-admin-token-0123456789abcdef"
 
 // envOptions changes how newEnv builds the server.
 type envOptions struct {
-	allowHTTP     bool
-	allowPrivate  bool
-	https         bool // public URL uses https:// (cookie Secure flag)
-	noDispatch    bool // deliveries stay pending: nothing claims them
-	retrySchedule []time.Duration
-	ui            fs.FS
-	extra         []func(r *gin.Engine, authed *gin.RouterGroup)
+	allowHTTP    bool
+	allowPrivate bool
+	https        bool // public URL uses https:// (cookie Secure flag)
+	noDispatch   bool // deliveries stay pending: nothing claims them
+	ui           fs.FS
+	extra        []func(r *gin.Engine, authed *gin.RouterGroup)
 }
 
 type envOption func(*envOptions)
@@ -45,10 +44,6 @@ func withLocalTargets() envOption {
 }
 
 func withoutDispatcher() envOption { return func(o *envOptions) { o.noDispatch = true } }
-
-func withRetrySchedule(s ...time.Duration) envOption {
-	return func(o *envOptions) { o.retrySchedule = s }
-}
 
 func withUI(ui fs.FS) envOption { return func(o *envOptions) { o.ui = ui } }
 
@@ -91,7 +86,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	sender := delivery.NewSender(delivery.SenderConfig{Timeout: 10 * time.Second, AllowPrivate: o.allowPrivate,
 		PublicURL: publicURL, Version: "test"})
 	dispatcher := delivery.New(delivery.Config{Store: store, Sender: sender, Workers: 8,
-		RetrySchedule: o.retrySchedule, Logger: logger})
+		Logger: logger})
 	router := api.New(api.Config{Store: store, Dispatcher: dispatcher, AdminTokenHash: models.HashToken(adminToken),
 		PublicURL: publicURL, AllowHTTP: o.allowHTTP, AllowPrivate: o.allowPrivate, UI: o.ui, Logger: logger,
 		Version: "test", Extra: o.extra})

@@ -51,11 +51,6 @@ func problem(c *gin.Context, status int, detail string, errs ...models.FieldErro
 	c.Writer.Header().Set("Content-Type", "application/problem+json")
 }
 
-// fieldProblem answers 422 naming one field.
-func fieldProblem(c *gin.Context, field, message string) {
-	problem(c, http.StatusUnprocessableEntity, field+": "+message, models.FieldError{Field: field, Message: message})
-}
-
 // storeProblem maps store errors to problems in one place: not found 404, conflict 409,
 // validation 422; anything else is logged and answered 500 without internals.
 func storeProblem(c *gin.Context, err error) {

@@ -122,5 +122,3 @@ func (s *Store) Close() error {
 	return first
 }
 
-// nowMillis is the clock used for the queue's integer time columns.
-func nowMillis() int64 { return time.Now().UnixMilli() }
