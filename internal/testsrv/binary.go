@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hookrelay/hookrelay/internal/apivalidate"
 )
 
 // RepoRoot is the module's root directory, found from this file's location so tests work
@@ -85,6 +87,8 @@ func StartBinary(t testing.TB, bin string, args ...string) *Process {
 	case a := <-addr:
 		p.Addr = a
 		p.Client = NewClient("http://"+a, AdminToken)
+		// Every exchange is checked against openapi/openapi.json (see internal/apivalidate).
+		p.Client.HTTP.Transport = apivalidate.Transport(t, p.Client.HTTP.Transport)
 		t.Cleanup(p.Client.HTTP.CloseIdleConnections)
 	case <-p.done:
 		t.Fatalf("hookrelay exited before listening: %v\n%s", p.err, p.Output())

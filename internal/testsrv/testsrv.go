@@ -17,6 +17,7 @@ import (
 	"github.com/hookrelay/hookrelay/api"
 	"github.com/hookrelay/hookrelay/delivery"
 	"github.com/hookrelay/hookrelay/inspector"
+	"github.com/hookrelay/hookrelay/internal/apivalidate"
 	"github.com/hookrelay/hookrelay/models"
 )
 
@@ -114,6 +115,8 @@ func Start(t testing.TB, o Options) *Server {
 		http:       &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second},
 		dispDone:   make(chan error, 1),
 	}
+	// Every exchange is checked against openapi/openapi.json (see internal/apivalidate).
+	s.Client.HTTP.Transport = apivalidate.Transport(t, s.Client.HTTP.Transport)
 	// Shutdown does not wait for hijacked connections: close the inspector's WebSockets.
 	s.http.RegisterOnShutdown(hub.Close)
 	dctx, stop := context.WithCancel(ctx)

@@ -605,11 +605,17 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         APIKey: {
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @example 2025-01-15T10:30:00Z
+             */
             created_at: string;
             /** @example key_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f */
             id: string;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @example 2025-01-15T10:30:00Z
+             */
             last_used_at: string | null;
             /** @example chat backend */
             name: string;
@@ -651,14 +657,20 @@ export interface components {
             };
             /** @example 200 */
             response_status: number | null;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @example 2025-01-15T10:30:00Z
+             */
             started_at: string;
         };
         BatchInput: {
             events?: components["schemas"]["EventInput"][];
         };
         Bin: {
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @example 2025-01-15T10:30:00Z
+             */
             created_at: string;
             /** @example false */
             has_secret: boolean;
@@ -726,7 +738,10 @@ export interface components {
             path: string;
             /** @example source=test&x=1 */
             query: string;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @example 2025-01-15T10:30:00Z
+             */
             received_at: string;
             /**
              * @description Rejected says why the request was refused (its body was not kept); absent when accepted.
@@ -747,7 +762,10 @@ export interface components {
             /** @example 1 */
             attempt_count: number;
             attempts?: components["schemas"]["Attempt"][];
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @example 2025-01-15T10:30:00Z
+             */
             created_at: string;
             /** @example message.received */
             event: string;
@@ -758,7 +776,10 @@ export interface components {
             last_error: string | null;
             /** @example 200 */
             last_status_code: number | null;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @example 2025-01-15T10:30:00Z
+             */
             next_attempt_at: string | null;
             /**
              * @example succeeded
@@ -767,7 +788,10 @@ export interface components {
             status: "pending" | "succeeded" | "failed" | "cancelled";
             /** @example false */
             test: boolean;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @example 2025-01-15T10:30:00Z
+             */
             updated_at: string;
             /** @example wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f */
             webhook_id: string;
@@ -777,7 +801,10 @@ export interface components {
             next_cursor: string | null;
         };
         Event: {
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @example 2025-01-15T10:30:00Z
+             */
             created_at: string;
             deliveries?: components["schemas"]["Delivery"][];
             /** @example 2 */
@@ -791,12 +818,12 @@ export interface components {
             timestamp: string;
         };
         EventInput: {
-            data?: Record<string, never>;
+            data: Record<string, never>;
             /**
              * @example conversation.started
              * @enum {string}
              */
-            event?: "conversation.started" | "message.received";
+            event: "conversation.started" | "message.received";
             /** @example 2025-01-15T10:30:00+00:00 */
             timestamp?: string | null;
         };
@@ -849,7 +876,10 @@ export interface components {
             type: string;
         };
         LastDelivery: {
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @example 2025-01-15T10:30:00Z
+             */
             at: string;
             status: string;
             status_code: number | null;
@@ -895,7 +925,7 @@ export interface components {
             /** @example false */
             only_failed?: boolean;
             /** @example 2025-01-15T00:00:00+00:00 */
-            since?: string;
+            since: string;
             /** @example 2025-01-16T00:00:00+00:00 */
             until?: string | null;
         };
@@ -904,7 +934,10 @@ export interface components {
             queued: number;
         };
         Secret: {
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @example 2025-01-15T10:30:00Z
+             */
             previous_expires_at?: string;
             /** @example whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw */
             secret: string;
@@ -942,7 +975,10 @@ export interface components {
             timestamp_skew_seconds: number | null;
         };
         Webhook: {
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @example 2025-01-15T10:30:00Z
+             */
             created_at: string;
             disabled_reason: string | null;
             /** @example true */
@@ -969,7 +1005,10 @@ export interface components {
             /** @example whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw */
             secret?: string;
             stats_24h: components["schemas"]["WebhookStats"][];
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @example 2025-01-15T10:30:00Z
+             */
             updated_at: string;
             /** @example https://example.com/hooks/chat */
             url: string;
