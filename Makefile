@@ -2,7 +2,7 @@
 GO ?= go
 export PATH := $(shell $(GO) env GOPATH)/bin:$(PATH)
 
-.PHONY: all build test test-go test-browser lint deps browser ui ui-check openapi openapi-check openapi-lint bench clean
+.PHONY: all build test test-go test-postgres test-browser lint deps browser ui ui-check openapi openapi-check openapi-lint bench clean
 
 all: build
 
@@ -22,7 +22,16 @@ lint:
 test-go:
 	$(GO) test -race -count=1 -timeout 15m ./...
 
-test: deps lint ui-check openapi-check openapi-lint test-go test-browser
+# test-postgres runs the integration suites (API, inspector, delivery) again on PostgreSQL; the
+# store suite and the replica tests already cover both backends inside test-go.
+test-postgres:
+	@if [ -z "$$HOOKRELAY_TEST_POSTGRES_URL" ]; then \
+		echo "PostgreSQL integration suites skipped: HOOKRELAY_TEST_POSTGRES_URL is not set (.ci/run sets it)"; \
+	else \
+		HOOKRELAY_TEST_BACKEND=postgres $(GO) test -count=1 -timeout 10m ./api/ ./inspector/ ./delivery/; \
+	fi
+
+test: deps lint ui-check openapi-check openapi-lint test-go test-postgres test-browser
 
 # openapi regenerates openapi/swagger.json, openapi/openapi.json and the UI's
 # ui/src/lib/api-types.d.ts from the swag annotations (also run by `go generate ./...`).

@@ -281,12 +281,15 @@ func banner(out io.Writer, cfg *config, listening, newToken string) {
 			data = u.String()
 		}
 	}
-	fmt.Fprintf(out, "Hookrelay %s listening on %s\n", version, listening)
-	fmt.Fprintf(out, "  Admin UI:  %s/\n", cfg.publicURL)
-	fmt.Fprintf(out, "  API docs:  %s/docs\n", cfg.publicURL)
-	fmt.Fprintf(out, "  Inspector: %s/inspect/<bin id>\n", cfg.publicURL)
-	fmt.Fprintf(out, "  Data:      %s\n", data)
+	// One write, so whoever reads the output sees the whole block at once.
+	var b strings.Builder
+	fmt.Fprintf(&b, "Hookrelay %s listening on %s\n", version, listening)
+	fmt.Fprintf(&b, "  Admin UI:  %s/\n", cfg.publicURL)
+	fmt.Fprintf(&b, "  API docs:  %s/docs\n", cfg.publicURL)
+	fmt.Fprintf(&b, "  Inspector: %s/inspect/<bin id>\n", cfg.publicURL)
+	fmt.Fprintf(&b, "  Data:      %s\n", data)
 	if newToken != "" {
-		fmt.Fprintf(out, "  Admin token (shown once, store it now): %s\n", newToken)
+		fmt.Fprintf(&b, "  Admin token (shown once, store it now): %s\n", newToken)
 	}
+	io.WriteString(out, b.String())
 }

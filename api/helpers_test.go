@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +20,7 @@ import (
 	"github.com/hookrelay/hookrelay/api"
 	"github.com/hookrelay/hookrelay/delivery"
 	"github.com/hookrelay/hookrelay/internal/apivalidate"
+	"github.com/hookrelay/hookrelay/internal/storetest"
 	"github.com/hookrelay/hookrelay/models"
 )
 
@@ -72,7 +72,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		f(&o)
 	}
 	ctx := context.Background()
-	dbPath := filepath.Join(t.TempDir(), "hookrelay.db")
+	dbPath := storetest.DSN(t)
 	store, err := models.Open(ctx, dbPath)
 	if err != nil {
 		t.Fatalf("open store: %v", err)

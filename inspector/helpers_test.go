@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"github.com/hookrelay/hookrelay/delivery"
 	"github.com/hookrelay/hookrelay/inspector"
 	"github.com/hookrelay/hookrelay/internal/apivalidate"
+	"github.com/hookrelay/hookrelay/internal/storetest"
 	"github.com/hookrelay/hookrelay/models"
 )
 
@@ -51,7 +51,7 @@ type env struct {
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
 	if o.dbPath == "" {
-		o.dbPath = filepath.Join(t.TempDir(), "hookrelay.db")
+		o.dbPath = storetest.DSN(t)
 	}
 	ctx := context.Background()
 	store, err := models.Open(ctx, o.dbPath)

@@ -19,6 +19,20 @@ import (
 // PostgresEnv names the variable holding the PostgreSQL URL for tests.
 const PostgresEnv = "HOOKRELAY_TEST_POSTGRES_URL"
 
+// BackendEnv chooses the store of the integration suites (API, inspector, delivery):
+// "postgres" runs them on a fresh schema of HOOKRELAY_TEST_POSTGRES_URL; anything else on a
+// SQLite file. `make test` runs those suites once with each.
+const BackendEnv = "HOOKRELAY_TEST_BACKEND"
+
+// DSN returns a new, empty database for an integration test on the backend BackendEnv names.
+func DSN(t testing.TB) string {
+	t.Helper()
+	if os.Getenv(BackendEnv) == "postgres" {
+		return PostgresDSN(t)
+	}
+	return SQLiteDSN(t)
+}
+
 // Backend is a store flavour under test.
 type Backend struct {
 	Name string // "sqlite" or "postgres"

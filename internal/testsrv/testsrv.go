@@ -9,7 +9,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/hookrelay/hookrelay/delivery"
 	"github.com/hookrelay/hookrelay/inspector"
 	"github.com/hookrelay/hookrelay/internal/apivalidate"
+	"github.com/hookrelay/hookrelay/internal/storetest"
 	"github.com/hookrelay/hookrelay/models"
 )
 
@@ -72,7 +72,7 @@ func Start(t testing.TB, o Options) *Server {
 		o.Workers = 16
 	}
 	if o.DBPath == "" {
-		o.DBPath = filepath.Join(t.TempDir(), "hookrelay.db")
+		o.DBPath = storetest.DSN(t)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookrelay/hookrelay/delivery"
+	"github.com/hookrelay/hookrelay/internal/testsrv"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestConfigDefaultsFollowTheSpec(t *testing.T) {
+	c, err := parseConfig(nil, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.addr != ":8080" || c.db != "hookrelay.db" || c.publicURL != "http://localhost:8080" || c.timeout != 10*time.Second ||
+		c.retention != 720*time.Hour || c.inspectorRate != 50 || c.logFormat != "text" || c.allowHTTP || c.allowPrivate ||
+		c.adminToken != "" || c.workers != delivery.DefaultWorkers() {
+		t.Fatalf("defaults: %+v", c)
+	}
+	want := []time.Duration{10 * time.Second, time.Minute, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour}
+	if len(c.schedule) != len(want) {
+		t.Fatalf("schedule %v", c.schedule)
+	}
+	for i := range want {
+		if c.schedule[i] != want[i] {
+			t.Fatalf("schedule %v, want %v", c.schedule, want)
+		}
+	}
+}
+
+func TestEnvironmentConfiguresAndFlagsWin(t *testing.T) {
+	c, err := parseConfig([]string{"--addr", "127.0.0.1:9000"}, env(map[string]string{
+		"HOOKRELAY_ADDR": "127.0.0.1:7000", "HOOKRELAY_DB": "/tmp/x.db", "HOOKRELAY_ALLOW_HTTP": "true",
+		"HOOKRELAY_ALLOW_PRIVATE_TARGETS": "1", "HOOKRELAY_DELIVERY_TIMEOUT": "3s", "HOOKRELAY_RETRY_SCHEDULE": "1s,2s",
+		"HOOKRELAY_WORKERS": "7", "HOOKRELAY_INSPECTOR_RATE": "0", "HOOKRELAY_LOG_FORMAT": "json",
+		"HOOKRELAY_PUBLIC_URL": "https://hooks.example.com/", "HOOKRELAY_ADMIN_TOKEN": "0123456789abcdef",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.addr != "127.0.0.1:9000" {
+		t.Errorf("flag did not win: addr %s", c.addr)
+	}
+	if c.db != "/tmp/x.db" || !c.allowHTTP || !c.allowPrivate || c.timeout != 3*time.Second || len(c.schedule) != 2 ||
+		c.workers != 7 || c.inspectorRate != 0 || c.logFormat != "json" || c.publicURL != "https://hooks.example.com" ||
+		c.adminToken != "0123456789abcdef" {
+		t.Errorf("environment not applied: %+v", c)
+	}
+}
+
+func TestBadConfigurationNamesTheFlagOrVariable(t *testing.T) {
+	cases := []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--delivery-timeout", "soon"}, nil, "--delivery-timeout"},
+		{[]string{"--delivery-timeout", "0s"}, nil, "--delivery-timeout"},
+		{[]string{"--retry-schedule", "10s,later"}, nil, "--retry-schedule"},
+		{[]string{"--retention", "-1h"}, nil, "--retention"},
+		{[]string{"--workers", "0"}, nil, "--workers"},
+		{[]string{"--workers", "many"}, nil, "workers"},
+		{[]string{"--public-url", "ftp://example.com"}, nil, "--public-url"},
+		{[]string{"--log-format", "xml"}, nil, "--log-format"},
+		{[]string{"--admin-token", "short"}, nil, "--admin-token"},
+		{[]string{"--addr", "8080"}, nil, "--addr"},
+		{[]string{"--inspector-rate", "-1"}, nil, "--inspector-rate"},
+		{[]string{"--claim-lease", "5s", "--delivery-timeout", "10s"}, nil, "--claim-lease"},
+		{[]string{"--nope"}, nil, "nope"},
+		{[]string{"extra"}, nil, "extra"},
+		{nil, map[string]string{"HOOKRELAY_WORKERS": "lots"}, "HOOKRELAY_WORKERS"},
+		{nil, map[string]string{"HOOKRELAY_ALLOW_HTTP": "maybe"}, "HOOKRELAY_ALLOW_HTTP"},
+		{nil, map[string]string{"HOOKRELAY_DELIVERY_TIMEOUT": "later"}, "--delivery-timeout"},
+	}
+	for _, tc := range cases {
+		_, err := parseConfig(tc.args, env(tc.env))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("args %v env %v: error %v, want one naming %s", tc.args, tc.env, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "\n") {
+			t.Errorf("args %v: error spans lines: %q", tc.args, err)
+		}
+	}
+}
+
+func TestBinaryRefusesBadConfigurationWithOneLineAndStatus2(t *testing.T) {
+	bin := testsrv.BuildBinary(t)
+	cmd := exec.Command(bin, "--delivery-timeout", "soon", "--db", filepath.Join(t.TempDir(), "x.db"))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+		t.Fatalf("exit: %v, want status 2", err)
+	}
+	out := strings.TrimSpace(stderr.String())
+	if strings.Count(out, "\n") != 0 || !strings.Contains(out, "--delivery-timeout") {
+		t.Fatalf("stderr %q: want one line naming --delivery-timeout", out)
+	}
+}
+
+// The admin token is generated once, printed once, stored hashed, and keeps working after a
+// restart on the same database.
+func TestGeneratedAdminTokenIsPrintedOnceAndSurvivesRestart(t *testing.T) {
+	bin := testsrv.BuildBinary(t)
+	db := filepath.Join(t.TempDir(), "token.db")
+
+	addr, token, stop := startForBanner(t, bin, db)
+	stop()
+	if !strings.HasPrefix(token, "hr_") {
+		t.Fatal("first start printed no admin token")
+	}
+	addr, again, stop := startForBanner(t, bin, db)
+	defer stop()
+	if again != "" {
+		t.Fatal("second start printed the admin token again")
+	}
+	for tok, want := range map[string]int{token: http.StatusOK, token + "x": http.StatusUnauthorized} {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/api/v1/webhooks", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("token after restart: status %d, want %d", resp.StatusCode, want)
+		}
+	}
+}
+
+// startForBanner starts the binary without --admin-token and reads its banner: the address
+// and the admin token, if one was printed.
+func startForBanner(t *testing.T, bin, db string) (addr, token string, stop func()) {
+	t.Helper()
+	cmd := exec.Command(bin, "--addr", "127.0.0.1:0", "--db", db)
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stop = func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	addrRE := regexp.MustCompile(`listening on (\S+)`)
+	tokenRE := regexp.MustCompile(`Admin token \(shown once, store it now\): (\S+)`)
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		// The banner is one write: once the address is there, so is the token line, if any.
+		if m := addrRE.FindStringSubmatch(out.String()); m != nil {
+			if tm := tokenRE.FindStringSubmatch(out.String()); tm != nil {
+				token = tm[1]
+			}
+			return m[1], token, stop
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop()
+	t.Fatalf("no banner within 30s:\n%s", out.String())
+	return "", "", nil
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
