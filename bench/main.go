@@ -9,7 +9,8 @@
 //  3. isolation: the same with 50 endpoints that never answer: the healthy one's p99 against 2;
 //  4. backlog: M deliveries queued with no dispatcher running, then released: drain rate and
 //     peak RSS;
-//  5. all of it on PostgreSQL when -db gives a postgres:// URL.
+//  5. all of it on PostgreSQL when -db gives a postgres:// URL, plus (scenario "replicas")
+//     the throughput of 1 and 3 processes of the binary sharing that database.
 //
 // Every scenario is bounded in count and time (-limit). Timings on a shared machine are
 // noisy: the report prints the load average before and after.
@@ -18,6 +19,7 @@
 //	go run ./bench -n 5000 -backlog 100000          # a quicker run
 //	go run ./bench -db sqlite,postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 //	go run ./bench -scenarios throughput -cpuprofile cpu.pprof -memprofile mem.pprof
+//	go run ./bench -db postgres://postgres@127.0.0.1:5432/test?sslmode=disable -scenarios replicas
 package main
 
 import (
@@ -32,6 +34,7 @@ import (
 	"os/signal"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -53,9 +56,11 @@ type options struct {
 	limit           time.Duration
 	cpuprofile      string
 	memprofile      string
+	replicas        []int
+	replicasAlways  bool // asked for by name: fail on SQLite instead of leaving it out
 }
 
-var allScenarios = []string{"throughput", "latency", "isolation", "backlog"}
+var allScenarios = []string{"throughput", "latency", "isolation", "backlog", "replicas"}
 
 func parseOptions(args []string) (options, error) {
 	var o options
@@ -73,7 +78,9 @@ func parseOptions(args []string) (options, error) {
 	fs.IntVar(&o.backlog, "backlog", 1000000, "backlog: deliveries queued before the server starts")
 	fs.IntVar(&o.workers, "workers", 0, "Hookrelay --workers (0: its default for this machine)")
 	fs.StringVar(&o.db, "db", "sqlite", "comma-separated stores to run on: sqlite and/or a postgres:// URL")
-	fs.StringVar(&scenarios, "scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios to run")
+	fs.StringVar(&scenarios, "scenarios", "", "comma-separated scenarios to run (default: all; replicas only on postgres)")
+	var replicas string
+	fs.StringVar(&replicas, "replicas", "1,3", "replicas scenario: comma-separated process counts")
 	fs.StringVar(&o.binary, "binary", "", "run this hookrelay binary instead of in-process (\"build\" builds it first)")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON on stdout (the table goes to stderr)")
 	fs.DurationVar(&o.limit, "limit", 5*time.Minute, "longest wait for any one scenario's deliveries")
@@ -85,6 +92,17 @@ func parseOptions(args []string) (options, error) {
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	for _, f := range strings.Split(replicas, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 16 {
+			return o, fmt.Errorf("-replicas: %q is not a count from 1 to 16", f)
+		}
+		o.replicas = append(o.replicas, n)
+	}
+	explicit := scenarios != ""
+	if !explicit {
+		scenarios = strings.Join(allScenarios, ",")
+	}
 	for _, s := range strings.Split(scenarios, ",") {
 		if s = strings.TrimSpace(s); s == "" {
 			continue
@@ -94,6 +112,7 @@ func parseOptions(args []string) (options, error) {
 		}
 		o.scenarios = append(o.scenarios, s)
 	}
+	o.replicasAlways = explicit && slices.Contains(o.scenarios, "replicas")
 	switch {
 	case o.n < 1 || o.c < 1 || o.k < 1:
 		return o, errors.New("-n, -c and -k must be at least 1")
@@ -139,6 +158,7 @@ type Run struct {
 	Latency    *LatencyResult    `json:"latency,omitempty"`
 	Isolation  *IsolationResult  `json:"isolation,omitempty"`
 	Backlog    *BacklogResult    `json:"backlog,omitempty"`
+	Replicas   []*ReplicaResult  `json:"replicas,omitempty"`
 	Errors     []string          `json:"errors,omitempty"`
 }
 
@@ -204,7 +224,12 @@ func run(ctx context.Context, o options) (*Report, error) {
 		default:
 			return nil, fmt.Errorf("-db: %q is neither sqlite nor a postgres:// URL", db)
 		}
-		r := &runner{o: o, be: be, bin: bin}
+		r := &runner{o: o, be: be, bin: bin, replicaBin: bin}
+		if be.name == "postgres" && slices.Contains(o.scenarios, "replicas") && r.replicaBin == "" {
+			if r.replicaBin, err = buildBinary(dir); err != nil {
+				return nil, err
+			}
+		}
 		rep.Runs = append(rep.Runs, r.all(ctx))
 	}
 	rep.LoadAfter = loadAvg()
@@ -247,6 +272,15 @@ func (r *runner) all(ctx context.Context) *Run {
 		case "backlog":
 			res, err := r.backlog(ctx)
 			run.Backlog = res
+			if err != nil {
+				fail(sc, err)
+			}
+		case "replicas":
+			if r.be.name != "postgres" && !r.o.replicasAlways {
+				continue // replicas share a PostgreSQL database; by default SQLite runs skip it
+			}
+			res, err := r.replicas(ctx)
+			run.Replicas = res
 			if err != nil {
 				fail(sc, err)
 			}

@@ -66,6 +66,11 @@ func rows(rep *Report) []row {
 			}
 			add("backlog", "peak RSS MB of the "+b.RSSScope, fmt.Sprintf("%.0f", b.PeakRSSMB), target, met)
 		}
+		for _, rr := range r.Replicas {
+			what := fmt.Sprintf("(%d replicas, %d×%d, batches of %d)", rr.Replicas, rr.Events, rr.Webhooks, rr.BatchSize)
+			add("replicas", "events accepted/s "+what, num(rr.AcceptedPerSec), "", nil)
+			add("replicas", "deliveries/s "+what+completeness(rr.Complete, rr.Delivered), num(rr.DeliveriesPerSec), "", nil)
+		}
 		for _, e := range r.Errors {
 			add("error", e, "", "", nil)
 		}

@@ -23,6 +23,9 @@ type runner struct {
 	o   options
 	be  backend
 	bin string // the hookrelay binary; "" runs Hookrelay in this process
+	// replicaBin is the binary the replicas scenario starts several of (built when -binary is
+	// not given: replicas are processes).
+	replicaBin string
 }
 
 func (r *runner) logf(format string, args ...any) {
