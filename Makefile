@@ -2,7 +2,7 @@
 GO ?= go
 export PATH := $(shell $(GO) env GOPATH)/bin:$(PATH)
 
-.PHONY: all build test test-go test-postgres test-browser lint deps browser ui ui-check openapi openapi-check openapi-lint bench clean
+.PHONY: all build test test-go test-postgres test-browser lint deps browser ui ui-check ui-typecheck openapi openapi-check openapi-lint bench clean
 
 all: build
 
@@ -31,7 +31,7 @@ test-postgres:
 		HOOKRELAY_TEST_BACKEND=postgres $(GO) test -count=1 -timeout 10m ./api/ ./inspector/ ./delivery/; \
 	fi
 
-test: deps lint ui-check openapi-check openapi-lint test-go test-postgres test-browser
+test: deps lint ui-check ui-typecheck openapi-check openapi-lint test-go test-postgres test-browser
 
 # openapi regenerates openapi/swagger.json, openapi/openapi.json and the UI's
 # ui/src/lib/api-types.d.ts from the swag annotations (also run by `go generate ./...`).
@@ -63,6 +63,11 @@ test-browser: deps browser
 
 ui: deps
 	cd ui && npm run build
+
+# ui-typecheck type-checks the UI (svelte-check with TypeScript on the JSDoc-typed JavaScript): every
+# API call is typed from ui/src/lib/api-types.d.ts, so a UI that drifts from the document fails here.
+ui-typecheck: deps
+	cd ui && npm run check
 
 # ui-check fails when the committed ui/dist differs from a fresh build of ui/src.
 ui-check: deps

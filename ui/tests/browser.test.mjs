@@ -232,6 +232,55 @@ test('admin UI end to end', { skip, timeout: 240_000 }, async (t) => {
     await shot(page, 'webhook-detail');
   });
 
+  await t.test('the secret is revealed and rotated, the log filters by status, past events replay', async () => {
+    await page.goto(`/webhooks/${state.webhookId}/edit`);
+    const secret = page.getByTestId('webhook-secret');
+    await page.getByTestId('secret-reveal').click();
+    await page.waitForFunction(() => /^whsec_/.test(document.querySelector('[data-testid="webhook-secret"]').value));
+    const before = await secret.inputValue();
+    await page.getByTestId('secret-rotate').click();
+    await page.getByTestId('toast').filter({ hasText: 'Secret rotated' }).waitFor();
+    const after = await secret.inputValue();
+    assert.match(after, /^whsec_/);
+    assert.notEqual(after, before, 'rotation shows the new secret');
+
+    await page.goto(`/webhooks/${state.webhookId}`);
+    const rows = page.getByTestId('delivery-row');
+    await rows.first().waitFor();
+    // Every delivery so far succeeded: the server applies the filter, and "all" sends none.
+    await page.getByTestId('delivery-status-filter').selectOption('failed');
+    await page.getByTestId('deliveries-empty').filter({ hasText: 'No failed deliveries' }).waitFor();
+    await page.getByTestId('delivery-status-filter').selectOption('');
+    await rows.first().waitFor();
+
+    await page.locator('details.replay summary').click();
+    await page.getByTestId('replay-submit').click();
+    const toast = page.getByTestId('toast').filter({ hasText: 'Replay started' });
+    await toast.waitFor();
+    assert.match(await toast.innerText(), /Replay started: [1-9]\d* events? queued/);
+  });
+
+  await t.test("a bin's response is changed and a capture is forwarded", async () => {
+    await binPage.locator('details.resp summary').click();
+    await binPage.getByTestId('bin-response-status').fill('201');
+    await binPage.getByTestId('bin-response-save').click();
+    await binPage.getByTestId('toast').filter({ hasText: 'Response saved' }).waitFor();
+    const hit = await binPage.request.post(state.binUrl, { data: { hello: 'bin' } });
+    assert.equal(hit.status(), 201, 'the bin answers with the saved status');
+
+    // Pick an older capture so the detail pane stays on it while new captures stream in.
+    const items = binPage.getByTestId('capture-item');
+    await items.nth(1).waitFor();
+    await items.nth(1).click();
+    const detail = binPage.getByTestId('capture-detail');
+    await detail.locator('details.forward summary').click();
+    await detail.getByTestId('forward-url').fill(state.binUrl);
+    await detail.getByTestId('forward-submit').click();
+    const result = detail.getByTestId('forward-result');
+    await result.waitFor();
+    assert.match(await result.innerText(), /HTTP 201/);
+  });
+
   await t.test('an API key is created, shown once, and revoked', async () => {
     await page.getByTestId('nav-api-keys').click();
     await page.waitForURL(/\/api-keys$/);
@@ -287,6 +336,18 @@ test('admin UI end to end', { skip, timeout: 240_000 }, async (t) => {
       headers: { Authorization: `Bearer ${TOKEN}` },
     });
     assert.equal(res.status(), 404);
+  });
+
+  await t.test('a call answered 401 after the session is gone returns to the login page', async () => {
+    await page.goto('/events');
+    await page.locator('main h1').waitFor();
+    await context.clearCookies();
+    await page.getByTestId('nav-webhooks').click();
+    await page.waitForURL(/\/login/);
+    await page.getByTestId('toast').filter({ hasText: 'session has ended' }).waitFor();
+    await page.getByTestId('login-token').fill(TOKEN);
+    await page.getByTestId('login-submit').click();
+    await page.waitForURL(/\/webhooks$/);
   });
 
   await t.test('logging out returns to the login page', async () => {

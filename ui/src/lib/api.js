@@ -1,16 +1,24 @@
-// Thin client for the Hookrelay JSON API (/api/v1).
+// Client for the Hookrelay JSON API (/api/v1), typed from the OpenAPI document.
 //
-// Every request carries the session cookie (same-origin) and the
-// X-Requested-With header, which the server requires for cookie-authenticated
-// writes as CSRF protection. Errors come back as RFC 9457 problem documents
-// and are thrown as ApiError so forms can show them beside their fields.
+// `api` is an openapi-fetch client over the `paths` that `make openapi` generates into
+// api-types.d.ts, so `npm run check` fails when a call names a path, method, parameter, body
+// field or response field the server does not document.
+//
+// Every request carries the session cookie (same-origin) and the X-Requested-With header, which
+// the server requires for cookie-authenticated writes as CSRF protection. A failed call rejects
+// with ApiError (built from the RFC 9457 problem document, so forms can show errors beside their
+// fields); a successful one resolves to `{ data }`.
+import createClient from 'openapi-fetch';
+
+/** @typedef {import('./api-types').paths} Paths */
+/** Schemas of the API, e.g. `Schemas['Webhook']`. @typedef {import('./api-types').components['schemas']} Schemas */
 
 const BASE = '/api/v1';
 
 export class ApiError extends Error {
   /**
    * @param {number} status HTTP status, or 0 when the server could not be reached
-   * @param {{title?: string, detail?: string, type?: string, errors?: {field: string, message: string}[]}} problem
+   * @param {Partial<Schemas['Problem']>} problem the RFC 9457 body, as far as the server sent one
    */
   constructor(status, problem = {}) {
     const detail = problem.detail || problem.title || (status ? `Request failed (${status})` : 'Cannot reach the server');
@@ -32,11 +40,15 @@ export class ApiError extends Error {
 
 let onUnauthorized = () => {};
 
-/** Called whenever the server answers 401 outside the session endpoints. */
+/**
+ * Called whenever the server answers 401 outside the session endpoints.
+ * @param {() => void} fn
+ */
 export function setUnauthorizedHandler(fn) {
   onUnauthorized = fn;
 }
 
+/** @param {Response} res */
 async function readProblem(res) {
   const type = res.headers.get('Content-Type') || '';
   if (type.includes('json')) {
@@ -50,61 +62,54 @@ async function readProblem(res) {
 }
 
 /**
- * @param {string} method
- * @param {string} path path under /api/v1, e.g. "/webhooks"
- * @param {unknown} [body] sent as JSON when defined
- * @param {{signal?: AbortSignal, headers?: Record<string,string>}} [opts]
+ * One typed method of the client, e.g. `api.GET('/api/v1/webhooks/{id}', { params: { path: { id } } })`.
+ * openapi-fetch's own signature infers the options object as a type parameter, which turns off
+ * TypeScript's excess-property check: a misspelt optional body field (`{ enable: true }`) would
+ * pass (openapi-ts/openapi-typescript#1769). Taking the options at their declared type keeps
+ * every key of `params` and `body` checked against the document.
+ * @template {import('openapi-typescript-helpers').HttpMethod} M
+ * @typedef {<P extends import('openapi-typescript-helpers').PathsWithMethod<Paths, M>>(
+ *   url: P,
+ *   ...init: import('openapi-typescript-helpers').RequiredKeysOf<import('openapi-fetch').MaybeOptionalInit<Paths[P], M>> extends never
+ *     ? [import('openapi-fetch').MaybeOptionalInit<Paths[P], M>?]
+ *     : [import('openapi-fetch').MaybeOptionalInit<Paths[P], M>]
+ * ) => Promise<import('openapi-fetch').FetchResponse<Paths[P][M], {}, import('openapi-typescript-helpers').MediaType>>} Call
  */
-export async function request(method, path, body, opts = {}) {
-  const headers = {
+
+/** @typedef {{GET: Call<'get'>, POST: Call<'post'>, PATCH: Call<'patch'>, DELETE: Call<'delete'>}} Api */
+
+/** @type {import('openapi-fetch').Client<Paths>} */
+const client = createClient({
+  credentials: 'same-origin',
+  headers: {
     Accept: 'application/json, application/problem+json',
     'X-Requested-With': 'hookrelay',
-    ...opts.headers,
-  };
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  },
+});
 
-  let res;
-  try {
-    res = await fetch(BASE + path, {
-      method,
-      credentials: 'same-origin',
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: opts.signal,
-    });
-  } catch (err) {
-    if (err && err.name === 'AbortError') throw err;
-    throw new ApiError(0, { detail: 'Cannot reach the Hookrelay server. Check that it is running.' });
-  }
+// Failures become exceptions here, in one place, so every call site reads `const { data } = await
+// api.GET(…)` and the error branch of openapi-fetch's result never reaches a page.
+client.use({
+  onError({ error }) {
+    if (error instanceof Error && error.name === 'AbortError') return error;
+    return new ApiError(0, { detail: 'Cannot reach the Hookrelay server. Check that it is running.' });
+  },
+  async onResponse({ response, schemaPath }) {
+    if (response.ok) return undefined;
+    const problem = await readProblem(response);
+    if (response.status === 401 && !schemaPath.startsWith(`${BASE}/session`)) onUnauthorized();
+    throw new ApiError(response.status, problem);
+  },
+});
 
-  if (!res.ok) {
-    const problem = await readProblem(res);
-    if (res.status === 401 && !path.startsWith('/session')) onUnauthorized();
-    throw new ApiError(res.status, problem);
-  }
-  if (res.status === 204) return null;
-  const text = await res.text();
-  return text ? JSON.parse(text) : null;
-}
+// The same client seen through the stricter signatures above. Its responses are always parsed as
+// JSON, because no call passes `parseAs`.
+export const api = /** @type {Api} */ (client);
 
-/** Builds "?a=1&b=2" from an object, skipping empty values. */
-export function query(params) {
-  const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(params)) {
-    if (v !== undefined && v !== null && v !== '') q.set(k, String(v));
-  }
-  const s = q.toString();
-  return s ? `?${s}` : '';
-}
-
-export const api = {
-  get: (path, opts) => request('GET', path, undefined, opts),
-  post: (path, body, opts) => request('POST', path, body ?? {}, opts),
-  patch: (path, body, opts) => request('PATCH', path, body, opts),
-  del: (path, opts) => request('DELETE', path, undefined, opts),
-};
-
-/** The WebSocket URL for a path under /api/v1, on the page's own host. */
+/**
+ * The WebSocket URL for a path under /api/v1, on the page's own host.
+ * @param {string} path
+ */
 export function wsURL(path) {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
   return `${scheme}//${location.host}${BASE}${path}`;

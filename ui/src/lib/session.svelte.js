@@ -5,7 +5,7 @@ export const session = $state({ status: 'checking' }); // checking | in | out
 
 export async function checkSession() {
   try {
-    await api.get('/session');
+    await api.GET('/api/v1/session');
     session.status = 'in';
   } catch (err) {
     // 401 means "not logged in"; anything else (server down) also lands on the
@@ -15,13 +15,13 @@ export async function checkSession() {
 }
 
 export async function login(token) {
-  await api.post('/session', { token });
+  await api.POST('/api/v1/session', { body: { token } });
   session.status = 'in';
 }
 
 export async function logout() {
   try {
-    await api.del('/session');
+    await api.DELETE('/api/v1/session');
   } finally {
     session.status = 'out';
   }
