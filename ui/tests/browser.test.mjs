@@ -321,6 +321,27 @@ test('admin UI end to end', { skip, timeout: 240_000 }, async (t) => {
     await page.setViewportSize({ width: 1280, height: 900 });
   });
 
+  await t.test('a dark system theme gets the dark palette', async () => {
+    await page.emulateMedia({ colorScheme: 'dark' });
+    for (const [name, url] of [['webhooks', '/webhooks'], ['inspector-bin', `/inspector/${state.binId}`]]) {
+      await page.goto(url);
+      await page.locator('main h1').first().waitFor();
+      if (name === 'inspector-bin') await page.getByTestId('capture-detail').waitFor();
+      const [bg, fg] = await page.evaluate(() => {
+        const cs = getComputedStyle(document.body);
+        return [cs.backgroundColor, cs.color];
+      });
+      // Relative luminance from "rgb(r, g, b)": dark background, light text.
+      const lum = (c) => {
+        const [r, g, b] = c.match(/\d+(\.\d+)?/g).slice(0, 3).map(Number);
+        return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255;
+      };
+      assert.ok(lum(bg) < 0.25 && lum(fg) > 0.6, `${url} in dark mode: background ${bg}, text ${fg}`);
+      await shot(page, `dark-${name}`);
+    }
+    await page.emulateMedia({ colorScheme: 'light' });
+  });
+
   await t.test('deleting a webhook asks for confirmation first', async () => {
     await page.goto('/webhooks');
     await card().getByTestId('webhook-delete').click();
