@@ -151,6 +151,8 @@ func NewGuardedClient(allowPrivate bool, timeout time.Duration) *http.Client {
 			TLSHandshakeTimeout: timeout,
 			IdleConnTimeout:     30 * time.Second,
 			TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12},
+			// Send only the headers we set: transparent gzip would add Accept-Encoding.
+			DisableCompression: true,
 		},
 	}
 }
