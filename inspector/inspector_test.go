@@ -641,6 +641,9 @@ func TestForwardSendsCapturedRequestOnce(t *testing.T) {
 		if g.header.Get("X-Drop") != "" {
 			t.Errorf("a header named in Connection was forwarded")
 		}
+		if g.header.Get("Accept-Encoding") != "" {
+			t.Errorf("the forward added Accept-Encoding %q that the capture did not have", g.header.Get("Accept-Encoding"))
+		}
 		select {
 		case extra := <-received:
 			t.Errorf("forwarded more than once: %+v", extra)
