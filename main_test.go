@@ -116,7 +116,7 @@ func TestGeneratedAdminTokenIsPrintedOnceAndSurvivesRestart(t *testing.T) {
 	bin := testsrv.BuildBinary(t)
 	db := filepath.Join(t.TempDir(), "token.db")
 
-	addr, token, stop := startForBanner(t, bin, db)
+	_, token, stop := startForBanner(t, bin, db)
 	stop()
 	if !strings.HasPrefix(token, "hr_") {
 		t.Fatal("first start printed no admin token")

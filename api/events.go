@@ -90,12 +90,13 @@ func (s *Server) publishEvent(c *gin.Context) {
 		sum := sha256.Sum256(raw.([]byte))
 		in.IdempotencyKey, in.RequestHash = key, hex.EncodeToString(sum[:])
 	}
-	res, err := s.store.Publish(c.Request.Context(), []models.PublishInput{in})
+	// Shares a transaction with concurrent publishes (group commit); answers once it committed.
+	p, err := s.store.PublishOne(c.Request.Context(), in)
 	if err != nil {
 		storeProblem(c, err)
 		return
 	}
-	p := res[0]
+	res := []models.Published{p}
 	if p.Replayed {
 		c.Header("Idempotent-Replayed", "true")
 	} else if len(p.Deliveries) > 0 {

@@ -10,6 +10,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,6 +53,15 @@ type Dispatcher struct {
 	mu       sync.Mutex
 	inflight int
 	hooks    map[string]*hookState
+	// due is where work may be: webhook id → unix ms at which it may next have a due
+	// delivery. It is fed by publishes (Store.OnQueued), retries, wake-ups from other
+	// replicas and a periodic rescan, so a claim visits only the webhooks that can send now.
+	due map[string]int64
+	// hinted is the hint sequence at which each webhook was last hinted: a claim that began
+	// before a hint must not drop the webhook from due on the strength of an older snapshot.
+	hinted   map[string]uint64
+	hintSeq  uint64
+	rescanAt time.Time // when the next periodic rescan is due; zero: at once
 
 	sends sync.WaitGroup
 }
@@ -61,7 +72,19 @@ type Dispatcher struct {
 type hookState struct {
 	inflight int
 	limit    float64
+	// proven: the last attempt succeeded. Webhooks not proven (new, or failing) share at
+	// most half of the workers between them, so fifty dead endpoints cannot take every
+	// slot from a healthy one while their requests hang until the timeout.
+	proven bool
 }
+
+// slowStart is the window a webhook starts with; it grows by one per success up to
+// PerWebhook.
+const slowStart = 4
+
+// rescanEvery is how often the dispatcher looks for due work it was not told about: leases
+// that expired after a failed record, and, on PostgreSQL, work of other replicas.
+const rescanEvery = time.Second
 
 // New creates a dispatcher.
 func New(cfg Config) *Dispatcher {
@@ -86,9 +109,42 @@ func New(cfg Config) *Dispatcher {
 		owner:    models.NewID("proc"),
 		wake:     make(chan struct{}, 1),
 		results:  make(chan models.Result, 4096),
-		payloads: newPayloadCache(20000),
+		payloads: newPayloadCache(payloadCacheSize),
 		hooks:    map[string]*hookState{},
+		due:      map[string]int64{},
+		hinted:   map[string]uint64{},
 	}
+}
+
+// queued learns what the store just queued: the bodies of fresh events, and where work is.
+func (d *Dispatcher) queued(q models.Queued) {
+	for id, b := range q.Payloads {
+		d.payloads.put(id, b)
+	}
+	d.hint(q.Due)
+}
+
+// hint records that webhooks may have deliveries due at the given times (unix ms) and wakes
+// the loop.
+func (d *Dispatcher) hint(due map[string]int64) {
+	d.mu.Lock()
+	d.hintSeq++
+	for id, at := range due {
+		if cur, ok := d.due[id]; !ok || at < cur {
+			d.due[id] = at
+		}
+		d.hinted[id] = d.hintSeq
+	}
+	d.mu.Unlock()
+	d.Notify()
+}
+
+// requestRescan makes the next loop look for due work everywhere.
+func (d *Dispatcher) requestRescan() {
+	d.mu.Lock()
+	d.rescanAt = time.Time{}
+	d.mu.Unlock()
+	d.Notify()
 }
 
 // Notify wakes the dispatcher: new deliveries are due. It never blocks.
@@ -112,8 +168,20 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	d.store.OnQueued(d.queued)
 	// Other replicas announce new work over LISTEN/NOTIFY (PostgreSQL); a no-op on SQLite.
-	go d.store.Listen(ctx, models.ChannelWake, func(string) { d.Notify() })
+	go d.store.Listen(ctx, models.ChannelWake, func(payload string) {
+		if payload == "" {
+			d.requestRescan()
+			return
+		}
+		now := time.Now().UnixMilli()
+		due := map[string]int64{}
+		for _, id := range strings.Split(payload, ",") {
+			due[id] = now
+		}
+		d.hint(due)
+	})
 	recorderDone := make(chan struct{})
 	go func() { defer close(recorderDone); d.recorder() }()
 
@@ -148,60 +216,182 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 // claimAndSend leases what fits in the free slots and starts an attempt for each. It returns
 // how long to wait before looking again when nothing else wakes the loop.
 func (d *Dispatcher) claimAndSend(ctx, sendCtx context.Context) time.Duration {
-	const fallback = time.Second
 	for ctx.Err() == nil {
-		d.mu.Lock()
-		free := d.cfg.Workers - d.inflight
-		exclude := make([]string, 0)
-		for id, h := range d.hooks {
-			if h.inflight >= int(h.limit) {
-				exclude = append(exclude, id)
-			}
-		}
-		d.mu.Unlock()
-		if free <= 0 {
-			return fallback // a finishing attempt wakes us
+		d.rescanIfDue(ctx)
+		slots, seq, wait := d.plan(time.Now())
+		if len(slots) == 0 {
+			return wait
 		}
 		now := time.Now()
-		claimed, err := d.store.ClaimDue(ctx, models.ClaimRequest{
-			Owner: d.owner, Now: now, Lease: d.cfg.Lease, Limit: min(free, 500),
-			Exclude: exclude, PerHook: d.freeSlots,
-		})
+		claimed, next, err := d.store.ClaimFor(ctx, models.ClaimForRequest{Owner: d.owner, Now: now, Lease: d.cfg.Lease, Hooks: slots})
 		if err != nil {
 			if ctx.Err() == nil {
 				d.cfg.Logger.Error("claim deliveries", "err", err)
 			}
-			return fallback
+			return time.Second
 		}
-		if len(claimed) == 0 {
-			next, err := d.store.NextDue(ctx, now, exclude)
-			if err != nil || next == 0 {
-				return fallback
+		d.mu.Lock()
+		for id, at := range next {
+			if d.hinted[id] > seq {
+				continue // hinted during the claim: its snapshot may not show the new work
 			}
-			return min(fallback, max(time.Millisecond, time.Until(time.UnixMilli(next))))
+			if at == 0 {
+				delete(d.due, id)
+				delete(d.hinted, id)
+			} else {
+				d.due[id] = at
+			}
+		}
+		d.mu.Unlock()
+		if len(claimed) == 0 {
+			// Only rows released while the claim read (they show up at the next look).
+			return time.Millisecond
 		}
 		d.start(ctx, sendCtx, claimed)
 	}
-	return fallback
+	return time.Second
 }
 
-func (d *Dispatcher) freeSlots(webhookID string) int {
+// plan chooses the webhooks to claim for now and how many each: those with work due and free
+// slots, within the free workers, proven webhooks first. It returns the hint sequence the
+// plan saw and how long to wait when there is nothing to claim now.
+func (d *Dispatcher) plan(at time.Time) ([]models.HookSlots, uint64, time.Duration) {
+	now := at.UnixMilli()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	h := d.hooks[webhookID]
-	if h == nil {
-		return d.cfg.PerWebhook
+	wait := time.Until(d.rescanAt)
+	free := d.cfg.Workers - d.inflight
+	if free <= 0 {
+		return nil, d.hintSeq, max(wait, time.Millisecond) // a finishing attempt wakes us
 	}
-	return int(h.limit) - h.inflight
+	// Webhooks that are new or failing share half the workers: dead endpoints that hold
+	// every request until the timeout must not take the slots a healthy one needs.
+	probation := max(1, d.cfg.Workers/2)
+	for _, h := range d.hooks {
+		if !h.proven {
+			probation -= h.inflight
+		}
+	}
+	var proven, unproven []models.HookSlots
+	for id, due := range d.due {
+		h := d.hooks[id]
+		n := min(slowStart, d.cfg.PerWebhook)
+		if h != nil {
+			n = int(h.limit) - h.inflight
+		}
+		if n <= 0 || h != nil && h.inflight > 0 && n < max(1, int(h.limit)/4) {
+			// Saturated, or nearly: a finishing attempt wakes us, and waiting for a few
+			// slots to free up makes one claim of several rather than several of one.
+			continue
+		}
+		if due > now {
+			wait = min(wait, time.Duration(due-now)*time.Millisecond)
+			continue
+		}
+		if h != nil && h.proven {
+			proven = append(proven, models.HookSlots{WebhookID: id, Free: n})
+		} else {
+			unproven = append(unproven, models.HookSlots{WebhookID: id, Free: n})
+		}
+	}
+	var slots []models.HookSlots
+	for _, s := range proven {
+		if free == 0 {
+			break
+		}
+		s.Free = min(s.Free, free)
+		free -= s.Free
+		slots = append(slots, s)
+	}
+	// An unproven webhook with nothing in flight may always send one request, whatever
+	// the dead ones hold: that is how a new healthy webhook proves itself instead of
+	// waiting for their timeouts. The rest of the shared half goes to those with the
+	// fewest requests in flight.
+	slices.SortFunc(unproven, func(a, b models.HookSlots) int { return d.inflightOf(a.WebhookID) - d.inflightOf(b.WebhookID) })
+	rest := make([]models.HookSlots, 0, len(unproven))
+	for _, s := range unproven {
+		if free == 0 {
+			break
+		}
+		if d.inflightOf(s.WebhookID) == 0 {
+			free--
+			probation--
+			if s.Free--; s.Free > 0 {
+				rest = append(rest, s)
+			}
+			s.Free = 1
+			slots = append(slots, s)
+			continue
+		}
+		rest = append(rest, s)
+	}
+	for _, s := range rest {
+		if free <= 0 || probation <= 0 {
+			break
+		}
+		n := min(s.Free, free, probation)
+		free -= n
+		probation -= n
+		if i := slices.IndexFunc(slots, func(x models.HookSlots) bool { return x.WebhookID == s.WebhookID }); i >= 0 {
+			slots[i].Free += n
+		} else {
+			slots = append(slots, models.HookSlots{WebhookID: s.WebhookID, Free: n})
+		}
+	}
+	return slots, d.hintSeq, max(wait, time.Millisecond)
+}
+
+// inflightOf is a webhook's requests in flight; called with d.mu held.
+func (d *Dispatcher) inflightOf(webhookID string) int {
+	if h := d.hooks[webhookID]; h != nil {
+		return h.inflight
+	}
+	return 0
+}
+
+// rescanIfDue looks for pending work in every webhook's queue once a rescan is due: work
+// that no hint announced (leases that ran out after a failed record; on PostgreSQL, what
+// other replicas queued or left behind).
+func (d *Dispatcher) rescanIfDue(ctx context.Context) {
+	d.mu.Lock()
+	if time.Now().Before(d.rescanAt) {
+		d.mu.Unlock()
+		return
+	}
+	d.rescanAt = time.Now().Add(rescanEvery)
+	d.mu.Unlock()
+	pending, err := d.store.PendingByWebhook(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.cfg.Logger.Error("look for due deliveries", "err", err)
+		}
+		return
+	}
+	d.mu.Lock()
+	for id, at := range pending {
+		if cur, ok := d.due[id]; !ok || at < cur {
+			d.due[id] = at
+		}
+	}
+	d.mu.Unlock()
 }
 
 // start loads what the claimed deliveries need and launches their attempts.
 func (d *Dispatcher) start(ctx, sendCtx context.Context, claimed []*models.Delivery) {
 	hookIDs := make([]string, 0, len(claimed))
+	// The bodies are held here for the attempts: the shared cache may evict one before
+	// its attempt starts.
+	bodies := make(map[string][]byte, len(claimed))
 	var missing []string
 	for _, c := range claimed {
 		hookIDs = append(hookIDs, c.WebhookID)
-		if d.payloads.get(c.EventID) == nil {
+		if _, ok := bodies[c.EventID]; ok {
+			continue
+		}
+		if b := d.payloads.get(c.EventID); b != nil {
+			bodies[c.EventID] = b
+		} else {
+			bodies[c.EventID] = nil
 			missing = append(missing, c.EventID)
 		}
 	}
@@ -210,6 +400,7 @@ func (d *Dispatcher) start(ctx, sendCtx context.Context, claimed []*models.Deliv
 		var events map[string]*models.Event
 		events, err = d.store.EventPayloads(ctx, missing)
 		for id, e := range events {
+			bodies[id] = e.Payload
 			d.payloads.put(id, e.Payload)
 		}
 	}
@@ -226,7 +417,7 @@ func (d *Dispatcher) start(ctx, sendCtx context.Context, claimed []*models.Deliv
 	for _, c := range claimed {
 		h := d.hooks[c.WebhookID]
 		if h == nil {
-			h = &hookState{limit: float64(d.cfg.PerWebhook)}
+			h = &hookState{limit: float64(min(slowStart, d.cfg.PerWebhook))}
 			d.hooks[c.WebhookID] = h
 		}
 		h.inflight++
@@ -236,7 +427,7 @@ func (d *Dispatcher) start(ctx, sendCtx context.Context, claimed []*models.Deliv
 	d.mu.Unlock()
 	for _, c := range claimed {
 		d.sends.Add(1)
-		go d.attempt(sendCtx, c, webhooks[c.WebhookID], d.payloads.get(c.EventID))
+		go d.attempt(sendCtx, c, webhooks[c.WebhookID], bodies[c.EventID])
 	}
 }
 
@@ -270,6 +461,10 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *models.Delivery, wh *model
 			d.cfg.Metrics.Attempted(wh.ID, resp, dec.Status)
 		}
 	}
+	// The slot is freed once the recorder has taken the result: when recording falls
+	// behind (the writer is busy), the slots stay taken and claiming pauses, instead of
+	// finished attempts piling up in memory while new ones start.
+	d.results <- res
 	d.mu.Lock()
 	d.inflight--
 	if h := d.hooks[dl.WebhookID]; h != nil {
@@ -277,7 +472,6 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *models.Delivery, wh *model
 	}
 	d.observeInFlight()
 	d.mu.Unlock()
-	d.results <- res
 	d.Notify() // a slot is free
 }
 
@@ -297,6 +491,7 @@ func (d *Dispatcher) adjust(webhookID string, resp *Response) {
 	if h == nil {
 		return
 	}
+	h.proven = resp.OK()
 	if resp.TimedOut || resp.Status == 429 || resp.Status == 503 {
 		h.limit = math.Max(1, h.limit/2)
 	} else if resp.OK() {
@@ -311,7 +506,7 @@ func (d *Dispatcher) recorder() {
 	for first := range d.results {
 		batch = append(batch[:0], first)
 	drain:
-		for len(batch) < 1000 {
+		for len(batch) < maxFlush {
 			select {
 			case r, ok := <-d.results:
 				if !ok {
@@ -340,9 +535,28 @@ func (d *Dispatcher) flush(batch []models.Result) {
 	if err != nil {
 		// The leases expire and the deliveries are attempted again: at-least-once holds.
 		d.cfg.Logger.Error("record attempts", "err", err, "count", len(batch))
+		d.Notify()
+		return
 	}
-	d.Notify()
+	retries := map[string]int64{}
+	for _, r := range batch {
+		if r.Status == models.StatusPending {
+			if at, ok := retries[r.WebhookID]; !ok || r.NextAttemptAt < at {
+				retries[r.WebhookID] = r.NextAttemptAt
+			}
+		}
+	}
+	d.hint(retries) // also wakes the loop: the recorded rows are claimable again
 }
+
+// payloadCacheSize is how many recent event bodies the dispatcher keeps. A fan-out's
+// deliveries are claimed close together, so a few thousand bodies serve it; more only adds
+// resident memory while a large backlog drains.
+const payloadCacheSize = 4096
+
+// maxFlush bounds one group commit of results: past a few hundred rows the transaction only
+// delays the publishes that wait on the writer.
+const maxFlush = 250
 
 // attemptRecord turns a response into the attempt log row.
 func attemptRecord(deliveryID, webhookID string, n int, resp *Response, test bool) *models.Attempt {

@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -265,15 +265,32 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	return min(d, 24*time.Hour)
 }
 
-// headerJSON flattens headers for the attempt log, one value per name.
+// headerJSON flattens headers for the attempt log, one value per name: a JSON object with the
+// names sorted, as json.Marshal of a map would write it, built without the map and the
+// reflection (it runs twice per attempt).
 func headerJSON(h http.Header) string {
 	if len(h) == 0 {
 		return "{}"
 	}
-	m := make(map[string]string, len(h))
+	names := make([]string, 0, len(h))
+	size := 2
 	for k, v := range h {
-		m[k] = strings.Join(v, ", ")
+		names = append(names, k)
+		size += len(k) + 6
+		for _, x := range v {
+			size += len(x) + 2
+		}
 	}
-	b, _ := json.Marshal(m)
-	return string(b)
+	slices.Sort(names)
+	b := make([]byte, 0, size+16)
+	b = append(b, '{')
+	for i, k := range names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = models.AppendJSONString(b, k)
+		b = append(b, ':')
+		b = models.AppendJSONString(b, strings.Join(h[k], ", "))
+	}
+	return string(append(b, '}'))
 }

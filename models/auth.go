@@ -198,15 +198,21 @@ func (s *Store) SetSettingIfAbsent(ctx context.Context, key, value string) (stri
 func (s *Store) Prune(ctx context.Context, before time.Time) (int64, error) {
 	var total int64
 	err := s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		steps := []string{
-			`DELETE FROM attempts WHERE started_at < ? AND delivery_id NOT IN (SELECT id FROM deliveries WHERE status = 'pending')`,
-			`DELETE FROM deliveries WHERE created_at < ? AND status <> 'pending'`,
-			`DELETE FROM events WHERE created_at < ? AND id NOT IN (SELECT event_id FROM deliveries)`,
-			`DELETE FROM sessions WHERE expires_at < ?`,
-			`DELETE FROM captures WHERE received_at < ?`,
+		// Attempts and deliveries are cut by id: ids are UUIDv7, ordered by creation time, so
+		// the primary key serves the range and no time index has to be kept up to date on
+		// every delivery and attempt written.
+		steps := []struct {
+			q   string
+			arg any
+		}{
+			{`DELETE FROM attempts WHERE id < ? AND delivery_id NOT IN (SELECT id FROM deliveries WHERE status = 'pending')`, idBefore("att", before)},
+			{`DELETE FROM deliveries WHERE id < ? AND status <> 'pending'`, idBefore("dlv", before)},
+			{`DELETE FROM events WHERE created_at < ? AND id NOT IN (SELECT event_id FROM deliveries)`, before.UTC()},
+			{`DELETE FROM sessions WHERE expires_at < ?`, before.UTC()},
+			{`DELETE FROM captures WHERE received_at < ?`, before.UTC()},
 		}
-		for _, q := range steps {
-			res := tx.Exec(q, before.UTC())
+		for _, st := range steps {
+			res := tx.Exec(st.q, st.arg)
 			if res.Error != nil {
 				return res.Error
 			}
@@ -218,6 +224,17 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (int64, error) {
 		return 0, fmt.Errorf("prune: %w", err)
 	}
 	return total, nil
+}
+
+// idBefore is the smallest id NewID(prefix) could return at t: every id made earlier sorts
+// below it.
+func idBefore(prefix string, t time.Time) string {
+	ms := uint64(max(t.UnixMilli(), 0))
+	var b [16]byte
+	for i := range 6 {
+		b[i] = byte(ms >> (8 * (5 - i)))
+	}
+	return prefix + "_" + hex.EncodeToString(b[:])
 }
 
 // StaleFailingWebhooks returns enabled webhooks whose failures began before cutoff with no

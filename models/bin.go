@@ -2,10 +2,12 @@ package models
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"gorm.io/gorm"
 )
 
@@ -39,18 +41,22 @@ type Capture struct {
 	Rejected   string // why the request was refused (e.g. body too large); empty when accepted
 }
 
-// NewBinID returns a bin id: a millisecond timestamp (so ids sort by creation and double as
-// the list cursor) followed by 128 random bits (so the public /inspect/<id> URL cannot be
-// guessed).
-func NewBinID(now time.Time) string {
-	return fmt.Sprintf("%012x", now.UnixMilli()&0xffffffffffff) + RandomToken(16)
+// NewBinID returns a bin id: a UUIDv7 (time-ordered and, within this process, strictly
+// increasing even within one millisecond, so ids double as the list cursor) followed by 64
+// more random bits, so the public /inspect/<id> URL carries 138 unguessable bits.
+func NewBinID() string {
+	u, err := uuid.NewV7()
+	if err != nil {
+		u = uuid.New()
+	}
+	return hex.EncodeToString(u[:]) + RandomToken(8)
 }
 
 // CreateBin stores a new bin.
 func (s *Store) CreateBin(ctx context.Context, b *Bin) error {
 	now := time.Now().UTC()
 	if b.ID == "" {
-		b.ID = NewBinID(now)
+		b.ID = NewBinID()
 	}
 	b.CreatedAt, b.UpdatedAt = now, now
 	if err := s.W.WithContext(ctx).Create(b).Error; err != nil {

@@ -25,8 +25,8 @@ func TestBinStore(t *testing.T) {
 		if err := s.CreateBin(ctx, bin); err != nil {
 			t.Fatal(err)
 		}
-		if len(bin.ID) != 44 {
-			t.Errorf("bin id %q: want 12 hex of time + 32 hex (128 bits) of randomness", bin.ID)
+		if len(bin.ID) != 48 {
+			t.Errorf("bin id %q: want a UUIDv7 (32 hex, 74 random bits) + 16 hex (64 random bits)", bin.ID)
 		}
 		other := &models.Bin{Name: "other"}
 		if err := s.CreateBin(ctx, other); err != nil {
@@ -138,4 +138,15 @@ func TestPruneDropsCapturesOlderThanRetention(t *testing.T) {
 			t.Errorf("fresh capture pruned: %v", err)
 		}
 	})
+}
+
+func TestBinIDsIncreaseWithinOneMillisecond(t *testing.T) {
+	prev := models.NewBinID()
+	for range 1000 {
+		id := models.NewBinID()
+		if id <= prev {
+			t.Fatalf("bin id %s does not sort after %s: list cursors would skip bins", id, prev)
+		}
+		prev = id
+	}
 }

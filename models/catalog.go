@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // The event catalogue is the one source of truth for what each event carries: the publisher
@@ -188,6 +190,10 @@ func (et EventType) BuildBody(data json.RawMessage, occurred time.Time) ([]byte,
 func (f Field) writeValue(buf *bytes.Buffer, raw json.RawMessage) string {
 	switch f.kind {
 	case kindPositiveInt:
+		if i, ok := plainPositiveInt(raw); ok {
+			buf.Write(strconv.AppendInt(buf.AvailableBuffer(), i, 10))
+			return ""
+		}
 		var n json.Number
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.UseNumber()
@@ -201,12 +207,23 @@ func (f Field) writeValue(buf *bytes.Buffer, raw json.RawMessage) string {
 		}
 		fmt.Fprintf(buf, "%d", i)
 	case kindNonEmptyString:
+		if plain, ok := plainJSONString(raw); ok {
+			if strings.TrimSpace(string(plain[1:len(plain)-1])) == "" {
+				return "must be a non-empty string"
+			}
+			buf.Write(plain)
+			return ""
+		}
 		var s string
 		if json.Unmarshal(raw, &s) != nil || strings.TrimSpace(s) == "" {
 			return "must be a non-empty string"
 		}
 		writeJSONString(buf, s)
 	case kindStringOrNull:
+		if plain, ok := plainJSONString(raw); ok {
+			buf.Write(plain)
+			return ""
+		}
 		var s *string
 		if json.Unmarshal(raw, &s) != nil {
 			return "must be a string or null"
@@ -236,13 +253,47 @@ func (f Field) writeValue(buf *bytes.Buffer, raw json.RawMessage) string {
 	return ""
 }
 
+// plainJSONString returns raw, trimmed, when it is a JSON string that decoding and writing
+// again with writeJSONString would reproduce byte for byte: no escapes, no control
+// characters, valid UTF-8, no U+2028 or U+2029 (which encoding/json escapes). Most text is
+// such a string, and copying it skips a decode and an encode per field.
+func plainJSONString(raw []byte) ([]byte, bool) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return nil, false
+	}
+	inner := raw[1 : len(raw)-1]
+	for _, c := range inner {
+		if c < 0x20 || c == '"' || c == '\\' {
+			return nil, false
+		}
+	}
+	if !utf8.Valid(inner) || bytes.Contains(inner, []byte("\u2028")) || bytes.Contains(inner, []byte("\u2029")) {
+		return nil, false
+	}
+	return raw, true
+}
+
+// plainPositiveInt reads raw when it is a plain run of digits (the usual form of an id).
+func plainPositiveInt(raw []byte) (int64, bool) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || len(raw) > 18 || raw[0] == '0' {
+		return 0, false
+	}
+	var n int64
+	for _, c := range raw {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
 // writeJSONString writes s as a JSON string without HTML escaping, so text such as
 // "<b>" or "&" reaches receivers as written.
 func writeJSONString(buf *bytes.Buffer, s string) {
-	enc := json.NewEncoder(buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(s)
-	buf.Truncate(buf.Len() - 1) // Encode appends a newline
+	buf.Write(AppendJSONString(buf.AvailableBuffer(), s))
 }
 
 // Example returns the seed's sample body for the event type at the given time: the John Doe

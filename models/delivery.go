@@ -117,6 +117,9 @@ func (s *Store) ListAttempts(ctx context.Context, deliveryID string) ([]*Attempt
 // same message id, the next attempt number.
 func (s *Store) RequeueDelivery(ctx context.Context, id string) (*Delivery, error) {
 	now := time.Now().UTC()
+	if s.leases != nil && s.leases.live(id, now.UnixMilli()) {
+		return nil, fmt.Errorf("%w: the delivery is being attempted right now", ErrConflict)
+	}
 	res := s.W.WithContext(ctx).Exec(`UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?
 		WHERE id = ? AND test = ? AND NOT (status = 'pending' AND locked_until > ?)`, now.UnixMilli(), now, id, false, now.UnixMilli())
 	if res.Error != nil {
@@ -132,7 +135,11 @@ func (s *Store) RequeueDelivery(ctx context.Context, id string) (*Delivery, erro
 		}
 		return nil, fmt.Errorf("%w: the delivery is being attempted right now", ErrConflict)
 	}
-	return s.GetDelivery(ctx, id)
+	d, err := s.GetDelivery(ctx, id)
+	if err == nil {
+		s.queued(Queued{Due: map[string]int64{d.WebhookID: d.NextAttemptAt}})
+	}
+	return d, err
 }
 
 // Claimed is a delivery leased to this process, with what is needed to send it.
@@ -150,10 +157,13 @@ type ClaimRequest struct {
 	Exclude []string            // webhooks to skip entirely (saturated)
 }
 
-// ClaimDue leases up to Limit due deliveries, respecting each webhook's free slots, so a
-// busy or slow webhook cannot fill the batch and block the others. The lease (locked_until)
-// lets another process take over what a dead one held. The conditional UPDATE is the
-// arbiter between concurrent claimers: a row another claimer leased first is not updated.
+// ClaimDue leases up to Limit due deliveries in global due order, respecting each webhook's
+// free slots. The lease (locked_until) lets another process take over what a dead one held.
+// The conditional UPDATE is the arbiter between concurrent claimers: a row another claimer
+// leased first is not updated. It walks the whole due queue in order, skipping the excluded
+// webhooks' rows one by one, so its cost grows with a saturated webhook's backlog: the
+// dispatcher claims per webhook with ClaimFor instead, and ClaimDue serves tools and tests
+// that want the oldest work first. On SQLite it skips deliveries ClaimFor leased in memory.
 func (s *Store) ClaimDue(ctx context.Context, r ClaimRequest) ([]*Delivery, error) {
 	if s.IsPostgres() {
 		return s.claimDuePostgres(ctx, r)
@@ -165,8 +175,11 @@ func (s *Store) ClaimDue(ctx context.Context, r ClaimRequest) ([]*Delivery, erro
 	if len(r.Exclude) > 0 {
 		q = q.Where("webhook_id NOT IN ?", r.Exclude)
 	}
-	if err := q.Order("next_attempt_at").Limit(r.Limit * 2).Scan(&cands).Error; err != nil {
+	if err := q.Order("next_attempt_at, id").Limit(r.Limit * 2).Scan(&cands).Error; err != nil {
 		return nil, fmt.Errorf("find due deliveries: %w", err)
+	}
+	if s.leases != nil {
+		cands = s.leases.withoutLive(cands, now)
 	}
 	if len(cands) == 0 {
 		return nil, nil
@@ -185,11 +198,11 @@ func (s *Store) ClaimDue(ctx context.Context, r ClaimRequest) ([]*Delivery, erro
 	return claimed, nil
 }
 
-// NextDue returns when the earliest delivery that a claim at now could take becomes due
+// NextDue returns when the earliest delivery that a ClaimDue at now could take becomes due
 // (unix ms), or 0 if none. Leased rows (in flight) and the excluded (saturated) webhooks'
-// rows are left out: they cannot be claimed before a finishing attempt wakes the
-// dispatcher, and counting them would report "due already" and spin the claim loop for as
-// long as an attempt is in flight.
+// rows are left out: they cannot be claimed before a finishing attempt frees a slot, and
+// counting them would report "due already" and spin a claim loop for as long as an attempt
+// is in flight. (The dispatcher learns when to look from ClaimFor's next and its hints.)
 func (s *Store) NextDue(ctx context.Context, now time.Time, exclude []string) (int64, error) {
 	q := s.R.WithContext(ctx).Table("deliveries").Select("next_attempt_at").
 		Where("status = 'pending' AND locked_until < ?", now.UnixMilli())
@@ -220,35 +233,45 @@ type Result struct {
 
 // RecordResults writes a batch of attempt results in one transaction (group commit). A
 // delivery cancelled or deleted meanwhile keeps its state: the status update only applies to
-// a delivery still pending.
+// a delivery still pending. The outcomes go in one bulk statement (see jsonRows) and the
+// attempt rows in multi-row inserts: the cost of a result is a few row writes, not a few
+// statements.
 func (s *Store) RecordResults(ctx context.Context, results []Result) error {
 	if len(results) == 0 {
 		return nil
 	}
 	now := time.Now().UTC()
-	return s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		attempts := make([]*Attempt, 0, len(results))
-		type hookState struct{ success, failure bool }
-		hooks := map[string]*hookState{}
+	err := s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		sent := make([]Result, 0, len(results))
 		for _, r := range results {
-			if r.Attempt == nil {
-				if err := tx.Exec(`UPDATE deliveries SET status = ?, next_attempt_at = 0, locked_until = 0, locked_by = '', updated_at = ?
-					WHERE id = ? AND status = 'pending'`, r.Status, now, r.DeliveryID).Error; err != nil {
-					return fmt.Errorf("record delivery %s: %w", r.DeliveryID, err)
-				}
+			if r.Attempt != nil {
+				sent = append(sent, r)
 				continue
 			}
-			res := tx.Exec(`UPDATE deliveries SET status = ?, attempt_count = ?, next_attempt_at = ?, locked_until = 0, locked_by = '',
-				last_status_code = ?, last_error = ?, updated_at = ? WHERE id = ? AND status = 'pending'`,
-				r.Status, r.Attempt.Number, r.NextAttemptAt, r.Attempt.ResponseStatus, r.Attempt.Error, now, r.DeliveryID)
-			if res.Error != nil {
-				return fmt.Errorf("record delivery %s: %w", r.DeliveryID, res.Error)
+			if err := tx.Exec(`UPDATE deliveries SET status = ?, next_attempt_at = 0, locked_until = 0, locked_by = '', updated_at = ?
+				WHERE id = ? AND status = 'pending'`, r.Status, now, r.DeliveryID).Error; err != nil {
+				return fmt.Errorf("record delivery %s: %w", r.DeliveryID, err)
 			}
-			if res.RowsAffected == 0 {
+		}
+		updated := make(map[string]bool, len(sent))
+		for from := 0; from < len(sent); from += maxBulkRows {
+			ids, err := s.updateDelivered(tx, sent[from:min(from+maxBulkRows, len(sent))], now)
+			if err != nil {
+				return err
+			}
+			for _, id := range ids {
+				updated[id] = true
+			}
+		}
+		attempts := make([]*Attempt, 0, len(sent))
+		type hookState struct{ success, failure bool }
+		hooks := map[string]*hookState{}
+		for _, r := range sent {
+			if !updated[r.DeliveryID] {
 				// Cancelled while in flight: the status stays, but the attempt was made and
 				// belongs in the log and the count. Deleted with its webhook: an attempt row
 				// would be an orphan that nothing shows or prunes.
-				res = tx.Exec(`UPDATE deliveries SET attempt_count = ?, updated_at = ? WHERE id = ?`,
+				res := tx.Exec(`UPDATE deliveries SET attempt_count = ?, updated_at = ? WHERE id = ?`,
 					r.Attempt.Number, now, r.DeliveryID)
 				if res.Error != nil {
 					return fmt.Errorf("record delivery %s: %w", r.DeliveryID, res.Error)
@@ -273,15 +296,14 @@ func (s *Store) RecordResults(ctx context.Context, results []Result) error {
 					false, r.DisableReason, now, r.WebhookID).Error; err != nil {
 					return err
 				}
+				s.subs.invalidate()
 				if err := cancelPending(tx, r.WebhookID, r.DisableReason); err != nil {
 					return err
 				}
 			}
 		}
-		if len(attempts) > 0 {
-			if err := tx.CreateInBatches(attempts, 100).Error; err != nil {
-				return fmt.Errorf("insert attempts: %w", err)
-			}
+		if err := insertAttempts(tx, attempts); err != nil {
+			return err
 		}
 		for id, h := range hooks {
 			var err error
@@ -296,6 +318,73 @@ func (s *Store) RecordResults(ctx context.Context, results []Result) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	ids := make([]string, len(results))
+	for i, r := range results {
+		ids[i] = r.DeliveryID
+		if r.Status == StatusPending && s.leases != nil {
+			s.leases.rewind(r.WebhookID, r.NextAttemptAt) // a retry due at once would sort behind the cursor
+		}
+	}
+	s.releaseLeases(ids)
+	return nil
+}
+
+// updateDelivered applies the outcome of sent attempts to deliveries still pending, in one
+// statement, and returns the ids it updated.
+func (s *Store) updateDelivered(tx *gorm.DB, rs []Result, now time.Time) ([]string, error) {
+	data := newJSONRows(96 * len(rs))
+	for _, r := range rs {
+		data.row()
+		data.str(r.DeliveryID)
+		data.str(r.Status)
+		data.int(int64(r.Attempt.Number))
+		data.int(r.NextAttemptAt)
+		data.intPtr(r.Attempt.ResponseStatus)
+		data.strPtr(r.Attempt.Error)
+	}
+	q := `UPDATE deliveries SET status = ` + s.jsonCol(1, "text") + `, attempt_count = ` + s.jsonCol(2, "int") +
+		`, next_attempt_at = ` + s.jsonCol(3, "bigint") + `, locked_until = 0, locked_by = '', last_status_code = ` +
+		s.jsonCol(4, "int") + `, last_error = ` + s.jsonCol(5, "text") + `, updated_at = ?
+		FROM ` + s.jsonSource() + ` WHERE deliveries.id = ` + s.jsonCol(0, "text") + ` AND deliveries.status = 'pending'
+		RETURNING deliveries.id`
+	rows, err := tx.Raw(q, now, data.String()).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("record deliveries: %w", err)
+	}
+	defer rows.Close()
+	ids := make([]string, 0, len(rs))
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("record deliveries: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("record deliveries: %w", err)
+	}
+	return ids, nil
+}
+
+var attemptColumns = []string{"id", "delivery_id", "webhook_id", "number", "started_at", "duration_ms", "request_headers",
+	"response_status", "response_headers", "response_body", "error", "outcome", "test"}
+
+func insertAttempts(tx *gorm.DB, attempts []*Attempt) error {
+	return insertRows(tx, "attempts", attemptColumns, len(attempts), func(i int, args []any) []any {
+		a := attempts[i]
+		var status, errText any
+		if a.ResponseStatus != nil {
+			status = int64(*a.ResponseStatus)
+		}
+		if a.Error != nil {
+			errText = *a.Error
+		}
+		return append(args, a.ID, a.DeliveryID, a.WebhookID, int64(a.Number), a.StartedAt, a.DurationMs, a.RequestHeaders,
+			status, a.ResponseHeaders, a.ResponseBody, errText, a.Outcome, a.Test)
+	})
 }
 
 // ReleaseLeases frees deliveries this process claimed but will not attempt (shutdown), so
@@ -304,7 +393,11 @@ func (s *Store) ReleaseLeases(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	return s.W.WithContext(ctx).Exec(`UPDATE deliveries SET locked_until = 0, locked_by = '' WHERE id IN ? AND status = 'pending'`, ids).Error
+	err := s.W.WithContext(ctx).Exec(`UPDATE deliveries SET locked_until = 0, locked_by = '' WHERE id IN ? AND status = 'pending'`, ids).Error
+	if err == nil {
+		s.releaseLeases(ids)
+	}
+	return err
 }
 
 // ReleaseAllLeases frees every lease. Only for SQLite, whose file belongs to one process:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -54,6 +55,7 @@ func (s *Store) Publish(ctx context.Context, in []PublishInput) ([]Published, er
 func (s *Store) publish(ctx context.Context, in []PublishInput) ([]Published, error) {
 	out := make([]Published, len(in))
 	now := time.Now().UTC()
+	due := map[string]int64{}
 	err := s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var subsByType = map[string][]*Webhook{}
 		var events []*Event
@@ -80,7 +82,7 @@ func (s *Store) publish(ctx context.Context, in []PublishInput) ([]Published, er
 			subs, ok := subsByType[p.Type]
 			if !ok {
 				var err error
-				if subs, err = enabledSubscribers(tx, p.Type); err != nil {
+				if subs, err = s.enabledSubscribers(tx, p.Type); err != nil {
 					return err
 				}
 				subsByType[p.Type] = subs
@@ -97,25 +99,22 @@ func (s *Store) publish(ctx context.Context, in []PublishInput) ([]Published, er
 				d := &Delivery{ID: NewID("dlv"), EventID: ev.ID, WebhookID: w.ID, EventType: p.Type,
 					Status: StatusPending, NextAttemptAt: now.UnixMilli(), CreatedAt: now, UpdatedAt: now}
 				ds = append(ds, d)
+				due[w.ID] = d.NextAttemptAt
 			}
 			deliveries = append(deliveries, ds...)
 			out[i] = Published{Event: ev, Deliveries: ds}
 		}
-		if len(events) > 0 {
-			if err := tx.CreateInBatches(events, 200).Error; err != nil {
-				return err
-			}
+		if err := insertEvents(tx, events); err != nil {
+			return err
 		}
-		if len(deliveries) > 0 {
-			if err := tx.CreateInBatches(deliveries, 200).Error; err != nil {
+		if err := insertDeliveries(tx, deliveries); err != nil {
+			return err
+		}
+		if len(deliveries) > 0 && s.IsPostgres() {
+			// Delivered at commit: wakes the other replicas' dispatchers so they share the
+			// work at once, naming the webhooks so they need not scan for it.
+			if err := tx.Exec(`SELECT pg_notify(?, ?)`, ChannelWake, WakePayload(due)).Error; err != nil {
 				return err
-			}
-			if s.IsPostgres() {
-				// Delivered at commit, and coalesced within the transaction: wakes the other
-				// replicas' dispatchers so they share the work at once.
-				if err := tx.Exec(`SELECT pg_notify(?, '')`, ChannelWake).Error; err != nil {
-					return err
-				}
 			}
 		}
 		return nil
@@ -126,7 +125,56 @@ func (s *Store) publish(ctx context.Context, in []PublishInput) ([]Published, er
 		}
 		return nil, fmt.Errorf("publish: %w", err)
 	}
+	q := Queued{Due: due, Payloads: make(map[string][]byte, len(in))}
+	for _, p := range out {
+		if !p.Replayed && len(p.Deliveries) > 0 {
+			q.Payloads[p.Event.ID] = p.Event.Payload
+		}
+	}
+	s.queued(q)
 	return out, nil
+}
+
+// WakePayload is the ChannelWake notification for deliveries queued for these webhooks: their
+// ids, comma-separated, or "" (meaning: look everywhere) when they would not fit in one
+// notification.
+func WakePayload(due map[string]int64) string {
+	var sb strings.Builder
+	for id := range due {
+		if sb.Len()+len(id)+1 > 4000 {
+			return ""
+		}
+		if sb.Len() > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(id)
+	}
+	return sb.String()
+}
+
+var eventColumns = []string{"id", "type", "payload", "occurred_at", "idempotency_key", "request_hash", "test",
+	"delivery_count", "created_at"}
+
+func insertEvents(tx *gorm.DB, events []*Event) error {
+	return insertRows(tx, "events", eventColumns, len(events), func(i int, args []any) []any {
+		e := events[i]
+		var key any
+		if e.IdempotencyKey != nil {
+			key = *e.IdempotencyKey
+		}
+		return append(args, e.ID, e.Type, e.Payload, e.OccurredAt, key, e.RequestHash, e.Test, int64(e.DeliveryCount), e.CreatedAt)
+	})
+}
+
+var deliveryColumns = []string{"id", "event_id", "webhook_id", "event_type", "status", "next_attempt_at", "created_at", "updated_at"}
+
+// insertDeliveries writes new pending deliveries; the columns left out start at their
+// defaults (no attempt, no lease, no last status).
+func insertDeliveries(tx *gorm.DB, ds []*Delivery) error {
+	return insertRows(tx, "deliveries", deliveryColumns, len(ds), func(i int, args []any) []any {
+		d := ds[i]
+		return append(args, d.ID, d.EventID, d.WebhookID, d.EventType, d.Status, d.NextAttemptAt, d.CreatedAt, d.UpdatedAt)
+	})
 }
 
 // GetEvent reads one event.
@@ -249,7 +297,7 @@ func (s *Store) QueueReplay(ctx context.Context, f ReplayFilter, batch int, afte
 				ds[i] = &Delivery{ID: NewID("dlv"), EventID: r.ID, WebhookID: f.WebhookID, EventType: r.Type,
 					Status: StatusPending, NextAttemptAt: now.UnixMilli(), CreatedAt: now, UpdatedAt: now}
 			}
-			if err := tx.CreateInBatches(ds, 200).Error; err != nil {
+			if err := insertDeliveries(tx, ds); err != nil {
 				return err
 			}
 			if err := tx.Exec(`UPDATE events SET delivery_count = delivery_count + 1 WHERE id IN ?`, ids).Error; err != nil {
@@ -268,6 +316,7 @@ func (s *Store) QueueReplay(ctx context.Context, f ReplayFilter, batch int, afte
 			return total, nil
 		}
 		total += n
+		s.queued(Queued{Due: map[string]int64{f.WebhookID: time.Now().UnixMilli()}})
 		if afterBatch != nil {
 			afterBatch(n)
 		}

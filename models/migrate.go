@@ -144,6 +144,18 @@ CREATE INDEX captures_bin ON captures (bin_id, id);
 ALTER TABLE sessions ADD COLUMN credential TEXT NOT NULL DEFAULT '';
 CREATE INDEX sessions_credential ON sessions (credential);
 `},
+	// The dispatcher claims per webhook (ClaimFor): a webhook's due deliveries are one range
+	// of this index, so a saturated webhook's backlog is never walked to reach another's
+	// (status is a column too, so the claim reads the index alone). It replaces the queue's
+	// global due-order index. Pruning cuts attempts and deliveries by
+	// their time-ordered ids, so the two time indexes it used go too: every index here costs
+	// a B-tree write per delivery or attempt, the bulk of the work of the hot path.
+	{4, "per-webhook queue index", `
+CREATE INDEX deliveries_webhook_due ON deliveries (webhook_id, next_attempt_at, status) WHERE status = 'pending';
+DROP INDEX deliveries_due;
+DROP INDEX attempts_started;
+DROP INDEX deliveries_created_at;
+`},
 }
 
 func (s *Store) migrate(ctx context.Context) error {

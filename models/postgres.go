@@ -34,7 +34,7 @@ func (s *Store) claimDuePostgres(ctx context.Context, r ClaimRequest) ([]*Delive
 		if len(r.Exclude) > 0 {
 			q = q.Where("webhook_id NOT IN ?", r.Exclude)
 		}
-		err := q.Order("next_attempt_at").Limit(r.Limit * 2).
+		err := q.Order("next_attempt_at, id").Limit(r.Limit * 2).
 			Clauses(clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"}).Scan(&cands).Error
 		if err != nil {
 			return fmt.Errorf("find due deliveries: %w", err)

@@ -12,8 +12,9 @@ type QueueStats struct {
 }
 
 // QueueStats counts the outbox. Both queries stay on the partial index of pending deliveries
-// (the MIN is one index probe, the COUNT an index-only scan), so the cost grows with the
-// backlog, never with the delivery history; callers still should not run it per request.
+// (the MIN is one index probe per webhook, the COUNT an index-only scan), so the cost grows
+// with the backlog, never with the delivery history; callers still should not run it per
+// request.
 func (s *Store) QueueStats(ctx context.Context) (QueueStats, error) {
 	var st QueueStats
 	db := s.R.WithContext(ctx)
@@ -21,7 +22,9 @@ func (s *Store) QueueStats(ctx context.Context) (QueueStats, error) {
 		return st, fmt.Errorf("count pending deliveries: %w", err)
 	}
 	var oldest *int64
-	if err := db.Raw(`SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'`).Scan(&oldest).Error; err != nil {
+	// The queue is indexed per webhook: one probe per webhook, not a walk of the backlog.
+	if err := db.Raw(`SELECT MIN(next) FROM (SELECT (SELECT MIN(d.next_attempt_at) FROM deliveries d
+		WHERE d.webhook_id = w.id AND d.status = 'pending') AS next FROM webhooks w) AS per_webhook`).Scan(&oldest).Error; err != nil {
 		return st, fmt.Errorf("oldest pending delivery: %w", err)
 	}
 	if oldest != nil {

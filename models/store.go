@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -24,6 +25,15 @@ type Store struct {
 	Dialect string // "sqlite" or "postgres"
 	dsn     string
 	closers []*sql.DB
+
+	// leases are the SQLite claims, held in memory (see ClaimFor); nil on PostgreSQL.
+	leases *memLeases
+	// subs caches the enabled webhooks for Publish on SQLite, where every webhook write goes
+	// through this process; nil on PostgreSQL, where other replicas write webhooks too.
+	subs *subscriberCache
+	// onQueued is told about deliveries that became due (see OnQueued).
+	onQueued atomic.Pointer[func(Queued)]
+	group    publishGroup // see PublishOne
 }
 
 // IsPostgres reports whether the store runs on PostgreSQL.
@@ -62,9 +72,17 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		q.Add("_pragma", "busy_timeout(10000)")
 		q.Add("_pragma", "foreign_keys(0)")
 		q.Add("_pragma", "temp_store(MEMORY)")
+		// The writer keeps a large page cache: every publish and record modifies the queue's
+		// indexes. Readers serve small indexed lookups; a page cache each of that size would
+		// multiply resident memory by the pool size for little gain (the OS caches the file).
+		rq := url.Values{}
+		for k, v := range q {
+			rq[k] = append([]string(nil), v...)
+		}
 		q.Add("_pragma", "cache_size(-32000)")
+		rq.Add("_pragma", "cache_size(-2000)")
 		wdsn := "file:" + path + "?" + q.Encode() + "&_txlock=immediate"
-		rdsn := "file:" + path + "?" + q.Encode()
+		rdsn := "file:" + path + "?" + rq.Encode()
 		w, err := gorm.Open(sqlite.Open(wdsn), cfg)
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite %s: %w", path, err)
@@ -88,7 +106,8 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		}
 		rdb.SetMaxOpenConns(8)
 		rdb.SetMaxIdleConns(8)
-		s = &Store{W: w, R: r, Dialect: "sqlite", closers: []*sql.DB{wdb, rdb}}
+		s = &Store{W: w, R: r, Dialect: "sqlite", closers: []*sql.DB{wdb, rdb},
+			leases: newMemLeases(), subs: &subscriberCache{}}
 	}
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
@@ -121,4 +140,3 @@ func (s *Store) Close() error {
 	}
 	return first
 }
-

@@ -83,6 +83,7 @@ func (s *Store) CreateWebhook(ctx context.Context, w *Webhook) error {
 	if err := s.W.WithContext(ctx).Create(w).Error; err != nil {
 		return fmt.Errorf("create webhook: %w", err)
 	}
+	s.subs.invalidate()
 	return nil
 }
 
@@ -138,6 +139,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, w *Webhook) error {
 		if res.RowsAffected == 0 {
 			return ErrNotFound
 		}
+		s.subs.invalidate()
 		if !w.Enabled {
 			return cancelPending(tx, w.ID, "webhook disabled")
 		}
@@ -177,6 +179,7 @@ func (s *Store) ModifyWebhook(ctx context.Context, id string, change func(w *Web
 		if err := tx.Select("*").Omit("created_at").Where("id = ?", id).Updates(&out).Error; err != nil {
 			return err
 		}
+		s.subs.invalidate()
 		if wasEnabled && !out.Enabled {
 			return cancelPending(tx, id, "webhook disabled")
 		}
@@ -204,6 +207,7 @@ func (s *Store) DisableWebhook(ctx context.Context, id, reason string) error {
 			false, reason, time.Now().UTC(), id).Error; err != nil {
 			return fmt.Errorf("disable webhook: %w", err)
 		}
+		s.subs.invalidate()
 		return cancelPending(tx, id, reason)
 	})
 }
@@ -218,6 +222,7 @@ func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
 		if res.RowsAffected == 0 {
 			return ErrNotFound
 		}
+		s.subs.invalidate()
 		// Test events belong to the one webhook they were sent to; published events stay.
 		if err := tx.Exec(`DELETE FROM events WHERE test = ? AND id IN (SELECT event_id FROM deliveries WHERE webhook_id = ? AND test = ?)`,
 			true, id, true).Error; err != nil {

@@ -1,0 +1,112 @@
+package delivery_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/hookrelay/hookrelay/internal/testsrv"
+	"github.com/hookrelay/hookrelay/models"
+)
+
+// publishBatches queues n conversation.started events straight through a store, 500 per
+// transaction.
+func publishBatches(t *testing.T, s *models.Store, n int) {
+	t.Helper()
+	et, _ := models.LookupEventType(models.EventConversationStarted)
+	now := time.Now().UTC().Truncate(time.Second)
+	for from := 0; from < n; from += 500 {
+		in := make([]models.PublishInput, min(500, n-from))
+		for i := range in {
+			in[i] = models.PublishInput{Type: et.Name, Payload: et.Example(now), OccurredAt: now}
+		}
+		if _, err := s.Publish(context.Background(), in); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A healthy webhook gets every event while a stuck one, subscribed to the same events, has a
+// large backlog: the stuck one keeps at most its limit in flight and its queue is never in
+// the healthy one's way.
+func TestHealthyWebhookDrainsWhileAStuckOneHoldsALargeBacklog(t *testing.T) {
+	const events, perWebhook = 1000, 2
+	release := make(chan struct{})
+	stuck := testsrv.NewReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	healthy := testsrv.NewReceiver(t, nil)
+	s := testsrv.Start(t, testsrv.Options{AllowHTTP: true, AllowPrivate: true, Timeout: time.Minute,
+		Workers: 8, PerWebhook: perWebhook})
+	defer close(release)
+	s.CreateWebhook(t, map[string]any{"name": "stuck", "url": stuck.URL, "events": []string{"conversation.started"}})
+	s.CreateWebhook(t, map[string]any{"name": "healthy", "url": healthy.URL, "events": []string{"conversation.started"}})
+	publishBatches(t, s.Store, events)
+
+	healthy.WaitFor(t, events, time.Minute)
+	if got := len(stuck.Captures()); got > perWebhook {
+		t.Errorf("the stuck endpoint has %d requests in flight, more than its limit of %d", got, perWebhook)
+	}
+	// The healthy webhook's results are recorded a moment after they arrive.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		st, err := s.Store.QueueStats(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Pending == events {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d deliveries pending, want the stuck webhook's %d", st.Pending, events)
+		}
+	}
+}
+
+// Deliveries the dispatcher was not told about (queued by another process sharing the
+// database, or left leased by a failed record) are found by its periodic rescan.
+func TestDeliveriesQueuedWithoutAWakeUpAreFoundByTheRescan(t *testing.T) {
+	rc := testsrv.NewReceiver(t, nil)
+	s := testsrv.Start(t, testsrv.Options{AllowHTTP: true, AllowPrivate: true})
+	s.CreateWebhook(t, map[string]any{"name": "r", "url": rc.URL, "events": []string{"conversation.started"}})
+	other, err := models.Open(context.Background(), s.DBPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	publishBatches(t, other, 3)
+	rc.WaitFor(t, 3, 30*time.Second)
+}
+
+// Endpoints that never answered (new or failing) share half the workers; a webhook added
+// while dead ones fill that half still gets its first request out at once and, answering,
+// the slots it needs, instead of waiting for their timeouts.
+func TestNewWebhookIsNotStuckBehindDeadOnesHoldingTheSharedSlots(t *testing.T) {
+	release := make(chan struct{})
+	stuck := testsrv.NewReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	healthy := testsrv.NewReceiver(t, nil)
+	s := testsrv.Start(t, testsrv.Options{AllowHTTP: true, AllowPrivate: true, Timeout: time.Minute, Workers: 8})
+	defer close(release)
+	for range 6 {
+		s.CreateWebhook(t, map[string]any{"name": "stuck", "url": stuck.URL, "events": []string{"conversation.started"}})
+	}
+	publishBatches(t, s.Store, 20)
+	for deadline := time.Now().Add(20 * time.Second); len(stuck.Captures()) < 4; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d requests reached the stuck endpoints", len(stuck.Captures()))
+		}
+	}
+	s.CreateWebhook(t, map[string]any{"name": "healthy", "url": healthy.URL, "events": []string{"conversation.started"}})
+	publishBatches(t, s.Store, 50)
+	healthy.WaitFor(t, 50, 20*time.Second)
+}

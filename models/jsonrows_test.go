@@ -1,0 +1,36 @@
+package models_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+
+	"github.com/hookrelay/hookrelay/models"
+)
+
+func encodingJSON(s string) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s)
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+}
+
+// The seed body's strings must come out byte for byte as encoding/json writes them.
+func TestAppendJSONStringWritesWhatEncodingJSONWrites(t *testing.T) {
+	for _, s := range []string{"", "plain", `quote " and \ backslash`, "<b>&amp;</b>", "tab\tnew\nline\rret\bback\fform",
+		"\x00\x01\x1f\x7f", "é ü 中文 🎉", "line\u2028para\u2029end", "bad \xff\xfe utf8 \xc3", "John Doe"} {
+		if got, want := models.AppendJSONString(nil, s), encodingJSON(s); !bytes.Equal(got, want) {
+			t.Errorf("AppendJSONString(%q) = %s, encoding/json writes %s", s, got, want)
+		}
+	}
+}
+
+func FuzzAppendJSONString(f *testing.F) {
+	f.Add("hello \"world\" \u2028 \xff")
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := models.AppendJSONString(nil, s), encodingJSON(s); !bytes.Equal(got, want) {
+			t.Errorf("AppendJSONString(%q) = %s, encoding/json writes %s", s, got, want)
+		}
+	})
+}
