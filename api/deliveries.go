@@ -169,6 +169,5 @@ func (s *Server) retryDelivery(c *gin.Context) {
 		storeProblem(c, err)
 		return
 	}
-	s.cfg.Dispatcher.Notify()
 	c.JSON(http.StatusAccepted, deliveryOut(d))
 }

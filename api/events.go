@@ -74,10 +74,8 @@ func (s *Server) publishEvent(c *gin.Context) {
 	if !ok {
 		return
 	}
-	key := strings.TrimSpace(c.GetHeader("Idempotency-Key"))
-	if len(key) > 255 {
-		problem(c, http.StatusBadRequest, "Idempotency-Key must be at most 255 characters",
-			models.FieldError{Field: "Idempotency-Key", Message: "must be at most 255 characters"})
+	key, hash, ok := idempotencyKey(c)
+	if !ok {
 		return
 	}
 	in, err := buildPublish(obj)
@@ -85,11 +83,7 @@ func (s *Server) publishEvent(c *gin.Context) {
 		storeProblem(c, err)
 		return
 	}
-	if key != "" {
-		raw, _ := c.Get("rawBody")
-		sum := sha256.Sum256(raw.([]byte))
-		in.IdempotencyKey, in.RequestHash = key, hex.EncodeToString(sum[:])
-	}
+	in.IdempotencyKey, in.RequestHash = key, hash
 	// Shares a transaction with concurrent publishes (group commit); answers once it committed.
 	p, err := s.store.PublishOne(c.Request.Context(), in)
 	if err != nil {
@@ -97,15 +91,31 @@ func (s *Server) publishEvent(c *gin.Context) {
 		return
 	}
 	res := []models.Published{p}
+	// The store tells the dispatcher what the commit queued (models.Store.OnQueued).
 	if p.Replayed {
 		c.Header("Idempotent-Replayed", "true")
-	} else if len(p.Deliveries) > 0 {
-		s.cfg.Dispatcher.Remember(p.Event.ID, p.Event.Payload)
-		s.cfg.Dispatcher.Notify()
 	}
 	s.observePublished(res)
 	c.JSON(http.StatusAccepted, PublishedEvent{ID: p.Event.ID, Event: p.Event.Type,
 		Timestamp: models.FormatSeedTime(p.Event.OccurredAt), Deliveries: len(p.Deliveries)})
+}
+
+// idempotencyKey reads the Idempotency-Key header (answering 400 itself when it is too long)
+// and the hash of the raw body that tells a retried request from the key reused for another.
+// Both are empty without the header.
+func idempotencyKey(c *gin.Context) (key, hash string, ok bool) {
+	key = strings.TrimSpace(c.GetHeader("Idempotency-Key"))
+	if len(key) > 255 {
+		problem(c, http.StatusBadRequest, "Idempotency-Key must be at most 255 characters",
+			models.FieldError{Field: "Idempotency-Key", Message: "must be at most 255 characters"})
+		return "", "", false
+	}
+	if key == "" {
+		return "", "", true
+	}
+	raw, _ := c.Get("rawBody")
+	sum := sha256.Sum256(raw.([]byte))
+	return key, hex.EncodeToString(sum[:]), true
 }
 
 // buildPublish validates a publish body into what the store writes.

@@ -2,13 +2,10 @@ package api
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/gin-gonic/gin"
 	"github.com/hookrelay/hookrelay/models"
@@ -51,10 +48,8 @@ func (s *Server) publishEventBatch(c *gin.Context) {
 	if !ok {
 		return
 	}
-	key := strings.TrimSpace(c.GetHeader("Idempotency-Key"))
-	if len(key) > 255 {
-		problem(c, http.StatusBadRequest, "Idempotency-Key must be at most 255 characters",
-			models.FieldError{Field: "Idempotency-Key", Message: "must be at most 255 characters"})
+	key, hash, ok := idempotencyKey(c)
+	if !ok {
 		return
 	}
 	in, err := buildBatch(obj)
@@ -63,9 +58,6 @@ func (s *Server) publishEventBatch(c *gin.Context) {
 		return
 	}
 	if key != "" {
-		raw, _ := c.Get("rawBody")
-		sum := sha256.Sum256(raw.([]byte))
-		hash := hex.EncodeToString(sum[:])
 		// The store keys idempotency per event; the batch's key plus the item's position
 		// makes one per item, all sharing the batch's hash, so a retried batch replays as a
 		// whole and a different batch under the same key conflicts.
@@ -84,20 +76,14 @@ func (s *Server) publishEventBatch(c *gin.Context) {
 		return
 	}
 	out := PublishedBatch{Events: make([]PublishedEvent, len(res))}
-	replayed, fresh := false, false
+	replayed := false
 	for i, p := range res {
 		if p.Replayed {
 			replayed = true
-		} else if len(p.Deliveries) > 0 {
-			s.cfg.Dispatcher.Remember(p.Event.ID, p.Event.Payload)
-			fresh = true
 		}
 		out.Events[i] = PublishedEvent{ID: p.Event.ID, Event: p.Event.Type,
 			Timestamp: models.FormatSeedTime(p.Event.OccurredAt), Deliveries: len(p.Deliveries)}
 		out.Deliveries += len(p.Deliveries)
-	}
-	if fresh {
-		s.cfg.Dispatcher.Notify()
 	}
 	if replayed {
 		c.Header("Idempotent-Replayed", "true")

@@ -104,11 +104,11 @@ func buildReplay(obj object, w *models.Webhook, now time.Time) (models.ReplayFil
 	return f, verr.OrNil()
 }
 
-// runReplay queues the deliveries in the background, waking the dispatcher after every batch
-// so sending starts while the rest is still being queued.
+// runReplay queues the deliveries in the background; each committed batch reaches the
+// dispatcher through the store, so sending starts while the rest is still being queued.
 func (s *Server) runReplay(ctx context.Context, f models.ReplayFilter) {
 	start := time.Now()
-	n, err := s.store.QueueReplay(ctx, f, replayBatch, func(int) { s.cfg.Dispatcher.Notify() })
+	n, err := s.store.QueueReplay(ctx, f, replayBatch, nil)
 	switch {
 	case errors.Is(err, models.ErrNotFound) || errors.Is(err, models.ErrConflict):
 		s.cfg.Logger.Warn("replay stopped: the webhook was disabled or deleted", "webhook", f.WebhookID, "queued", n)

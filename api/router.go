@@ -18,8 +18,6 @@ import (
 
 // Dispatcher is what the API needs from the delivery engine.
 type Dispatcher interface {
-	Notify()
-	Remember(eventID string, payload []byte)
 	SendTest(ctx context.Context, wh *models.Webhook, eventType string) (*models.Attempt, error)
 }
 

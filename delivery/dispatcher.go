@@ -155,9 +155,6 @@ func (d *Dispatcher) Notify() {
 	}
 }
 
-// Remember offers freshly published body bytes so the first attempt need not read them back.
-func (d *Dispatcher) Remember(eventID string, payload []byte) { d.payloads.put(eventID, payload) }
-
 // Run claims and sends deliveries until ctx is done, then waits for in-flight attempts to
 // finish (each bounded by the delivery timeout), records them, and returns.
 func (d *Dispatcher) Run(ctx context.Context) error {
