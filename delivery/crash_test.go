@@ -159,18 +159,8 @@ func TestSIGKILLMidRunLosesNoAcceptedEvent(t *testing.T) {
 func TestSIGTERMLetsTheInFlightDeliveryFinishAndRecordsIt(t *testing.T) {
 	bin := testsrv.BuildBinary(t)
 	db := filepath.Join(t.TempDir(), "shutdown.db")
-	arrived := make(chan struct{})
-	release := make(chan struct{})
-	rc := testsrv.NewReceiver(t, func(n int, w http.ResponseWriter, r *http.Request) {
-		if n == 1 {
-			close(arrived)
-			select {
-			case <-release:
-			case <-r.Context().Done():
-			}
-		}
-		w.WriteHeader(http.StatusOK)
-	})
+	respond, arrived, release := testsrv.HoldFirst(http.StatusOK)
+	rc := testsrv.NewReceiver(t, respond)
 
 	p := testsrv.StartBinary(t, bin, binaryFlags(db)...)
 	p.CreateWebhook(t, map[string]any{"name": "slow", "url": rc.URL, "events": []string{"conversation.started"}})

@@ -236,18 +236,9 @@ func TestDeadPortFailsAsConnectionRefused(t *testing.T) {
 }
 
 func TestDisablingTheWebhookMidRetryCancelsTheDelivery(t *testing.T) {
-	arrived := make(chan struct{})
-	release := make(chan struct{})
-	rc := testsrv.NewReceiver(t, func(n int, w http.ResponseWriter, r *http.Request) {
-		if n == 1 {
-			close(arrived)
-			select { // hold attempt 1 in flight while the admin disables the webhook
-			case <-release:
-			case <-r.Context().Done():
-			}
-		}
-		w.WriteHeader(http.StatusInternalServerError)
-	})
+	// Attempt 1 is held in flight while the admin disables the webhook.
+	respond, arrived, release := testsrv.HoldFirst(http.StatusInternalServerError)
+	rc := testsrv.NewReceiver(t, respond)
 	s, wh := startWithHook(t, testsrv.Options{}, rc.URL)
 	_, id := publishOne(t, s)
 
@@ -298,18 +289,8 @@ func TestDisablingTheWebhookBetweenRetriesCancelsThePendingDelivery(t *testing.T
 }
 
 func TestDeletingTheWebhookMidAttemptLeavesNoOrphans(t *testing.T) {
-	arrived := make(chan struct{})
-	release := make(chan struct{})
-	rc := testsrv.NewReceiver(t, func(n int, w http.ResponseWriter, r *http.Request) {
-		if n == 1 {
-			close(arrived)
-			select {
-			case <-release:
-			case <-r.Context().Done():
-			}
-		}
-		w.WriteHeader(http.StatusInternalServerError)
-	})
+	respond, arrived, release := testsrv.HoldFirst(http.StatusInternalServerError)
+	rc := testsrv.NewReceiver(t, respond)
 	s, wh := startWithHook(t, testsrv.Options{}, rc.URL)
 	publishOne(t, s)
 	select {

@@ -100,3 +100,21 @@ func (rc *Receiver) WaitFor(t testing.TB, n int, timeout time.Duration) []Captur
 func Status(code int) Respond {
 	return func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(code) }
 }
+
+// HoldFirst answers the first request only once release is closed (or its client gives up),
+// and every request with status. arrived is closed when the first request is in: tests use
+// it to act while an attempt is in flight.
+func HoldFirst(status int) (respond Respond, arrived <-chan struct{}, release chan struct{}) {
+	in := make(chan struct{})
+	release = make(chan struct{})
+	return func(n int, w http.ResponseWriter, r *http.Request) {
+		if n == 1 {
+			close(in)
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+		w.WriteHeader(status)
+	}, in, release
+}
