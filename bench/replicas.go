@@ -65,21 +65,14 @@ func (r *runner) replicaPhase(ctx context.Context, replicas int) (*ReplicaResult
 			_ = h.stop()
 		}()
 	}
-	for i := range k {
-		if _, err := clients[0].createWebhook(ctx, fmt.Sprintf("bench %d", i), fmt.Sprintf("%s/ok/%d", s.base, i)); err != nil {
-			return nil, err
-		}
+	if err := subscribeSink(ctx, clients[0], s, k); err != nil {
+		return nil, err
 	}
 	res := &ReplicaResult{Replicas: replicas, Events: n, Webhooks: k, BatchSize: b}
 	requests := (n + b - 1) / b
 	start := time.Now()
 	elapsed, failures, firstErr := closedLoop(ctx, requests, r.o.c, func(ctx context.Context, i int) error {
-		cl := clients[i%len(clients)]
-		from := i * b
-		if b == 1 {
-			return expect(cl.post(ctx, "/api/v1/events", eventBody(i, time.Now())))
-		}
-		return expect(cl.post(ctx, "/api/v1/events/batch", batchBody(from, min(b, n-from), time.Now())))
+		return publishRequest(ctx, clients[i%len(clients)], i, b, n)
 	})
 	res.PublishErrors = failures
 	if failures > 0 {

@@ -137,10 +137,8 @@ func (r *runner) throughputPhase(ctx context.Context, batch bool) (*PhaseResult,
 		return nil, err
 	}
 	defer stop()
-	for i := range k {
-		if _, err := cl.createWebhook(ctx, fmt.Sprintf("bench %d", i), fmt.Sprintf("%s/ok/%d", s.base, i)); err != nil {
-			return nil, err
-		}
+	if err := subscribeSink(ctx, cl, s, k); err != nil {
+		return nil, err
 	}
 	stopProfile, err := r.startProfile(mode)
 	if err != nil {
@@ -154,19 +152,14 @@ func (r *runner) throughputPhase(ctx context.Context, batch bool) (*PhaseResult,
 	var elapsed time.Duration
 	var failures int
 	var firstErr error
+	b := 1
 	if batch {
-		b := r.o.batch
-		res.Requests = (n + b - 1) / b
-		elapsed, failures, firstErr = closedLoop(ctx, res.Requests, r.o.c, func(ctx context.Context, i int) error {
-			from := i * b
-			return expect(cl.post(ctx, "/api/v1/events/batch", batchBody(from, min(b, n-from), time.Now())))
-		})
-	} else {
-		res.Requests = n
-		elapsed, failures, firstErr = closedLoop(ctx, n, r.o.c, func(ctx context.Context, i int) error {
-			return expect(cl.post(ctx, "/api/v1/events", eventBody(i, time.Now())))
-		})
+		b = r.o.batch
 	}
+	res.Requests = (n + b - 1) / b
+	elapsed, failures, firstErr = closedLoop(ctx, res.Requests, r.o.c, func(ctx context.Context, i int) error {
+		return publishRequest(ctx, cl, i, b, n)
+	})
 	res.PublishErrors = failures
 	if failures > 0 {
 		r.logf("throughput (%s): %d publish requests failed, first: %v", mode, failures, firstErr)
@@ -200,6 +193,26 @@ func (r *runner) throughputPhase(ctx context.Context, batch bool) (*PhaseResult,
 	r.logf("throughput (%s): %.0f events/s accepted, %.0f deliveries/s, %.2f CPU cores used", mode, res.AcceptedPerSec,
 		res.DeliveriesPerSec, res.CPUCores)
 	return res, nil
+}
+
+// subscribeSink creates k webhooks pointing at the sink's counting endpoints.
+func subscribeSink(ctx context.Context, cl *client, s *sink, k int) error {
+	for i := range k {
+		if _, err := cl.createWebhook(ctx, fmt.Sprintf("bench %d", i), fmt.Sprintf("%s/ok/%d", s.base, i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// publishRequest sends request i of a run publishing n events b at a time: one event per
+// POST /events when b is 1, else one POST /events/batch.
+func publishRequest(ctx context.Context, cl *client, i, b, n int) error {
+	if b == 1 {
+		return expect(cl.post(ctx, "/api/v1/events", eventBody(i, time.Now())))
+	}
+	from := i * b
+	return expect(cl.post(ctx, "/api/v1/events/batch", batchBody(from, min(b, n-from), time.Now())))
 }
 
 // startProfile starts the CPU profile of one scenario (or throughput phase) when -cpuprofile
