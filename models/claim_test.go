@@ -209,3 +209,56 @@ func TestRedeliveryOfADeliveryInFlightIsRefused(t *testing.T) {
 		}
 	})
 }
+
+// The claim the dispatcher uses: concurrent claimers (goroutines of one process on SQLite,
+// separate pools like separate replicas on PostgreSQL) never lease one delivery twice.
+func TestConcurrentClaimForNeverSharesADelivery(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		dsn := b.DSN(t)
+		s := storetest.Open(t, dsn)
+		var hooks []models.HookSlots
+		for range 3 {
+			hooks = append(hooks, models.HookSlots{WebhookID: newWebhook(t, s, "message.received", true).ID, Free: 5})
+		}
+		for range 100 {
+			publish(t, s, "message.received", "")
+		}
+		stores := []*models.Store{s}
+		if b.Name == "postgres" {
+			stores = append(stores, storetest.Open(t, dsn), storetest.Open(t, dsn))
+		}
+		var mu sync.Mutex
+		seen := map[string]string{}
+		var wg sync.WaitGroup
+		for i := range 6 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				owner := string(rune('a' + i))
+				for {
+					got, _, err := stores[i%len(stores)].ClaimFor(context.Background(), models.ClaimForRequest{
+						Owner: owner, Now: time.Now(), Lease: time.Minute, Hooks: hooks})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if len(got) == 0 {
+						return
+					}
+					mu.Lock()
+					for _, d := range got {
+						if prev, dup := seen[d.ID]; dup {
+							t.Errorf("delivery %s claimed by %s and %s", d.ID, prev, owner)
+						}
+						seen[d.ID] = owner
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if len(seen) != 300 {
+			t.Fatalf("claimed %d distinct deliveries, want 300", len(seen))
+		}
+	})
+}
