@@ -97,7 +97,7 @@ func (s *Server) publishEvent(c *gin.Context) {
 	}
 	s.observePublished(res)
 	c.JSON(http.StatusAccepted, PublishedEvent{ID: p.Event.ID, Event: p.Event.Type,
-		Timestamp: models.FormatSeedTime(p.Event.OccurredAt), Deliveries: len(p.Deliveries)})
+		Timestamp: models.FormatSeedTime(p.Event.OccurredAt), Deliveries: p.Event.DeliveryCount})
 }
 
 // idempotencyKey reads the Idempotency-Key header (answering 400 itself when it is too long)

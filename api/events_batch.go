@@ -82,8 +82,8 @@ func (s *Server) publishEventBatch(c *gin.Context) {
 			replayed = true
 		}
 		out.Events[i] = PublishedEvent{ID: p.Event.ID, Event: p.Event.Type,
-			Timestamp: models.FormatSeedTime(p.Event.OccurredAt), Deliveries: len(p.Deliveries)}
-		out.Deliveries += len(p.Deliveries)
+			Timestamp: models.FormatSeedTime(p.Event.OccurredAt), Deliveries: p.Event.DeliveryCount}
+		out.Deliveries += p.Event.DeliveryCount
 	}
 	if replayed {
 		c.Header("Idempotent-Replayed", "true")
@@ -152,7 +152,7 @@ func (s *Server) observePublished(res []models.Published) {
 	}
 	for _, p := range res {
 		if !p.Replayed {
-			s.cfg.Metrics.Published(p.Event.Type, len(p.Deliveries))
+			s.cfg.Metrics.Published(p.Event.Type, p.Event.DeliveryCount)
 		}
 	}
 }

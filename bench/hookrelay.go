@@ -78,7 +78,7 @@ func startInProcess(o serverOptions) (*inProcess, error) {
 	if workers <= 0 {
 		workers = delivery.DefaultWorkers()
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: benchLogLevel()}))
 	sender := delivery.NewSender(delivery.SenderConfig{Timeout: o.timeout, AllowPrivate: true, PublicURL: base,
 		Version: "bench", MaxConns: workers})
 	metrics := delivery.NewMetrics(delivery.MetricsConfig{Store: store, Logger: logger})
@@ -353,4 +353,14 @@ func redact(raw string) string {
 		return "(unparseable URL)"
 	}
 	return u.Redacted()
+}
+
+// benchLogLevel is the in-process server's log level: warnings, or what
+// HOOKRELAY_BENCH_LOG (debug, info) asks for when looking into a run.
+func benchLogLevel() slog.Level {
+	var l slog.Level = slog.LevelWarn
+	if v := os.Getenv("HOOKRELAY_BENCH_LOG"); v != "" {
+		_ = l.UnmarshalText([]byte(v))
+	}
+	return l
 }

@@ -44,6 +44,7 @@ type options struct {
 	n, c, k, batch  int
 	rate            float64
 	duration        time.Duration
+	warmup          time.Duration
 	hang            int
 	hangTimeout     time.Duration
 	deliveryTimeout time.Duration
@@ -71,7 +72,8 @@ func parseOptions(args []string) (options, error) {
 	fs.IntVar(&o.k, "k", 4, "throughput and backlog: webhooks subscribed to every event")
 	fs.IntVar(&o.batch, "batch", 100, "throughput: events per batch publish request (≤1000; 1 skips the batch phase)")
 	fs.Float64Var(&o.rate, "rate", 1000, "latency and isolation: events published per second")
-	fs.DurationVar(&o.duration, "duration", 5*time.Second, "latency and isolation: how long to publish")
+	fs.DurationVar(&o.duration, "duration", 5*time.Second, "latency and isolation: how long to publish and measure")
+	fs.DurationVar(&o.warmup, "warmup", time.Second, "latency and isolation: how long to publish first without measuring")
 	fs.IntVar(&o.hang, "hang", 50, "isolation: endpoints that never answer")
 	fs.DurationVar(&o.hangTimeout, "hang-timeout", 2*time.Second, "isolation: delivery timeout (bounds the hanging requests)")
 	fs.DurationVar(&o.deliveryTimeout, "delivery-timeout", 10*time.Second, "delivery timeout in the other scenarios")
@@ -118,8 +120,8 @@ func parseOptions(args []string) (options, error) {
 		return o, errors.New("-n, -c and -k must be at least 1")
 	case o.batch < 1 || o.batch > 1000:
 		return o, errors.New("-batch must be between 1 and 1000")
-	case o.rate <= 0 || o.duration <= 0:
-		return o, errors.New("-rate and -duration must be positive")
+	case o.rate <= 0 || o.duration <= 0 || o.warmup < 0:
+		return o, errors.New("-rate and -duration must be positive, -warmup not negative")
 	case o.backlog < 1 || o.hang < 0:
 		return o, errors.New("-backlog must be at least 1 and -hang not negative")
 	case o.binary != "" && (o.cpuprofile != "" || o.memprofile != ""):

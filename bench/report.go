@@ -83,6 +83,10 @@ func latencyRows(add func(string, string, string, string, *bool), scenario strin
 	add(scenario, "ingest→receipt p50 ms "+what, fmt.Sprintf("%.1f", l.P50ms), "", nil)
 	add(scenario, "ingest→receipt p99 ms"+completeness(l.Complete, l.Received), fmt.Sprintf("%.1f", l.P99ms), target, met)
 	add(scenario, "ingest→receipt max ms", fmt.Sprintf("%.1f", l.MaxMs), "", nil)
+	if l.WarmupSeconds > 0 {
+		add(scenario, fmt.Sprintf("ingest→receipt max ms in the %gs warm-up (not measured above)", l.WarmupSeconds),
+			fmt.Sprintf("%.1f", l.WarmupMaxMs), "", nil)
+	}
 }
 
 func completeness(complete bool, got int64) string {

@@ -34,6 +34,7 @@ type sink struct {
 	done  chan struct{}
 
 	lat     []int64 // ns, publish → receipt, in arrival order
+	latSent []int64 // unix ns each of them was published
 	latNext atomic.Int64
 
 	closing chan struct{} // hanging handlers return when it is closed
@@ -51,7 +52,7 @@ func startSink(want int64, record bool) (*sink, error) {
 		closing: make(chan struct{})}
 	s.bufs.New = func() any { return bytes.NewBuffer(make([]byte, 0, 2048)) }
 	if record {
-		s.lat = make([]int64, want)
+		s.lat, s.latSent = make([]int64, want), make([]int64, want)
 	}
 	s.srv = &http.Server{Handler: http.HandlerFunc(s.serve), ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout: 2 * time.Minute}
@@ -83,7 +84,7 @@ func (s *sink) serve(w http.ResponseWriter, r *http.Request) {
 	if err == nil && s.lat != nil && p != "/ceiling" {
 		if sent, ok := sentAt(buf.Bytes()); ok {
 			if i := s.latNext.Add(1) - 1; i < int64(len(s.lat)) {
-				s.lat[i] = now - sent
+				s.lat[i], s.latSent[i] = now-sent, sent
 			}
 		}
 	}
@@ -124,14 +125,18 @@ func (s *sink) wait(ctx context.Context) bool {
 	}
 }
 
-// latencies returns the recorded publish-to-receipt times.
-func (s *sink) latencies() []time.Duration {
+// latencies returns the recorded publish-to-receipt times of the events published at or
+// after from, and of those published before it.
+func (s *sink) latencies(from time.Time) (measured, before []time.Duration) {
 	n := min(s.latNext.Load(), int64(len(s.lat)))
-	out := make([]time.Duration, n)
-	for i := range out {
-		out[i] = time.Duration(s.lat[i])
+	for i := range n {
+		if s.latSent[i] >= from.UnixNano() {
+			measured = append(measured, time.Duration(s.lat[i]))
+		} else {
+			before = append(before, time.Duration(s.lat[i]))
+		}
 	}
-	return out
+	return measured, before
 }
 
 func (s *sink) close() {

@@ -62,6 +62,16 @@ type Dispatcher struct {
 	hinted   map[string]uint64
 	hintSeq  uint64
 	rescanAt time.Time // when the next periodic rescan is due; zero: at once
+	// backlogged: webhook id → since when its claims have left due work behind (more was due
+	// than its window could take). A webhook backlogged for long is spilled (models/spill.go).
+	backlogged map[string]time.Time
+	// spilled are the webhooks whose new events wait in their spill, not as rows; they stay
+	// in due until the spill is drained.
+	spilled map[string]bool
+	// toTake is the spiller's work (webhook id → rows wanted): it writes them in its own
+	// goroutine, one transaction per round, so the claim loop never waits for the writer.
+	toTake     map[string]int
+	spillerRun chan struct{}
 
 	sends sync.WaitGroup
 }
@@ -76,11 +86,33 @@ type hookState struct {
 	// most half of the workers between them, so fifty dead endpoints cannot take every
 	// slot from a healthy one while their requests hang until the timeout.
 	proven bool
+	// busySince is when inflight last went from 0 to 1, lastDone when an attempt last
+	// finished: together they tell a receiver that has stopped answering (stalled).
+	busySince, lastDone time.Time
+}
+
+// stalled reports whether the webhook has requests in flight and none has finished for at
+// least d.
+func (h *hookState) stalled(now time.Time, d time.Duration) bool {
+	return h.inflight > 0 && now.Sub(h.busySince) >= d && now.Sub(h.lastDone) >= d
 }
 
 // slowStart is the window a webhook starts with; it grows by one per success up to
 // PerWebhook.
 const slowStart = 4
+
+// spillAfter is how long a webhook stays backlogged before it is spilled: long enough that
+// a burst a healthy receiver absorbs keeps the direct path, short enough that a receiver
+// slower than the event rate stops costing the writer a row per event. A backlogged webhook
+// whose requests have stopped coming back (none finished for stallAfter) is spilled at
+// once: fifty endpoints going dead together would otherwise cost a second's worth of rows.
+const (
+	spillAfter = 100 * time.Millisecond
+	stallAfter = 20 * time.Millisecond
+)
+
+// maxTake bounds the rows one TakeSpilled writes.
+const maxTake = 512
 
 // rescanEvery is how often the dispatcher looks for due work it was not told about: leases
 // that expired after a failed record, and, on PostgreSQL, work of other replicas.
@@ -113,6 +145,11 @@ func New(cfg Config) *Dispatcher {
 		hooks:    map[string]*hookState{},
 		due:      map[string]int64{},
 		hinted:   map[string]uint64{},
+
+		backlogged: map[string]time.Time{},
+		spilled:    map[string]bool{},
+		toTake:     map[string]int{},
+		spillerRun: make(chan struct{}, 1),
 	}
 }
 
@@ -120,6 +157,20 @@ func New(cfg Config) *Dispatcher {
 func (d *Dispatcher) queued(q models.Queued) {
 	for id, b := range q.Payloads {
 		d.payloads.put(id, b)
+	}
+	if len(q.Spilled) > 0 {
+		d.mu.Lock()
+		for _, id := range q.Spilled {
+			delete(d.backlogged, id)
+			d.spilled[id] = true
+			if _, ok := d.due[id]; !ok {
+				d.due[id] = 0
+			}
+		}
+		d.mu.Unlock()
+		for _, id := range q.Spilled {
+			d.cfg.Logger.Info("webhook spilled: its new events wait without delivery rows until it catches up", "webhook", id)
+		}
 	}
 	d.hint(q.Due)
 }
@@ -166,6 +217,16 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		}
 	}
 	d.store.OnQueued(d.queued)
+	spilled, err := d.store.SpilledWebhooks(ctx)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	for _, id := range spilled {
+		d.spilled[id] = true
+		d.due[id] = 0
+	}
+	d.mu.Unlock()
 	// Other replicas announce new work over LISTEN/NOTIFY (PostgreSQL); a no-op on SQLite.
 	go d.store.Listen(ctx, models.ChannelWake, func(payload string) {
 		if payload == "" {
@@ -181,6 +242,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	})
 	recorderDone := make(chan struct{})
 	go func() { defer close(recorderDone); d.recorder() }()
+	spillerDone := make(chan struct{})
+	go func() { defer close(spillerDone); d.spiller(ctx) }()
 
 	// In-flight attempts run on their own context: shutdown lets them finish rather than
 	// turning every one into a failure to retry.
@@ -203,6 +266,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			d.sends.Wait()
 			close(d.results)
 			<-recorderDone
+			<-spillerDone
 			return nil
 		case <-d.wake:
 		case <-timer.C:
@@ -228,7 +292,28 @@ func (d *Dispatcher) claimAndSend(ctx, sendCtx context.Context) time.Duration {
 			return time.Second
 		}
 		d.mu.Lock()
+		for _, s := range slots {
+			if _, exhausted := next[s.WebhookID]; !exhausted {
+				if _, ok := d.backlogged[s.WebhookID]; !ok {
+					d.backlogged[s.WebhookID] = now
+				}
+			} else {
+				delete(d.backlogged, s.WebhookID)
+			}
+		}
 		for id, at := range next {
+			if d.spilled[id] && (at == 0 || at > now.UnixMilli()) {
+				// Its rows are all taken or waiting for a retry: room for owed events.
+				n := 0
+				for _, s := range slots {
+					if s.WebhookID == id {
+						n = s.Free
+					}
+				}
+				d.toTake[id] = d.takeFor(id, n)
+				d.wakeSpiller()
+				continue
+			}
 			if d.hinted[id] > seq {
 				continue // hinted during the claim: its snapshot may not show the new work
 			}
@@ -240,13 +325,82 @@ func (d *Dispatcher) claimAndSend(ctx, sendCtx context.Context) time.Duration {
 			}
 		}
 		d.mu.Unlock()
+		if len(claimed) > 0 {
+			d.start(ctx, sendCtx, claimed)
+		}
 		if len(claimed) == 0 {
 			// Only rows released while the claim read (they show up at the next look).
 			return time.Millisecond
 		}
-		d.start(ctx, sendCtx, claimed)
 	}
 	return time.Second
+}
+
+// takeFor is how many owed events to turn into rows for a spilled webhook that had free
+// slots: a few windows' worth, so one transaction feeds several claims; called with d.mu
+// held.
+func (d *Dispatcher) takeFor(webhookID string, free int) int {
+	window := min(slowStart, d.cfg.PerWebhook)
+	if h := d.hooks[webhookID]; h != nil {
+		window = int(h.limit)
+	}
+	return min(max(free, 4*window, 16), maxTake)
+}
+
+func (d *Dispatcher) wakeSpiller() {
+	select {
+	case d.spillerRun <- struct{}{}:
+	default:
+	}
+}
+
+// spiller writes the spills and takes the claim loop asked for, batching whatever
+// accumulated while its previous round ran.
+func (d *Dispatcher) spiller(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.spillerRun:
+		}
+		d.mu.Lock()
+		take := make([]models.HookSlots, 0, len(d.toTake))
+		for id, n := range d.toTake {
+			take = append(take, models.HookSlots{WebhookID: id, Free: n})
+		}
+		clear(d.toTake)
+		d.mu.Unlock()
+		if err := d.take(ctx, take); err != nil && ctx.Err() == nil {
+			d.cfg.Logger.Error("take spilled events", "err", err)
+			time.Sleep(100 * time.Millisecond)
+			d.requestRescan()
+		}
+	}
+}
+
+// take turns owed events of spilled webhooks into delivery rows, in one transaction.
+func (d *Dispatcher) take(ctx context.Context, take []models.HookSlots) error {
+	if len(take) == 0 {
+		return nil
+	}
+	got, err := d.store.TakeSpilled(ctx, take)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	for id, g := range got {
+		if g.Spilled || !d.spilled[id] {
+			continue
+		}
+		delete(d.spilled, id)
+		if g.Queued == 0 {
+			delete(d.due, id)
+		}
+		d.cfg.Logger.Info("webhook caught up: its spill is drained", "webhook", id)
+	}
+	d.mu.Unlock()
+	d.Notify()
+	return nil
 }
 
 // plan chooses the webhooks to claim for now and how many each: those with work due and free
@@ -256,6 +410,16 @@ func (d *Dispatcher) plan(at time.Time) ([]models.HookSlots, uint64, time.Durati
 	now := at.UnixMilli()
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.store.SpillSupported() {
+		var spill []string
+		for id, since := range d.backlogged {
+			if h := d.hooks[id]; !d.spilled[id] && (at.Sub(since) >= spillAfter || h != nil && h.stalled(at, stallAfter)) {
+				spill = append(spill, id)
+			}
+		}
+		// Applied by the next publish, the only writer of the rows a spill saves.
+		d.store.RequestSpill(spill)
+	}
 	wait := time.Until(d.rescanAt)
 	free := d.cfg.Workers - d.inflight
 	if free <= 0 {
@@ -333,6 +497,18 @@ func (d *Dispatcher) plan(at time.Time) ([]models.HookSlots, uint64, time.Durati
 			slots[i].Free += n
 		} else {
 			slots = append(slots, models.HookSlots{WebhookID: s.WebhookID, Free: n})
+		}
+	}
+	if d.store.SpillSupported() {
+		// Due work that gets no slot now (its window is full, or the shared half is taken)
+		// is a backlog too; a claim that empties the webhook's queue clears the mark.
+		for id, due := range d.due {
+			if _, ok := d.backlogged[id]; ok || due > now || d.spilled[id] {
+				continue
+			}
+			if !slices.ContainsFunc(slots, func(s models.HookSlots) bool { return s.WebhookID == id }) {
+				d.backlogged[id] = at
+			}
 		}
 	}
 	return slots, d.hintSeq, max(wait, time.Millisecond)
@@ -417,6 +593,9 @@ func (d *Dispatcher) start(ctx, sendCtx context.Context, claimed []*models.Deliv
 			h = &hookState{limit: float64(min(slowStart, d.cfg.PerWebhook))}
 			d.hooks[c.WebhookID] = h
 		}
+		if h.inflight == 0 {
+			h.busySince = time.Now()
+		}
 		h.inflight++
 		d.inflight++
 	}
@@ -466,6 +645,7 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *models.Delivery, wh *model
 	d.inflight--
 	if h := d.hooks[dl.WebhookID]; h != nil {
 		h.inflight--
+		h.lastDone = time.Now()
 	}
 	d.observeInFlight()
 	d.mu.Unlock()

@@ -142,6 +142,8 @@ type queueCollector struct {
 	logger   *slog.Logger
 	pending  *prometheus.Desc
 	oldest   *prometheus.Desc
+	spilled  *prometheus.Desc
+	owed     *prometheus.Desc
 
 	mu    sync.Mutex
 	last  models.QueueStats
@@ -156,13 +158,19 @@ func newQueueCollector(store *models.Store, interval time.Duration, logger *slog
 		pending: prometheus.NewDesc("hookrelay_queue_pending_deliveries",
 			"Deliveries not finished yet, including those waiting for a retry (refreshed at most every few seconds).", nil, nil),
 		oldest: prometheus.NewDesc("hookrelay_queue_oldest_pending_age_seconds",
-			"How long the longest-waiting pending delivery has been due: the queue's lag (0 when nothing is overdue).", nil, nil),
+			"How long the longest-waiting pending delivery (or owed event of a spilled webhook) has been due: the queue's lag (0 when nothing is overdue).", nil, nil),
+		spilled: prometheus.NewDesc("hookrelay_queue_spilled_webhooks",
+			"Webhooks too far behind to get a delivery row per event: their new events wait in order until they catch up.", nil, nil),
+		owed: prometheus.NewDesc("hookrelay_queue_spilled_events",
+			"Events the spilled webhooks still owe, not counted in the pending deliveries.", nil, nil),
 	}
 }
 
 func (q *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- q.pending
 	ch <- q.oldest
+	ch <- q.spilled
+	ch <- q.owed
 }
 
 func (q *queueCollector) Collect(ch chan<- prometheus.Metric) {
@@ -185,6 +193,8 @@ func (q *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(q.pending, prometheus.GaugeValue, float64(q.last.Pending))
+	ch <- prometheus.MustNewConstMetric(q.spilled, prometheus.GaugeValue, float64(q.last.Spilled))
+	ch <- prometheus.MustNewConstMetric(q.owed, prometheus.GaugeValue, float64(q.last.Owed))
 	age := 0.0
 	if q.last.OldestDue > 0 {
 		// Measured against the time of the count, not now, so a cached count does not

@@ -207,7 +207,7 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (int64, error) {
 		}{
 			{`DELETE FROM attempts WHERE id < ? AND delivery_id NOT IN (SELECT id FROM deliveries WHERE status = 'pending')`, idBefore("att", before)},
 			{`DELETE FROM deliveries WHERE id < ? AND status <> 'pending'`, idBefore("dlv", before)},
-			{`DELETE FROM events WHERE created_at < ? AND id NOT IN (SELECT event_id FROM deliveries)`, before.UTC()},
+			{`DELETE FROM events WHERE created_at < ? AND id NOT IN (SELECT event_id FROM deliveries)` + s.keepOwed(), before.UTC()},
 			{`DELETE FROM sessions WHERE expires_at < ?`, before.UTC()},
 			{`DELETE FROM captures WHERE received_at < ?`, before.UTC()},
 		}

@@ -524,6 +524,7 @@ func (s *Store) releaseLeases(ids []string) {
 type Queued struct {
 	Due      map[string]int64  // webhook id → earliest due time of its new deliveries (unix ms)
 	Payloads map[string][]byte // event id → body bytes, for events just published
+	Spilled  []string          // webhooks the commit spilled: they owe the events it holds
 }
 
 // OnQueued registers fn to be told, after each commit that queues deliveries, what it
@@ -532,7 +533,7 @@ type Queued struct {
 func (s *Store) OnQueued(fn func(Queued)) { s.onQueued.Store(&fn) }
 
 func (s *Store) queued(q Queued) {
-	if len(q.Due) == 0 {
+	if len(q.Due) == 0 && len(q.Spilled) == 0 {
 		return
 	}
 	if s.leases != nil {

@@ -40,7 +40,9 @@ type Published struct {
 }
 
 // Publish writes the events and one pending delivery per enabled subscribed webhook in one
-// transaction (the outbox): once it returns, a crash cannot lose them. A batch shares the
+// transaction (the outbox): once it returns, a crash cannot lose them. A spilled webhook
+// (spill.go) gets no row: the event is owed to it through its spill position instead, and
+// still counts in the event's DeliveryCount. A batch shares the
 // transaction, which is how many events per second stay cheap on one SQLite writer.
 func (s *Store) Publish(ctx context.Context, in []PublishInput) ([]Published, error) {
 	out, err := s.publish(ctx, in)
@@ -56,8 +58,14 @@ func (s *Store) publish(ctx context.Context, in []PublishInput) ([]Published, er
 	out := make([]Published, len(in))
 	now := time.Now().UTC()
 	due := map[string]int64{}
+	var newSpills []string
 	err := s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var subsByType = map[string][]*Webhook{}
+		spilled, started, err := s.spillBacklogged(tx)
+		if err != nil {
+			return err
+		}
+		newSpills = started
 		var events []*Event
 		var deliveries []*Delivery
 		for i, p := range in {
@@ -96,10 +104,14 @@ func (s *Store) publish(ctx context.Context, in []PublishInput) ([]Published, er
 			events = append(events, ev)
 			ds := make([]*Delivery, 0, len(subs))
 			for _, w := range subs {
+				if spilled[w.ID] {
+					continue // owed through its spill, with no row of its own yet
+				}
 				d := &Delivery{ID: NewID("dlv"), EventID: ev.ID, WebhookID: w.ID, EventType: p.Type,
 					Status: StatusPending, NextAttemptAt: now.UnixMilli(), CreatedAt: now, UpdatedAt: now}
 				ds = append(ds, d)
 				due[w.ID] = d.NextAttemptAt
+				s.wroteRow(w.ID)
 			}
 			deliveries = append(deliveries, ds...)
 			out[i] = Published{Event: ev, Deliveries: ds}
@@ -125,7 +137,7 @@ func (s *Store) publish(ctx context.Context, in []PublishInput) ([]Published, er
 		}
 		return nil, fmt.Errorf("publish: %w", err)
 	}
-	q := Queued{Due: due, Payloads: make(map[string][]byte, len(in))}
+	q := Queued{Due: due, Payloads: make(map[string][]byte, len(in)), Spilled: newSpills}
 	for _, p := range out {
 		if !p.Replayed && len(p.Deliveries) > 0 {
 			q.Payloads[p.Event.ID] = p.Event.Payload
@@ -222,8 +234,8 @@ func (s *Store) EventPayloads(ctx context.Context, ids []string) (map[string]*Ev
 
 // ReplayFilter selects the past events a replay sends again to one webhook: the given types,
 // published (not test) events accepted in [Since, Until), also from before the webhook
-// existed. Events with a delivery to the webhook still pending are skipped: they are on their
-// way already. OnlyFailed keeps the events whose deliveries to the webhook all ended failed
+// existed. Events with a delivery to the webhook still pending, or owed by its spill, are
+// skipped: they are on their way already. OnlyFailed keeps the events whose deliveries to the webhook all ended failed
 // or cancelled (at least one, none succeeded).
 type ReplayFilter struct {
 	WebhookID    string
@@ -232,11 +244,15 @@ type ReplayFilter struct {
 	OnlyFailed   bool
 }
 
-func (f ReplayFilter) where(q *gorm.DB) *gorm.DB {
+func (f ReplayFilter) where(q *gorm.DB, spills bool) *gorm.DB {
 	q = q.Table("events").
 		Where("events.test = ? AND events.type IN ? AND events.created_at >= ? AND events.created_at < ?",
 			false, f.Types, f.Since.UTC(), f.Until.UTC()).
 		Where(`NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.webhook_id = ? AND d.status = 'pending')`, f.WebhookID)
+	if spills {
+		// Owed through the webhook's spill: on their way already, like pending ones.
+		q = q.Where(`NOT EXISTS (SELECT 1 FROM webhook_spills sp WHERE sp.webhook_id = ? AND events.rowid > sp.after_seq)`, f.WebhookID)
+	}
 	if f.OnlyFailed {
 		q = q.Where(`EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.webhook_id = ? AND d.status IN ('failed', 'cancelled'))`, f.WebhookID).
 			Where(`NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.webhook_id = ? AND d.status = 'succeeded')`, f.WebhookID)
@@ -247,7 +263,7 @@ func (f ReplayFilter) where(q *gorm.DB) *gorm.DB {
 // CountReplay returns how many events a replay with this filter would queue now.
 func (s *Store) CountReplay(ctx context.Context, f ReplayFilter) (int64, error) {
 	var n int64
-	if err := f.where(s.R.WithContext(ctx)).Count(&n).Error; err != nil {
+	if err := f.where(s.R.WithContext(ctx), s.SpillSupported()).Count(&n).Error; err != nil {
 		return 0, fmt.Errorf("count replay: %w", err)
 	}
 	return n, nil
@@ -279,7 +295,7 @@ func (s *Store) QueueReplay(ctx context.Context, f ReplayFilter, batch int, afte
 				return fmt.Errorf("%w: the webhook was disabled", ErrConflict)
 			}
 			var rows []struct{ ID, Type string }
-			q := f.where(tx).Select("events.id", "events.type").Order("events.id").Limit(batch)
+			q := f.where(tx, s.SpillSupported()).Select("events.id", "events.type").Order("events.id").Limit(batch)
 			if cursor != "" {
 				q = q.Where("events.id > ?", cursor)
 			}

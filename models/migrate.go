@@ -156,6 +156,15 @@ DROP INDEX deliveries_due;
 DROP INDEX attempts_started;
 DROP INDEX deliveries_created_at;
 `},
+	// A spilled webhook owes the events after after_seq (an events rowid) that match its
+	// subscription, without a delivery row for each yet: see spill.go. Used on SQLite only.
+	{5, "webhook spills", `
+CREATE TABLE webhook_spills (
+	webhook_id TEXT PRIMARY KEY,
+	after_seq BIGINT NOT NULL,
+	since {{ts}} NOT NULL
+);
+`},
 }
 
 func (s *Store) migrate(ctx context.Context) error {

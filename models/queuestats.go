@@ -9,6 +9,8 @@ import (
 type QueueStats struct {
 	Pending   int64 // deliveries not yet finished, including those waiting for a retry
 	OldestDue int64 // unix ms at which the longest-waiting pending delivery became due; 0 when none
+	Spilled   int64 // webhooks spilled (spill.go)
+	Owed      int64 // events the spilled webhooks owe, without delivery rows yet
 }
 
 // QueueStats counts the outbox. Both queries stay on the partial index of pending deliveries
@@ -29,6 +31,17 @@ func (s *Store) QueueStats(ctx context.Context) (QueueStats, error) {
 	}
 	if oldest != nil {
 		st.OldestDue = *oldest
+	}
+	owed, err := s.owed(ctx)
+	if err != nil {
+		return st, err
+	}
+	for _, o := range owed {
+		st.Spilled++
+		st.Owed += o.Events
+		if o.Events > 0 && (st.OldestDue == 0 || o.OldestAt < st.OldestDue) {
+			st.OldestDue = o.OldestAt
+		}
 	}
 	return st, nil
 }

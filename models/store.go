@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,6 +32,11 @@ type Store struct {
 	// subs caches the enabled webhooks for Publish on SQLite, where every webhook write goes
 	// through this process; nil on PostgreSQL, where other replicas write webhooks too.
 	subs *subscriberCache
+	// sinceCheck counts, per webhook, the rows publishes wrote since its backlog was last
+	// looked at (spill.go); SQLite only, touched by the one writer.
+	sinceCheck   map[string]int
+	spillWanted  map[string]bool // see RequestSpill
+	sinceCheckMu sync.Mutex      // guards sinceCheck and spillWanted
 	// onQueued is told about deliveries that became due (see OnQueued).
 	onQueued atomic.Pointer[func(Queued)]
 	group    publishGroup // see PublishOne
@@ -107,7 +113,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		rdb.SetMaxOpenConns(8)
 		rdb.SetMaxIdleConns(8)
 		s = &Store{W: w, R: r, Dialect: "sqlite", closers: []*sql.DB{wdb, rdb},
-			leases: newMemLeases(), subs: &subscriberCache{}}
+			leases: newMemLeases(), subs: &subscriberCache{}, sinceCheck: map[string]int{}, spillWanted: map[string]bool{}}
 	}
 	if err := s.Ping(ctx); err != nil {
 		s.Close()

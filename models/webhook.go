@@ -195,7 +195,12 @@ func (s *Store) ModifyWebhook(ctx context.Context, id string, change func(w *Web
 	return &out, nil
 }
 
+// cancelPending cancels a webhook's pending deliveries and ends its spill; callers invalidate
+// the subscriber cache.
 func cancelPending(tx *gorm.DB, webhookID, reason string) error {
+	if err := dropSpill(tx, webhookID); err != nil {
+		return err
+	}
 	return tx.Exec(`UPDATE deliveries SET status = 'cancelled', next_attempt_at = 0, locked_until = 0, last_error = ?, updated_at = ?
 		WHERE webhook_id = ? AND status = 'pending'`, reason, time.Now().UTC(), webhookID).Error
 }
@@ -224,7 +229,7 @@ func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
 		}
 		s.subs.invalidate()
 		// Test events belong to the one webhook they were sent to; published events stay.
-		if err := tx.Exec(`DELETE FROM events WHERE test = ? AND id IN (SELECT event_id FROM deliveries WHERE webhook_id = ? AND test = ?)`,
+		if err := tx.Exec(`DELETE FROM events WHERE test = ? AND id IN (SELECT event_id FROM deliveries WHERE webhook_id = ? AND test = ?)`+s.keepOwed(),
 			true, id, true).Error; err != nil {
 			return fmt.Errorf("delete test events: %w", err)
 		}
@@ -233,6 +238,9 @@ func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
 		}
 		if err := tx.Exec(`DELETE FROM deliveries WHERE webhook_id = ?`, id).Error; err != nil {
 			return fmt.Errorf("delete deliveries: %w", err)
+		}
+		if err := dropSpill(tx, id); err != nil {
+			return err
 		}
 		// Inspector bins linked to it keep their captures but lose the dangling link.
 		if err := tx.Exec(`UPDATE bins SET webhook_id = '' WHERE webhook_id = ?`, id).Error; err != nil {

@@ -1,0 +1,351 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// Spilling keeps a saturated webhook from costing the writer a row per event.
+//
+// Publishing normally writes one pending delivery row per subscribed webhook. When a webhook
+// cannot keep up (it hangs until the timeout, or is slower than the event rate), those rows
+// pile up: fifty dead endpoints at 1,000 events/s are 50,000 inserts a second on the one
+// SQLite writer, and every healthy webhook's events wait behind them. A spilled webhook
+// instead owes every event after a position in the events table (its rowid, which on SQLite's
+// single writer grows in commit order) that matches its subscription; publishing writes no
+// row for it. The dispatcher turns owed events into delivery rows a chunk at a time, as the
+// webhook frees capacity (TakeSpilled), and the spill ends when the chunk reaches the newest
+// event. Nothing is lost in between: the events and the spill position are durable, and the
+// position moves only in the transaction that writes the rows it passed.
+//
+// Only SQLite spills. On PostgreSQL, concurrent writers commit out of id order, so a
+// position in the events table cannot say which events are owed; there every delivery gets
+// its row at publish, and replicas share the writing.
+
+// spillPending is the backlog at which publishing spills a webhook: this many deliveries
+// pending (in flight, due, or waiting for a retry). A healthy receiver keeps its pending
+// count near its in-flight window (32 at most by default); one that hangs or falls behind
+// passes it within a few dozen events. Checked once per spillPending rows written for the
+// webhook, so the check costs one bounded index read per that many rows.
+const spillPending = 32
+
+// SpillSupported reports whether this store can spill webhooks.
+func (s *Store) SpillSupported() bool { return !s.IsPostgres() }
+
+// Spill makes the given enabled webhooks owe the events published from now on instead of
+// getting a delivery row for each, in one transaction. It returns the ids spilled afterwards
+// (none on PostgreSQL; a webhook gone or disabled is not spilled).
+func (s *Store) Spill(ctx context.Context, webhookIDs []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	if !s.SpillSupported() || len(webhookIDs) == 0 {
+		return out, nil
+	}
+	err := s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		now := time.Now().UTC()
+		for _, id := range webhookIDs {
+			if err := startSpill(tx, id, now); err != nil {
+				return err
+			}
+		}
+		var ids []string
+		if err := tx.Raw(`SELECT webhook_id FROM webhook_spills WHERE webhook_id IN ?`, webhookIDs).Scan(&ids).Error; err != nil {
+			return err
+		}
+		for _, id := range ids {
+			out[id] = true
+		}
+		s.subs.invalidate()
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("spill webhooks: %w", err)
+	}
+	return out, nil
+}
+
+// startSpill spills an enabled webhook from the newest event on; a spilled one stays as it is.
+func startSpill(tx *gorm.DB, webhookID string, now time.Time) error {
+	err := tx.Exec(`INSERT INTO webhook_spills (webhook_id, after_seq, since)
+		SELECT id, (SELECT COALESCE(MAX(rowid), 0) FROM events), ? FROM webhooks WHERE id = ? AND enabled
+		ON CONFLICT (webhook_id) DO NOTHING`, now, webhookID).Error
+	if err != nil {
+		return fmt.Errorf("spill webhook %s: %w", webhookID, err)
+	}
+	return nil
+}
+
+// SpilledWebhooks returns the ids of the spilled webhooks.
+func (s *Store) SpilledWebhooks(ctx context.Context) ([]string, error) {
+	var ids []string
+	if err := s.R.WithContext(ctx).Raw(`SELECT webhook_id FROM webhook_spills ORDER BY webhook_id`).Scan(&ids).Error; err != nil {
+		return nil, fmt.Errorf("spilled webhooks: %w", err)
+	}
+	return ids, nil
+}
+
+// SpillTake is what TakeSpilled did.
+type SpillTake struct {
+	Queued  int  // delivery rows written
+	Spilled bool // the webhook still owes events without rows
+}
+
+// TakeSpilled writes pending delivery rows for up to Free of the events each spilled webhook
+// owes, oldest first, and moves its position past them, all in one transaction. When a
+// webhook's take reaches the newest event its spill ends in the same transaction, so the next
+// publish writes its rows again and no event falls between the two. The rows are announced
+// like a publish's (OnQueued). A webhook that is not spilled, gone or disabled gets nothing.
+func (s *Store) TakeSpilled(ctx context.Context, wants []HookSlots) (map[string]SpillTake, error) {
+	out := make(map[string]SpillTake, len(wants))
+	if !s.SpillSupported() || len(wants) == 0 {
+		return out, nil
+	}
+	now := time.Now().UTC()
+	payloads := map[string][]byte{}
+	due := map[string]int64{}
+	err := s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		clear(out)
+		for _, want := range wants {
+			got, err := s.takeSpilled(tx, want, now, payloads)
+			if err != nil {
+				return err
+			}
+			out[want.WebhookID] = got
+			if got.Queued > 0 {
+				due[want.WebhookID] = now.UnixMilli()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("take spilled events: %w", err)
+	}
+	if len(due) > 0 {
+		s.queued(Queued{Due: due, Payloads: payloads})
+	}
+	return out, nil
+}
+
+func (s *Store) takeSpilled(tx *gorm.DB, want HookSlots, now time.Time, payloads map[string][]byte) (SpillTake, error) {
+	var out SpillTake
+	n := want.Free
+	var after []int64
+	if err := tx.Raw(`SELECT after_seq FROM webhook_spills WHERE webhook_id = ?`, want.WebhookID).Scan(&after).Error; err != nil {
+		return out, err
+	}
+	if len(after) == 0 || n <= 0 {
+		return out, nil
+	}
+	var w Webhook
+	err := tx.Where("id = ?", want.WebhookID).Take(&w).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) || err == nil && !w.Enabled {
+		s.subs.invalidate()
+		return out, dropSpill(tx, want.WebhookID)
+	}
+	if err != nil {
+		return out, err
+	}
+	// Events of other types are passed over, so read a few times what is wanted; a chunk
+	// that matched nothing still moves the position on.
+	scan := max(4*n, 256)
+	rows, err := tx.Raw(`SELECT rowid, id, type, payload FROM events WHERE rowid > ? AND test = ? ORDER BY rowid LIMIT ?`,
+		after[0], false, scan).Rows()
+	if err != nil {
+		return out, err
+	}
+	var ds []*Delivery
+	pos, read := after[0], 0
+	for rows.Next() {
+		var seq int64
+		var id, typ string
+		var payload []byte
+		if err := rows.Scan(&seq, &id, &typ, &payload); err != nil {
+			rows.Close()
+			return out, err
+		}
+		read++
+		pos = seq
+		if w.Subscribes(typ) {
+			ds = append(ds, &Delivery{ID: NewID("dlv"), EventID: id, WebhookID: w.ID, EventType: typ,
+				Status: StatusPending, NextAttemptAt: now.UnixMilli(), CreatedAt: now, UpdatedAt: now})
+			payloads[id] = payload
+			if len(ds) == n {
+				break
+			}
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return out, err
+	}
+	if err := insertDeliveries(tx, ds); err != nil {
+		return out, err
+	}
+	out.Queued = len(ds)
+	if len(ds) < n && read < scan {
+		// Reached the newest event: from the next publish on, rows are written again.
+		s.subs.invalidate()
+		return out, dropSpill(tx, w.ID)
+	}
+	out.Spilled = true
+	return out, tx.Exec(`UPDATE webhook_spills SET after_seq = ? WHERE webhook_id = ?`, pos, w.ID).Error
+}
+
+// dropSpill ends a webhook's spill: what it still owed is not sent (the webhook was disabled
+// or deleted, which cancels its pending deliveries too; a replay can send the events again).
+// Callers invalidate the subscriber cache, which holds the spilled set.
+func dropSpill(tx *gorm.DB, webhookID string) error {
+	if err := tx.Exec(`DELETE FROM webhook_spills WHERE webhook_id = ?`, webhookID).Error; err != nil {
+		return fmt.Errorf("end spill: %w", err)
+	}
+	return nil
+}
+
+// keepOwed is the condition, appended to a DELETE FROM events, that spares the events a
+// spill still owes, and the one at the position itself: SQLite gives a new row the largest
+// rowid plus one, so deleting the newest event would hand its rowid, which the position
+// already counts as passed, to the next event.
+func (s *Store) keepOwed() string {
+	if !s.SpillSupported() {
+		return ""
+	}
+	return ` AND rowid < COALESCE((SELECT MIN(after_seq) FROM webhook_spills), 9223372036854775807)`
+}
+
+// Owed is what one spilled webhook owes.
+type Owed struct {
+	WebhookID string
+	Events    int64 // events matching its subscription after its position
+	OldestAt  int64 // unix ms the oldest of them was published; 0 when none
+}
+
+// owed counts, per spilled webhook, the events it owes. Like the pending count, the cost
+// follows the backlog: callers should not run it per request.
+func (s *Store) owed(ctx context.Context) ([]Owed, error) {
+	if !s.SpillSupported() {
+		return nil, nil
+	}
+	var spills []struct {
+		WebhookID string
+		AfterSeq  int64
+		Events    string
+	}
+	db := s.R.WithContext(ctx)
+	if err := db.Raw(`SELECT sp.webhook_id, sp.after_seq, w.events FROM webhook_spills sp
+		JOIN webhooks w ON w.id = sp.webhook_id ORDER BY sp.webhook_id`).Scan(&spills).Error; err != nil {
+		return nil, fmt.Errorf("spilled webhooks: %w", err)
+	}
+	out := make([]Owed, 0, len(spills))
+	for _, sp := range spills {
+		o := Owed{WebhookID: sp.WebhookID}
+		types := (&Webhook{Events: sp.Events}).EventList()
+		var first []time.Time
+		if err := db.Raw(`SELECT COUNT(*) FROM events WHERE rowid > ? AND test = ? AND type IN ?`,
+			sp.AfterSeq, false, types).Scan(&o.Events).Error; err != nil {
+			return nil, fmt.Errorf("count owed events: %w", err)
+		}
+		if err := db.Raw(`SELECT created_at FROM events WHERE rowid > ? AND test = ? AND type IN ? ORDER BY rowid LIMIT 1`,
+			sp.AfterSeq, false, types).Scan(&first).Error; err != nil {
+			return nil, fmt.Errorf("oldest owed event: %w", err)
+		}
+		if len(first) > 0 {
+			o.OldestAt = first[0].UnixMilli()
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+// RequestSpill asks for webhooks to be spilled by the next publish (the dispatcher sees that
+// they stopped answering): applied there, inside the transaction that would otherwise write
+// their rows, it costs no transaction of its own. A no-op on PostgreSQL.
+func (s *Store) RequestSpill(webhookIDs []string) {
+	if !s.SpillSupported() || len(webhookIDs) == 0 {
+		return
+	}
+	s.sinceCheckMu.Lock()
+	for _, id := range webhookIDs {
+		s.spillWanted[id] = true
+	}
+	s.sinceCheckMu.Unlock()
+}
+
+// wroteRow notes a delivery row a publish wrote for a webhook (SQLite).
+func (s *Store) wroteRow(webhookID string) {
+	if s.sinceCheck != nil {
+		s.sinceCheckMu.Lock()
+		s.sinceCheck[webhookID]++
+		s.sinceCheckMu.Unlock()
+	}
+}
+
+// spillBacklogged runs at the start of a publish transaction: when a dispatcher listens
+// (OnQueued), it spills the webhooks whose pending deliveries reached spillPending (looking only at those that got spillPending rows
+// since their last look), and returns the spilled set the publish must skip. A spill made
+// here starts before this transaction's events, so they are owed like any later ones.
+func (s *Store) spillBacklogged(tx *gorm.DB) (map[string]bool, []string, error) {
+	if !s.SpillSupported() {
+		return nil, nil, nil
+	}
+	if s.onQueued.Load() == nil {
+		// No dispatcher in this process to take what a spill would owe: spills made
+		// explicitly still count, but backlogs start none.
+		spilled, err := s.spilledSet(tx)
+		return spilled, nil, err
+	}
+	spilled, err := s.spilledSet(tx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var check, wanted []string
+	s.sinceCheckMu.Lock()
+	for id, n := range s.sinceCheck {
+		if n >= spillPending {
+			delete(s.sinceCheck, id)
+			if !spilled[id] {
+				check = append(check, id)
+			}
+		}
+	}
+	for id := range s.spillWanted {
+		if !spilled[id] {
+			wanted = append(wanted, id)
+		}
+	}
+	clear(s.spillWanted)
+	s.sinceCheckMu.Unlock()
+	var started []string
+	for _, id := range wanted {
+		if err := startSpill(tx, id, time.Now().UTC()); err != nil {
+			return nil, nil, err
+		}
+		started = append(started, id)
+	}
+	for _, id := range check {
+		if slices.Contains(wanted, id) {
+			continue
+		}
+		var n int64
+		if err := tx.Raw(`SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE webhook_id = ? AND status = 'pending' LIMIT ?) AS backlog`,
+			id, spillPending).Scan(&n).Error; err != nil {
+			return nil, nil, fmt.Errorf("webhook backlog: %w", err)
+		}
+		if n < spillPending {
+			continue
+		}
+		if err := startSpill(tx, id, time.Now().UTC()); err != nil {
+			return nil, nil, err
+		}
+		started = append(started, id)
+	}
+	if len(started) == 0 {
+		return spilled, nil, nil
+	}
+	s.subs.invalidate()
+	spilled, err = s.spilledSet(tx)
+	return spilled, started, err
+}
