@@ -68,10 +68,14 @@ type Dispatcher struct {
 	// spilled are the webhooks whose new events wait in their spill, not as rows; they stay
 	// in due until the spill is drained.
 	spilled map[string]bool
-	// toTake is the spiller's work (webhook id → rows wanted): it writes them in its own
-	// goroutine, one transaction per round, so the claim loop never waits for the writer.
-	toTake     map[string]int
+	// toTake is the spiller's work: it writes the rows in its own goroutine, one
+	// transaction per round, so the claim loop never waits for the writer, and starts the
+	// ones it leased at once.
+	toTake     map[string]models.TakeWant
 	spillerRun chan struct{}
+	// ready holds rows a take leased beyond the webhook's free slots: they are sent before
+	// anything is claimed for it, without another read.
+	ready map[string][]readyRow
 
 	sends sync.WaitGroup
 }
@@ -148,7 +152,8 @@ func New(cfg Config) *Dispatcher {
 
 		backlogged: map[string]time.Time{},
 		spilled:    map[string]bool{},
-		toTake:     map[string]int{},
+		toTake:     map[string]models.TakeWant{},
+		ready:      map[string][]readyRow{},
 		spillerRun: make(chan struct{}, 1),
 	}
 }
@@ -242,13 +247,13 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	})
 	recorderDone := make(chan struct{})
 	go func() { defer close(recorderDone); d.recorder() }()
-	spillerDone := make(chan struct{})
-	go func() { defer close(spillerDone); d.spiller(ctx) }()
 
 	// In-flight attempts run on their own context: shutdown lets them finish rather than
 	// turning every one into a failure to retry.
 	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSends()
+	spillerDone := make(chan struct{})
+	go func() { defer close(spillerDone); d.spiller(ctx, sendCtx) }()
 
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -263,10 +268,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
+			<-spillerDone // it may start attempts until it returns
 			d.sends.Wait()
 			close(d.results)
 			<-recorderDone
-			<-spillerDone
 			return nil
 		case <-d.wake:
 		case <-timer.C:
@@ -284,6 +289,13 @@ func (d *Dispatcher) claimAndSend(ctx, sendCtx context.Context) time.Duration {
 			return wait
 		}
 		now := time.Now()
+		slots, ready := d.popReady(slots, now)
+		if len(ready) > 0 {
+			d.start(ctx, sendCtx, ready)
+		}
+		if len(slots) == 0 {
+			continue
+		}
 		claimed, next, err := d.store.ClaimFor(ctx, models.ClaimForRequest{Owner: d.owner, Now: now, Lease: d.cfg.Lease, Hooks: slots})
 		if err != nil {
 			if ctx.Err() == nil {
@@ -310,7 +322,8 @@ func (d *Dispatcher) claimAndSend(ctx, sendCtx context.Context) time.Duration {
 						n = s.Free
 					}
 				}
-				d.toTake[id] = d.takeFor(id, n)
+				rows := d.takeFor(id, n)
+				d.toTake[id] = models.TakeWant{WebhookID: id, Rows: rows, Lease: rows}
 				d.wakeSpiller()
 				continue
 			}
@@ -337,14 +350,56 @@ func (d *Dispatcher) claimAndSend(ctx, sendCtx context.Context) time.Duration {
 }
 
 // takeFor is how many owed events to turn into rows for a spilled webhook that had free
-// slots: a few windows' worth, so one transaction feeds several claims; called with d.mu
-// held.
+// slots: two windows' worth, so one transaction feeds the webhook for a while, yet what
+// waits in ready is sent well within its lease; called with d.mu held.
 func (d *Dispatcher) takeFor(webhookID string, free int) int {
 	window := min(slowStart, d.cfg.PerWebhook)
 	if h := d.hooks[webhookID]; h != nil {
 		window = int(h.limit)
 	}
-	return min(max(free, 4*window, 16), maxTake)
+	return min(max(free, 2*window), maxTake)
+}
+
+// readyRow is a row a take leased, waiting for a free slot of its webhook.
+type readyRow struct {
+	d       *models.Delivery
+	takenAt time.Time
+}
+
+// popReady serves planned slots from the rows takes leased, and returns the slots still to
+// claim for. A ready row held for more than half its lease is let go instead (claimed again
+// later), so its lease cannot run out while it is being sent.
+func (d *Dispatcher) popReady(slots []models.HookSlots, now time.Time) ([]models.HookSlots, []*models.Delivery) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []*models.Delivery
+	var stale []string
+	rest := slots[:0:0]
+	for _, s := range slots {
+		q := d.ready[s.WebhookID]
+		for len(q) > 0 && s.Free > 0 {
+			r := q[0]
+			q = q[1:]
+			if now.Sub(r.takenAt) > d.cfg.Lease/2 {
+				stale = append(stale, r.d.ID)
+				continue
+			}
+			out = append(out, r.d)
+			s.Free--
+		}
+		if len(q) == 0 {
+			delete(d.ready, s.WebhookID)
+		} else {
+			d.ready[s.WebhookID] = q
+		}
+		if s.Free > 0 {
+			rest = append(rest, s)
+		}
+	}
+	if len(stale) > 0 {
+		d.store.ForgetLeases(stale)
+	}
+	return rest, out
 }
 
 func (d *Dispatcher) wakeSpiller() {
@@ -356,7 +411,7 @@ func (d *Dispatcher) wakeSpiller() {
 
 // spiller writes the spills and takes the claim loop asked for, batching whatever
 // accumulated while its previous round ran.
-func (d *Dispatcher) spiller(ctx context.Context) {
+func (d *Dispatcher) spiller(ctx, sendCtx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -364,13 +419,13 @@ func (d *Dispatcher) spiller(ctx context.Context) {
 		case <-d.spillerRun:
 		}
 		d.mu.Lock()
-		take := make([]models.HookSlots, 0, len(d.toTake))
-		for id, n := range d.toTake {
-			take = append(take, models.HookSlots{WebhookID: id, Free: n})
+		take := make([]models.TakeWant, 0, len(d.toTake))
+		for _, w := range d.toTake {
+			take = append(take, w)
 		}
 		clear(d.toTake)
 		d.mu.Unlock()
-		if err := d.take(ctx, take); err != nil && ctx.Err() == nil {
+		if err := d.take(ctx, sendCtx, take); err != nil && ctx.Err() == nil {
 			d.cfg.Logger.Error("take spilled events", "err", err)
 			time.Sleep(100 * time.Millisecond)
 			d.requestRescan()
@@ -378,14 +433,43 @@ func (d *Dispatcher) spiller(ctx context.Context) {
 	}
 }
 
-// take turns owed events of spilled webhooks into delivery rows, in one transaction.
-func (d *Dispatcher) take(ctx context.Context, take []models.HookSlots) error {
+// take turns owed events of spilled webhooks into delivery rows, in one transaction, and
+// starts the ones it leased.
+func (d *Dispatcher) take(ctx, sendCtx context.Context, take []models.TakeWant) error {
 	if len(take) == 0 {
 		return nil
 	}
-	got, err := d.store.TakeSpilled(ctx, take)
+	got, err := d.store.TakeSpilled(ctx, models.TakeRequest{Owner: d.owner, Now: time.Now(), LeaseFor: d.cfg.Lease, Hooks: take})
 	if err != nil {
 		return err
+	}
+	// What fits in the webhook's free slots goes now; the rest waits in ready for the claim
+	// loop, which serves it before claiming.
+	var now []*models.Delivery
+	at := time.Now()
+	d.mu.Lock()
+	for id, g := range got {
+		free := min(slowStart, d.cfg.PerWebhook)
+		if h := d.hooks[id]; h != nil {
+			free = int(h.limit) - h.inflight
+		}
+		for _, dl := range g.Leased {
+			if free > 0 && len(d.ready[id]) == 0 {
+				now = append(now, dl)
+				free--
+				continue
+			}
+			d.ready[id] = append(d.ready[id], readyRow{d: dl, takenAt: at})
+		}
+		if len(d.ready[id]) > 0 {
+			if _, ok := d.due[id]; !ok {
+				d.due[id] = 0
+			}
+		}
+	}
+	d.mu.Unlock()
+	if len(now) > 0 {
+		d.start(ctx, sendCtx, now)
 	}
 	d.mu.Lock()
 	for id, g := range got {

@@ -400,6 +400,16 @@ func (s *Store) ReleaseLeases(ctx context.Context, ids []string) error {
 	return err
 }
 
+// ForgetLeases lets go of SQLite leases held in memory without a write (a take's leased
+// rows that waited too long to be sent): the next claims find the rows again.
+func (s *Store) ForgetLeases(ids []string) {
+	if s.leases == nil || len(ids) == 0 {
+		return
+	}
+	s.leases.release(ids)
+	s.leases.rewindAll()
+}
+
 // ReleaseAllLeases frees every lease. Only for SQLite, whose file belongs to one process:
 // leases found at start-up were left by a crash of this same server.
 func (s *Store) ReleaseAllLeases(ctx context.Context) error {

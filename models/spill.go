@@ -88,111 +88,138 @@ func (s *Store) SpilledWebhooks(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
-// SpillTake is what TakeSpilled did.
+// SpillTake is what TakeSpilled did for one webhook.
 type SpillTake struct {
-	Queued  int  // delivery rows written
-	Spilled bool // the webhook still owes events without rows
+	Queued  int         // delivery rows written
+	Spilled bool        // the webhook still owes events without rows
+	Leased  []*Delivery // the first of the rows, leased to the caller as ClaimFor leases
 }
 
-// TakeSpilled writes pending delivery rows for up to Free of the events each spilled webhook
-// owes, oldest first, and moves its position past them, all in one transaction. When a
-// webhook's take reaches the newest event its spill ends in the same transaction, so the next
-// publish writes its rows again and no event falls between the two. The rows are announced
-// like a publish's (OnQueued). A webhook that is not spilled, gone or disabled gets nothing.
-func (s *Store) TakeSpilled(ctx context.Context, wants []HookSlots) (map[string]SpillTake, error) {
-	out := make(map[string]SpillTake, len(wants))
-	if !s.SpillSupported() || len(wants) == 0 {
+// TakeRequest asks TakeSpilled for owed events: per webhook, rows for up to Free of them, and
+// of those the first Lease leased to Owner until Now+LeaseFor.
+type TakeRequest struct {
+	Owner    string
+	Now      time.Time
+	LeaseFor time.Duration
+	Hooks    []TakeWant
+}
+
+// TakeWant is one webhook's part of a TakeRequest.
+type TakeWant struct {
+	WebhookID   string
+	Rows, Lease int
+}
+
+// TakeSpilled writes pending delivery rows for owed events of spilled webhooks, oldest first,
+// and moves each webhook's position past them, all in one transaction. When a webhook's take
+// reaches the newest event its spill ends in the same transaction, so the next publish writes
+// its rows again and no event falls between the two. The leased rows are returned ready to
+// send, so the dispatcher need not claim what it just asked for; the others are claimed as
+// usual. A webhook that is not spilled, gone or disabled gets nothing.
+func (s *Store) TakeSpilled(ctx context.Context, r TakeRequest) (map[string]SpillTake, error) {
+	out := make(map[string]SpillTake, len(r.Hooks))
+	if !s.SpillSupported() || len(r.Hooks) == 0 {
 		return out, nil
 	}
-	now := time.Now().UTC()
-	payloads := map[string][]byte{}
-	due := map[string]int64{}
+	now := r.Now.UTC()
+	var made map[string][]*leasedRow
 	err := s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		clear(out)
-		for _, want := range wants {
-			got, err := s.takeSpilled(tx, want, now, payloads)
+		made = make(map[string][]*leasedRow, len(r.Hooks))
+		for _, want := range r.Hooks {
+			got, rows, err := s.takeSpilled(tx, want, now)
 			if err != nil {
 				return err
 			}
-			out[want.WebhookID] = got
-			if got.Queued > 0 {
-				due[want.WebhookID] = now.UnixMilli()
-			}
+			out[want.WebhookID], made[want.WebhookID] = got, rows
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("take spilled events: %w", err)
 	}
-	if len(due) > 0 {
-		s.queued(Queued{Due: due, Payloads: payloads})
+	due := map[string]int64{}
+	payloads := map[string][]byte{}
+	until := now.Add(r.LeaseFor).UnixMilli()
+	start := s.leases.begin(now.UnixMilli())
+	for _, want := range r.Hooks {
+		rows := made[want.WebhookID]
+		got := out[want.WebhookID]
+		for i, row := range rows {
+			if i < want.Lease && s.leases.takeOne(want.WebhookID, row.rowid, start, now.UnixMilli(), until) == taken {
+				s.leases.bind(row.rowid, row.ID)
+				row.LockedUntil, row.LockedBy = until, r.Owner
+				got.Leased = append(got.Leased, &row.Delivery)
+			} else {
+				due[want.WebhookID] = now.UnixMilli()
+			}
+			payloads[row.EventID] = row.payload
+		}
+		out[want.WebhookID] = got
 	}
+	s.leases.end()
+	s.queued(Queued{Due: due, Payloads: payloads})
 	return out, nil
 }
 
-func (s *Store) takeSpilled(tx *gorm.DB, want HookSlots, now time.Time, payloads map[string][]byte) (SpillTake, error) {
+// takeSpilled writes one webhook's rows in a single INSERT … SELECT: the driver parses and
+// binds every statement anew, so one statement for the chunk beats a read and a row-by-row
+// insert. The ids are made in SQL in NewID's form (unix ms, then random bits), so they sort
+// by time like every other delivery id. The unary + on type keeps SQLite on the rowid range
+// (what is owed) instead of the type index, which would visit every event of the type.
+// Spilled webhooks are few and their chunks small, so this runs rarely compared with
+// publishes.
+func (s *Store) takeSpilled(tx *gorm.DB, want TakeWant, now time.Time) (SpillTake, []*leasedRow, error) {
 	var out SpillTake
-	n := want.Free
 	var after []int64
 	if err := tx.Raw(`SELECT after_seq FROM webhook_spills WHERE webhook_id = ?`, want.WebhookID).Scan(&after).Error; err != nil {
-		return out, err
+		return out, nil, err
 	}
-	if len(after) == 0 || n <= 0 {
-		return out, nil
+	if len(after) == 0 || want.Rows <= 0 {
+		return out, nil, nil
 	}
 	var w Webhook
 	err := tx.Where("id = ?", want.WebhookID).Take(&w).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) || err == nil && !w.Enabled {
 		s.subs.invalidate()
-		return out, dropSpill(tx, want.WebhookID)
+		return out, nil, dropSpill(tx, want.WebhookID)
 	}
 	if err != nil {
-		return out, err
+		return out, nil, err
 	}
-	// Events of other types are passed over, so read a few times what is wanted; a chunk
-	// that matched nothing still moves the position on.
-	scan := max(4*n, 256)
-	rows, err := tx.Raw(`SELECT rowid, id, type, payload FROM events WHERE rowid > ? AND test = ? ORDER BY rowid LIMIT ?`,
-		after[0], false, scan).Rows()
+	types := w.EventList()
+	rows, err := tx.Raw(`INSERT INTO deliveries (id, event_id, webhook_id, event_type, status, next_attempt_at, created_at, updated_at)
+		SELECT printf('dlv_%012x7%s', ?, substr(lower(hex(randomblob(10))), 1, 19)), e.id, ?, e.type, 'pending', ?, ?, ?
+		FROM events e WHERE e.rowid > ? AND e.test = ? AND +e.type IN ? ORDER BY e.rowid LIMIT ?
+		RETURNING rowid, id, event_id, event_type, (SELECT payload FROM events WHERE events.id = deliveries.event_id)`,
+		now.UnixMilli(), w.ID, now.UnixMilli(), now, now, after[0], false, types, want.Rows).Rows()
 	if err != nil {
-		return out, err
+		return out, nil, err
 	}
-	var ds []*Delivery
-	pos, read := after[0], 0
+	var made []*leasedRow
 	for rows.Next() {
-		var seq int64
-		var id, typ string
-		var payload []byte
-		if err := rows.Scan(&seq, &id, &typ, &payload); err != nil {
+		d := &leasedRow{Delivery: Delivery{WebhookID: w.ID, Status: StatusPending, NextAttemptAt: now.UnixMilli(),
+			CreatedAt: now, UpdatedAt: now}}
+		if err := rows.Scan(&d.rowid, &d.ID, &d.EventID, &d.EventType, &d.payload); err != nil {
 			rows.Close()
-			return out, err
+			return out, nil, err
 		}
-		read++
-		pos = seq
-		if w.Subscribes(typ) {
-			ds = append(ds, &Delivery{ID: NewID("dlv"), EventID: id, WebhookID: w.ID, EventType: typ,
-				Status: StatusPending, NextAttemptAt: now.UnixMilli(), CreatedAt: now, UpdatedAt: now})
-			payloads[id] = payload
-			if len(ds) == n {
-				break
-			}
-		}
+		made = append(made, d)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return out, err
+		return out, nil, err
 	}
-	if err := insertDeliveries(tx, ds); err != nil {
-		return out, err
-	}
-	out.Queued = len(ds)
-	if len(ds) < n && read < scan {
+	out.Queued = len(made)
+	if len(made) < want.Rows {
 		// Reached the newest event: from the next publish on, rows are written again.
 		s.subs.invalidate()
-		return out, dropSpill(tx, w.ID)
+		return out, made, dropSpill(tx, w.ID)
 	}
 	out.Spilled = true
-	return out, tx.Exec(`UPDATE webhook_spills SET after_seq = ? WHERE webhook_id = ?`, pos, w.ID).Error
+	return out, made, tx.Exec(`UPDATE webhook_spills SET after_seq = (SELECT MAX(rowid) FROM
+		(SELECT rowid FROM events WHERE rowid > ? AND test = ? AND +type IN ? ORDER BY rowid LIMIT ?))
+		WHERE webhook_id = ?`, after[0], false, types, want.Rows, w.ID).Error
 }
 
 // dropSpill ends a webhook's spill: what it still owed is not sent (the webhook was disabled
@@ -244,11 +271,11 @@ func (s *Store) owed(ctx context.Context) ([]Owed, error) {
 		o := Owed{WebhookID: sp.WebhookID}
 		types := (&Webhook{Events: sp.Events}).EventList()
 		var first []time.Time
-		if err := db.Raw(`SELECT COUNT(*) FROM events WHERE rowid > ? AND test = ? AND type IN ?`,
+		if err := db.Raw(`SELECT COUNT(*) FROM events WHERE rowid > ? AND test = ? AND +type IN ?`,
 			sp.AfterSeq, false, types).Scan(&o.Events).Error; err != nil {
 			return nil, fmt.Errorf("count owed events: %w", err)
 		}
-		if err := db.Raw(`SELECT created_at FROM events WHERE rowid > ? AND test = ? AND type IN ? ORDER BY rowid LIMIT 1`,
+		if err := db.Raw(`SELECT created_at FROM events WHERE rowid > ? AND test = ? AND +type IN ? ORDER BY rowid LIMIT 1`,
 			sp.AfterSeq, false, types).Scan(&first).Error; err != nil {
 			return nil, fmt.Errorf("oldest owed event: %w", err)
 		}

@@ -2,6 +2,7 @@ package models_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,7 +10,7 @@ import (
 	"github.com/hookrelay/hookrelay/models"
 )
 
-// rowsOf returns the event ids of a webhook's deliveries, oldest delivery first.
+// rowsOf returns the event ids of a webhook's deliveries.
 func rowsOf(t *testing.T, s *models.Store, webhookID string) []string {
 	t.Helper()
 	ds, _, err := s.ListDeliveries(context.Background(), models.DeliveryFilter{WebhookID: webhookID}, models.Page{Limit: 1000})
@@ -23,9 +24,28 @@ func rowsOf(t *testing.T, s *models.Store, webhookID string) []string {
 	return out
 }
 
+// sameSet reports whether a and b hold the same strings, each once.
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	seen := map[string]bool{}
+	for _, x := range a {
+		seen[x] = true
+	}
+	for _, x := range b {
+		if !seen[x] {
+			return false
+		}
+		delete(seen, x)
+	}
+	return len(seen) == 0
+}
+
 func take(t *testing.T, s *models.Store, webhookID string, n int) models.SpillTake {
 	t.Helper()
-	got, err := s.TakeSpilled(context.Background(), []models.HookSlots{{WebhookID: webhookID, Free: n}})
+	got, err := s.TakeSpilled(context.Background(), models.TakeRequest{Owner: "test", Now: time.Now(), LeaseFor: time.Minute,
+		Hooks: []models.TakeWant{{WebhookID: webhookID, Rows: n}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,6 +91,9 @@ func TestSpilledWebhookOwesEventsAndTakesThemInOrderExactlyOnce(t *testing.T) {
 	if got := take(t, s, slow.ID, 4); got.Queued != 4 || !got.Spilled {
 		t.Fatalf("take 4 of 10: %+v", got)
 	}
+	if got := rowsOf(t, s, slow.ID); !sameSet(got, want[:5]) {
+		t.Errorf("after taking 4 the rows are for %v, want the event before the spill and the first 4 owed %v", got, want[:5])
+	}
 	if got := take(t, s, slow.ID, 100); got.Queued != 6 || got.Spilled {
 		t.Fatalf("take the last 6 with room for 100: %+v, want 6 queued and the spill ended", got)
 	}
@@ -79,14 +102,8 @@ func TestSpilledWebhookOwesEventsAndTakesThemInOrderExactlyOnce(t *testing.T) {
 		t.Errorf("publish after the spill ended wrote %d rows, want 2", len(after.Deliveries))
 	}
 	want = append(want, after.Event.ID)
-	got := rowsOf(t, s, slow.ID)
-	if len(got) != len(want) {
-		t.Fatalf("the spilled webhook has %d rows, want %d (one per event)", len(got), len(want))
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Errorf("row %d is for event %s, want %s (publish order)", i, got[i], want[i])
-		}
+	if got := rowsOf(t, s, slow.ID); len(got) != len(want) || !sameSet(got, want) {
+		t.Fatalf("the spilled webhook has rows for %v, want one for each of %v", got, want)
 	}
 	if n := len(rowsOf(t, s, other.ID)); n != 12 {
 		t.Errorf("the other webhook has %d rows, want 12", n)
@@ -273,5 +290,39 @@ func TestReplaySkipsEventsTheSpillOwes(t *testing.T) {
 		if n > 1 {
 			t.Errorf("event %s queued %d times", id, n)
 		}
+	}
+}
+
+// The first rows of a take can come back leased, ready to send: a claim does not return them
+// again, and it does return the rest.
+func TestTakeLeasesTheRowsAskedFor(t *testing.T) {
+	s := storetest.Open(t, storetest.SQLiteDSN(t))
+	ctx := context.Background()
+	w := newWebhook(t, s, "message.received", true)
+	if _, err := s.Spill(ctx, []string{w.ID}); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for range 5 {
+		want = append(want, publish(t, s, "message.received", "").Event.ID)
+	}
+	now := time.Now()
+	got, err := s.TakeSpilled(ctx, models.TakeRequest{Owner: "me", Now: now, LeaseFor: time.Minute,
+		Hooks: []models.TakeWant{{WebhookID: w.ID, Rows: 3, Lease: 2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk := got[w.ID]
+	if tk.Queued != 3 || !tk.Spilled || len(tk.Leased) != 2 {
+		t.Fatalf("take: %+v, want 3 rows, 2 leased, still spilled", tk)
+	}
+	for i, d := range tk.Leased {
+		if d.EventID != want[i] || d.LockedBy != "me" || d.Status != models.StatusPending || !strings.HasPrefix(d.ID, "dlv_") || len(d.ID) != 36 {
+			t.Errorf("leased %d: %+v, want event %s leased to me with a dlv_ id", i, d, want[i])
+		}
+	}
+	claimed, _ := claimFor(t, s, now, models.HookSlots{WebhookID: w.ID, Free: 10})
+	if len(claimed) != 1 || claimed[0].EventID != want[2] {
+		t.Errorf("claim after the take: %d rows, want only the unleased third event's", len(claimed))
 	}
 }
