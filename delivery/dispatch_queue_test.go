@@ -120,3 +120,54 @@ func TestNewWebhookIsNotStuckBehindDeadOnesHoldingTheSharedSlots(t *testing.T) {
 	publishBatches(t, s.Store, 50)
 	healthy.WaitFor(t, 50, 20*time.Second)
 }
+
+// Bursts make the webhook spill, and the pauses between them let it catch up, so the spill
+// starts and ends many times while publishes race with takes; every event still arrives
+// exactly once, none stranded in a spill.
+func TestSpillingOnAndOffDeliversEveryEventOnce(t *testing.T) {
+	const bursts, publishers, perBurst = 6, 4, 60
+	rc := testsrv.NewReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
+		time.Sleep(time.Millisecond)
+		w.WriteHeader(http.StatusOK)
+	})
+	s := testsrv.Start(t, testsrv.Options{AllowHTTP: true, AllowPrivate: true, Workers: 16, PerWebhook: 4})
+	s.CreateWebhook(t, map[string]any{"name": "bursty", "url": rc.URL, "events": []string{"conversation.started"}})
+	spills := 0
+	for b := range bursts {
+		var wg sync.WaitGroup
+		for range publishers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// A few transactions of many events: the backlog passes the spill threshold
+				// faster than the receiver can drain it, however fast this machine is.
+				for range perBurst / 20 {
+					publishBatches(t, s.Store, 20)
+				}
+			}()
+		}
+		wg.Wait()
+		if ids, err := s.Store.SpilledWebhooks(context.Background()); err == nil && len(ids) > 0 {
+			spills++
+		}
+		rc.WaitFor(t, (b+1)*publishers*perBurst, time.Minute)
+	}
+	if s.Store.SpillSupported() && spills == 0 {
+		t.Errorf("the webhook was not spilled after any of %d bursts; the test did not exercise spilling", bursts)
+	}
+	seen := map[string]int{}
+	for _, c := range rc.Captures() {
+		seen[c.Header.Get("X-Webhook-Id")]++
+	}
+	if len(seen) != bursts*publishers*perBurst {
+		t.Errorf("%d distinct events arrived, want %d", len(seen), bursts*publishers*perBurst)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("event %s arrived %d times", id, n)
+		}
+	}
+	if st, err := s.Store.QueueStats(context.Background()); err != nil || st.Owed != 0 || st.Spilled != 0 {
+		t.Errorf("queue after every event arrived: %+v, %v; want nothing spilled or owed", st, err)
+	}
+}

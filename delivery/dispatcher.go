@@ -76,6 +76,13 @@ type Dispatcher struct {
 	// ready holds rows a take leased beyond the webhook's free slots: they are sent before
 	// anything is claimed for it, without another read.
 	ready map[string][]readyRow
+	// taking are the webhooks with a take asked for and not yet done: claiming for them
+	// meanwhile would only find again that nothing is due.
+	taking map[string]bool
+	// spillGen counts the spills publishes reported per webhook. A take that found a spill
+	// drained ends it here only if no spill was reported since the take began: a publish may
+	// spill the webhook again right after the take's commit and report it first.
+	spillGen map[string]uint64
 
 	sends sync.WaitGroup
 }
@@ -154,6 +161,8 @@ func New(cfg Config) *Dispatcher {
 		spilled:    map[string]bool{},
 		toTake:     map[string]models.TakeWant{},
 		ready:      map[string][]readyRow{},
+		taking:     map[string]bool{},
+		spillGen:   map[string]uint64{},
 		spillerRun: make(chan struct{}, 1),
 	}
 }
@@ -167,6 +176,7 @@ func (d *Dispatcher) queued(q models.Queued) {
 		d.mu.Lock()
 		for _, id := range q.Spilled {
 			delete(d.backlogged, id)
+			d.spillGen[id]++
 			d.spilled[id] = true
 			if _, ok := d.due[id]; !ok {
 				d.due[id] = 0
@@ -324,13 +334,16 @@ func (d *Dispatcher) claimAndSend(ctx, sendCtx context.Context) time.Duration {
 				}
 				rows := d.takeFor(id, n)
 				d.toTake[id] = models.TakeWant{WebhookID: id, Rows: rows, Lease: rows}
+				d.taking[id] = true
 				d.wakeSpiller()
 				continue
 			}
 			if d.hinted[id] > seq {
 				continue // hinted during the claim: its snapshot may not show the new work
 			}
-			if at == 0 {
+			if len(d.ready[id]) > 0 {
+				d.due[id] = 0 // rows of a take wait for its slots
+			} else if at == 0 {
 				delete(d.due, id)
 				delete(d.hinted, id)
 			} else {
@@ -350,15 +363,20 @@ func (d *Dispatcher) claimAndSend(ctx, sendCtx context.Context) time.Duration {
 }
 
 // takeFor is how many owed events to turn into rows for a spilled webhook that had free
-// slots: two windows' worth, so one transaction feeds the webhook for a while, yet what
-// waits in ready is sent well within its lease; called with d.mu held.
+// slots. For one that answers, several windows' worth, so one transaction feeds it for a
+// while (measured: 4 windows gave 16% more deliveries/s than 2, 8 more again); what waits in
+// ready is still sent well within its lease. One that is failing or hanging gets only what it
+// can be sent now, so nothing waits behind its timeouts. Called with d.mu held.
 func (d *Dispatcher) takeFor(webhookID string, free int) int {
-	window := min(slowStart, d.cfg.PerWebhook)
-	if h := d.hooks[webhookID]; h != nil {
-		window = int(h.limit)
+	h := d.hooks[webhookID]
+	if h == nil || !h.proven {
+		return max(free, 1)
 	}
-	return min(max(free, 2*window), maxTake)
+	return min(max(free, takeWindows*int(h.limit)), maxTake)
 }
+
+// takeWindows is how many windows of owed events a take brings a webhook that answers.
+const takeWindows = 8
 
 // readyRow is a row a take leased, waiting for a free slot of its webhook.
 type readyRow struct {
@@ -420,12 +438,23 @@ func (d *Dispatcher) spiller(ctx, sendCtx context.Context) {
 		}
 		d.mu.Lock()
 		take := make([]models.TakeWant, 0, len(d.toTake))
-		for _, w := range d.toTake {
+		gens := make(map[string]uint64, len(d.toTake))
+		for id, w := range d.toTake {
 			take = append(take, w)
+			gens[id] = d.spillGen[id]
 		}
 		clear(d.toTake)
 		d.mu.Unlock()
-		if err := d.take(ctx, sendCtx, take); err != nil && ctx.Err() == nil {
+		err := d.take(ctx, sendCtx, take, gens)
+		d.mu.Lock()
+		for _, w := range take {
+			if _, again := d.toTake[w.WebhookID]; !again {
+				delete(d.taking, w.WebhookID)
+			}
+		}
+		d.mu.Unlock()
+		d.Notify()
+		if err != nil && ctx.Err() == nil {
 			d.cfg.Logger.Error("take spilled events", "err", err)
 			time.Sleep(100 * time.Millisecond)
 			d.requestRescan()
@@ -435,7 +464,7 @@ func (d *Dispatcher) spiller(ctx, sendCtx context.Context) {
 
 // take turns owed events of spilled webhooks into delivery rows, in one transaction, and
 // starts the ones it leased.
-func (d *Dispatcher) take(ctx, sendCtx context.Context, take []models.TakeWant) error {
+func (d *Dispatcher) take(ctx, sendCtx context.Context, take []models.TakeWant, gens map[string]uint64) error {
 	if len(take) == 0 {
 		return nil
 	}
@@ -462,9 +491,10 @@ func (d *Dispatcher) take(ctx, sendCtx context.Context, take []models.TakeWant) 
 			d.ready[id] = append(d.ready[id], readyRow{d: dl, takenAt: at})
 		}
 		if len(d.ready[id]) > 0 {
-			if _, ok := d.due[id]; !ok {
-				d.due[id] = 0
-			}
+			// Like a hint: a claim that began before this must not drop the webhook from due.
+			d.hintSeq++
+			d.hinted[id] = d.hintSeq
+			d.due[id] = 0
 		}
 	}
 	d.mu.Unlock()
@@ -473,11 +503,11 @@ func (d *Dispatcher) take(ctx, sendCtx context.Context, take []models.TakeWant) 
 	}
 	d.mu.Lock()
 	for id, g := range got {
-		if g.Spilled || !d.spilled[id] {
+		if g.Spilled || !d.spilled[id] || d.spillGen[id] != gens[id] {
 			continue
 		}
 		delete(d.spilled, id)
-		if g.Queued == 0 {
+		if g.Queued == 0 && len(d.ready[id]) == 0 {
 			delete(d.due, id)
 		}
 		d.cfg.Logger.Info("webhook caught up: its spill is drained", "webhook", id)
@@ -519,6 +549,9 @@ func (d *Dispatcher) plan(at time.Time) ([]models.HookSlots, uint64, time.Durati
 	}
 	var proven, unproven []models.HookSlots
 	for id, due := range d.due {
+		if d.taking[id] && len(d.ready[id]) == 0 {
+			continue // the take under way brings its rows
+		}
 		h := d.hooks[id]
 		n := min(slowStart, d.cfg.PerWebhook)
 		if h != nil {
@@ -624,10 +657,24 @@ func (d *Dispatcher) rescanIfDue(ctx context.Context) {
 		}
 		return
 	}
+	// Spills are announced as they happen; reading them here too means a missed announcement
+	// delays a webhook's owed events by one rescan at most, never strands them.
+	spilled, err := d.store.SpilledWebhooks(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.cfg.Logger.Error("look for spilled webhooks", "err", err)
+		}
+	}
 	d.mu.Lock()
 	for id, at := range pending {
 		if cur, ok := d.due[id]; !ok || at < cur {
 			d.due[id] = at
+		}
+	}
+	for _, id := range spilled {
+		if !d.spilled[id] {
+			d.spilled[id] = true
+			d.due[id] = 0
 		}
 	}
 	d.mu.Unlock()
