@@ -31,8 +31,19 @@ type Webhook struct {
 	UpdatedAt      time.Time             `json:"updated_at"`
 	LastDelivery   *models.LastDelivery  `json:"last_delivery"`
 	Stats24h       []models.WebhookStats `json:"stats_24h"`
-	Secret         string                `json:"secret,omitempty" example:"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"`
+	// Set while the webhook is spilled: it fell behind, and its newer events wait in order
+	// without a delivery row each until it catches up (see README, "spilling").
+	Backlog *WebhookBacklog `json:"backlog"`
+	Secret  string          `json:"secret,omitempty" example:"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"`
 } // @name Webhook
+
+// WebhookBacklog is what a spilled webhook still owes.
+type WebhookBacklog struct {
+	SpilledSince time.Time `json:"spilled_since"`
+	// Events published since that it is still owed, not yet in its deliveries; counted when
+	// one webhook is read, null in lists.
+	OwedEvents *int64 `json:"owed_events" example:"1200"`
+} // @name WebhookBacklog
 
 // WebhookInput creates or (partially) updates a webhook.
 type WebhookInput struct {
@@ -58,9 +69,36 @@ type TestInput struct {
 
 var webhookFields = []string{"name", "url", "secret", "generate_secret", "events", "format", "enabled"}
 
-func (s *Server) webhookOut(w *models.Webhook, stats []models.WebhookStats, last *models.LastDelivery) Webhook {
+// webhookActivity is what webhookOut shows beside a webhook's settings.
+type webhookActivity struct {
+	stats    map[string][]models.WebhookStats
+	last     map[string]*models.LastDelivery
+	backlogs map[string]*models.Backlog
+}
+
+// activity reads the activity of the given webhooks; countOwed counts what spilled ones owe
+// (one webhook's read, not lists). It answers the problem itself on failure.
+func (s *Server) activity(c *gin.Context, ids []string, countOwed bool) (webhookActivity, bool) {
+	var a webhookActivity
+	var err error
+	a.stats, a.last, err = s.store.WebhookActivity(c.Request.Context(), ids, time.Now().UTC())
+	if err == nil {
+		a.backlogs, err = s.store.Backlogs(c.Request.Context(), ids, countOwed)
+	}
+	if err != nil {
+		storeProblem(c, err)
+		return a, false
+	}
+	return a, true
+}
+
+func (s *Server) webhookOut(w *models.Webhook, a webhookActivity) Webhook {
 	out := Webhook{ID: w.ID, Name: w.Name, URL: w.URL, Events: w.EventList(), Format: w.Format, Enabled: w.Enabled,
-		HasSecret: w.Secret != "", CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt, LastDelivery: last, Stats24h: stats}
+		HasSecret: w.Secret != "", CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt, LastDelivery: a.last[w.ID],
+		Stats24h: a.stats[w.ID]}
+	if b := a.backlogs[w.ID]; b != nil {
+		out.Backlog = &WebhookBacklog{SpilledSince: b.SpilledSince.UTC(), OwedEvents: b.OwedEvents}
+	}
 	if w.DisabledReason != "" && !w.Enabled {
 		r := w.DisabledReason
 		out.DisabledReason = &r
@@ -244,14 +282,13 @@ func (s *Server) listWebhooks(c *gin.Context) {
 	for i, w := range list {
 		ids[i] = w.ID
 	}
-	stats, last, err := s.store.WebhookActivity(c.Request.Context(), ids, time.Now().UTC())
-	if err != nil {
-		storeProblem(c, err)
+	act, ok := s.activity(c, ids, false)
+	if !ok {
 		return
 	}
 	out := List[Webhook]{Data: make([]Webhook, 0, len(list)), NextCursor: cursor(next)}
 	for _, w := range list {
-		out.Data = append(out.Data, s.webhookOut(w, stats[w.ID], last[w.ID]))
+		out.Data = append(out.Data, s.webhookOut(w, act))
 	}
 	c.JSON(http.StatusOK, out)
 }
@@ -286,7 +323,7 @@ func (s *Server) createWebhook(c *gin.Context) {
 		storeProblem(c, err)
 		return
 	}
-	out := s.webhookOut(w, nil, nil)
+	out := s.webhookOut(w, webhookActivity{})
 	out.Secret = w.Secret
 	c.Header("Location", "/api/v1/webhooks/"+w.ID)
 	c.JSON(http.StatusCreated, out)
@@ -318,12 +355,11 @@ func (s *Server) getWebhook(c *gin.Context) {
 	if !ok {
 		return
 	}
-	stats, last, err := s.store.WebhookActivity(c.Request.Context(), []string{w.ID}, time.Now().UTC())
-	if err != nil {
-		storeProblem(c, err)
+	act, ok := s.activity(c, []string{w.ID}, true)
+	if !ok {
 		return
 	}
-	c.JSON(http.StatusOK, s.webhookOut(w, stats[w.ID], last[w.ID]))
+	c.JSON(http.StatusOK, s.webhookOut(w, act))
 }
 
 // updateWebhook changes the given fields. Disabling cancels pending deliveries; nothing is
@@ -360,12 +396,11 @@ func (s *Server) updateWebhook(c *gin.Context) {
 		storeProblem(c, err)
 		return
 	}
-	stats, last, err := s.store.WebhookActivity(c.Request.Context(), []string{w.ID}, time.Now().UTC())
-	if err != nil {
-		storeProblem(c, err)
+	act, ok := s.activity(c, []string{w.ID}, true)
+	if !ok {
 		return
 	}
-	out := s.webhookOut(w, stats[w.ID], last[w.ID])
+	out := s.webhookOut(w, act)
 	// The caller needs a secret the server generated; one it sent or removed it already knows,
 	// and any other change must not reveal the stored one.
 	if gen, _ := obj.boolean("generate_secret", &models.ValidationError{}); gen {

@@ -1,6 +1,8 @@
 package api_test
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -530,5 +532,41 @@ func TestConcurrentWebhookChangesAreNotLost(t *testing.T) {
 	}
 	if !prevOK {
 		t.Error("the previous secret is not one of the rotated ones")
+	}
+}
+
+// A spilled webhook shows its backlog: since when, and (reading that one webhook) how many
+// events it still owes; lists show the time only, and a webhook that is not behind shows null.
+func TestSpilledWebhookShowsItsBacklog(t *testing.T) {
+	e := newEnv(t, withoutDispatcher())
+	hook := e.createWebhook(validHook)
+	calm := e.createWebhook(validHook)
+	if !e.store.SpillSupported() {
+		checkCase(t, apiCase{status: 200, fields: map[string]any{"backlog": nil}}, e.get("/api/v1/webhooks/"+hook.ID))
+		return
+	}
+	if _, err := e.store.Spill(context.Background(), []string{hook.ID}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		e.post("/api/v1/events", fmt.Sprintf(`{"event":"message.received","data":{"conversation_id":1,"message_id":%d,"content":"hi"}}`, i+1))
+	}
+	r := e.get("/api/v1/webhooks/" + hook.ID)
+	checkCase(t, apiCase{status: 200, fields: map[string]any{"backlog.owed_events": 3}}, r)
+	if since, _ := field(t, r.body, "backlog.spilled_since").(string); since == "" {
+		t.Errorf("backlog without spilled_since: %s", r)
+	}
+	checkCase(t, apiCase{status: 200, fields: map[string]any{"backlog": nil}}, e.get("/api/v1/webhooks/"+calm.ID))
+	list := e.get("/api/v1/webhooks")
+	for i := range 2 {
+		id, _ := field(t, list.body, fmt.Sprintf("data.%d.id", i)).(string)
+		backlog := field(t, list.body, fmt.Sprintf("data.%d.backlog", i))
+		owed := field(t, list.body, fmt.Sprintf("data.%d.backlog.owed_events", i))
+		switch {
+		case id == hook.ID && (backlog == nil || owed != nil):
+			t.Errorf("list: the spilled webhook shows backlog %v, want the time and owed_events null", backlog)
+		case id == calm.ID && backlog != nil:
+			t.Errorf("list: the other webhook shows backlog %v, want null", backlog)
+		}
 	}
 }

@@ -32,7 +32,7 @@ func (s *Store) QueueStats(ctx context.Context) (QueueStats, error) {
 	if oldest != nil {
 		st.OldestDue = *oldest
 	}
-	owed, err := s.owed(ctx)
+	owed, err := s.owed(ctx, nil, true)
 	if err != nil {
 		return st, err
 	}

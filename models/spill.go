@@ -245,44 +245,78 @@ func (s *Store) keepOwed() string {
 
 // Owed is what one spilled webhook owes.
 type Owed struct {
-	WebhookID string
-	Events    int64 // events matching its subscription after its position
-	OldestAt  int64 // unix ms the oldest of them was published; 0 when none
+	WebhookID    string
+	SpilledSince time.Time
+	Events       int64 // events matching its subscription after its position (when counted)
+	OldestAt     int64 // unix ms the oldest of them was published; 0 when none (when counted)
 }
 
-// owed counts, per spilled webhook, the events it owes. Like the pending count, the cost
-// follows the backlog: callers should not run it per request.
-func (s *Store) owed(ctx context.Context) ([]Owed, error) {
+// owed lists the spilled webhooks among ids (all of them when ids is nil) and, with count,
+// what each owes. Like the pending count, counting costs as much as the backlog: callers
+// should not count per request of a list.
+func (s *Store) owed(ctx context.Context, ids []string, count bool) ([]Owed, error) {
 	if !s.SpillSupported() {
 		return nil, nil
 	}
 	var spills []struct {
 		WebhookID string
 		AfterSeq  int64
+		Since     time.Time
 		Events    string
 	}
 	db := s.R.WithContext(ctx)
-	if err := db.Raw(`SELECT sp.webhook_id, sp.after_seq, w.events FROM webhook_spills sp
-		JOIN webhooks w ON w.id = sp.webhook_id ORDER BY sp.webhook_id`).Scan(&spills).Error; err != nil {
+	q := db.Table("webhook_spills AS sp").Select("sp.webhook_id, sp.after_seq, sp.since, w.events").
+		Joins("JOIN webhooks w ON w.id = sp.webhook_id").Order("sp.webhook_id")
+	if ids != nil {
+		q = q.Where("sp.webhook_id IN ?", ids)
+	}
+	if err := q.Scan(&spills).Error; err != nil {
 		return nil, fmt.Errorf("spilled webhooks: %w", err)
 	}
 	out := make([]Owed, 0, len(spills))
 	for _, sp := range spills {
-		o := Owed{WebhookID: sp.WebhookID}
-		types := (&Webhook{Events: sp.Events}).EventList()
-		var first []time.Time
-		if err := db.Raw(`SELECT COUNT(*) FROM events WHERE rowid > ? AND test = ? AND +type IN ?`,
-			sp.AfterSeq, false, types).Scan(&o.Events).Error; err != nil {
-			return nil, fmt.Errorf("count owed events: %w", err)
-		}
-		if err := db.Raw(`SELECT created_at FROM events WHERE rowid > ? AND test = ? AND +type IN ? ORDER BY rowid LIMIT 1`,
-			sp.AfterSeq, false, types).Scan(&first).Error; err != nil {
-			return nil, fmt.Errorf("oldest owed event: %w", err)
-		}
-		if len(first) > 0 {
-			o.OldestAt = first[0].UnixMilli()
+		o := Owed{WebhookID: sp.WebhookID, SpilledSince: sp.Since}
+		if count {
+			types := (&Webhook{Events: sp.Events}).EventList()
+			var first []time.Time
+			if err := db.Raw(`SELECT COUNT(*) FROM events WHERE rowid > ? AND test = ? AND +type IN ?`,
+				sp.AfterSeq, false, types).Scan(&o.Events).Error; err != nil {
+				return nil, fmt.Errorf("count owed events: %w", err)
+			}
+			if err := db.Raw(`SELECT created_at FROM events WHERE rowid > ? AND test = ? AND +type IN ? ORDER BY rowid LIMIT 1`,
+				sp.AfterSeq, false, types).Scan(&first).Error; err != nil {
+				return nil, fmt.Errorf("oldest owed event: %w", err)
+			}
+			if len(first) > 0 {
+				o.OldestAt = first[0].UnixMilli()
+			}
 		}
 		out = append(out, o)
+	}
+	return out, nil
+}
+
+// Backlog is what a spilled webhook still owes, for showing it.
+type Backlog struct {
+	SpilledSince time.Time
+	OwedEvents   *int64 // nil when not counted
+}
+
+// Backlogs returns the spilled webhooks among ids with, when count is set, how many events
+// each still owes. Webhooks not spilled are absent.
+func (s *Store) Backlogs(ctx context.Context, ids []string, count bool) (map[string]*Backlog, error) {
+	list, err := s.owed(ctx, ids, count)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*Backlog, len(list))
+	for _, o := range list {
+		b := &Backlog{SpilledSince: o.SpilledSince}
+		if count {
+			n := o.Events
+			b.OwedEvents = &n
+		}
+		out[o.WebhookID] = b
 	}
 	return out, nil
 }

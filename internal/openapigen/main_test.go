@@ -131,6 +131,12 @@ func TestResponseSchemasFollowEncodingJSON(t *testing.T) {
 		t.Errorf("Webhook.last_delivery (*LastDelivery) must be a nullable object wrapping its $ref, got nullable=%v allOf=%d type=%v",
 			last.Nullable, len(last.AllOf), last.Type)
 	}
+	// The same with a doc comment on the field, which swag turns into its own allOf wrapper.
+	backlog := wh.Properties["backlog"].Value
+	if !backlog.Nullable || len(backlog.AllOf) != 1 || !backlog.Type.Is("object") || backlog.Description == "" {
+		t.Errorf("Webhook.backlog (*WebhookBacklog, documented) must be a nullable object wrapping its $ref, got nullable=%v allOf=%d type=%v",
+			backlog.Nullable, len(backlog.AllOf), backlog.Type)
+	}
 	if f := wh.Properties["created_at"].Value.Format; f != "date-time" {
 		t.Errorf("Webhook.created_at (time.Time) has format %q, want date-time", f)
 	}

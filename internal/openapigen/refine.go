@@ -155,6 +155,17 @@ func nullable(prop any, defs map[string]any) any {
 		}
 		return wrapped
 	}
+	// swag already wraps a $ref in allOf when the field has a description: it needs the
+	// type just the same.
+	if all, ok := m["allOf"].([]any); ok && len(all) == 1 && m["type"] == nil {
+		if r, ok := all[0].(map[string]any); ok {
+			if ref, ok := r["$ref"].(string); ok {
+				if target, ok := defs[strings.TrimPrefix(ref, "#/definitions/")].(map[string]any); ok && target["type"] != nil {
+					m["type"] = target["type"]
+				}
+			}
+		}
+	}
 	m["x-nullable"] = true
 	return m
 }

@@ -976,6 +976,11 @@ export interface components {
         };
         Webhook: {
             /**
+             * @description Set while the webhook is spilled: it fell behind, and its newer events wait in order
+             *     without a delivery row each until it catches up (see README, "spilling").
+             */
+            backlog: components["schemas"]["WebhookBacklog"] | null;
+            /**
              * Format: date-time
              * @example 2025-01-15T10:30:00Z
              */
@@ -1012,6 +1017,19 @@ export interface components {
             updated_at: string;
             /** @example https://example.com/hooks/chat */
             url: string;
+        };
+        WebhookBacklog: {
+            /**
+             * @description Events published since that it is still owed, not yet in its deliveries; counted when
+             *     one webhook is read, null in lists.
+             * @example 1200
+             */
+            owed_events: number | null;
+            /**
+             * Format: date-time
+             * @example 2025-01-15T10:30:00Z
+             */
+            spilled_since: string;
         };
         WebhookInput: {
             /** @example true */
