@@ -231,17 +231,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	// The spilled webhooks a previous run left are found by the first loop's rescan, which
+	// is due at once.
 	d.store.OnQueued(d.queued)
-	spilled, err := d.store.SpilledWebhooks(ctx)
-	if err != nil {
-		return err
-	}
-	d.mu.Lock()
-	for _, id := range spilled {
-		d.spilled[id] = true
-		d.due[id] = 0
-	}
-	d.mu.Unlock()
 	// Other replicas announce new work over LISTEN/NOTIFY (PostgreSQL); a no-op on SQLite.
 	go d.store.Listen(ctx, models.ChannelWake, func(payload string) {
 		if payload == "" {
@@ -313,8 +305,10 @@ func (d *Dispatcher) claimAndSend(ctx, sendCtx context.Context) time.Duration {
 			}
 			return time.Second
 		}
+		planned := make(map[string]int, len(slots))
 		d.mu.Lock()
 		for _, s := range slots {
+			planned[s.WebhookID] = s.Free
 			if _, exhausted := next[s.WebhookID]; !exhausted {
 				if _, ok := d.backlogged[s.WebhookID]; !ok {
 					d.backlogged[s.WebhookID] = now
@@ -326,13 +320,7 @@ func (d *Dispatcher) claimAndSend(ctx, sendCtx context.Context) time.Duration {
 		for id, at := range next {
 			if d.spilled[id] && (at == 0 || at > now.UnixMilli()) {
 				// Its rows are all taken or waiting for a retry: room for owed events.
-				n := 0
-				for _, s := range slots {
-					if s.WebhookID == id {
-						n = s.Free
-					}
-				}
-				rows := d.takeFor(id, n)
+				rows := d.takeFor(id, planned[id])
 				d.toTake[id] = models.TakeWant{WebhookID: id, Rows: rows, Lease: rows}
 				d.taking[id] = true
 				d.wakeSpiller()
@@ -478,10 +466,7 @@ func (d *Dispatcher) take(ctx, sendCtx context.Context, take []models.TakeWant, 
 	at := time.Now()
 	d.mu.Lock()
 	for id, g := range got {
-		free := min(slowStart, d.cfg.PerWebhook)
-		if h := d.hooks[id]; h != nil {
-			free = int(h.limit) - h.inflight
-		}
+		free := d.freeSlots(id)
 		for _, dl := range g.Leased {
 			if free > 0 && len(d.ready[id]) == 0 {
 				now = append(now, dl)
@@ -553,10 +538,7 @@ func (d *Dispatcher) plan(at time.Time) ([]models.HookSlots, uint64, time.Durati
 			continue // the take under way brings its rows
 		}
 		h := d.hooks[id]
-		n := min(slowStart, d.cfg.PerWebhook)
-		if h != nil {
-			n = int(h.limit) - h.inflight
-		}
+		n := d.freeSlots(id)
 		if n <= 0 || h != nil && h.inflight > 0 && n < max(1, int(h.limit)/4) {
 			// Saturated, or nearly: a finishing attempt wakes us, and waiting for a few
 			// slots to free up makes one claim of several rather than several of one.
@@ -619,16 +601,27 @@ func (d *Dispatcher) plan(at time.Time) ([]models.HookSlots, uint64, time.Durati
 	if d.store.SpillSupported() {
 		// Due work that gets no slot now (its window is full, or the shared half is taken)
 		// is a backlog too; a claim that empties the webhook's queue clears the mark.
+		given := make(map[string]bool, len(slots))
+		for _, s := range slots {
+			given[s.WebhookID] = true
+		}
 		for id, due := range d.due {
-			if _, ok := d.backlogged[id]; ok || due > now || d.spilled[id] {
+			if _, ok := d.backlogged[id]; ok || due > now || d.spilled[id] || given[id] {
 				continue
 			}
-			if !slices.ContainsFunc(slots, func(s models.HookSlots) bool { return s.WebhookID == id }) {
-				d.backlogged[id] = at
-			}
+			d.backlogged[id] = at
 		}
 	}
 	return slots, d.hintSeq, max(wait, time.Millisecond)
+}
+
+// freeSlots is how many more requests a webhook's window lets start now (a webhook not seen
+// yet starts at slowStart); called with d.mu held.
+func (d *Dispatcher) freeSlots(webhookID string) int {
+	if h := d.hooks[webhookID]; h != nil {
+		return int(h.limit) - h.inflight
+	}
+	return min(slowStart, d.cfg.PerWebhook)
 }
 
 // inflightOf is a webhook's requests in flight; called with d.mu held.

@@ -162,13 +162,17 @@ func (s *Store) TakeSpilled(ctx context.Context, r TakeRequest) (map[string]Spil
 	return out, nil
 }
 
+// owedWhere selects the events a spill owes: after its position (rowid > ?), published (test
+// = ?, false) and of the webhook's types (IN ?). The unary + on type keeps SQLite on the
+// rowid range (what is owed) instead of the type index, which would visit every event of
+// the type.
+const owedWhere = `rowid > ? AND test = ? AND +type IN ?`
+
 // takeSpilled writes one webhook's rows in a single INSERT … SELECT: the driver parses and
 // binds every statement anew, so one statement for the chunk beats a read and a row-by-row
 // insert. The ids are made in SQL in NewID's form (unix ms, then random bits), so they sort
-// by time like every other delivery id. The unary + on type keeps SQLite on the rowid range
-// (what is owed) instead of the type index, which would visit every event of the type.
-// Spilled webhooks are few and their chunks small, so this runs rarely compared with
-// publishes.
+// by time like every other delivery id. Spilled webhooks are few and their chunks small,
+// so this runs rarely compared with publishes.
 func (s *Store) takeSpilled(tx *gorm.DB, want TakeWant, now time.Time) (SpillTake, []*leasedRow, error) {
 	var out SpillTake
 	var after []int64
@@ -189,8 +193,8 @@ func (s *Store) takeSpilled(tx *gorm.DB, want TakeWant, now time.Time) (SpillTak
 	}
 	types := w.EventList()
 	rows, err := tx.Raw(`INSERT INTO deliveries (id, event_id, webhook_id, event_type, status, next_attempt_at, created_at, updated_at)
-		SELECT printf('dlv_%012x7%s', ?, substr(lower(hex(randomblob(10))), 1, 19)), e.id, ?, e.type, 'pending', ?, ?, ?
-		FROM events e WHERE e.rowid > ? AND e.test = ? AND +e.type IN ? ORDER BY e.rowid LIMIT ?
+		SELECT printf('dlv_%012x7%s', ?, substr(lower(hex(randomblob(10))), 1, 19)), id, ?, type, 'pending', ?, ?, ?
+		FROM events WHERE `+owedWhere+` ORDER BY rowid LIMIT ?
 		RETURNING rowid, id, event_id, event_type, (SELECT payload FROM events WHERE events.id = deliveries.event_id)`,
 		now.UnixMilli(), w.ID, now.UnixMilli(), now, now, after[0], false, types, want.Rows).Rows()
 	if err != nil {
@@ -218,7 +222,7 @@ func (s *Store) takeSpilled(tx *gorm.DB, want TakeWant, now time.Time) (SpillTak
 	}
 	out.Spilled = true
 	return out, made, tx.Exec(`UPDATE webhook_spills SET after_seq = (SELECT MAX(rowid) FROM
-		(SELECT rowid FROM events WHERE rowid > ? AND test = ? AND +type IN ? ORDER BY rowid LIMIT ?))
+		(SELECT rowid FROM events WHERE `+owedWhere+` ORDER BY rowid LIMIT ?))
 		WHERE webhook_id = ?`, after[0], false, types, want.Rows, w.ID).Error
 }
 
@@ -279,11 +283,11 @@ func (s *Store) owed(ctx context.Context, ids []string, count bool) ([]Owed, err
 		if count {
 			types := (&Webhook{Events: sp.Events}).EventList()
 			var first []time.Time
-			if err := db.Raw(`SELECT COUNT(*) FROM events WHERE rowid > ? AND test = ? AND +type IN ?`,
+			if err := db.Raw(`SELECT COUNT(*) FROM events WHERE `+owedWhere,
 				sp.AfterSeq, false, types).Scan(&o.Events).Error; err != nil {
 				return nil, fmt.Errorf("count owed events: %w", err)
 			}
-			if err := db.Raw(`SELECT created_at FROM events WHERE rowid > ? AND test = ? AND +type IN ? ORDER BY rowid LIMIT 1`,
+			if err := db.Raw(`SELECT created_at FROM events WHERE `+owedWhere+` ORDER BY rowid LIMIT 1`,
 				sp.AfterSeq, false, types).Scan(&first).Error; err != nil {
 				return nil, fmt.Errorf("oldest owed event: %w", err)
 			}
