@@ -61,16 +61,19 @@ func sigkillMidRun(t *testing.T, delay time.Duration) {
 
 	var (
 		mu        sync.Mutex
-		successes = map[string][]time.Time{} // X-Webhook-Id → when a 2xx was answered
+		successes = map[string][]time.Time{} // X-Webhook-Id → when a request answered 2xx arrived
 	)
 	rc := testsrv.NewReceiver(t, func(n int, w http.ResponseWriter, r *http.Request) {
+		// The arrival tells which process sent it: a request the killed process sent just
+		// before the kill may be answered after the restart began.
+		arrived := time.Now()
 		time.Sleep(delay)
 		if n%10 == 0 { // keep some retries in the mix across the crash
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return
 		}
 		mu.Lock()
-		successes[r.Header.Get("X-Webhook-Id")] = append(successes[r.Header.Get("X-Webhook-Id")], time.Now())
+		successes[r.Header.Get("X-Webhook-Id")] = append(successes[r.Header.Get("X-Webhook-Id")], arrived)
 		mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
 	})

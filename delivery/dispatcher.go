@@ -68,14 +68,14 @@ type Dispatcher struct {
 	// spilled are the webhooks whose new events wait in their spill, not as rows; they stay
 	// in due until the spill is drained.
 	spilled map[string]bool
-	// toTake is the spiller's work: it writes the rows in its own goroutine, one
-	// transaction per round, so the claim loop never waits for the writer, and starts the
-	// ones it leased at once.
+	// toTake is the spiller's work: it takes owed events in its own goroutine, so the
+	// claim loop never waits for it, and starts what fits at once.
 	toTake     map[string]models.TakeWant
 	spillerRun chan struct{}
-	// ready holds rows a take leased beyond the webhook's free slots: they are sent before
-	// anything is claimed for it, without another read.
-	ready map[string][]readyRow
+	// ready holds what a take brought beyond the webhook's free slots: it is sent before
+	// anything is claimed for it, without another read. It has no rows and no lease, so it
+	// can wait as long as it must; on shutdown it is simply owed again.
+	ready map[string][]*models.Delivery
 	// taking are the webhooks with a take asked for and not yet done: claiming for them
 	// meanwhile would only find again that nothing is due.
 	taking map[string]bool
@@ -160,7 +160,7 @@ func New(cfg Config) *Dispatcher {
 		backlogged: map[string]time.Time{},
 		spilled:    map[string]bool{},
 		toTake:     map[string]models.TakeWant{},
-		ready:      map[string][]readyRow{},
+		ready:      map[string][]*models.Delivery{},
 		taking:     map[string]bool{},
 		spillGen:   map[string]uint64{},
 		spillerRun: make(chan struct{}, 1),
@@ -291,7 +291,7 @@ func (d *Dispatcher) claimAndSend(ctx, sendCtx context.Context) time.Duration {
 			return wait
 		}
 		now := time.Now()
-		slots, ready := d.popReady(slots, now)
+		slots, ready := d.popReady(slots)
 		if len(ready) > 0 {
 			d.start(ctx, sendCtx, ready)
 		}
@@ -321,7 +321,7 @@ func (d *Dispatcher) claimAndSend(ctx, sendCtx context.Context) time.Duration {
 			if d.spilled[id] && (at == 0 || at > now.UnixMilli()) {
 				// Its rows are all taken or waiting for a retry: room for owed events.
 				rows := d.takeFor(id, planned[id])
-				d.toTake[id] = models.TakeWant{WebhookID: id, Rows: rows, Lease: rows}
+				d.toTake[id] = models.TakeWant{WebhookID: id, Rows: rows}
 				d.taking[id] = true
 				d.wakeSpiller()
 				continue
@@ -350,11 +350,11 @@ func (d *Dispatcher) claimAndSend(ctx, sendCtx context.Context) time.Duration {
 	return time.Second
 }
 
-// takeFor is how many owed events to turn into rows for a spilled webhook that had free
-// slots. For one that answers, several windows' worth, so one transaction feeds it for a
-// while (measured: 4 windows gave 16% more deliveries/s than 2, 8 more again); what waits in
-// ready is still sent well within its lease. One that is failing or hanging gets only what it
-// can be sent now, so nothing waits behind its timeouts. Called with d.mu held.
+// takeFor is how many owed events to take for a spilled webhook that had free slots. For one
+// that answers, several windows' worth, so one read feeds it for a while (measured when takes
+// wrote rows: 4 windows gave 16% more deliveries/s than 2, 8 more again). One that is failing
+// or hanging gets only what it can be sent now, so nothing waits behind its timeouts. Called
+// with d.mu held.
 func (d *Dispatcher) takeFor(webhookID string, free int) int {
 	h := d.hooks[webhookID]
 	if h == nil || !h.proven {
@@ -366,31 +366,18 @@ func (d *Dispatcher) takeFor(webhookID string, free int) int {
 // takeWindows is how many windows of owed events a take brings a webhook that answers.
 const takeWindows = 8
 
-// readyRow is a row a take leased, waiting for a free slot of its webhook.
-type readyRow struct {
-	d       *models.Delivery
-	takenAt time.Time
-}
-
-// popReady serves planned slots from the rows takes leased, and returns the slots still to
-// claim for. A ready row held for more than half its lease is let go instead (claimed again
-// later), so its lease cannot run out while it is being sent.
-func (d *Dispatcher) popReady(slots []models.HookSlots, now time.Time) ([]models.HookSlots, []*models.Delivery) {
+// popReady serves planned slots from what takes brought, and returns the slots still to
+// claim for.
+func (d *Dispatcher) popReady(slots []models.HookSlots) ([]models.HookSlots, []*models.Delivery) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var out []*models.Delivery
-	var stale []string
 	rest := slots[:0:0]
 	for _, s := range slots {
 		q := d.ready[s.WebhookID]
 		for len(q) > 0 && s.Free > 0 {
-			r := q[0]
+			out = append(out, q[0])
 			q = q[1:]
-			if now.Sub(r.takenAt) > d.cfg.Lease/2 {
-				stale = append(stale, r.d.ID)
-				continue
-			}
-			out = append(out, r.d)
 			s.Free--
 		}
 		if len(q) == 0 {
@@ -401,9 +388,6 @@ func (d *Dispatcher) popReady(slots []models.HookSlots, now time.Time) ([]models
 		if s.Free > 0 {
 			rest = append(rest, s)
 		}
-	}
-	if len(stale) > 0 {
-		d.store.ForgetLeases(stale)
 	}
 	return rest, out
 }
@@ -450,30 +434,28 @@ func (d *Dispatcher) spiller(ctx, sendCtx context.Context) {
 	}
 }
 
-// take turns owed events of spilled webhooks into delivery rows, in one transaction, and
-// starts the ones it leased.
+// take takes owed events of spilled webhooks and starts what fits in their free slots.
 func (d *Dispatcher) take(ctx, sendCtx context.Context, take []models.TakeWant, gens map[string]uint64) error {
 	if len(take) == 0 {
 		return nil
 	}
-	got, err := d.store.TakeSpilled(ctx, models.TakeRequest{Owner: d.owner, Now: time.Now(), LeaseFor: d.cfg.Lease, Hooks: take})
+	got, err := d.store.TakeSpilled(ctx, models.TakeRequest{Owner: d.owner, Now: time.Now(), Hooks: take})
 	if err != nil {
 		return err
 	}
 	// What fits in the webhook's free slots goes now; the rest waits in ready for the claim
 	// loop, which serves it before claiming.
 	var now []*models.Delivery
-	at := time.Now()
 	d.mu.Lock()
 	for id, g := range got {
 		free := d.freeSlots(id)
-		for _, dl := range g.Leased {
+		for _, dl := range g.Taken {
 			if free > 0 && len(d.ready[id]) == 0 {
 				now = append(now, dl)
 				free--
 				continue
 			}
-			d.ready[id] = append(d.ready[id], readyRow{d: dl, takenAt: at})
+			d.ready[id] = append(d.ready[id], dl)
 		}
 		if len(d.ready[id]) > 0 {
 			// Like a hint: a claim that began before this must not drop the webhook from due.
@@ -492,7 +474,7 @@ func (d *Dispatcher) take(ctx, sendCtx context.Context, take []models.TakeWant, 
 			continue
 		}
 		delete(d.spilled, id)
-		if g.Queued == 0 && len(d.ready[id]) == 0 {
+		if len(g.Taken) == 0 && len(d.ready[id]) == 0 {
 			delete(d.due, id)
 		}
 		d.cfg.Logger.Info("webhook caught up: its spill is drained", "webhook", id)
@@ -680,8 +662,13 @@ func (d *Dispatcher) start(ctx, sendCtx context.Context, claimed []*models.Deliv
 	// its attempt starts.
 	bodies := make(map[string][]byte, len(claimed))
 	var missing []string
+	seenHook := make(map[string]bool, 4)
 	for _, c := range claimed {
-		hookIDs = append(hookIDs, c.WebhookID)
+		if !seenHook[c.WebhookID] {
+			// Once each: the driver binds an IN list in time quadratic in its length.
+			seenHook[c.WebhookID] = true
+			hookIDs = append(hookIDs, c.WebhookID)
+		}
 		if _, ok := bodies[c.EventID]; ok {
 			continue
 		}
@@ -703,11 +690,16 @@ func (d *Dispatcher) start(ctx, sendCtx context.Context, claimed []*models.Deliv
 	}
 	if err != nil {
 		d.cfg.Logger.Error("load claimed deliveries", "err", err)
-		ids := make([]string, len(claimed))
-		for i, c := range claimed {
-			ids[i] = c.ID
+		var ids, owedHooks []string
+		for _, c := range claimed {
+			if c.Owed != nil {
+				owedHooks = append(owedHooks, c.WebhookID)
+			} else {
+				ids = append(ids, c.ID)
+			}
 		}
 		_ = d.store.ReleaseLeases(context.WithoutCancel(ctx), ids)
+		d.abandonOwed(owedHooks)
 		return
 	}
 	d.mu.Lock()
@@ -760,6 +752,9 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *models.Delivery, wh *model
 		if d.cfg.Metrics != nil {
 			d.cfg.Metrics.Attempted(wh.ID, resp, dec.Status)
 		}
+	}
+	if dl.Owed != nil {
+		res.Owed, res.EventID, res.EventType, res.TakenAt = dl.Owed, dl.EventID, dl.EventType, dl.CreatedAt
 	}
 	// The slot is freed once the recorder has taken the result: when recording falls
 	// behind (the writer is busy), the slots stay taken and claiming pauses, instead of
@@ -835,7 +830,15 @@ func (d *Dispatcher) flush(batch []models.Result) {
 	}
 	if err != nil {
 		// The leases expire and the deliveries are attempted again: at-least-once holds.
+		// Those taken from a spill are taken again from its stored position.
 		d.cfg.Logger.Error("record attempts", "err", err, "count", len(batch))
+		var owedHooks []string
+		for _, r := range batch {
+			if r.Owed != nil {
+				owedHooks = append(owedHooks, r.WebhookID)
+			}
+		}
+		d.abandonOwed(owedHooks)
 		d.Notify()
 		return
 	}
@@ -848,6 +851,22 @@ func (d *Dispatcher) flush(batch []models.Result) {
 		}
 	}
 	d.hint(retries) // also wakes the loop: the recorded rows are claimable again
+}
+
+// abandonOwed gives up on deliveries taken from the spills of these webhooks that will not be
+// recorded: the store takes the webhooks' owed events again from their stored positions, so
+// what waits in ready would only be sent twice.
+func (d *Dispatcher) abandonOwed(webhookIDs []string) {
+	if len(webhookIDs) == 0 {
+		return
+	}
+	d.store.AbandonOwed(webhookIDs)
+	d.mu.Lock()
+	for _, id := range webhookIDs {
+		delete(d.ready, id)
+	}
+	d.mu.Unlock()
+	d.requestRescan()
 }
 
 // payloadCacheSize is how many recent event bodies the dispatcher keeps. A fan-out's

@@ -41,6 +41,10 @@ type Delivery struct {
 	Test           bool
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+
+	// Owed is set on a delivery taken from a spill whose row is not written yet; its attempt's
+	// RecordResults writes it (take.go).
+	Owed *OwedDelivery `gorm:"-"`
 }
 
 // Attempt is one HTTP request made for a delivery.
@@ -229,6 +233,13 @@ type Result struct {
 	NextAttemptAt int64  // when Status is pending
 	Succeeded     bool
 	DisableReason string // non-empty: disable the webhook (410 Gone)
+
+	// Owed is set for a delivery taken from a spill without a row (see take.go): the row is
+	// written here, from these.
+	Owed      *OwedDelivery
+	EventID   string
+	EventType string
+	TakenAt   time.Time
 }
 
 // RecordResults writes a batch of attempt results in one transaction (group commit). A
@@ -241,9 +252,29 @@ func (s *Store) RecordResults(ctx context.Context, results []Result) error {
 		return nil
 	}
 	now := time.Now().UTC()
+	var owed []Result
+	for _, r := range results {
+		if r.Owed != nil {
+			owed = append(owed, r)
+		}
+	}
+	var applyOwed func()
 	err := s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		written := map[string]bool{}
+		if len(owed) > 0 {
+			var err error
+			if written, applyOwed, err = s.owedRecord(tx, owed, now); err != nil {
+				return err
+			}
+		}
 		sent := make([]Result, 0, len(results))
 		for _, r := range results {
+			if r.Owed != nil {
+				if r.Attempt != nil && written[r.DeliveryID] {
+					sent = append(sent, r)
+				}
+				continue
+			}
 			if r.Attempt != nil {
 				sent = append(sent, r)
 				continue
@@ -253,9 +284,15 @@ func (s *Store) RecordResults(ctx context.Context, results []Result) error {
 				return fmt.Errorf("record delivery %s: %w", r.DeliveryID, err)
 			}
 		}
-		updated := make(map[string]bool, len(sent))
-		for from := 0; from < len(sent); from += maxBulkRows {
-			ids, err := s.updateDelivered(tx, sent[from:min(from+maxBulkRows, len(sent))], now)
+		updated := written // rows written in their final state need no update
+		var rowed []Result
+		for _, r := range sent {
+			if r.Owed == nil {
+				rowed = append(rowed, r)
+			}
+		}
+		for from := 0; from < len(rowed); from += maxBulkRows {
+			ids, err := s.updateDelivered(tx, rowed[from:min(from+maxBulkRows, len(rowed))], now)
 			if err != nil {
 				return err
 			}
@@ -297,7 +334,7 @@ func (s *Store) RecordResults(ctx context.Context, results []Result) error {
 					return err
 				}
 				s.subs.invalidate()
-				if err := cancelPending(tx, r.WebhookID, r.DisableReason); err != nil {
+				if err := s.cancelPending(tx, r.WebhookID, r.DisableReason); err != nil {
 					return err
 				}
 			}
@@ -320,6 +357,9 @@ func (s *Store) RecordResults(ctx context.Context, results []Result) error {
 	})
 	if err != nil {
 		return err
+	}
+	if applyOwed != nil {
+		applyOwed()
 	}
 	ids := make([]string, len(results))
 	for i, r := range results {
@@ -398,16 +438,6 @@ func (s *Store) ReleaseLeases(ctx context.Context, ids []string) error {
 		s.releaseLeases(ids)
 	}
 	return err
-}
-
-// ForgetLeases lets go of SQLite leases held in memory without a write (a take's leased
-// rows that waited too long to be sent): the next claims find the rows again.
-func (s *Store) ForgetLeases(ids []string) {
-	if s.leases == nil || len(ids) == 0 {
-		return
-	}
-	s.leases.release(ids)
-	s.leases.rewindAll()
 }
 
 // ReleaseAllLeases frees every lease. Only for SQLite, whose file belongs to one process:

@@ -2,7 +2,6 @@ package models
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -18,10 +17,11 @@ import (
 // SQLite writer, and every healthy webhook's events wait behind them. A spilled webhook
 // instead owes every event after a position in the events table (its rowid, which on SQLite's
 // single writer grows in commit order) that matches its subscription; publishing writes no
-// row for it. The dispatcher turns owed events into delivery rows a chunk at a time, as the
-// webhook frees capacity (TakeSpilled), and the spill ends when the chunk reaches the newest
-// event. Nothing is lost in between: the events and the spill position are durable, and the
-// position moves only in the transaction that writes the rows it passed.
+// row for it. The dispatcher takes owed events a chunk at a time, as the webhook frees
+// capacity (TakeSpilled, take.go), and each one's row is written once, in its final state,
+// when its attempt is recorded; the spill ends when nothing more is owed or in flight. Nothing
+// is lost in between: the events and the spill position are durable, and the position moves
+// only in the transactions that write the rows it passes.
 //
 // Only SQLite spills. On PostgreSQL, concurrent writers commit out of id order, so a
 // position in the events table cannot say which events are owed; there every delivery gets
@@ -88,151 +88,16 @@ func (s *Store) SpilledWebhooks(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
-// SpillTake is what TakeSpilled did for one webhook.
-type SpillTake struct {
-	Queued  int         // delivery rows written
-	Spilled bool        // the webhook still owes events without rows
-	Leased  []*Delivery // the first of the rows, leased to the caller as ClaimFor leases
-}
-
-// TakeRequest asks TakeSpilled for owed events: per webhook, rows for up to Free of them, and
-// of those the first Lease leased to Owner until Now+LeaseFor.
-type TakeRequest struct {
-	Owner    string
-	Now      time.Time
-	LeaseFor time.Duration
-	Hooks    []TakeWant
-}
-
-// TakeWant is one webhook's part of a TakeRequest.
-type TakeWant struct {
-	WebhookID   string
-	Rows, Lease int
-}
-
-// TakeSpilled writes pending delivery rows for owed events of spilled webhooks, oldest first,
-// and moves each webhook's position past them, all in one transaction. When a webhook's take
-// reaches the newest event its spill ends in the same transaction, so the next publish writes
-// its rows again and no event falls between the two. The leased rows are returned ready to
-// send, so the dispatcher need not claim what it just asked for; the others are claimed as
-// usual. A webhook that is not spilled, gone or disabled gets nothing.
-func (s *Store) TakeSpilled(ctx context.Context, r TakeRequest) (map[string]SpillTake, error) {
-	out := make(map[string]SpillTake, len(r.Hooks))
-	if !s.SpillSupported() || len(r.Hooks) == 0 {
-		return out, nil
-	}
-	now := r.Now.UTC()
-	var made map[string][]*leasedRow
-	err := s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		clear(out)
-		made = make(map[string][]*leasedRow, len(r.Hooks))
-		for _, want := range r.Hooks {
-			got, rows, err := s.takeSpilled(tx, want, now)
-			if err != nil {
-				return err
-			}
-			out[want.WebhookID], made[want.WebhookID] = got, rows
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("take spilled events: %w", err)
-	}
-	due := map[string]int64{}
-	payloads := map[string][]byte{}
-	until := now.Add(r.LeaseFor).UnixMilli()
-	start := s.leases.begin(now.UnixMilli())
-	for _, want := range r.Hooks {
-		rows := made[want.WebhookID]
-		got := out[want.WebhookID]
-		for i, row := range rows {
-			if i < want.Lease && s.leases.takeOne(want.WebhookID, row.rowid, start, now.UnixMilli(), until) == taken {
-				s.leases.bind(row.rowid, row.ID)
-				row.LockedUntil, row.LockedBy = until, r.Owner
-				got.Leased = append(got.Leased, &row.Delivery)
-			} else {
-				due[want.WebhookID] = now.UnixMilli()
-			}
-			payloads[row.EventID] = row.payload
-		}
-		out[want.WebhookID] = got
-	}
-	s.leases.end()
-	s.queued(Queued{Due: due, Payloads: payloads})
-	return out, nil
-}
-
-// owedWhere selects the events a spill owes: after its position (rowid > ?), published (test
-// = ?, false) and of the webhook's types (IN ?). The unary + on type keeps SQLite on the
-// rowid range (what is owed) instead of the type index, which would visit every event of
-// the type.
-const owedWhere = `rowid > ? AND test = ? AND +type IN ?`
-
-// takeSpilled writes one webhook's rows in a single INSERT … SELECT: the driver parses and
-// binds every statement anew, so one statement for the chunk beats a read and a row-by-row
-// insert. The ids are made in SQL in NewID's form (unix ms, then random bits), so they sort
-// by time like every other delivery id. Spilled webhooks are few and their chunks small,
-// so this runs rarely compared with publishes.
-func (s *Store) takeSpilled(tx *gorm.DB, want TakeWant, now time.Time) (SpillTake, []*leasedRow, error) {
-	var out SpillTake
-	var after []int64
-	if err := tx.Raw(`SELECT after_seq FROM webhook_spills WHERE webhook_id = ?`, want.WebhookID).Scan(&after).Error; err != nil {
-		return out, nil, err
-	}
-	if len(after) == 0 || want.Rows <= 0 {
-		return out, nil, nil
-	}
-	var w Webhook
-	err := tx.Where("id = ?", want.WebhookID).Take(&w).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) || err == nil && !w.Enabled {
-		s.subs.invalidate()
-		return out, nil, dropSpill(tx, want.WebhookID)
-	}
-	if err != nil {
-		return out, nil, err
-	}
-	types := w.EventList()
-	rows, err := tx.Raw(`INSERT INTO deliveries (id, event_id, webhook_id, event_type, status, next_attempt_at, created_at, updated_at)
-		SELECT printf('dlv_%012x7%s', ?, substr(lower(hex(randomblob(10))), 1, 19)), id, ?, type, 'pending', ?, ?, ?
-		FROM events WHERE `+owedWhere+` ORDER BY rowid LIMIT ?
-		RETURNING rowid, id, event_id, event_type, (SELECT payload FROM events WHERE events.id = deliveries.event_id)`,
-		now.UnixMilli(), w.ID, now.UnixMilli(), now, now, after[0], false, types, want.Rows).Rows()
-	if err != nil {
-		return out, nil, err
-	}
-	var made []*leasedRow
-	for rows.Next() {
-		d := &leasedRow{Delivery: Delivery{WebhookID: w.ID, Status: StatusPending, NextAttemptAt: now.UnixMilli(),
-			CreatedAt: now, UpdatedAt: now}}
-		if err := rows.Scan(&d.rowid, &d.ID, &d.EventID, &d.EventType, &d.payload); err != nil {
-			rows.Close()
-			return out, nil, err
-		}
-		made = append(made, d)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return out, nil, err
-	}
-	out.Queued = len(made)
-	if len(made) < want.Rows {
-		// Reached the newest event: from the next publish on, rows are written again.
-		s.subs.invalidate()
-		return out, made, dropSpill(tx, w.ID)
-	}
-	out.Spilled = true
-	return out, made, tx.Exec(`UPDATE webhook_spills SET after_seq = (SELECT MAX(rowid) FROM
-		(SELECT rowid FROM events WHERE `+owedWhere+` ORDER BY rowid LIMIT ?))
-		WHERE webhook_id = ?`, after[0], false, types, want.Rows, w.ID).Error
-}
-
 // dropSpill ends a webhook's spill: what it still owed is not sent (the webhook was disabled
 // or deleted, which cancels its pending deliveries too; a replay can send the events again).
 // Callers invalidate the subscriber cache, which holds the spilled set.
-func dropSpill(tx *gorm.DB, webhookID string) error {
+func (s *Store) dropSpill(tx *gorm.DB, webhookID string) error {
 	if err := tx.Exec(`DELETE FROM webhook_spills WHERE webhook_id = ?`, webhookID).Error; err != nil {
 		return fmt.Errorf("end spill: %w", err)
 	}
+	// Also when the transaction rolls back: the next take then starts again from the stored
+	// position, which at worst sends again what was in flight.
+	s.forgetTrack(webhookID)
 	return nil
 }
 

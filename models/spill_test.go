@@ -2,6 +2,7 @@ package models_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -42,14 +43,44 @@ func sameSet(a, b []string) bool {
 	return len(seen) == 0
 }
 
-func take(t *testing.T, s *models.Store, webhookID string, n int) models.SpillTake {
+// took is what a take and the recording of its deliveries did for one webhook.
+type took struct {
+	Queued  int  // owed events taken (and recorded as delivered)
+	Spilled bool // the webhook still owes events afterwards
+}
+
+// take takes up to n owed events of a webhook, as the dispatcher does, and records each as
+// delivered at the first attempt, which writes its row.
+func take(t *testing.T, s *models.Store, webhookID string, n int) took {
 	t.Helper()
-	got, err := s.TakeSpilled(context.Background(), models.TakeRequest{Owner: "test", Now: time.Now(), LeaseFor: time.Minute,
+	ctx := context.Background()
+	got, err := s.TakeSpilled(ctx, models.TakeRequest{Owner: "test", Now: time.Now(),
 		Hooks: []models.TakeWant{{WebhookID: webhookID, Rows: n}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return got[webhookID]
+	tk := got[webhookID]
+	if err := s.RecordResults(ctx, delivered(tk.Taken...)); err != nil {
+		t.Fatal(err)
+	}
+	spilled, err := s.SpilledWebhooks(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return took{Queued: len(tk.Taken), Spilled: slices.Contains(spilled, webhookID)}
+}
+
+// delivered is the result of a first attempt that succeeded, for each delivery.
+func delivered(ds ...*models.Delivery) []models.Result {
+	out := make([]models.Result, len(ds))
+	status := 200
+	for i, d := range ds {
+		out[i] = models.Result{DeliveryID: d.ID, WebhookID: d.WebhookID, Status: models.StatusSucceeded, Succeeded: true,
+			Attempt: &models.Attempt{ID: models.NewID("att"), DeliveryID: d.ID, WebhookID: d.WebhookID, Number: 1,
+				StartedAt: time.Now().UTC(), ResponseStatus: &status, Outcome: models.OutcomeSucceeded},
+			Owed: d.Owed, EventID: d.EventID, EventType: d.EventType, TakenAt: d.CreatedAt}
+	}
+	return out
 }
 
 func queueStats(t *testing.T, s *models.Store) models.QueueStats {
@@ -293,36 +324,167 @@ func TestReplaySkipsEventsTheSpillOwes(t *testing.T) {
 	}
 }
 
-// The first rows of a take can come back leased, ready to send: a claim does not return them
-// again, and it does return the rest.
-func TestTakeLeasesTheRowsAskedFor(t *testing.T) {
-	s := storetest.Open(t, storetest.SQLiteDSN(t))
-	ctx := context.Background()
+// spilledWith opens a store on dsn with one spilled webhook for message.received and n of
+// its events published since, whose ids it returns in order.
+func spilledWith(t *testing.T, dsn string, n int) (*models.Store, *models.Webhook, []string) {
+	t.Helper()
+	s := storetest.Open(t, dsn)
 	w := newWebhook(t, s, "message.received", true)
-	if _, err := s.Spill(ctx, []string{w.ID}); err != nil {
+	if _, err := s.Spill(context.Background(), []string{w.ID}); err != nil {
 		t.Fatal(err)
 	}
-	var want []string
-	for range 5 {
-		want = append(want, publish(t, s, "message.received", "").Event.ID)
+	var ids []string
+	for range n {
+		ids = append(ids, publish(t, s, "message.received", "").Event.ID)
 	}
-	now := time.Now()
-	got, err := s.TakeSpilled(ctx, models.TakeRequest{Owner: "me", Now: now, LeaseFor: time.Minute,
-		Hooks: []models.TakeWant{{WebhookID: w.ID, Rows: 3, Lease: 2}}})
+	return s, w, ids
+}
+
+// takeOnly takes up to n owed events of a webhook without recording anything.
+func takeOnly(t *testing.T, s *models.Store, webhookID string, n int) models.SpillTake {
+	t.Helper()
+	got, err := s.TakeSpilled(context.Background(), models.TakeRequest{Owner: "me", Now: time.Now(),
+		Hooks: []models.TakeWant{{WebhookID: webhookID, Rows: n}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tk := got[w.ID]
-	if tk.Queued != 3 || !tk.Spilled || len(tk.Leased) != 2 {
-		t.Fatalf("take: %+v, want 3 rows, 2 leased, still spilled", tk)
+	return got[webhookID]
+}
+
+// A take hands out owed events without writing anything: the row of each is written by the
+// record of its attempt, in its final state, with the attempt. A delivery recorded twice
+// still has one row.
+func TestTakenDeliveriesGetTheirRowWhenRecorded(t *testing.T) {
+	s, w, want := spilledWith(t, storetest.SQLiteDSN(t), 5)
+	ctx := context.Background()
+	now := time.Now()
+	tk := takeOnly(t, s, w.ID, 3)
+	if len(tk.Taken) != 3 || !tk.Spilled {
+		t.Fatalf("take: %+v, want 3 taken, still spilled", tk)
 	}
-	for i, d := range tk.Leased {
-		if d.EventID != want[i] || d.LockedBy != "me" || d.Status != models.StatusPending || !strings.HasPrefix(d.ID, "dlv_") || len(d.ID) != 36 {
-			t.Errorf("leased %d: %+v, want event %s leased to me with a dlv_ id", i, d, want[i])
+	for i, d := range tk.Taken {
+		if d.EventID != want[i] || d.Owed == nil || d.Status != models.StatusPending || !strings.HasPrefix(d.ID, "dlv_") || len(d.ID) != 36 {
+			t.Errorf("taken %d: %+v, want event %s, owed, with a dlv_ id", i, d, want[i])
 		}
 	}
-	claimed, _ := claimFor(t, s, now, models.HookSlots{WebhookID: w.ID, Free: 10})
-	if len(claimed) != 1 || claimed[0].EventID != want[2] {
-		t.Errorf("claim after the take: %d rows, want only the unleased third event's", len(claimed))
+	if rows := rowsOf(t, s, w.ID); len(rows) != 0 {
+		t.Fatalf("a take wrote %d rows, want none", len(rows))
+	}
+	if claimed, _ := claimFor(t, s, now, models.HookSlots{WebhookID: w.ID, Free: 10}); len(claimed) != 0 {
+		t.Errorf("claim after the take: %d deliveries, want none (the taken ones have no rows)", len(claimed))
+	}
+	// The second fails with a retry due later; the others succeed. The first is recorded twice.
+	res := delivered(tk.Taken...)
+	res[1].Status, res[1].Succeeded, res[1].NextAttemptAt = models.StatusPending, false, now.Add(time.Hour).UnixMilli()
+	res[1].Attempt.Outcome, res[1].Attempt.ResponseStatus = models.OutcomeFailed, nil
+	msg := "connection refused"
+	res[1].Attempt.Error = &msg
+	if err := s.RecordResults(ctx, res); err != nil {
+		t.Fatal(err)
+	}
+	again := delivered(tk.Taken[0])
+	if err := s.RecordResults(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	if rows := rowsOf(t, s, w.ID); !slices.Equal(rows, want[:3]) {
+		t.Fatalf("rows after recording: %v, want %v once each", rows, want[:3])
+	}
+	for i, d := range tk.Taken {
+		row, err := s.GetDelivery(ctx, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus, wantNext := models.StatusSucceeded, int64(0)
+		if i == 1 {
+			wantStatus, wantNext = models.StatusPending, res[1].NextAttemptAt
+		}
+		if row.Status != wantStatus || row.AttemptCount != 1 || row.NextAttemptAt != wantNext || row.EventType != "message.received" ||
+			!row.CreatedAt.Equal(d.CreatedAt.UTC()) {
+			t.Errorf("row %d: %+v, want %s, one attempt, next %d, created at the take (%v)", i, row, wantStatus, wantNext, d.CreatedAt)
+		}
+		attempts, err := s.ListAttempts(ctx, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(attempts) != 1 {
+			t.Errorf("row %d: %d attempts, want 1", i, len(attempts))
+		}
+	}
+	if bl, err := s.Backlogs(ctx, []string{w.ID}, true); err != nil || bl[w.ID] == nil || *bl[w.ID].OwedEvents != 2 {
+		t.Errorf("backlog after recording three of five: %+v, %v; want 2 owed", bl[w.ID], err)
+	}
+}
+
+// Attempts finish out of order. The stored position passes only events whose rows are
+// written, so after a restart (the in-memory part gone) what was in flight is taken again,
+// and what was recorded past the position is not.
+func TestTakeAfterARestartSkipsWhatWasRecordedOutOfOrder(t *testing.T) {
+	dsn := storetest.SQLiteDSN(t)
+	s, w, want := spilledWith(t, dsn, 4)
+	ctx := context.Background()
+	tk := takeOnly(t, s, w.ID, 3).Taken
+	if len(tk) != 3 {
+		t.Fatalf("took %d, want 3", len(tk))
+	}
+	// The third finishes; the first two are still in flight when the process dies.
+	if err := s.RecordResults(ctx, delivered(tk[2])); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := storetest.Open(t, dsn)
+	retaken := takeOnly(t, s2, w.ID, 10).Taken
+	var again []string
+	for _, d := range retaken {
+		again = append(again, d.EventID)
+	}
+	if wantAgain := []string{want[0], want[1], want[3]}; !slices.Equal(again, wantAgain) {
+		t.Fatalf("taken after the restart: %v, want %v (the in-flight two and the untaken fourth)", again, wantAgain)
+	}
+	if err := s2.RecordResults(ctx, delivered(retaken...)); err != nil {
+		t.Fatal(err)
+	}
+	if rows := rowsOf(t, s2, w.ID); !sameSet(rows, want) {
+		t.Errorf("rows: %v, want each of %v once", rows, want)
+	}
+	if spilled, _ := s2.SpilledWebhooks(ctx); len(spilled) != 0 {
+		t.Errorf("still spilled after everything was recorded: %v", spilled)
+	}
+}
+
+// A record that fails for good makes the dispatcher abandon what it took: the events are taken
+// again from the stored position, with the same delivery ids, so if the first sending is
+// recorded after all, each event still has one row and one attempt.
+func TestEventsTakenAgainAfterAnAbandonedRecordKeepOneRowEach(t *testing.T) {
+	s, w, want := spilledWith(t, storetest.SQLiteDSN(t), 3)
+	ctx := context.Background()
+	first := takeOnly(t, s, w.ID, 10).Taken
+	s.AbandonOwed([]string{w.ID})
+	second := takeOnly(t, s, w.ID, 10).Taken
+	if len(first) != 3 || len(second) != 3 {
+		t.Fatalf("took %d, then %d after abandoning; want 3 both times", len(first), len(second))
+	}
+	for i := range first {
+		if first[i].ID != second[i].ID || first[i].EventID != want[i] {
+			t.Errorf("delivery %d: %s then %s for event %s; want one id for event %s", i, first[i].ID, second[i].ID, first[i].EventID, want[i])
+		}
+	}
+	if err := s.RecordResults(ctx, delivered(first...)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordResults(ctx, delivered(second...)); err != nil {
+		t.Fatal(err)
+	}
+	if rows := rowsOf(t, s, w.ID); !slices.Equal(rows, want) {
+		t.Errorf("rows: %v, want %v once each", rows, want)
+	}
+	for _, d := range first {
+		if attempts, err := s.ListAttempts(ctx, d.ID); err != nil || len(attempts) != 1 {
+			t.Errorf("delivery %s: %d attempts (%v), want 1", d.ID, len(attempts), err)
+		}
+	}
+	if spilled, _ := s.SpilledWebhooks(ctx); len(spilled) != 0 {
+		t.Errorf("still spilled after everything was recorded: %v", spilled)
 	}
 }

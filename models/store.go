@@ -37,6 +37,8 @@ type Store struct {
 	sinceCheck   map[string]int
 	spillWanted  map[string]bool // see RequestSpill
 	sinceCheckMu sync.Mutex      // guards sinceCheck and spillWanted
+	// takes is what this process took of each spill without rows yet (take.go); SQLite only.
+	takes owedTracks
 	// onQueued is told about deliveries that became due (see OnQueued).
 	onQueued atomic.Pointer[func(Queued)]
 	group    publishGroup // see PublishOne
@@ -113,7 +115,8 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		rdb.SetMaxOpenConns(8)
 		rdb.SetMaxIdleConns(8)
 		s = &Store{W: w, R: r, Dialect: "sqlite", closers: []*sql.DB{wdb, rdb},
-			leases: newMemLeases(), subs: &subscriberCache{}, sinceCheck: map[string]int{}, spillWanted: map[string]bool{}}
+			leases: newMemLeases(), subs: &subscriberCache{}, sinceCheck: map[string]int{}, spillWanted: map[string]bool{},
+			takes: owedTracks{byHook: map[string]*owedTrack{}}}
 	}
 	if err := s.Ping(ctx); err != nil {
 		s.Close()

@@ -141,7 +141,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, w *Webhook) error {
 		}
 		s.subs.invalidate()
 		if !w.Enabled {
-			return cancelPending(tx, w.ID, "webhook disabled")
+			return s.cancelPending(tx, w.ID, "webhook disabled")
 		}
 		return nil
 	})
@@ -181,7 +181,7 @@ func (s *Store) ModifyWebhook(ctx context.Context, id string, change func(w *Web
 		}
 		s.subs.invalidate()
 		if wasEnabled && !out.Enabled {
-			return cancelPending(tx, id, "webhook disabled")
+			return s.cancelPending(tx, id, "webhook disabled")
 		}
 		return nil
 	})
@@ -197,8 +197,8 @@ func (s *Store) ModifyWebhook(ctx context.Context, id string, change func(w *Web
 
 // cancelPending cancels a webhook's pending deliveries and ends its spill; callers invalidate
 // the subscriber cache.
-func cancelPending(tx *gorm.DB, webhookID, reason string) error {
-	if err := dropSpill(tx, webhookID); err != nil {
+func (s *Store) cancelPending(tx *gorm.DB, webhookID, reason string) error {
+	if err := s.dropSpill(tx, webhookID); err != nil {
 		return err
 	}
 	return tx.Exec(`UPDATE deliveries SET status = 'cancelled', next_attempt_at = 0, locked_until = 0, last_error = ?, updated_at = ?
@@ -213,7 +213,7 @@ func (s *Store) DisableWebhook(ctx context.Context, id, reason string) error {
 			return fmt.Errorf("disable webhook: %w", err)
 		}
 		s.subs.invalidate()
-		return cancelPending(tx, id, reason)
+		return s.cancelPending(tx, id, reason)
 	})
 }
 
@@ -239,7 +239,7 @@ func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
 		if err := tx.Exec(`DELETE FROM deliveries WHERE webhook_id = ?`, id).Error; err != nil {
 			return fmt.Errorf("delete deliveries: %w", err)
 		}
-		if err := dropSpill(tx, id); err != nil {
+		if err := s.dropSpill(tx, id); err != nil {
 			return err
 		}
 		// Inspector bins linked to it keep their captures but lose the dangling link.
