@@ -796,11 +796,18 @@ func (d *Dispatcher) adjust(webhookID string, resp *Response) {
 }
 
 // recorder writes results in batches: whatever accumulated while the previous transaction
-// ran goes into the next one, so under load one commit covers many attempts.
+// ran goes into the next one, so under load one commit covers many attempts. A small batch
+// waits up to recordWait for more: a commit's cost is mostly the pages it writes, which
+// hardly grow with the rows, so four times the rows a commit is close to a quarter of the
+// cost a row. The wait delays only the record, not the delivery, and the attempt's slot is
+// free as soon as the result is handed over.
 func (d *Dispatcher) recorder() {
 	batch := make([]models.Result, 0, 512)
+	wait := time.NewTimer(time.Hour)
+	wait.Stop()
 	for first := range d.results {
 		batch = append(batch[:0], first)
+		waiting := false
 	drain:
 		for len(batch) < maxFlush {
 			select {
@@ -809,13 +816,43 @@ func (d *Dispatcher) recorder() {
 					break drain
 				}
 				batch = append(batch, r)
+				continue
 			default:
+			}
+			if len(batch) >= recordFill {
+				break
+			}
+			if !waiting {
+				waiting = true
+				wait.Reset(recordWait)
+			}
+			select {
+			case r, ok := <-d.results:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, r)
+			case <-wait.C:
 				break drain
+			}
+		}
+		if waiting && !wait.Stop() {
+			select {
+			case <-wait.C:
+			default:
 			}
 		}
 		d.flush(batch)
 	}
 }
+
+// recordFill and recordWait: a batch of fewer than recordFill results waits up to recordWait
+// for more before it is written (measured on the batch throughput run: commits averaged 50
+// results without the wait).
+const (
+	recordFill = 200
+	recordWait = 3 * time.Millisecond
+)
 
 func (d *Dispatcher) flush(batch []models.Result) {
 	// Recording must not be abandoned on shutdown, or finished attempts would be repeated.
