@@ -162,8 +162,7 @@ func (s *Store) claimHookSQLite(ctx context.Context, h HookSlots, start uint64, 
 
 type leasedRow struct {
 	Delivery
-	rowid   int64
-	payload []byte // the event's body, when the query read it (TakeSpilled)
+	rowid int64
 }
 
 // leasedRows reads what the dispatcher needs of the deliveries just leased in memory. The

@@ -94,19 +94,19 @@ func (s *Store) TakeSpilled(ctx context.Context, r TakeRequest) (map[string]Spil
 		return out, nil
 	}
 	now := r.Now.UTC()
-	payloads := map[string][]byte{}
 	for _, want := range r.Hooks {
-		got, err := s.takeOwed(ctx, want, now, r.Owner, payloads)
+		got, err := s.takeOwed(ctx, want, now, r.Owner)
 		if err != nil {
 			return nil, fmt.Errorf("take spilled events: %w", err)
 		}
 		out[want.WebhookID] = got
 	}
-	s.queued(Queued{Payloads: payloads})
 	return out, nil
 }
 
-func (s *Store) takeOwed(ctx context.Context, want TakeWant, now time.Time, owner string, payloads map[string][]byte) (SpillTake, error) {
+// The bodies are not read here: the webhooks of a fan-out take the same events, and the
+// dispatcher reads each body once for all of them (its payload cache).
+func (s *Store) takeOwed(ctx context.Context, want TakeWant, now time.Time, owner string) (SpillTake, error) {
 	var spill []struct {
 		AfterSeq int64
 		Events   *string
@@ -153,7 +153,7 @@ func (s *Store) takeOwed(ctx context.Context, want TakeWant, now time.Time, owne
 	// the events (an ended spill's later events got rows at publish), and an event that
 	// already has a row for the webhook (written past a position a crash left behind) is
 	// passed, not sent again.
-	rows, err := db.Raw(`SELECT rowid, id, type, payload,
+	rows, err := db.Raw(`SELECT rowid, id, type,
 		CASE WHEN rowid <= ? THEN EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.webhook_id = ?) ELSE 0 END
 		FROM events WHERE rowid > MAX(?, COALESCE((SELECT after_seq FROM webhook_spills WHERE webhook_id = ?), 9223372036854775807))
 		AND test = ? AND +type IN ? ORDER BY rowid LIMIT ?`,
@@ -164,13 +164,12 @@ func (s *Store) takeOwed(ctx context.Context, want TakeWant, now time.Time, owne
 	type owedEvent struct {
 		seq       int64
 		id, typ   string
-		payload   []byte
 		delivered bool
 	}
 	var found []owedEvent
 	for rows.Next() {
 		var e owedEvent
-		if err := rows.Scan(&e.seq, &e.id, &e.typ, &e.payload, &e.delivered); err != nil {
+		if err := rows.Scan(&e.seq, &e.id, &e.typ, &e.delivered); err != nil {
 			rows.Close()
 			return SpillTake{}, err
 		}
@@ -197,7 +196,6 @@ func (s *Store) takeOwed(ctx context.Context, want TakeWant, now time.Time, owne
 			continue
 		}
 		tr.out[e.seq] = true
-		payloads[e.id] = e.payload
 		got.Taken = append(got.Taken, &Delivery{ID: owedDeliveryID(e.id, want.WebhookID), EventID: e.id, WebhookID: want.WebhookID, EventType: e.typ,
 			Status: StatusPending, NextAttemptAt: now.UnixMilli(), LockedBy: owner, CreatedAt: now, UpdatedAt: now,
 			Owed: &OwedDelivery{Seq: e.seq, Epoch: tr.epoch}})
