@@ -13,8 +13,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hookrelay/hookrelay/models"
 	"github.com/hookrelay/hookrelay/signature"
@@ -63,11 +65,13 @@ func (r *Response) ErrorText() string {
 	return ""
 }
 
-// Sender makes signed HTTP attempts. It keeps two clients: a guarded one for customer URLs
-// and an unguarded one used only for this server's own /inspect/ URLs.
+// Sender makes signed HTTP attempts. It keeps two transports: a guarded one for customer
+// URLs and an unguarded one used only for this server's own /inspect/ URLs. It calls them
+// directly rather than through an http.Client: redirects are never followed and there are no
+// cookies, so the client would only add a copy of the headers per request.
 type Sender struct {
-	guarded   *http.Client
-	own       *http.Client
+	guarded   *http.Transport
+	own       *http.Transport
 	publicURL string
 	timeout   time.Duration
 	userAgent string
@@ -92,22 +96,18 @@ func NewSender(cfg SenderConfig) *Sender {
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 64
 	}
-	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	mk := func(allowPrivate bool) *http.Client {
-		return &http.Client{
-			CheckRedirect: noRedirect,
-			Transport: &http.Transport{
-				Proxy:                 nil, // a proxy would dial for us and bypass the guard
-				DialContext:           dialer(allowPrivate),
-				ForceAttemptHTTP2:     true,
-				MaxIdleConns:          cfg.MaxConns * 4,
-				MaxIdleConnsPerHost:   cfg.MaxConns,
-				IdleConnTimeout:       90 * time.Second,
-				TLSHandshakeTimeout:   cfg.Timeout,
-				ExpectContinueTimeout: time.Second,
-				DisableCompression:    true,
-				TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
-			},
+	mk := func(allowPrivate bool) *http.Transport {
+		return &http.Transport{
+			Proxy:                 nil, // a proxy would dial for us and bypass the guard
+			DialContext:           dialer(allowPrivate),
+			ForceAttemptHTTP2:     true,
+			MaxIdleConns:          cfg.MaxConns * 4,
+			MaxIdleConnsPerHost:   cfg.MaxConns,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   cfg.Timeout,
+			ExpectContinueTimeout: time.Second,
+			DisableCompression:    true,
+			TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
 		}
 	}
 	return &Sender{
@@ -176,11 +176,11 @@ func (s *Sender) Send(ctx context.Context, r Request) *Response {
 		return resp
 	}
 	req.Header = headers
-	client := s.guarded
+	rt := s.guarded
 	if OwnInspectorURL(s.publicURL, r.Webhook.URL) {
-		client = s.own
+		rt = s.own
 	}
-	hr, err := client.Do(req)
+	hr, err := rt.RoundTrip(req)
 	if err != nil {
 		resp.Err, resp.TimedOut = classify(err, ctx, s.timeout)
 		return resp
@@ -189,8 +189,16 @@ func (s *Sender) Send(ctx context.Context, r Request) *Response {
 	resp.Status = hr.StatusCode
 	resp.Headers = hr.Header
 	resp.Location = hr.Header.Get("Location")
-	excerpt, err := io.ReadAll(io.LimitReader(hr.Body, ResponseExcerptLimit))
-	resp.Body = string(bytes.ToValidUTF8(excerpt, []byte("\uFFFD")))
+	buf := excerptBufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	_, err = buf.ReadFrom(io.LimitReader(hr.Body, ResponseExcerptLimit))
+	if excerpt := buf.Bytes(); len(excerpt) > 0 {
+		if !utf8.Valid(excerpt) {
+			excerpt = bytes.ToValidUTF8(excerpt, []byte("\uFFFD"))
+		}
+		resp.Body = string(excerpt)
+	}
+	excerptBufs.Put(buf)
 	if err != nil {
 		resp.Err, resp.TimedOut = classify(err, ctx, s.timeout)
 		return resp
@@ -202,6 +210,10 @@ func (s *Sender) Send(ctx context.Context, r Request) *Response {
 	}
 	return resp
 }
+
+// excerptBufs hold response excerpts while they are read: most answers have an empty or
+// short body, which then costs no allocation.
+var excerptBufs = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, ResponseExcerptLimit+bytes.MinRead)) }}
 
 // classify turns transport errors into the short texts the attempt log shows.
 func classify(err error, ctx context.Context, timeout time.Duration) (error, bool) {
