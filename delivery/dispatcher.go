@@ -679,7 +679,7 @@ func (d *Dispatcher) start(ctx, sendCtx context.Context, claimed []*models.Deliv
 			missing = append(missing, c.EventID)
 		}
 	}
-	webhooks, err := d.store.GetWebhooks(ctx, hookIDs)
+	webhooks, err := d.store.WebhooksToSend(ctx, hookIDs)
 	if err == nil && len(missing) > 0 {
 		var events map[string]*models.Event
 		events, err = d.store.EventPayloads(ctx, missing)

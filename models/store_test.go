@@ -374,3 +374,44 @@ func TestConcurrentPublishesWithOneIdempotencyKeyMakeOneEvent(t *testing.T) {
 		}
 	})
 }
+
+// The dispatcher's webhooks come from the publish cache while no webhook changed: a change
+// (here a new URL, then disabling) shows in the very next read, cache or not.
+func TestWebhooksToSendSeeEveryChange(t *testing.T) {
+	for _, be := range storetest.Backends(t) {
+		t.Run(be.Name, func(t *testing.T) {
+			s := storetest.Open(t, be.DSN(t))
+			ctx := context.Background()
+			w := newWebhook(t, s, "message.received", true)
+			publish(t, s, "message.received", "") // loads the cache on SQLite
+			read := func() *models.Webhook {
+				t.Helper()
+				got, err := s.WebhooksToSend(ctx, []string{w.ID, "wh_missing"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, ok := got["wh_missing"]; ok || len(got) != 1 {
+					t.Fatalf("got %d webhooks, want only %s", len(got), w.ID)
+				}
+				return got[w.ID]
+			}
+			if got := read(); got.URL != w.URL || !got.Enabled {
+				t.Fatalf("first read: %+v", got)
+			}
+			w.URL = "https://example.com/moved"
+			if err := s.UpdateWebhook(ctx, w); err != nil {
+				t.Fatal(err)
+			}
+			if got := read(); got.URL != "https://example.com/moved" {
+				t.Errorf("after the update: URL %q, want the new one", got.URL)
+			}
+			publish(t, s, "message.received", "") // the cache again
+			if err := s.DisableWebhook(ctx, w.ID, "test"); err != nil {
+				t.Fatal(err)
+			}
+			if got := read(); got.Enabled {
+				t.Errorf("after disabling: still enabled")
+			}
+		})
+	}
+}

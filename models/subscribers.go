@@ -1,6 +1,7 @@
 package models
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 
@@ -18,7 +19,8 @@ type subscriberCache struct {
 	mu      sync.Mutex
 	loaded  uint64 // gen the list was read at, plus one; 0: never read
 	all     []*Webhook
-	spilled map[string]bool // webhooks that get no delivery row at publish (spill.go)
+	byID    map[string]*Webhook // all, by id
+	spilled map[string]bool     // webhooks that get no delivery row at publish (spill.go)
 }
 
 // invalidate marks the cached list stale; nil-safe (PostgreSQL has no cache).
@@ -47,7 +49,11 @@ func (c *subscriberCache) load(tx *gorm.DB) error {
 	for _, id := range ids {
 		spilled[id] = true
 	}
-	c.all, c.spilled, c.loaded = list, spilled, gen+1
+	byID := make(map[string]*Webhook, len(list))
+	for _, w := range list {
+		byID[w.ID] = w
+	}
+	c.all, c.byID, c.spilled, c.loaded = list, byID, spilled, gen+1
 	return nil
 }
 
@@ -84,4 +90,38 @@ func (s *Store) spilledSet(tx *gorm.DB) (map[string]bool, error) {
 		return nil, err
 	}
 	return c.spilled, nil
+}
+
+// WebhooksToSend returns the webhooks with the given ids for sending their deliveries. On
+// SQLite the enabled ones come from the subscriber cache while no webhook changed since a
+// publish read it (the dispatcher asks for every batch it starts); the others are read.
+// Missing ones are absent. The returned webhooks are shared: callers must not change them.
+func (s *Store) WebhooksToSend(ctx context.Context, ids []string) (map[string]*Webhook, error) {
+	out := make(map[string]*Webhook, len(ids))
+	miss := ids
+	if c := s.subs; c != nil {
+		c.mu.Lock()
+		if c.loaded != 0 && c.loaded == c.gen.Load()+1 {
+			miss = nil
+			for _, id := range ids {
+				if w := c.byID[id]; w != nil {
+					out[id] = w
+				} else {
+					miss = append(miss, id)
+				}
+			}
+		}
+		c.mu.Unlock()
+	}
+	if len(miss) == 0 {
+		return out, nil
+	}
+	read, err := s.GetWebhooks(ctx, miss)
+	if err != nil {
+		return nil, err
+	}
+	for id, w := range read {
+		out[id] = w
+	}
+	return out, nil
 }
