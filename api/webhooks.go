@@ -19,18 +19,19 @@ import (
 // Webhook is a webhook as the API shows it. The secret appears only on create, rotate and
 // reveal.
 type Webhook struct {
-	ID             string                `json:"id" example:"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"`
-	Name           string                `json:"name" example:"Slack Notifications"`
-	URL            string                `json:"url" example:"https://example.com/hooks/chat"`
-	Events         []string              `json:"events" example:"message.received,conversation.started"`
-	Format         string                `json:"format" enums:"json,slack,discord" example:"json"`
-	Enabled        bool                  `json:"enabled" example:"true"`
-	HasSecret      bool                  `json:"has_secret" example:"true"`
-	DisabledReason *string               `json:"disabled_reason"`
-	CreatedAt      time.Time             `json:"created_at"`
-	UpdatedAt      time.Time             `json:"updated_at"`
-	LastDelivery   *models.LastDelivery  `json:"last_delivery"`
-	Stats24h       []models.WebhookStats `json:"stats_24h"`
+	ID             string               `json:"id" example:"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"`
+	Name           string               `json:"name" example:"Slack Notifications"`
+	URL            string               `json:"url" example:"https://example.com/hooks/chat"`
+	Events         []string             `json:"events" example:"message.received,conversation.started"`
+	Format         string               `json:"format" enums:"json,slack,discord" example:"json"`
+	Enabled        bool                 `json:"enabled" example:"true"`
+	HasSecret      bool                 `json:"has_secret" example:"true"`
+	DisabledReason *string              `json:"disabled_reason"`
+	CreatedAt      time.Time            `json:"created_at"`
+	UpdatedAt      time.Time            `json:"updated_at"`
+	LastDelivery   *models.LastDelivery `json:"last_delivery"`
+	// Attempt outcomes per clock hour (UTC), 24 of them, oldest first; the last is this hour.
+	Stats24h []models.WebhookStats `json:"stats_24h"`
 	// Set while the webhook is spilled: it fell behind, and its newer events wait in order
 	// without a delivery row each until it catches up (see README, "spilling").
 	Backlog *WebhookBacklog `json:"backlog"`

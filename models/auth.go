@@ -210,6 +210,7 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (int64, error) {
 			{`DELETE FROM events WHERE created_at < ? AND id NOT IN (SELECT event_id FROM deliveries)` + s.keepOwed(), before.UTC()},
 			{`DELETE FROM sessions WHERE expires_at < ?`, before.UTC()},
 			{`DELETE FROM captures WHERE received_at < ?`, before.UTC()},
+			{`DELETE FROM webhook_activity WHERE hour < ?`, before.Unix() / 3600},
 		}
 		for _, st := range steps {
 			res := tx.Exec(st.q, st.arg)

@@ -342,6 +342,9 @@ func (s *Store) RecordResults(ctx context.Context, results []Result) error {
 		if err := insertAttempts(tx, attempts); err != nil {
 			return err
 		}
+		if err := recordActivity(tx, attempts); err != nil {
+			return err
+		}
 		for id, h := range hooks {
 			var err error
 			if h.success {
@@ -456,6 +459,9 @@ func (s *Store) RecordTest(ctx context.Context, ev *Event, d *Delivery, a *Attem
 		if err := tx.Create(d).Error; err != nil {
 			return err
 		}
-		return tx.Create(a).Error
+		if err := tx.Create(a).Error; err != nil {
+			return err
+		}
+		return recordActivity(tx, []*Attempt{a})
 	})
 }

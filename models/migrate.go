@@ -165,6 +165,32 @@ CREATE TABLE webhook_spills (
 	since {{ts}} NOT NULL
 );
 `},
+	// A webhook's activity chart (attempt outcomes per hour) and last attempt come from a
+	// rollup kept per webhook and hour, written once per recorded batch, instead of an index
+	// on attempts: that index cost a B-tree write per attempt, about an eighth of recording.
+	{6, "webhook activity rollup", `
+CREATE TABLE webhook_activity (
+	webhook_id TEXT NOT NULL,
+	hour BIGINT NOT NULL,
+	succeeded BIGINT NOT NULL DEFAULT 0,
+	failed BIGINT NOT NULL DEFAULT 0,
+	last_at {{ts}} NOT NULL,
+	last_outcome TEXT NOT NULL DEFAULT '',
+	last_status INTEGER,
+	PRIMARY KEY (webhook_id, hour)
+);
+INSERT INTO webhook_activity (webhook_id, hour, succeeded, failed, last_at)
+	SELECT webhook_id, {{hour started_at}},
+		SUM(CASE WHEN outcome = 'succeeded' THEN 1 ELSE 0 END), SUM(CASE WHEN outcome = 'succeeded' THEN 0 ELSE 1 END),
+		MAX(started_at)
+	FROM attempts GROUP BY webhook_id, {{hour started_at}};
+UPDATE webhook_activity SET
+	last_outcome = COALESCE((SELECT a.outcome FROM attempts a
+		WHERE a.webhook_id = webhook_activity.webhook_id AND a.started_at = webhook_activity.last_at LIMIT 1), ''),
+	last_status = (SELECT a.response_status FROM attempts a
+		WHERE a.webhook_id = webhook_activity.webhook_id AND a.started_at = webhook_activity.last_at LIMIT 1);
+DROP INDEX attempts_webhook_started;
+`},
 }
 
 func (s *Store) migrate(ctx context.Context) error {
@@ -208,7 +234,9 @@ func (s *Store) migrate(ctx context.Context) error {
 
 func (s *Store) dialectSQL(q string) string {
 	if s.IsPostgres() {
-		return strings.NewReplacer("{{ts}}", "TIMESTAMPTZ", "{{blob}}", "BYTEA").Replace(q)
+		return strings.NewReplacer("{{ts}}", "TIMESTAMPTZ", "{{blob}}", "BYTEA",
+			"{{hour started_at}}", "CAST(floor(extract(epoch FROM started_at) / 3600) AS BIGINT)").Replace(q)
 	}
-	return strings.NewReplacer("{{ts}}", "DATETIME", "{{blob}}", "BLOB").Replace(q)
+	return strings.NewReplacer("{{ts}}", "DATETIME", "{{blob}}", "BLOB",
+		"{{hour started_at}}", "(CAST(strftime('%s', started_at) AS INTEGER) / 3600)").Replace(q)
 }

@@ -233,8 +233,11 @@ func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
 			true, id, true).Error; err != nil {
 			return fmt.Errorf("delete test events: %w", err)
 		}
-		if err := tx.Exec(`DELETE FROM attempts WHERE webhook_id = ?`, id).Error; err != nil {
+		if err := tx.Exec(`DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE webhook_id = ?)`, id).Error; err != nil {
 			return fmt.Errorf("delete attempts: %w", err)
+		}
+		if err := tx.Exec(`DELETE FROM webhook_activity WHERE webhook_id = ?`, id).Error; err != nil {
+			return fmt.Errorf("delete webhook activity: %w", err)
 		}
 		if err := tx.Exec(`DELETE FROM deliveries WHERE webhook_id = ?`, id).Error; err != nil {
 			return fmt.Errorf("delete deliveries: %w", err)
@@ -280,50 +283,99 @@ type LastDelivery struct {
 }
 
 // WebhookActivity returns, per webhook id, 24 hourly buckets of attempt outcomes (oldest
-// first) ending at now, and the last attempt.
+// first, the last one the hour now is in), and the last attempt.
 func (s *Store) WebhookActivity(ctx context.Context, ids []string, now time.Time) (map[string][]WebhookStats, map[string]*LastDelivery, error) {
 	stats := map[string][]WebhookStats{}
 	last := map[string]*LastDelivery{}
 	if len(ids) == 0 {
 		return stats, last, nil
 	}
-	since := now.Add(-24 * time.Hour)
-	var rows []struct {
-		WebhookID      string
-		StartedAt      time.Time
-		Outcome        string
-		ResponseStatus *int
-	}
-	err := s.R.WithContext(ctx).Raw(`SELECT webhook_id, started_at, outcome, response_status FROM attempts
-		WHERE webhook_id IN ? AND started_at >= ? ORDER BY started_at`, ids, since).Scan(&rows).Error
-	if err != nil {
+	first := now.Unix()/3600 - 23
+	var rows []activityRow
+	if err := s.R.WithContext(ctx).Raw(`SELECT webhook_id, hour, succeeded, failed, last_at, last_outcome, last_status
+		FROM webhook_activity WHERE webhook_id IN ? AND hour >= ? ORDER BY hour`, ids, first).Scan(&rows).Error; err != nil {
 		return nil, nil, fmt.Errorf("webhook activity: %w", err)
 	}
 	for _, id := range ids {
 		stats[id] = make([]WebhookStats, 24)
 	}
 	for _, r := range rows {
-		h := int(r.StartedAt.Sub(since) / time.Hour)
-		if h < 0 || h > 23 {
-			continue
+		if h := r.Hour - first; h >= 0 && h < 24 {
+			stats[r.WebhookID][h] = WebhookStats{Succeeded: int(r.Succeeded), Failed: int(r.Failed)}
 		}
-		if r.Outcome == OutcomeSucceeded {
-			stats[r.WebhookID][h].Succeeded++
-		} else {
-			stats[r.WebhookID][h].Failed++
-		}
-		last[r.WebhookID] = &LastDelivery{Status: r.Outcome, StatusCode: r.ResponseStatus, At: r.StartedAt}
+		last[r.WebhookID] = r.lastDelivery()
 	}
 	// Webhooks quiet for a day still show their last outcome.
 	for _, id := range ids {
 		if last[id] != nil {
 			continue
 		}
-		var a Attempt
-		err := s.R.WithContext(ctx).Where("webhook_id = ?", id).Order("started_at DESC").Limit(1).Take(&a).Error
-		if err == nil {
-			last[id] = &LastDelivery{Status: a.Outcome, StatusCode: a.ResponseStatus, At: a.StartedAt}
+		var older []activityRow
+		if err := s.R.WithContext(ctx).Raw(`SELECT webhook_id, hour, succeeded, failed, last_at, last_outcome, last_status
+			FROM webhook_activity WHERE webhook_id = ? ORDER BY hour DESC LIMIT 1`, id).Scan(&older).Error; err != nil {
+			return nil, nil, fmt.Errorf("webhook activity: %w", err)
+		}
+		if len(older) > 0 {
+			last[id] = older[0].lastDelivery()
 		}
 	}
 	return stats, last, nil
+}
+
+// activityRow is one webhook's attempts in one hour (unix time / 3600).
+type activityRow struct {
+	WebhookID         string
+	Hour              int64
+	Succeeded, Failed int64
+	LastAt            time.Time
+	LastOutcome       string
+	LastStatus        *int
+}
+
+func (r activityRow) lastDelivery() *LastDelivery {
+	return &LastDelivery{Status: r.LastOutcome, StatusCode: r.LastStatus, At: r.LastAt.UTC()}
+}
+
+// recordActivity adds attempts to their webhooks' hourly rollup, one statement per webhook and
+// hour.
+func recordActivity(tx *gorm.DB, attempts []*Attempt) error {
+	type key struct {
+		webhook string
+		hour    int64
+	}
+	sums := map[key]*activityRow{}
+	var order []key
+	for _, a := range attempts {
+		k := key{a.WebhookID, a.StartedAt.Unix() / 3600}
+		r := sums[k]
+		if r == nil {
+			r = &activityRow{WebhookID: k.webhook, Hour: k.hour}
+			sums[k] = r
+			order = append(order, k)
+		}
+		if a.Outcome == OutcomeSucceeded {
+			r.Succeeded++
+		} else {
+			r.Failed++
+		}
+		if !a.StartedAt.Before(r.LastAt) {
+			r.LastAt, r.LastOutcome, r.LastStatus = a.StartedAt, a.Outcome, a.ResponseStatus
+		}
+	}
+	for _, k := range order {
+		r := sums[k]
+		err := tx.Exec(`INSERT INTO webhook_activity (webhook_id, hour, succeeded, failed, last_at, last_outcome, last_status)
+			VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (webhook_id, hour) DO UPDATE SET
+				succeeded = webhook_activity.succeeded + excluded.succeeded,
+				failed = webhook_activity.failed + excluded.failed,
+				last_outcome = CASE WHEN excluded.last_at >= webhook_activity.last_at THEN excluded.last_outcome ELSE webhook_activity.last_outcome END,
+				last_status = CASE WHEN excluded.last_at >= webhook_activity.last_at THEN excluded.last_status ELSE webhook_activity.last_status END,
+				last_at = CASE WHEN excluded.last_at >= webhook_activity.last_at THEN excluded.last_at ELSE webhook_activity.last_at END`,
+			r.WebhookID, r.Hour, r.Succeeded, r.Failed, r.LastAt.UTC(), r.LastOutcome, r.LastStatus).Error
+		if err != nil {
+			return fmt.Errorf("record webhook activity: %w", err)
+		}
+	}
+	return nil
 }

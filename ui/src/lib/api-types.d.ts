@@ -1009,6 +1009,7 @@ export interface components {
             name: string;
             /** @example whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw */
             secret?: string;
+            /** @description Attempt outcomes per clock hour (UTC), 24 of them, oldest first; the last is this hour. */
             stats_24h: components["schemas"]["WebhookStats"][];
             /**
              * Format: date-time
