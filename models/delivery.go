@@ -333,7 +333,7 @@ func (s *Store) RecordResults(ctx context.Context, results []Result) error {
 					false, r.DisableReason, now, r.WebhookID).Error; err != nil {
 					return err
 				}
-				s.subs.invalidate()
+				s.webhooksChanged()
 				if err := s.cancelPending(tx, r.WebhookID, r.DisableReason); err != nil {
 					return err
 				}

@@ -59,7 +59,7 @@ func (s *Store) Spill(ctx context.Context, webhookIDs []string) (map[string]bool
 		for _, id := range ids {
 			out[id] = true
 		}
-		s.subs.invalidate()
+		s.webhooksChanged()
 		return nil
 	})
 	if err != nil {
@@ -275,7 +275,7 @@ func (s *Store) spillBacklogged(tx *gorm.DB) (map[string]bool, []string, error) 
 	if len(started) == 0 {
 		return spilled, nil, nil
 	}
-	s.subs.invalidate()
+	s.webhooksChanged()
 	spilled, err = s.spilledSet(tx)
 	return spilled, started, err
 }

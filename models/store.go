@@ -37,6 +37,8 @@ type Store struct {
 	sinceCheck   map[string]int
 	spillWanted  map[string]bool // see RequestSpill
 	sinceCheckMu sync.Mutex      // guards sinceCheck and spillWanted
+	sendCache    sendCache       // see WebhooksToSend
+	webhookGen   atomic.Uint64   // webhook changes made through this store (webhooksChanged)
 	// takes is what this process took of each spill without rows yet (take.go); SQLite only.
 	takes owedTracks
 	// onQueued is told about deliveries that became due (see OnQueued).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"gorm.io/gorm"
 )
@@ -19,8 +20,7 @@ type subscriberCache struct {
 	mu      sync.Mutex
 	loaded  uint64 // gen the list was read at, plus one; 0: never read
 	all     []*Webhook
-	byID    map[string]*Webhook // all, by id
-	spilled map[string]bool     // webhooks that get no delivery row at publish (spill.go)
+	spilled map[string]bool // webhooks that get no delivery row at publish (spill.go)
 }
 
 // invalidate marks the cached list stale; nil-safe (PostgreSQL has no cache).
@@ -49,11 +49,7 @@ func (c *subscriberCache) load(tx *gorm.DB) error {
 	for _, id := range ids {
 		spilled[id] = true
 	}
-	byID := make(map[string]*Webhook, len(list))
-	for _, w := range list {
-		byID[w.ID] = w
-	}
-	c.all, c.byID, c.spilled, c.loaded = list, byID, spilled, gen+1
+	c.all, c.spilled, c.loaded = list, spilled, gen+1
 	return nil
 }
 
@@ -92,36 +88,66 @@ func (s *Store) spilledSet(tx *gorm.DB) (map[string]bool, error) {
 	return c.spilled, nil
 }
 
-// WebhooksToSend returns the webhooks with the given ids for sending their deliveries. On
-// SQLite the enabled ones come from the subscriber cache while no webhook changed since a
-// publish read it (the dispatcher asks for every batch it starts); the others are read.
-// Missing ones are absent. The returned webhooks are shared: callers must not change them.
+// WebhooksToSend returns the webhooks with the given ids for sending their deliveries
+// (missing ones are absent). The dispatcher asks for every batch it starts, so they are kept
+// for sendCacheFor: a webhook change made through this store is seen by the next call (it
+// moves the subscriber generation), one made by another replica within sendCacheFor. The
+// returned webhooks are shared: callers must not change them.
 func (s *Store) WebhooksToSend(ctx context.Context, ids []string) (map[string]*Webhook, error) {
 	out := make(map[string]*Webhook, len(ids))
-	miss := ids
-	if c := s.subs; c != nil {
-		c.mu.Lock()
-		if c.loaded != 0 && c.loaded == c.gen.Load()+1 {
-			miss = nil
-			for _, id := range ids {
-				if w := c.byID[id]; w != nil {
-					out[id] = w
-				} else {
-					miss = append(miss, id)
-				}
-			}
+	gen := s.webhookGen.Load()
+	now := time.Now()
+	var miss []string
+	s.sendCache.mu.Lock()
+	for _, id := range ids {
+		if e, ok := s.sendCache.byID[id]; ok && e.gen == gen && now.Sub(e.at) < sendCacheFor {
+			out[id] = e.w
+		} else {
+			miss = append(miss, id)
 		}
-		c.mu.Unlock()
 	}
+	s.sendCache.mu.Unlock()
 	if len(miss) == 0 {
 		return out, nil
 	}
+	// The generation read before the webhooks: a change committed meanwhile moved it, so what
+	// is kept here is not taken for current by the next call.
 	read, err := s.GetWebhooks(ctx, miss)
 	if err != nil {
 		return nil, err
 	}
+	s.sendCache.mu.Lock()
+	if s.sendCache.byID == nil || len(s.sendCache.byID) > 4096 {
+		s.sendCache.byID = map[string]cachedWebhook{}
+	}
 	for id, w := range read {
 		out[id] = w
+		s.sendCache.byID[id] = cachedWebhook{w: w, gen: gen, at: now}
 	}
+	s.sendCache.mu.Unlock()
 	return out, nil
+}
+
+// sendCacheFor bounds how long WebhooksToSend keeps a webhook. A change of this process that
+// commits between the generation read and the webhook read (the generation moves inside the
+// change's transaction) is also seen after it at the latest.
+const sendCacheFor = 250 * time.Millisecond
+
+type sendCache struct {
+	mu   sync.Mutex
+	byID map[string]cachedWebhook
+}
+
+type cachedWebhook struct {
+	w   *Webhook
+	gen uint64
+	at  time.Time
+}
+
+// webhooksChanged records a change of webhooks (or of the spilled set) made inside the
+// current write transaction: the subscriber cache (SQLite) re-reads them, and WebhooksToSend
+// does not serve what it kept from before.
+func (s *Store) webhooksChanged() {
+	s.webhookGen.Add(1)
+	s.subs.invalidate()
 }

@@ -123,7 +123,7 @@ func (s *Store) takeOwed(ctx context.Context, want TakeWant, now time.Time, owne
 	}
 	if spill[0].Enabled == nil || !*spill[0].Enabled {
 		return SpillTake{}, s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-			s.subs.invalidate()
+			s.webhooksChanged()
 			return s.dropSpill(tx, want.WebhookID)
 		})
 	}
@@ -246,8 +246,8 @@ func (s *Store) settleSpill(tx *gorm.DB, webhookID string, pos int64, tryEnd boo
 	if err := tx.Raw(`SELECT events FROM webhooks WHERE id = ? AND enabled`, webhookID).Scan(&events).Error; err != nil {
 		return false, err
 	}
-	s.subs.invalidate()
 	if len(events) == 0 {
+		s.webhooksChanged()
 		return true, s.dropSpill(tx, webhookID)
 	}
 	types := (&Webhook{Events: events[0]}).EventList()
@@ -257,7 +257,11 @@ func (s *Store) settleSpill(tx *gorm.DB, webhookID string, pos int64, tryEnd boo
 	if res.Error != nil {
 		return false, fmt.Errorf("end spill: %w", res.Error)
 	}
-	return res.RowsAffected > 0, nil
+	if res.RowsAffected == 0 {
+		return false, nil
+	}
+	s.webhooksChanged() // the cache holds the spilled set
+	return true, nil
 }
 
 // owedRecord is RecordResults' part for the deliveries taken without rows: it writes their

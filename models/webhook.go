@@ -83,7 +83,7 @@ func (s *Store) CreateWebhook(ctx context.Context, w *Webhook) error {
 	if err := s.W.WithContext(ctx).Create(w).Error; err != nil {
 		return fmt.Errorf("create webhook: %w", err)
 	}
-	s.subs.invalidate()
+	s.webhooksChanged()
 	return nil
 }
 
@@ -139,7 +139,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, w *Webhook) error {
 		if res.RowsAffected == 0 {
 			return ErrNotFound
 		}
-		s.subs.invalidate()
+		s.webhooksChanged()
 		if !w.Enabled {
 			return s.cancelPending(tx, w.ID, "webhook disabled")
 		}
@@ -179,7 +179,7 @@ func (s *Store) ModifyWebhook(ctx context.Context, id string, change func(w *Web
 		if err := tx.Select("*").Omit("created_at").Where("id = ?", id).Updates(&out).Error; err != nil {
 			return err
 		}
-		s.subs.invalidate()
+		s.webhooksChanged()
 		if wasEnabled && !out.Enabled {
 			return s.cancelPending(tx, id, "webhook disabled")
 		}
@@ -212,7 +212,7 @@ func (s *Store) DisableWebhook(ctx context.Context, id, reason string) error {
 			false, reason, time.Now().UTC(), id).Error; err != nil {
 			return fmt.Errorf("disable webhook: %w", err)
 		}
-		s.subs.invalidate()
+		s.webhooksChanged()
 		return s.cancelPending(tx, id, reason)
 	})
 }
@@ -227,7 +227,7 @@ func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
 		if res.RowsAffected == 0 {
 			return ErrNotFound
 		}
-		s.subs.invalidate()
+		s.webhooksChanged()
 		// Test events belong to the one webhook they were sent to; published events stay.
 		if err := tx.Exec(`DELETE FROM events WHERE test = ? AND id IN (SELECT event_id FROM deliveries WHERE webhook_id = ? AND test = ?)`+s.keepOwed(),
 			true, id, true).Error; err != nil {
