@@ -681,11 +681,11 @@ func (d *Dispatcher) start(ctx, sendCtx context.Context, claimed []*models.Deliv
 	}
 	webhooks, err := d.store.WebhooksToSend(ctx, hookIDs)
 	if err == nil && len(missing) > 0 {
-		var events map[string]*models.Event
+		var events map[string][]byte
 		events, err = d.store.EventPayloads(ctx, missing)
-		for id, e := range events {
-			bodies[id] = e.Payload
-			d.payloads.put(id, e.Payload)
+		for id, b := range events {
+			bodies[id] = b
+			d.payloads.put(id, b)
 		}
 	}
 	if err != nil {

@@ -220,14 +220,24 @@ func (s *Store) ListEvents(ctx context.Context, eventType string, p Page) ([]*Ev
 }
 
 // EventPayloads reads the body bytes of the given events.
-func (s *Store) EventPayloads(ctx context.Context, ids []string) (map[string]*Event, error) {
-	var list []*Event
-	if err := s.R.WithContext(ctx).Select("id", "type", "payload", "occurred_at").Where("id IN ?", ids).Find(&list).Error; err != nil {
+func (s *Store) EventPayloads(ctx context.Context, ids []string) (map[string][]byte, error) {
+	// Read without the ORM's reflection: the dispatcher asks for every batch it starts.
+	rows, err := s.R.WithContext(ctx).Raw(`SELECT id, payload FROM events WHERE id IN ?`, ids).Rows()
+	if err != nil {
 		return nil, fmt.Errorf("event payloads: %w", err)
 	}
-	out := make(map[string]*Event, len(list))
-	for _, e := range list {
-		out[e.ID] = e
+	defer rows.Close()
+	out := make(map[string][]byte, len(ids))
+	for rows.Next() {
+		var id string
+		var payload []byte
+		if err := rows.Scan(&id, &payload); err != nil {
+			return nil, fmt.Errorf("event payloads: %w", err)
+		}
+		out[id] = payload
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("event payloads: %w", err)
 	}
 	return out, nil
 }
