@@ -416,8 +416,9 @@ func (d *Dispatcher) spiller(ctx, sendCtx context.Context) {
 			gens[id] = d.spillGen[id]
 		}
 		clear(d.toTake)
+		seq := d.hintSeq
 		d.mu.Unlock()
-		err := d.take(ctx, sendCtx, take, gens)
+		err := d.take(ctx, sendCtx, take, gens, seq)
 		d.mu.Lock()
 		for _, w := range take {
 			if _, again := d.toTake[w.WebhookID]; !again {
@@ -434,8 +435,9 @@ func (d *Dispatcher) spiller(ctx, sendCtx context.Context) {
 	}
 }
 
-// take takes owed events of spilled webhooks and starts what fits in their free slots.
-func (d *Dispatcher) take(ctx, sendCtx context.Context, take []models.TakeWant, gens map[string]uint64) error {
+// take takes owed events of spilled webhooks and starts what fits in their free slots. seq
+// is the hint sequence when the take was planned.
+func (d *Dispatcher) take(ctx, sendCtx context.Context, take []models.TakeWant, gens map[string]uint64, seq uint64) error {
 	if len(take) == 0 {
 		return nil
 	}
@@ -462,6 +464,10 @@ func (d *Dispatcher) take(ctx, sendCtx context.Context, take []models.TakeWant, 
 			d.hintSeq++
 			d.hinted[id] = d.hintSeq
 			d.due[id] = 0
+		} else if g.Spilled && len(g.Taken) == 0 && d.hinted[id] <= seq {
+			// Nothing owed yet that is not in flight: wait for a publish to hint at more (or
+			// for a record to end the spill), instead of asking again at once.
+			delete(d.due, id)
 		}
 	}
 	d.mu.Unlock()

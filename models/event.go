@@ -105,7 +105,8 @@ func (s *Store) publish(ctx context.Context, in []PublishInput) ([]Published, er
 			ds := make([]*Delivery, 0, len(subs))
 			for _, w := range subs {
 				if spilled[w.ID] {
-					continue // owed through its spill, with no row of its own yet
+					due[w.ID] = now.UnixMilli() // owed through its spill, with no row of its own yet
+					continue
 				}
 				d := &Delivery{ID: NewID("dlv"), EventID: ev.ID, WebhookID: w.ID, EventType: p.Type,
 					Status: StatusPending, NextAttemptAt: now.UnixMilli(), CreatedAt: now, UpdatedAt: now}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -133,12 +134,21 @@ func (s *Store) takeOwed(ctx context.Context, want TakeWant, now time.Time, owne
 	types := (&Webhook{Events: *spill[0].Events}).EventList()
 	after := spill[0].AfterSeq
 
-	var newest int64
-	if err := db.Raw(`SELECT COALESCE(MAX(rowid), 0) FROM events`).Scan(&newest).Error; err != nil {
-		return SpillTake{}, err
-	}
 	s.takes.mu.Lock()
 	tr := s.takes.byHook[want.WebhookID]
+	fresh := tr == nil || after > tr.cursor
+	s.takes.mu.Unlock()
+	var newest int64
+	if fresh {
+		if err := db.Raw(`SELECT COALESCE(MAX(rowid), 0) FROM events`).Scan(&newest).Error; err != nil {
+			return SpillTake{}, err
+		}
+	}
+	if !fresh {
+		newest = math.MaxInt64 // it went away meanwhile: look for rows of every event
+	}
+	s.takes.mu.Lock()
+	tr = s.takes.byHook[want.WebhookID]
 	if tr == nil || after > tr.cursor {
 		// New here, or a new spill of the webhook: what an older one had in flight is
 		// recorded without moving this one's position.
