@@ -2,6 +2,7 @@ package models_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -487,4 +488,55 @@ func TestEventsTakenAgainAfterAnAbandonedRecordKeepOneRowEach(t *testing.T) {
 	if spilled, _ := s.SpilledWebhooks(ctx); len(spilled) != 0 {
 		t.Errorf("still spilled after everything was recorded: %v", spilled)
 	}
+}
+
+// Deliveries taken from a spill and still in flight when their webhook is disabled get their
+// row cancelled, with the attempt that was made; when it is deleted, no row and no attempt
+// (nothing would show or prune them).
+func TestTakenDeliveriesOfADisabledOrDeletedWebhook(t *testing.T) {
+	ctx := context.Background()
+	t.Run("disabled", func(t *testing.T) {
+		s, w, want := spilledWith(t, storetest.SQLiteDSN(t), 2)
+		taken := takeOnly(t, s, w.ID, 10).Taken
+		if err := s.DisableWebhook(ctx, w.ID, "test"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RecordResults(ctx, delivered(taken...)); err != nil {
+			t.Fatal(err)
+		}
+		if rows := rowsOf(t, s, w.ID); !sameSet(rows, want) {
+			t.Fatalf("rows: %v, want %v", rows, want)
+		}
+		for _, d := range taken {
+			row, err := s.GetDelivery(ctx, d.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			attempts, _ := s.ListAttempts(ctx, d.ID)
+			if row.Status != models.StatusCancelled || row.AttemptCount != 1 || len(attempts) != 1 {
+				t.Errorf("row %s: %s after %d attempts (%d logged), want cancelled after the 1 made", d.ID, row.Status, row.AttemptCount, len(attempts))
+			}
+		}
+		if spilled, _ := s.SpilledWebhooks(ctx); len(spilled) != 0 {
+			t.Errorf("a disabled webhook is still spilled: %v", spilled)
+		}
+	})
+	t.Run("deleted", func(t *testing.T) {
+		s, w, _ := spilledWith(t, storetest.SQLiteDSN(t), 2)
+		taken := takeOnly(t, s, w.ID, 10).Taken
+		if err := s.DeleteWebhook(ctx, w.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RecordResults(ctx, delivered(taken...)); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range taken {
+			if _, err := s.GetDelivery(ctx, d.ID); !errors.Is(err, models.ErrNotFound) {
+				t.Errorf("delivery %s of a deleted webhook: %v, want not found", d.ID, err)
+			}
+			if attempts, _ := s.ListAttempts(ctx, d.ID); len(attempts) != 0 {
+				t.Errorf("delivery %s of a deleted webhook has %d attempts logged", d.ID, len(attempts))
+			}
+		}
+	})
 }
