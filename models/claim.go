@@ -36,8 +36,7 @@ type ClaimForRequest struct {
 //
 // On SQLite the lease lives in memory (one process owns the file; start-up releases whatever
 // a crashed run left), so a claim writes nothing. On PostgreSQL it is the locked_until column,
-// taken with FOR UPDATE SKIP LOCKED so replicas claim disjoint rows. A delivery leased by
-// ClaimDue is respected by ClaimFor and the other way round.
+// taken with FOR UPDATE SKIP LOCKED so replicas claim disjoint rows.
 func (s *Store) ClaimFor(ctx context.Context, r ClaimForRequest) ([]*Delivery, map[string]int64, error) {
 	hooks := make([]HookSlots, 0, len(r.Hooks))
 	for _, h := range r.Hooks {
@@ -101,7 +100,7 @@ func (s *Store) claimForSQLite(ctx context.Context, r ClaimForRequest, hooks []H
 		return nil, nil, err
 	}
 	if len(claimed) < len(picked) {
-		// Gone meanwhile (deleted with the webhook) or leased in the table by ClaimDue.
+		// Gone meanwhile (deleted with the webhook), finished, or leased in the table.
 		found := make(map[int64]bool, len(claimed))
 		for _, d := range claimed {
 			found[d.rowid] = true
@@ -502,16 +501,6 @@ func (l *memLeases) release(ids []string) {
 	}
 }
 
-// withoutLive drops the ids leased in memory right now.
-func (l *memLeases) withoutLive(cands []candidate, now int64) []candidate {
-	out := cands[:0]
-	for _, c := range cands {
-		if !l.live(c.ID, now) {
-			out = append(out, c)
-		}
-	}
-	return out
-}
 
 // releaseLeases ends leases in memory (SQLite) after their rows were written.
 func (s *Store) releaseLeases(ids []string) {

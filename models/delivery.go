@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 )
 
 // Delivery statuses.
@@ -144,83 +143,6 @@ func (s *Store) RequeueDelivery(ctx context.Context, id string) (*Delivery, erro
 		s.queued(Queued{Due: map[string]int64{d.WebhookID: d.NextAttemptAt}})
 	}
 	return d, err
-}
-
-// Claimed is a delivery leased to this process, with what is needed to send it.
-type Claimed struct {
-	Delivery
-}
-
-// ClaimRequest says how many due deliveries to lease and from which webhooks.
-type ClaimRequest struct {
-	Owner   string
-	Now     time.Time
-	Lease   time.Duration
-	Limit   int                 // total to claim
-	PerHook func(id string) int // free slots of a webhook; 0 excludes it
-	Exclude []string            // webhooks to skip entirely (saturated)
-}
-
-// ClaimDue leases up to Limit due deliveries in global due order, respecting each webhook's
-// free slots. The lease (locked_until) lets another process take over what a dead one held.
-// The conditional UPDATE is the arbiter between concurrent claimers: a row another claimer
-// leased first is not updated. It walks the whole due queue in order, skipping the excluded
-// webhooks' rows one by one, so its cost grows with a saturated webhook's backlog: the
-// dispatcher claims per webhook with ClaimFor instead, and ClaimDue serves tools and tests
-// that want the oldest work first. On SQLite it skips deliveries ClaimFor leased in memory.
-func (s *Store) ClaimDue(ctx context.Context, r ClaimRequest) ([]*Delivery, error) {
-	if s.IsPostgres() {
-		return s.claimDuePostgres(ctx, r)
-	}
-	now := r.Now.UnixMilli()
-	var cands []candidate
-	q := s.R.WithContext(ctx).Table("deliveries").Select("id", "webhook_id").
-		Where("status = 'pending' AND next_attempt_at <= ? AND locked_until < ?", now, now)
-	if len(r.Exclude) > 0 {
-		q = q.Where("webhook_id NOT IN ?", r.Exclude)
-	}
-	if err := q.Order("next_attempt_at, id").Limit(r.Limit * 2).Scan(&cands).Error; err != nil {
-		return nil, fmt.Errorf("find due deliveries: %w", err)
-	}
-	if s.leases != nil {
-		cands = s.leases.withoutLive(cands, now)
-	}
-	if len(cands) == 0 {
-		return nil, nil
-	}
-	ids := pickWithinSlots(cands, r)
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	var claimed []*Delivery
-	err := s.W.WithContext(ctx).Model(&claimed).Clauses(clause.Returning{}).
-		Where("id IN ? AND status = 'pending' AND locked_until < ?", ids, now).
-		Updates(map[string]any{"locked_until": r.Now.Add(r.Lease).UnixMilli(), "locked_by": r.Owner}).Error
-	if err != nil {
-		return nil, fmt.Errorf("lease deliveries: %w", err)
-	}
-	return claimed, nil
-}
-
-// NextDue returns when the earliest delivery that a ClaimDue at now could take becomes due
-// (unix ms), or 0 if none. Leased rows (in flight) and the excluded (saturated) webhooks'
-// rows are left out: they cannot be claimed before a finishing attempt frees a slot, and
-// counting them would report "due already" and spin a claim loop for as long as an attempt
-// is in flight. (The dispatcher learns when to look from ClaimFor's next and its hints.)
-func (s *Store) NextDue(ctx context.Context, now time.Time, exclude []string) (int64, error) {
-	q := s.R.WithContext(ctx).Table("deliveries").Select("next_attempt_at").
-		Where("status = 'pending' AND locked_until < ?", now.UnixMilli())
-	if len(exclude) > 0 {
-		q = q.Where("webhook_id NOT IN ?", exclude)
-	}
-	var next []int64
-	if err := q.Order("next_attempt_at").Limit(1).Scan(&next).Error; err != nil {
-		return 0, fmt.Errorf("next due delivery: %w", err)
-	}
-	if len(next) == 0 {
-		return 0, nil
-	}
-	return next[0], nil
 }
 
 // Result is what one attempt of a claimed delivery produced, and what follows from it.

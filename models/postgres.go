@@ -9,10 +9,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 )
 
-// PostgreSQL-only parts of the store: claims with SKIP LOCKED, LISTEN/NOTIFY, advisory locks.
+// PostgreSQL-only parts of the store: LISTEN/NOTIFY, advisory locks (claims with SKIP LOCKED
+// are in claim.go).
 // Each has a SQLite twin that needs none of it (one process owns a SQLite file).
 
 // Notification channels.
@@ -20,61 +20,6 @@ const (
 	ChannelWake     = "hookrelay_wake"     // deliveries became due
 	ChannelCaptures = "hookrelay_captures" // an inspector capture was stored; payload: "<bin id> <capture id>"
 )
-
-// claimDuePostgres locks candidate rows with FOR UPDATE SKIP LOCKED, so replicas claiming at
-// the same moment take disjoint sets instead of queueing behind each other's row locks, then
-// leases the ones that fit the per-webhook slots; the rest are unlocked at commit.
-func (s *Store) claimDuePostgres(ctx context.Context, r ClaimRequest) ([]*Delivery, error) {
-	now := r.Now.UnixMilli()
-	var claimed []*Delivery
-	err := s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var cands []candidate
-		q := tx.Table("deliveries").Select("id", "webhook_id").
-			Where("status = 'pending' AND next_attempt_at <= ? AND locked_until < ?", now, now)
-		if len(r.Exclude) > 0 {
-			q = q.Where("webhook_id NOT IN ?", r.Exclude)
-		}
-		err := q.Order("next_attempt_at, id").Limit(r.Limit * 2).
-			Clauses(clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"}).Scan(&cands).Error
-		if err != nil {
-			return fmt.Errorf("find due deliveries: %w", err)
-		}
-		ids := pickWithinSlots(cands, r)
-		if len(ids) == 0 {
-			return nil
-		}
-		return tx.Model(&claimed).Clauses(clause.Returning{}).
-			Where("id IN ?", ids).
-			Updates(map[string]any{"locked_until": r.Now.Add(r.Lease).UnixMilli(), "locked_by": r.Owner}).Error
-	})
-	if err != nil {
-		return nil, fmt.Errorf("claim deliveries: %w", err)
-	}
-	return claimed, nil
-}
-
-// candidate is a due delivery seen by a claim before it is leased.
-type candidate struct {
-	ID        string
-	WebhookID string
-}
-
-// pickWithinSlots keeps candidates in due order while each webhook has free slots.
-func pickWithinSlots(cands []candidate, r ClaimRequest) []string {
-	taken := map[string]int{}
-	ids := make([]string, 0, r.Limit)
-	for _, c := range cands {
-		if len(ids) == r.Limit {
-			break
-		}
-		if r.PerHook != nil && taken[c.WebhookID] >= r.PerHook(c.WebhookID) {
-			continue
-		}
-		taken[c.WebhookID]++
-		ids = append(ids, c.ID)
-	}
-	return ids
-}
 
 // Notify sends a notification to every replica listening on channel (PostgreSQL only; a
 // no-op on SQLite, where there is one process).

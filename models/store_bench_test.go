@@ -42,35 +42,6 @@ func benchQueue(b *testing.B, be storetest.Backend, n int) (*models.Store, []*mo
 	return s, all
 }
 
-// BenchmarkClaimDue leases 100 due deliveries per op from a queue of 10,000, with the
-// per-webhook slot check the dispatcher passes. Each op's clock is past the previous op's
-// lease, so the same rows are due again and the work per op stays the same.
-func BenchmarkClaimDue(b *testing.B) {
-	for _, be := range storetest.Backends(b) {
-		b.Run(be.Name, func(b *testing.B) {
-			s, _ := benchQueue(b, be, 2500)
-			ctx := context.Background()
-			base := time.Now().Add(time.Second)
-			const limit = 100
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				now := base.Add(time.Duration(i) * 2 * time.Second)
-				i++
-				got, err := s.ClaimDue(ctx, models.ClaimRequest{Owner: "bench", Now: now, Lease: time.Second, Limit: limit,
-					PerHook: func(string) int { return 32 }})
-				if err != nil {
-					b.Fatal(err)
-				}
-				if len(got) != limit {
-					b.Fatalf("claimed %d, want %d", len(got), limit)
-				}
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(i*limit), "ns/delivery")
-		})
-	}
-}
-
 // BenchmarkRecordResults records 100 successful attempts per op in one call (the
 // dispatcher's group commit), with request and response headers of realistic size.
 func BenchmarkRecordResults(b *testing.B) {

@@ -93,108 +93,13 @@ func TestIdempotencyKeyReplaysAndRefusesOtherContent(t *testing.T) {
 	})
 }
 
-func claim(t *testing.T, s *models.Store, owner string, now time.Time, limit int, perHook func(string) int) []*models.Delivery {
-	t.Helper()
-	got, err := s.ClaimDue(context.Background(), models.ClaimRequest{Owner: owner, Now: now, Lease: time.Minute,
-		Limit: limit, PerHook: perHook})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return got
-}
-
-func TestClaimLeasesRespectSlotsAndExpire(t *testing.T) {
-	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
-		s := storetest.Open(t, b.DSN(t))
-		busy := newWebhook(t, s, "message.received", true)
-		for range 5 {
-			publish(t, s, "message.received", "")
-		}
-		now := time.Now()
-		two := func(string) int { return 2 }
-		got := claim(t, s, "a", now, 10, two)
-		if len(got) != 2 {
-			t.Fatalf("claimed %d, want the webhook's 2 free slots", len(got))
-		}
-		for _, d := range got {
-			if d.WebhookID != busy.ID || d.LockedBy != "a" || d.LockedUntil <= now.UnixMilli() {
-				t.Fatalf("claimed row not leased to a: %+v", d)
-			}
-		}
-		rest := claim(t, s, "b", now, 10, func(string) int { return 10 })
-		if len(rest) != 3 {
-			t.Fatalf("second claimer got %d, want the 3 unleased", len(rest))
-		}
-		if again := claim(t, s, "c", now, 10, func(string) int { return 10 }); len(again) != 0 {
-			t.Fatalf("leased deliveries claimed again: %d", len(again))
-		}
-		// A dead owner's lease runs out: the rows can be taken over.
-		later := claim(t, s, "c", now.Add(2*time.Minute), 10, func(string) int { return 10 })
-		if len(later) != 5 {
-			t.Fatalf("after lease expiry claimed %d, want 5", len(later))
-		}
-	})
-}
-
-func TestConcurrentClaimersNeverShareADelivery(t *testing.T) {
-	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
-		dsn := b.DSN(t)
-		s := storetest.Open(t, dsn)
-		for range 3 {
-			newWebhook(t, s, "message.received", true)
-		}
-		for range 100 {
-			publish(t, s, "message.received", "")
-		}
-		stores := []*models.Store{s}
-		if b.Name == "postgres" {
-			// Separate pools, as separate replicas have.
-			stores = append(stores, storetest.Open(t, dsn), storetest.Open(t, dsn))
-		}
-		var mu sync.Mutex
-		seen := map[string]string{}
-		var wg sync.WaitGroup
-		for i := range 6 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				st := stores[i%len(stores)]
-				owner := string(rune('a' + i))
-				for {
-					got, err := st.ClaimDue(context.Background(), models.ClaimRequest{Owner: owner, Now: time.Now(),
-						Lease: time.Minute, Limit: 7, PerHook: func(string) int { return 100 }})
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					if len(got) == 0 {
-						return
-					}
-					mu.Lock()
-					for _, d := range got {
-						if prev, dup := seen[d.ID]; dup {
-							t.Errorf("delivery %s claimed by %s and %s", d.ID, prev, owner)
-						}
-						seen[d.ID] = owner
-					}
-					mu.Unlock()
-				}
-			}()
-		}
-		wg.Wait()
-		if len(seen) != 300 {
-			t.Fatalf("claimed %d distinct deliveries, want 300", len(seen))
-		}
-	})
-}
-
 func TestRecordResultsDoesNotReviveCancelledDelivery(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
 		s := storetest.Open(t, b.DSN(t))
 		ctx := context.Background()
 		w := newWebhook(t, s, "message.received", true)
 		publish(t, s, "message.received", "")
-		got := claim(t, s, "a", time.Now(), 10, nil)
+		got, _ := claimFor(t, s, time.Now(), models.HookSlots{WebhookID: w.ID, Free: 10})
 		if len(got) != 1 {
 			t.Fatalf("claimed %d", len(got))
 		}
@@ -250,7 +155,7 @@ func TestPruneKeepsPendingWork(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
 		s := storetest.Open(t, b.DSN(t))
 		ctx := context.Background()
-		newWebhook(t, s, "message.received", true)
+		w := newWebhook(t, s, "message.received", true)
 		p := publish(t, s, "message.received", "")
 		if _, err := s.Prune(ctx, time.Now().Add(time.Hour)); err != nil {
 			t.Fatal(err)
@@ -262,7 +167,7 @@ func TestPruneKeepsPendingWork(t *testing.T) {
 			t.Fatalf("event of a pending delivery pruned: %v", err)
 		}
 		// Finished work older than the cutoff goes.
-		got := claim(t, s, "a", time.Now(), 10, nil)
+		got, _ := claimFor(t, s, time.Now(), models.HookSlots{WebhookID: w.ID, Free: 10})
 		err := s.RecordResults(ctx, []models.Result{{DeliveryID: got[0].ID, WebhookID: got[0].WebhookID, Status: models.StatusSucceeded,
 			Succeeded: true, Attempt: &models.Attempt{ID: models.NewID("att"), DeliveryID: got[0].ID, WebhookID: got[0].WebhookID,
 				Number: 1, StartedAt: time.Now().UTC(), Outcome: models.OutcomeSucceeded}}})
