@@ -8,6 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -340,6 +341,48 @@ test('admin UI end to end', { skip, timeout: 240_000 }, async (t) => {
       await shot(page, `dark-${name}`);
     }
     await page.emulateMedia({ colorScheme: 'light' });
+  });
+
+  await t.test('a webhook that stops answering falls behind and its page says so', async () => {
+    // A receiver that accepts connections and never answers: its requests hang until the
+    // delivery timeout, so the webhook is spilled and owes its newer events.
+    const sockets = new Set();
+    const hang = net.createServer((sock) => {
+      sockets.add(sock);
+      sock.on('close', () => sockets.delete(sock));
+      sock.on('error', () => {});
+    });
+    await new Promise((resolve) => hang.listen(0, '127.0.0.1', resolve));
+    t.after(() => {
+      for (const sock of sockets) sock.destroy();
+      hang.close();
+    });
+    const api = async (method, url, data) => {
+      const res = await page.request.fetch(url, { method, data, headers: { Authorization: `Bearer ${TOKEN}` } });
+      assert.ok(res.ok(), `${method} ${url}: HTTP ${res.status()} ${await res.text()}`);
+      return res.status() === 204 ? null : res.json();
+    };
+    const hook = await api('POST', '/api/v1/webhooks', {
+      name: 'Stuck receiver', url: `http://127.0.0.1:${hang.address().port}/hook`, events: ['conversation.started'],
+    });
+    const types = await api('GET', '/api/v1/event-types');
+    const example = types.data.find((et) => et.name === 'conversation.started').example;
+    const batch = (n) => ({ events: Array.from({ length: n }, () => ({ event: 'conversation.started', data: example.data })) });
+    // The first batch fills the webhook's queue; the next publish finds it stuck and spills it.
+    await api('POST', '/api/v1/events/batch', batch(40));
+    const notice = page.getByTestId('backlog');
+    const deadline = Date.now() + WAIT;
+    for (;;) {
+      await api('POST', '/api/v1/events/batch', batch(5));
+      await page.goto(`/webhooks/${hook.id}`);
+      await page.getByTestId('stats-chart').waitFor();
+      if (await notice.isVisible()) break;
+      assert.ok(Date.now() < deadline, 'the backlog notice did not appear');
+      await page.waitForTimeout(200);
+    }
+    assert.match(await notice.innerText(), /Behind since .+: \d+ newer events? waits? in order/);
+    await shot(page, 'webhook-backlog');
+    await api('DELETE', `/api/v1/webhooks/${hook.id}`);
   });
 
   await t.test('deleting a webhook asks for confirmation first', async () => {
