@@ -501,7 +501,6 @@ func (l *memLeases) release(ids []string) {
 	}
 }
 
-
 // releaseLeases ends leases in memory (SQLite) after their rows were written.
 func (s *Store) releaseLeases(ids []string) {
 	if s.leases != nil && len(ids) > 0 {
