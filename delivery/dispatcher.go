@@ -464,7 +464,7 @@ func (d *Dispatcher) take(ctx, sendCtx context.Context, take []models.TakeWant, 
 			d.hintSeq++
 			d.hinted[id] = d.hintSeq
 			d.due[id] = 0
-		} else if g.Spilled && len(g.Taken) == 0 && d.hinted[id] <= seq {
+		} else if g.Spilled && len(g.Taken) == 0 && !g.More && d.hinted[id] <= seq {
 			// Nothing owed yet that is not in flight: wait for a publish to hint at more (or
 			// for a record to end the spill), instead of asking again at once.
 			delete(d.due, id)
@@ -653,9 +653,9 @@ func (d *Dispatcher) rescanIfDue(ctx context.Context) {
 		}
 	}
 	for _, id := range spilled {
-		if !d.spilled[id] {
-			d.spilled[id] = true
-			d.due[id] = 0
+		d.spilled[id] = true
+		if _, ok := d.due[id]; !ok {
+			d.due[id] = 0 // a take that found nothing new left it to wait for a hint
 		}
 	}
 	d.mu.Unlock()

@@ -423,9 +423,10 @@ func TestTakeAfterARestartSkipsWhatWasRecordedOutOfOrder(t *testing.T) {
 	dsn := storetest.SQLiteDSN(t)
 	s, w, want := spilledWith(t, dsn, 4)
 	ctx := context.Background()
-	tk := takeOnly(t, s, w.ID, 3).Taken
-	if len(tk) != 3 {
-		t.Fatalf("took %d, want 3", len(tk))
+	first := takeOnly(t, s, w.ID, 3)
+	tk := first.Taken
+	if len(tk) != 3 || !first.More {
+		t.Fatalf("took %d (more: %v), want 3 and more to come", len(tk), first.More)
 	}
 	// The third finishes; the first two are still in flight when the process dies.
 	if err := s.RecordResults(ctx, delivered(tk[2])); err != nil {
@@ -435,7 +436,11 @@ func TestTakeAfterARestartSkipsWhatWasRecordedOutOfOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	s2 := storetest.Open(t, dsn)
-	retaken := takeOnly(t, s2, w.ID, 10).Taken
+	second := takeOnly(t, s2, w.ID, 10)
+	retaken := second.Taken
+	if second.More {
+		t.Errorf("a take of 10 that found 4 says more may be owed")
+	}
 	var again []string
 	for _, d := range retaken {
 		again = append(again, d.EventID)

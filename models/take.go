@@ -69,6 +69,7 @@ func (s *Store) forgetEpoch(webhookID string, epoch uint64) {
 type SpillTake struct {
 	Taken   []*Delivery // owed events to send, oldest first, without rows yet (Owed is set)
 	Spilled bool        // the webhook still owes events
+	More    bool        // the take stopped at its limit: more may be owed already
 }
 
 // TakeRequest asks TakeSpilled for up to Rows owed events of each webhook.
@@ -138,14 +139,11 @@ func (s *Store) takeOwed(ctx context.Context, want TakeWant, now time.Time, owne
 	tr := s.takes.byHook[want.WebhookID]
 	fresh := tr == nil || after > tr.cursor
 	s.takes.mu.Unlock()
-	var newest int64
+	newest := int64(math.MaxInt64) // when it went away meanwhile: look for rows of every event
 	if fresh {
 		if err := db.Raw(`SELECT COALESCE(MAX(rowid), 0) FROM events`).Scan(&newest).Error; err != nil {
 			return SpillTake{}, err
 		}
-	}
-	if !fresh {
-		newest = math.MaxInt64 // it went away meanwhile: look for rows of every event
 	}
 	s.takes.mu.Lock()
 	tr = s.takes.byHook[want.WebhookID]
@@ -190,7 +188,7 @@ func (s *Store) takeOwed(ctx context.Context, want TakeWant, now time.Time, owne
 		return SpillTake{}, err
 	}
 
-	got := SpillTake{Spilled: true}
+	got := SpillTake{Spilled: true, More: len(found) == want.Rows}
 	s.takes.mu.Lock()
 	if s.takes.byHook[want.WebhookID] != tr {
 		// The spill ended or was dropped while this read: nothing of it is owed any more.
