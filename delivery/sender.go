@@ -130,27 +130,37 @@ func (s *Sender) CloseIdleConnections() {
 // Headers builds the request headers of an attempt at time at. Exported so tests and the
 // inspector documentation can show the exact set.
 func (s *Sender) Headers(r Request, at time.Time) http.Header {
+	// Keys are written already canonical (or lowercase, for Standard Webhooks, as its spec
+	// shows them), and the values share one backing array: this runs for every attempt.
+	vals := make([]string, 0, 11)
 	h := make(http.Header, 12)
-	h.Set("Content-Type", "application/json")
-	h.Set("User-Agent", s.userAgent)
-	h.Set("X-Webhook-Event", r.EventType)
-	h.Set("X-Webhook-Timestamp", models.FormatSeedTime(at))
-	h.Set("X-Webhook-Id", r.MessageID)
-	h.Set("X-Webhook-Attempt", strconv.Itoa(r.Attempt))
-	if r.Test {
-		h.Set("X-Webhook-Test", "true")
+	set := func(k, v string) {
+		vals = append(vals, v)
+		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
-	// Standard Webhooks headers are written lowercase, as the spec shows them.
+	set("Content-Type", "application/json")
+	set("User-Agent", s.userAgent)
+	set("X-Webhook-Event", r.EventType)
+	set("X-Webhook-Timestamp", models.FormatSeedTime(at))
+	set("X-Webhook-Id", r.MessageID)
+	set("X-Webhook-Attempt", strconv.Itoa(r.Attempt))
+	if r.Test {
+		set("X-Webhook-Test", "true")
+	}
 	unix := at.Unix()
-	h["webhook-id"] = []string{r.MessageID}
-	h["webhook-timestamp"] = []string{strconv.FormatInt(unix, 10)}
+	set("webhook-id", r.MessageID)
+	set("webhook-timestamp", strconv.FormatInt(unix, 10))
 	if r.Webhook.Secret != "" {
-		h.Set("X-Webhook-Signature", signature.Seed(r.Webhook.Secret, r.Body))
-		var sigs []string
-		for _, sec := range r.Webhook.ActiveStandardSecrets(at) {
-			sigs = append(sigs, signature.StandardWithKey(signature.StandardKey(sec), r.MessageID, unix, r.Body))
+		set("X-Webhook-Signature", signature.Seed(r.Webhook.Secret, r.Body))
+		secrets := r.Webhook.ActiveStandardSecrets(at)
+		sig := ""
+		for i, sec := range secrets {
+			if i > 0 {
+				sig += " "
+			}
+			sig += signature.StandardWithKey(signature.StandardKey(sec), r.MessageID, unix, r.Body)
 		}
-		h["webhook-signature"] = []string{strings.Join(sigs, " ")}
+		set("webhook-signature", sig)
 	}
 	return h
 }
