@@ -141,3 +141,55 @@ func TestActivityMigrationRollsUpStoredAttempts(t *testing.T) {
 		}
 	})
 }
+
+// Replicas record results for the same webhooks at the same time. The rows they all update
+// (the webhooks' health and their activity) are taken in one order, so their transactions
+// queue instead of deadlocking: PostgreSQL would abort one of them after a second. (On
+// SQLite, three stores on one file queue for its lock.)
+func TestConcurrentRecordsOfTheSameWebhooksDoNotDeadlock(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		concurrentRecords(t, b.DSN(t))
+	})
+}
+
+func concurrentRecords(t *testing.T, dsn string) {
+	ctx := context.Background()
+	s := storetest.Open(t, dsn)
+	hooks := []*models.Webhook{newWebhook(t, s, "message.received", true), newWebhook(t, s, "message.received", true),
+		newWebhook(t, s, "message.received", true)}
+	var all []*models.Delivery
+	for range 60 {
+		all = append(all, publish(t, s, "message.received", "").Deliveries...)
+	}
+	const replicas = 3
+	errs := make(chan error, replicas)
+	for r := range replicas {
+		st := storetest.Open(t, dsn) // a pool of its own, as a replica has
+		go func() {
+			var err error
+			for i := r; i < len(all) && err == nil; i += replicas * 6 {
+				var batch []models.Result
+				for _, d := range all[i:min(i+replicas*6, len(all))] {
+					status := 200
+					batch = append(batch, models.Result{DeliveryID: d.ID, WebhookID: d.WebhookID, Status: models.StatusSucceeded,
+						Succeeded: true, Attempt: &models.Attempt{ID: models.NewID("att"), DeliveryID: d.ID, WebhookID: d.WebhookID,
+							Number: 1, StartedAt: time.Now().UTC(), ResponseStatus: &status, Outcome: models.OutcomeSucceeded}})
+				}
+				err = st.RecordResults(ctx, batch)
+			}
+			errs <- err
+		}()
+	}
+	for range replicas {
+		if err := <-errs; err != nil {
+			t.Errorf("a replica's record failed: %v", err)
+		}
+	}
+	stats, _, err := s.WebhookActivity(ctx, []string{hooks[0].ID}, time.Now().UTC())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := stats[hooks[0].ID][23].Succeeded; got < 60 {
+		t.Errorf("activity counts %d successes for the first webhook this hour, want at least its 60", got)
+	}
+}

@@ -228,7 +228,19 @@ func (s *Store) claimForPostgres(ctx context.Context, r ClaimForRequest, hooks [
 	}
 	var exhausted []string
 	for _, h := range hooks {
-		if per[h.WebhookID] < h.Free {
+		if per[h.WebhookID] >= h.Free {
+			continue
+		}
+		// Short of what was asked: either nothing more is due, or another replica's claim had
+		// the rows locked at that moment and SKIP LOCKED passed them. Only the first is
+		// exhausted; in the second case the rows it did not take are due again at once, and
+		// waiting for the next hint or rescan would leave them idle for up to a second.
+		var more []int
+		if err := s.W.WithContext(ctx).Raw(`SELECT 1 FROM deliveries WHERE webhook_id = ? AND status = 'pending'
+			AND next_attempt_at <= ? AND locked_until < ? LIMIT 1`, h.WebhookID, now, now).Scan(&more).Error; err != nil {
+			return nil, nil, fmt.Errorf("claim deliveries: %w", err)
+		}
+		if len(more) == 0 {
 			exhausted = append(exhausted, h.WebhookID)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -267,10 +268,22 @@ func (s *Store) RecordResults(ctx context.Context, results []Result) error {
 		if err := recordActivity(tx, attempts); err != nil {
 			return err
 		}
-		for id, h := range hooks {
+		// Last in the transaction and in id order: on PostgreSQL replicas record at the same
+		// time, and these rows are shared by all of them; in one order, their transactions
+		// queue for the rows instead of deadlocking. A success refreshes last_success_at at
+		// most once a second, so most batches do not lock the row at all.
+		ids := make([]string, 0, len(hooks))
+		for id := range hooks {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		for _, id := range ids {
+			h := hooks[id]
 			var err error
 			if h.success {
-				err = tx.Exec(`UPDATE webhooks SET last_success_at = ?, failing_since = NULL WHERE id = ?`, now, id).Error
+				err = tx.Exec(`UPDATE webhooks SET last_success_at = ?, failing_since = NULL WHERE id = ?
+					AND (failing_since IS NOT NULL OR last_success_at IS NULL OR last_success_at < ?)`,
+					now, id, now.Add(-time.Second)).Error
 			} else {
 				err = tx.Exec(`UPDATE webhooks SET failing_since = ? WHERE id = ? AND failing_since IS NULL`, now, id).Error
 			}

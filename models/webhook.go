@@ -362,6 +362,14 @@ func recordActivity(tx *gorm.DB, attempts []*Attempt) error {
 			r.LastAt, r.LastOutcome, r.LastStatus = a.StartedAt, a.Outcome, a.ResponseStatus
 		}
 	}
+	// In one order (see RecordResults): replicas' transactions queue for these rows instead
+	// of deadlocking.
+	slices.SortFunc(order, func(a, b key) int {
+		if c := strings.Compare(a.webhook, b.webhook); c != 0 {
+			return c
+		}
+		return int(a.hour - b.hour)
+	})
 	for _, k := range order {
 		r := sums[k]
 		err := tx.Exec(`INSERT INTO webhook_activity (webhook_id, hour, succeeded, failed, last_at, last_outcome, last_status)
