@@ -122,7 +122,7 @@ const (
 	stallAfter = 20 * time.Millisecond
 )
 
-// maxTake bounds the rows one TakeSpilled writes.
+// maxTake bounds the owed events one TakeSpilled hands out.
 const maxTake = 512
 
 // rescanEvery is how often the dispatcher looks for due work it was not told about: leases
