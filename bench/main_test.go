@@ -44,6 +44,9 @@ func TestEveryScenarioRunsToCompletionAtToySizes(t *testing.T) {
 	if tp.Single != nil && tp.Single.CPUCores <= 0 {
 		t.Errorf("single phase: CPU cores used %v, want a positive figure", tp.Single.CPUCores)
 	}
+	if tp.CeilingBefore <= 0 || tp.CeilingAfter <= 0 || tp.CeilingRPS != (tp.CeilingBefore+tp.CeilingAfter)/2 {
+		t.Errorf("ceilings %v before and %v after, used %v: want both measured and their mean used", tp.CeilingBefore, tp.CeilingAfter, tp.CeilingRPS)
+	}
 	if tp.CeilingRPS <= 0 || tp.RatioBatch <= 0 {
 		t.Errorf("ceiling %v, ratio %v: want both positive", tp.CeilingRPS, tp.RatioBatch)
 	}
