@@ -93,9 +93,10 @@ func queueStats(t *testing.T, s *models.Store) models.QueueStats {
 	return st
 }
 
-// A spilled webhook gets no row at publish; what it owes is taken as rows in publish order,
-// each event exactly once, and when the take reaches the newest event publishing writes its
-// rows again, with nothing lost or doubled at the switch. Another webhook is untouched.
+// A spilled webhook gets no row at publish; what it owes is taken in publish order, each event
+// exactly once, and gets its row when recorded; once the last taken one is recorded and
+// nothing more is owed, publishing writes its rows again, with nothing lost or doubled at
+// the switch. Another webhook is untouched.
 func TestSpilledWebhookOwesEventsAndTakesThemInOrderExactlyOnce(t *testing.T) {
 	s := storetest.Open(t, storetest.SQLiteDSN(t))
 	ctx := context.Background()
