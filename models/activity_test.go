@@ -168,14 +168,7 @@ func concurrentRecords(t *testing.T, dsn string) {
 		go func() {
 			var err error
 			for i := r; i < len(all) && err == nil; i += replicas * 6 {
-				var batch []models.Result
-				for _, d := range all[i:min(i+replicas*6, len(all))] {
-					status := 200
-					batch = append(batch, models.Result{DeliveryID: d.ID, WebhookID: d.WebhookID, Status: models.StatusSucceeded,
-						Succeeded: true, Attempt: &models.Attempt{ID: models.NewID("att"), DeliveryID: d.ID, WebhookID: d.WebhookID,
-							Number: 1, StartedAt: time.Now().UTC(), ResponseStatus: &status, Outcome: models.OutcomeSucceeded}})
-				}
-				err = st.RecordResults(ctx, batch)
+				err = st.RecordResults(ctx, delivered(all[i:min(i+replicas*6, len(all))]...))
 			}
 			errs <- err
 		}()

@@ -10,6 +10,17 @@ import (
 	"github.com/hookrelay/hookrelay/models"
 )
 
+// benchWebhook creates an enabled, signed webhook for message.received.
+func benchWebhook(b *testing.B, s *models.Store) *models.Webhook {
+	b.Helper()
+	w := &models.Webhook{Name: "w", URL: "https://example.com/h", Events: models.EventMessageReceived, Enabled: true,
+		Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+	if err := s.CreateWebhook(context.Background(), w); err != nil {
+		b.Fatal(err)
+	}
+	return w
+}
+
 // benchQueue opens a store with 4 webhooks and n events of message.received pending for
 // each of them (4n deliveries), as a publisher would leave it.
 func benchQueue(b *testing.B, be storetest.Backend, n int) (*models.Store, []*models.Delivery) {
@@ -17,11 +28,7 @@ func benchQueue(b *testing.B, be storetest.Backend, n int) (*models.Store, []*mo
 	ctx := context.Background()
 	s := storetest.Open(b, be.DSN(b))
 	for range 4 {
-		w := &models.Webhook{Name: "w", URL: "https://example.com/h", Events: models.EventMessageReceived, Enabled: true,
-			Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
-		if err := s.CreateWebhook(ctx, w); err != nil {
-			b.Fatal(err)
-		}
+		benchWebhook(b, s)
 	}
 	et, _ := models.LookupEventType(models.EventMessageReceived)
 	now := time.Now().UTC().Truncate(time.Second)
@@ -122,11 +129,7 @@ func BenchmarkPublish(b *testing.B) {
 func BenchmarkTakeAndRecordOwed(b *testing.B) {
 	ctx := context.Background()
 	s := storetest.Open(b, storetest.SQLiteDSN(b))
-	w := &models.Webhook{Name: "w", URL: "https://example.com/h", Events: models.EventMessageReceived, Enabled: true,
-		Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
-	if err := s.CreateWebhook(ctx, w); err != nil {
-		b.Fatal(err)
-	}
+	w := benchWebhook(b, s)
 	et, _ := models.LookupEventType(models.EventMessageReceived)
 	now := time.Now().UTC().Truncate(time.Second)
 	payload := et.Example(now)
