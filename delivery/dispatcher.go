@@ -152,7 +152,7 @@ func New(cfg Config) *Dispatcher {
 		owner:    models.NewID("proc"),
 		wake:     make(chan struct{}, 1),
 		results:  make(chan models.Result, 4096),
-		payloads: newPayloadCache(payloadCacheSize),
+		payloads: newPayloadCache(payloadCacheBytes),
 		hooks:    map[string]*hookState{},
 		due:      map[string]int64{},
 		hinted:   map[string]uint64{},
@@ -912,10 +912,11 @@ func (d *Dispatcher) abandonOwed(webhookIDs []string) {
 	d.requestRescan()
 }
 
-// payloadCacheSize is how many recent event bodies the dispatcher keeps. A fan-out's
-// deliveries are claimed close together, so a few thousand bodies serve it; more only adds
-// resident memory while a large backlog drains.
-const payloadCacheSize = 4096
+// payloadCacheBytes bounds the recent event bodies the dispatcher keeps. Published bodies go
+// in as they commit, so a webhook that lags behind the publishers (a spill, a burst) still
+// finds them there instead of reading them back: 32 MiB is about 30,000 bodies of 1 KiB, a
+// few seconds of a busy stream. A backlog older than that is read from the database.
+const payloadCacheBytes = 32 << 20
 
 // maxFlush bounds one group commit of results: past a few hundred rows the transaction only
 // delays the publishes that wait on the writer.
@@ -970,16 +971,19 @@ func (d *Dispatcher) SendTest(ctx context.Context, wh *models.Webhook, eventType
 }
 
 // payloadCache keeps recent event bodies so a fan-out reads each from the database once and
-// every webhook's attempt shares the same bytes.
+// every webhook's attempt shares the same bytes. It evicts oldest first: deliveries are taken
+// in publish order, so the oldest body is the one least likely to be asked for again.
 type payloadCache struct {
-	mu   sync.Mutex
-	m    map[string][]byte
-	ring []string
-	next int
+	mu       sync.Mutex
+	m        map[string][]byte
+	fifo     []string // ids in insertion order; fifo[head:] are live
+	head     int
+	bytes    int
+	maxBytes int
 }
 
-func newPayloadCache(n int) *payloadCache {
-	return &payloadCache{m: make(map[string][]byte, n), ring: make([]string, n)}
+func newPayloadCache(maxBytes int) *payloadCache {
+	return &payloadCache{m: map[string][]byte{}, maxBytes: maxBytes}
 }
 
 func (c *payloadCache) get(id string) []byte {
@@ -989,15 +993,30 @@ func (c *payloadCache) get(id string) []byte {
 }
 
 func (c *payloadCache) put(id string, b []byte) {
+	size := len(b) + len(id)
+	if size > c.maxBytes {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.m[id]; ok {
 		return
 	}
-	if old := c.ring[c.next]; old != "" {
+	for c.bytes+size > c.maxBytes && c.head < len(c.fifo) {
+		old := c.fifo[c.head]
+		c.fifo[c.head] = ""
+		c.head++
+		c.bytes -= len(c.m[old]) + len(old)
 		delete(c.m, old)
 	}
-	c.ring[c.next] = id
-	c.next = (c.next + 1) % len(c.ring)
+	if c.head > 1024 && c.head > len(c.fifo)/2 {
+		// Reclaim the evicted front once it is most of the slice.
+		n := copy(c.fifo, c.fifo[c.head:])
+		clear(c.fifo[n:])
+		c.fifo = c.fifo[:n]
+		c.head = 0
+	}
+	c.fifo = append(c.fifo, id)
 	c.m[id] = b
+	c.bytes += size
 }

@@ -140,7 +140,8 @@ func (s *Store) publish(ctx context.Context, in []PublishInput) ([]Published, er
 	}
 	q := Queued{Due: due, Payloads: make(map[string][]byte, len(in)), Spilled: newSpills}
 	for _, p := range out {
-		if !p.Replayed && len(p.Deliveries) > 0 {
+		// Owed events (spilled webhooks) have no rows but are sent all the same.
+		if !p.Replayed && p.Event.DeliveryCount > 0 {
 			q.Payloads[p.Event.ID] = p.Event.Payload
 		}
 	}
