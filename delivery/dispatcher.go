@@ -916,7 +916,7 @@ func (d *Dispatcher) abandonOwed(webhookIDs []string) {
 // in as they commit, so a webhook that lags behind the publishers (a spill, a burst) still
 // finds them there instead of reading them back: 32 MiB is about 30,000 bodies of 1 KiB, a
 // few seconds of a busy stream. A backlog older than that is read from the database.
-const payloadCacheBytes = 32 << 20
+const payloadCacheBytes = 16 << 20
 
 // maxFlush bounds one group commit of results: past a few hundred rows the transaction only
 // delays the publishes that wait on the writer.

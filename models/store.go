@@ -44,6 +44,8 @@ type Store struct {
 	// onQueued is told about deliveries that became due (see OnQueued).
 	onQueued atomic.Pointer[func(Queued)]
 	group    publishGroup // see PublishOne
+	// checkpoints folds the WAL into the file in the background; SQLite only.
+	checkpoints *checkpointer
 }
 
 // IsPostgres reports whether the store runs on PostgreSQL.
@@ -77,6 +79,12 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 			return nil, fmt.Errorf("empty database path")
 		}
 		q := url.Values{}
+		// A new file gets 8 KiB pages: every commit writes each page it dirtied to the WAL
+		// (and later to the file) with its own system calls, and a delivery's rows and index
+		// entries fill fewer, larger pages. Measured on the record and publish benchmarks:
+		// about 25% faster than 4 KiB, and as fast as 16 KiB. An existing file keeps its
+		// page size (WAL mode cannot change it), which only forgoes the gain.
+		q.Add("_pragma", "page_size(8192)")
 		q.Add("_pragma", "journal_mode(WAL)")
 		q.Add("_pragma", "synchronous(NORMAL)")
 		q.Add("_pragma", "busy_timeout(10000)")
@@ -90,6 +98,10 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 			rq[k] = append([]string(nil), v...)
 		}
 		q.Add("_pragma", "cache_size(-32000)")
+		// Checkpoints run beside the writer (checkpoint.go), not inside its commits. A burst
+		// can grow the WAL; once checkpointed, it is cut back to 64 MiB when it restarts.
+		q.Add("_pragma", "wal_autocheckpoint(0)")
+		q.Add("_pragma", "journal_size_limit(67108864)")
 		rq.Add("_pragma", "cache_size(-2000)")
 		wdsn := "file:" + path + "?" + q.Encode() + "&_txlock=immediate"
 		rdsn := "file:" + path + "?" + rq.Encode()
@@ -118,7 +130,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		rdb.SetMaxIdleConns(8)
 		s = &Store{W: w, R: r, Dialect: "sqlite", closers: []*sql.DB{wdb, rdb},
 			leases: newMemLeases(), subs: &subscriberCache{}, sinceCheck: map[string]int{}, spillWanted: map[string]bool{},
-			takes: owedTracks{byHook: map[string]*owedTrack{}}}
+			takes: owedTracks{byHook: map[string]*owedTrack{}}, checkpoints: startCheckpointer(wdb, rdb, checkpointEvery, walRestartBytes)}
 	}
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
@@ -143,6 +155,9 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes every pool.
 func (s *Store) Close() error {
+	if s.checkpoints != nil {
+		s.checkpoints.close()
+	}
 	var first error
 	for _, db := range s.closers {
 		if err := db.Close(); err != nil && first == nil {

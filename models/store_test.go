@@ -2,7 +2,9 @@ package models_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -318,5 +320,43 @@ func TestWebhooksToSendSeeEveryChange(t *testing.T) {
 				t.Errorf("after disabling: still enabled")
 			}
 		})
+	}
+}
+
+// A new SQLite file is created with 8 KiB pages in WAL mode; a file made with 4 KiB pages
+// (every file before this setting) opens, migrates and works with its own page size.
+func TestSQLiteFilesGetLargePagesAndOldOnesKeepTheirs(t *testing.T) {
+	pragma := func(s *models.Store, name string) string {
+		t.Helper()
+		var v string
+		if err := s.W.Raw("PRAGMA " + name).Row().Scan(&v); err != nil {
+			t.Fatalf("PRAGMA %s: %v", name, err)
+		}
+		return v
+	}
+	fresh := storetest.Open(t, "sqlite://"+filepath.Join(t.TempDir(), "new.db"))
+	if got := pragma(fresh, "page_size"); got != "8192" {
+		t.Errorf("a new file has page_size %s, want 8192", got)
+	}
+	if got := pragma(fresh, "journal_mode"); got != "wal" {
+		t.Errorf("a new file has journal_mode %s, want wal", got)
+	}
+
+	oldPath := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite", "file:"+oldPath+"?_pragma=page_size(4096)&_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE before_us (x INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	old := storetest.Open(t, "sqlite://"+oldPath)
+	if got := pragma(old, "page_size"); got != "4096" {
+		t.Errorf("an existing 4 KiB file reports page_size %s after opening: it must keep its own", got)
+	}
+	newWebhook(t, old, "message.received", true)
+	if res := publish(t, old, "message.received", ""); len(res.Deliveries) != 1 {
+		t.Errorf("publish on the 4 KiB file made %d deliveries, want 1", len(res.Deliveries))
 	}
 }

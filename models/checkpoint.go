@@ -1,0 +1,121 @@
+package models
+
+import (
+	"context"
+	"database/sql"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+const (
+	// checkpointEvery is how often the background checkpointer folds the SQLite WAL back
+	// into the database file.
+	checkpointEvery = time.Second
+	// walRestartBytes is the WAL size past which the checkpointer also lets the writer start
+	// the WAL over (see checkpointer).
+	walRestartBytes = 16 << 20
+)
+
+// checkpointer runs SQLite's WAL checkpoints beside the writer instead of inside it.
+//
+// By default SQLite checkpoints in whichever commit pushes the WAL past 1,000 pages: that
+// commit copies megabytes into the database file and syncs it while every publish and
+// record behind it waits on the one writer, several times a second under load. Here a
+// PASSIVE checkpoint on a reader connection does the copying once a second; it takes no
+// lock that writers or readers wait for.
+//
+// A WAL only starts over when a writer finds every frame of it copied, which a checkpoint
+// racing the writer never achieves under steady load: alone it would let the WAL grow
+// without end. So once the WAL passes walRestartBytes, a second PASSIVE checkpoint runs on
+// the writer's own connection, between two transactions. It has only the frames written
+// during the first one left to copy, and the next transaction starts the WAL over (then cut
+// back by journal_size_limit). That brief pause, at most once a second, replaces the
+// default's full copies.
+//
+// Measured in the latency bench (1,000 events/s, one publish each): ingest-to-receipt p99
+// 28–36 ms with SQLite's default, 13–19 ms with checkpoints here, 10–15 ms with none at all.
+type checkpointer struct {
+	every        time.Duration
+	restartBytes int64
+	stop         chan struct{}
+	done         chan struct{}
+	closing      sync.Once
+}
+
+func startCheckpointer(writer, reader *sql.DB, every time.Duration, restartBytes int64) *checkpointer {
+	c := &checkpointer{every: every, restartBytes: restartBytes, stop: make(chan struct{}), done: make(chan struct{})}
+	go c.run(writer, reader)
+	return c
+}
+
+func (c *checkpointer) run(writer, reader *sql.DB) {
+	defer close(c.done)
+	t := time.NewTicker(c.every)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+		}
+		err := c.once(writer, reader)
+		switch {
+		case err != nil && !failing:
+			// Logged once per run of failures: the WAL keeps every commit meanwhile, so
+			// nothing is lost, but it grows until a checkpoint succeeds.
+			slog.Warn("sqlite checkpoint failed; the WAL file grows until one succeeds", "err", err)
+			failing = true
+		case err == nil && failing:
+			slog.Info("sqlite checkpoints succeed again")
+			failing = false
+		}
+	}
+}
+
+// once checkpoints in the background and, when the WAL has grown past c.restartBytes,
+// finishes on the writer so that the WAL starts over.
+func (c *checkpointer) once(writer, reader *sql.DB) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var pageSize int64
+	if err := reader.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&pageSize); err != nil {
+		return err
+	}
+	// Each pass copies what the writer added during the one before, so the passes shrink;
+	// they stop when one leaves under a megabyte, the most the writer then waits for.
+	var frames int
+	for pass := 0; pass < 4; pass++ {
+		n, left, err := checkpointOn(ctx, reader)
+		if err != nil {
+			return err
+		}
+		grew := pass > 0 && n > frames
+		frames = n
+		if int64(frames)*pageSize < c.restartBytes {
+			return nil
+		}
+		if pass > 0 && (!grew || int64(left)*pageSize < 1<<20) {
+			break
+		}
+	}
+	_, _, err := checkpointOn(ctx, writer)
+	return err
+}
+
+// checkpointOn runs a PASSIVE checkpoint on one connection of db. It returns the WAL's
+// length in frames, and how many of them are left to copy (frames some reader still
+// needs as they were).
+func checkpointOn(ctx context.Context, db *sql.DB) (frames, left int, err error) {
+	var busy, copied int
+	err = db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied)
+	return frames, frames - copied, err
+}
+
+// close stops the checkpointer. Closing the last connection then checkpoints what is left
+// and removes the WAL, as SQLite always does.
+func (c *checkpointer) close() {
+	c.closing.Do(func() { close(c.stop) })
+	<-c.done
+}
