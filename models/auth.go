@@ -198,14 +198,15 @@ func (s *Store) SetSettingIfAbsent(ctx context.Context, key, value string) (stri
 func (s *Store) Prune(ctx context.Context, before time.Time) (int64, error) {
 	var total int64
 	err := s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		// Attempts and deliveries are cut by id: ids are UUIDv7, ordered by creation time, so
-		// the primary key serves the range and no time index has to be kept up to date on
-		// every delivery and attempt written.
+		// Deliveries are cut by id: ids are UUIDv7 (or, for a spilled webhook's, start with
+		// their event's), ordered by creation time, so the primary key serves the range and
+		// no time index has to be kept up to date on every delivery written. Attempts go with
+		// their delivery, through the index they are read by.
 		steps := []struct {
 			q   string
 			arg any
 		}{
-			{`DELETE FROM attempts WHERE id < ? AND delivery_id NOT IN (SELECT id FROM deliveries WHERE status = 'pending')`, idBefore("att", before)},
+			{`DELETE FROM attempts WHERE delivery_id < ? AND delivery_id NOT IN (SELECT id FROM deliveries WHERE status = 'pending')`, idBefore("dlv", before)},
 			{`DELETE FROM deliveries WHERE id < ? AND status <> 'pending'`, idBefore("dlv", before)},
 			{`DELETE FROM events WHERE created_at < ? AND id NOT IN (SELECT event_id FROM deliveries)` + s.keepOwed(), before.UTC()},
 			{`DELETE FROM sessions WHERE expires_at < ?`, before.UTC()},

@@ -168,9 +168,23 @@ func TestPruneKeepsPendingWork(t *testing.T) {
 		if _, err := s.GetEvent(ctx, p.Event.ID); err != nil {
 			t.Fatalf("event of a pending delivery pruned: %v", err)
 		}
-		// Finished work older than the cutoff goes.
+		// A failed attempt of a delivery still retrying stays with it.
 		got, _ := claimFor(t, s, time.Now(), models.HookSlots{WebhookID: w.ID, Free: 10})
-		err := s.RecordResults(ctx, []models.Result{{DeliveryID: got[0].ID, WebhookID: got[0].WebhookID, Status: models.StatusSucceeded,
+		err := s.RecordResults(ctx, []models.Result{{DeliveryID: got[0].ID, WebhookID: got[0].WebhookID, Status: models.StatusPending,
+			NextAttemptAt: time.Now().UnixMilli(), Attempt: &models.Attempt{ID: models.NewID("att"), DeliveryID: got[0].ID,
+				WebhookID: got[0].WebhookID, Number: 1, StartedAt: time.Now().UTC(), Outcome: models.OutcomeFailed}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Prune(ctx, time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if a, err := s.ListAttempts(ctx, got[0].ID); err != nil || len(a) != 1 {
+			t.Fatalf("attempts of a retrying delivery after pruning past them: %d, %v; want its 1", len(a), err)
+		}
+		// Finished work older than the cutoff goes.
+		got, _ = claimFor(t, s, time.Now(), models.HookSlots{WebhookID: w.ID, Free: 10})
+		err = s.RecordResults(ctx, []models.Result{{DeliveryID: got[0].ID, WebhookID: got[0].WebhookID, Status: models.StatusSucceeded,
 			Succeeded: true, Attempt: &models.Attempt{ID: models.NewID("att"), DeliveryID: got[0].ID, WebhookID: got[0].WebhookID,
 				Number: 1, StartedAt: time.Now().UTC(), Outcome: models.OutcomeSucceeded}}})
 		if err != nil {
@@ -181,6 +195,9 @@ func TestPruneKeepsPendingWork(t *testing.T) {
 		}
 		if _, err := s.GetEvent(ctx, p.Event.ID); !errors.Is(err, models.ErrNotFound) {
 			t.Fatalf("finished event not pruned: %v", err)
+		}
+		if a, err := s.ListAttempts(ctx, got[0].ID); err != nil || len(a) != 0 {
+			t.Fatalf("attempts of a finished delivery after pruning past it: %d, %v; want none", len(a), err)
 		}
 	})
 }
