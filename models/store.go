@@ -98,10 +98,10 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 			rq[k] = append([]string(nil), v...)
 		}
 		q.Add("_pragma", "cache_size(-32000)")
-		// Checkpoints run beside the writer (checkpoint.go), not inside its commits. A burst
-		// can grow the WAL; once checkpointed, it is cut back to 64 MiB when it restarts.
+		// Checkpoints run beside the writer (checkpoint.go), not inside its commits. The WAL
+		// is reused in place when it restarts, and cut back only past 256 MiB.
 		q.Add("_pragma", "wal_autocheckpoint(0)")
-		q.Add("_pragma", "journal_size_limit(67108864)")
+		q.Add("_pragma", "journal_size_limit(268435456)")
 		rq.Add("_pragma", "cache_size(-2000)")
 		wdsn := "file:" + path + "?" + q.Encode() + "&_txlock=immediate"
 		rdsn := "file:" + path + "?" + rq.Encode()
