@@ -43,20 +43,23 @@ const (
 // 90 MB/s of WAL with 8 KiB pages): ingest-to-receipt p99 25–36 ms with SQLite's own
 // checkpoints, 6–11 ms with these; with 4 KiB pages and SQLite's own, 14–40 ms.
 type checkpointer struct {
-	every        time.Duration
-	restartBytes int64
-	stop         chan struct{}
-	done         chan struct{}
-	closing      sync.Once
+	writer, reader *sql.DB
+	every          time.Duration
+	restartBytes   int64
+	pageSize       int64 // read once: an open file's page size never changes
+	stop           chan struct{}
+	done           chan struct{}
+	closing        sync.Once
 }
 
 func startCheckpointer(writer, reader *sql.DB, every time.Duration, restartBytes int64) *checkpointer {
-	c := &checkpointer{every: every, restartBytes: restartBytes, stop: make(chan struct{}), done: make(chan struct{})}
-	go c.run(writer, reader)
+	c := &checkpointer{writer: writer, reader: reader, every: every, restartBytes: restartBytes,
+		stop: make(chan struct{}), done: make(chan struct{})}
+	go c.run()
 	return c
 }
 
-func (c *checkpointer) run(writer, reader *sql.DB) {
+func (c *checkpointer) run() {
 	defer close(c.done)
 	t := time.NewTicker(c.every)
 	defer t.Stop()
@@ -67,7 +70,7 @@ func (c *checkpointer) run(writer, reader *sql.DB) {
 			return
 		case <-t.C:
 		}
-		err := c.once(writer, reader)
+		err := c.once()
 		switch {
 		case err != nil && !failing:
 			// Logged once per run of failures: the WAL keeps every commit meanwhile, so
@@ -83,23 +86,24 @@ func (c *checkpointer) run(writer, reader *sql.DB) {
 
 // once checkpoints in the background and, when the WAL has grown past c.restartBytes,
 // finishes on the writer so that the WAL starts over.
-func (c *checkpointer) once(writer, reader *sql.DB) error {
+func (c *checkpointer) once() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var pageSize int64
-	if err := reader.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&pageSize); err != nil {
-		return err
+	if c.pageSize == 0 {
+		if err := c.reader.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&c.pageSize); err != nil {
+			return err
+		}
 	}
 	// Each pass copies what the writer added during the one before, so the passes shrink;
 	// they stop once a pass found fewer than tailFrames new frames, about what the writer
 	// then waits for (a fraction of a millisecond to a few).
 	prev := -1
 	for pass := 0; pass < 8; pass++ {
-		frames, err := checkpointOn(ctx, reader)
+		frames, err := checkpointOn(ctx, c.reader)
 		if err != nil {
 			return err
 		}
-		if int64(frames)*pageSize < c.restartBytes {
+		if int64(frames)*c.pageSize < c.restartBytes {
 			return nil
 		}
 		if prev >= 0 && frames-prev < tailFrames {
@@ -107,7 +111,7 @@ func (c *checkpointer) once(writer, reader *sql.DB) error {
 		}
 		prev = frames
 	}
-	_, err := checkpointOn(ctx, writer)
+	_, err := checkpointOn(ctx, c.writer)
 	return err
 }
 
