@@ -170,7 +170,7 @@ func New(cfg Config) *Dispatcher {
 // queued learns what the store just queued: the bodies of fresh events, and where work is.
 func (d *Dispatcher) queued(q models.Queued) {
 	for id, b := range q.Payloads {
-		d.payloads.put(id, b)
+		d.payloads.put(id, b.Payload, b.Deliveries)
 	}
 	if len(q.Spilled) > 0 {
 		d.mu.Lock()
@@ -667,7 +667,7 @@ func (d *Dispatcher) start(ctx, sendCtx context.Context, claimed []*models.Deliv
 	// The bodies are held here for the attempts: the shared cache may evict one before
 	// its attempt starts.
 	bodies := make(map[string][]byte, len(claimed))
-	var missing []string
+	uses := make(map[string]int, len(claimed)) // deliveries of each event in this claim
 	seenHook := make(map[string]bool, 4)
 	for _, c := range claimed {
 		if !seenHook[c.WebhookID] {
@@ -675,23 +675,24 @@ func (d *Dispatcher) start(ctx, sendCtx context.Context, claimed []*models.Deliv
 			seenHook[c.WebhookID] = true
 			hookIDs = append(hookIDs, c.WebhookID)
 		}
-		if _, ok := bodies[c.EventID]; ok {
-			continue
-		}
-		if b := d.payloads.get(c.EventID); b != nil {
-			bodies[c.EventID] = b
+		uses[c.EventID]++
+	}
+	var missing []string
+	for id, n := range uses {
+		if b := d.payloads.take(id, n); b != nil {
+			bodies[id] = b
 		} else {
-			bodies[c.EventID] = nil
-			missing = append(missing, c.EventID)
+			missing = append(missing, id)
 		}
 	}
 	webhooks, err := d.store.WebhooksToSend(ctx, hookIDs)
 	if err == nil && len(missing) > 0 {
-		var events map[string][]byte
+		var events map[string]models.EventBody
 		events, err = d.store.EventPayloads(ctx, missing)
 		for id, b := range events {
-			bodies[id] = b
-			d.payloads.put(id, b)
+			bodies[id] = b.Payload
+			// The rest of the fan-out is likely close behind (the other webhooks' cursors).
+			d.payloads.put(id, b.Payload, b.Deliveries-uses[id])
 		}
 	}
 	if err != nil {
@@ -912,12 +913,6 @@ func (d *Dispatcher) abandonOwed(webhookIDs []string) {
 	d.requestRescan()
 }
 
-// payloadCacheBytes bounds the recent event bodies the dispatcher keeps. Published bodies go
-// in as they commit, so a webhook that lags behind the publishers (a spill, a burst) still
-// finds them there instead of reading them back: 32 MiB is about 30,000 bodies of 1 KiB, a
-// few seconds of a busy stream. A backlog older than that is read from the database.
-const payloadCacheBytes = 16 << 20
-
 // maxFlush bounds one group commit of results: past a few hundred rows the transaction only
 // delays the publishes that wait on the writer.
 const maxFlush = 250
@@ -968,55 +963,4 @@ func (d *Dispatcher) SendTest(ctx context.Context, wh *models.Webhook, eventType
 		return nil, err
 	}
 	return a, nil
-}
-
-// payloadCache keeps recent event bodies so a fan-out reads each from the database once and
-// every webhook's attempt shares the same bytes. It evicts oldest first: deliveries are taken
-// in publish order, so the oldest body is the one least likely to be asked for again.
-type payloadCache struct {
-	mu       sync.Mutex
-	m        map[string][]byte
-	fifo     []string // ids in insertion order; fifo[head:] are live
-	head     int
-	bytes    int
-	maxBytes int
-}
-
-func newPayloadCache(maxBytes int) *payloadCache {
-	return &payloadCache{m: map[string][]byte{}, maxBytes: maxBytes}
-}
-
-func (c *payloadCache) get(id string) []byte {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.m[id]
-}
-
-func (c *payloadCache) put(id string, b []byte) {
-	size := len(b) + len(id)
-	if size > c.maxBytes {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.m[id]; ok {
-		return
-	}
-	for c.bytes+size > c.maxBytes && c.head < len(c.fifo) {
-		old := c.fifo[c.head]
-		c.fifo[c.head] = ""
-		c.head++
-		c.bytes -= len(c.m[old]) + len(old)
-		delete(c.m, old)
-	}
-	if c.head > 1024 && c.head > len(c.fifo)/2 {
-		// Reclaim the evicted front once it is most of the slice.
-		n := copy(c.fifo, c.fifo[c.head:])
-		clear(c.fifo[n:])
-		c.fifo = c.fifo[:n]
-		c.head = 0
-	}
-	c.fifo = append(c.fifo, id)
-	c.m[id] = b
-	c.bytes += size
 }

@@ -37,7 +37,7 @@ func TestClaimedDeliveriesKeepTheirBodiesWhenTheCacheEvictsThem(t *testing.T) {
 	sender := NewSender(SenderConfig{Timeout: 5 * time.Second, AllowPrivate: true, Version: "test"})
 	t.Cleanup(sender.CloseIdleConnections)
 	d := New(Config{Store: store, Sender: sender, Workers: 8, RetrySchedule: DefaultRetrySchedule})
-	// Room for one body: every body read back evicts the one before.
+	// Room for one body: the others are read back but not kept.
 	d.payloads = newPayloadCache(len(in[0].Payload) + len(models.NewID("evt")))
 	claimed, _, err := store.ClaimFor(ctx, models.ClaimForRequest{Owner: "t", Now: time.Now(), Lease: time.Minute,
 		Hooks: []models.HookSlots{{WebhookID: w.ID, Free: 8}}})
@@ -53,38 +53,76 @@ func TestClaimedDeliveriesKeepTheirBodiesWhenTheCacheEvictsThem(t *testing.T) {
 	}
 }
 
-func TestPayloadCacheEvictsOldestByBytes(t *testing.T) {
+// A body leaves once its whole fan-out has taken it, and a full cache refuses the newest body
+// rather than evict older ones still to be sent; only bodies that look abandoned (taken by
+// part of the fan-out and then waiting, or never taken for long) make room.
+func TestPayloadCacheKeepsTheQueuesHead(t *testing.T) {
 	body := func(n int) []byte { return make([]byte, n) }
 	c := newPayloadCache(3 * (100 + 4)) // three 100-byte bodies with 4-byte ids
+	clock := time.Unix(1_000_000, 0)
+	c.now = func() time.Time { return clock }
 	for _, id := range []string{"ev01", "ev02", "ev03"} {
-		c.put(id, body(100))
+		c.put(id, body(100), 2)
 	}
-	c.put("ev02", body(100)) // already held: neither counted twice nor moved
-	c.put("ev04", body(100))
-	if c.get("ev01") != nil {
-		t.Error("ev01 is still held after a fourth body: the oldest should go first")
+	c.put("ev04", body(100), 2)
+	if c.take("ev04", 1) != nil {
+		t.Error("a full cache of fresh, untaken bodies took a fourth: it should refuse the newest")
 	}
-	for _, id := range []string{"ev02", "ev03", "ev04"} {
-		if c.get(id) == nil {
-			t.Errorf("%s was evicted; only the oldest should be", id)
+	if c.take("ev01", 1) == nil || c.take("ev01", 1) == nil {
+		t.Fatal("ev01 was not held for both of its deliveries")
+	}
+	if c.take("ev01", 1) != nil {
+		t.Error("ev01 is still held after its whole fan-out took it")
+	}
+	c.put("ev04", body(100), 2) // ev01's room
+	c.put("ev02", body(100), 9) // already held: neither counted twice nor replaced
+	if got := c.m["ev02"].left; got != 2 {
+		t.Errorf("ev02 expects %d more takes after a second put, want 2", got)
+	}
+	if c.take("ev02", 1) == nil {
+		t.Fatal("ev02 lost")
+	}
+	// ev02 waits on the rest of its fan-out; past waitedAfter it gives way to a new body.
+	clock = clock.Add(waitedAfter)
+	c.put("ev05", body(100), 1)
+	if c.m["ev02"] != nil || c.m["ev05"] == nil {
+		t.Error("a body taken by part of its fan-out and then left waiting was not evicted for a new one")
+	}
+	// ev03 was never taken: it stays until staleAfter, then goes too.
+	c.put("ev06", body(100), 1)
+	if c.m["ev03"] == nil || c.m["ev06"] != nil {
+		t.Error("an untaken body younger than staleAfter was evicted for a newer one")
+	}
+	clock = clock.Add(staleAfter)
+	c.put("ev06", body(100), 1)
+	if c.m["ev03"] != nil || c.m["ev06"] == nil {
+		t.Error("an untaken body older than staleAfter kept a new one out")
+	}
+	c.put("huge", body(1000), 1)
+	c.put("none", body(10), 0)
+	if c.m["huge"] != nil || c.m["none"] != nil {
+		t.Error("held a body larger than the cache, or one no delivery will take")
+	}
+	// Long churn: the held bytes, ids and queue stay bounded and agree with each other.
+	for i := range 20000 {
+		id := fmt.Sprintf("e%04d", i)
+		c.put(id, body(10+i%150), 1+i%3)
+		if i%4 != 0 {
+			c.take(id, 3)
 		}
-	}
-	c.put("huge", body(1000))
-	if c.get("huge") != nil || c.get("ev02") == nil {
-		t.Error("a body larger than the whole cache displaced the others instead of being skipped")
-	}
-	// Long churn: the held bytes and ids stay within the bound and agree with each other.
-	for i := range 10000 {
-		c.put(fmt.Sprintf("e%03d", i%1000), body(10+i%150))
+		clock = clock.Add(time.Millisecond)
 		if c.bytes > c.maxBytes {
 			t.Fatalf("after %d puts the cache holds %d bytes, over its %d", i, c.bytes, c.maxBytes)
 		}
 	}
 	sum := 0
-	for id, b := range c.m {
-		sum += len(id) + len(b)
+	for id, e := range c.m {
+		sum += len(id) + len(e.b)
 	}
-	if sum != c.bytes || len(c.m) != len(c.fifo)-c.head {
-		t.Errorf("bookkeeping drifted: %d bytes held, %d counted; %d ids, %d queued", sum, c.bytes, len(c.m), len(c.fifo)-c.head)
+	if sum != c.bytes || len(c.m) != len(c.fifo)-c.head-c.dead {
+		t.Errorf("bookkeeping drifted: %d bytes held, %d counted; %d ids, %d queued, %d dead", sum, c.bytes, len(c.m), len(c.fifo)-c.head, c.dead)
+	}
+	if len(c.fifo) > 2048+2*len(c.m) {
+		t.Errorf("the queue kept %d slots for %d bodies: taken bodies pin their slots", len(c.fifo), len(c.m))
 	}
 }

@@ -522,9 +522,16 @@ func (s *Store) releaseLeases(ids []string) {
 
 // Queued tells what a commit made due in this process (publish, replay, redelivery).
 type Queued struct {
-	Due      map[string]int64  // webhook id → earliest due time of its new deliveries (unix ms)
-	Payloads map[string][]byte // event id → body bytes, for events just published
-	Spilled  []string          // webhooks the commit spilled: they owe the events it holds
+	Due      map[string]int64     // webhook id → earliest due time of its new deliveries (unix ms)
+	Payloads map[string]EventBody // event id → its body, for events just published
+	Spilled  []string             // webhooks the commit spilled: they owe the events it holds
+}
+
+// EventBody is an event's body and the number of deliveries it fans out to (spilled webhooks
+// included), which bounds how many attempts will ask for it.
+type EventBody struct {
+	Payload    []byte
+	Deliveries int
 }
 
 // OnQueued registers fn to be told, after each commit that queues deliveries, what it

@@ -152,7 +152,7 @@ func TestQueuedIsToldWhatAPublishQueued(t *testing.T) {
 	if len(q.Due) != 2 || q.Due[a.ID] == 0 || q.Due[b.ID] == 0 {
 		t.Errorf("Due = %v, want the two subscribed webhooks", q.Due)
 	}
-	if string(q.Payloads[p.Event.ID]) != string(p.Event.Payload) {
+	if b := q.Payloads[p.Event.ID]; string(b.Payload) != string(p.Event.Payload) || b.Deliveries != p.Event.DeliveryCount {
 		t.Errorf("Payloads = %v, want the event's body", q.Payloads)
 	}
 }

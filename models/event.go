@@ -138,11 +138,11 @@ func (s *Store) publish(ctx context.Context, in []PublishInput) ([]Published, er
 		}
 		return nil, fmt.Errorf("publish: %w", err)
 	}
-	q := Queued{Due: due, Payloads: make(map[string][]byte, len(in)), Spilled: newSpills}
+	q := Queued{Due: due, Payloads: make(map[string]EventBody, len(in)), Spilled: newSpills}
 	for _, p := range out {
 		// Owed events (spilled webhooks) have no rows but are sent all the same.
 		if !p.Replayed && p.Event.DeliveryCount > 0 {
-			q.Payloads[p.Event.ID] = p.Event.Payload
+			q.Payloads[p.Event.ID] = EventBody{Payload: p.Event.Payload, Deliveries: p.Event.DeliveryCount}
 		}
 	}
 	s.queued(q)
@@ -222,21 +222,21 @@ func (s *Store) ListEvents(ctx context.Context, eventType string, p Page) ([]*Ev
 }
 
 // EventPayloads reads the body bytes of the given events.
-func (s *Store) EventPayloads(ctx context.Context, ids []string) (map[string][]byte, error) {
+func (s *Store) EventPayloads(ctx context.Context, ids []string) (map[string]EventBody, error) {
 	// Read without the ORM's reflection: the dispatcher asks for every batch it starts.
-	rows, err := s.R.WithContext(ctx).Raw(`SELECT id, payload FROM events WHERE id IN ?`, ids).Rows()
+	rows, err := s.R.WithContext(ctx).Raw(`SELECT id, payload, delivery_count FROM events WHERE id IN ?`, ids).Rows()
 	if err != nil {
 		return nil, fmt.Errorf("event payloads: %w", err)
 	}
 	defer rows.Close()
-	out := make(map[string][]byte, len(ids))
+	out := make(map[string]EventBody, len(ids))
 	for rows.Next() {
 		var id string
-		var payload []byte
-		if err := rows.Scan(&id, &payload); err != nil {
+		var b EventBody
+		if err := rows.Scan(&id, &b.Payload, &b.Deliveries); err != nil {
 			return nil, fmt.Errorf("event payloads: %w", err)
 		}
-		out[id] = payload
+		out[id] = b
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("event payloads: %w", err)
