@@ -44,18 +44,28 @@ type PublishedBatch struct {
 //	@Failure		422				{object}	Problem
 //	@Router			/api/v1/events/batch [post]
 func (s *Server) publishEventBatch(c *gin.Context) {
-	obj, ok := readObject(c, false, "events")
+	raw, ok := readBody(c, false)
 	if !ok {
 		return
+	}
+	in, quick := quickBatch(raw)
+	var obj object
+	if !quick {
+		// Something is wrong with the batch: the general path finds what, and names it.
+		if obj, ok = decodeObject(c, raw, false, "events"); !ok {
+			return
+		}
 	}
 	key, hash, ok := idempotencyKey(c)
 	if !ok {
 		return
 	}
-	in, err := buildBatch(obj)
-	if err != nil {
-		storeProblem(c, err)
-		return
+	if !quick {
+		var err error
+		if in, err = buildBatch(obj); err != nil {
+			storeProblem(c, err)
+			return
+		}
 	}
 	if key != "" {
 		// The store keys idempotency per event; the batch's key plus the item's position
@@ -90,6 +100,41 @@ func (s *Server) publishEventBatch(c *gin.Context) {
 	}
 	s.observePublished(res)
 	c.JSON(http.StatusAccepted, out)
+}
+
+// quickBatch decodes and validates a well-formed batch in one pass over the body, where
+// decodeObject and buildBatch take three (the body, the array, each item) before the data
+// objects: a batch of 100 events spent as long in those as in its transaction. It reports
+// false for anything it does not accept, without saying why; the general path then finds the
+// same result, or the problem to answer.
+func quickBatch(raw []byte) ([]models.PublishInput, bool) {
+	// A map, not a struct: struct fields match keys case-insensitively, and "Events" or an
+	// item's "Data" must be refused as unknown, as the general path does.
+	var body map[string][]object
+	if json.Unmarshal(raw, &body) != nil || len(body) != 1 {
+		return nil, false
+	}
+	items, ok := body["events"]
+	if !ok || len(items) == 0 || len(items) > MaxBatchEvents {
+		return nil, false
+	}
+	in := make([]models.PublishInput, len(items))
+	for i, o := range items {
+		if o == nil {
+			return nil, false
+		}
+		for k := range o {
+			if k != "event" && k != "data" && k != "timestamp" {
+				return nil, false
+			}
+		}
+		p, err := buildPublish(o)
+		if err != nil {
+			return nil, false
+		}
+		in[i] = p
+	}
+	return in, true
 }
 
 // buildBatch validates every item of a batch; field errors are prefixed "events[i].".

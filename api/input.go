@@ -26,6 +26,16 @@ type object map[string]json.RawMessage
 // readObject reads the body as a JSON object, answering 413, 415 or 400 itself on failure.
 // allowed lists the accepted fields; others are 422 naming the field.
 func readObject(c *gin.Context, optional bool, allowed ...string) (object, bool) {
+	raw, ok := readBody(c, optional)
+	if !ok {
+		return nil, false
+	}
+	return decodeObject(c, raw, optional, allowed...)
+}
+
+// readBody reads the body and checks its media type, answering 413, 415 or 400 itself on
+// failure. The bytes are kept for the Idempotency-Key hash.
+func readBody(c *gin.Context, optional bool) ([]byte, bool) {
 	raw, err := io.ReadAll(c.Request.Body)
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -47,7 +57,13 @@ func readObject(c *gin.Context, optional bool, allowed ...string) (object, bool)
 			return nil, false
 		}
 	}
-	if empty {
+	return raw, true
+}
+
+// decodeObject decodes a body read by readBody as one JSON object, answering 400 or 422
+// itself on failure.
+func decodeObject(c *gin.Context, raw []byte, optional bool, allowed ...string) (object, bool) {
+	if len(bytes.TrimSpace(raw)) == 0 {
 		if optional {
 			return object{}, true
 		}
