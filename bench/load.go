@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -189,18 +191,41 @@ func openLoop(ctx context.Context, rate float64, total, maxOut int, op func(ctx 
 }
 
 // ceiling measures the raw loopback rate: the same sink, hit directly by a plain keep-alive
-// Go client with the given concurrency and a 1 KiB body, for total requests.
-func ceiling(ctx context.Context, total, conc int) (float64, error) {
+// Go client with the given concurrency and a 1 KiB body, for total requests. With ownProcess
+// the client runs in a process of its own (this program, started again), as Hookrelay's
+// sender does when the bench runs the binary: the two sides then pay for crossing between
+// processes alike, and the ratio compares the pipeline with the plain client, not one
+// process with two.
+func ceiling(ctx context.Context, total, conc int, ownProcess bool) (float64, error) {
 	s, err := startSink(int64(total), false)
 	if err != nil {
 		return 0, err
 	}
 	defer s.close()
+	var rate float64
+	if ownProcess {
+		rate, err = ceilingInChild(ctx, s.base+"/ceiling", total, conc)
+	} else {
+		var elapsed time.Duration
+		elapsed, err = ceilingClient(ctx, s.base+"/ceiling", total, conc)
+		rate = float64(total) / elapsed.Seconds()
+	}
+	if err != nil {
+		return 0, err
+	}
+	if got := s.count.Load(); got != int64(total) {
+		return 0, fmt.Errorf("the sink counted %d of the %d ceiling requests", got, total)
+	}
+	return rate, nil
+}
+
+// ceilingClient is the plain client: total POSTs of 1 KiB to url, conc at a time.
+func ceilingClient(ctx context.Context, url string, total, conc int) (time.Duration, error) {
 	hc := newHTTPClient(conc)
 	defer hc.CloseIdleConnections()
 	body := bytes.Repeat([]byte("x"), 1024)
 	elapsed, failures, firstErr := closedLoop(ctx, total, conc, func(ctx context.Context, _ int) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.base+"/ceiling", bytes.NewReader(body))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 		if err != nil {
 			return err
 		}
@@ -219,5 +244,51 @@ func ceiling(ctx context.Context, total, conc int) (float64, error) {
 	if failures > 0 {
 		return 0, fmt.Errorf("%d of %d ceiling requests failed: %w", failures, total, firstErr)
 	}
-	return float64(total) / elapsed.Seconds(), nil
+	return elapsed, nil
+}
+
+// ceilingChildEnv, when set in this program's environment, makes it the ceiling's client
+// process (see runCeilingChild) instead of the bench.
+const ceilingChildEnv = "HOOKRELAY_BENCH_CEILING_CLIENT"
+
+// ceilingInChild runs ceilingClient in a new process of this program and returns its rate.
+func ceilingInChild(ctx context.Context, url string, total, conc int) (float64, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return 0, err
+	}
+	cmd := exec.CommandContext(ctx, exe)
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d %d", ceilingChildEnv, url, total, conc))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return 0, fmt.Errorf("ceiling client process: %w", err)
+	}
+	var secs float64
+	if _, err := fmt.Sscan(string(out), &secs); err != nil || secs <= 0 {
+		return 0, fmt.Errorf("ceiling client process printed %q", out)
+	}
+	return float64(total) / secs, nil
+}
+
+// runCeilingChild is the whole of the ceiling's client process: it prints the seconds the
+// requests took, and reports whether it was asked to run at all.
+func runCeilingChild(ctx context.Context) bool {
+	spec, ok := os.LookupEnv(ceilingChildEnv)
+	if !ok {
+		return false
+	}
+	var url string
+	var total, conc int
+	if _, err := fmt.Sscan(spec, &url, &total, &conc); err != nil || total < 1 || conc < 1 {
+		fmt.Fprintf(os.Stderr, "bench: %s=%q: want \"url total concurrency\"\n", ceilingChildEnv, spec)
+		os.Exit(2)
+	}
+	elapsed, err := ceilingClient(ctx, url, total, conc)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: ceiling client:", err)
+		os.Exit(1)
+	}
+	fmt.Println(elapsed.Seconds())
+	return true
 }

@@ -165,6 +165,9 @@ type Run struct {
 }
 
 func main() {
+	if runCeilingChild(context.Background()) {
+		return
+	}
 	o, err := parseOptions(os.Args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -93,6 +94,26 @@ func TestOptionsRejectNonsense(t *testing.T) {
 	} {
 		if _, err := parseOptions(args); err == nil {
 			t.Errorf("%v accepted", args)
+		}
+	}
+}
+
+// TestMain lets the test binary serve as the ceiling's client process, as the bench's own
+// binary does when it starts itself again (ceilingInChild).
+func TestMain(m *testing.M) {
+	if runCeilingChild(context.Background()) {
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// The ceiling measured with its client in a process of its own sends every request and
+// reports a rate, as the in-process one does; the sink counts them all either way.
+func TestCeilingClientInItsOwnProcess(t *testing.T) {
+	for _, own := range []bool{false, true} {
+		rate, err := ceiling(context.Background(), 200, 4, own)
+		if err != nil || rate <= 0 {
+			t.Errorf("own process %v: rate %v, %v; want a positive rate", own, rate, err)
 		}
 	}
 }

@@ -48,7 +48,7 @@ func rows(rep *Report) []row {
 				}
 			}
 			if t.CeilingRPS > 0 {
-				add("throughput", fmt.Sprintf("loopback ceiling requests/s (c=%d, 1 KiB; mean of before and after)", t.Concurrency),
+				add("throughput", fmt.Sprintf("loopback ceiling requests/s (c=%d, 1 KiB, client %s; mean of before and after)", t.Concurrency, t.CeilingClient),
 					fmt.Sprintf("%s (%s, %s)", num(t.CeilingRPS), num(t.CeilingBefore), num(t.CeilingAfter)), "", nil)
 			}
 		}

@@ -92,16 +92,25 @@ type ThroughputResult struct {
 	CeilingBefore float64 `json:"ceiling_before_requests_per_sec"`
 	CeilingAfter  float64 `json:"ceiling_after_requests_per_sec"`
 	CeilingRPS    float64 `json:"ceiling_requests_per_sec"`
+	// CeilingClient says where the plain client ran: "in-process" beside the sink, or in
+	// its "own process" when Hookrelay runs as the binary (its sender is then a process of
+	// its own too).
+	CeilingClient string  `json:"ceiling_client"`
 	RatioSingle   float64 `json:"ratio_single"` // deliveries/s ÷ ceiling
 	RatioBatch    float64 `json:"ratio_batch"`
 }
 
 func (r *runner) throughput(ctx context.Context) (*ThroughputResult, error) {
-	res := &ThroughputResult{Events: r.o.n, Webhooks: r.o.k, Concurrency: r.o.c, BatchSize: r.o.batch}
+	res := &ThroughputResult{Events: r.o.n, Webhooks: r.o.k, Concurrency: r.o.c, BatchSize: r.o.batch,
+		CeilingClient: "in-process"}
+	ownProcess := r.bin != ""
+	if ownProcess {
+		res.CeilingClient = "own process"
+	}
 	total := r.o.n * r.o.k
 	var err error
-	r.logf("throughput: loopback ceiling, %d requests of 1 KiB with concurrency %d", total, r.o.c)
-	if res.CeilingBefore, err = ceiling(ctx, total, r.o.c); err != nil {
+	r.logf("throughput: loopback ceiling, %d requests of 1 KiB with concurrency %d, client %s", total, r.o.c, res.CeilingClient)
+	if res.CeilingBefore, err = ceiling(ctx, total, r.o.c, ownProcess); err != nil {
 		return res, fmt.Errorf("ceiling: %w", err)
 	}
 	if res.Single, err = r.throughputPhase(ctx, false); err != nil {
@@ -112,8 +121,8 @@ func (r *runner) throughput(ctx context.Context) (*ThroughputResult, error) {
 			return res, fmt.Errorf("batch publish: %w", err)
 		}
 	}
-	r.logf("throughput: loopback ceiling again, %d requests of 1 KiB with concurrency %d", total, r.o.c)
-	if res.CeilingAfter, err = ceiling(ctx, total, r.o.c); err != nil {
+	r.logf("throughput: loopback ceiling again, %d requests of 1 KiB with concurrency %d, client %s", total, r.o.c, res.CeilingClient)
+	if res.CeilingAfter, err = ceiling(ctx, total, r.o.c, ownProcess); err != nil {
 		return res, fmt.Errorf("ceiling: %w", err)
 	}
 	res.CeilingRPS = (res.CeilingBefore + res.CeilingAfter) / 2
