@@ -25,7 +25,8 @@ var insertSQL sync.Map // "table(columns)rows" → statement
 // values of row i, in column order.
 func insertRows(tx *gorm.DB, table string, cols []string, n int, rowArgs func(i int, args []any) []any) error {
 	chunk := insertChunk
-	if tx.Dialector.Name() == "postgres" {
+	pg := tx.Dialector.Name() == "postgres"
+	if pg {
 		// No quadratic binding there, but a round trip per statement.
 		chunk = pgInsertChunk
 	}
@@ -36,7 +37,16 @@ func insertRows(tx *gorm.DB, table string, cols []string, n int, rowArgs func(i 
 		for i := from; i < from+rows; i++ {
 			args = rowArgs(i, args)
 		}
-		if err := tx.Exec(insertStatement(table, cols, rows), args...).Error; err != nil {
+		q := insertStatement(table, cols, rows)
+		var err error
+		if pg {
+			err = tx.Exec(q, args...).Error // gorm numbers the placeholders ($1, $2, ...)
+		} else {
+			// Straight to the transaction's connection: the statement is final as it is, and
+			// gorm would rebuild it placeholder by placeholder on every call.
+			_, err = tx.Statement.ConnPool.ExecContext(tx.Statement.Context, q, args...)
+		}
+		if err != nil {
 			return fmt.Errorf("insert %s: %w", table, err)
 		}
 	}
