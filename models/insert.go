@@ -8,23 +8,30 @@ import (
 	"gorm.io/gorm"
 )
 
-// insertChunk bounds the rows of one multi-row INSERT. The SQLite driver (glebarez/go-sqlite)
-// parses every statement anew and binds parameters in time quadratic in their number:
-// measured on the publish path, 200 rows per statement cost 118 µs an event and 25 rows 73 µs;
-// for attempt rows (13 columns) 8 rows a statement measured best (25 µs a result, against
-// 27 µs at 25 rows and 33 µs through jsonRows, whose per-row JSON re-parsing costs more for
-// wide rows than the binding does).
-const insertChunk = 8
+// insertParams bounds the parameters of one multi-row INSERT on SQLite, so the rows per
+// statement follow the table's width. The driver (glebarez/go-sqlite) parses every statement
+// anew and binds parameters in time quadratic in their number, while each statement has a
+// fixed cost too. Measured (models benchmarks, statements executed as built, see
+// insertRows), per publish of 100 events × 4 webhooks and per recorded result:
+//
+//	params/statement   publish µs/event   record µs/result   take+record µs/result
+//	 8 rows (fixed)         70                 24.5                30.5
+//	256                     59.5               23.8                28.1
+//	512                     65.5               26.6                31.4
+//
+// (Through jsonRows instead, wide attempt rows cost more: the per-row JSON re-parsing
+// outweighs the binding.)
+const insertParams = 256
 
 // pgInsertChunk is the rows of one INSERT on PostgreSQL: well under its 65535 parameters.
 const pgInsertChunk = 500
 
 var insertSQL sync.Map // "table(columns)rows" → statement
 
-// insertRows inserts n rows into table, insertChunk rows per statement; rowArgs appends the
+// insertRows inserts n rows into table, insertParams parameters per statement at most; rowArgs appends the
 // values of row i, in column order.
 func insertRows(tx *gorm.DB, table string, cols []string, n int, rowArgs func(i int, args []any) []any) error {
-	chunk := insertChunk
+	chunk := max(1, insertParams/len(cols))
 	pg := tx.Dialector.Name() == "postgres"
 	if pg {
 		// No quadratic binding there, but a round trip per statement.

@@ -11,7 +11,7 @@ import (
 // anew and binds parameters in time quadratic in their number, and an UPDATE cannot be split
 // into multi-row chunks as cheaply as an INSERT: measured, a VALUES list cost about 12 µs a
 // result and this 8.5 µs. For wide inserted rows the per-row JSON re-parsing costs more than
-// binding (see insertChunk), so inserts bind.
+// binding (see insertParams), so inserts bind.
 
 // jsonRows builds the parameter: one array per row, values in column order.
 type jsonRows struct {
