@@ -143,7 +143,9 @@ func (s *Server) logRequests(c *gin.Context) {
 	if c.Writer.Status() >= 500 {
 		s.cfg.Logger.Warn("request", "method", c.Request.Method, "path", c.Request.URL.Path,
 			"status", c.Writer.Status(), "duration", time.Since(start))
-	} else {
+	} else if s.cfg.Logger.Enabled(c.Request.Context(), slog.LevelDebug) {
+		// Asked first: boxing the attributes costs allocations on every request even when
+		// the handler would drop the record.
 		s.cfg.Logger.Debug("request", "method", c.Request.Method, "path", c.Request.URL.Path,
 			"status", c.Writer.Status(), "duration", time.Since(start))
 	}
