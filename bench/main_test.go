@@ -45,8 +45,13 @@ func TestEveryScenarioRunsToCompletionAtToySizes(t *testing.T) {
 	if tp.Single != nil && tp.Single.CPUCores <= 0 {
 		t.Errorf("single phase: CPU cores used %v, want a positive figure", tp.Single.CPUCores)
 	}
-	if tp.CeilingBefore <= 0 || tp.CeilingAfter <= 0 || tp.CeilingRPS != (tp.CeilingBefore+tp.CeilingAfter)/2 {
-		t.Errorf("ceilings %v before and %v after, used %v: want both measured and their mean used", tp.CeilingBefore, tp.CeilingAfter, tp.CeilingRPS)
+	if tp.CeilingBefore <= 0 || tp.CeilingBetween <= 0 || tp.CeilingAfter <= 0 ||
+		tp.CeilingSingle != (tp.CeilingBefore+tp.CeilingBetween)/2 || tp.CeilingBatch != (tp.CeilingBetween+tp.CeilingAfter)/2 {
+		t.Errorf("ceilings %v before, %v between and %v after; %v for single, %v for batch: want each phase to use the two around it",
+			tp.CeilingBefore, tp.CeilingBetween, tp.CeilingAfter, tp.CeilingSingle, tp.CeilingBatch)
+	}
+	if tp.RatioSingle != tp.Single.DeliveriesPerSec/tp.CeilingSingle || tp.RatioBatch != tp.Batch.DeliveriesPerSec/tp.CeilingBatch {
+		t.Errorf("ratios %v and %v do not use their phases' ceilings", tp.RatioSingle, tp.RatioBatch)
 	}
 	if tp.CeilingRPS <= 0 || tp.RatioBatch <= 0 {
 		t.Errorf("ceiling %v, ratio %v: want both positive", tp.CeilingRPS, tp.RatioBatch)
@@ -64,7 +69,7 @@ func TestEveryScenarioRunsToCompletionAtToySizes(t *testing.T) {
 	}
 	var out bytes.Buffer
 	printTable(&out, rep)
-	for _, want := range []string{"events accepted/s (single", "deliveries/s ÷ ceiling (batch)", "ingest→receipt p99 ms",
+	for _, want := range []string{"events accepted/s (single", "deliveries/s ÷ ceiling (batch;", "ingest→receipt p99 ms",
 		"healthy p99 ÷ latency p99", "drain deliveries/s", "peak RSS MB"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())

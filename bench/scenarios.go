@@ -87,11 +87,15 @@ type ThroughputResult struct {
 	BatchSize   int          `json:"batch_size"`
 	Single      *PhaseResult `json:"single,omitempty"`
 	Batch       *PhaseResult `json:"batch,omitempty"`
-	// The ceiling is measured before and after the phases (it moves from run to run on a
-	// shared machine); the ratios use the mean of the two.
-	CeilingBefore float64 `json:"ceiling_before_requests_per_sec"`
-	CeilingAfter  float64 `json:"ceiling_after_requests_per_sec"`
-	CeilingRPS    float64 `json:"ceiling_requests_per_sec"`
+	// The ceiling is measured before, between and after the phases: on a shared machine it
+	// moves by several percent within a minute, so each phase's ratio uses the mean of the
+	// two measurements around it (CeilingSingle, CeilingBatch). CeilingRPS is the mean of all.
+	CeilingBefore  float64 `json:"ceiling_before_requests_per_sec"`
+	CeilingBetween float64 `json:"ceiling_between_requests_per_sec,omitempty"`
+	CeilingAfter   float64 `json:"ceiling_after_requests_per_sec"`
+	CeilingSingle  float64 `json:"ceiling_single_requests_per_sec"`
+	CeilingBatch   float64 `json:"ceiling_batch_requests_per_sec,omitempty"`
+	CeilingRPS     float64 `json:"ceiling_requests_per_sec"`
 	// CeilingClient says where the plain client ran: "in-process" beside the sink, or in
 	// its "own process" when Hookrelay runs as the binary (its sender is then a process of
 	// its own too).
@@ -116,20 +120,35 @@ func (r *runner) throughput(ctx context.Context) (*ThroughputResult, error) {
 	if res.Single, err = r.throughputPhase(ctx, false); err != nil {
 		return res, fmt.Errorf("single publish: %w", err)
 	}
+	again := func(at *float64) error {
+		r.logf("throughput: loopback ceiling again, %d requests of 1 KiB with concurrency %d, client %s", total, r.o.c, res.CeilingClient)
+		var err error
+		if *at, err = ceiling(ctx, total, r.o.c, ownProcess); err != nil {
+			return fmt.Errorf("ceiling: %w", err)
+		}
+		return nil
+	}
 	if r.o.batch > 1 {
+		if err := again(&res.CeilingBetween); err != nil {
+			return res, err
+		}
 		if res.Batch, err = r.throughputPhase(ctx, true); err != nil {
 			return res, fmt.Errorf("batch publish: %w", err)
 		}
 	}
-	r.logf("throughput: loopback ceiling again, %d requests of 1 KiB with concurrency %d, client %s", total, r.o.c, res.CeilingClient)
-	if res.CeilingAfter, err = ceiling(ctx, total, r.o.c, ownProcess); err != nil {
-		return res, fmt.Errorf("ceiling: %w", err)
+	if err := again(&res.CeilingAfter); err != nil {
+		return res, err
 	}
-	res.CeilingRPS = (res.CeilingBefore + res.CeilingAfter) / 2
-	res.RatioSingle = res.Single.DeliveriesPerSec / res.CeilingRPS
-	if res.Batch != nil {
-		res.RatioBatch = res.Batch.DeliveriesPerSec / res.CeilingRPS
+	if res.Batch == nil {
+		res.CeilingSingle = (res.CeilingBefore + res.CeilingAfter) / 2
+		res.CeilingRPS = res.CeilingSingle
+	} else {
+		res.CeilingSingle = (res.CeilingBefore + res.CeilingBetween) / 2
+		res.CeilingBatch = (res.CeilingBetween + res.CeilingAfter) / 2
+		res.CeilingRPS = (res.CeilingBefore + res.CeilingBetween + res.CeilingAfter) / 3
+		res.RatioBatch = res.Batch.DeliveriesPerSec / res.CeilingBatch
 	}
+	res.RatioSingle = res.Single.DeliveriesPerSec / res.CeilingSingle
 	return res, nil
 }
 
