@@ -855,9 +855,10 @@ func (d *Dispatcher) recorder() {
 
 // recordFill and recordWait: a batch of fewer than recordFill results waits up to recordWait
 // for more before it is written (measured on the batch throughput run: commits averaged 50
-// results without the wait).
+// results without the wait). At 1,000 events/s a batch never fills, so the wait, not the
+// fill, bounds what it adds to latency.
 const (
-	recordFill = 200
+	recordFill = 400
 	recordWait = 3 * time.Millisecond
 )
 
@@ -913,9 +914,11 @@ func (d *Dispatcher) abandonOwed(webhookIDs []string) {
 	d.requestRescan()
 }
 
-// maxFlush bounds one group commit of results: past a few hundred rows the transaction only
-// delays the publishes that wait on the writer.
-const maxFlush = 250
+// maxFlush bounds one group commit of results: past that the transaction only delays the
+// publishes that wait on the writer. Measured on the batch throughput run (paired, 6 rounds):
+// 500 used 3.4% less CPU per delivery than 250, and 1,000 no less than 500; the latency runs'
+// p99 did not move.
+const maxFlush = 500
 
 // attemptRecord turns a response into the attempt log row.
 func attemptRecord(deliveryID, webhookID string, n int, resp *Response, test bool) *models.Attempt {
