@@ -183,6 +183,19 @@ func (s *Store) RecordResults(ctx context.Context, results []Result) error {
 	}
 	var applyOwed func()
 	err := s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if s.IsPostgres() {
+			// Two replicas can record the same delivery (a lease that expired while its
+			// attempt was out): locking the batch's rows in id order first keeps their
+			// transactions from taking the same rows in opposite orders and deadlocking.
+			ids := make([]string, 0, len(results))
+			for _, r := range results {
+				ids = append(ids, r.DeliveryID)
+			}
+			slices.Sort(ids)
+			if err := tx.Exec(`SELECT 1 FROM deliveries WHERE id IN ? ORDER BY id FOR UPDATE`, slices.Compact(ids)).Error; err != nil {
+				return fmt.Errorf("record deliveries: %w", err)
+			}
+		}
 		written := map[string]bool{}
 		if len(owed) > 0 {
 			var err error

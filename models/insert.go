@@ -23,20 +23,15 @@ import (
 // outweighs the binding.)
 const insertParams = 256
 
-// pgInsertChunk is the rows of one INSERT on PostgreSQL: well under its 65535 parameters.
-const pgInsertChunk = 500
-
 var insertSQL sync.Map // "table(columns)rows" → statement
 
 // insertRows inserts n rows into table, insertParams parameters per statement at most; rowArgs appends the
 // values of row i, in column order.
 func insertRows(tx *gorm.DB, table string, cols []string, n int, rowArgs func(i int, args []any) []any) error {
-	chunk := max(1, insertParams/len(cols))
-	pg := tx.Dialector.Name() == "postgres"
-	if pg {
-		// No quadratic binding there, but a round trip per statement.
-		chunk = pgInsertChunk
+	if tx.Dialector.Name() == "postgres" {
+		return insertRowsPG(tx, table, cols, n, rowArgs)
 	}
+	chunk := max(1, insertParams/len(cols))
 	args := make([]any, 0, min(n, chunk)*len(cols))
 	for from := 0; from < n; from += chunk {
 		rows := min(chunk, n-from)
@@ -44,15 +39,9 @@ func insertRows(tx *gorm.DB, table string, cols []string, n int, rowArgs func(i 
 		for i := from; i < from+rows; i++ {
 			args = rowArgs(i, args)
 		}
-		q := insertStatement(table, cols, rows)
-		var err error
-		if pg {
-			err = tx.Exec(q, args...).Error // gorm numbers the placeholders ($1, $2, ...)
-		} else {
-			// Straight to the transaction's connection: the statement is final as it is, and
-			// gorm would rebuild it placeholder by placeholder on every call.
-			_, err = tx.Statement.ConnPool.ExecContext(tx.Statement.Context, q, args...)
-		}
+		// Straight to the transaction's connection: the statement is final as it is, and gorm
+		// would rebuild it placeholder by placeholder on every call.
+		_, err := tx.Statement.ConnPool.ExecContext(tx.Statement.Context, insertStatement(table, cols, rows), args...)
 		if err != nil {
 			return fmt.Errorf("insert %s: %w", table, err)
 		}
