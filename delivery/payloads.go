@@ -69,8 +69,8 @@ func (c *payloadCache) take(id string, n int) []byte {
 // put offers the body of event id, which deliveries more deliveries will take. It is refused
 // when the cache is full of bodies still wanted sooner (see waitedAfter).
 func (c *payloadCache) put(id string, b []byte, deliveries int) {
-	e := &cachedBody{id: id, b: b, left: deliveries}
-	if deliveries <= 0 || e.size() > c.maxBytes {
+	size := len(b) + len(id)
+	if deliveries <= 0 || size > c.maxBytes {
 		return
 	}
 	c.mu.Lock()
@@ -79,7 +79,7 @@ func (c *payloadCache) put(id string, b []byte, deliveries int) {
 		return
 	}
 	now := c.now()
-	for c.bytes+e.size() > c.maxBytes {
+	for c.bytes+size > c.maxBytes {
 		old := c.oldest()
 		if old == nil {
 			return
@@ -89,9 +89,9 @@ func (c *payloadCache) put(id string, b []byte, deliveries int) {
 		}
 		c.drop(old)
 	}
-	e.at = now
+	e := &cachedBody{id: id, b: b, left: deliveries, at: now}
 	c.m[id] = e
-	c.bytes += e.size()
+	c.bytes += size
 	c.fifo = append(c.fifo, e)
 	c.compact()
 }

@@ -21,16 +21,15 @@ const pgInsertChunk = 5000
 // server parse and plan 4,500 parameters for every publish, and the server's CPU is what the
 // publish path waits on there.
 func insertRowsPG(tx *gorm.DB, table string, cols []string, n int, rowArgs func(i int, args []any) []any) error {
-	types, err := pgColumnTypes(tx, table, cols)
+	ins, err := pgInsertFor(tx, table, cols)
 	if err != nil {
 		return err
 	}
-	q := pgInsertStatement(table, cols, types)
 	args := make([]any, 0, len(cols))
 	for from := 0; from < n; from += pgInsertChunk {
 		rows := min(pgInsertChunk, n-from)
 		arrays := make([]pgArray, len(cols))
-		for c, t := range types {
+		for c, t := range ins.types {
 			arrays[c] = newPGArray(t, rows)
 		}
 		for i := from; i < from+rows; i++ {
@@ -49,37 +48,28 @@ func insertRowsPG(tx *gorm.DB, table string, cols []string, n int, rowArgs func(
 			params[c] = a.value()
 		}
 		// Straight to the transaction's connection: gorm would expand each array into a list.
-		if _, err := tx.Statement.ConnPool.ExecContext(tx.Statement.Context, q, params...); err != nil {
+		if _, err := tx.Statement.ConnPool.ExecContext(tx.Statement.Context, ins.statement, params...); err != nil {
 			return fmt.Errorf("insert %s: %w", table, err)
 		}
 	}
 	return nil
 }
 
-var pgStatements sync.Map // table(columns) → statement
-
-func pgInsertStatement(table string, cols, types []string) string {
-	key := table + "(" + strings.Join(cols, ",") + ")"
-	if q, ok := pgStatements.Load(key); ok {
-		return q.(string)
-	}
-	params := make([]string, len(cols))
-	for i, t := range types {
-		params[i] = "$" + strconv.Itoa(i+1) + "::" + t + "[]"
-	}
-	q := "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") SELECT * FROM unnest(" + strings.Join(params, ", ") + ")"
-	pgStatements.Store(key, q)
-	return q
+// pgInsert is the statement inserting into some columns of a table, and those columns'
+// types as PostgreSQL names them.
+type pgInsert struct {
+	statement string
+	types     []string
 }
 
-var pgTypes sync.Map // table(columns) → []string, the columns' types as PostgreSQL names them
+// pgInserts caches pgInsert by table(columns). The types are read once per process: every
+// database this process opens has the schema its migrations made.
+var pgInserts sync.Map
 
-// pgColumnTypes reads the declared types of cols (read once per table: migrations run before
-// the store serves).
-func pgColumnTypes(tx *gorm.DB, table string, cols []string) ([]string, error) {
+func pgInsertFor(tx *gorm.DB, table string, cols []string) (*pgInsert, error) {
 	key := table + "(" + strings.Join(cols, ",") + ")"
-	if t, ok := pgTypes.Load(key); ok {
-		return t.([]string), nil
+	if ins, ok := pgInserts.Load(key); ok {
+		return ins.(*pgInsert), nil
 	}
 	var found []struct {
 		Name string
@@ -93,16 +83,19 @@ func pgColumnTypes(tx *gorm.DB, table string, cols []string) ([]string, error) {
 	for _, f := range found {
 		byName[f.Name] = f.Type
 	}
-	types := make([]string, len(cols))
+	ins := &pgInsert{types: make([]string, len(cols))}
+	params := make([]string, len(cols))
 	for i, c := range cols {
 		t, ok := byName[c]
 		if !ok {
 			return nil, fmt.Errorf("insert %s: no column %s", table, c)
 		}
-		types[i] = t
+		ins.types[i] = t
+		params[i] = "$" + strconv.Itoa(i+1) + "::" + t + "[]"
 	}
-	pgTypes.Store(key, types)
-	return types, nil
+	ins.statement = "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") SELECT * FROM unnest(" + strings.Join(params, ", ") + ")"
+	pgInserts.Store(key, ins)
+	return ins, nil
 }
 
 // pgArray collects one column's values as the Go slice pgx encodes to that column's array
