@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -70,8 +71,8 @@ func (r *Response) ErrorText() string {
 // directly rather than through an http.Client: redirects are never followed and there are no
 // cookies, so the client would only add a copy of the headers per request.
 type Sender struct {
-	guarded   *http.Transport
-	own       *http.Transport
+	guarded   *h1Transport
+	own       *h1Transport
 	publicURL string
 	timeout   time.Duration
 	userAgent string
@@ -86,6 +87,7 @@ type SenderConfig struct {
 	Version      string
 	MaxConns     int // idle keep-alive connections kept per host: size it to the worker count
 	Now          func() time.Time
+	RootCAs      *x509.CertPool // nil: the system's
 }
 
 // NewSender builds a Sender with pooled keep-alive transports.
@@ -96,8 +98,8 @@ func NewSender(cfg SenderConfig) *Sender {
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 64
 	}
-	mk := func(allowPrivate bool) *http.Transport {
-		return &http.Transport{
+	mk := func(allowPrivate bool) *h1Transport {
+		return newH1Transport(dialer(allowPrivate), cfg.RootCAs, cfg.MaxConns, &http.Transport{
 			Proxy:                 nil, // a proxy would dial for us and bypass the guard
 			DialContext:           dialer(allowPrivate),
 			ForceAttemptHTTP2:     true,
@@ -107,8 +109,8 @@ func NewSender(cfg SenderConfig) *Sender {
 			TLSHandshakeTimeout:   cfg.Timeout,
 			ExpectContinueTimeout: time.Second,
 			DisableCompression:    true,
-			TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
-		}
+			TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: cfg.RootCAs},
+		})
 	}
 	return &Sender{
 		guarded:   mk(cfg.AllowPrivate),
@@ -186,6 +188,13 @@ func (s *Sender) Send(ctx context.Context, r Request) *Response {
 		return resp
 	}
 	req.Header = headers
+	if u := req.URL.User; u != nil {
+		// A receiver behind Basic auth: its credentials are part of the URL the admin gave.
+		// Sent on a copy, so the attempt log (resp.RequestHeaders) never holds them.
+		pw, _ := u.Password()
+		req.Header = headers.Clone()
+		req.SetBasicAuth(u.Username(), pw)
+	}
 	rt := s.guarded
 	if OwnInspectorURL(s.publicURL, r.Webhook.URL) {
 		rt = s.own

@@ -1,0 +1,429 @@
+package delivery
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// h1Transport sends the dispatcher's POSTs over kept-alive HTTP/1.1 connections, each
+// request written and its response read by the calling worker itself.
+//
+// Why not http.Transport: it hands every request to two goroutines of its own per connection
+// (one writes, one reads and watches the idle connection), and each attempt pays the
+// channel handoffs and wake-ups between them and the caller. Measured on 2 cores, 1 KiB
+// POSTs at concurrency 32 to a Go sink: 31 µs of CPU per request with http.Transport, 21 µs
+// written and read in place — about a tenth of the whole cost of a delivery. What the
+// Transport's reader goroutine provided, noticing that a server closed an idle connection,
+// is done here by a non-blocking peek before reuse and by the periodic sweep.
+//
+// It speaks HTTP/1.1 only, also over TLS (ALPN offers http/1.1): webhook receivers answer
+// one small POST at a time, which HTTP/2's multiplexing does not speed up. Requests whose
+// host needs rewriting for the wire (non-ASCII, an IPv6 zone), another scheme or a body of
+// unknown length go to the fallback Transport unchanged.
+type h1Transport struct {
+	dial     func(ctx context.Context, network, addr string) (net.Conn, error)
+	tls      *tls.Config
+	fallback *http.Transport
+
+	maxIdlePerHost int
+	maxIdle        int
+	idleFor        time.Duration
+
+	mu      sync.Mutex
+	idle    map[string][]*h1Conn
+	nIdle   int
+	sweepAt *time.Timer
+}
+
+// maxResponseHeaderBytes bounds a response's status line and headers, as http.Transport's
+// default does: a receiver cannot make a worker buffer an endless header block.
+const maxResponseHeaderBytes = 1 << 20
+
+// max1xx bounds the informational responses (100, 103) skipped before the final one.
+const max1xx = 5
+
+func newH1Transport(dial func(ctx context.Context, network, addr string) (net.Conn, error), rootCAs *x509.CertPool,
+	maxIdlePerHost int, fallback *http.Transport) *h1Transport {
+	return &h1Transport{
+		dial:           dial,
+		tls:            &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: rootCAs, NextProtos: []string{"http/1.1"}},
+		fallback:       fallback,
+		maxIdlePerHost: maxIdlePerHost,
+		maxIdle:        maxIdlePerHost * 4,
+		idleFor:        90 * time.Second,
+		idle:           map[string][]*h1Conn{},
+	}
+}
+
+// h1Conn is one kept-alive connection. raw is the TCP connection under c (c itself unless
+// TLS): the liveness peek reads the socket without consuming anything.
+type h1Conn struct {
+	key    string
+	raw    net.Conn
+	c      net.Conn
+	lim    *limitedReader
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	idleAt time.Time
+}
+
+// limitedReader counts what is read from the connection and fails past a limit, which is
+// set while a response's header block is read.
+type limitedReader struct {
+	r     io.Reader
+	n     int64 // bytes read since reset
+	limit int64 // 0: none
+}
+
+var errHeaderTooLarge = errors.New("the response's headers exceed 1 MiB")
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.limit > 0 {
+		if l.n >= l.limit {
+			return 0, errHeaderTooLarge
+		}
+		p = p[:min(int64(len(p)), l.limit-l.n)]
+	}
+	n, err := l.r.Read(p)
+	l.n += int64(n)
+	return n, err
+}
+
+func (c *h1Conn) close() { _ = c.c.Close() }
+
+// alive reports whether an idle connection can carry a request: the server has neither
+// closed it nor sent anything unasked. One non-blocking peek at the socket.
+func (c *h1Conn) alive() bool {
+	if c.br.Buffered() > 0 {
+		return false
+	}
+	sc, ok := c.raw.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	ok = false
+	var b [1]byte
+	err = rc.Read(func(fd uintptr) bool {
+		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		ok = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK // nothing to read: still open
+		return true
+	})
+	return err == nil && ok
+}
+
+// RoundTrip implements http.RoundTripper for POSTs with a known length.
+func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	u := req.URL
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	if !plainHost(u.Host) || (u.Scheme != "http" && u.Scheme != "https") ||
+		(hasBody && req.ContentLength <= 0) {
+		return t.fallback.RoundTrip(req)
+	}
+	for name, vs := range req.Header {
+		if !httpguts.ValidHeaderFieldName(name) {
+			return nil, fmt.Errorf("invalid header name %q", name)
+		}
+		for _, v := range vs {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return nil, fmt.Errorf("invalid value for header %q", name)
+			}
+		}
+	}
+	key := u.Scheme + "://" + hostPort(u)
+	ctx := req.Context()
+	pc, reused := t.get(key), true
+	for {
+		if pc == nil {
+			var err error
+			if pc, err = t.connect(ctx, key, u.Scheme == "https", u.Hostname()); err != nil {
+				return nil, err
+			}
+			reused = false
+		}
+		resp, err := t.exchange(ctx, pc, req)
+		if err == nil {
+			return resp, nil
+		}
+		pc.close()
+		// A kept-alive connection the server closed just as it was taken (its FIN crossed
+		// our request): nothing of an answer came back, and most likely the request was
+		// not read. Once more on a new connection, instead of a failed attempt and a retry
+		// minutes later. Should the server have read it and died before answering, this is
+		// the resend that retry would have made, made at once: deliveries are at least once
+		// and carry a stable webhook-id for receivers to deduplicate on.
+		if !reused || pc.lim.n > 0 || !connGone(err) || req.GetBody == nil || ctx.Err() != nil {
+			return nil, err
+		}
+		if req.Body, err = req.GetBody(); err != nil {
+			return nil, err
+		}
+		pc = nil
+	}
+}
+
+// plainHost reports whether a URL host can go on the wire as it is: ASCII, no IPv6 zone.
+func plainHost(h string) bool {
+	for i := 0; i < len(h); i++ {
+		if h[i] >= 0x80 || h[i] == '%' {
+			return false
+		}
+	}
+	return h != ""
+}
+
+func connGone(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+func (t *h1Transport) connect(ctx context.Context, key string, useTLS bool, serverName string) (*h1Conn, error) {
+	addr := key[len("http://"):]
+	if useTLS {
+		addr = key[len("https://"):]
+	}
+	raw, err := t.dial(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	c := raw
+	if useTLS {
+		cfg := t.tls.Clone()
+		cfg.ServerName = serverName
+		tc := tls.Client(raw, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = raw.Close()
+			return nil, err
+		}
+		c = tc
+	}
+	lim := &limitedReader{r: c}
+	return &h1Conn{key: key, raw: raw, c: c, lim: lim, br: bufio.NewReaderSize(lim, 4<<10), bw: bufio.NewWriterSize(c, 4<<10)}, nil
+}
+
+// exchange writes req on pc and reads the head of its final response. The body is read by
+// the caller through h1Body, which returns the connection to the pool when it was read to
+// its end.
+func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, req *http.Request) (*http.Response, error) {
+	deadline, _ := ctx.Deadline()
+	_ = pc.c.SetDeadline(deadline) // zero: none
+	stop := context.AfterFunc(ctx, func() { _ = pc.c.SetDeadline(time.Unix(1, 0)) })
+	resp, err := t.writeAndRead(pc, req)
+	if err != nil {
+		stop()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	resp.Body = &h1Body{t: t, pc: pc, body: resp.Body, reuse: !resp.Close, stop: stop}
+	return resp, nil
+}
+
+func (t *h1Transport) writeAndRead(pc *h1Conn, req *http.Request) (*http.Response, error) {
+	pc.lim.n = 0
+	w := pc.bw
+	_, _ = w.WriteString(req.Method)
+	_ = w.WriteByte(' ')
+	_, _ = w.WriteString(req.URL.RequestURI())
+	_, _ = w.WriteString(" HTTP/1.1\r\nHost: ")
+	_, _ = w.WriteString(strings.TrimSuffix(req.URL.Host, ":"))
+	names := make([]string, 0, len(req.Header))
+	for name := range req.Header {
+		names = append(names, name)
+	}
+	slices.Sort(names) // the same bytes for the same headers, as net/http writes them
+	for _, name := range names {
+		for _, v := range req.Header[name] {
+			_, _ = w.WriteString("\r\n")
+			_, _ = w.WriteString(name)
+			_, _ = w.WriteString(": ")
+			_, _ = w.WriteString(v)
+		}
+	}
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	if hasBody || req.Method == http.MethodPost {
+		_, _ = w.WriteString("\r\nContent-Length: ")
+		_, _ = w.WriteString(strconv.FormatInt(max(req.ContentLength, 0), 10))
+	}
+	_, _ = w.WriteString("\r\n\r\n")
+	if hasBody {
+		n, err := io.Copy(w, req.Body)
+		_ = req.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		if n != req.ContentLength {
+			return nil, fmt.Errorf("request body is %d bytes, not the %d announced", n, req.ContentLength)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return nil, err
+	}
+	pc.lim.limit = pc.lim.n + maxResponseHeaderBytes
+	defer func() { pc.lim.limit = 0 }()
+	for range max1xx + 1 {
+		resp, err := http.ReadResponse(pc.br, req)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case resp.StatusCode == http.StatusSwitchingProtocols:
+			return nil, errors.New("the server switched protocols (101) in answer to a webhook")
+		case resp.StatusCode >= 100 && resp.StatusCode < 200:
+			continue // informational (100 Continue, 103 Early Hints): the answer follows
+		}
+		return resp, nil
+	}
+	return nil, fmt.Errorf("more than %d informational responses", max1xx)
+}
+
+// h1Body is a response body whose connection goes back to the pool once the body has been
+// read to its end and closed; a body closed early takes its connection with it.
+type h1Body struct {
+	t     *h1Transport
+	pc    *h1Conn
+	body  io.ReadCloser
+	eof   bool
+	reuse bool
+	stop  func() bool
+	done  bool
+}
+
+func (b *h1Body) Read(p []byte) (int, error) {
+	n, err := b.body.Read(p)
+	if err == io.EOF {
+		b.eof = true
+	}
+	return n, err
+}
+
+func (b *h1Body) Close() error {
+	if b.done {
+		return nil
+	}
+	b.done = true
+	_ = b.body.Close()
+	// A stop that finds the context already done means its deadline reset may be under way:
+	// such a connection is not reused.
+	if b.stop() && b.eof && b.reuse {
+		// Cleared: the attempt's deadline would otherwise fail the liveness peek (and
+		// so close the connection) once it passed, long before idleFor.
+		_ = b.pc.c.SetDeadline(time.Time{})
+		b.t.put(b.pc)
+	} else {
+		b.pc.close()
+	}
+	return nil
+}
+
+// get takes the most recently used idle connection to key that is still open.
+func (t *h1Transport) get(key string) *h1Conn {
+	now := time.Now()
+	for {
+		t.mu.Lock()
+		list := t.idle[key]
+		if len(list) == 0 {
+			t.mu.Unlock()
+			return nil
+		}
+		pc := list[len(list)-1]
+		list[len(list)-1] = nil
+		t.idle[key] = list[:len(list)-1]
+		t.nIdle--
+		t.mu.Unlock()
+		if now.Sub(pc.idleAt) < t.idleFor && pc.alive() {
+			return pc
+		}
+		pc.close()
+	}
+}
+
+func (t *h1Transport) put(pc *h1Conn) {
+	pc.idleAt = time.Now()
+	t.mu.Lock()
+	if len(t.idle[pc.key]) >= t.maxIdlePerHost || t.nIdle >= t.maxIdle {
+		t.mu.Unlock()
+		pc.close()
+		return
+	}
+	t.idle[pc.key] = append(t.idle[pc.key], pc)
+	t.nIdle++
+	if t.sweepAt == nil {
+		t.sweepAt = time.AfterFunc(sweepEvery, t.sweep)
+	}
+	t.mu.Unlock()
+}
+
+// sweepEvery is how often idle connections are checked: those idle too long, or closed by
+// their server, are closed here rather than left half-open until the next request to it.
+const sweepEvery = 5 * time.Second
+
+func (t *h1Transport) sweep() {
+	now := time.Now()
+	var gone []*h1Conn
+	t.mu.Lock()
+	for key, list := range t.idle {
+		kept := list[:0]
+		for _, pc := range list {
+			if now.Sub(pc.idleAt) < t.idleFor && pc.alive() {
+				kept = append(kept, pc)
+			} else {
+				gone = append(gone, pc)
+			}
+		}
+		clear(list[len(kept):])
+		if len(kept) == 0 {
+			delete(t.idle, key)
+		} else {
+			t.idle[key] = kept
+		}
+	}
+	t.nIdle -= len(gone)
+	t.sweepAt = nil
+	if t.nIdle > 0 {
+		t.sweepAt = time.AfterFunc(sweepEvery, t.sweep)
+	}
+	t.mu.Unlock()
+	for _, pc := range gone {
+		pc.close()
+	}
+}
+
+// CloseIdleConnections closes every idle connection, here and in the fallback.
+func (t *h1Transport) CloseIdleConnections() {
+	t.mu.Lock()
+	var all []*h1Conn
+	for _, list := range t.idle {
+		all = append(all, list...)
+	}
+	t.idle = map[string][]*h1Conn{}
+	t.nIdle = 0
+	if t.sweepAt != nil {
+		t.sweepAt.Stop()
+		t.sweepAt = nil
+	}
+	t.mu.Unlock()
+	for _, pc := range all {
+		pc.close()
+	}
+	t.fallback.CloseIdleConnections()
+}
