@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -10,6 +11,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -130,15 +133,60 @@ func (c *h1Conn) alive() bool {
 	return err == nil && ok
 }
 
-// RoundTrip implements http.RoundTripper for POSTs with a known length.
+// target is a webhook URL parsed once, with what sending to it needs.
+type target struct {
+	u      *url.URL
+	direct bool   // false: the fallback Transport sends it
+	tls    bool   // https
+	key    string // scheme://host:port, the idle pool's key
+	host   string // the Host header
+	uri    string // the request target: path and query
+	own    bool   // this server's own inspector URL (set by the Sender)
+}
+
+func newTarget(u *url.URL) *target {
+	tg := &target{u: u, direct: plainHost(u.Host) && (u.Scheme == "http" || u.Scheme == "https")}
+	if tg.direct {
+		tg.tls = u.Scheme == "https"
+		tg.key = u.Scheme + "://" + hostPort(u)
+		tg.host = strings.TrimSuffix(u.Host, ":")
+		tg.uri = u.RequestURI()
+	}
+	return tg
+}
+
+// RoundTrip implements http.RoundTripper, for requests built elsewhere (the dispatcher uses
+// post); the request's context bounds it.
 func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	u := req.URL
+	tg := newTarget(req.URL)
 	hasBody := req.Body != nil && req.Body != http.NoBody
-	if !plainHost(u.Host) || (u.Scheme != "http" && u.Scheme != "https") ||
-		(hasBody && req.ContentLength <= 0) {
+	if !tg.direct || req.Method != http.MethodPost || (hasBody && req.ContentLength <= 0) {
 		return t.fallback.RoundTrip(req)
 	}
-	for name, vs := range req.Header {
+	var body []byte
+	if hasBody {
+		var err error
+		body, err = io.ReadAll(req.Body)
+		_ = req.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		if int64(len(body)) != req.ContentLength {
+			return nil, fmt.Errorf("request body is %d bytes, not the %d announced", len(body), req.ContentLength)
+		}
+	}
+	deadline, _ := req.Context().Deadline()
+	return t.post(req.Context(), tg, req.Header, body, deadline)
+}
+
+// post sends body to tg with header, bounded by deadline (zero: none) and ended early when
+// ctx is. The response body must be closed; read to its end, it frees the connection for
+// the next request.
+func (t *h1Transport) post(ctx context.Context, tg *target, header http.Header, body []byte, deadline time.Time) (*http.Response, error) {
+	if !tg.direct {
+		return t.postFallback(ctx, tg, header, body, deadline)
+	}
+	for name, vs := range header {
 		if !httpguts.ValidHeaderFieldName(name) {
 			return nil, fmt.Errorf("invalid header name %q", name)
 		}
@@ -148,18 +196,16 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 	}
-	key := u.Scheme + "://" + hostPort(u)
-	ctx := req.Context()
-	pc, reused := t.get(key), true
+	pc, reused := t.get(tg.key), true
 	for {
 		if pc == nil {
 			var err error
-			if pc, err = t.connect(ctx, key, u.Scheme == "https", u.Hostname()); err != nil {
+			if pc, err = t.connect(ctx, tg, deadline); err != nil {
 				return nil, err
 			}
 			reused = false
 		}
-		resp, err := t.exchange(ctx, pc, req)
+		resp, err := t.exchange(ctx, pc, tg, header, body, deadline)
 		if err == nil {
 			return resp, nil
 		}
@@ -170,14 +216,47 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// minutes later. Should the server have read it and died before answering, this is
 		// the resend that retry would have made, made at once: deliveries are at least once
 		// and carry a stable webhook-id for receivers to deduplicate on.
-		if !reused || pc.lim.n > 0 || !connGone(err) || req.GetBody == nil || ctx.Err() != nil {
-			return nil, err
-		}
-		if req.Body, err = req.GetBody(); err != nil {
+		if !reused || pc.lim.n > 0 || !connGone(err) || ctx.Err() != nil {
 			return nil, err
 		}
 		pc = nil
 	}
+}
+
+// postFallback sends what h1Transport does not through the fallback Transport, under the
+// same deadline.
+func (t *h1Transport) postFallback(ctx context.Context, tg *target, header http.Header, body []byte, deadline time.Time) (*http.Response, error) {
+	cancel := func() {}
+	if !deadline.IsZero() {
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, tg.u.String(), bytes.NewReader(body))
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	req.Header = header
+	resp, err := t.fallback.RoundTrip(req)
+	if err != nil {
+		cancel()
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, fmt.Errorf("%w: %w", os.ErrDeadlineExceeded, err)
+		}
+		return nil, err
+	}
+	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
+}
+
+type cancelBody struct {
+	io.ReadCloser
+	cancel func()
+}
+
+func (b *cancelBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }
 
 // plainHost reports whether a URL host can go on the wire as it is: ASCII, no IPv6 zone.
@@ -195,19 +274,29 @@ func connGone(err error) bool {
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
-func (t *h1Transport) connect(ctx context.Context, key string, useTLS bool, serverName string) (*h1Conn, error) {
-	addr := key[len("http://"):]
-	if useTLS {
-		addr = key[len("https://"):]
+func (t *h1Transport) connect(ctx context.Context, tg *target, deadline time.Time) (*h1Conn, error) {
+	if !deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
 	}
+	pc, err := t.dialAndShake(ctx, tg)
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return nil, fmt.Errorf("%w: %w", os.ErrDeadlineExceeded, err)
+	}
+	return pc, err
+}
+
+func (t *h1Transport) dialAndShake(ctx context.Context, tg *target) (*h1Conn, error) {
+	addr := tg.key[strings.Index(tg.key, "://")+3:]
 	raw, err := t.dial(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	c := raw
-	if useTLS {
+	if tg.tls {
 		cfg := t.tls.Clone()
-		cfg.ServerName = serverName
+		cfg.ServerName = tg.u.Hostname()
 		tc := tls.Client(raw, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			_ = raw.Close()
@@ -216,17 +305,16 @@ func (t *h1Transport) connect(ctx context.Context, key string, useTLS bool, serv
 		c = tc
 	}
 	lim := &limitedReader{r: c}
-	return &h1Conn{key: key, raw: raw, c: c, lim: lim, br: bufio.NewReaderSize(lim, 4<<10), bw: bufio.NewWriterSize(c, 4<<10)}, nil
+	return &h1Conn{key: tg.key, raw: raw, c: c, lim: lim, br: bufio.NewReaderSize(lim, 4<<10), bw: bufio.NewWriterSize(c, 4<<10)}, nil
 }
 
-// exchange writes req on pc and reads the head of its final response. The body is read by
-// the caller through h1Body, which returns the connection to the pool when it was read to
-// its end.
-func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, req *http.Request) (*http.Response, error) {
-	deadline, _ := ctx.Deadline()
+// exchange writes the request on pc and reads the head of its final response. The body is
+// read by the caller through h1Body, which returns the connection to the pool when it was
+// read to its end.
+func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, tg *target, header http.Header, body []byte, deadline time.Time) (*http.Response, error) {
 	_ = pc.c.SetDeadline(deadline) // zero: none
 	stop := context.AfterFunc(ctx, func() { _ = pc.c.SetDeadline(time.Unix(1, 0)) })
-	resp, err := t.writeAndRead(pc, req)
+	resp, err := t.writeAndRead(pc, tg, header, body)
 	if err != nil {
 		stop()
 		if ctx.Err() != nil {
@@ -238,50 +326,42 @@ func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, req *http.Reques
 	return resp, nil
 }
 
-func (t *h1Transport) writeAndRead(pc *h1Conn, req *http.Request) (*http.Response, error) {
+// postHead is what ReadResponse is told the request was: it decides how a body is framed.
+var postHead = &http.Request{Method: http.MethodPost}
+
+func (t *h1Transport) writeAndRead(pc *h1Conn, tg *target, header http.Header, body []byte) (*http.Response, error) {
 	pc.lim.n = 0
 	w := pc.bw
-	_, _ = w.WriteString(req.Method)
-	_ = w.WriteByte(' ')
-	_, _ = w.WriteString(req.URL.RequestURI())
+	_, _ = w.WriteString("POST ")
+	_, _ = w.WriteString(tg.uri)
 	_, _ = w.WriteString(" HTTP/1.1\r\nHost: ")
-	_, _ = w.WriteString(strings.TrimSuffix(req.URL.Host, ":"))
-	names := make([]string, 0, len(req.Header))
-	for name := range req.Header {
+	_, _ = w.WriteString(tg.host)
+	var buf [16]string
+	names := buf[:0]
+	for name := range header {
 		names = append(names, name)
 	}
 	slices.Sort(names) // the same bytes for the same headers, as net/http writes them
 	for _, name := range names {
-		for _, v := range req.Header[name] {
+		for _, v := range header[name] {
 			_, _ = w.WriteString("\r\n")
 			_, _ = w.WriteString(name)
 			_, _ = w.WriteString(": ")
 			_, _ = w.WriteString(v)
 		}
 	}
-	hasBody := req.Body != nil && req.Body != http.NoBody
-	if hasBody || req.Method == http.MethodPost {
-		_, _ = w.WriteString("\r\nContent-Length: ")
-		_, _ = w.WriteString(strconv.FormatInt(max(req.ContentLength, 0), 10))
-	}
+	_, _ = w.WriteString("\r\nContent-Length: ")
+	var num [20]byte
+	_, _ = w.Write(strconv.AppendInt(num[:0], int64(len(body)), 10))
 	_, _ = w.WriteString("\r\n\r\n")
-	if hasBody {
-		n, err := io.Copy(w, req.Body)
-		_ = req.Body.Close()
-		if err != nil {
-			return nil, err
-		}
-		if n != req.ContentLength {
-			return nil, fmt.Errorf("request body is %d bytes, not the %d announced", n, req.ContentLength)
-		}
-	}
+	_, _ = w.Write(body)
 	if err := w.Flush(); err != nil {
 		return nil, err
 	}
 	pc.lim.limit = pc.lim.n + maxResponseHeaderBytes
 	defer func() { pc.lim.limit = 0 }()
 	for range max1xx + 1 {
-		resp, err := http.ReadResponse(pc.br, req)
+		resp, err := http.ReadResponse(pc.br, postHead)
 		if err != nil {
 			return nil, err
 		}

@@ -5,16 +5,19 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -73,6 +76,8 @@ func (r *Response) ErrorText() string {
 type Sender struct {
 	guarded   *h1Transport
 	own       *h1Transport
+	targets   sync.Map // webhook URL → *target
+	nTargets  atomic.Int64
 	publicURL string
 	timeout   time.Duration
 	userAgent string
@@ -160,7 +165,7 @@ func (s *Sender) Headers(r Request, at time.Time) http.Header {
 			if i > 0 {
 				sig += " "
 			}
-			sig += signature.StandardWithKey(signature.StandardKey(sec), r.MessageID, unix, r.Body)
+			sig += signature.StandardFor(sec, r.MessageID, unix, r.Body)
 		}
 		set("webhook-signature", sig)
 	}
@@ -177,29 +182,27 @@ func (s *Sender) Send(ctx context.Context, r Request) *Response {
 	resp := &Response{StartedAt: s.now().UTC()}
 	headers := s.Headers(r, at)
 	resp.RequestHeaders = headers
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
 	start := time.Now()
 	defer func() { resp.Duration = time.Since(start) }()
 
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.Webhook.URL, bytes.NewReader(r.Body))
+	tg, err := s.target(r.Webhook.URL)
 	if err != nil {
 		resp.Err = fmt.Errorf("invalid URL: %w", err)
 		return resp
 	}
-	req.Header = headers
-	if u := req.URL.User; u != nil {
+	header := headers
+	if u := tg.u.User; u != nil {
 		// A receiver behind Basic auth: its credentials are part of the URL the admin gave.
 		// Sent on a copy, so the attempt log (resp.RequestHeaders) never holds them.
 		pw, _ := u.Password()
-		req.Header = headers.Clone()
-		req.SetBasicAuth(u.Username(), pw)
+		header = headers.Clone()
+		header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(u.Username()+":"+pw)))
 	}
-	rt := s.guarded
-	if OwnInspectorURL(s.publicURL, r.Webhook.URL) {
-		rt = s.own
+	tr := s.guarded
+	if tg.own {
+		tr = s.own
 	}
-	hr, err := rt.RoundTrip(req)
+	hr, err := tr.post(ctx, tg, header, r.Body, start.Add(s.timeout))
 	if err != nil {
 		resp.Err, resp.TimedOut = classify(err, ctx, s.timeout)
 		return resp
@@ -229,6 +232,29 @@ func (s *Sender) Send(ctx context.Context, r Request) *Response {
 	}
 	return resp
 }
+
+// target parses a webhook URL, once: every attempt to a webhook would otherwise parse its
+// URL twice (for the request and for the own-inspector check). At most maxTargets URLs are
+// kept; past that the cache starts over, so URLs of deleted webhooks do not pile up.
+func (s *Sender) target(raw string) (*target, error) {
+	if v, ok := s.targets.Load(raw); ok {
+		return v.(*target), nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	tg := newTarget(u)
+	tg.own = OwnInspectorURL(s.publicURL, raw)
+	if s.nTargets.Add(1) > maxTargets {
+		s.targets.Clear()
+		s.nTargets.Store(1)
+	}
+	s.targets.Store(raw, tg)
+	return tg, nil
+}
+
+const maxTargets = 4096
 
 // excerptBufs hold response excerpts while they are read: most answers have an empty or
 // short body, which then costs no allocation.

@@ -1,7 +1,14 @@
 package signature
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -44,5 +51,51 @@ func TestVerifyStandardAcceptsAnyListedSignature(t *testing.T) {
 	}
 	if VerifyStandard("whsec_AAECAw==", "evt_2", unix, body, good) {
 		t.Error("other message id accepted")
+	}
+}
+
+// The kept keyed MACs sign exactly as a MAC built for the message does: per secret, kind
+// and message, from many goroutines at once, and after the cache starts over.
+func TestKeptMACsSignAsFreshOnes(t *testing.T) {
+	fresh := func(key []byte, msg ...[]byte) []byte {
+		m := hmac.New(sha256.New, key)
+		for _, p := range msg {
+			m.Write(p)
+		}
+		return m.Sum(nil)
+	}
+	secrets := []string{"s3cret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_not base64!", strings.Repeat("k", 100)}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 2000 {
+				// Past maxKeyed distinct secrets, so the cache starts over while in use.
+				secret := secrets[i%len(secrets)]
+				if i%3 == 0 {
+					secret = fmt.Sprintf("secret-%d-%d", g, i)
+				}
+				body := []byte(fmt.Sprintf(`{"n":%d,"g":%d}`, i, g))
+				msgID := fmt.Sprintf("evt_%d", i)
+				unix := int64(1736937000 + i)
+				if got, want := Seed(secret, body), hex.EncodeToString(fresh([]byte(secret), body)); got != want {
+					t.Errorf("Seed(%q) = %s, want %s", secret, got, want)
+					return
+				}
+				want := "v1," + base64.StdEncoding.EncodeToString(fresh(StandardKey(secret),
+					[]byte(msgID+"."+strconv.FormatInt(unix, 10)+"."), body))
+				if got := StandardFor(secret, msgID, unix, body); got != want {
+					t.Errorf("StandardFor(%q) = %s, want %s", secret, got, want)
+					return
+				}
+				if got := StandardWithKey(StandardKey(secret), msgID, unix, body); got != want {
+					t.Errorf("StandardWithKey(%q) = %s, want %s", secret, got, want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := keyedCount.Load(); n > maxKeyed {
+		t.Errorf("%d secrets' MACs kept, want at most %d", n, maxKeyed)
 	}
 }
