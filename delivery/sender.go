@@ -324,30 +324,38 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 
 // headerJSON flattens headers for the attempt log, one value per name: a JSON object with the
 // names sorted, as json.Marshal of a map would write it, built without the map and the
-// reflection (it runs twice per attempt).
+// reflection, in a reused buffer (it runs twice per attempt).
 func headerJSON(h http.Header) string {
 	if len(h) == 0 {
 		return "{}"
 	}
-	names := make([]string, 0, len(h))
-	size := 2
-	for k, v := range h {
+	var arr [24]string
+	names := arr[:0]
+	for k := range h {
 		names = append(names, k)
-		size += len(k) + 6
-		for _, x := range v {
-			size += len(x) + 2
-		}
 	}
 	slices.Sort(names)
-	b := make([]byte, 0, size+16)
-	b = append(b, '{')
+	bp := headerBufs.Get().(*[]byte)
+	b := append((*bp)[:0], '{')
 	for i, k := range names {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = models.AppendJSONString(b, k)
 		b = append(b, ':')
-		b = models.AppendJSONString(b, strings.Join(h[k], ", "))
+		if vs := h[k]; len(vs) == 1 {
+			b = models.AppendJSONString(b, vs[0])
+		} else {
+			b = models.AppendJSONString(b, strings.Join(vs, ", "))
+		}
 	}
-	return string(append(b, '}'))
+	b = append(b, '}')
+	out := string(b)
+	if cap(b) <= 64<<10 {
+		*bp = b
+		headerBufs.Put(bp)
+	}
+	return out
 }
+
+var headerBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
