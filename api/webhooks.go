@@ -229,6 +229,11 @@ func (s *Server) checkURL(raw string) string {
 	if err != nil || !u.IsAbs() || u.Host == "" || u.Hostname() == "" {
 		return "must be an absolute URL such as https://example.com/webhook"
 	}
+	if u.User != nil {
+		// Kept in the URL, a password would show wherever webhooks are listed; receivers
+		// authenticate Hookrelay by its signatures.
+		return "must not contain credentials (user:password@); receivers verify the signature headers instead"
+	}
 	if delivery.OwnInspectorURL(s.cfg.PublicURL, raw) {
 		return ""
 	}
