@@ -356,8 +356,20 @@ func (t *h1Transport) writeAndRead(pc *h1Conn, tg *target, header http.Header, b
 	_, _ = w.WriteString("\r\n\r\n")
 	_, _ = w.Write(body)
 	if err := w.Flush(); err != nil {
+		// A receiver may answer before it has read the whole body (413, 401) and close:
+		// its answer can still be waiting on our side, and says more than the write's
+		// error. The connection goes with it.
+		if resp, rerr := readFinal(pc); rerr == nil {
+			resp.Close = true
+			return resp, nil
+		}
 		return nil, err
 	}
+	return readFinal(pc)
+}
+
+// readFinal reads the head of the final response, past informational ones.
+func readFinal(pc *h1Conn) (*http.Response, error) {
 	pc.lim.limit = pc.lim.n + maxResponseHeaderBytes
 	defer func() { pc.lim.limit = 0 }()
 	for range max1xx + 1 {

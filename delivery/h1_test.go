@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"sync"
@@ -764,5 +765,31 @@ func TestH1SendsURLCredentialsAsBasicAuthWithoutLoggingThem(t *testing.T) {
 	if got := headerJSON(resp.RequestHeaders); strings.Contains(got, "s3cr") || strings.Contains(got, want[6:]) ||
 		strings.Contains(got, "Authorization") {
 		t.Errorf("the attempt log's request headers carry the credentials: %s", got)
+	}
+}
+
+// A receiver that refuses a large body from its head alone, answers and closes without
+// reading the rest: the attempt shows its answer, not the write error that follows.
+func TestH1ShowsAnAnswerSentBeforeTheBodyWasRead(t *testing.T) {
+	srv := newRawServer(t, func(s *rawServer, _ int, c net.Conn, br *bufio.Reader) {
+		tp := textproto.NewReader(br)
+		if _, err := tp.ReadLine(); err != nil {
+			return
+		}
+		if _, err := tp.ReadMIMEHeader(); err != nil {
+			return
+		}
+		_, _ = io.WriteString(c, "HTTP/1.1 413 Content Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\ntoo large")
+		// Closing with most of the body unread resets the connection: the sender's write fails.
+	})
+	s := h1Sender(t, 10*time.Second)
+	r := h1Request(srv.url)
+	r.Body = bytes.Repeat([]byte("x"), 32<<20)
+	resp := s.Send(context.Background(), r)
+	if resp.Status != http.StatusRequestEntityTooLarge || resp.Err != nil || resp.Body != "too large" {
+		t.Fatalf("got status %d, body %q, err %v; want the receiver's 413", resp.Status, resp.Body, resp.Err)
+	}
+	if n, _ := idleCounts(s.guarded); n != 0 {
+		t.Errorf("%d connections kept after a failed write, want 0", n)
 	}
 }
