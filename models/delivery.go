@@ -360,22 +360,75 @@ func (s *Store) updateDelivered(tx *gorm.DB, rs []Result, now time.Time) ([]stri
 	return ids, nil
 }
 
-var attemptColumns = []string{"id", "delivery_id", "webhook_id", "number", "started_at", "duration_ms", "request_headers",
-	"response_status", "response_headers", "response_body", "error", "outcome", "test"}
+var (
+	attemptShared = []string{"webhook_id", "number", "response_status", "error", "outcome", "test"}
+	attemptOwn    = []string{"id", "delivery_id", "started_at", "duration_ms", "request_headers", "response_headers", "response_body"}
+)
 
+var attemptColumns = append(append([]string{}, attemptShared...), attemptOwn...)
+
+// insertAttempts writes attempt rows. On SQLite, those with the same outcome for the same
+// webhook (most of a batch) go in one grouped insert: record 26 -> 24 µs a result in the
+// models benchmark. On PostgreSQL one array insert takes them all (grouping measured slower).
 func insertAttempts(tx *gorm.DB, attempts []*Attempt) error {
-	return insertRows(tx, "attempts", attemptColumns, len(attempts), func(i int, args []any) []any {
-		a := attempts[i]
-		var status, errText any
+	if tx.Dialector.Name() == "postgres" {
+		return insertRows(tx, "attempts", attemptColumns, len(attempts), func(i int, args []any) []any {
+			a := attempts[i]
+			var status, errText any
+			if a.ResponseStatus != nil {
+				status = int64(*a.ResponseStatus)
+			}
+			if a.Error != nil {
+				errText = *a.Error
+			}
+			return append(args, a.WebhookID, int64(a.Number), status, errText, a.Outcome, a.Test,
+				a.ID, a.DeliveryID, a.StartedAt, a.DurationMs, a.RequestHeaders, a.ResponseHeaders, a.ResponseBody)
+		})
+	}
+	type groupKey struct {
+		webhook   string
+		number    int
+		status    int
+		hasStatus bool
+		errText   string
+		hasErr    bool
+		outcome   string
+		test      bool
+	}
+	groups := map[groupKey][]*Attempt{}
+	var order []groupKey
+	for _, a := range attempts {
+		k := groupKey{webhook: a.WebhookID, number: a.Number, outcome: a.Outcome, test: a.Test}
 		if a.ResponseStatus != nil {
-			status = int64(*a.ResponseStatus)
+			k.status, k.hasStatus = *a.ResponseStatus, true
 		}
 		if a.Error != nil {
-			errText = *a.Error
+			k.errText, k.hasErr = *a.Error, true
 		}
-		return append(args, a.ID, a.DeliveryID, a.WebhookID, int64(a.Number), a.StartedAt, a.DurationMs, a.RequestHeaders,
-			status, a.ResponseHeaders, a.ResponseBody, errText, a.Outcome, a.Test)
-	})
+		if groups[k] == nil {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], a)
+	}
+	for _, k := range order {
+		var status, errText any
+		if k.hasStatus {
+			status = int64(k.status)
+		}
+		if k.hasErr {
+			errText = k.errText
+		}
+		g := groups[k]
+		err := insertGrouped(tx, "attempts", attemptShared, []any{k.webhook, int64(k.number), status, errText, k.outcome, k.test},
+			attemptOwn, len(g), func(i int, args []any) []any {
+				a := g[i]
+				return append(args, a.ID, a.DeliveryID, a.StartedAt, a.DurationMs, a.RequestHeaders, a.ResponseHeaders, a.ResponseBody)
+			})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ReleaseLeases frees deliveries this process claimed but will not attempt (shutdown), so

@@ -67,3 +67,54 @@ func insertStatement(table string, cols []string, rows int) string {
 	insertSQL.Store(key, q)
 	return q
 }
+
+// insertGrouped inserts, on SQLite, n rows that share the values of the shared columns
+// (sharedArgs, in that order): those are bound once per statement and each row carries only
+// its own columns, so a statement takes more rows and each costs the parser and the binding
+// less. Attempts that went out together mostly differ only in their ids, times and headers.
+// (PostgreSQL inserts whole columns as arrays in one statement already; see insertRowsPG.)
+func insertGrouped(tx *gorm.DB, table string, shared []string, sharedArgs []any, cols []string, n int,
+	rowArgs func(i int, args []any) []any) error {
+	chunk := max(1, (insertParams-len(shared))/len(cols))
+	args := make([]any, 0, len(shared)+min(n, chunk)*len(cols))
+	for from := 0; from < n; from += chunk {
+		rows := min(chunk, n-from)
+		args = append(args[:0], sharedArgs...)
+		for i := from; i < from+rows; i++ {
+			args = rowArgs(i, args)
+		}
+		_, err := tx.Statement.ConnPool.ExecContext(tx.Statement.Context, groupedStatement(table, shared, cols, rows), args...)
+		if err != nil {
+			return fmt.Errorf("insert %s: %w", table, err)
+		}
+	}
+	return nil
+}
+
+func groupedStatement(table string, shared, cols []string, rows int) string {
+	key := table + "(" + strings.Join(shared, ",") + ";" + strings.Join(cols, ",") + ")" + fmt.Sprint(rows)
+	if q, ok := insertSQL.Load(key); ok {
+		return q.(string)
+	}
+	var sb strings.Builder
+	sb.WriteString("INSERT INTO " + table + " (" + strings.Join(shared, ", ") + ", " + strings.Join(cols, ", ") + ") SELECT ")
+	sb.WriteString(strings.Repeat("?, ", len(shared)))
+	for i := range cols {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		fmt.Fprintf(&sb, "column%d", i+1)
+	}
+	sb.WriteString(" FROM (VALUES ")
+	one := "(" + strings.TrimSuffix(strings.Repeat("?,", len(cols)), ",") + ")"
+	for i := range rows {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(one)
+	}
+	sb.WriteString(")")
+	q := sb.String()
+	insertSQL.Store(key, q)
+	return q
+}

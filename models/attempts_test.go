@@ -1,0 +1,80 @@
+package models_test
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/hookrelay/hookrelay/internal/storetest"
+	"github.com/hookrelay/hookrelay/models"
+)
+
+// A recorded batch's attempt rows are written grouped by what they share (webhook, number,
+// status, error, outcome, test), many per statement: each row must read back exactly as it
+// was given, whatever group and statement it went in, NULLs included.
+func TestRecordedAttemptsReadBackExactlyFromLargeMixedBatches(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		s := storetest.Open(t, b.DSN(t))
+		ctx := context.Background()
+		a := newWebhook(t, s, "message.received", true)
+		c := newWebhook(t, s, "message.received", true)
+		const events = 150 // 300 deliveries: groups of up to 100, several statements each
+		et, _ := models.LookupEventType(models.EventMessageReceived)
+		now := time.Now().UTC().Truncate(time.Second)
+		in := make([]models.PublishInput, events)
+		for i := range in {
+			in[i] = models.PublishInput{Type: et.Name, Payload: et.Example(now), OccurredAt: now, RequestHash: "h"}
+		}
+		if _, err := s.Publish(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := claimFor(t, s, time.Now(), models.HookSlots{WebhookID: a.ID, Free: 1000}, models.HookSlots{WebhookID: c.ID, Free: 1000})
+		if len(got) != 2*events {
+			t.Fatalf("claimed %d deliveries, want %d", len(got), 2*events)
+		}
+		want := map[string]*models.Attempt{}
+		results := make([]models.Result, 0, len(got))
+		for i, d := range got {
+			at := &models.Attempt{ID: models.NewID("att"), DeliveryID: d.ID, WebhookID: d.WebhookID, Number: 1,
+				StartedAt: time.Now().UTC().Add(time.Duration(i) * time.Millisecond).Truncate(time.Microsecond), DurationMs: int64(i), // PostgreSQL keeps µs
+				RequestHeaders:  fmt.Sprintf(`{"X-Webhook-Id":"%s","X-Quote":"say \"%d\" ü"}`, d.EventID, i),
+				ResponseHeaders: fmt.Sprintf(`{"Date":"%d"}`, i), ResponseBody: fmt.Sprintf("body %d ✓", i)}
+			r := models.Result{DeliveryID: d.ID, WebhookID: d.WebhookID, Attempt: at}
+			switch i % 3 {
+			case 0:
+				st := 200
+				at.ResponseStatus, at.Outcome = &st, models.OutcomeSucceeded
+				r.Status, r.Succeeded = models.StatusSucceeded, true
+			case 1:
+				st, e := 500, "HTTP 500"
+				at.ResponseStatus, at.Error, at.Outcome = &st, &e, models.OutcomeFailed
+				r.Status, r.NextAttemptAt = models.StatusPending, time.Now().Add(time.Hour).UnixMilli()
+			default:
+				e := "timeout: no complete response within 10s"
+				at.Error, at.Outcome, at.ResponseHeaders, at.ResponseBody = &e, models.OutcomeFailed, "", ""
+				r.Status, r.NextAttemptAt = models.StatusPending, time.Now().Add(time.Hour).UnixMilli()
+			}
+			want[d.ID] = at
+			results = append(results, r)
+		}
+		if err := s.RecordResults(ctx, results); err != nil {
+			t.Fatal(err)
+		}
+		for id, w := range want {
+			list, err := s.ListAttempts(ctx, id)
+			if err != nil || len(list) != 1 {
+				t.Fatalf("delivery %s: %d attempts, err %v; want 1", id, len(list), err)
+			}
+			g := list[0]
+			if !g.StartedAt.Equal(w.StartedAt) {
+				t.Errorf("attempt %s started_at %v, want %v", w.ID, g.StartedAt, w.StartedAt)
+			}
+			g.StartedAt = w.StartedAt
+			if !reflect.DeepEqual(g, w) {
+				t.Errorf("attempt read back as\n%+v\nwant\n%+v", *g, *w)
+			}
+		}
+	})
+}
