@@ -793,3 +793,49 @@ func TestH1ShowsAnAnswerSentBeforeTheBodyWasRead(t *testing.T) {
 		t.Errorf("%d connections kept after a failed write, want 0", n)
 	}
 }
+
+// A host that cannot go on the wire as written (here non-ASCII) is sent by the fallback
+// Transport, which writes it in its ASCII form, under the same deadline; nothing of it is
+// pooled in h1Transport.
+func TestH1HandsHostsItCannotWriteToTheFallback(t *testing.T) {
+	var mu sync.Mutex
+	var hosts []string
+	srv := newCountedServer(t, false, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hosts = append(hosts, r.Host)
+		mu.Unlock()
+		if r.URL.Path == "/hang" {
+			_, _ = io.Copy(io.Discard, r.Body) // read whole, so the server watches for the client going away
+			<-r.Context().Done()
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}, nil)
+	s := h1Sender(t, 300*time.Millisecond)
+	var dialed []string
+	s.guarded.fallback.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		mu.Lock()
+		dialed = append(dialed, addr)
+		mu.Unlock()
+		return (&net.Dialer{}).DialContext(ctx, network, srv.Listener.Addr().String())
+	}
+	resp := s.Send(context.Background(), h1Request("http://bücher.test/hook"))
+	if resp.Status != http.StatusNoContent || resp.Err != nil {
+		t.Fatalf("send: status %d, err %v; want 204 through the fallback", resp.Status, resp.Err)
+	}
+	resp = sendWithin(t, context.Background(), s, h1Request("http://bücher.test/hang"))
+	if !resp.TimedOut || resp.Err == nil || resp.Status != 0 {
+		t.Errorf("hanging send: timed out %v, status %d, err %v; want the sender's timeout", resp.TimedOut, resp.Status, resp.Err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(dialed) == 0 || dialed[0] != "xn--bcher-kva.test:80" {
+		t.Errorf("fallback dialled %q, want the ASCII form xn--bcher-kva.test:80", dialed)
+	}
+	if len(hosts) != 2 || hosts[0] != "xn--bcher-kva.test" {
+		t.Errorf("server saw Host %q, want xn--bcher-kva.test twice", hosts)
+	}
+	if n, _ := idleCounts(s.guarded); n != 0 {
+		t.Errorf("%d connections pooled in h1Transport, want 0 (the fallback sent both)", n)
+	}
+}
