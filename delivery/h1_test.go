@@ -839,3 +839,49 @@ func TestH1HandsHostsItCannotWriteToTheFallback(t *testing.T) {
 		t.Errorf("%d connections pooled in h1Transport, want 0 (the fallback sent both)", n)
 	}
 }
+
+// Cancelled while the answer's body is still coming: the attempt says cancelled, not timed
+// out, though the cut is made through the connection's deadline.
+func TestH1CancellationDuringTheBodyIsNotATimeout(t *testing.T) {
+	release := make(chan struct{})
+	srv := newCountedServer(t, false, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Length", "100")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, "0123456789")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}, nil)
+	t.Cleanup(func() { close(release) })
+	s := h1Sender(t, time.Minute)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// Through post itself, so the cancellation lands after the head, in the body's reading.
+	tg, err := s.target(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr, err := s.guarded.post(ctx, tg, http.Header{"Content-Type": {"application/json"}}, []byte(`{}`), time.Now().Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first [10]byte
+	if _, err := io.ReadFull(hr.Body, first[:]); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	_, err = io.ReadAll(hr.Body)
+	_ = hr.Body.Close()
+	if err == nil {
+		t.Fatal("the body read on after the cancellation")
+	}
+	if cerr, timedOut := classify(err, ctx, time.Minute); timedOut || !strings.HasPrefix(cerr.Error(), "cancelled") {
+		t.Errorf("classified as %v (timed out %v), want cancelled", cerr, timedOut)
+	}
+	if n, _ := idleCounts(s.guarded); n != 0 {
+		t.Errorf("%d connections kept after a cancelled body, want 0", n)
+	}
+}

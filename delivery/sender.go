@@ -265,11 +265,13 @@ func classify(err error, ctx context.Context, timeout time.Duration) (error, boo
 	if b, ok := IsBlocked(err); ok {
 		return b, false
 	}
+	// Cancellation first: it cuts an exchange by moving the connection's deadline, so a read
+	// it ends fails like a timeout.
+	if errors.Is(err, context.Canceled) || errors.Is(ctx.Err(), context.Canceled) {
+		return errors.New("cancelled: the server is shutting down"), false
+	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
 		return fmt.Errorf("timeout: no complete response within %s", timeout), true
-	}
-	if errors.Is(err, context.Canceled) {
-		return errors.New("cancelled: the server is shutting down"), false
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
