@@ -179,7 +179,7 @@ func run(cfg *config, out io.Writer) error {
 
 	sender := delivery.NewSender(delivery.SenderConfig{Timeout: cfg.timeout, AllowPrivate: cfg.allowPrivate,
 		PublicURL: cfg.publicURL, Version: version, MaxConns: cfg.workers})
-	metrics := delivery.NewMetrics(delivery.MetricsConfig{Store: store, Logger: logger})
+	metrics := delivery.NewMetrics(delivery.MetricsConfig{Store: store, Logger: logger, Sender: sender})
 	dispatcher := delivery.New(delivery.Config{Store: store, Sender: sender, Workers: cfg.workers,
 		PerWebhook: cfg.perWebhook, Lease: cfg.lease, RetrySchedule: cfg.schedule, Logger: logger, Metrics: metrics})
 

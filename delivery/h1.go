@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -51,6 +52,9 @@ type h1Transport struct {
 	idle    map[string][]*h1Conn
 	nIdle   int
 	sweepAt *time.Timer
+
+	opened atomic.Uint64 // connections made (dialled, and TLS set up)
+	reused atomic.Uint64 // requests sent on a kept-alive connection
 }
 
 // maxResponseHeaderBytes bounds a response's status line and headers, as http.Transport's
@@ -203,7 +207,10 @@ func (t *h1Transport) post(ctx context.Context, tg *target, header http.Header, 
 			if pc, err = t.connect(ctx, tg, deadline); err != nil {
 				return nil, err
 			}
+			t.opened.Add(1)
 			reused = false
+		} else {
+			t.reused.Add(1)
 		}
 		resp, err := t.exchange(ctx, pc, tg, header, body, deadline)
 		if err == nil {
@@ -498,6 +505,13 @@ func (t *h1Transport) sweep() {
 	for _, pc := range gone {
 		pc.close()
 	}
+}
+
+// idleCount is how many connections wait in the pool.
+func (t *h1Transport) idleCount() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.nIdle
 }
 
 // CloseIdleConnections closes every idle connection, here and in the fallback.

@@ -36,6 +36,8 @@ type MetricsConfig struct {
 	// backlog costs an index scan, so scrapes share one count rather than each running it.
 	QueueInterval time.Duration
 	Logger        *slog.Logger
+	// Sender feeds the connection metrics; nil leaves them out.
+	Sender *Sender
 }
 
 // Response classes of hookrelay_delivery_responses_total.
@@ -91,6 +93,22 @@ func NewMetrics(cfg MetricsConfig) *Metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if cfg.Store != nil {
 		m.reg.MustRegister(newQueueCollector(cfg.Store, cfg.QueueInterval, cfg.Logger))
+	}
+	if sn := cfg.Sender; sn != nil {
+		m.reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "hookrelay_delivery_connections_opened_total",
+				Help: "Connections the sender made to receivers (TCP, and TLS where https).",
+			}, func() float64 { return float64(sn.ConnStats().Opened) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "hookrelay_delivery_connections_reused_total",
+				Help: "Delivery attempts sent on a kept-alive connection instead of a new one.",
+			}, func() float64 { return float64(sn.ConnStats().Reused) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "hookrelay_delivery_connections_idle",
+				Help: "Kept-alive connections to receivers waiting for the next attempt.",
+			}, func() float64 { return float64(sn.ConnStats().Idle) }),
+		)
 	}
 	return m
 }

@@ -136,3 +136,20 @@ func TestMetricsInFlightFollowsAHangingAttempt(t *testing.T) {
 	waitMetric(t, s, `hookrelay_deliveries_in_flight`, 0)
 	waitMetric(t, s, `hookrelay_deliveries_total{outcome="succeeded"}`, 1)
 }
+
+// One receiver answering one event after another: the first attempt opens a connection, the
+// next ones reuse it, and it waits idle in between.
+func TestMetricsCountConnectionsOpenedAndReused(t *testing.T) {
+	rc := testsrv.NewReceiver(t, nil)
+	s, _ := startWithHook(t, testsrv.Options{}, rc.URL+"/hook")
+	for i := 1; i <= 3; i++ {
+		publishOne(t, s)
+		rc.WaitFor(t, i, 15*time.Second)
+		waitMetric(t, s, `hookrelay_deliveries_in_flight`, 0)
+	}
+	m := waitMetric(t, s, `hookrelay_delivery_connections_reused_total`, 2)
+	if m[`hookrelay_delivery_connections_opened_total`] != 1 || m[`hookrelay_delivery_connections_idle`] != 1 {
+		t.Errorf("opened %v, idle %v; want 1 connection made and kept idle for 3 attempts in sequence",
+			m[`hookrelay_delivery_connections_opened_total`], m[`hookrelay_delivery_connections_idle`])
+	}
+}

@@ -134,6 +134,24 @@ func (s *Sender) CloseIdleConnections() {
 	s.own.CloseIdleConnections()
 }
 
+// ConnStats says how well keep-alive works: a receiver that closes its connections shows as
+// many opened for few reused.
+type ConnStats struct {
+	Opened uint64 // connections made since start
+	Reused uint64 // attempts sent on a kept-alive connection
+	Idle   int    // kept-alive connections waiting now
+}
+
+// ConnStats sums both transports' connection counts (requests the fallback Transport sends
+// are not counted).
+func (s *Sender) ConnStats() ConnStats {
+	return ConnStats{
+		Opened: s.guarded.opened.Load() + s.own.opened.Load(),
+		Reused: s.guarded.reused.Load() + s.own.reused.Load(),
+		Idle:   s.guarded.idleCount() + s.own.idleCount(),
+	}
+}
+
 // Headers builds the request headers of an attempt at time at. Exported so tests and the
 // inspector documentation can show the exact set.
 func (s *Sender) Headers(r Request, at time.Time) http.Header {

@@ -91,7 +91,7 @@ func Start(t testing.TB, o Options) *Server {
 	sender := delivery.NewSender(delivery.SenderConfig{Timeout: o.Timeout, AllowPrivate: o.AllowPrivate,
 		PublicURL: o.PublicURL, Version: "test", MaxConns: o.Workers})
 	// As in main.go; the queue gauges are counted afresh on every scrape so tests see them move.
-	metrics := delivery.NewMetrics(delivery.MetricsConfig{Store: store, QueueInterval: time.Nanosecond})
+	metrics := delivery.NewMetrics(delivery.MetricsConfig{Store: store, QueueInterval: time.Nanosecond, Sender: sender})
 	disp := delivery.New(delivery.Config{Store: store, Sender: sender, Workers: o.Workers,
 		PerWebhook: o.PerWebhook, RetrySchedule: o.RetrySchedule, Metrics: metrics})
 	hub := inspector.NewHub(inspector.HubConfig{PublicURL: o.PublicURL})
