@@ -81,7 +81,7 @@ func startInProcess(o serverOptions) (*inProcess, error) {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: benchLogLevel()}))
 	sender := delivery.NewSender(delivery.SenderConfig{Timeout: o.timeout, AllowPrivate: true, PublicURL: base,
 		Version: "bench", MaxConns: workers})
-	metrics := delivery.NewMetrics(delivery.MetricsConfig{Store: store, Logger: logger})
+	metrics := delivery.NewMetrics(delivery.MetricsConfig{Store: store, Logger: logger, Sender: sender})
 	disp := delivery.New(delivery.Config{Store: store, Sender: sender, Workers: workers,
 		RetrySchedule: delivery.DefaultRetrySchedule, Logger: logger, Metrics: metrics})
 	router := api.New(api.Config{Store: store, Dispatcher: disp, AdminTokenHash: models.HashToken(benchToken),

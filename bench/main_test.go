@@ -39,6 +39,11 @@ func TestEveryScenarioRunsToCompletionAtToySizes(t *testing.T) {
 			t.Errorf("%s: /metrics counted %v successful deliveries, want 120", p.Mode, p.MetricsSucceeded)
 		}
 	}
+	// Keep-alive: the first phase opens the sink's connections, fewer than its deliveries.
+	if p := tp.Single; p != nil && (p.ConnsOpened < 1 || p.ConnsOpened >= float64(p.Delivered)) {
+		t.Errorf("single phase opened %v connections for %d deliveries, want at least one and fewer than the deliveries",
+			p.ConnsOpened, p.Delivered)
+	}
 	if tp.Batch != nil && tp.Batch.Requests != 3 {
 		t.Errorf("batch phase sent %d requests, want 3 (60 events by 25)", tp.Batch.Requests)
 	}

@@ -38,6 +38,8 @@ func rows(rep *Report) []row {
 				add("throughput", "deliveries/s "+what+completeness(p.Complete, p.Delivered), num(p.DeliveriesPerSec), "≥ 10,000",
 					check(p.Complete && p.DeliveriesPerSec >= 10000))
 				add("throughput", "CPU cores used by bench + server ("+p.Mode+")", fmt.Sprintf("%.2f of %d", p.CPUCores, rep.CPUs), "", nil)
+				add("throughput", fmt.Sprintf("connections opened to the sink for %s deliveries (%s)", num(float64(p.Delivered)), p.Mode),
+					num(p.ConnsOpened), "", nil)
 				if p.DeliveriesPerSec > 0 {
 					// Steadier than the rate when other work shares the machine.
 					add("throughput", "CPU µs per delivery, bench + server ("+p.Mode+")", fmt.Sprintf("%.0f", p.CPUCores/p.DeliveriesPerSec*1e6), "", nil)

@@ -74,6 +74,9 @@ type PhaseResult struct {
 	Complete         bool    `json:"complete"`
 	PublishErrors    int     `json:"publish_errors"`
 	MetricsSucceeded float64 `json:"metrics_succeeded"` // hookrelay_deliveries_total{outcome="succeeded"} at the end
+	// ConnsOpened is how many connections the sender made to the sink during the phase: with
+	// keep-alive working, about one per concurrent attempt, whatever the delivery count.
+	ConnsOpened float64 `json:"connections_opened"`
 	// CPUCores is the CPU time the bench and Hookrelay used over the phase ÷ its wall time.
 	// Well under the machine's core count on a CPU-bound run means others took the rest.
 	CPUCores float64 `json:"cpu_cores_used"`
@@ -184,6 +187,7 @@ func (r *runner) throughputPhase(ctx context.Context, batch bool) (*PhaseResult,
 	defer stopProfile()
 
 	res := &PhaseResult{Mode: mode}
+	connsBefore, _ := scrape(ctx, cl, "hookrelay_delivery_connections_opened_total")
 	cpuStart := h.cpuSeconds()
 	start := time.Now()
 	var elapsed time.Duration
@@ -226,6 +230,9 @@ func (r *runner) throughputPhase(ctx context.Context, batch bool) (*PhaseResult,
 		if res.MetricsSucceeded = v; int64(v) >= res.Delivered {
 			break
 		}
+	}
+	if v, err := scrape(ctx, cl, "hookrelay_delivery_connections_opened_total"); err == nil {
+		res.ConnsOpened = v - connsBefore
 	}
 	r.logf("throughput (%s): %.0f events/s accepted, %.0f deliveries/s, %.2f CPU cores used", mode, res.AcceptedPerSec,
 		res.DeliveriesPerSec, res.CPUCores)
