@@ -3,7 +3,9 @@ package delivery_test
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -177,5 +179,48 @@ func TestSpillingOnAndOffDeliversEveryEventOnce(t *testing.T) {
 	}
 	if err != nil || st.Owed != 0 || st.Spilled != 0 {
 		t.Errorf("queue once every event arrived and was recorded: %+v, %v; want nothing spilled or owed", st, err)
+	}
+}
+
+// --per-webhook bounds the requests in flight to one webhook, and --workers all of them,
+// whichever way they start: from claimed rows or taken from a spill, both running at once.
+func TestInFlightLimitsHoldWhileSpilling(t *testing.T) {
+	const hooks, perWebhook, events = 4, 4, 1200
+	var total, mostTotal atomic.Int64
+	var per, most [hooks]atomic.Int64
+	raise := func(m *atomic.Int64, n int64) {
+		for v := m.Load(); n > v && !m.CompareAndSwap(v, n); v = m.Load() {
+		}
+	}
+	rc := testsrv.NewReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+		i := int(r.URL.Path[len(r.URL.Path)-1] - '0')
+		raise(&most[i], per[i].Add(1))
+		raise(&mostTotal, total.Add(1))
+		time.Sleep(2 * time.Millisecond)
+		per[i].Add(-1)
+		total.Add(-1)
+		w.WriteHeader(http.StatusOK)
+	})
+	s := testsrv.Start(t, testsrv.Options{AllowHTTP: true, AllowPrivate: true, Workers: hooks * perWebhook, PerWebhook: perWebhook})
+	for i := range hooks {
+		s.CreateWebhook(t, map[string]any{"name": "busy", "url": rc.URL + "/" + strconv.Itoa(i), "events": []string{"conversation.started"}})
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range events / 4 / 20 {
+				publishBatches(t, s.Store, 20)
+			}
+		})
+	}
+	wg.Wait()
+	rc.WaitFor(t, hooks*events, 2*time.Minute)
+	for i := range hooks {
+		if m := most[i].Load(); m > perWebhook {
+			t.Errorf("webhook %d: up to %d requests in flight at once, more than --per-webhook %d", i, m, perWebhook)
+		}
+	}
+	if m := mostTotal.Load(); m > hooks*perWebhook {
+		t.Errorf("up to %d requests in flight in all, more than --workers %d", m, hooks*perWebhook)
 	}
 }

@@ -255,7 +255,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSends()
 	spillerDone := make(chan struct{})
-	go func() { defer close(spillerDone); d.spiller(ctx, sendCtx) }()
+	go func() { defer close(spillerDone); d.spiller(ctx) }()
 
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -270,7 +270,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
-			<-spillerDone // it may start attempts until it returns
+			<-spillerDone // a take under way ends first
 			d.sends.Wait()
 			close(d.results)
 			<-recorderDone
@@ -401,7 +401,7 @@ func (d *Dispatcher) wakeSpiller() {
 
 // spiller writes the spills and takes the claim loop asked for, batching whatever
 // accumulated while its previous round ran.
-func (d *Dispatcher) spiller(ctx, sendCtx context.Context) {
+func (d *Dispatcher) spiller(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -418,7 +418,7 @@ func (d *Dispatcher) spiller(ctx, sendCtx context.Context) {
 		clear(d.toTake)
 		seq := d.hintSeq
 		d.mu.Unlock()
-		err := d.take(ctx, sendCtx, take, gens, seq)
+		err := d.take(ctx, take, gens, seq)
 		d.mu.Lock()
 		for _, w := range take {
 			if _, again := d.toTake[w.WebhookID]; !again {
@@ -437,7 +437,7 @@ func (d *Dispatcher) spiller(ctx, sendCtx context.Context) {
 
 // take takes owed events of spilled webhooks and starts what fits in their free slots. seq
 // is the hint sequence when the take was planned.
-func (d *Dispatcher) take(ctx, sendCtx context.Context, take []models.TakeWant, gens map[string]uint64, seq uint64) error {
+func (d *Dispatcher) take(ctx context.Context, take []models.TakeWant, gens map[string]uint64, seq uint64) error {
 	if len(take) == 0 {
 		return nil
 	}
@@ -445,20 +445,13 @@ func (d *Dispatcher) take(ctx, sendCtx context.Context, take []models.TakeWant, 
 	if err != nil {
 		return err
 	}
-	// What fits in the webhook's free slots goes now; the rest waits in ready for the claim
-	// loop, which serves it before claiming.
-	var now []*models.Delivery
+	// What was taken waits in ready for the claim loop, which serves it before claiming:
+	// that loop alone starts attempts, so the slots it counts are never spent by a take
+	// at the same time (both once started attempts, and a webhook could get up to twice
+	// its --per-webhook limit in flight).
 	d.mu.Lock()
 	for id, g := range got {
-		free := d.freeSlots(id)
-		for _, dl := range g.Taken {
-			if free > 0 && len(d.ready[id]) == 0 {
-				now = append(now, dl)
-				free--
-				continue
-			}
-			d.ready[id] = append(d.ready[id], dl)
-		}
+		d.ready[id] = append(d.ready[id], g.Taken...)
 		if len(d.ready[id]) > 0 {
 			// Like a hint: a claim that began before this must not drop the webhook from due.
 			d.hintSeq++
@@ -470,11 +463,6 @@ func (d *Dispatcher) take(ctx, sendCtx context.Context, take []models.TakeWant, 
 			delete(d.due, id)
 		}
 	}
-	d.mu.Unlock()
-	if len(now) > 0 {
-		d.start(ctx, sendCtx, now)
-	}
-	d.mu.Lock()
 	for id, g := range got {
 		if g.Spilled || !d.spilled[id] || d.spillGen[id] != gens[id] {
 			continue
