@@ -67,8 +67,11 @@ const max1xx = 5
 func newH1Transport(dial func(ctx context.Context, network, addr string) (net.Conn, error), rootCAs *x509.CertPool,
 	maxIdlePerHost int, fallback *http.Transport) *h1Transport {
 	return &h1Transport{
-		dial:           dial,
-		tls:            &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: rootCAs, NextProtos: []string{"http/1.1"}},
+		dial: dial,
+		// Sessions are kept so a new connection to a receiver seen before (after its server
+		// closed an idle one, or past the idle limit) resumes instead of a full handshake.
+		tls: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: rootCAs, NextProtos: []string{"http/1.1"},
+			ClientSessionCache: tls.NewLRUClientSessionCache(1024)},
 		fallback:       fallback,
 		maxIdlePerHost: maxIdlePerHost,
 		maxIdle:        maxIdlePerHost * 4,

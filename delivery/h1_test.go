@@ -558,10 +558,7 @@ func TestH1SpeaksHTTP1OverTLS(t *testing.T) {
 		mu.Unlock()
 		w.WriteHeader(http.StatusOK)
 	}, nil)
-	pool := x509.NewCertPool()
-	pool.AddCert(srv.Certificate())
-	s := NewSender(SenderConfig{Timeout: 5 * time.Second, AllowPrivate: true, Version: "test", RootCAs: pool})
-	t.Cleanup(s.CloseIdleConnections)
+	s := trustingSender(t, srv)
 	var first *Response
 	for i := range 20 {
 		resp := s.Send(context.Background(), h1Request(srv.URL))
@@ -883,5 +880,40 @@ func TestH1CancellationDuringTheBodyIsNotATimeout(t *testing.T) {
 	}
 	if n, _ := idleCounts(s.guarded); n != 0 {
 		t.Errorf("%d connections kept after a cancelled body, want 0", n)
+	}
+}
+
+// trustingSender is a Sender that trusts srv's test certificate.
+func trustingSender(t *testing.T, srv *countedServer) *Sender {
+	t.Helper()
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	s := NewSender(SenderConfig{Timeout: 5 * time.Second, AllowPrivate: true, Version: "test", RootCAs: pool})
+	t.Cleanup(s.CloseIdleConnections)
+	return s
+}
+
+// A receiver that closes its connection after each answer: the next connection resumes the
+// TLS session instead of a full handshake.
+func TestH1ResumesTLSSessionsOnNewConnections(t *testing.T) {
+	var mu sync.Mutex
+	var resumed []bool
+	srv := newCountedServer(t, true, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		resumed = append(resumed, r.TLS.DidResume)
+		mu.Unlock()
+		w.Header().Set("Connection", "close")
+		w.WriteHeader(http.StatusOK)
+	}, nil)
+	s := trustingSender(t, srv)
+	for i := range 3 {
+		if resp := s.Send(context.Background(), h1Request(srv.URL)); resp.Status != http.StatusOK || resp.Err != nil {
+			t.Fatalf("send %d: status %d, err %v", i, resp.Status, resp.Err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if opened, _ := srv.counts(); opened != 3 || len(resumed) != 3 || resumed[0] || !resumed[1] || !resumed[2] {
+		t.Errorf("%d connections, resumed %v; want 3 connections, the 2nd and 3rd resuming the 1st's session", opened, resumed)
 	}
 }
