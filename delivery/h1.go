@@ -37,8 +37,8 @@ import (
 //
 // It speaks HTTP/1.1 only, also over TLS (ALPN offers http/1.1): webhook receivers answer
 // one small POST at a time, which HTTP/2's multiplexing does not speed up. Requests whose
-// host needs rewriting for the wire (non-ASCII, an IPv6 zone), another scheme or a body of
-// unknown length go to the fallback Transport unchanged.
+// host needs rewriting for the wire (non-ASCII, an IPv6 zone) or with another scheme go to
+// the fallback Transport unchanged.
 type h1Transport struct {
 	dial     func(ctx context.Context, network, addr string) (net.Conn, error)
 	tls      *tls.Config
@@ -160,30 +160,6 @@ func newTarget(u *url.URL) *target {
 		tg.uri = u.RequestURI()
 	}
 	return tg
-}
-
-// RoundTrip implements http.RoundTripper, for requests built elsewhere (the dispatcher uses
-// post); the request's context bounds it.
-func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	tg := newTarget(req.URL)
-	hasBody := req.Body != nil && req.Body != http.NoBody
-	if !tg.direct || req.Method != http.MethodPost || (hasBody && req.ContentLength <= 0) {
-		return t.fallback.RoundTrip(req)
-	}
-	var body []byte
-	if hasBody {
-		var err error
-		body, err = io.ReadAll(req.Body)
-		_ = req.Body.Close()
-		if err != nil {
-			return nil, err
-		}
-		if int64(len(body)) != req.ContentLength {
-			return nil, fmt.Errorf("request body is %d bytes, not the %d announced", len(body), req.ContentLength)
-		}
-	}
-	deadline, _ := req.Context().Deadline()
-	return t.post(req.Context(), tg, req.Header, body, deadline)
 }
 
 // post sends body to tg with header, bounded by deadline (zero: none) and ended early when

@@ -656,21 +656,20 @@ func TestH1RefusesHeadersThatWouldSplitTheRequest(t *testing.T) {
 	} {
 		t.Run(strconv.Quote(c.name+": "+c.value), func(t *testing.T) {
 			srv := newRawServer(t, serveOK)
-			tr := h1Sender(t, 5*time.Second).guarded
-			body := []byte(`{}`)
-			req, err := http.NewRequest(http.MethodPost, srv.url+"/", bytes.NewReader(body))
+			s := h1Sender(t, 5*time.Second)
+			tr := s.guarded
+			tg, err := s.target(srv.url + "/")
 			if err != nil {
 				t.Fatal(err)
 			}
-			req.Header[c.name] = []string{c.value}
-			if resp, err := tr.RoundTrip(req); err == nil {
+			body := []byte(`{}`)
+			deadline := time.Now().Add(5 * time.Second)
+			if resp, err := tr.post(context.Background(), tg, http.Header{c.name: {c.value}}, body, deadline); err == nil {
 				_ = resp.Body.Close()
 				t.Fatalf("a header %q: %q was sent", c.name, c.value)
 			}
 			// A good request next: it must be the first and only one the server read.
-			req, _ = http.NewRequest(http.MethodPost, srv.url+"/", bytes.NewReader(body))
-			req.Header.Set("X-Probe", "good")
-			resp, err := tr.RoundTrip(req)
+			resp, err := tr.post(context.Background(), tg, http.Header{"X-Probe": {"good"}}, body, deadline)
 			if err != nil {
 				t.Fatal(err)
 			}
