@@ -65,7 +65,11 @@ func TestMetricsCountPublishedEventsAndSuccessfulDeliveries(t *testing.T) {
 	}}, http.StatusAccepted, nil)
 	rc.WaitFor(t, 3, 15*time.Second)
 
-	m := waitMetric(t, s, `hookrelay_deliveries_total{outcome="succeeded"}`, 3)
+	// An attempt moves its outcome, response class and duration one after another, and a
+	// scrape may fall between them: wait for each (they only grow) before reading the rest.
+	waitMetric(t, s, `hookrelay_deliveries_total{outcome="succeeded"}`, 3)
+	waitMetric(t, s, `hookrelay_delivery_responses_total{class="2xx"}`, 3)
+	m := waitMetric(t, s, `hookrelay_delivery_attempt_duration_seconds_count`, 3)
 	want := map[string]float64{
 		`hookrelay_events_published_total{event="conversation.started"}`: 3,
 		`hookrelay_events_published_total{event="message.received"}`:     0,
@@ -99,7 +103,10 @@ func TestMetricsShowRetriesFailuresAndTheQueue(t *testing.T) {
 
 	publishOne(t, s)
 	rc.WaitFor(t, 1, 15*time.Second)
-	m := waitMetric(t, s, `hookrelay_deliveries_total{outcome="retrying"}`, 1)
+	// The attempt's outcome and response class move one after another, and a scrape may
+	// fall between them.
+	waitMetric(t, s, `hookrelay_deliveries_total{outcome="retrying"}`, 1)
+	m := waitMetric(t, s, `hookrelay_delivery_responses_total{class="5xx"}`, 1)
 	if v := m[`hookrelay_delivery_responses_total{class="5xx"}`]; v != 1 {
 		t.Errorf("5xx responses = %v, want 1", v)
 	}
