@@ -61,19 +61,25 @@ func sigkillMidRun(t *testing.T, delay time.Duration) {
 
 	var (
 		mu        sync.Mutex
-		successes = map[string][]time.Time{} // X-Webhook-Id → when a request answered 2xx arrived
+		successes = map[string][]string{}  // X-Webhook-Id → the connections of its requests answered 2xx
+		connFirst = map[string]time.Time{} // connection (remote address) → when its first request arrived
 	)
 	rc := testsrv.NewReceiver(t, func(n int, w http.ResponseWriter, r *http.Request) {
-		// The arrival tells which process sent it: a request the killed process sent just
-		// before the kill may be answered after the restart began.
-		arrived := time.Now()
+		// The connection tells which process sent a request: the restarted one opens its own,
+		// after the restart began. The arrival time alone would not: a request the killed
+		// process wrote just before the kill may reach this handler after the restart began.
+		mu.Lock()
+		if _, seen := connFirst[r.RemoteAddr]; !seen {
+			connFirst[r.RemoteAddr] = time.Now()
+		}
+		mu.Unlock()
 		time.Sleep(delay)
 		if n%10 == 0 { // keep some retries in the mix across the crash
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return
 		}
 		mu.Lock()
-		successes[r.Header.Get("X-Webhook-Id")] = append(successes[r.Header.Get("X-Webhook-Id")], arrived)
+		successes[r.Header.Get("X-Webhook-Id")] = append(successes[r.Header.Get("X-Webhook-Id")], r.RemoteAddr)
 		mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
 	})
@@ -96,7 +102,6 @@ func sigkillMidRun(t *testing.T, delay time.Duration) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	first.Kill(t)
-	killedAt := time.Now() // the process is gone: nothing can arrive until the restart
 	<-done
 	atKill := count.Load()
 	if atKill >= total {
@@ -134,10 +139,10 @@ func sigkillMidRun(t *testing.T, delay time.Duration) {
 	dups := 0
 	for id, at := range successes {
 		var before, after int
-		for _, a := range at {
-			if a.Before(killedAt) {
-				before++
-			} else if a.After(restartedAt) {
+		for _, conn := range at {
+			if connFirst[conn].Before(restartedAt) {
+				before++ // a connection in use before the restarted process existed
+			} else {
 				after++
 			}
 		}
