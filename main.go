@@ -4,13 +4,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -19,11 +17,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gin-gonic/gin"
-	"github.com/hookrelay/hookrelay/api"
+	"github.com/hookrelay/hookrelay/app"
 	"github.com/hookrelay/hookrelay/delivery"
-	"github.com/hookrelay/hookrelay/inspector"
-	"github.com/hookrelay/hookrelay/models"
 )
 
 var version = "dev"
@@ -166,111 +161,40 @@ func run(cfg *config, out io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	store, err := models.Open(ctx, cfg.db)
+	a, err := app.New(ctx, app.Config{
+		DB: cfg.db, PublicURL: cfg.publicURL, AdminToken: cfg.adminToken,
+		AllowHTTP: cfg.allowHTTP, AllowPrivate: cfg.allowPrivate,
+		DeliveryTimeout: cfg.timeout, RetrySchedule: cfg.schedule, Workers: cfg.workers, PerWebhook: cfg.perWebhook,
+		ClaimLease: cfg.lease, Retention: cfg.retention, AutoDisableAfter: cfg.autoDisable,
+		InspectorRate: cfg.inspectorRate, Version: version, UI: uiDist(), Logger: logger,
+	})
 	if err != nil {
 		return fmt.Errorf("--db: %w", err)
 	}
-	defer store.Close()
-
-	adminHash, newToken, err := adminToken(ctx, store, cfg.adminToken)
-	if err != nil {
-		return err
-	}
-
-	sender := delivery.NewSender(delivery.SenderConfig{Timeout: cfg.timeout, AllowPrivate: cfg.allowPrivate,
-		PublicURL: cfg.publicURL, Version: version, MaxConns: cfg.workers})
-	metrics := delivery.NewMetrics(delivery.MetricsConfig{Store: store, Logger: logger, Sender: sender})
-	dispatcher := delivery.New(delivery.Config{Store: store, Sender: sender, Workers: cfg.workers,
-		PerWebhook: cfg.perWebhook, Lease: cfg.lease, RetrySchedule: cfg.schedule, Logger: logger, Metrics: metrics})
-
-	hub := inspector.NewHub(inspector.HubConfig{PublicURL: cfg.publicURL, Logger: logger})
-	var publisher inspector.Publisher = hub
-	var replicated *inspector.Replicated
-	if store.IsPostgres() {
-		// Browsers may be connected to any replica: captures cross over LISTEN/NOTIFY.
-		replicated = inspector.NewReplicated(store, hub, logger)
-		publisher = replicated
-	}
-	insp := inspector.New(inspector.Config{Store: store, Hub: hub, Publisher: publisher, PublicURL: cfg.publicURL,
-		Rate: cfg.inspectorRate, AllowPrivate: cfg.allowPrivate, ForwardTimeout: cfg.timeout, Logger: logger})
-
-	router := api.New(api.Config{
-		Store: store, Dispatcher: dispatcher, AdminTokenHash: adminHash, PublicURL: cfg.publicURL,
-		AllowHTTP: cfg.allowHTTP, AllowPrivate: cfg.allowPrivate, UI: uiDist(), Logger: logger, Version: version,
-		Metrics: metrics,
-		Extra: []func(*gin.Engine, *gin.RouterGroup){
-			api.InspectorRoutes(insp),
-			// Unauthenticated, like /healthz, so a Prometheus server scrapes it without a
-			// token; it carries no per-webhook labels or payload data.
-			func(r *gin.Engine, _ *gin.RouterGroup) { r.GET("/metrics", gin.WrapH(metrics.Handler())) },
-		},
-	})
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
+		_ = a.Shutdown(context.Background())
 		return fmt.Errorf("--addr: %w", err)
 	}
-	srv := &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
-		MaxHeaderBytes: 64 << 10}
-	// Shutdown does not wait for hijacked connections: say goodbye to WebSocket clients.
-	srv.RegisterOnShutdown(hub.Close)
+	a.Start(ln)
+	banner(out, cfg, ln.Addr().String(), a.NewAdminToken)
 
-	dispatchCtx, stopDispatch := context.WithCancel(context.Background())
-	dispatchDone := make(chan error, 1)
-	go func() { dispatchDone <- dispatcher.Run(dispatchCtx) }()
-	maint := &delivery.Maintenance{Store: store, Retention: cfg.retention, AutoDisableAfter: cfg.autoDisable, Logger: logger}
-	go maint.Run(dispatchCtx)
-	if replicated != nil {
-		go replicated.Run(dispatchCtx)
-	}
-
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	banner(out, cfg, ln.Addr().String(), newToken)
-
+	var serveErr error
 	select {
 	case <-ctx.Done():
-	case err := <-serveErr:
-		stopDispatch()
-		return fmt.Errorf("serve: %w", err)
+		logger.Info("shutting down: finishing in-flight requests and deliveries")
+	case serveErr = <-a.Err():
 	}
-	logger.Info("shutting down: finishing in-flight requests and deliveries")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.timeout+20*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		logger.Warn("http shutdown", "err", err)
+	if err := a.Shutdown(shutdownCtx); err != nil {
+		logger.Warn("shutdown", "err", err)
 	}
-	stopDispatch()
-	select {
-	case <-dispatchDone:
-	case <-shutdownCtx.Done():
-		logger.Warn("deliveries still in flight at shutdown; their leases expire and they will be retried")
+	if serveErr != nil {
+		return serveErr
 	}
 	logger.Info("stopped")
 	return nil
-}
-
-// adminToken returns the SHA-256 of the admin token in force. A token given by flag wins; else
-// the one stored on first start; else a new one is generated, stored (hashed) and returned so
-// the banner can print it once.
-func adminToken(ctx context.Context, store *models.Store, flagToken string) (hash, printed string, err error) {
-	if flagToken != "" {
-		return models.HashToken(flagToken), "", nil
-	}
-	const key = "admin_token_sha256"
-	if h, err := store.GetSetting(ctx, key); err == nil {
-		return h, "", nil
-	} else if !errors.Is(err, models.ErrNotFound) {
-		return "", "", err
-	}
-	token := models.NewToken()
-	h, err := store.SetSettingIfAbsent(ctx, key, models.HashToken(token))
-	if err != nil {
-		return "", "", err
-	}
-	if h != models.HashToken(token) {
-		return h, "", nil // another replica generated it first
-	}
-	return h, token, nil
 }
 
 func banner(out io.Writer, cfg *config, listening, newToken string) {

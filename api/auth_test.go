@@ -190,7 +190,7 @@ func TestSessionCookieAttributes(t *testing.T) {
 func TestSessionCookieAuthAndCSRF(t *testing.T) {
 	e := newEnv(t, withoutDispatcher())
 	cookie := login(t, e, adminToken)
-	host := strings.TrimPrefix(e.srv.URL, "http://")
+	host := strings.TrimPrefix(e.srv.BaseURL, "http://")
 	create := `{"name":"x","url":"https://example.com/h","events":["message.received"]}`
 	e.run(t, []apiCase{
 		{name: "GET with cookie", req: req{method: "GET", path: "/api/v1/webhooks", noAuth: true,

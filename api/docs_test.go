@@ -2,10 +2,7 @@ package api_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/http"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -13,10 +10,7 @@ import (
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
-	"github.com/gin-gonic/gin"
 	"github.com/hookrelay/hookrelay/api"
-	"github.com/hookrelay/hookrelay/inspector"
-	"github.com/hookrelay/hookrelay/models"
 	"github.com/hookrelay/hookrelay/openapi"
 )
 
@@ -24,25 +18,6 @@ import (
 var undocumentedRoutes = map[string]string{
 	"GET /docs/{asset}": "the docs page's own scripts, styles and icons: static files, not API",
 	"GET /metrics":      "Prometheus exposition format, described by Prometheus, not by this API",
-}
-
-// withAllRoutes registers what main.go adds to api.New: the inspector's routes and /metrics.
-// The route walk sends no requests to them, so the inspector gets a store of its own.
-func withAllRoutes(t *testing.T) envOption {
-	t.Helper()
-	store, err := models.Open(context.Background(), filepath.Join(t.TempDir(), "inspector.db"))
-	if err != nil {
-		t.Fatalf("open inspector store: %v", err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	hub := inspector.NewHub(inspector.HubConfig{Logger: logger})
-	t.Cleanup(hub.Close)
-	insp := inspector.New(inspector.Config{Store: store, Hub: hub, PublicURL: "http://127.0.0.1", Logger: logger})
-	return withExtra(func(r *gin.Engine, authed *gin.RouterGroup) {
-		api.InspectorRoutes(insp)(r, authed)
-		r.GET("/metrics", func(c *gin.Context) { c.String(http.StatusOK, "") })
-	})
 }
 
 // ginPath turns Gin's ":id" and "*path" into OpenAPI's "{id}" and "{path}".
@@ -63,7 +38,7 @@ func loadDocument(t *testing.T) *openapi3.T {
 }
 
 func TestEveryRouteIsDocumentedAndEveryDocumentedRouteExists(t *testing.T) {
-	e := newEnv(t, withoutDispatcher(), withAllRoutes(t))
+	e := newEnv(t, withoutDispatcher())
 	served := map[string]bool{}
 	for _, r := range e.router.Routes() {
 		served[r.Method+" "+ginPath(r.Path)] = true

@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,14 +16,12 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/hookrelay/hookrelay/api"
-	"github.com/hookrelay/hookrelay/delivery"
 	"github.com/hookrelay/hookrelay/internal/apivalidate"
-	"github.com/hookrelay/hookrelay/internal/storetest"
+	"github.com/hookrelay/hookrelay/internal/testsrv"
 	"github.com/hookrelay/hookrelay/models"
 )
 
-const adminToken = "test-admin-token-0123456789abcdef"
+const adminToken = testsrv.AdminToken
 
 // envOptions changes how newEnv builds the server.
 type envOptions struct {
@@ -53,11 +50,11 @@ func withExtra(f func(r *gin.Engine, authed *gin.RouterGroup)) envOption {
 	return func(o *envOptions) { o.extra = append(o.extra, f) }
 }
 
-// env is one Hookrelay API served over a real socket, on its own SQLite file, with a running
-// dispatcher (unless withoutDispatcher).
+// env is one Hookrelay (a single attempt per delivery: no retry schedule) served over a real socket (internal/testsrv, wired by app.New as
+// main.go wires it), on its own database, with a running dispatcher (unless withoutDispatcher).
 type env struct {
 	t         *testing.T
-	srv       *httptest.Server
+	srv       *testsrv.Server
 	store     *models.Store
 	dbPath    string
 	publicURL string
@@ -71,42 +68,10 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	for _, f := range opts {
 		f(&o)
 	}
-	ctx := context.Background()
-	dbPath := storetest.DSN(t)
-	store, err := models.Open(ctx, dbPath)
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	srv := httptest.NewUnstartedServer(nil)
-	publicURL := "http://" + srv.Listener.Addr().String()
-	if o.https {
-		publicURL = "https://" + srv.Listener.Addr().String()
-	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	sender := delivery.NewSender(delivery.SenderConfig{Timeout: 10 * time.Second, AllowPrivate: o.allowPrivate,
-		PublicURL: publicURL, Version: "test"})
-	dispatcher := delivery.New(delivery.Config{Store: store, Sender: sender, Workers: 8,
-		Logger: logger})
-	router := api.New(api.Config{Store: store, Dispatcher: dispatcher, AdminTokenHash: models.HashToken(adminToken),
-		PublicURL: publicURL, AllowHTTP: o.allowHTTP, AllowPrivate: o.allowPrivate, UI: o.ui, Logger: logger,
-		Version: "test", Extra: o.extra})
-	srv.Config.Handler = router
-	srv.Start()
-
-	dctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	if o.noDispatch {
-		close(done)
-	} else {
-		go func() { defer close(done); _ = dispatcher.Run(dctx) }()
-	}
-	t.Cleanup(func() {
-		srv.Close()
-		stop()
-		<-done
-		_ = store.Close()
-	})
-	return &env{t: t, srv: srv, store: store, dbPath: dbPath, publicURL: publicURL, router: router,
+	srv := testsrv.Start(t, testsrv.Options{AllowHTTP: o.allowHTTP, AllowPrivate: o.allowPrivate, Timeout: 10 * time.Second,
+		RetrySchedule: []time.Duration{}, Workers: 8, InspectorRate: 50, NoDispatch: o.noDispatch,
+		PublicHTTPS: o.https, UI: o.ui, Extra: o.extra, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return &env{t: t, srv: srv, store: srv.Store, dbPath: srv.DBPath, publicURL: srv.PublicURL, router: srv.Router,
 		// Every exchange is checked against openapi/openapi.json: a handler that drifts from
 		// its documentation fails the test that exercised it.
 		client: &http.Client{Timeout: 30 * time.Second, Transport: apivalidate.Transport(t, nil)}}
@@ -139,7 +104,7 @@ func (e *env) do(r req) resp {
 	if r.body != "" {
 		body = strings.NewReader(r.body)
 	}
-	hr, err := http.NewRequest(r.method, e.srv.URL+r.path, body)
+	hr, err := http.NewRequest(r.method, e.srv.BaseURL+r.path, body)
 	if err != nil {
 		e.t.Fatalf("build request: %v", err)
 	}

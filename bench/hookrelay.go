@@ -5,11 +5,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -22,10 +20,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gin-gonic/gin"
-	"github.com/hookrelay/hookrelay/api"
-	"github.com/hookrelay/hookrelay/delivery"
-	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/app"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -51,51 +46,30 @@ type hookrelay interface {
 	stop() error
 }
 
-// inProcess wires Hookrelay exactly as main.go does (models.Open → delivery.NewSender/New →
-// api.New, plus the metrics), on a real loopback listener.
+// inProcess is Hookrelay started through app.New, as main.go starts it, on a real loopback
+// listener.
 type inProcess struct {
-	base     string
-	store    *models.Store
-	sender   *delivery.Sender
-	srv      *http.Server
-	cancel   context.CancelFunc
-	dispDone chan error
+	base string
+	app  *app.App
 }
 
 func startInProcess(o serverOptions) (*inProcess, error) {
-	ctx := context.Background()
-	store, err := models.Open(ctx, o.dsn)
-	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		store.Close()
 		return nil, err
 	}
 	base := "http://" + ln.Addr().String()
-	workers := o.workers
-	if workers <= 0 {
-		workers = delivery.DefaultWorkers()
-	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: benchLogLevel()}))
-	sender := delivery.NewSender(delivery.SenderConfig{Timeout: o.timeout, AllowPrivate: true, PublicURL: base,
-		Version: "bench", MaxConns: workers})
-	metrics := delivery.NewMetrics(delivery.MetricsConfig{Store: store, Logger: logger, Sender: sender})
-	disp := delivery.New(delivery.Config{Store: store, Sender: sender, Workers: workers,
-		RetrySchedule: delivery.DefaultRetrySchedule, Logger: logger, Metrics: metrics})
-	router := api.New(api.Config{Store: store, Dispatcher: disp, AdminTokenHash: models.HashToken(benchToken),
-		PublicURL: base, AllowHTTP: true, AllowPrivate: true, Logger: logger, Version: "bench", Metrics: metrics,
-		Extra: []func(*gin.Engine, *gin.RouterGroup){
-			func(r *gin.Engine, _ *gin.RouterGroup) { r.GET("/metrics", gin.WrapH(metrics.Handler())) },
-		}})
-	p := &inProcess{base: base, store: store, sender: sender, dispDone: make(chan error, 1),
-		srv: &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}}
-	dctx, cancel := context.WithCancel(ctx)
-	p.cancel = cancel
-	go func() { p.dispDone <- disp.Run(dctx) }()
-	go func() { _ = p.srv.Serve(ln) }()
-	return p, nil
+	a, err := app.New(context.Background(), app.Config{DB: o.dsn, PublicURL: base, AdminToken: benchToken,
+		AllowHTTP: true, AllowPrivate: true, DeliveryTimeout: o.timeout, Workers: o.workers,
+		Version: "bench", Logger: logger})
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("start hookrelay: %w", err)
+	}
+	a.Server.IdleTimeout = 2 * time.Minute
+	a.Start(ln)
+	return &inProcess{base: base, app: a}, nil
 }
 
 func (p *inProcess) baseURL() string     { return p.base }
@@ -106,18 +80,7 @@ func (p *inProcess) cpuSeconds() float64 { return procCPU(os.Getpid()) }
 func (p *inProcess) stop() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	_ = p.srv.Shutdown(ctx)
-	p.cancel()
-	select {
-	case err := <-p.dispDone:
-		if err != nil {
-			return err
-		}
-	case <-ctx.Done():
-		return errors.New("dispatcher did not stop within a minute")
-	}
-	p.sender.CloseIdleConnections()
-	return p.store.Close()
+	return p.app.Shutdown(ctx)
 }
 
 // child is the built hookrelay binary, run as a child process on a random loopback port.

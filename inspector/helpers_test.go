@@ -2,29 +2,25 @@ package inspector_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/gin-gonic/gin"
 	"github.com/gorilla/websocket"
 
 	"github.com/hookrelay/hookrelay/api"
-	"github.com/hookrelay/hookrelay/delivery"
 	"github.com/hookrelay/hookrelay/inspector"
 	"github.com/hookrelay/hookrelay/internal/apivalidate"
-	"github.com/hookrelay/hookrelay/internal/storetest"
+	"github.com/hookrelay/hookrelay/internal/testsrv"
 	"github.com/hookrelay/hookrelay/models"
 )
 
-const adminToken = "inspector-test-admin-token-0123456789"
+const adminToken = testsrv.AdminToken
 
 type envOptions struct {
 	dbPath       string
@@ -35,81 +31,32 @@ type envOptions struct {
 	connState    func(net.Conn, http.ConnState)
 }
 
-// env is the whole server (API, receiver, sender) on a real socket and a real SQLite file,
-// started with no --allow-http and no --allow-private-targets unless asked.
+// env is the whole server (API, receiver, sender) on a real socket and a real database
+// (internal/testsrv, wired by app.New as main.go wires it), started with no --allow-http and
+// no --allow-private-targets unless asked.
 type env struct {
 	t         *testing.T
-	srv       *httptest.Server
+	srv       *testsrv.Server
 	store     *models.Store
 	insp      *inspector.Inspector
 	hub       *inspector.Hub
 	publicURL string
 	client    *http.Client
-	stop      func()
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
-	if o.dbPath == "" {
-		o.dbPath = storetest.DSN(t)
-	}
-	ctx := context.Background()
-	store, err := models.Open(ctx, o.dbPath)
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	// The public URL must be known before the router is built, so listen first.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	publicURL := "http://" + ln.Addr().String()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-
-	sender := delivery.NewSender(delivery.SenderConfig{Timeout: 10 * time.Second, PublicURL: publicURL, Version: "test"})
-	dispatcher := delivery.New(delivery.Config{Store: store, Sender: sender, Workers: 4, Logger: logger,
-		RetrySchedule: []time.Duration{time.Hour}})
-	o.hub.PublicURL, o.hub.Logger = publicURL, logger
-	hub := inspector.NewHub(o.hub)
-	insp := inspector.New(inspector.Config{Store: store, Hub: hub, PublicURL: publicURL, Rate: o.rate,
-		AllowPrivate: o.allowPrivate, ForwardTimeout: 5 * time.Second, Logger: logger})
-	router := api.New(api.Config{Store: store, Dispatcher: dispatcher, AdminTokenHash: models.HashToken(adminToken),
-		PublicURL: publicURL, Logger: logger, Version: "test",
-		Extra: []func(*gin.Engine, *gin.RouterGroup){api.InspectorRoutes(insp)}})
-	srv := httptest.NewUnstartedServer(router)
-	srv.Listener.Close()
-	srv.Listener = ln
-	srv.Config.ConnState = o.connState
-	srv.Start()
-
-	dispatchCtx, cancelDispatch := context.WithCancel(context.Background())
-	dispatchDone := make(chan struct{})
-	if o.dispatch {
-		go func() { defer close(dispatchDone); _ = dispatcher.Run(dispatchCtx) }()
-	} else {
-		close(dispatchDone)
-	}
+	srv := testsrv.Start(t, testsrv.Options{DBPath: o.dbPath, InspectorRate: o.rate, AllowPrivate: o.allowPrivate,
+		Timeout: 10 * time.Second, RetrySchedule: []time.Duration{time.Hour}, Workers: 4, NoDispatch: !o.dispatch,
+		Hub: o.hub, ConnState: o.connState, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	// Every exchange is checked against openapi/openapi.json (see internal/apivalidate).
 	client := &http.Client{Transport: apivalidate.Transport(t, &http.Transport{}), Timeout: 60 * time.Second}
-	e := &env{t: t, srv: srv, store: store, insp: insp, hub: hub, publicURL: publicURL, client: client}
-	stopped := false
-	e.stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancelDispatch()
-		<-dispatchDone
-		hub.Close()
-		srv.Close()
-		client.CloseIdleConnections()
-		if err := store.Close(); err != nil {
-			t.Errorf("close store: %v", err)
-		}
-	}
-	t.Cleanup(e.stop)
-	return e
+	t.Cleanup(client.CloseIdleConnections)
+	return &env{t: t, srv: srv, store: srv.Store, insp: srv.Inspector, hub: srv.Hub, publicURL: srv.PublicURL, client: client}
 }
+
+// stop shuts the server down as main.go does (WebSocket clients are told goodbye).
+func (e *env) stop() { e.srv.Stop(e.t) }
 
 // do sends an API request with the admin token and decodes a JSON answer into out (if not nil).
 func (e *env) do(method, path string, body any, out any) *http.Response {

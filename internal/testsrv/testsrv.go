@@ -1,24 +1,23 @@
-// Package testsrv starts real Hookrelay servers for tests: in-process, wired exactly as
-// main.go wires them (models.Open → delivery.NewSender/New → api.New) on a random loopback
-// port with a SQLite file in t.TempDir(); or as the built binary, for crash and shutdown tests.
-// Both are driven through the same Client, over real HTTP.
+// Package testsrv starts real Hookrelay servers for tests: in-process, through app.New as
+// main.go starts it, on a random loopback port with a SQLite file in t.TempDir() (or a fresh
+// PostgreSQL schema, see internal/storetest); or as the built binary, for crash and shutdown
+// tests. Both are driven through the same Client, over real HTTP.
 package testsrv
 
 import (
 	"context"
-	"errors"
+	"io/fs"
+	"log/slog"
 	"net"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/hookrelay/hookrelay/api"
-	"github.com/hookrelay/hookrelay/delivery"
+	"github.com/hookrelay/hookrelay/app"
 	"github.com/hookrelay/hookrelay/inspector"
 	"github.com/hookrelay/hookrelay/internal/apivalidate"
 	"github.com/hookrelay/hookrelay/internal/storetest"
-	"github.com/hookrelay/hookrelay/models"
 )
 
 // AdminToken is the bootstrap admin token of every test server.
@@ -35,10 +34,22 @@ type Options struct {
 	RetrySchedule []time.Duration
 	Workers       int
 	PerWebhook    int
-	// DBPath reuses a database file (a restart); empty means a new file in t.TempDir().
+	InspectorRate float64 // 0: unlimited
+	// NoDispatch leaves published deliveries pending: nothing claims them.
+	NoDispatch bool
+	// DBPath reuses a database file (a restart); empty means a new database (storetest.DSN).
 	DBPath string
 	// PublicURL overrides the server's own URL as the public URL.
 	PublicURL string
+	// PublicHTTPS makes the public URL the server's own with https://, as behind a proxy that
+	// terminates TLS (the server itself serves plain HTTP).
+	PublicHTTPS bool
+	UI          fs.FS
+	Hub         inspector.HubConfig
+	// ConnState is set on the HTTP server (to watch connections open and close).
+	ConnState func(net.Conn, http.ConnState)
+	// Logger receives the server's logs; nil is slog.Default (shown by go test on failure).
+	Logger *slog.Logger
 	// Extra registers more routes besides the inspector's and /metrics, which are always there
 	// as in main.go.
 	Extra []func(r *gin.Engine, authed *gin.RouterGroup)
@@ -47,16 +58,9 @@ type Options struct {
 // Server is a running in-process Hookrelay.
 type Server struct {
 	*Client
-	DBPath     string
-	PublicURL  string
-	Store      *models.Store
-	Dispatcher *delivery.Dispatcher
-	Sender     *delivery.Sender
-
-	http     *http.Server
-	stop     context.CancelFunc
-	dispDone chan error
-	stopped  bool
+	*app.App
+	DBPath    string
+	PublicURL string
 }
 
 // Start runs a server until the test ends.
@@ -81,52 +85,28 @@ func Start(t testing.TB, o Options) *Server {
 	base := "http://" + ln.Addr().String()
 	if o.PublicURL == "" {
 		o.PublicURL = base
+		if o.PublicHTTPS {
+			o.PublicURL = "https://" + ln.Addr().String()
+		}
 	}
-	ctx := context.Background()
-	store, err := models.Open(ctx, o.DBPath)
+	a, err := app.New(context.Background(), app.Config{
+		DB: o.DBPath, PublicURL: o.PublicURL, AdminToken: AdminToken,
+		AllowHTTP: o.AllowHTTP, AllowPrivate: o.AllowPrivate,
+		DeliveryTimeout: o.Timeout, RetrySchedule: o.RetrySchedule, Workers: o.Workers, PerWebhook: o.PerWebhook,
+		InspectorRate: o.InspectorRate, Version: "test", UI: o.UI, Logger: o.Logger,
+		NoDispatch: o.NoDispatch, Hub: o.Hub, Routes: o.Extra,
+		// Counted afresh on every scrape, so tests see the queue gauges move.
+		QueueStatsEvery: time.Nanosecond,
+	})
 	if err != nil {
 		ln.Close()
-		t.Fatalf("open store: %v", err)
+		t.Fatalf("start hookrelay: %v", err)
 	}
-	sender := delivery.NewSender(delivery.SenderConfig{Timeout: o.Timeout, AllowPrivate: o.AllowPrivate,
-		PublicURL: o.PublicURL, Version: "test", MaxConns: o.Workers})
-	// As in main.go; the queue gauges are counted afresh on every scrape so tests see them move.
-	metrics := delivery.NewMetrics(delivery.MetricsConfig{Store: store, QueueInterval: time.Nanosecond, Sender: sender})
-	disp := delivery.New(delivery.Config{Store: store, Sender: sender, Workers: o.Workers,
-		PerWebhook: o.PerWebhook, RetrySchedule: o.RetrySchedule, Metrics: metrics})
-	hub := inspector.NewHub(inspector.HubConfig{PublicURL: o.PublicURL})
-	insp := inspector.New(inspector.Config{Store: store, Hub: hub, PublicURL: o.PublicURL, AllowPrivate: o.AllowPrivate,
-		ForwardTimeout: o.Timeout})
-	extra := append([]func(*gin.Engine, *gin.RouterGroup){
-		api.InspectorRoutes(insp),
-		func(r *gin.Engine, _ *gin.RouterGroup) { r.GET("/metrics", gin.WrapH(metrics.Handler())) },
-	}, o.Extra...)
-	router := api.New(api.Config{Store: store, Dispatcher: disp, AdminTokenHash: models.HashToken(AdminToken),
-		PublicURL: o.PublicURL, AllowHTTP: o.AllowHTTP, AllowPrivate: o.AllowPrivate, Version: "test", Extra: extra,
-		Metrics: metrics})
-
-	s := &Server{
-		Client:     NewClient(base, AdminToken),
-		DBPath:     o.DBPath,
-		PublicURL:  o.PublicURL,
-		Store:      store,
-		Dispatcher: disp,
-		Sender:     sender,
-		http:       &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second},
-		dispDone:   make(chan error, 1),
-	}
+	a.Server.ConnState = o.ConnState
+	s := &Server{Client: NewClient(base, AdminToken), App: a, DBPath: o.DBPath, PublicURL: o.PublicURL}
 	// Every exchange is checked against openapi/openapi.json (see internal/apivalidate).
 	s.Client.HTTP.Transport = apivalidate.Transport(t, s.Client.HTTP.Transport)
-	// Shutdown does not wait for hijacked connections: close the inspector's WebSockets.
-	s.http.RegisterOnShutdown(hub.Close)
-	dctx, stop := context.WithCancel(ctx)
-	s.stop = stop
-	go func() { s.dispDone <- disp.Run(dctx) }()
-	go func() {
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("serve: %v", err)
-		}
-	}()
+	a.Start(ln)
 	t.Cleanup(func() { s.Stop(t) })
 	return s
 }
@@ -135,27 +115,10 @@ func Start(t testing.TB, o Options) *Server {
 // and be recorded, close connections and the database. Safe to call twice.
 func (s *Server) Stop(t testing.TB) {
 	t.Helper()
-	if s.stopped {
-		return
-	}
-	s.stopped = true
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := s.http.Shutdown(ctx); err != nil {
-		t.Errorf("http shutdown: %v", err)
+	if err := s.App.Shutdown(ctx); err != nil {
+		t.Errorf("stop hookrelay: %v", err)
 	}
-	s.stop()
-	select {
-	case err := <-s.dispDone:
-		if err != nil {
-			t.Errorf("dispatcher: %v", err)
-		}
-	case <-ctx.Done():
-		t.Errorf("dispatcher did not stop within 30s")
-	}
-	s.Sender.CloseIdleConnections()
 	s.Client.HTTP.CloseIdleConnections()
-	if err := s.Store.Close(); err != nil {
-		t.Errorf("close store: %v", err)
-	}
 }
