@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
 	"net/http"
@@ -13,20 +14,37 @@ import (
 	"github.com/hookrelay/hookrelay/models"
 )
 
+// KeyStore is what the API-key and session handlers need.
+type KeyStore interface {
+	credentialStore
+	CreateAPIKey(ctx context.Context, name string) (*models.APIKey, string, error)
+	ListAPIKeys(ctx context.Context, p models.Page) ([]*models.APIKey, string, error)
+	DeleteAPIKey(ctx context.Context, id string) error
+	CreateSession(ctx context.Context, ttl time.Duration, credential string) (string, *models.Session, error)
+	DeleteSession(ctx context.Context, token string) error
+}
+
+// credentialStore is what authenticating a request needs.
+type credentialStore interface {
+	FindAPIKey(ctx context.Context, token string) (*models.APIKey, error)
+	TouchAPIKey(ctx context.Context, id string, at time.Time) error
+	FindSession(ctx context.Context, token string) (*models.Session, error)
+}
+
 // SessionCookie is the name of the UI's session cookie.
 const SessionCookie = "hookrelay_session"
 
 const sessionTTL = 7 * 24 * time.Hour
 
 type authenticator struct {
-	store       *models.Store
+	store       credentialStore
 	adminHash   []byte
 	secure      bool // cookie Secure flag: the public URL is https
 	mu          sync.Mutex
 	lastTouched map[string]time.Time
 }
 
-func newAuthenticator(store *models.Store, adminHash, publicURL string) *authenticator {
+func newAuthenticator(store credentialStore, adminHash, publicURL string) *authenticator {
 	u, _ := url.Parse(publicURL)
 	return &authenticator{store: store, adminHash: []byte(adminHash), secure: u != nil && u.Scheme == "https",
 		lastTouched: map[string]time.Time{}}
@@ -172,7 +190,7 @@ func (s *Server) createSession(c *gin.Context) {
 		problem(c, http.StatusUnauthorized, "that token is not valid", models.FieldError{Field: "token", Message: "not a valid token"})
 		return
 	}
-	value, _, err := s.store.CreateSession(c.Request.Context(), sessionTTL, credential)
+	value, _, err := s.keys.CreateSession(c.Request.Context(), sessionTTL, credential)
 	if errors.Is(err, models.ErrNotFound) {
 		problem(c, http.StatusUnauthorized, "that token was just revoked", models.FieldError{Field: "token", Message: "not a valid token"})
 		return
@@ -210,7 +228,7 @@ func (s *Server) getSession(c *gin.Context) {
 //	@Router		/api/v1/session [delete]
 func (s *Server) deleteSession(c *gin.Context) {
 	if cookie, err := c.Cookie(SessionCookie); err == nil {
-		if err := s.store.DeleteSession(c.Request.Context(), cookie); err != nil && !errors.Is(err, models.ErrNotFound) {
+		if err := s.keys.DeleteSession(c.Request.Context(), cookie); err != nil && !errors.Is(err, models.ErrNotFound) {
 			storeProblem(c, err)
 			return
 		}
@@ -256,7 +274,7 @@ func (s *Server) listAPIKeys(c *gin.Context) {
 	if !ok {
 		return
 	}
-	keys, next, err := s.store.ListAPIKeys(c.Request.Context(), p)
+	keys, next, err := s.keys.ListAPIKeys(c.Request.Context(), p)
 	if err != nil {
 		storeProblem(c, err)
 		return
@@ -297,7 +315,7 @@ func (s *Server) createAPIKey(c *gin.Context) {
 		storeProblem(c, verr)
 		return
 	}
-	k, token, err := s.store.CreateAPIKey(c.Request.Context(), name)
+	k, token, err := s.keys.CreateAPIKey(c.Request.Context(), name)
 	if err != nil {
 		storeProblem(c, err)
 		return
@@ -319,7 +337,7 @@ func (s *Server) createAPIKey(c *gin.Context) {
 //	@Failure		404	{object}	Problem
 //	@Router			/api/v1/api-keys/{id} [delete]
 func (s *Server) deleteAPIKey(c *gin.Context) {
-	if err := s.store.DeleteAPIKey(c.Request.Context(), c.Param("id")); err != nil {
+	if err := s.keys.DeleteAPIKey(c.Request.Context(), c.Param("id")); err != nil {
 		storeProblem(c, err)
 		return
 	}

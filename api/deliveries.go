@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -8,7 +9,17 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
 )
+
+// DeliveryStore is what the delivery handlers need.
+type DeliveryStore interface {
+	GetDelivery(ctx context.Context, id string) (*models.Delivery, error)
+	ListDeliveries(ctx context.Context, f store.DeliveryFilter, p models.Page) ([]*models.Delivery, string, error)
+	ListAttempts(ctx context.Context, deliveryID string) ([]*models.Attempt, error)
+	RequeueDelivery(ctx context.Context, id string) (*models.Delivery, error)
+	GetWebhook(ctx context.Context, id string) (*models.Webhook, error)
+}
 
 // Delivery is one event owed to one webhook.
 type Delivery struct {
@@ -88,13 +99,13 @@ func (s *Server) listDeliveries(c *gin.Context) {
 	if !ok {
 		return
 	}
-	f := models.DeliveryFilter{WebhookID: c.Query("webhook_id"), Status: c.Query("status"), EventType: eventType}
+	f := store.DeliveryFilter{WebhookID: c.Query("webhook_id"), Status: c.Query("status"), EventType: eventType}
 	if f.Status != "" && !slices.Contains(deliveryStatuses, f.Status) {
 		problem(c, http.StatusBadRequest, "status must be pending, succeeded, failed or cancelled",
 			models.FieldError{Field: "status", Message: "must be pending, succeeded, failed or cancelled"})
 		return
 	}
-	list, next, err := s.store.ListDeliveries(c.Request.Context(), f, p)
+	list, next, err := s.deliveries.ListDeliveries(c.Request.Context(), f, p)
 	if err != nil {
 		storeProblem(c, err)
 		return
@@ -118,12 +129,12 @@ func (s *Server) listDeliveries(c *gin.Context) {
 //	@Failure	404	{object}	Problem
 //	@Router		/api/v1/deliveries/{id} [get]
 func (s *Server) getDelivery(c *gin.Context) {
-	d, err := s.store.GetDelivery(c.Request.Context(), c.Param("id"))
+	d, err := s.deliveries.GetDelivery(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		storeProblem(c, err)
 		return
 	}
-	attempts, err := s.store.ListAttempts(c.Request.Context(), d.ID)
+	attempts, err := s.deliveries.ListAttempts(c.Request.Context(), d.ID)
 	if err != nil {
 		storeProblem(c, err)
 		return
@@ -150,12 +161,12 @@ func (s *Server) getDelivery(c *gin.Context) {
 //	@Failure		409	{object}	Problem
 //	@Router			/api/v1/deliveries/{id}/retry [post]
 func (s *Server) retryDelivery(c *gin.Context) {
-	d, err := s.store.GetDelivery(c.Request.Context(), c.Param("id"))
+	d, err := s.deliveries.GetDelivery(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		storeProblem(c, err)
 		return
 	}
-	w, err := s.store.GetWebhook(c.Request.Context(), d.WebhookID)
+	w, err := s.deliveries.GetWebhook(c.Request.Context(), d.WebhookID)
 	if err != nil {
 		storeProblem(c, err)
 		return
@@ -164,7 +175,7 @@ func (s *Server) retryDelivery(c *gin.Context) {
 		problem(c, http.StatusConflict, "the webhook is disabled: enable it before redelivering")
 		return
 	}
-	d, err = s.store.RequeueDelivery(c.Request.Context(), d.ID)
+	d, err = s.deliveries.RequeueDelivery(c.Request.Context(), d.ID)
 	if err != nil {
 		storeProblem(c, err)
 		return

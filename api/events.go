@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -10,7 +11,16 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
 )
+
+// EventStore is what publishing one event and reading events need.
+type EventStore interface {
+	PublishOne(ctx context.Context, in store.PublishInput) (store.Published, error)
+	ListEvents(ctx context.Context, eventType string, p models.Page) ([]*models.Event, string, error)
+	GetEvent(ctx context.Context, id string) (*models.Event, error)
+	ListDeliveries(ctx context.Context, f store.DeliveryFilter, p models.Page) ([]*models.Delivery, string, error)
+}
 
 // EventInput publishes an event.
 type EventInput struct {
@@ -85,13 +95,13 @@ func (s *Server) publishEvent(c *gin.Context) {
 	}
 	in.IdempotencyKey, in.RequestHash = key, hash
 	// Shares a transaction with concurrent publishes (group commit); answers once it committed.
-	p, err := s.store.PublishOne(c.Request.Context(), in)
+	p, err := s.events.PublishOne(c.Request.Context(), in)
 	if err != nil {
 		storeProblem(c, err)
 		return
 	}
-	res := []models.Published{p}
-	// The store tells the dispatcher what the commit queued (models.Store.OnQueued).
+	res := []store.Published{p}
+	// The store tells the dispatcher what the commit queued (store.Store.OnQueued).
 	if p.Replayed {
 		c.Header("Idempotent-Replayed", "true")
 	}
@@ -119,7 +129,7 @@ func idempotencyKey(c *gin.Context) (key, hash string, ok bool) {
 }
 
 // buildPublish validates a publish body into what the store writes.
-func buildPublish(obj object) (models.PublishInput, error) {
+func buildPublish(obj object) (store.PublishInput, error) {
 	verr := &models.ValidationError{}
 	name, given := obj.str("event", verr)
 	et, known := models.LookupEventType(name)
@@ -142,13 +152,13 @@ func buildPublish(obj object) (models.PublishInput, error) {
 		if !obj.has("data") {
 			verr.Add("data", "is required")
 		}
-		return models.PublishInput{}, verr
+		return store.PublishInput{}, verr
 	}
 	body, err := et.BuildBody(obj["data"], occurred)
 	if err != nil {
-		return models.PublishInput{}, err
+		return store.PublishInput{}, err
 	}
-	return models.PublishInput{Type: et.Name, Payload: body, OccurredAt: occurred}, nil
+	return store.PublishInput{Type: et.Name, Payload: body, OccurredAt: occurred}, nil
 }
 
 // listEvents lists published events, newest first.
@@ -173,7 +183,7 @@ func (s *Server) listEvents(c *gin.Context) {
 	if !ok {
 		return
 	}
-	list, next, err := s.store.ListEvents(c.Request.Context(), eventType, p)
+	list, next, err := s.events.ListEvents(c.Request.Context(), eventType, p)
 	if err != nil {
 		storeProblem(c, err)
 		return
@@ -198,12 +208,12 @@ func (s *Server) listEvents(c *gin.Context) {
 //	@Failure		404	{object}	Problem
 //	@Router			/api/v1/events/{id} [get]
 func (s *Server) getEvent(c *gin.Context) {
-	e, err := s.store.GetEvent(c.Request.Context(), c.Param("id"))
+	e, err := s.events.GetEvent(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		storeProblem(c, err)
 		return
 	}
-	ds, _, err := s.store.ListDeliveries(c.Request.Context(), models.DeliveryFilter{EventID: e.ID}, models.Page{Limit: 1000})
+	ds, _, err := s.events.ListDeliveries(c.Request.Context(), store.DeliveryFilter{EventID: e.ID}, models.Page{Limit: 1000})
 	if err != nil {
 		storeProblem(c, err)
 		return

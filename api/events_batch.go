@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -9,7 +10,13 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
 )
+
+// BatchStore is what publishing a batch of events needs.
+type BatchStore interface {
+	Publish(ctx context.Context, in []store.PublishInput) ([]store.Published, error)
+}
 
 // MaxBatchEvents bounds one batch publish.
 const MaxBatchEvents = 1000
@@ -75,7 +82,7 @@ func (s *Server) publishEventBatch(c *gin.Context) {
 			in[i].IdempotencyKey, in[i].RequestHash = key+"#"+strconv.Itoa(i), hash
 		}
 	}
-	res, err := s.store.Publish(c.Request.Context(), in)
+	res, err := s.batches.Publish(c.Request.Context(), in)
 	if key != "" && errors.Is(err, models.ErrConflict) {
 		// The store names the per-item key; the client knows only the batch's.
 		problem(c, http.StatusConflict, "Idempotency-Key "+strconv.Quote(key)+" was used for a different request")
@@ -107,7 +114,7 @@ func (s *Server) publishEventBatch(c *gin.Context) {
 // objects: a batch of 100 events spent as long in those as in its transaction. It reports
 // false for anything it does not accept, without saying why; the general path then finds the
 // same result, or the problem to answer.
-func quickBatch(raw []byte) ([]models.PublishInput, bool) {
+func quickBatch(raw []byte) ([]store.PublishInput, bool) {
 	// A map, not a struct: struct fields match keys case-insensitively, and "Events" or an
 	// item's "Data" must be refused as unknown, as the general path does.
 	var body map[string][]object
@@ -118,7 +125,7 @@ func quickBatch(raw []byte) ([]models.PublishInput, bool) {
 	if !ok || len(items) == 0 || len(items) > MaxBatchEvents {
 		return nil, false
 	}
-	in := make([]models.PublishInput, len(items))
+	in := make([]store.PublishInput, len(items))
 	for i, o := range items {
 		if o == nil {
 			return nil, false
@@ -138,7 +145,7 @@ func quickBatch(raw []byte) ([]models.PublishInput, bool) {
 }
 
 // buildBatch validates every item of a batch; field errors are prefixed "events[i].".
-func buildBatch(obj object) ([]models.PublishInput, error) {
+func buildBatch(obj object) ([]store.PublishInput, error) {
 	verr := &models.ValidationError{}
 	raw, given := obj["events"]
 	var items []json.RawMessage
@@ -153,7 +160,7 @@ func buildBatch(obj object) ([]models.PublishInput, error) {
 	if err := verr.OrNil(); err != nil {
 		return nil, err
 	}
-	in := make([]models.PublishInput, len(items))
+	in := make([]store.PublishInput, len(items))
 	for i, item := range items {
 		prefix := "events[" + strconv.Itoa(i) + "]"
 		var o object
@@ -191,7 +198,7 @@ func buildBatch(obj object) ([]models.PublishInput, error) {
 }
 
 // observePublished tells the metrics about newly published events (replays are not news).
-func (s *Server) observePublished(res []models.Published) {
+func (s *Server) observePublished(res []store.Published) {
 	if s.cfg.Metrics == nil {
 		return
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/hookrelay/hookrelay/internal/apivalidate"
 	"github.com/hookrelay/hookrelay/internal/testsrv"
 	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
 )
 
 const adminToken = testsrv.AdminToken
@@ -55,7 +56,7 @@ func withExtra(f func(r *gin.Engine, authed *gin.RouterGroup)) envOption {
 type env struct {
 	t         *testing.T
 	srv       *testsrv.Server
-	store     *models.Store
+	store     *store.Store
 	dbPath    string
 	publicURL string
 	router    *gin.Engine

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"mime"
@@ -57,15 +58,27 @@ type ForwardInput struct {
 
 var binFields = []string{"name", "secret", "webhook_id", "response"}
 
+// BinStore is what the inspector's bin and capture handlers need.
+type BinStore interface {
+	CreateBin(ctx context.Context, b *models.Bin) error
+	GetBin(ctx context.Context, id string) (*models.Bin, error)
+	ListBins(ctx context.Context, p models.Page) ([]*models.Bin, string, error)
+	UpdateBin(ctx context.Context, b *models.Bin) error
+	DeleteBin(ctx context.Context, id string) error
+	ListCaptures(ctx context.Context, binID string, p models.Page) ([]*models.Capture, string, error)
+	GetCapture(ctx context.Context, binID, id string) (*models.Capture, error)
+	GetWebhook(ctx context.Context, id string) (*models.Webhook, error)
+}
+
 // inspectorAPI serves the inspector's bins, captures, live socket and receiver.
 type inspectorAPI struct {
-	insp  *inspector.Inspector
-	store *models.Store
+	insp *inspector.Inspector
+	bins BinStore
 }
 
 // InspectorRoutes registers the inspector's routes; hand it to Config.Extra.
-func InspectorRoutes(insp *inspector.Inspector) func(r *gin.Engine, authed *gin.RouterGroup) {
-	h := &inspectorAPI{insp: insp, store: insp.Store()}
+func InspectorRoutes(insp *inspector.Inspector, bins BinStore) func(r *gin.Engine, authed *gin.RouterGroup) {
+	h := &inspectorAPI{insp: insp, bins: bins}
 	return func(r *gin.Engine, authed *gin.RouterGroup) {
 		authed.GET("/inspector/bins", h.listBins)
 		authed.POST("/inspector/bins", h.createBin)
@@ -127,7 +140,7 @@ func (h *inspectorAPI) applyBinInput(c *gin.Context, obj object, b *models.Bin) 
 		b.WebhookID = ""
 	case obj.has("webhook_id"):
 		if id, ok := obj.str("webhook_id", verr); ok {
-			if _, err := h.store.GetWebhook(c.Request.Context(), id); errors.Is(err, models.ErrNotFound) || id == "" {
+			if _, err := h.bins.GetWebhook(c.Request.Context(), id); errors.Is(err, models.ErrNotFound) || id == "" {
 				verr.Add("webhook_id", "no webhook has this id")
 			} else if err != nil {
 				return err
@@ -195,7 +208,7 @@ func applyBinResponse(raw json.RawMessage, b *models.Bin, verr *models.Validatio
 
 // loadBin reads the :id bin or answers 404.
 func (h *inspectorAPI) loadBin(c *gin.Context) (*models.Bin, bool) {
-	b, err := h.store.GetBin(c.Request.Context(), c.Param("id"))
+	b, err := h.bins.GetBin(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		storeProblem(c, err)
 		return nil, false
@@ -220,7 +233,7 @@ func (h *inspectorAPI) listBins(c *gin.Context) {
 	if !ok {
 		return
 	}
-	list, next, err := h.store.ListBins(c.Request.Context(), p)
+	list, next, err := h.bins.ListBins(c.Request.Context(), p)
 	if err != nil {
 		storeProblem(c, err)
 		return
@@ -258,7 +271,7 @@ func (h *inspectorAPI) createBin(c *gin.Context) {
 		storeProblem(c, err)
 		return
 	}
-	if err := h.store.CreateBin(c.Request.Context(), b); err != nil {
+	if err := h.bins.CreateBin(c.Request.Context(), b); err != nil {
 		storeProblem(c, err)
 		return
 	}
@@ -316,7 +329,7 @@ func (h *inspectorAPI) updateBin(c *gin.Context) {
 		storeProblem(c, err)
 		return
 	}
-	if err := h.store.UpdateBin(c.Request.Context(), b); err != nil {
+	if err := h.bins.UpdateBin(c.Request.Context(), b); err != nil {
 		storeProblem(c, err)
 		return
 	}
@@ -335,7 +348,7 @@ func (h *inspectorAPI) updateBin(c *gin.Context) {
 //	@Router		/api/v1/inspector/bins/{id} [delete]
 func (h *inspectorAPI) deleteBin(c *gin.Context) {
 	id := c.Param("id")
-	if err := h.store.DeleteBin(c.Request.Context(), id); err != nil {
+	if err := h.bins.DeleteBin(c.Request.Context(), id); err != nil {
 		storeProblem(c, err)
 		return
 	}
@@ -367,7 +380,7 @@ func (h *inspectorAPI) listCaptures(c *gin.Context) {
 	if !ok {
 		return
 	}
-	list, next, err := h.store.ListCaptures(c.Request.Context(), b.ID, p)
+	list, next, err := h.bins.ListCaptures(c.Request.Context(), b.ID, p)
 	if err != nil {
 		storeProblem(c, err)
 		return
@@ -392,7 +405,7 @@ func (h *inspectorAPI) listCaptures(c *gin.Context) {
 //	@Failure	404	{object}	Problem
 //	@Router		/api/v1/inspector/bins/{id}/requests/{rid} [get]
 func (h *inspectorAPI) getCapture(c *gin.Context) {
-	cp, err := h.store.GetCapture(c.Request.Context(), c.Param("id"), c.Param("rid"))
+	cp, err := h.bins.GetCapture(c.Request.Context(), c.Param("id"), c.Param("rid"))
 	if err != nil {
 		storeProblem(c, err)
 		return
@@ -421,7 +434,7 @@ func (h *inspectorAPI) getCapture(c *gin.Context) {
 //	@Failure		422		{object}	Problem
 //	@Router			/api/v1/inspector/bins/{id}/requests/{rid}/forward [post]
 func (h *inspectorAPI) forwardCapture(c *gin.Context) {
-	cp, err := h.store.GetCapture(c.Request.Context(), c.Param("id"), c.Param("rid"))
+	cp, err := h.bins.GetCapture(c.Request.Context(), c.Param("id"), c.Param("rid"))
 	if err != nil {
 		storeProblem(c, err)
 		return

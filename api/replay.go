@@ -8,7 +8,14 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
 )
+
+// ReplayStore is what replaying a webhook's events needs.
+type ReplayStore interface {
+	CountReplay(ctx context.Context, f store.ReplayFilter) (int64, error)
+	QueueReplay(ctx context.Context, f store.ReplayFilter, batch int, afterBatch func(n int)) (int, error)
+}
 
 // replayBatch is how many events one replay transaction queues: small enough that the
 // single SQLite writer is free again within milliseconds, so publishing is not held up.
@@ -63,7 +70,7 @@ func (s *Server) replayWebhook(c *gin.Context) {
 		problem(c, http.StatusConflict, "the webhook is disabled: enable it before replaying")
 		return
 	}
-	n, err := s.store.CountReplay(c.Request.Context(), f)
+	n, err := s.replays.CountReplay(c.Request.Context(), f)
 	if err != nil {
 		storeProblem(c, err)
 		return
@@ -75,9 +82,9 @@ func (s *Server) replayWebhook(c *gin.Context) {
 }
 
 // buildReplay validates a replay body against the webhook.
-func buildReplay(obj object, w *models.Webhook, now time.Time) (models.ReplayFilter, error) {
+func buildReplay(obj object, w *models.Webhook, now time.Time) (store.ReplayFilter, error) {
 	verr := &models.ValidationError{}
-	f := models.ReplayFilter{WebhookID: w.ID, Types: w.EventList(), Until: now}
+	f := store.ReplayFilter{WebhookID: w.ID, Types: w.EventList(), Until: now}
 	since, given := obj.str("since", verr)
 	switch {
 	case !given && !obj.has("since"):
@@ -106,9 +113,9 @@ func buildReplay(obj object, w *models.Webhook, now time.Time) (models.ReplayFil
 
 // runReplay queues the deliveries in the background; each committed batch reaches the
 // dispatcher through the store, so sending starts while the rest is still being queued.
-func (s *Server) runReplay(ctx context.Context, f models.ReplayFilter) {
+func (s *Server) runReplay(ctx context.Context, f store.ReplayFilter) {
 	start := time.Now()
-	n, err := s.store.QueueReplay(ctx, f, replayBatch, nil)
+	n, err := s.replays.QueueReplay(ctx, f, replayBatch, nil)
 	switch {
 	case errors.Is(err, models.ErrNotFound) || errors.Is(err, models.ErrConflict):
 		s.cfg.Logger.Warn("replay stopped: the webhook was disabled or deleted", "webhook", f.WebhookID, "queued", n)

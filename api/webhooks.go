@@ -14,7 +14,19 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/hookrelay/hookrelay/delivery"
 	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
 )
+
+// WebhookStore is what the webhook handlers need.
+type WebhookStore interface {
+	CreateWebhook(ctx context.Context, w *models.Webhook) error
+	GetWebhook(ctx context.Context, id string) (*models.Webhook, error)
+	ListWebhooks(ctx context.Context, p models.Page) ([]*models.Webhook, string, error)
+	ModifyWebhook(ctx context.Context, id string, change func(w *models.Webhook) error) (*models.Webhook, error)
+	DeleteWebhook(ctx context.Context, id string) error
+	WebhookActivity(ctx context.Context, ids []string, now time.Time) (map[string][]models.WebhookStats, map[string]*models.LastDelivery, error)
+	Backlogs(ctx context.Context, ids []string, count bool) (map[string]*store.Backlog, error)
+}
 
 // Webhook is a webhook as the API shows it. The secret appears only on create, rotate and
 // reveal.
@@ -74,7 +86,7 @@ var webhookFields = []string{"name", "url", "secret", "generate_secret", "events
 type webhookActivity struct {
 	stats    map[string][]models.WebhookStats
 	last     map[string]*models.LastDelivery
-	backlogs map[string]*models.Backlog
+	backlogs map[string]*store.Backlog
 }
 
 // activity reads the activity of the given webhooks; countOwed counts what spilled ones owe
@@ -82,9 +94,9 @@ type webhookActivity struct {
 func (s *Server) activity(c *gin.Context, ids []string, countOwed bool) (webhookActivity, bool) {
 	var a webhookActivity
 	var err error
-	a.stats, a.last, err = s.store.WebhookActivity(c.Request.Context(), ids, time.Now().UTC())
+	a.stats, a.last, err = s.webhooks.WebhookActivity(c.Request.Context(), ids, time.Now().UTC())
 	if err == nil {
-		a.backlogs, err = s.store.Backlogs(c.Request.Context(), ids, countOwed)
+		a.backlogs, err = s.webhooks.Backlogs(c.Request.Context(), ids, countOwed)
 	}
 	if err != nil {
 		storeProblem(c, err)
@@ -279,7 +291,7 @@ func (s *Server) listWebhooks(c *gin.Context) {
 	if !ok {
 		return
 	}
-	list, next, err := s.store.ListWebhooks(c.Request.Context(), p)
+	list, next, err := s.webhooks.ListWebhooks(c.Request.Context(), p)
 	if err != nil {
 		storeProblem(c, err)
 		return
@@ -325,7 +337,7 @@ func (s *Server) createWebhook(c *gin.Context) {
 		storeProblem(c, err)
 		return
 	}
-	if err := s.store.CreateWebhook(c.Request.Context(), w); err != nil {
+	if err := s.webhooks.CreateWebhook(c.Request.Context(), w); err != nil {
 		storeProblem(c, err)
 		return
 	}
@@ -337,7 +349,7 @@ func (s *Server) createWebhook(c *gin.Context) {
 
 // loadWebhook reads the :id webhook or answers 404.
 func (s *Server) loadWebhook(c *gin.Context) (*models.Webhook, bool) {
-	w, err := s.store.GetWebhook(c.Request.Context(), c.Param("id"))
+	w, err := s.webhooks.GetWebhook(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		storeProblem(c, err)
 		return nil, false
@@ -395,7 +407,7 @@ func (s *Server) updateWebhook(c *gin.Context) {
 	if !ok {
 		return
 	}
-	w, err := s.store.ModifyWebhook(c.Request.Context(), c.Param("id"), func(w *models.Webhook) error {
+	w, err := s.webhooks.ModifyWebhook(c.Request.Context(), c.Param("id"), func(w *models.Webhook) error {
 		return s.applyWebhookInput(obj, w, false)
 	})
 	if err != nil {
@@ -426,7 +438,7 @@ func (s *Server) updateWebhook(c *gin.Context) {
 //	@Failure	404	{object}	Problem
 //	@Router		/api/v1/webhooks/{id} [delete]
 func (s *Server) deleteWebhook(c *gin.Context) {
-	if err := s.store.DeleteWebhook(c.Request.Context(), c.Param("id")); err != nil {
+	if err := s.webhooks.DeleteWebhook(c.Request.Context(), c.Param("id")); err != nil {
 		storeProblem(c, err)
 		return
 	}
@@ -513,7 +525,7 @@ func (s *Server) revealSecret(c *gin.Context) {
 //	@Router			/api/v1/webhooks/{id}/secret/rotate [post]
 func (s *Server) rotateSecret(c *gin.Context) {
 	out := Secret{Secret: NewSecret()}
-	_, err := s.store.ModifyWebhook(c.Request.Context(), c.Param("id"), func(w *models.Webhook) error {
+	_, err := s.webhooks.ModifyWebhook(c.Request.Context(), c.Param("id"), func(w *models.Webhook) error {
 		out.PreviousExpiresAt = nil
 		if w.Secret != "" {
 			until := time.Now().UTC().Add(24 * time.Hour)

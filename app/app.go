@@ -20,6 +20,7 @@ import (
 	"github.com/hookrelay/hookrelay/delivery"
 	"github.com/hookrelay/hookrelay/inspector"
 	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
 )
 
 // Config is everything New needs. Zero values take the defaults the binary documents, except
@@ -62,7 +63,7 @@ type Config struct {
 
 // App is one wired Hookrelay. New builds it, Start runs it on a listener, Shutdown drains it.
 type App struct {
-	Store      *models.Store
+	Store      *store.Store
 	Sender     *delivery.Sender
 	Dispatcher *delivery.Dispatcher
 	Metrics    *delivery.Metrics
@@ -103,7 +104,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = delivery.DefaultWorkers()
 	}
-	store, err := models.Open(ctx, cfg.DB)
+	store, err := store.Open(ctx, cfg.DB)
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +140,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		ForwardTimeout: cfg.DeliveryTimeout, Logger: cfg.Logger})
 
 	routes := append([]func(*gin.Engine, *gin.RouterGroup){
-		api.InspectorRoutes(a.Inspector),
+		api.InspectorRoutes(a.Inspector, store),
 		// Unauthenticated, like /healthz, so a Prometheus server scrapes it without a token;
 		// it carries no per-webhook labels or payload data.
 		func(r *gin.Engine, _ *gin.RouterGroup) { r.GET("/metrics", gin.WrapH(a.Metrics.Handler())) },
@@ -225,7 +226,7 @@ func (a *App) shutdown(ctx context.Context) error {
 // adminToken returns the SHA-256 of the admin token in force. A token given by flag wins; else
 // the one stored on first start; else a new one is generated, stored (hashed) and returned so
 // the banner can print it once.
-func adminToken(ctx context.Context, store *models.Store, given string) (hash, printed string, err error) {
+func adminToken(ctx context.Context, store *store.Store, given string) (hash, printed string, err error) {
 	if given != "" {
 		return models.HashToken(given), "", nil
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
 )
 
 // runner runs the scenarios on one backend.
@@ -515,17 +516,17 @@ func (r *runner) backlog(ctx context.Context) (*BacklogResult, error) {
 // seedBacklog writes webhooks and events straight through the store, in batches of 1000
 // events per transaction, as the batch endpoint would but without a server running.
 func seedBacklog(ctx context.Context, dsn, sinkBase string, k, events int) error {
-	store, err := models.Open(ctx, dsn)
+	db, err := store.Open(ctx, dsn)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer db.Close()
 	for i := range k {
 		key := make([]byte, 32)
 		_, _ = rand.Read(key)
 		w := &models.Webhook{Name: fmt.Sprintf("bench %d", i), URL: fmt.Sprintf("%s/ok/%d", sinkBase, i),
 			Secret: "whsec_" + base64.StdEncoding.EncodeToString(key), Events: models.EventMessageReceived, Enabled: true}
-		if err := store.CreateWebhook(ctx, w); err != nil {
+		if err := db.CreateWebhook(ctx, w); err != nil {
 			return err
 		}
 	}
@@ -536,13 +537,13 @@ func seedBacklog(ctx context.Context, dsn, sinkBase string, k, events int) error
 		return fmt.Errorf("build body: %w", err)
 	}
 	const per = 1000
-	in := make([]models.PublishInput, 0, per)
+	in := make([]store.PublishInput, 0, per)
 	for from := 0; from < events; from += per {
 		in = in[:0]
 		for range min(per, events-from) {
-			in = append(in, models.PublishInput{Type: et.Name, Payload: payload, OccurredAt: now})
+			in = append(in, store.PublishInput{Type: et.Name, Payload: payload, OccurredAt: now})
 		}
-		if _, err := store.Publish(ctx, in); err != nil {
+		if _, err := db.Publish(ctx, in); err != nil {
 			return fmt.Errorf("queue backlog: %w", err)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/internal/testsrv"
 	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
 )
 
 // binaryFlags are what the crash and shutdown tests run the real binary with: receivers are
@@ -159,13 +160,13 @@ func sigkillMidRun(t *testing.T, delay time.Duration) {
 
 	// Nothing is left pending or failed once everything arrived.
 	second.Terminate(t, 30*time.Second)
-	store, err := models.Open(context.Background(), db)
+	st, err := store.Open(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
+	defer st.Close()
 	var open int64
-	if err := store.R.Raw(`SELECT COUNT(*) FROM deliveries WHERE status <> 'succeeded'`).Scan(&open).Error; err != nil {
+	if err := st.R.Raw(`SELECT COUNT(*) FROM deliveries WHERE status <> 'succeeded'`).Scan(&open).Error; err != nil {
 		t.Fatal(err)
 	}
 	if open != 0 {
@@ -225,18 +226,18 @@ func TestSIGTERMLetsTheInFlightDeliveryFinishAndRecordsIt(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	store, err := models.Open(context.Background(), db)
+	st, err := store.Open(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ds, _, err := store.ListDeliveries(context.Background(), models.DeliveryFilter{EventID: first.ID}, models.Page{Limit: 10})
+	ds, _, err := st.ListDeliveries(context.Background(), store.DeliveryFilter{EventID: first.ID}, models.Page{Limit: 10})
 	if err != nil || len(ds) != 1 {
 		t.Fatalf("deliveries of the event: %d, %v", len(ds), err)
 	}
 	if d := ds[0]; d.Status != models.StatusSucceeded || d.AttemptCount != 1 {
 		t.Errorf("after a graceful stop the in-flight delivery is %s with %d attempts, want succeeded with 1", d.Status, d.AttemptCount)
 	}
-	store.Close()
+	st.Close()
 
 	// A restart does not send it again. The restarted dispatcher claims overdue work first,
 	// so once a newer event has been delivered, a re-send of the old one would have shown.

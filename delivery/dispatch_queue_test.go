@@ -11,18 +11,19 @@ import (
 
 	"github.com/hookrelay/hookrelay/internal/testsrv"
 	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
 )
 
 // publishBatches queues n conversation.started events straight through a store, 500 per
 // transaction.
-func publishBatches(t *testing.T, s *models.Store, n int) {
+func publishBatches(t *testing.T, s *store.Store, n int) {
 	t.Helper()
 	et, _ := models.LookupEventType(models.EventConversationStarted)
 	now := time.Now().UTC().Truncate(time.Second)
 	for from := 0; from < n; from += 500 {
-		in := make([]models.PublishInput, min(500, n-from))
+		in := make([]store.PublishInput, min(500, n-from))
 		for i := range in {
-			in[i] = models.PublishInput{Type: et.Name, Payload: et.Example(now), OccurredAt: now}
+			in[i] = store.PublishInput{Type: et.Name, Payload: et.Example(now), OccurredAt: now}
 		}
 		if _, err := s.Publish(context.Background(), in); err != nil {
 			t.Fatal(err)
@@ -85,7 +86,7 @@ func TestDeliveriesQueuedWithoutAWakeUpAreFoundByTheRescan(t *testing.T) {
 	rc := testsrv.NewReceiver(t, nil)
 	s := testsrv.Start(t, testsrv.Options{AllowHTTP: true, AllowPrivate: true})
 	s.CreateWebhook(t, map[string]any{"name": "r", "url": rc.URL, "events": []string{"conversation.started"}})
-	other, err := models.Open(context.Background(), s.DBPath)
+	other, err := store.Open(context.Background(), s.DBPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +171,7 @@ func TestSpillingOnAndOffDeliversEveryEventOnce(t *testing.T) {
 		}
 	}
 	// The last attempts' records, which end the spill, may still be on their way.
-	var st models.QueueStats
+	var st store.QueueStats
 	var err error
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		if st, err = s.Store.QueueStats(context.Background()); err == nil && st.Owed == 0 && st.Spilled == 0 {

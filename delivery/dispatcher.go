@@ -16,11 +16,35 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
 )
+
+// Queue is what the dispatcher needs from storage: claiming due deliveries under a lease,
+// taking the events spilled webhooks owe, recording results, and hearing about new work.
+type Queue interface {
+	ClaimFor(ctx context.Context, r store.ClaimForRequest) ([]*models.Delivery, map[string]int64, error)
+	ReleaseLeases(ctx context.Context, ids []string) error
+	ReleaseAllLeases(ctx context.Context) error
+	PendingByWebhook(ctx context.Context) (map[string]int64, error)
+	RecordResults(ctx context.Context, results []models.Result) error
+	RecordTest(ctx context.Context, ev *models.Event, d *models.Delivery, a *models.Attempt) error
+	WebhooksToSend(ctx context.Context, ids []string) (map[string]*models.Webhook, error)
+	EventPayloads(ctx context.Context, ids []string) (map[string]store.EventBody, error)
+
+	SpillSupported() bool
+	RequestSpill(webhookIDs []string)
+	SpilledWebhooks(ctx context.Context) ([]string, error)
+	TakeSpilled(ctx context.Context, r store.TakeRequest) (map[string]store.SpillTake, error)
+	AbandonOwed(webhookIDs []string)
+
+	OnQueued(fn func(store.Queued))
+	Listen(ctx context.Context, channel string, fn func(payload string))
+	IsPostgres() bool
+}
 
 // Config configures a Dispatcher.
 type Config struct {
-	Store         *models.Store
+	Store         Queue
 	Sender        *Sender
 	Workers       int // deliveries in flight in total
 	PerWebhook    int // most deliveries in flight to one webhook
@@ -44,7 +68,7 @@ func DefaultWorkers() int { return max(64, 64*runtime.NumCPU()) }
 // Dispatcher runs the delivery loop.
 type Dispatcher struct {
 	cfg      Config
-	store    *models.Store
+	store    Queue
 	owner    string
 	wake     chan struct{}
 	results  chan models.Result
@@ -70,7 +94,7 @@ type Dispatcher struct {
 	spilled map[string]bool
 	// toTake is the spiller's work: it takes owed events in its own goroutine, so the
 	// claim loop never waits for it, and starts what fits at once.
-	toTake     map[string]models.TakeWant
+	toTake     map[string]store.TakeWant
 	spillerRun chan struct{}
 	// ready holds what a take brought beyond the webhook's free slots: it is sent before
 	// anything is claimed for it, without another read. It has no rows and no lease, so it
@@ -159,7 +183,7 @@ func New(cfg Config) *Dispatcher {
 
 		backlogged: map[string]time.Time{},
 		spilled:    map[string]bool{},
-		toTake:     map[string]models.TakeWant{},
+		toTake:     map[string]store.TakeWant{},
 		ready:      map[string][]*models.Delivery{},
 		taking:     map[string]bool{},
 		spillGen:   map[string]uint64{},
@@ -168,7 +192,7 @@ func New(cfg Config) *Dispatcher {
 }
 
 // queued learns what the store just queued: the bodies of fresh events, and where work is.
-func (d *Dispatcher) queued(q models.Queued) {
+func (d *Dispatcher) queued(q store.Queued) {
 	for id, b := range q.Payloads {
 		d.payloads.put(id, b.Payload, b.Deliveries)
 	}
@@ -235,7 +259,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	// is due at once.
 	d.store.OnQueued(d.queued)
 	// Other replicas announce new work over LISTEN/NOTIFY (PostgreSQL); a no-op on SQLite.
-	go d.store.Listen(ctx, models.ChannelWake, func(payload string) {
+	go d.store.Listen(ctx, store.ChannelWake, func(payload string) {
 		if payload == "" {
 			d.requestRescan()
 			return
@@ -298,7 +322,7 @@ func (d *Dispatcher) claimAndSend(ctx, sendCtx context.Context) time.Duration {
 		if len(slots) == 0 {
 			continue
 		}
-		claimed, next, err := d.store.ClaimFor(ctx, models.ClaimForRequest{Owner: d.owner, Now: now, Lease: d.cfg.Lease, Hooks: slots})
+		claimed, next, err := d.store.ClaimFor(ctx, store.ClaimForRequest{Owner: d.owner, Now: now, Lease: d.cfg.Lease, Hooks: slots})
 		if err != nil {
 			if ctx.Err() == nil {
 				d.cfg.Logger.Error("claim deliveries", "err", err)
@@ -321,7 +345,7 @@ func (d *Dispatcher) claimAndSend(ctx, sendCtx context.Context) time.Duration {
 			if d.spilled[id] && (at == 0 || at > now.UnixMilli()) {
 				// Its rows are all taken or waiting for a retry: room for owed events.
 				rows := d.takeFor(id, planned[id])
-				d.toTake[id] = models.TakeWant{WebhookID: id, Rows: rows}
+				d.toTake[id] = store.TakeWant{WebhookID: id, Rows: rows}
 				d.taking[id] = true
 				d.wakeSpiller()
 				continue
@@ -368,7 +392,7 @@ const takeWindows = 8
 
 // popReady serves planned slots from what takes brought, and returns the slots still to
 // claim for.
-func (d *Dispatcher) popReady(slots []models.HookSlots) ([]models.HookSlots, []*models.Delivery) {
+func (d *Dispatcher) popReady(slots []store.HookSlots) ([]store.HookSlots, []*models.Delivery) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var out []*models.Delivery
@@ -409,7 +433,7 @@ func (d *Dispatcher) spiller(ctx context.Context) {
 		case <-d.spillerRun:
 		}
 		d.mu.Lock()
-		take := make([]models.TakeWant, 0, len(d.toTake))
+		take := make([]store.TakeWant, 0, len(d.toTake))
 		gens := make(map[string]uint64, len(d.toTake))
 		for id, w := range d.toTake {
 			take = append(take, w)
@@ -437,11 +461,11 @@ func (d *Dispatcher) spiller(ctx context.Context) {
 
 // take takes owed events of spilled webhooks and starts what fits in their free slots. seq
 // is the hint sequence when the take was planned.
-func (d *Dispatcher) take(ctx context.Context, take []models.TakeWant, gens map[string]uint64, seq uint64) error {
+func (d *Dispatcher) take(ctx context.Context, take []store.TakeWant, gens map[string]uint64, seq uint64) error {
 	if len(take) == 0 {
 		return nil
 	}
-	got, err := d.store.TakeSpilled(ctx, models.TakeRequest{Owner: d.owner, Now: time.Now(), Hooks: take})
+	got, err := d.store.TakeSpilled(ctx, store.TakeRequest{Owner: d.owner, Now: time.Now(), Hooks: take})
 	if err != nil {
 		return err
 	}
@@ -481,7 +505,7 @@ func (d *Dispatcher) take(ctx context.Context, take []models.TakeWant, gens map[
 // plan chooses the webhooks to claim for now and how many each: those with work due and free
 // slots, within the free workers, proven webhooks first. It returns the hint sequence the
 // plan saw and how long to wait when there is nothing to claim now.
-func (d *Dispatcher) plan(at time.Time) ([]models.HookSlots, uint64, time.Duration) {
+func (d *Dispatcher) plan(at time.Time) ([]store.HookSlots, uint64, time.Duration) {
 	now := at.UnixMilli()
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -508,7 +532,7 @@ func (d *Dispatcher) plan(at time.Time) ([]models.HookSlots, uint64, time.Durati
 			probation -= h.inflight
 		}
 	}
-	var proven, unproven []models.HookSlots
+	var proven, unproven []store.HookSlots
 	for id, due := range d.due {
 		if d.taking[id] && len(d.ready[id]) == 0 {
 			continue // the take under way brings its rows
@@ -525,12 +549,12 @@ func (d *Dispatcher) plan(at time.Time) ([]models.HookSlots, uint64, time.Durati
 			continue
 		}
 		if h != nil && h.proven {
-			proven = append(proven, models.HookSlots{WebhookID: id, Free: n})
+			proven = append(proven, store.HookSlots{WebhookID: id, Free: n})
 		} else {
-			unproven = append(unproven, models.HookSlots{WebhookID: id, Free: n})
+			unproven = append(unproven, store.HookSlots{WebhookID: id, Free: n})
 		}
 	}
-	var slots []models.HookSlots
+	var slots []store.HookSlots
 	for _, s := range proven {
 		if free == 0 {
 			break
@@ -543,8 +567,8 @@ func (d *Dispatcher) plan(at time.Time) ([]models.HookSlots, uint64, time.Durati
 	// the dead ones hold: that is how a new healthy webhook proves itself instead of
 	// waiting for their timeouts. The rest of the shared half goes to those with the
 	// fewest requests in flight.
-	slices.SortFunc(unproven, func(a, b models.HookSlots) int { return d.inflightOf(a.WebhookID) - d.inflightOf(b.WebhookID) })
-	rest := make([]models.HookSlots, 0, len(unproven))
+	slices.SortFunc(unproven, func(a, b store.HookSlots) int { return d.inflightOf(a.WebhookID) - d.inflightOf(b.WebhookID) })
+	rest := make([]store.HookSlots, 0, len(unproven))
 	for _, s := range unproven {
 		if free == 0 {
 			break
@@ -568,10 +592,10 @@ func (d *Dispatcher) plan(at time.Time) ([]models.HookSlots, uint64, time.Durati
 		n := min(s.Free, free, probation)
 		free -= n
 		probation -= n
-		if i := slices.IndexFunc(slots, func(x models.HookSlots) bool { return x.WebhookID == s.WebhookID }); i >= 0 {
+		if i := slices.IndexFunc(slots, func(x store.HookSlots) bool { return x.WebhookID == s.WebhookID }); i >= 0 {
 			slots[i].Free += n
 		} else {
-			slots = append(slots, models.HookSlots{WebhookID: s.WebhookID, Free: n})
+			slots = append(slots, store.HookSlots{WebhookID: s.WebhookID, Free: n})
 		}
 	}
 	if d.store.SpillSupported() {
@@ -675,7 +699,7 @@ func (d *Dispatcher) start(ctx, sendCtx context.Context, claimed []*models.Deliv
 	}
 	webhooks, err := d.store.WebhooksToSend(ctx, hookIDs)
 	if err == nil && len(missing) > 0 {
-		var events map[string]models.EventBody
+		var events map[string]store.EventBody
 		events, err = d.store.EventPayloads(ctx, missing)
 		for id, b := range events {
 			bodies[id] = b.Payload

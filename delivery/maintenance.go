@@ -9,10 +9,18 @@ import (
 	"github.com/hookrelay/hookrelay/models"
 )
 
+// MaintenanceStore is what the periodic jobs need.
+type MaintenanceStore interface {
+	WithJobLock(ctx context.Context, key int64, fn func(ctx context.Context) error) (bool, error)
+	Prune(ctx context.Context, before time.Time) (int64, error)
+	StaleFailingWebhooks(ctx context.Context, cutoff time.Time) ([]*models.Webhook, error)
+	DisableWebhook(ctx context.Context, id, reason string) error
+}
+
 // Maintenance runs the periodic jobs: retention pruning and auto-disabling webhooks that have
 // failed without a single success for too long.
 type Maintenance struct {
-	Store            *models.Store
+	Store            MaintenanceStore
 	Retention        time.Duration
 	AutoDisableAfter time.Duration
 	Every            time.Duration

@@ -10,6 +10,7 @@ import (
 	"github.com/hookrelay/hookrelay/delivery"
 	"github.com/hookrelay/hookrelay/internal/storetest"
 	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
 )
 
 func TestMaintenanceAutoDisablesLongFailingWebhooks(t *testing.T) {
@@ -32,7 +33,7 @@ func TestMaintenanceAutoDisablesLongFailingWebhooks(t *testing.T) {
 			}
 		}
 		et, _ := models.LookupEventType("message.received")
-		pub, err := s.Publish(ctx, []models.PublishInput{{Type: et.Name, Payload: et.Example(time.Now()), OccurredAt: time.Now()}})
+		pub, err := s.Publish(ctx, []store.PublishInput{{Type: et.Name, Payload: et.Example(time.Now()), OccurredAt: time.Now()}})
 		if err != nil {
 			t.Fatal(err)
 		}

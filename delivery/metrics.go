@@ -9,10 +9,16 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
+
+// QueueStatser counts the queue for the gauges of /metrics.
+type QueueStatser interface {
+	QueueStats(ctx context.Context) (store.QueueStats, error)
+}
 
 // Metrics is the Prometheus view of the pipeline, served at /metrics. It implements the
 // dispatcher's Observer and the API's publish observer. No metric carries a webhook label:
@@ -31,7 +37,7 @@ type Metrics struct {
 // MetricsConfig configures NewMetrics.
 type MetricsConfig struct {
 	// Store feeds the queue gauges; nil leaves them out.
-	Store *models.Store
+	Store QueueStatser
 	// QueueInterval is how stale the queue gauges may be (default 5s): counting a large
 	// backlog costs an index scan, so scrapes share one count rather than each running it.
 	QueueInterval time.Duration
@@ -155,7 +161,7 @@ func responseClass(r *Response) string {
 // whatever the scrape rate. When a count turns out slow (a huge backlog), the next one waits
 // proportionally longer, so monitoring never takes more than a sliver of the database.
 type queueCollector struct {
-	store    *models.Store
+	store    QueueStatser
 	interval time.Duration
 	logger   *slog.Logger
 	pending  *prometheus.Desc
@@ -164,13 +170,13 @@ type queueCollector struct {
 	owed     *prometheus.Desc
 
 	mu    sync.Mutex
-	last  models.QueueStats
+	last  store.QueueStats
 	at    time.Time // when last was read
 	next  time.Time // no new count before this
 	valid bool
 }
 
-func newQueueCollector(store *models.Store, interval time.Duration, logger *slog.Logger) *queueCollector {
+func newQueueCollector(store QueueStatser, interval time.Duration, logger *slog.Logger) *queueCollector {
 	return &queueCollector{
 		store: store, interval: interval, logger: logger,
 		pending: prometheus.NewDesc("hookrelay_queue_pending_deliveries",

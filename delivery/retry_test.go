@@ -13,7 +13,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/api"
 	"github.com/hookrelay/hookrelay/internal/testsrv"
-	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
 )
 
 var conversation = map[string]any{"conversation_id": 123, "visitor_name": "John Doe"}
@@ -304,7 +304,7 @@ func TestDeletingTheWebhookMidAttemptLeavesNoOrphans(t *testing.T) {
 	// Shutdown lets the in-flight attempt finish and records it, so afterwards the database
 	// shows all there will ever be.
 	s.Stop(t)
-	store, err := models.Open(context.Background(), s.DBPath)
+	store, err := store.Open(context.Background(), s.DBPath)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,37 +10,38 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
 )
 
 // Bodies read back for a claim are kept for its attempts even when the shared cache, which
 // concurrent publishes keep filling, evicts them before the attempts start.
 func TestClaimedDeliveriesKeepTheirBodiesWhenTheCacheEvictsThem(t *testing.T) {
 	ctx := context.Background()
-	store, err := models.Open(ctx, filepath.Join(t.TempDir(), "start.db"))
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "start.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { store.Close() })
+	t.Cleanup(func() { db.Close() })
 	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
 	t.Cleanup(rc.Close)
 	w := &models.Webhook{Name: "r", URL: rc.URL, Events: models.EventConversationStarted, Enabled: true}
-	if err := store.CreateWebhook(ctx, w); err != nil {
+	if err := db.CreateWebhook(ctx, w); err != nil {
 		t.Fatal(err)
 	}
 	et, _ := models.LookupEventType(models.EventConversationStarted)
 	now := time.Now().UTC().Truncate(time.Second)
-	in := []models.PublishInput{{Type: et.Name, Payload: et.Example(now), OccurredAt: now},
+	in := []store.PublishInput{{Type: et.Name, Payload: et.Example(now), OccurredAt: now},
 		{Type: et.Name, Payload: et.Example(now), OccurredAt: now}, {Type: et.Name, Payload: et.Example(now), OccurredAt: now}}
-	if _, err := store.Publish(ctx, in); err != nil {
+	if _, err := db.Publish(ctx, in); err != nil {
 		t.Fatal(err)
 	}
 	sender := NewSender(SenderConfig{Timeout: 5 * time.Second, AllowPrivate: true, Version: "test"})
 	t.Cleanup(sender.CloseIdleConnections)
-	d := New(Config{Store: store, Sender: sender, Workers: 8, RetrySchedule: DefaultRetrySchedule})
+	d := New(Config{Store: db, Sender: sender, Workers: 8, RetrySchedule: DefaultRetrySchedule})
 	// Room for one body: the others are read back but not kept.
 	d.payloads = newPayloadCache(len(in[0].Payload) + len(models.NewID("evt")))
-	claimed, _, err := store.ClaimFor(ctx, models.ClaimForRequest{Owner: "t", Now: time.Now(), Lease: time.Minute,
-		Hooks: []models.HookSlots{{WebhookID: w.ID, Free: 8}}})
+	claimed, _, err := db.ClaimFor(ctx, store.ClaimForRequest{Owner: "t", Now: time.Now(), Lease: time.Minute,
+		Hooks: []store.HookSlots{{WebhookID: w.ID, Free: 8}}})
 	if err != nil || len(claimed) != 3 {
 		t.Fatalf("claimed %d, %v; want 3", len(claimed), err)
 	}

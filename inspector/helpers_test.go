@@ -18,6 +18,7 @@ import (
 	"github.com/hookrelay/hookrelay/internal/apivalidate"
 	"github.com/hookrelay/hookrelay/internal/testsrv"
 	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
 )
 
 const adminToken = testsrv.AdminToken
@@ -37,7 +38,7 @@ type envOptions struct {
 type env struct {
 	t         *testing.T
 	srv       *testsrv.Server
-	store     *models.Store
+	store     *store.Store
 	insp      *inspector.Inspector
 	hub       *inspector.Hub
 	publicURL string

@@ -22,6 +22,14 @@ import (
 	"github.com/hookrelay/hookrelay/models"
 )
 
+// CaptureStore is what receiving a capture needs: the bin, its linked webhook's secret, and
+// somewhere to keep the capture.
+type CaptureStore interface {
+	GetBin(ctx context.Context, id string) (*models.Bin, error)
+	GetWebhook(ctx context.Context, id string) (*models.Webhook, error)
+	InsertCapture(ctx context.Context, c *models.Capture, keep int) error
+}
+
 // Limits of the receiver.
 const (
 	MaxBodyBytes     = 1 << 20 // larger bodies are answered 413 and recorded as rejected
@@ -39,7 +47,7 @@ var (
 
 // Config wires an Inspector.
 type Config struct {
-	Store     *models.Store
+	Store     CaptureStore
 	Hub       *Hub      // WebSocket clients of this process
 	Publisher Publisher // where captures are announced; defaults to Hub
 	PublicURL string    // base of the bin URLs, e.g. https://hooks.example.com
@@ -54,7 +62,7 @@ type Config struct {
 // Inspector receives, stores, verifies and announces captures.
 type Inspector struct {
 	cfg      Config
-	store    *models.Store
+	store    CaptureStore
 	pub      Publisher
 	limiters *limiters
 	forward  forwarder
@@ -81,9 +89,6 @@ func New(cfg Config) *Inspector {
 	return &Inspector{cfg: cfg, store: cfg.Store, pub: cfg.Publisher, limiters: newLimiters(cfg.Rate),
 		forward: newForwarder(cfg.PublicURL, cfg.AllowPrivate, cfg.ForwardTimeout)}
 }
-
-// Store returns the store the inspector keeps bins and captures in.
-func (in *Inspector) Store() *models.Store { return in.store }
 
 // Hub returns the WebSocket hub of this process.
 func (in *Inspector) Hub() *Hub { return in.cfg.Hub }

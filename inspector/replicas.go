@@ -7,14 +7,23 @@ import (
 	"strings"
 
 	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
 )
+
+// ReplicaStore is what crossing captures between replicas needs: PostgreSQL's NOTIFY and
+// LISTEN, and reading the capture another replica stored.
+type ReplicaStore interface {
+	Notify(ctx context.Context, channel, payload string) error
+	Listen(ctx context.Context, channel string, fn func(payload string))
+	GetCapture(ctx context.Context, binID, id string) (*models.Capture, error)
+}
 
 // Replicated is the Publisher for several replicas on PostgreSQL: a capture is pushed to this
 // process's WebSocket clients at once and announced with NOTIFY; every other replica reads the
 // capture back by id (a NOTIFY payload is limited to 8000 bytes, a capture may hold 1 MiB) and
 // pushes it to its own clients.
 type Replicated struct {
-	store  *models.Store
+	store  ReplicaStore
 	hub    *Hub
 	self   string
 	logger *slog.Logger
@@ -22,7 +31,7 @@ type Replicated struct {
 }
 
 // NewReplicated wraps hub for cross-replica fan-out.
-func NewReplicated(store *models.Store, hub *Hub, logger *slog.Logger) *Replicated {
+func NewReplicated(store ReplicaStore, hub *Hub, logger *slog.Logger) *Replicated {
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -40,14 +49,14 @@ func (r *Replicated) Publish(binID string, msg []byte) {
 	if json.Unmarshal(msg, &m) != nil || m.Data.ID == "" {
 		return
 	}
-	if err := r.store.Notify(context.Background(), models.ChannelCaptures, r.self+" "+binID+" "+m.Data.ID); err != nil {
+	if err := r.store.Notify(context.Background(), store.ChannelCaptures, r.self+" "+binID+" "+m.Data.ID); err != nil {
 		r.logger.Warn("announce capture to other replicas", "bin", binID, "err", err)
 	}
 }
 
 // Run listens for other replicas' captures until ctx is done.
 func (r *Replicated) Run(ctx context.Context) {
-	go r.store.Listen(ctx, models.ChannelCaptures, func(payload string) {
+	go r.store.Listen(ctx, store.ChannelCaptures, func(payload string) {
 		parts := strings.Fields(payload)
 		if len(parts) != 3 || parts[0] == r.self || r.hub.Clients(parts[1]) == 0 {
 			return

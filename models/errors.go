@@ -3,9 +3,6 @@ package models
 import (
 	"errors"
 	"fmt"
-	"strings"
-
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Sentinel errors the API maps to HTTP problems in one place.
@@ -43,13 +40,4 @@ func (v *ValidationError) OrNil() error {
 		return nil
 	}
 	return v
-}
-
-// isUniqueViolation reports a unique-constraint failure on either backend.
-func isUniqueViolation(err error) bool {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return pgErr.Code == "23505"
-	}
-	return strings.Contains(err.Error(), "UNIQUE constraint failed")
 }

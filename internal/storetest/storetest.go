@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -62,9 +62,9 @@ func Each(t *testing.T, fn func(t *testing.T, b Backend)) {
 }
 
 // Open opens a store on dsn and closes it at the end of the test.
-func Open(t testing.TB, dsn string) *models.Store {
+func Open(t testing.TB, dsn string) *store.Store {
 	t.Helper()
-	s, err := models.Open(context.Background(), dsn)
+	s, err := store.Open(context.Background(), dsn)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

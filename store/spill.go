@@ -1,4 +1,4 @@
-package models
+package store
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/hookrelay/hookrelay/models"
 	"gorm.io/gorm"
 )
 
@@ -146,7 +147,7 @@ func (s *Store) owed(ctx context.Context, ids []string, count bool) ([]Owed, err
 	for _, sp := range spills {
 		o := Owed{WebhookID: sp.WebhookID, SpilledSince: sp.Since}
 		if count {
-			types := (&Webhook{Events: sp.Events}).EventList()
+			types := (&models.Webhook{Events: sp.Events}).EventList()
 			var first []time.Time
 			if err := db.Raw(`SELECT COUNT(*) FROM events WHERE `+owedWhere,
 				sp.AfterSeq, false, types).Scan(&o.Events).Error; err != nil {

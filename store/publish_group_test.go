@@ -1,4 +1,4 @@
-package models_test
+package store_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/internal/storetest"
 	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
 )
 
 // Concurrent single publishes share transactions, yet each request gets its own outcome: a
@@ -21,7 +22,7 @@ func TestPublishOneGivesEachConcurrentRequestItsOwnOutcome(t *testing.T) {
 		newWebhook(t, s, "message.received", true)
 		et, _ := models.LookupEventType(models.EventMessageReceived)
 		now := time.Now().UTC().Truncate(time.Second)
-		first, err := s.PublishOne(ctx, models.PublishInput{Type: et.Name, Payload: et.Example(now), OccurredAt: now,
+		first, err := s.PublishOne(ctx, store.PublishInput{Type: et.Name, Payload: et.Example(now), OccurredAt: now,
 			IdempotencyKey: "taken", RequestHash: "h1"})
 		if err != nil {
 			t.Fatal(err)
@@ -29,7 +30,7 @@ func TestPublishOneGivesEachConcurrentRequestItsOwnOutcome(t *testing.T) {
 
 		const n = 64
 		type outcome struct {
-			p   models.Published
+			p   store.Published
 			err error
 		}
 		out := make([]outcome, n)
@@ -38,7 +39,7 @@ func TestPublishOneGivesEachConcurrentRequestItsOwnOutcome(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				in := models.PublishInput{Type: et.Name, Payload: et.Example(now), OccurredAt: now}
+				in := store.PublishInput{Type: et.Name, Payload: et.Example(now), OccurredAt: now}
 				switch i {
 				case 7: // the key of another request's content
 					in.IdempotencyKey, in.RequestHash = "taken", "other"
@@ -94,7 +95,7 @@ func TestPublishOneHonoursACancelledRequest(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	now := time.Now().UTC()
-	if _, err := s.PublishOne(ctx, models.PublishInput{Type: et.Name, Payload: et.Example(now), OccurredAt: now}); !errors.Is(err, context.Canceled) {
+	if _, err := s.PublishOne(ctx, store.PublishInput{Type: et.Name, Payload: et.Example(now), OccurredAt: now}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("publish with a cancelled context = %v, want context.Canceled", err)
 	}
 	list, _, err := s.ListEvents(context.Background(), "", models.Page{Limit: 10})

@@ -1,4 +1,4 @@
-package models_test
+package store_test
 
 import (
 	"context"
@@ -10,12 +10,13 @@ import (
 
 	"github.com/hookrelay/hookrelay/internal/storetest"
 	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
 )
 
 // rowsOf returns the event ids of a webhook's deliveries.
-func rowsOf(t *testing.T, s *models.Store, webhookID string) []string {
+func rowsOf(t *testing.T, s *store.Store, webhookID string) []string {
 	t.Helper()
-	ds, _, err := s.ListDeliveries(context.Background(), models.DeliveryFilter{WebhookID: webhookID}, models.Page{Limit: 1000})
+	ds, _, err := s.ListDeliveries(context.Background(), store.DeliveryFilter{WebhookID: webhookID}, models.Page{Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,11 +53,11 @@ type took struct {
 
 // take takes up to n owed events of a webhook, as the dispatcher does, and records each as
 // delivered at the first attempt, which writes its row.
-func take(t *testing.T, s *models.Store, webhookID string, n int) took {
+func take(t *testing.T, s *store.Store, webhookID string, n int) took {
 	t.Helper()
 	ctx := context.Background()
-	got, err := s.TakeSpilled(ctx, models.TakeRequest{Owner: "test", Now: time.Now(),
-		Hooks: []models.TakeWant{{WebhookID: webhookID, Rows: n}}})
+	got, err := s.TakeSpilled(ctx, store.TakeRequest{Owner: "test", Now: time.Now(),
+		Hooks: []store.TakeWant{{WebhookID: webhookID, Rows: n}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +85,7 @@ func delivered(ds ...*models.Delivery) []models.Result {
 	return out
 }
 
-func queueStats(t *testing.T, s *models.Store) models.QueueStats {
+func queueStats(t *testing.T, s *store.Store) store.QueueStats {
 	t.Helper()
 	st, err := s.QueueStats(context.Background())
 	if err != nil {
@@ -265,7 +266,7 @@ func TestSpillOnlyOnSQLite(t *testing.T) {
 func TestPublishSpillsBackloggedWebhooksWhenADispatcherListens(t *testing.T) {
 	s := storetest.Open(t, storetest.SQLiteDSN(t))
 	var told []string
-	s.OnQueued(func(q models.Queued) { told = append(told, q.Spilled...) })
+	s.OnQueued(func(q store.Queued) { told = append(told, q.Spilled...) })
 	behind := newWebhook(t, s, "message.received", true)
 	asked := newWebhook(t, s, "message.received", true)
 	const events = 200
@@ -303,7 +304,7 @@ func TestReplaySkipsEventsTheSpillOwes(t *testing.T) {
 	}
 	publish(t, s, "message.received", "")
 	publish(t, s, "message.received", "")
-	f := models.ReplayFilter{WebhookID: w.ID, Types: w.EventList(), Since: since, Until: time.Now().UTC().Add(time.Second)}
+	f := store.ReplayFilter{WebhookID: w.ID, Types: w.EventList(), Since: since, Until: time.Now().UTC().Add(time.Second)}
 	queued, err := s.QueueReplay(ctx, f, 10, nil)
 	if err != nil || queued != 1 {
 		t.Fatalf("replay queued %d (%v), want only the event from before the spill", queued, err)
@@ -328,7 +329,7 @@ func TestReplaySkipsEventsTheSpillOwes(t *testing.T) {
 
 // spilledWith opens a store on dsn with one spilled webhook for message.received and n of
 // its events published since, whose ids it returns in order.
-func spilledWith(t *testing.T, dsn string, n int) (*models.Store, *models.Webhook, []string) {
+func spilledWith(t *testing.T, dsn string, n int) (*store.Store, *models.Webhook, []string) {
 	t.Helper()
 	s := storetest.Open(t, dsn)
 	w := newWebhook(t, s, "message.received", true)
@@ -343,10 +344,10 @@ func spilledWith(t *testing.T, dsn string, n int) (*models.Store, *models.Webhoo
 }
 
 // takeOnly takes up to n owed events of a webhook without recording anything.
-func takeOnly(t *testing.T, s *models.Store, webhookID string, n int) models.SpillTake {
+func takeOnly(t *testing.T, s *store.Store, webhookID string, n int) store.SpillTake {
 	t.Helper()
-	got, err := s.TakeSpilled(context.Background(), models.TakeRequest{Owner: "me", Now: time.Now(),
-		Hooks: []models.TakeWant{{WebhookID: webhookID, Rows: n}}})
+	got, err := s.TakeSpilled(context.Background(), store.TakeRequest{Owner: "me", Now: time.Now(),
+		Hooks: []store.TakeWant{{WebhookID: webhookID, Rows: n}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,7 +373,7 @@ func TestTakenDeliveriesGetTheirRowWhenRecorded(t *testing.T) {
 	if rows := rowsOf(t, s, w.ID); len(rows) != 0 {
 		t.Fatalf("a take wrote %d rows, want none", len(rows))
 	}
-	if claimed, _ := claimFor(t, s, now, models.HookSlots{WebhookID: w.ID, Free: 10}); len(claimed) != 0 {
+	if claimed, _ := claimFor(t, s, now, store.HookSlots{WebhookID: w.ID, Free: 10}); len(claimed) != 0 {
 		t.Errorf("claim after the take: %d deliveries, want none (the taken ones have no rows)", len(claimed))
 	}
 	// The second fails with a retry due later; the others succeed. The first is recorded twice.

@@ -1,4 +1,4 @@
-package models
+package store
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hookrelay/hookrelay/models"
 	"gorm.io/gorm"
 )
 
@@ -19,7 +20,7 @@ type subscriberCache struct {
 
 	mu      sync.Mutex
 	loaded  uint64 // gen the list was read at, plus one; 0: never read
-	all     []*Webhook
+	all     []*models.Webhook
 	spilled map[string]bool // webhooks that get no delivery row at publish (spill.go)
 }
 
@@ -37,7 +38,7 @@ func (c *subscriberCache) load(tx *gorm.DB) error {
 	if c.loaded == gen+1 {
 		return nil
 	}
-	var list []*Webhook
+	var list []*models.Webhook
 	if err := tx.Where("enabled = ?", true).Find(&list).Error; err != nil {
 		return err
 	}
@@ -55,7 +56,7 @@ func (c *subscriberCache) load(tx *gorm.DB) error {
 
 // enabledSubscribers returns the enabled webhooks listening to eventType, read inside tx (or
 // from the cache, on SQLite) so the event and its fan-out are decided atomically.
-func (s *Store) enabledSubscribers(tx *gorm.DB, eventType string) ([]*Webhook, error) {
+func (s *Store) enabledSubscribers(tx *gorm.DB, eventType string) ([]*models.Webhook, error) {
 	c := s.subs
 	if c == nil {
 		return enabledSubscribers(tx, eventType)
@@ -65,7 +66,7 @@ func (s *Store) enabledSubscribers(tx *gorm.DB, eventType string) ([]*Webhook, e
 	if err := c.load(tx); err != nil {
 		return nil, err
 	}
-	var out []*Webhook
+	var out []*models.Webhook
 	for _, w := range c.all {
 		if w.Subscribes(eventType) {
 			out = append(out, w)
@@ -93,8 +94,8 @@ func (s *Store) spilledSet(tx *gorm.DB) (map[string]bool, error) {
 // for sendCacheFor: a webhook change made through this store is seen by the next call (it
 // moves the subscriber generation), one made by another replica within sendCacheFor. The
 // returned webhooks are shared: callers must not change them.
-func (s *Store) WebhooksToSend(ctx context.Context, ids []string) (map[string]*Webhook, error) {
-	out := make(map[string]*Webhook, len(ids))
+func (s *Store) WebhooksToSend(ctx context.Context, ids []string) (map[string]*models.Webhook, error) {
+	out := make(map[string]*models.Webhook, len(ids))
 	gen := s.webhookGen.Load()
 	now := time.Now()
 	var miss []string
@@ -139,7 +140,7 @@ type sendCache struct {
 }
 
 type cachedWebhook struct {
-	w   *Webhook
+	w   *models.Webhook
 	gen uint64
 	at  time.Time
 }

@@ -1,4 +1,4 @@
-package models_test
+package store_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/internal/storetest"
 	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
 )
 
 func TestModifyWebhookSavesOnlyWhatChangeAccepts(t *testing.T) {
@@ -60,7 +61,7 @@ func TestQueueReplayWalksEveryMatchingEventInBatches(t *testing.T) {
 		publish(t, s, "message.received", "")
 		w := newWebhook(t, s, "conversation.started", true)
 		pending := publish(t, s, "conversation.started", "") // already on its way: skipped
-		f := models.ReplayFilter{WebhookID: w.ID, Types: w.EventList(), Since: since, Until: time.Now().UTC().Add(time.Second)}
+		f := store.ReplayFilter{WebhookID: w.ID, Types: w.EventList(), Since: since, Until: time.Now().UTC().Add(time.Second)}
 
 		n, err := s.CountReplay(ctx, f)
 		if err != nil || n != 5 {
@@ -71,7 +72,7 @@ func TestQueueReplayWalksEveryMatchingEventInBatches(t *testing.T) {
 		if err != nil || queued != 5 || !slices.Equal(batches, []int{2, 2, 1}) {
 			t.Fatalf("queued %d in %v, err %v", queued, batches, err)
 		}
-		list, _, err := s.ListDeliveries(ctx, models.DeliveryFilter{WebhookID: w.ID}, models.Page{Limit: 100})
+		list, _, err := s.ListDeliveries(ctx, store.DeliveryFilter{WebhookID: w.ID}, models.Page{Limit: 100})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,7 +103,7 @@ func TestQueueReplayWalksEveryMatchingEventInBatches(t *testing.T) {
 			t.Errorf("only-failed count %d", n)
 		}
 		// A range that ends before the events holds none.
-		early := models.ReplayFilter{WebhookID: w.ID, Types: w.EventList(), Since: since.Add(-time.Hour), Until: since}
+		early := store.ReplayFilter{WebhookID: w.ID, Types: w.EventList(), Since: since.Add(-time.Hour), Until: since}
 		if n, _ := s.CountReplay(ctx, early); n != 0 {
 			t.Errorf("early range count %d", n)
 		}
@@ -118,7 +119,7 @@ func TestQueueReplayStopsWhenTheWebhookIsDisabled(t *testing.T) {
 			publish(t, s, "message.received", "")
 		}
 		w := newWebhook(t, s, "message.received", true)
-		f := models.ReplayFilter{WebhookID: w.ID, Types: w.EventList(), Since: since, Until: time.Now().UTC().Add(time.Second)}
+		f := store.ReplayFilter{WebhookID: w.ID, Types: w.EventList(), Since: since, Until: time.Now().UTC().Add(time.Second)}
 		// Disabled after the first batch, as an admin might while a long replay runs.
 		queued, err := s.QueueReplay(ctx, f, 1, func(int) {
 			if err := s.DisableWebhook(ctx, w.ID, "stop"); err != nil {

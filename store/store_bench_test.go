@@ -1,4 +1,4 @@
-package models_test
+package store_test
 
 import (
 	"context"
@@ -8,10 +8,11 @@ import (
 
 	"github.com/hookrelay/hookrelay/internal/storetest"
 	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
 )
 
 // benchWebhook creates an enabled, signed webhook for message.received.
-func benchWebhook(b *testing.B, s *models.Store) *models.Webhook {
+func benchWebhook(b *testing.B, s *store.Store) *models.Webhook {
 	b.Helper()
 	w := &models.Webhook{Name: "w", URL: "https://example.com/h", Events: models.EventMessageReceived, Enabled: true,
 		Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
@@ -23,7 +24,7 @@ func benchWebhook(b *testing.B, s *models.Store) *models.Webhook {
 
 // benchQueue opens a store with 4 webhooks and n events of message.received pending for
 // each of them (4n deliveries), as a publisher would leave it.
-func benchQueue(b *testing.B, be storetest.Backend, n int) (*models.Store, []*models.Delivery) {
+func benchQueue(b *testing.B, be storetest.Backend, n int) (*store.Store, []*models.Delivery) {
 	b.Helper()
 	ctx := context.Background()
 	s := storetest.Open(b, be.DSN(b))
@@ -35,9 +36,9 @@ func benchQueue(b *testing.B, be storetest.Backend, n int) (*models.Store, []*mo
 	payload := et.Example(now)
 	var all []*models.Delivery
 	for from := 0; from < n; from += 500 {
-		in := make([]models.PublishInput, min(500, n-from))
+		in := make([]store.PublishInput, min(500, n-from))
 		for i := range in {
-			in[i] = models.PublishInput{Type: et.Name, Payload: payload, OccurredAt: now}
+			in[i] = store.PublishInput{Type: et.Name, Payload: payload, OccurredAt: now}
 		}
 		res, err := s.Publish(ctx, in)
 		if err != nil {
@@ -106,9 +107,9 @@ func BenchmarkPublish(b *testing.B) {
 			et, _ := models.LookupEventType(models.EventMessageReceived)
 			now := time.Now().UTC().Truncate(time.Second)
 			payload := et.Example(now)
-			in := make([]models.PublishInput, 100)
+			in := make([]store.PublishInput, 100)
 			for i := range in {
-				in[i] = models.PublishInput{Type: et.Name, Payload: payload, OccurredAt: now}
+				in[i] = store.PublishInput{Type: et.Name, Payload: payload, OccurredAt: now}
 			}
 			b.ReportAllocs()
 			ops := 0
@@ -144,16 +145,16 @@ func BenchmarkTakeAndRecordOwed(b *testing.B) {
 		if _, err := s.Spill(ctx, []string{w.ID}); err != nil {
 			b.Fatal(err)
 		}
-		in := make([]models.PublishInput, per)
+		in := make([]store.PublishInput, per)
 		for i := range in {
-			in[i] = models.PublishInput{Type: et.Name, Payload: payload, OccurredAt: now}
+			in[i] = store.PublishInput{Type: et.Name, Payload: payload, OccurredAt: now}
 		}
 		if _, err := s.Publish(ctx, in); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		got, err := s.TakeSpilled(ctx, models.TakeRequest{Owner: "bench", Now: time.Now(),
-			Hooks: []models.TakeWant{{WebhookID: w.ID, Rows: per}}})
+		got, err := s.TakeSpilled(ctx, store.TakeRequest{Owner: "bench", Now: time.Now(),
+			Hooks: []store.TakeWant{{WebhookID: w.ID, Rows: per}}})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package models
+package store
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/hookrelay/hookrelay/models"
 )
 
 // HookSlots asks a claim for up to Free due deliveries of one webhook.
@@ -37,7 +39,7 @@ type ClaimForRequest struct {
 // On SQLite the lease lives in memory (one process owns the file; start-up releases whatever
 // a crashed run left), so a claim writes nothing. On PostgreSQL it is the locked_until column,
 // taken with FOR UPDATE SKIP LOCKED so replicas claim disjoint rows.
-func (s *Store) ClaimFor(ctx context.Context, r ClaimForRequest) ([]*Delivery, map[string]int64, error) {
+func (s *Store) ClaimFor(ctx context.Context, r ClaimForRequest) ([]*models.Delivery, map[string]int64, error) {
 	hooks := make([]HookSlots, 0, len(r.Hooks))
 	for _, h := range r.Hooks {
 		if h.Free > 0 {
@@ -47,7 +49,7 @@ func (s *Store) ClaimFor(ctx context.Context, r ClaimForRequest) ([]*Delivery, m
 	if len(hooks) == 0 {
 		return nil, map[string]int64{}, nil
 	}
-	var claimed []*Delivery
+	var claimed []*models.Delivery
 	var exhausted []string
 	var err error
 	if s.IsPostgres() {
@@ -73,7 +75,7 @@ const dueQuery = `SELECT rowid, next_attempt_at FROM deliveries
 		AND next_attempt_at >= ? AND (next_attempt_at > ? OR rowid > ?)
 	ORDER BY next_attempt_at LIMIT ?`
 
-func (s *Store) claimForSQLite(ctx context.Context, r ClaimForRequest, hooks []HookSlots) ([]*Delivery, []string, error) {
+func (s *Store) claimForSQLite(ctx context.Context, r ClaimForRequest, hooks []HookSlots) ([]*models.Delivery, []string, error) {
 	now := r.Now.UnixMilli()
 	until := r.Now.Add(r.Lease).UnixMilli()
 	start := s.leases.begin(now)
@@ -113,7 +115,7 @@ func (s *Store) claimForSQLite(ctx context.Context, r ClaimForRequest, hooks []H
 		}
 		s.leases.forget(lost)
 	}
-	out := make([]*Delivery, len(claimed))
+	out := make([]*models.Delivery, len(claimed))
 	for i, c := range claimed {
 		s.leases.bind(c.rowid, c.ID)
 		c.LockedUntil, c.LockedBy = until, r.Owner
@@ -160,7 +162,7 @@ func (s *Store) claimHookSQLite(ctx context.Context, h HookSlots, start uint64, 
 }
 
 type leasedRow struct {
-	Delivery
+	models.Delivery
 	rowid int64
 }
 
@@ -185,7 +187,7 @@ func (s *Store) leasedRows(ctx context.Context, rowids []int64, now int64) ([]*l
 	defer rows.Close()
 	out := make([]*leasedRow, 0, len(rowids))
 	for rows.Next() {
-		d := &leasedRow{Delivery: Delivery{Status: StatusPending}}
+		d := &leasedRow{Delivery: models.Delivery{Status: models.StatusPending}}
 		if err := rows.Scan(&d.rowid, &d.ID, &d.EventID, &d.WebhookID, &d.EventType, &d.AttemptCount, &d.NextAttemptAt); err != nil {
 			return nil, fmt.Errorf("read claimed deliveries: %w", err)
 		}
@@ -197,7 +199,7 @@ func (s *Store) leasedRows(ctx context.Context, rowids []int64, now int64) ([]*l
 	return out, nil
 }
 
-func (s *Store) claimForPostgres(ctx context.Context, r ClaimForRequest, hooks []HookSlots) ([]*Delivery, []string, error) {
+func (s *Store) claimForPostgres(ctx context.Context, r ClaimForRequest, hooks []HookSlots) ([]*models.Delivery, []string, error) {
 	now := r.Now.UnixMilli()
 	var sb strings.Builder
 	args := make([]any, 0, 2*len(hooks)+4)
@@ -218,7 +220,7 @@ func (s *Store) claimForPostgres(ctx context.Context, r ClaimForRequest, hooks [
 	UPDATE deliveries SET locked_until = ?, locked_by = ? FROM picked WHERE deliveries.id = picked.id
 	RETURNING deliveries.*`)
 	args = append(args, now, now, r.Now.Add(r.Lease).UnixMilli(), r.Owner)
-	var claimed []*Delivery
+	var claimed []*models.Delivery
 	if err := s.W.WithContext(ctx).Raw(sb.String(), args...).Scan(&claimed).Error; err != nil {
 		return nil, nil, fmt.Errorf("claim deliveries: %w", err)
 	}

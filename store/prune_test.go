@@ -1,4 +1,4 @@
-package models_test
+package store_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/internal/storetest"
 	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
 )
 
 // Pruning cuts attempts and deliveries by their time-ordered ids: finished work newer than
@@ -17,7 +18,7 @@ func TestPruneKeepsFinishedWorkNewerThanTheCutoff(t *testing.T) {
 		ctx := context.Background()
 		w := newWebhook(t, s, "message.received", true)
 		p := publish(t, s, "message.received", "")
-		got, _ := claimFor(t, s, time.Now(), models.HookSlots{WebhookID: w.ID, Free: 1})
+		got, _ := claimFor(t, s, time.Now(), store.HookSlots{WebhookID: w.ID, Free: 1})
 		if len(got) != 1 {
 			t.Fatalf("claimed %d", len(got))
 		}
@@ -57,7 +58,7 @@ func TestAttemptsMigrationKeepsStoredAttempts(t *testing.T) {
 		now := time.Now().UTC()
 		attemptAt(t, s, w, now.Add(-time.Minute), false)
 		attemptAt(t, s, w, now, true)
-		deliveries, _, err := s.ListDeliveries(ctx, models.DeliveryFilter{WebhookID: w.ID}, models.Page{Limit: 10})
+		deliveries, _, err := s.ListDeliveries(ctx, store.DeliveryFilter{WebhookID: w.ID}, models.Page{Limit: 10})
 		if err != nil || len(deliveries) != 2 {
 			t.Fatalf("deliveries: %d, %v", len(deliveries), err)
 		}

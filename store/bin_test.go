@@ -1,4 +1,4 @@
-package models_test
+package store_test
 
 import (
 	"bytes"
@@ -10,13 +10,14 @@ import (
 
 	"github.com/hookrelay/hookrelay/internal/storetest"
 	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
 )
 
 func TestBinStore(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
 		ctx := context.Background()
 		dsn := b.DSN(t)
-		s, err := models.Open(ctx, dsn)
+		s, err := store.Open(ctx, dsn)
 		if err != nil {
 			t.Fatalf("open: %v", err)
 		}

@@ -1,4 +1,4 @@
-package models_test
+package store_test
 
 import (
 	"context"
@@ -9,11 +9,12 @@ import (
 
 	"github.com/hookrelay/hookrelay/internal/storetest"
 	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
 )
 
-func claimFor(t *testing.T, s *models.Store, now time.Time, hooks ...models.HookSlots) ([]*models.Delivery, map[string]int64) {
+func claimFor(t *testing.T, s *store.Store, now time.Time, hooks ...store.HookSlots) ([]*models.Delivery, map[string]int64) {
 	t.Helper()
-	got, next, err := s.ClaimFor(context.Background(), models.ClaimForRequest{Owner: "test", Now: now, Lease: time.Minute, Hooks: hooks})
+	got, next, err := s.ClaimFor(context.Background(), store.ClaimForRequest{Owner: "test", Now: now, Lease: time.Minute, Hooks: hooks})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,14 +29,14 @@ func TestClaimForTakesAtMostTheFreeSlotsAndNeverALeasedDelivery(t *testing.T) {
 			publish(t, s, "message.received", "")
 		}
 		now := time.Now()
-		first, next := claimFor(t, s, now, models.HookSlots{WebhookID: w.ID, Free: 2})
+		first, next := claimFor(t, s, now, store.HookSlots{WebhookID: w.ID, Free: 2})
 		if len(first) != 2 {
 			t.Fatalf("claimed %d with 2 free slots, want 2", len(first))
 		}
 		if _, ok := next[w.ID]; ok {
 			t.Errorf("next = %v after a partial claim; the webhook has more due work and must stay listed", next)
 		}
-		rest, next := claimFor(t, s, now, models.HookSlots{WebhookID: w.ID, Free: 10})
+		rest, next := claimFor(t, s, now, store.HookSlots{WebhookID: w.ID, Free: 10})
 		if len(rest) != 3 {
 			t.Fatalf("second claim took %d, want the 3 not leased", len(rest))
 		}
@@ -52,12 +53,12 @@ func TestClaimForTakesAtMostTheFreeSlotsAndNeverALeasedDelivery(t *testing.T) {
 				t.Errorf("claimed row %+v lacks what the dispatcher needs", d)
 			}
 		}
-		if again, _ := claimFor(t, s, now, models.HookSlots{WebhookID: w.ID, Free: 10}); len(again) != 0 {
+		if again, _ := claimFor(t, s, now, store.HookSlots{WebhookID: w.ID, Free: 10}); len(again) != 0 {
 			t.Errorf("%d leased deliveries claimed again", len(again))
 		}
 		// A lease that ran out (its holder died, or its result could not be recorded) is
 		// claimable again.
-		if later, _ := claimFor(t, s, now.Add(2*time.Minute), models.HookSlots{WebhookID: w.ID, Free: 10}); len(later) != 5 {
+		if later, _ := claimFor(t, s, now.Add(2*time.Minute), store.HookSlots{WebhookID: w.ID, Free: 10}); len(later) != 5 {
 			t.Errorf("after the lease ran out claimed %d, want 5", len(later))
 		}
 	})
@@ -69,7 +70,7 @@ func TestClaimForReportsWhenAWebhooksNextDeliveryIsDue(t *testing.T) {
 		ctx := context.Background()
 		w := newWebhook(t, s, "message.received", true)
 		publish(t, s, "message.received", "")
-		got, _ := claimFor(t, s, time.Now(), models.HookSlots{WebhookID: w.ID, Free: 1})
+		got, _ := claimFor(t, s, time.Now(), store.HookSlots{WebhookID: w.ID, Free: 1})
 		if len(got) != 1 {
 			t.Fatalf("claimed %d", len(got))
 		}
@@ -81,11 +82,11 @@ func TestClaimForReportsWhenAWebhooksNextDeliveryIsDue(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		none, next := claimFor(t, s, time.Now(), models.HookSlots{WebhookID: w.ID, Free: 4})
+		none, next := claimFor(t, s, time.Now(), store.HookSlots{WebhookID: w.ID, Free: 4})
 		if len(none) != 0 || next[w.ID] != retryAt {
 			t.Errorf("claim before the retry is due = %d rows, next %v; want none and %d", len(none), next, retryAt)
 		}
-		if due, _ := claimFor(t, s, time.UnixMilli(retryAt), models.HookSlots{WebhookID: w.ID, Free: 4}); len(due) != 1 || due[0].AttemptCount != 1 {
+		if due, _ := claimFor(t, s, time.UnixMilli(retryAt), store.HookSlots{WebhookID: w.ID, Free: 4}); len(due) != 1 || due[0].AttemptCount != 1 {
 			t.Errorf("claim at the retry time = %+v, want the delivery with 1 attempt made", due)
 		}
 	})
@@ -101,9 +102,9 @@ func TestClaimForReachesAHealthyWebhookBehindAnotherWebhooksBacklog(t *testing.T
 		busy := newWebhook(t, s, "conversation.started", true)
 		et, _ := models.LookupEventType(models.EventConversationStarted)
 		now := time.Now().UTC().Truncate(time.Second)
-		in := make([]models.PublishInput, 1000)
+		in := make([]store.PublishInput, 1000)
 		for i := range in {
-			in[i] = models.PublishInput{Type: et.Name, Payload: et.Example(now), OccurredAt: now}
+			in[i] = store.PublishInput{Type: et.Name, Payload: et.Example(now), OccurredAt: now}
 		}
 		for range 3 {
 			if _, err := s.Publish(ctx, in); err != nil {
@@ -113,7 +114,7 @@ func TestClaimForReachesAHealthyWebhookBehindAnotherWebhooksBacklog(t *testing.T
 		healthy := newWebhook(t, s, "message.received", true)
 		p := publish(t, s, "message.received", "")
 
-		got, next := claimFor(t, s, time.Now(), models.HookSlots{WebhookID: healthy.ID, Free: 8})
+		got, next := claimFor(t, s, time.Now(), store.HookSlots{WebhookID: healthy.ID, Free: 8})
 		if len(got) != 1 || got[0].ID != p.Deliveries[0].ID {
 			t.Fatalf("claimed %+v for the healthy webhook, want its one delivery", got)
 		}
@@ -133,8 +134,8 @@ func TestClaimForReachesAHealthyWebhookBehindAnotherWebhooksBacklog(t *testing.T
 func TestQueuedIsToldWhatAPublishQueued(t *testing.T) {
 	s := storetest.Open(t, storetest.SQLiteDSN(t))
 	var mu sync.Mutex
-	var got []models.Queued
-	s.OnQueued(func(q models.Queued) {
+	var got []store.Queued
+	s.OnQueued(func(q store.Queued) {
 		mu.Lock()
 		got = append(got, q)
 		mu.Unlock()
@@ -200,7 +201,7 @@ func TestRedeliveryOfADeliveryInFlightIsRefused(t *testing.T) {
 		s := storetest.Open(t, b.DSN(t))
 		w := newWebhook(t, s, "message.received", true)
 		publish(t, s, "message.received", "")
-		got, _ := claimFor(t, s, time.Now(), models.HookSlots{WebhookID: w.ID, Free: 1})
+		got, _ := claimFor(t, s, time.Now(), store.HookSlots{WebhookID: w.ID, Free: 1})
 		if len(got) != 1 {
 			t.Fatalf("claimed %d", len(got))
 		}
@@ -216,14 +217,14 @@ func TestConcurrentClaimForNeverSharesADelivery(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
 		dsn := b.DSN(t)
 		s := storetest.Open(t, dsn)
-		var hooks []models.HookSlots
+		var hooks []store.HookSlots
 		for range 3 {
-			hooks = append(hooks, models.HookSlots{WebhookID: newWebhook(t, s, "message.received", true).ID, Free: 5})
+			hooks = append(hooks, store.HookSlots{WebhookID: newWebhook(t, s, "message.received", true).ID, Free: 5})
 		}
 		for range 100 {
 			publish(t, s, "message.received", "")
 		}
-		stores := []*models.Store{s}
+		stores := []*store.Store{s}
 		if b.Name == "postgres" {
 			stores = append(stores, storetest.Open(t, dsn), storetest.Open(t, dsn))
 		}
@@ -236,7 +237,7 @@ func TestConcurrentClaimForNeverSharesADelivery(t *testing.T) {
 				defer wg.Done()
 				owner := string(rune('a' + i))
 				for {
-					got, _, err := stores[i%len(stores)].ClaimFor(context.Background(), models.ClaimForRequest{
+					got, _, err := stores[i%len(stores)].ClaimFor(context.Background(), store.ClaimForRequest{
 						Owner: owner, Now: time.Now(), Lease: time.Minute, Hooks: hooks})
 					if err != nil {
 						t.Error(err)

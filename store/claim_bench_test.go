@@ -1,4 +1,4 @@
-package models_test
+package store_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/internal/storetest"
 	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
 )
 
 // BenchmarkClaimFor claims 25 due deliveries of each of 4 webhooks per op (100 in all) from a
@@ -17,18 +18,18 @@ func BenchmarkClaimFor(b *testing.B) {
 		b.Run(be.Name, func(b *testing.B) {
 			s, all := benchQueue(b, be, 2500)
 			ctx := context.Background()
-			var hooks []models.HookSlots
+			var hooks []store.HookSlots
 			seen := map[string]bool{}
 			for _, d := range all {
 				if !seen[d.WebhookID] {
 					seen[d.WebhookID] = true
-					hooks = append(hooks, models.HookSlots{WebhookID: d.WebhookID, Free: 25})
+					hooks = append(hooks, store.HookSlots{WebhookID: d.WebhookID, Free: 25})
 				}
 			}
 			b.ReportAllocs()
 			ops := 0
 			for b.Loop() {
-				got, _, err := s.ClaimFor(ctx, models.ClaimForRequest{Owner: "bench", Now: time.Now(), Lease: time.Minute, Hooks: hooks})
+				got, _, err := s.ClaimFor(ctx, store.ClaimForRequest{Owner: "bench", Now: time.Now(), Lease: time.Minute, Hooks: hooks})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -1,4 +1,4 @@
-package models_test
+package store_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/internal/storetest"
 	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
 )
 
 // A recorded batch's attempt rows are written grouped by what they share (webhook, number,
@@ -23,14 +24,14 @@ func TestRecordedAttemptsReadBackExactlyFromLargeMixedBatches(t *testing.T) {
 		const events = 150 // 300 deliveries: groups of up to 100, several statements each
 		et, _ := models.LookupEventType(models.EventMessageReceived)
 		now := time.Now().UTC().Truncate(time.Second)
-		in := make([]models.PublishInput, events)
+		in := make([]store.PublishInput, events)
 		for i := range in {
-			in[i] = models.PublishInput{Type: et.Name, Payload: et.Example(now), OccurredAt: now, RequestHash: "h"}
+			in[i] = store.PublishInput{Type: et.Name, Payload: et.Example(now), OccurredAt: now, RequestHash: "h"}
 		}
 		if _, err := s.Publish(ctx, in); err != nil {
 			t.Fatal(err)
 		}
-		got, _ := claimFor(t, s, time.Now(), models.HookSlots{WebhookID: a.ID, Free: 1000}, models.HookSlots{WebhookID: c.ID, Free: 1000})
+		got, _ := claimFor(t, s, time.Now(), store.HookSlots{WebhookID: a.ID, Free: 1000}, store.HookSlots{WebhookID: c.ID, Free: 1000})
 		if len(got) != 2*events {
 			t.Fatalf("claimed %d deliveries, want %d", len(got), 2*events)
 		}

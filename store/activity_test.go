@@ -1,4 +1,4 @@
-package models_test
+package store_test
 
 import (
 	"context"
@@ -7,10 +7,11 @@ import (
 
 	"github.com/hookrelay/hookrelay/internal/storetest"
 	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
 )
 
 // attemptAt records one attempt of a fresh delivery to w, started at the given time.
-func attemptAt(t *testing.T, s *models.Store, w *models.Webhook, at time.Time, ok bool) {
+func attemptAt(t *testing.T, s *store.Store, w *models.Webhook, at time.Time, ok bool) {
 	t.Helper()
 	p := publish(t, s, "message.received", "")
 	var d *models.Delivery

@@ -1,4 +1,9 @@
-package models
+// Package store persists Hookrelay's domain (package models) in SQLite or PostgreSQL: the
+// durable outbox (events and their deliveries, written in one transaction), claims with
+// leases, attempt records, spills of webhooks that fall behind, inspector captures, API keys,
+// sessions and settings, and the migrations that shape the schema. Consumers declare the
+// small part of Store they use as an interface of their own.
+package store
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package models_test
+package store_test
 
 import (
 	"context"
@@ -11,9 +11,10 @@ import (
 
 	"github.com/hookrelay/hookrelay/internal/storetest"
 	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
 )
 
-func newWebhook(t *testing.T, s *models.Store, events string, enabled bool) *models.Webhook {
+func newWebhook(t *testing.T, s *store.Store, events string, enabled bool) *models.Webhook {
 	t.Helper()
 	w := &models.Webhook{Name: "w", URL: "https://example.com/h", Events: events, Enabled: enabled, Secret: "s"}
 	if err := s.CreateWebhook(context.Background(), w); err != nil {
@@ -22,11 +23,11 @@ func newWebhook(t *testing.T, s *models.Store, events string, enabled bool) *mod
 	return w
 }
 
-func publish(t *testing.T, s *models.Store, eventType, key string) models.Published {
+func publish(t *testing.T, s *store.Store, eventType, key string) store.Published {
 	t.Helper()
 	et, _ := models.LookupEventType(eventType)
 	now := time.Now().UTC().Truncate(time.Second)
-	res, err := s.Publish(context.Background(), []models.PublishInput{{Type: et.Name, Payload: et.Example(now),
+	res, err := s.Publish(context.Background(), []store.PublishInput{{Type: et.Name, Payload: et.Example(now),
 		OccurredAt: now, IdempotencyKey: key, RequestHash: "h1"}})
 	if err != nil {
 		t.Fatal(err)
@@ -83,12 +84,12 @@ func TestIdempotencyKeyReplaysAndRefusesOtherContent(t *testing.T) {
 			t.Fatalf("replay: %+v", again)
 		}
 		et, _ := models.LookupEventType("message.received")
-		_, err := s.Publish(context.Background(), []models.PublishInput{{Type: et.Name, Payload: et.Example(time.Now()),
+		_, err := s.Publish(context.Background(), []store.PublishInput{{Type: et.Name, Payload: et.Example(time.Now()),
 			OccurredAt: time.Now(), IdempotencyKey: "key-1", RequestHash: "other"}})
 		if !errors.Is(err, models.ErrConflict) {
 			t.Fatalf("reuse with other content: err %v, want ErrConflict", err)
 		}
-		ds, _, _ := s.ListDeliveries(context.Background(), models.DeliveryFilter{}, models.Page{Limit: 10})
+		ds, _, _ := s.ListDeliveries(context.Background(), store.DeliveryFilter{}, models.Page{Limit: 10})
 		if len(ds) != 1 {
 			t.Fatalf("%d deliveries after replays, want 1", len(ds))
 		}
@@ -101,7 +102,7 @@ func TestRecordResultsDoesNotReviveCancelledDelivery(t *testing.T) {
 		ctx := context.Background()
 		w := newWebhook(t, s, "message.received", true)
 		publish(t, s, "message.received", "")
-		got, _ := claimFor(t, s, time.Now(), models.HookSlots{WebhookID: w.ID, Free: 10})
+		got, _ := claimFor(t, s, time.Now(), store.HookSlots{WebhookID: w.ID, Free: 10})
 		if len(got) != 1 {
 			t.Fatalf("claimed %d", len(got))
 		}
@@ -146,7 +147,7 @@ func TestDeleteWebhookRemovesDeliveriesAndAttempts(t *testing.T) {
 		if err := s.DeleteWebhook(ctx, w.ID); !errors.Is(err, models.ErrNotFound) {
 			t.Fatalf("second delete: %v", err)
 		}
-		ds, _, _ := s.ListDeliveries(ctx, models.DeliveryFilter{}, models.Page{Limit: 10})
+		ds, _, _ := s.ListDeliveries(ctx, store.DeliveryFilter{}, models.Page{Limit: 10})
 		if len(ds) != 1 || ds[0].WebhookID != keep.ID {
 			t.Fatalf("deliveries left: %+v", ds)
 		}
@@ -169,7 +170,7 @@ func TestPruneKeepsPendingWork(t *testing.T) {
 			t.Fatalf("event of a pending delivery pruned: %v", err)
 		}
 		// A failed attempt of a delivery still retrying stays with it.
-		got, _ := claimFor(t, s, time.Now(), models.HookSlots{WebhookID: w.ID, Free: 10})
+		got, _ := claimFor(t, s, time.Now(), store.HookSlots{WebhookID: w.ID, Free: 10})
 		err := s.RecordResults(ctx, []models.Result{{DeliveryID: got[0].ID, WebhookID: got[0].WebhookID, Status: models.StatusPending,
 			NextAttemptAt: time.Now().UnixMilli(), Attempt: &models.Attempt{ID: models.NewID("att"), DeliveryID: got[0].ID,
 				WebhookID: got[0].WebhookID, Number: 1, StartedAt: time.Now().UTC(), Outcome: models.OutcomeFailed}}})
@@ -183,7 +184,7 @@ func TestPruneKeepsPendingWork(t *testing.T) {
 			t.Fatalf("attempts of a retrying delivery after pruning past them: %d, %v; want its 1", len(a), err)
 		}
 		// Finished work older than the cutoff goes.
-		got, _ = claimFor(t, s, time.Now(), models.HookSlots{WebhookID: w.ID, Free: 10})
+		got, _ = claimFor(t, s, time.Now(), store.HookSlots{WebhookID: w.ID, Free: 10})
 		err = s.RecordResults(ctx, []models.Result{{DeliveryID: got[0].ID, WebhookID: got[0].WebhookID, Status: models.StatusSucceeded,
 			Succeeded: true, Attempt: &models.Attempt{ID: models.NewID("att"), DeliveryID: got[0].ID, WebhookID: got[0].WebhookID,
 				Number: 1, StartedAt: time.Now().UTC(), Outcome: models.OutcomeSucceeded}}})
@@ -262,7 +263,7 @@ func TestConcurrentPublishesWithOneIdempotencyKeyMakeOneEvent(t *testing.T) {
 		dsn := b.DSN(t)
 		s := storetest.Open(t, dsn)
 		newWebhook(t, s, "message.received", true)
-		stores := []*models.Store{s}
+		stores := []*store.Store{s}
 		if b.Name == "postgres" {
 			stores = append(stores, storetest.Open(t, dsn))
 		}
@@ -274,7 +275,7 @@ func TestConcurrentPublishesWithOneIdempotencyKeyMakeOneEvent(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				res, err := stores[i%len(stores)].Publish(context.Background(), []models.PublishInput{{Type: et.Name,
+				res, err := stores[i%len(stores)].Publish(context.Background(), []store.PublishInput{{Type: et.Name,
 					Payload: et.Example(now), OccurredAt: now, IdempotencyKey: "same-key", RequestHash: "h"}})
 				if err != nil {
 					t.Error(err)
@@ -292,7 +293,7 @@ func TestConcurrentPublishesWithOneIdempotencyKeyMakeOneEvent(t *testing.T) {
 		if len(distinct) != 1 {
 			t.Fatalf("%d distinct events for one Idempotency-Key", len(distinct))
 		}
-		ds, _, _ := s.ListDeliveries(context.Background(), models.DeliveryFilter{}, models.Page{Limit: 100})
+		ds, _, _ := s.ListDeliveries(context.Background(), store.DeliveryFilter{}, models.Page{Limit: 100})
 		if len(ds) != 1 {
 			t.Fatalf("%d deliveries, want 1", len(ds))
 		}
@@ -343,7 +344,7 @@ func TestWebhooksToSendSeeEveryChange(t *testing.T) {
 // A new SQLite file is created with 8 KiB pages in WAL mode; a file made with 4 KiB pages
 // (every file before this setting) opens, migrates and works with its own page size.
 func TestSQLiteFilesGetLargePagesAndOldOnesKeepTheirs(t *testing.T) {
-	pragma := func(s *models.Store, name string) string {
+	pragma := func(s *store.Store, name string) string {
 		t.Helper()
 		var v string
 		if err := s.W.Raw("PRAGMA " + name).Row().Scan(&v); err != nil {

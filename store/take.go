@@ -1,4 +1,4 @@
-package models
+package store
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hookrelay/hookrelay/models"
 	"gorm.io/gorm"
 )
 
@@ -24,12 +25,6 @@ import (
 // moves to just before the oldest event still in flight. After a crash, what was in flight
 // is owed again and sent again (at-least-once); events whose rows were written past the
 // stored position (attempts finish out of order) are recognised by their row and skipped.
-
-// OwedDelivery marks a delivery taken from a spill whose row is not written yet.
-type OwedDelivery struct {
-	Seq   int64  // the event's rowid: its place in the spill
-	Epoch uint64 // the bookkeeping (owedTrack) the take came from
-}
 
 // owedTrack is what this process has taken of one webhook's spill.
 type owedTrack struct {
@@ -67,9 +62,9 @@ func (s *Store) forgetEpoch(webhookID string, epoch uint64) {
 
 // SpillTake is what TakeSpilled did for one webhook.
 type SpillTake struct {
-	Taken   []*Delivery // owed events to send, oldest first, without rows yet (Owed is set)
-	Spilled bool        // the webhook still owes events
-	More    bool        // the take stopped at its limit: more may be owed already
+	Taken   []*models.Delivery // owed events to send, oldest first, without rows yet (Owed is set)
+	Spilled bool               // the webhook still owes events
+	More    bool               // the take stopped at its limit: more may be owed already
 }
 
 // TakeRequest asks TakeSpilled for up to Rows owed events of each webhook.
@@ -132,7 +127,7 @@ func (s *Store) takeOwed(ctx context.Context, want TakeWant, now time.Time, owne
 	if want.Rows <= 0 {
 		return SpillTake{Spilled: true}, nil
 	}
-	types := (&Webhook{Events: *spill[0].Events}).EventList()
+	types := (&models.Webhook{Events: *spill[0].Events}).EventList()
 	after := spill[0].AfterSeq
 
 	s.takes.mu.Lock()
@@ -204,9 +199,9 @@ func (s *Store) takeOwed(ctx context.Context, want TakeWant, now time.Time, owne
 			continue
 		}
 		tr.out[e.seq] = true
-		got.Taken = append(got.Taken, &Delivery{ID: owedDeliveryID(e.id, want.WebhookID), EventID: e.id, WebhookID: want.WebhookID, EventType: e.typ,
-			Status: StatusPending, NextAttemptAt: now.UnixMilli(), LockedBy: owner, CreatedAt: now, UpdatedAt: now,
-			Owed: &OwedDelivery{Seq: e.seq, Epoch: tr.epoch}})
+		got.Taken = append(got.Taken, &models.Delivery{ID: owedDeliveryID(e.id, want.WebhookID), EventID: e.id, WebhookID: want.WebhookID, EventType: e.typ,
+			Status: models.StatusPending, NextAttemptAt: now.UnixMilli(), LockedBy: owner, CreatedAt: now, UpdatedAt: now,
+			Owed: &models.OwedDelivery{Seq: e.seq, Epoch: tr.epoch}})
 	}
 	caughtUp := len(found) < want.Rows && len(tr.out) == 0
 	pos, epoch := tr.cursor, tr.epoch
@@ -258,7 +253,7 @@ func (s *Store) settleSpill(tx *gorm.DB, webhookID string, pos int64, tryEnd boo
 		s.webhooksChanged()
 		return true, s.dropSpill(tx, webhookID)
 	}
-	types := (&Webhook{Events: events[0]}).EventList()
+	types := (&models.Webhook{Events: events[0]}).EventList()
 	res := tx.Exec(`DELETE FROM webhook_spills WHERE webhook_id = ?
 		AND NOT EXISTS (SELECT 1 FROM events WHERE rowid > webhook_spills.after_seq AND test = ? AND +type IN ?)`,
 		webhookID, false, types)
@@ -277,9 +272,9 @@ func (s *Store) settleSpill(tx *gorm.DB, webhookID string, pos int64, tryEnd boo
 // meanwhile; none when it was deleted or when the row exists already) and moves each
 // webhook's spill position. It returns the ids whose rows it wrote, and what to apply to the
 // in-memory bookkeeping once the transaction commits.
-func (s *Store) owedRecord(tx *gorm.DB, rs []Result, now time.Time) (map[string]bool, func(), error) {
+func (s *Store) owedRecord(tx *gorm.DB, rs []models.Result, now time.Time) (map[string]bool, func(), error) {
 	written := make(map[string]bool, len(rs))
-	var sent []Result
+	var sent []models.Result
 	for _, r := range rs {
 		if r.Attempt != nil {
 			sent = append(sent, r)
@@ -353,7 +348,7 @@ func (s *Store) owedRecord(tx *gorm.DB, rs []Result, now time.Time) (map[string]
 // insertOwed writes the rows of recorded deliveries that had none and adds the ids it wrote to written. A row that exists already (the same event taken
 // twice, after a failed record) is left as it is: owed deliveries have ids derived from their
 // event and webhook (owedDeliveryID), so INSERT OR IGNORE finds it on the primary key.
-func (s *Store) insertOwed(tx *gorm.DB, rs []Result, now time.Time, written map[string]bool) error {
+func (s *Store) insertOwed(tx *gorm.DB, rs []models.Result, now time.Time, written map[string]bool) error {
 	var hooks []string
 	seen := map[string]bool{}
 	for _, r := range rs {
@@ -394,8 +389,8 @@ func (s *Store) insertOwed(tx *gorm.DB, rs []Result, now time.Time, written map[
 		}
 		k := groupKey{webhook: r.WebhookID, status: r.Status, attempts: r.Attempt.Number, next: r.NextAttemptAt, takenAt: r.TakenAt}
 		if !on {
-			k.status, k.next = StatusCancelled, 0 // disabled while in flight, like its pending rows
-		} else if k.status != StatusPending {
+			k.status, k.next = models.StatusCancelled, 0 // disabled while in flight, like its pending rows
+		} else if k.status != models.StatusPending {
 			k.next = 0
 		}
 		if r.Attempt.ResponseStatus != nil {
