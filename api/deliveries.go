@@ -33,9 +33,13 @@ type Delivery struct {
 	LastStatusCode *int       `json:"last_status_code" example:"200"`
 	LastError      *string    `json:"last_error"`
 	Test           bool       `json:"test" example:"false"`
-	CreatedAt      time.Time  `json:"created_at"`
-	UpdatedAt      time.Time  `json:"updated_at"`
-	Attempts       []Attempt  `json:"attempts,omitempty"`
+	// Spilled is true while the delivery waits in its webhook's spill: the webhook fell
+	// behind, so its newer events are sent in order as the endpoint catches up. Such a
+	// delivery is pending with no attempts yet; it keeps its id once attempted.
+	Spilled   bool      `json:"spilled" example:"false"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	Attempts  []Attempt `json:"attempts,omitempty"`
 } // @name Delivery
 
 // Attempt is one HTTP request made for a delivery, as the attempt log keeps it.
@@ -56,7 +60,7 @@ type Attempt struct {
 func deliveryOut(d *models.Delivery) Delivery {
 	out := Delivery{ID: d.ID, EventID: d.EventID, WebhookID: d.WebhookID, Event: d.EventType, Status: d.Status,
 		AttemptCount: d.AttemptCount, LastStatusCode: d.LastStatusCode, LastError: d.LastError, Test: d.Test,
-		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt}
+		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, Spilled: d.Owed != nil}
 	if d.Status == models.StatusPending && d.NextAttemptAt > 0 {
 		t := time.UnixMilli(d.NextAttemptAt).UTC()
 		out.NextAttemptAt = &t

@@ -325,6 +325,7 @@ type deliveryView struct {
 	Status       string        `json:"status"`
 	AttemptCount int           `json:"attempt_count"`
 	Test         bool          `json:"test"`
+	Spilled      bool          `json:"spilled"`
 	Attempts     []attemptView `json:"attempts"`
 }
 

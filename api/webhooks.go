@@ -26,6 +26,7 @@ type WebhookStore interface {
 	DeleteWebhook(ctx context.Context, id string) error
 	WebhookActivity(ctx context.Context, ids []string, now time.Time) (map[string][]models.WebhookStats, map[string]*models.LastDelivery, error)
 	Backlogs(ctx context.Context, ids []string, count bool) (map[string]*store.Backlog, error)
+	PendingCounts(ctx context.Context, ids []string) (map[string]int64, error)
 }
 
 // Webhook is a webhook as the API shows it. The secret appears only on create, rotate and
@@ -44,8 +45,11 @@ type Webhook struct {
 	LastDelivery   *models.LastDelivery `json:"last_delivery"`
 	// Attempt outcomes per clock hour (UTC), 24 of them, oldest first; the last is this hour.
 	Stats24h []models.WebhookStats `json:"stats_24h"`
-	// Set while the webhook is spilled: it fell behind, and its newer events wait in order
-	// without a delivery row each until it catches up (see README, "spilling").
+	// Deliveries not finished yet: in flight, due, waiting for a retry, or waiting in the
+	// webhook's spill. GET /deliveries?webhook_id=…&status=pending lists every one of them.
+	PendingDeliveries int64 `json:"pending_deliveries" example:"0"`
+	// Set while the webhook is spilled: it fell behind, and its newer events wait to be sent
+	// in order as the endpoint catches up (they count in pending_deliveries).
 	Backlog *WebhookBacklog `json:"backlog"`
 	Secret  string          `json:"secret,omitempty" example:"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"`
 } // @name Webhook
@@ -53,8 +57,8 @@ type Webhook struct {
 // WebhookBacklog is what a spilled webhook still owes.
 type WebhookBacklog struct {
 	SpilledSince time.Time `json:"spilled_since"`
-	// Events published since that it is still owed, not yet in its deliveries; counted when
-	// one webhook is read, null in lists.
+	// Events published since then that it still owes; counted when one webhook is read, null
+	// in lists (pending_deliveries counts them always).
 	OwedEvents *int64 `json:"owed_events" example:"1200"`
 } // @name WebhookBacklog
 
@@ -87,6 +91,7 @@ type webhookActivity struct {
 	stats    map[string][]models.WebhookStats
 	last     map[string]*models.LastDelivery
 	backlogs map[string]*store.Backlog
+	pending  map[string]int64
 }
 
 // activity reads the activity of the given webhooks; countOwed counts what spilled ones owe
@@ -98,6 +103,9 @@ func (s *Server) activity(c *gin.Context, ids []string, countOwed bool) (webhook
 	if err == nil {
 		a.backlogs, err = s.webhooks.Backlogs(c.Request.Context(), ids, countOwed)
 	}
+	if err == nil {
+		a.pending, err = s.webhooks.PendingCounts(c.Request.Context(), ids)
+	}
 	if err != nil {
 		storeProblem(c, err)
 		return a, false
@@ -108,7 +116,7 @@ func (s *Server) activity(c *gin.Context, ids []string, countOwed bool) (webhook
 func (s *Server) webhookOut(w *models.Webhook, a webhookActivity) Webhook {
 	out := Webhook{ID: w.ID, Name: w.Name, URL: w.URL, Events: w.EventList(), Format: w.Format, Enabled: w.Enabled,
 		HasSecret: w.Secret != "", CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt, LastDelivery: a.last[w.ID],
-		Stats24h: a.stats[w.ID]}
+		Stats24h: a.stats[w.ID], PendingDeliveries: a.pending[w.ID]}
 	if b := a.backlogs[w.ID]; b != nil {
 		out.Backlog = &WebhookBacklog{SpilledSince: b.SpilledSince.UTC(), OwedEvents: b.OwedEvents}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -572,5 +573,93 @@ func TestSpilledWebhookShowsItsBacklog(t *testing.T) {
 		case id == calm.ID && backlog != nil:
 			t.Errorf("list: the other webhook shows backlog %v, want null", backlog)
 		}
+	}
+}
+
+// An admin looking at a webhook whose endpoint hangs sees every event waiting for it as a
+// pending delivery, and their count, whether the deliveries have rows yet or wait in the
+// webhook's spill (SQLite spills such a webhook after a few dozen events).
+func TestEveryPendingDeliveryOfAHangingWebhookIsListedAndCounted(t *testing.T) {
+	e := newEnv(t, withLocalTargets())
+	release := make(chan struct{})
+	hanging := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(hanging.Close)
+	t.Cleanup(func() { close(release) })
+	hook := e.hookTo(hanging.URL, "")
+	const events = 300
+	published := map[string]bool{}
+	for i := range events {
+		r := e.post("/api/v1/events", fmt.Sprintf(`{"event":"message.received","data":{"conversation_id":1,"message_id":%d,"content":"hi"}}`, i+1))
+		published[mustJSON[struct{ ID string }](t, r, http.StatusAccepted).ID] = true
+	}
+
+	seen := map[string]bool{} // event ids
+	var spilledSeen int
+	cursor := ""
+	for pages := 0; ; pages++ {
+		if pages > events {
+			t.Fatal("paging does not end")
+		}
+		path := "/api/v1/deliveries?limit=37&webhook_id=" + hook.ID
+		if cursor != "" {
+			path += "&cursor=" + cursor
+		}
+		page := mustJSON[list[deliveryView]](t, e.get(path), http.StatusOK)
+		for _, d := range page.Data {
+			if d.Status != "pending" || d.WebhookID != hook.ID {
+				t.Fatalf("delivery %+v, want pending for the hanging webhook", d)
+			}
+			if seen[d.EventID] {
+				t.Fatalf("event %s listed twice", d.EventID)
+			}
+			seen[d.EventID] = true
+			if d.Spilled {
+				spilledSeen++
+			}
+		}
+		if page.NextCursor == nil {
+			break
+		}
+		cursor = *page.NextCursor
+	}
+	if len(seen) != events {
+		t.Fatalf("listed %d pending deliveries of %d published events", len(seen), events)
+	}
+	for id := range published {
+		if !seen[id] {
+			t.Fatalf("event %s has no listed delivery", id)
+		}
+	}
+	if e.store.SpillSupported() && spilledSeen == 0 {
+		t.Errorf("no delivery listed as spilled: the webhook did not spill, so the test did not cover it")
+	}
+	t.Logf("%d pending deliveries listed, %d of them waiting in the spill", len(seen), spilledSeen)
+
+	// The count, in the list and in the single read; the status filter agrees.
+	checkCase(t, apiCase{status: 200, fields: map[string]any{"pending_deliveries": events}}, e.get("/api/v1/webhooks/"+hook.ID))
+	checkCase(t, apiCase{status: 200, fields: map[string]any{"data.0.pending_deliveries": events}}, e.get("/api/v1/webhooks"))
+	if n := len(mustJSON[list[deliveryView]](t, e.get("/api/v1/deliveries?limit=200&status=succeeded&webhook_id="+hook.ID), http.StatusOK).Data); n != 0 {
+		t.Errorf("%d succeeded deliveries listed, want 0", n)
+	}
+
+	// The newest delivery: readable by id, shown on its event, not redeliverable before its turn.
+	newest := mustJSON[list[deliveryView]](t, e.get("/api/v1/deliveries?limit=1&webhook_id="+hook.ID), http.StatusOK).Data[0]
+	got := e.delivery(newest.ID)
+	if got.ID != newest.ID || got.Status != "pending" || got.Spilled != newest.Spilled || len(got.Attempts) != 0 {
+		t.Errorf("read by id: %+v, listed as %+v", got, newest)
+	}
+	ev := mustJSON[struct {
+		Deliveries []deliveryView `json:"deliveries"`
+	}](t, e.get("/api/v1/events/"+newest.EventID), http.StatusOK)
+	if len(ev.Deliveries) != 1 || ev.Deliveries[0].ID != newest.ID {
+		t.Errorf("event detail shows deliveries %+v, want %s", ev.Deliveries, newest.ID)
+	}
+	if newest.Spilled {
+		checkCase(t, apiCase{status: http.StatusConflict}, e.post("/api/v1/deliveries/"+newest.ID+"/retry", ""))
 	}
 }

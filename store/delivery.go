@@ -16,7 +16,7 @@ func (s *Store) GetDelivery(ctx context.Context, id string) (*models.Delivery, e
 	var d models.Delivery
 	err := s.R.WithContext(ctx).Where("id = ?", id).Take(&d).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, models.ErrNotFound
+		return s.getOwed(ctx, id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get delivery: %w", err)
@@ -51,7 +51,11 @@ func (s *Store) ListDeliveries(ctx context.Context, f DeliveryFilter, p models.P
 	if err := q.Find(&list).Error; err != nil {
 		return nil, "", fmt.Errorf("list deliveries: %w", err)
 	}
-	list, next := pageOf(list, p.Limit, func(d *models.Delivery) string { return d.ID })
+	owed, err := s.listOwed(ctx, f, p.Cursor, p.Limit)
+	if err != nil {
+		return nil, "", err
+	}
+	list, next := pageOf(mergeNewestFirst(list, owed), p.Limit, func(d *models.Delivery) string { return d.ID })
 	return list, next, nil
 }
 
@@ -83,6 +87,9 @@ func (s *Store) RequeueDelivery(ctx context.Context, id string) (*models.Deliver
 		}
 		if d.Test {
 			return nil, fmt.Errorf("%w: test deliveries cannot be redelivered; use the webhook's test action", models.ErrConflict)
+		}
+		if d.Owed != nil {
+			return nil, fmt.Errorf("%w: the delivery has not been attempted yet: its webhook fell behind, and it is sent in order as the endpoint catches up", models.ErrConflict)
 		}
 		return nil, fmt.Errorf("%w: the delivery is being attempted right now", models.ErrConflict)
 	}

@@ -13,16 +13,19 @@ import (
 	"github.com/hookrelay/hookrelay/store"
 )
 
-// rowsOf returns the event ids of a webhook's deliveries.
+// rowsOf returns the event ids of a webhook's delivery rows, oldest first (lists also show
+// the deliveries a spill owes without a row: those are left out).
 func rowsOf(t *testing.T, s *store.Store, webhookID string) []string {
 	t.Helper()
 	ds, _, err := s.ListDeliveries(context.Background(), store.DeliveryFilter{WebhookID: webhookID}, models.Page{Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := make([]string, len(ds))
-	for i, d := range ds {
-		out[len(ds)-1-i] = d.EventID
+	var out []string
+	for _, d := range slices.Backward(ds) {
+		if d.Owed == nil {
+			out = append(out, d.EventID)
+		}
 	}
 	return out
 }
@@ -546,4 +549,76 @@ func TestTakenDeliveriesOfADisabledOrDeletedWebhook(t *testing.T) {
 			}
 		}
 	})
+}
+
+// Lists and reads show what a spill owes as pending deliveries under the ids their rows get
+// when recorded, so an admin sees the same deliveries before and after their attempts, and
+// a page boundary may fall between owed deliveries and rows.
+func TestOwedDeliveriesAreListedCountedAndReadUnderTheirFutureIDs(t *testing.T) {
+	s := storetest.Open(t, storetest.SQLiteDSN(t))
+	ctx := context.Background()
+	slow := newWebhook(t, s, "message.received", true)
+	publish(t, s, "message.received", "") // a row, before the spill
+	if _, err := s.Spill(ctx, []string{slow.ID}); err != nil {
+		t.Fatal(err)
+	}
+	for range 6 {
+		publish(t, s, "message.received", "")
+	}
+	listAll := func() []*models.Delivery {
+		t.Helper()
+		var all []*models.Delivery
+		cursor := ""
+		for {
+			page, next, err := s.ListDeliveries(ctx, store.DeliveryFilter{WebhookID: slow.ID}, models.Page{Limit: 2, Cursor: cursor})
+			if err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, page...)
+			if next == "" {
+				return all
+			}
+			cursor = next
+		}
+	}
+	before := listAll()
+	owed := 0
+	for i, d := range before {
+		if d.Status != models.StatusPending {
+			t.Errorf("delivery %s is %s, want pending", d.ID, d.Status)
+		}
+		if i > 0 && d.ID >= before[i-1].ID {
+			t.Errorf("list not newest first at %d", i)
+		}
+		if d.Owed != nil {
+			owed++
+			got, err := s.GetDelivery(ctx, d.ID)
+			if err != nil || got.EventID != d.EventID || got.Owed == nil {
+				t.Errorf("read owed %s: %+v, %v", d.ID, got, err)
+			}
+		}
+	}
+	if len(before) != 7 || owed != 6 {
+		t.Fatalf("listed %d deliveries, %d owed; want 7 and 6", len(before), owed)
+	}
+	if n, err := s.PendingCounts(ctx, []string{slow.ID}); err != nil || n[slow.ID] != 7 {
+		t.Fatalf("pending count %v, %v; want 7", n, err)
+	}
+
+	take(t, s, slow.ID, 3) // three owed ones attempted: their rows are written
+	after := listAll()
+	if len(after) != 7 {
+		t.Fatalf("after recording 3, listed %d deliveries, want 7", len(after))
+	}
+	for i := range after {
+		if after[i].ID != before[i].ID || after[i].EventID != before[i].EventID {
+			t.Errorf("delivery %d was %s (event %s), now %s (event %s)", i, before[i].ID, before[i].EventID, after[i].ID, after[i].EventID)
+		}
+	}
+	if n, _ := s.PendingCounts(ctx, []string{slow.ID}); n[slow.ID] != 4 {
+		t.Errorf("pending count after 3 succeeded: %d, want 4", n[slow.ID])
+	}
+	if _, err := s.GetDelivery(ctx, "dlv_"+strings.Repeat("0", 32)); !errors.Is(err, models.ErrNotFound) {
+		t.Errorf("unknown id: %v, want not found", err)
+	}
 }

@@ -370,18 +370,28 @@ test('admin UI end to end', { skip, timeout: 240_000 }, async (t) => {
     const batch = (n) => ({ events: Array.from({ length: n }, () => ({ event: 'conversation.started', data: example.data })) });
     // The first batch fills the webhook's queue; the next publish finds it stuck and spills it.
     await api('POST', '/api/v1/events/batch', batch(40));
+    let published = 40;
     const notice = page.getByTestId('backlog');
     const deadline = Date.now() + WAIT;
     for (;;) {
       await api('POST', '/api/v1/events/batch', batch(5));
+      published += 5;
       await page.goto(`/webhooks/${hook.id}`);
       await page.getByTestId('stats-chart').waitFor();
       if (await notice.isVisible()) break;
       assert.ok(Date.now() < deadline, 'the backlog notice did not appear');
       await page.waitForTimeout(200);
     }
-    assert.match(await notice.innerText(), /Behind since .+: \d+ newer events? waits? in order/);
+    // Every event it has not received is a pending delivery the admin sees, counted and
+    // listed, those waiting in the spill marked as such.
+    assert.match(await notice.innerText(), new RegExp(`Behind since .+: ${published} deliveries wait`));
+    assert.equal((await page.getByTestId('pending-count').innerText()).trim(), `${published} pending`);
+    await page.getByTestId('waits-in-order').first().waitFor();
+    assert.equal(await page.getByTestId('delivery-row').count(), Math.min(50, published));
     await shot(page, 'webhook-backlog');
+    await page.goto('/webhooks');
+    const stuck = page.locator(`[data-webhook-id="${hook.id}"]`);
+    assert.equal((await stuck.getByTestId('pending-count').innerText()).trim(), `${published} pending, behind`);
     await api('DELETE', `/api/v1/webhooks/${hook.id}`);
   });
 

@@ -782,6 +782,13 @@ export interface components {
              */
             next_attempt_at: string | null;
             /**
+             * @description Spilled is true while the delivery waits in its webhook's spill: the webhook fell
+             *     behind, so its newer events are sent in order as the endpoint catches up. Such a
+             *     delivery is pending with no attempts yet; it keeps its id once attempted.
+             * @example false
+             */
+            spilled: boolean;
+            /**
              * @example succeeded
              * @enum {string}
              */
@@ -976,8 +983,8 @@ export interface components {
         };
         Webhook: {
             /**
-             * @description Set while the webhook is spilled: it fell behind, and its newer events wait in order
-             *     without a delivery row each until it catches up (see README, "spilling").
+             * @description Set while the webhook is spilled: it fell behind, and its newer events wait to be sent
+             *     in order as the endpoint catches up (they count in pending_deliveries).
              */
             backlog: components["schemas"]["WebhookBacklog"] | null;
             /**
@@ -1007,6 +1014,12 @@ export interface components {
             last_delivery: components["schemas"]["LastDelivery"] | null;
             /** @example Slack Notifications */
             name: string;
+            /**
+             * @description Deliveries not finished yet: in flight, due, waiting for a retry, or waiting in the
+             *     webhook's spill. GET /deliveries?webhook_id=…&status=pending lists every one of them.
+             * @example 0
+             */
+            pending_deliveries: number;
             /** @example whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw */
             secret?: string;
             /** @description Attempt outcomes per clock hour (UTC), 24 of them, oldest first; the last is this hour. */
@@ -1021,8 +1034,8 @@ export interface components {
         };
         WebhookBacklog: {
             /**
-             * @description Events published since that it is still owed, not yet in its deliveries; counted when
-             *     one webhook is read, null in lists.
+             * @description Events published since then that it still owes; counted when one webhook is read, null
+             *     in lists (pending_deliveries counts them always).
              * @example 1200
              */
             owed_events: number | null;
