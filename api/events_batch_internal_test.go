@@ -82,3 +82,19 @@ func generalBatch(raw []byte) (any, error) {
 	}
 	return buildBatch(obj)
 }
+
+// BenchmarkQuickBatch decodes and validates a well-formed batch of 100 message.received
+// events, the publisher's common case.
+func BenchmarkQuickBatch(b *testing.B) {
+	item := `{"event":"message.received","timestamp":"2025-01-15T10:30:00+00:00","data":` +
+		`{"message_id":456,"conversation_id":123,"content":"Hello, I need help with my order.","visitor_name":"John Doe",` +
+		`"visitor_email":"john@example.com","current_url":"https://example.com/products","created_at":"2025-01-15T10:31:00Z"}}`
+	body := []byte(`{"events":[` + strings.TrimSuffix(strings.Repeat(item+",", 100), ",") + `]}`)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, ok := quickBatch(body); !ok {
+			b.Fatal("the quick path declined a valid batch")
+		}
+	}
+}
