@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -63,8 +64,56 @@ func readBody(c *gin.Context, optional bool) ([]byte, bool) {
 // decodeObject decodes a body read by readBody as one JSON object, answering 400 or 422
 // itself on failure.
 func decodeObject(c *gin.Context, raw []byte, optional bool, allowed ...string) (object, bool) {
+	obj, ok := bodyObject(c, raw, optional)
+	if !ok {
+		return nil, false
+	}
+	verr := &models.ValidationError{}
+	for k := range obj {
+		if !slices.Contains(allowed, k) {
+			verr.Add(k, "unknown field")
+		}
+	}
+	if verr.OrNil() != nil {
+		storeProblem(c, verr)
+		return nil, false
+	}
+	return obj, true
+}
+
+// readInput reads the body into a T, answering the problem itself when it cannot: 413, 415 or
+// 400 for a body that is not one JSON object, 422 naming each field that decodeFields refuses.
+// emptyOK takes an empty body for {}.
+func readInput[T any](c *gin.Context, emptyOK bool) (T, bool) {
+	raw, ok := readBody(c, emptyOK)
+	if !ok {
+		var zero T
+		return zero, false
+	}
+	return decodeInput[T](c, raw, emptyOK)
+}
+
+// decodeInput decodes a body read by readBody into a T, answering 400 or 422 itself on failure.
+func decodeInput[T any](c *gin.Context, raw []byte, emptyOK bool) (T, bool) {
+	var in T
+	obj, ok := bodyObject(c, raw, emptyOK)
+	if !ok {
+		return in, false
+	}
+	verr := &models.ValidationError{}
+	decodeFields(obj, reflect.ValueOf(&in).Elem(), "", verr)
+	if verr.OrNil() != nil {
+		storeProblem(c, verr)
+		return in, false
+	}
+	return in, true
+}
+
+// bodyObject splits the body into the keys of one JSON object, answering 400 itself when it is
+// anything else.
+func bodyObject(c *gin.Context, raw []byte, emptyOK bool) (object, bool) {
 	if len(bytes.TrimSpace(raw)) == 0 {
-		if optional {
+		if emptyOK {
 			return object{}, true
 		}
 		problem(c, http.StatusBadRequest, "the body must be a JSON object")
@@ -82,17 +131,14 @@ func decodeObject(c *gin.Context, raw []byte, optional bool, allowed ...string) 
 		problem(c, http.StatusBadRequest, "the body must hold a single JSON object with nothing after it")
 		return nil, false
 	}
-	verr := &models.ValidationError{}
-	for k := range obj {
-		if !slices.Contains(allowed, k) {
-			verr.Add(k, "unknown field")
-		}
-	}
-	if verr.OrNil() != nil {
-		storeProblem(c, verr)
-		return nil, false
-	}
 	return obj, true
+}
+
+// invalid answers 422 naming one field.
+func invalid(c *gin.Context, field, format string, args ...any) {
+	verr := &models.ValidationError{}
+	verr.Add(field, format, args...)
+	storeProblem(c, verr)
 }
 
 func bytesHasSuffix(s, suffix string) bool {

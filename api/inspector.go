@@ -426,20 +426,13 @@ func (h *inspectorAPI) forwardCapture(c *gin.Context) {
 		storeProblem(c, err)
 		return
 	}
-	obj, ok := readObject(c, false, "url")
+	in, ok := readInput[ForwardInput](c, false)
 	if !ok {
 		return
 	}
-	verr := &models.ValidationError{}
-	target, _ := obj.str("url", verr)
-	target = strings.TrimSpace(target)
-	if verr.OrNil() == nil {
-		if msg := inspector.CheckForwardURL(target); msg != "" {
-			verr.Add("url", "%s", msg)
-		}
-	}
-	if verr.OrNil() != nil {
-		storeProblem(c, verr)
+	target := strings.TrimSpace(in.URL)
+	if msg := inspector.CheckForwardURL(target); msg != "" {
+		invalid(c, "url", "%s", msg)
 		return
 	}
 	if cp.Rejected != "" {

@@ -16,9 +16,9 @@ const replayBatch = 500
 
 // ReplayInput chooses the past events to send again.
 type ReplayInput struct {
-	Since      string `json:"since" example:"2025-01-15T00:00:00+00:00" validate:"required"`
-	Until      string `json:"until" example:"2025-01-16T00:00:00+00:00" extensions:"x-nullable"`
-	OnlyFailed bool   `json:"only_failed" example:"false"`
+	Since      Optional[string] `json:"since" example:"2025-01-15T00:00:00+00:00" validate:"required"`
+	Until      Optional[string] `json:"until" example:"2025-01-16T00:00:00+00:00" extensions:"x-nullable"`
+	OnlyFailed bool             `json:"only_failed" example:"false"`
 }
 
 // ReplayQueued answers a replay.
@@ -50,11 +50,11 @@ func (s *Server) replayWebhook(c *gin.Context) {
 	if !ok {
 		return
 	}
-	obj, ok := readObject(c, false, "since", "until", "only_failed")
+	in, ok := readInput[ReplayInput](c, false)
 	if !ok {
 		return
 	}
-	f, err := buildReplay(obj, w, time.Now().UTC())
+	f, err := buildReplay(in, w, time.Now().UTC())
 	if err != nil {
 		storeProblem(c, err)
 		return
@@ -75,32 +75,29 @@ func (s *Server) replayWebhook(c *gin.Context) {
 }
 
 // buildReplay validates a replay body against the webhook.
-func buildReplay(obj object, w *models.Webhook, now time.Time) (models.ReplayFilter, error) {
+func buildReplay(in ReplayInput, w *models.Webhook, now time.Time) (models.ReplayFilter, error) {
 	verr := &models.ValidationError{}
-	f := models.ReplayFilter{WebhookID: w.ID, Types: w.EventList(), Until: now}
-	since, given := obj.str("since", verr)
-	switch {
-	case !given && !obj.has("since"):
-		verr.Add("since", "is required: an RFC 3339 time such as 2025-01-15T00:00:00+00:00")
-	case given:
-		t, err := time.Parse(time.RFC3339Nano, since)
+	f := models.ReplayFilter{WebhookID: w.ID, Types: w.EventList(), Until: now, OnlyFailed: in.OnlyFailed}
+	if in.Since.Set {
+		t, err := time.Parse(time.RFC3339Nano, in.Since.Value)
 		if err != nil {
 			verr.Add("since", "must be an RFC 3339 time such as 2025-01-15T00:00:00+00:00")
 		}
 		f.Since = t.UTC()
+	} else {
+		verr.Add("since", "is required: an RFC 3339 time such as 2025-01-15T00:00:00+00:00")
 	}
-	if until, ok := obj.str("until", verr); ok && !obj.isNull("until") {
-		t, err := time.Parse(time.RFC3339Nano, until)
+	if in.Until.Set && !in.Until.Null {
+		t, err := time.Parse(time.RFC3339Nano, in.Until.Value)
 		switch {
 		case err != nil:
 			verr.Add("until", "must be an RFC 3339 time such as 2025-01-16T00:00:00+00:00")
-		case given && !t.After(f.Since):
+		case in.Since.Set && !t.After(f.Since):
 			verr.Add("until", "must be later than since")
 		default:
 			f.Until = t.UTC()
 		}
 	}
-	f.OnlyFailed, _ = obj.boolean("only_failed", verr)
 	return f, verr.OrNil()
 }
 

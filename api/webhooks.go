@@ -65,7 +65,7 @@ type Secret struct {
 
 // TestInput chooses the event of a test action.
 type TestInput struct {
-	Event string `json:"event" example:"conversation.started"`
+	Event Optional[string] `json:"event" example:"conversation.started"`
 }
 
 var webhookFields = []string{"name", "url", "secret", "generate_secret", "events", "format", "enabled"}
@@ -454,19 +454,15 @@ func (s *Server) testWebhook(c *gin.Context) {
 	if !ok {
 		return
 	}
-	obj, ok := readObject(c, true, "event")
+	in, ok := readInput[TestInput](c, true)
 	if !ok {
 		return
 	}
-	verr := &models.ValidationError{}
-	event, given := obj.str("event", verr)
-	if !given && verr.OrNil() == nil {
+	event := in.Event.Value
+	if !in.Event.Set {
 		event = w.EventList()[0]
-	} else if given && !w.Subscribes(event) {
-		verr.Add("event", "the webhook does not listen to %q; it listens to %s", event, strings.Join(w.EventList(), ", "))
-	}
-	if verr.OrNil() != nil {
-		storeProblem(c, verr)
+	} else if !w.Subscribes(event) {
+		invalid(c, "event", "the webhook does not listen to %q; it listens to %s", event, strings.Join(w.EventList(), ", "))
 		return
 	}
 	// The attempt is bounded by the delivery timeout; a client that stops waiting must not
