@@ -46,15 +46,16 @@ type WebhookBacklog struct {
 	OwedEvents *int64 `json:"owed_events" example:"1200"`
 } // @name WebhookBacklog
 
-// WebhookInput creates or (partially) updates a webhook.
+// WebhookInput creates or (partially) updates a webhook. Its fields are in the order
+// applyWebhookInput judges them, which a problem's errors follow.
 type WebhookInput struct {
-	Name           string   `json:"name" example:"Slack Notifications"`
-	URL            string   `json:"url" example:"https://example.com/hooks/chat"`
-	Secret         *string  `json:"secret" example:"your-webhook-secret" extensions:"x-nullable"`
-	GenerateSecret bool     `json:"generate_secret" example:"false"`
-	Events         []string `json:"events" example:"message.received"`
-	Format         string   `json:"format" enums:"json,slack,discord" example:"json"`
-	Enabled        *bool    `json:"enabled" example:"true"`
+	Name           Optional[string]   `json:"name" example:"Slack Notifications"`
+	URL            Optional[string]   `json:"url" example:"https://example.com/hooks/chat"`
+	Events         Optional[[]string] `json:"events" example:"message.received"`
+	Format         Optional[string]   `json:"format" enums:"json,slack,discord" example:"json"`
+	Enabled        Optional[bool]     `json:"enabled" example:"true"`
+	GenerateSecret bool               `json:"generate_secret" example:"false"`
+	Secret         Optional[string]   `json:"secret" example:"your-webhook-secret" extensions:"x-nullable"`
 }
 
 // Secret is a webhook's signing secret.
@@ -67,8 +68,6 @@ type Secret struct {
 type TestInput struct {
 	Event Optional[string] `json:"event" example:"conversation.started"`
 }
-
-var webhookFields = []string{"name", "url", "secret", "generate_secret", "events", "format", "enabled"}
 
 // webhookActivity is what webhookOut shows beside a webhook's settings.
 type webhookActivity struct {
@@ -119,11 +118,10 @@ func NewSecret() string {
 
 // applyWebhookInput validates the given fields onto w. For create, the required ones must be
 // present.
-func (s *Server) applyWebhookInput(obj object, w *models.Webhook, create bool) error {
+func (s *Server) applyWebhookInput(in *WebhookInput, w *models.Webhook, create bool) error {
 	verr := &models.ValidationError{}
-	if name, ok := obj.str("name", verr); ok || (create && !obj.has("name")) {
-		name = strings.TrimSpace(name)
-		switch {
+	if in.Name.Set || create {
+		switch name := strings.TrimSpace(in.Name.Value); {
 		case name == "":
 			verr.Add("name", "is required")
 		case len([]rune(name)) > 100:
@@ -132,55 +130,55 @@ func (s *Server) applyWebhookInput(obj object, w *models.Webhook, create bool) e
 			w.Name = name
 		}
 	}
-	if u, ok := obj.str("url", verr); ok || (create && !obj.has("url")) {
-		if msg := s.checkURL(strings.TrimSpace(u)); msg != "" {
+	if in.URL.Set || create {
+		if msg := s.checkURL(strings.TrimSpace(in.URL.Value)); msg != "" {
 			verr.Add("url", "%s", msg)
 		} else {
-			w.URL = strings.TrimSpace(u)
+			w.URL = strings.TrimSpace(in.URL.Value)
 		}
 	}
-	if events, ok := obj.strings("events", verr); ok || (create && !obj.has("events")) {
-		if msg := checkEvents(events); msg != "" {
+	switch {
+	case in.Events.Null:
+		verr.Add("events", "must be an array of strings")
+	case in.Events.Set || create:
+		if msg := checkEvents(in.Events.Value); msg != "" {
 			verr.Add("events", "%s", msg)
 		} else {
-			w.Events = models.JoinEvents(events)
+			w.Events = models.JoinEvents(in.Events.Value)
 		}
 	}
-	if format, ok := obj.str("format", verr); ok {
-		if !slices.Contains([]string{models.FormatJSON, models.FormatSlack, models.FormatDiscord}, format) {
+	if in.Format.Set {
+		if !slices.Contains([]string{models.FormatJSON, models.FormatSlack, models.FormatDiscord}, in.Format.Value) {
 			verr.Add("format", "must be json, slack or discord")
 		} else {
-			w.Format = format
+			w.Format = in.Format.Value
 		}
 	}
-	if enabled, ok := obj.boolean("enabled", verr); ok {
-		if enabled && !w.Enabled {
+	if in.Enabled.Set {
+		if in.Enabled.Value && !w.Enabled {
 			w.DisabledReason = ""
 			w.FailingSince = nil
 		}
-		w.Enabled = enabled
+		w.Enabled = in.Enabled.Value
 	} else if create {
 		w.Enabled = true
 	}
-	gen, _ := obj.boolean("generate_secret", verr)
 	switch {
-	case obj.isNull("secret"):
+	case in.Secret.Null:
 		w.Secret, w.PrevSecret, w.PrevSecretUntil = "", "", nil
-		if gen {
+		if in.GenerateSecret {
 			verr.Add("generate_secret", "give either \"secret\": null or generate_secret, not both")
 		}
-	case obj.has("secret"):
-		if sec, ok := obj.str("secret", verr); ok {
-			if msg := checkSecret(sec); msg != "" {
-				verr.Add("secret", "%s", msg)
-			} else {
-				w.Secret = sec
-			}
+	case in.Secret.Set:
+		if msg := checkSecret(in.Secret.Value); msg != "" {
+			verr.Add("secret", "%s", msg)
+		} else {
+			w.Secret = in.Secret.Value
 		}
-		if gen {
+		if in.GenerateSecret {
 			verr.Add("generate_secret", "give either secret or generate_secret, not both")
 		}
-	case gen:
+	case in.GenerateSecret:
 		w.Secret = NewSecret()
 	}
 	return verr.OrNil()
@@ -316,12 +314,12 @@ func (s *Server) listWebhooks(c *gin.Context) {
 //	@Failure		422		{object}	Problem
 //	@Router			/api/v1/webhooks [post]
 func (s *Server) createWebhook(c *gin.Context) {
-	obj, ok := readObject(c, false, webhookFields...)
+	in, ok := readInput[WebhookInput](c, false)
 	if !ok {
 		return
 	}
 	w := &models.Webhook{Format: models.FormatJSON}
-	if err := s.applyWebhookInput(obj, w, true); err != nil {
+	if err := s.applyWebhookInput(&in, w, true); err != nil {
 		storeProblem(c, err)
 		return
 	}
@@ -391,12 +389,12 @@ func (s *Server) updateWebhook(c *gin.Context) {
 	if _, ok := s.loadWebhook(c); !ok {
 		return
 	}
-	obj, ok := readObject(c, false, webhookFields...)
+	in, ok := readInput[WebhookInput](c, false)
 	if !ok {
 		return
 	}
 	w, err := s.store.ModifyWebhook(c.Request.Context(), c.Param("id"), func(w *models.Webhook) error {
-		return s.applyWebhookInput(obj, w, false)
+		return s.applyWebhookInput(&in, w, false)
 	})
 	if err != nil {
 		storeProblem(c, err)
@@ -409,7 +407,7 @@ func (s *Server) updateWebhook(c *gin.Context) {
 	out := s.webhookOut(w, act)
 	// The caller needs a secret the server generated; one it sent or removed it already knows,
 	// and any other change must not reveal the stored one.
-	if gen, _ := obj.boolean("generate_secret", &models.ValidationError{}); gen {
+	if in.GenerateSecret {
 		out.Secret = w.Secret
 	}
 	c.JSON(http.StatusOK, out)
