@@ -1,9 +1,6 @@
 package api
 
 import (
-	"bytes"
-	"encoding/json"
-	"io"
 	"reflect"
 	"strings"
 	"testing"
@@ -64,23 +61,11 @@ func TestQuickBatchAgreesWithTheGeneralPath(t *testing.T) {
 
 // generalBatch is what publishEventBatch does when quickBatch declines, minus the answers.
 func generalBatch(raw []byte) (any, error) {
-	var obj object
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(&obj); err != nil {
+	batch, err := parseInput[BatchInput](raw, false)
+	if err != nil {
 		return nil, err
 	}
-	if obj == nil {
-		return nil, io.ErrUnexpectedEOF
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, io.ErrShortBuffer
-	}
-	for k := range obj {
-		if k != "events" {
-			return nil, io.ErrShortWrite
-		}
-	}
-	return buildBatch(obj)
+	return buildBatch(batch)
 }
 
 // BenchmarkQuickBatch decodes and validates a well-formed batch of 100 message.received

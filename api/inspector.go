@@ -35,10 +35,10 @@ type BinResponse struct {
 // BinInput creates or (partially) updates a bin. secret and webhook_id are alternatives:
 // setting one clears the other; null removes it.
 type BinInput struct {
-	Name      Optional[string]  `json:"name" example:"Staging test"`
-	Secret    Optional[string]  `json:"secret" example:"your-webhook-secret"`
-	WebhookID Optional[string]  `json:"webhook_id" example:"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"`
-	Response  *BinResponseInput `json:"response"`
+	Name      Optional[string]           `json:"name" example:"Staging test"`
+	Secret    Optional[string]           `json:"secret" example:"your-webhook-secret"`
+	WebhookID Optional[string]           `json:"webhook_id" example:"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"`
+	Response  Optional[BinResponseInput] `json:"response"`
 } // @name BinInput
 
 // BinResponseInput changes the fields of a bin's response that it names. The decoder holds
@@ -97,8 +97,8 @@ func (h *inspectorAPI) binOut(b *models.Bin) Bin {
 // applyBinInput validates the given fields onto b.
 func (h *inspectorAPI) applyBinInput(c *gin.Context, in *BinInput, b *models.Bin) error {
 	verr := &models.ValidationError{}
-	if in.Name.Set {
-		if name := strings.TrimSpace(in.Name.Value); len([]rune(name)) > 100 {
+	if name, ok := in.Name.get(verr, "name"); ok {
+		if name = strings.TrimSpace(name); len([]rune(name)) > 100 {
 			verr.Add("name", "must be at most 100 characters")
 		} else {
 			b.Name = name
@@ -108,20 +108,18 @@ func (h *inspectorAPI) applyBinInput(c *gin.Context, in *BinInput, b *models.Bin
 		verr.Add("webhook_id", "give either secret or webhook_id, not both")
 		return verr
 	}
-	switch {
-	case in.Secret.Null:
+	if sec, ok := in.Secret.get(verr, "secret"); in.Secret.Null {
 		b.Secret = ""
-	case in.Secret.Set:
-		if msg := checkSecret(in.Secret.Value); msg != "" {
+	} else if ok {
+		if msg := checkSecret(sec); msg != "" {
 			verr.Add("secret", "%s", msg)
 		} else {
-			b.Secret, b.WebhookID = in.Secret.Value, ""
+			b.Secret, b.WebhookID = sec, ""
 		}
 	}
-	switch id := in.WebhookID.Value; {
-	case in.WebhookID.Null:
+	if id, ok := in.WebhookID.get(verr, "webhook_id"); in.WebhookID.Null {
 		b.WebhookID = ""
-	case in.WebhookID.Set:
+	} else if ok {
 		if _, err := h.store.GetWebhook(c.Request.Context(), id); errors.Is(err, models.ErrNotFound) || id == "" {
 			verr.Add("webhook_id", "no webhook has this id")
 		} else if err != nil {
@@ -130,30 +128,35 @@ func (h *inspectorAPI) applyBinInput(c *gin.Context, in *BinInput, b *models.Bin
 			b.WebhookID, b.Secret = id, ""
 		}
 	}
-	if r := in.Response; r != nil {
-		if r.Status.Set {
-			b.ResponseStatus = r.Status.Value
-		}
-		if r.Body.Set {
-			if len(r.Body.Value) > inspector.MaxResponseBody {
-				verr.Add("response.body", "must be at most %d bytes", inspector.MaxResponseBody)
-			} else {
-				b.ResponseBody = r.Body.Value
-			}
-		}
-		if r.ContentType.Set {
-			ct := strings.TrimSpace(r.ContentType.Value)
-			if _, _, err := mime.ParseMediaType(ct); err != nil || len(ct) > 200 {
-				verr.Add("response.content_type", "must be a media type such as application/json")
-			} else {
-				b.ResponseContentType = ct
-			}
-		}
-		if r.DelayMS.Set {
-			b.ResponseDelayMS = r.DelayMS.Value
-		}
+	// Unknown keys in response are reported with it, and its other fields still apply.
+	if r, _ := in.Response.get(verr, "response"); in.Response.Set {
+		applyBinResponse(&r, b, verr)
 	}
 	return verr.OrNil()
+}
+
+func applyBinResponse(r *BinResponseInput, b *models.Bin, verr *models.ValidationError) {
+	if status, ok := r.Status.get(verr, "response.status"); ok {
+		b.ResponseStatus = status
+	}
+	if body, ok := r.Body.get(verr, "response.body"); ok {
+		if len(body) > inspector.MaxResponseBody {
+			verr.Add("response.body", "must be at most %d bytes", inspector.MaxResponseBody)
+		} else {
+			b.ResponseBody = body
+		}
+	}
+	if ct, ok := r.ContentType.get(verr, "response.content_type"); ok {
+		ct = strings.TrimSpace(ct)
+		if _, _, err := mime.ParseMediaType(ct); err != nil || len(ct) > 200 {
+			verr.Add("response.content_type", "must be a media type such as application/json")
+		} else {
+			b.ResponseContentType = ct
+		}
+	}
+	if delay, ok := r.DelayMS.get(verr, "response.delay_ms"); ok {
+		b.ResponseDelayMS = delay
+	}
 }
 
 // loadBin reads the :id bin or answers 404.

@@ -18,7 +18,7 @@ const replayBatch = 500
 type ReplayInput struct {
 	Since      Optional[string] `json:"since" example:"2025-01-15T00:00:00+00:00" validate:"required"`
 	Until      Optional[string] `json:"until" example:"2025-01-16T00:00:00+00:00" extensions:"x-nullable"`
-	OnlyFailed bool             `json:"only_failed" example:"false"`
+	OnlyFailed Optional[bool]   `json:"only_failed" example:"false"`
 }
 
 // ReplayQueued answers a replay.
@@ -54,7 +54,7 @@ func (s *Server) replayWebhook(c *gin.Context) {
 	if !ok {
 		return
 	}
-	f, err := buildReplay(in, w, time.Now().UTC())
+	f, err := buildReplay(&in, w, time.Now().UTC())
 	if err != nil {
 		storeProblem(c, err)
 		return
@@ -75,29 +75,32 @@ func (s *Server) replayWebhook(c *gin.Context) {
 }
 
 // buildReplay validates a replay body against the webhook.
-func buildReplay(in ReplayInput, w *models.Webhook, now time.Time) (models.ReplayFilter, error) {
+func buildReplay(in *ReplayInput, w *models.Webhook, now time.Time) (models.ReplayFilter, error) {
 	verr := &models.ValidationError{}
-	f := models.ReplayFilter{WebhookID: w.ID, Types: w.EventList(), Until: now, OnlyFailed: in.OnlyFailed}
-	if in.Since.Set {
-		t, err := time.Parse(time.RFC3339Nano, in.Since.Value)
+	f := models.ReplayFilter{WebhookID: w.ID, Types: w.EventList(), Until: now}
+	since, given := in.Since.get(verr, "since")
+	switch {
+	case !in.Since.Set:
+		verr.Add("since", "is required: an RFC 3339 time such as 2025-01-15T00:00:00+00:00")
+	case given:
+		t, err := time.Parse(time.RFC3339Nano, since)
 		if err != nil {
 			verr.Add("since", "must be an RFC 3339 time such as 2025-01-15T00:00:00+00:00")
 		}
 		f.Since = t.UTC()
-	} else {
-		verr.Add("since", "is required: an RFC 3339 time such as 2025-01-15T00:00:00+00:00")
 	}
-	if in.Until.Set && !in.Until.Null {
-		t, err := time.Parse(time.RFC3339Nano, in.Until.Value)
+	if until, ok := in.Until.get(verr, "until"); ok && !in.Until.Null {
+		t, err := time.Parse(time.RFC3339Nano, until)
 		switch {
 		case err != nil:
 			verr.Add("until", "must be an RFC 3339 time such as 2025-01-16T00:00:00+00:00")
-		case in.Since.Set && !t.After(f.Since):
+		case given && !t.After(f.Since):
 			verr.Add("until", "must be later than since")
 		default:
 			f.Until = t.UTC()
 		}
 	}
+	f.OnlyFailed, _ = in.OnlyFailed.get(verr, "only_failed")
 	return f, verr.OrNil()
 }
 

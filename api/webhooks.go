@@ -46,16 +46,15 @@ type WebhookBacklog struct {
 	OwedEvents *int64 `json:"owed_events" example:"1200"`
 } // @name WebhookBacklog
 
-// WebhookInput creates or (partially) updates a webhook. Its fields are in the order
-// applyWebhookInput judges them, which a problem's errors follow.
+// WebhookInput creates or (partially) updates a webhook.
 type WebhookInput struct {
 	Name           Optional[string]   `json:"name" example:"Slack Notifications"`
 	URL            Optional[string]   `json:"url" example:"https://example.com/hooks/chat"`
+	Secret         Optional[string]   `json:"secret" example:"your-webhook-secret" extensions:"x-nullable"`
+	GenerateSecret Optional[bool]     `json:"generate_secret" example:"false"`
 	Events         Optional[[]string] `json:"events" example:"message.received"`
 	Format         Optional[string]   `json:"format" enums:"json,slack,discord" example:"json"`
 	Enabled        Optional[bool]     `json:"enabled" example:"true"`
-	GenerateSecret bool               `json:"generate_secret" example:"false"`
-	Secret         Optional[string]   `json:"secret" example:"your-webhook-secret" extensions:"x-nullable"`
 }
 
 // Secret is a webhook's signing secret.
@@ -120,8 +119,8 @@ func NewSecret() string {
 // present.
 func (s *Server) applyWebhookInput(in *WebhookInput, w *models.Webhook, create bool) error {
 	verr := &models.ValidationError{}
-	if in.Name.Set || create {
-		switch name := strings.TrimSpace(in.Name.Value); {
+	if name, ok := in.Name.get(verr, "name"); ok || (create && !in.Name.Set) {
+		switch name = strings.TrimSpace(name); {
 		case name == "":
 			verr.Add("name", "is required")
 		case len([]rune(name)) > 100:
@@ -130,55 +129,57 @@ func (s *Server) applyWebhookInput(in *WebhookInput, w *models.Webhook, create b
 			w.Name = name
 		}
 	}
-	if in.URL.Set || create {
-		if msg := s.checkURL(strings.TrimSpace(in.URL.Value)); msg != "" {
+	if u, ok := in.URL.get(verr, "url"); ok || (create && !in.URL.Set) {
+		if msg := s.checkURL(strings.TrimSpace(u)); msg != "" {
 			verr.Add("url", "%s", msg)
 		} else {
-			w.URL = strings.TrimSpace(in.URL.Value)
+			w.URL = strings.TrimSpace(u)
 		}
 	}
-	switch {
-	case in.Events.Null:
+	if events, ok := in.Events.get(verr, "events"); in.Events.Null {
 		verr.Add("events", "must be an array of strings")
-	case in.Events.Set || create:
-		if msg := checkEvents(in.Events.Value); msg != "" {
+	} else if ok || (create && !in.Events.Set) {
+		if msg := checkEvents(events); msg != "" {
 			verr.Add("events", "%s", msg)
 		} else {
-			w.Events = models.JoinEvents(in.Events.Value)
+			w.Events = models.JoinEvents(events)
 		}
 	}
-	if in.Format.Set {
-		if !slices.Contains([]string{models.FormatJSON, models.FormatSlack, models.FormatDiscord}, in.Format.Value) {
+	if format, ok := in.Format.get(verr, "format"); ok {
+		if !slices.Contains([]string{models.FormatJSON, models.FormatSlack, models.FormatDiscord}, format) {
 			verr.Add("format", "must be json, slack or discord")
 		} else {
-			w.Format = in.Format.Value
+			w.Format = format
 		}
 	}
-	if in.Enabled.Set {
-		if in.Enabled.Value && !w.Enabled {
+	if enabled, ok := in.Enabled.get(verr, "enabled"); ok {
+		if enabled && !w.Enabled {
 			w.DisabledReason = ""
 			w.FailingSince = nil
 		}
-		w.Enabled = in.Enabled.Value
+		w.Enabled = enabled
 	} else if create {
 		w.Enabled = true
 	}
+	gen, _ := in.GenerateSecret.get(verr, "generate_secret")
 	switch {
 	case in.Secret.Null:
 		w.Secret, w.PrevSecret, w.PrevSecretUntil = "", "", nil
-		if in.GenerateSecret {
+		if gen {
 			verr.Add("generate_secret", "give either \"secret\": null or generate_secret, not both")
 		}
 	case in.Secret.Set:
-		if msg := checkSecret(in.Secret.Value); msg != "" {
-			verr.Add("secret", "%s", msg)
-		} else {
-			w.Secret = in.Secret.Value
+		if sec, ok := in.Secret.get(verr, "secret"); ok {
+			if msg := checkSecret(sec); msg != "" {
+				verr.Add("secret", "%s", msg)
+			} else {
+				w.Secret = sec
+			}
 		}
-		if in.GenerateSecret {
+		if gen {
 			verr.Add("generate_secret", "give either secret or generate_secret, not both")
 		}
-	case in.GenerateSecret:
+	case gen:
 		w.Secret = NewSecret()
 	}
 	return verr.OrNil()
@@ -407,7 +408,7 @@ func (s *Server) updateWebhook(c *gin.Context) {
 	out := s.webhookOut(w, act)
 	// The caller needs a secret the server generated; one it sent or removed it already knows,
 	// and any other change must not reveal the stored one.
-	if in.GenerateSecret {
+	if in.GenerateSecret.value {
 		out.Secret = w.Secret
 	}
 	c.JSON(http.StatusOK, out)
@@ -456,11 +457,15 @@ func (s *Server) testWebhook(c *gin.Context) {
 	if !ok {
 		return
 	}
-	event := in.Event.Value
+	verr := &models.ValidationError{}
+	event, given := in.Event.get(verr, "event")
 	if !in.Event.Set {
 		event = w.EventList()[0]
-	} else if !w.Subscribes(event) {
-		invalid(c, "event", "the webhook does not listen to %q; it listens to %s", event, strings.Join(w.EventList(), ", "))
+	} else if given && !w.Subscribes(event) {
+		verr.Add("event", "the webhook does not listen to %q; it listens to %s", event, strings.Join(w.EventList(), ", "))
+	}
+	if verr.OrNil() != nil {
+		storeProblem(c, verr)
 		return
 	}
 	// The attempt is bounded by the delivery timeout; a client that stops waiting must not

@@ -146,7 +146,7 @@ func TestRequestSchemasAreClosedAndKeepTheirTags(t *testing.T) {
 	doc := loadGenerated(t)
 	in := schema(t, doc, "WebhookInput")
 	if in.AdditionalProperties.Has == nil || *in.AdditionalProperties.Has {
-		t.Error("WebhookInput accepts unknown fields, but readObject answers them with 422")
+		t.Error("WebhookInput accepts unknown fields, but readInput answers them with 422")
 	}
 	if len(in.Required) != 0 {
 		t.Errorf("WebhookInput serves PATCH too, so nothing is required, got %v", in.Required)
@@ -182,6 +182,7 @@ type Input struct {
 	Tags  Optional[[]string] ` + "`json:\"tags\"`" + `
 	Part  Optional[Part]     ` + "`json:\"part\"`" + `
 	Parts Optional[[]Part]   ` + "`json:\"parts\"`" + `
+	Items []Optional[Part]   ` + "`json:\"items\"`" + `
 	At    Optional[time.Time] ` + "`json:\"at\"`" + `
 	Plain string             ` + "`json:\"plain\"`" + `
 }
@@ -192,11 +193,13 @@ type Input struct {
 		t.Fatal(err)
 	}
 	want := map[string]string{
-		"demo.Optional[string]":    "string",
-		"demo.Optional[[]string]":  "[]string",
-		"demo.Optional[Part]":      "demo.Part",
-		"demo.Optional[[]Part]":    "[]demo.Part",
-		"demo.Optional[time.Time]": "time.Time",
+		"demo.Optional[string]":      "string",
+		"demo.Optional[[]string]":    "[]string",
+		"demo.Optional[Part]":        "demo.Part",
+		"demo.Optional[demo.Part]":   "demo.Part",
+		"demo.Optional[[]Part]":      "[]demo.Part",
+		"demo.Optional[[]demo.Part]": "[]demo.Part",
+		"demo.Optional[time.Time]":   "time.Time",
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("overrides %v, want %v", got, want)

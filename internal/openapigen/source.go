@@ -304,7 +304,7 @@ const optionalType = "Optional"
 
 // optionalOverrides tells swag to document every Optional[T] field declared in dirs as T:
 // left alone, swag describes the wrapper struct, an object, and drops the field's example.
-// The keys are how swag names the instance: the declaring package, then the type as written.
+// The keys are how swag names the instance: the declaring package, then the type argument.
 func optionalOverrides(root string, dirs []string) (map[string]string, error) {
 	overrides := map[string]string{}
 	var bad error
@@ -316,18 +316,26 @@ func optionalOverrides(root string, dirs []string) (map[string]string, error) {
 				return true
 			}
 			for _, fld := range st.Fields.List {
-				ix, ok := fld.Type.(*ast.IndexExpr)
-				if !ok {
-					continue
-				}
-				if id, ok := ix.X.(*ast.Ident); !ok || id.Name != optionalType {
-					continue
-				}
-				arg, err := qualifiedType(pkg, ix.Index)
-				if err != nil && bad == nil {
-					bad = fmt.Errorf("%s.%s[%s]: %w", pkg, optionalType, types.ExprString(ix.Index), err)
-				}
-				overrides[pkg+"."+optionalType+"["+types.ExprString(ix.Index)+"]"] = arg
+				// Also an Optional inside a field's type: []Optional[T] holds items that
+				// each say what was wrong with them.
+				ast.Inspect(fld.Type, func(n ast.Node) bool {
+					ix, ok := n.(*ast.IndexExpr)
+					if !ok {
+						return true
+					}
+					if id, ok := ix.X.(*ast.Ident); !ok || id.Name != optionalType {
+						return true
+					}
+					arg, err := qualifiedType(pkg, ix.Index)
+					if err != nil && bad == nil {
+						bad = fmt.Errorf("%s.%s[%s]: %w", pkg, optionalType, types.ExprString(ix.Index), err)
+					}
+					// swag spells the type argument as written for a slice's items and
+					// qualified for a field: name both.
+					overrides[pkg+"."+optionalType+"["+types.ExprString(ix.Index)+"]"] = arg
+					overrides[pkg+"."+optionalType+"["+arg+"]"] = arg
+					return true
+				})
 			}
 			return true
 		})
