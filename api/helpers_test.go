@@ -19,6 +19,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/hookrelay/hookrelay/api"
 	"github.com/hookrelay/hookrelay/delivery"
+	"github.com/hookrelay/hookrelay/inspector"
 	"github.com/hookrelay/hookrelay/internal/apivalidate"
 	"github.com/hookrelay/hookrelay/internal/storetest"
 	"github.com/hookrelay/hookrelay/models"
@@ -32,6 +33,7 @@ type envOptions struct {
 	allowPrivate bool
 	https        bool // public URL uses https:// (cookie Secure flag)
 	noDispatch   bool // deliveries stay pending: nothing claims them
+	inspector    bool // serve the inspector's routes too
 	ui           fs.FS
 	extra        []func(r *gin.Engine, authed *gin.RouterGroup)
 }
@@ -48,6 +50,8 @@ func withoutDispatcher() envOption { return func(o *envOptions) { o.noDispatch =
 func withUI(ui fs.FS) envOption { return func(o *envOptions) { o.ui = ui } }
 
 func withHTTPSPublicURL() envOption { return func(o *envOptions) { o.https = true } }
+
+func withInspector() envOption { return func(o *envOptions) { o.inspector = true } }
 
 func withExtra(f func(r *gin.Engine, authed *gin.RouterGroup)) envOption {
 	return func(o *envOptions) { o.extra = append(o.extra, f) }
@@ -87,6 +91,11 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		PublicURL: publicURL, Version: "test"})
 	dispatcher := delivery.New(delivery.Config{Store: store, Sender: sender, Workers: 8,
 		Logger: logger})
+	if o.inspector {
+		insp := inspector.New(inspector.Config{Store: store, Hub: inspector.NewHub(inspector.HubConfig{}), PublicURL: publicURL,
+			Logger: logger})
+		o.extra = append(o.extra, api.InspectorRoutes(insp))
+	}
 	router := api.New(api.Config{Store: store, Dispatcher: dispatcher, AdminTokenHash: models.HashToken(adminToken),
 		PublicURL: publicURL, AllowHTTP: o.allowHTTP, AllowPrivate: o.allowPrivate, UI: o.ui, Logger: logger,
 		Version: "test", Extra: o.extra})
