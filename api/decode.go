@@ -229,7 +229,7 @@ func valueType(t reflect.Type) (reflect.Type, bool) {
 
 func isObject(t reflect.Type) bool {
 	t, _ = valueType(t)
-	return t.Kind() == reflect.Struct && t != rawJSONType
+	return t.Kind() == reflect.Struct
 }
 
 // objectMessage describes a nested input object: "must be an object with a, b and an optional
