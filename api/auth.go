@@ -172,20 +172,15 @@ type SessionStatus struct {
 //	@Failure		422	{object}	Problem
 //	@Router			/api/v1/session [post]
 func (s *Server) createSession(c *gin.Context) {
-	obj, ok := readObject(c, false, "token")
+	in, ok := readInput[SessionInput](c, false)
 	if !ok {
 		return
 	}
-	verr := &models.ValidationError{}
-	token, _ := obj.str("token", verr)
-	if token == "" && verr.OrNil() == nil {
-		verr.Add("token", "is required")
-	}
-	if verr.OrNil() != nil {
-		storeProblem(c, verr)
+	if in.Token == "" {
+		invalid(c, "token", "is required")
 		return
 	}
-	credential, ok := s.auth.checkToken(c, token)
+	credential, ok := s.auth.checkToken(c, in.Token)
 	if !ok {
 		problem(c, http.StatusUnauthorized, "that token is not valid", models.FieldError{Field: "token", Message: "not a valid token"})
 		return
@@ -301,18 +296,13 @@ func (s *Server) listAPIKeys(c *gin.Context) {
 //	@Failure	422		{object}	Problem
 //	@Router		/api/v1/api-keys [post]
 func (s *Server) createAPIKey(c *gin.Context) {
-	obj, ok := readObject(c, false, "name")
+	in, ok := readInput[APIKeyInput](c, false)
 	if !ok {
 		return
 	}
-	verr := &models.ValidationError{}
-	name, _ := obj.str("name", verr)
-	name = strings.TrimSpace(name)
-	if verr.OrNil() == nil && (name == "" || len([]rune(name)) > 100) {
-		verr.Add("name", "must be 1 to 100 characters")
-	}
-	if verr.OrNil() != nil {
-		storeProblem(c, verr)
+	name := strings.TrimSpace(in.Name)
+	if name == "" || len([]rune(name)) > 100 {
+		invalid(c, "name", "must be 1 to 100 characters")
 		return
 	}
 	k, token, err := s.keys.CreateAPIKey(c.Request.Context(), name)

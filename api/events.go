@@ -24,9 +24,9 @@ type EventStore interface {
 
 // EventInput publishes an event.
 type EventInput struct {
-	Event     string          `json:"event" enums:"conversation.started,message.received" example:"conversation.started" validate:"required"`
-	Data      json.RawMessage `json:"data" swaggertype:"object" validate:"required"`
-	Timestamp string          `json:"timestamp" example:"2025-01-15T10:30:00+00:00" extensions:"x-nullable"`
+	Event     Optional[string] `json:"event" enums:"conversation.started,message.received" example:"conversation.started" validate:"required"`
+	Data      json.RawMessage  `json:"data" swaggertype:"object" validate:"required"`
+	Timestamp Optional[string] `json:"timestamp" example:"2025-01-15T10:30:00+00:00" extensions:"x-nullable"`
 }
 
 // PublishedEvent answers a publish.
@@ -80,7 +80,7 @@ func eventOut(e *models.Event) Event {
 //	@Failure		422				{object}	Problem
 //	@Router			/api/v1/events [post]
 func (s *Server) publishEvent(c *gin.Context) {
-	obj, ok := readObject(c, false, "event", "data", "timestamp")
+	event, ok := readInput[EventInput](c, false)
 	if !ok {
 		return
 	}
@@ -88,7 +88,7 @@ func (s *Server) publishEvent(c *gin.Context) {
 	if !ok {
 		return
 	}
-	in, err := buildPublish(obj)
+	in, err := buildPublish(&event)
 	if err != nil {
 		storeProblem(c, err)
 		return
@@ -128,19 +128,19 @@ func idempotencyKey(c *gin.Context) (key, hash string, ok bool) {
 	return key, hex.EncodeToString(sum[:]), true
 }
 
-// buildPublish validates a publish body into what the store writes.
-func buildPublish(obj object) (store.PublishInput, error) {
+// buildPublish validates an event into what the store writes; the catalogue judges its data.
+func buildPublish(in *EventInput) (store.PublishInput, error) {
 	verr := &models.ValidationError{}
-	name, given := obj.str("event", verr)
+	name, given := in.Event.get(verr, "event")
 	et, known := models.LookupEventType(name)
 	switch {
-	case !given && verr.OrNil() == nil:
+	case !in.Event.Set:
 		verr.Add("event", "is required: one of %s", strings.Join(models.EventTypeNames(), ", "))
 	case given && !known:
 		verr.Add("event", "unknown event type %q; known: %s", name, strings.Join(models.EventTypeNames(), ", "))
 	}
 	occurred := time.Now().UTC().Truncate(time.Second)
-	if ts, ok := obj.str("timestamp", verr); ok && !obj.isNull("timestamp") {
+	if ts, ok := in.Timestamp.get(verr, "timestamp"); ok && !in.Timestamp.Null {
 		t, err := models.ParseEventTime(ts)
 		if err != nil {
 			verr.Add("timestamp", "%s", err.Error())
@@ -149,12 +149,12 @@ func buildPublish(obj object) (store.PublishInput, error) {
 		}
 	}
 	if verr.OrNil() != nil || !known {
-		if !obj.has("data") {
+		if in.Data == nil {
 			verr.Add("data", "is required")
 		}
 		return store.PublishInput{}, verr
 	}
-	body, err := et.BuildBody(obj["data"], occurred)
+	body, err := et.BuildBody(in.Data, occurred)
 	if err != nil {
 		return store.PublishInput{}, err
 	}

@@ -1,11 +1,11 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"reflect"
 	"strconv"
 
 	"github.com/gin-gonic/gin"
@@ -21,9 +21,10 @@ type BatchStore interface {
 // MaxBatchEvents bounds one batch publish.
 const MaxBatchEvents = 1000
 
-// BatchInput publishes several events at once.
+// BatchInput publishes several events at once. Events is nil when absent or null; an item that
+// is not an object, or has unknown keys, reports so with its get.
 type BatchInput struct {
-	Events []EventInput `json:"events"`
+	Events []Optional[EventInput] `json:"events"`
 }
 
 // PublishedBatch answers a batch publish: one result per event, in request order.
@@ -56,10 +57,10 @@ func (s *Server) publishEventBatch(c *gin.Context) {
 		return
 	}
 	in, quick := quickBatch(raw)
-	var obj object
+	var batch BatchInput
 	if !quick {
 		// Something is wrong with the batch: the general path finds what, and names it.
-		if obj, ok = decodeObject(c, raw, false, "events"); !ok {
+		if batch, ok = decodeInput[BatchInput](c, raw, false); !ok {
 			return
 		}
 	}
@@ -69,7 +70,7 @@ func (s *Server) publishEventBatch(c *gin.Context) {
 	}
 	if !quick {
 		var err error
-		if in, err = buildBatch(obj); err != nil {
+		if in, err = buildBatch(batch); err != nil {
 			storeProblem(c, err)
 			return
 		}
@@ -110,13 +111,13 @@ func (s *Server) publishEventBatch(c *gin.Context) {
 }
 
 // quickBatch decodes and validates a well-formed batch in one pass over the body, where
-// decodeObject and buildBatch take three (the body, the array, each item) before the data
-// objects: a batch of 100 events spent as long in those as in its transaction. It reports
-// false for anything it does not accept, without saying why; the general path then finds the
-// same result, or the problem to answer.
+// parseInput takes three (the body, the array, each item) before the data objects: a batch of
+// 100 events spent as long in those as in its transaction. It reports false for anything it
+// does not accept, without saying why; the general path then finds the same result, or the
+// problem to answer.
 func quickBatch(raw []byte) ([]store.PublishInput, bool) {
-	// A map, not a struct: struct fields match keys case-insensitively, and "Events" or an
-	// item's "Data" must be refused as unknown, as the general path does.
+	// A map, not a struct: struct fields match keys case-insensitively, and "Events" must be
+	// refused as unknown, as the general path does.
 	var body map[string][]object
 	if json.Unmarshal(raw, &body) != nil || len(body) != 1 {
 		return nil, false
@@ -126,16 +127,16 @@ func quickBatch(raw []byte) ([]store.PublishInput, bool) {
 		return nil, false
 	}
 	in := make([]store.PublishInput, len(items))
+	refused := &models.ValidationError{}
 	for i, o := range items {
+		var item EventInput
 		if o == nil {
 			return nil, false
 		}
-		for k := range o {
-			if k != "event" && k != "data" && k != "timestamp" {
-				return nil, false
-			}
+		if decodeFields(o, reflect.ValueOf(&item).Elem(), "", refused); refused.Errors != nil {
+			return nil, false
 		}
-		p, err := buildPublish(o)
+		p, err := buildPublish(&item)
 		if err != nil {
 			return nil, false
 		}
@@ -145,40 +146,25 @@ func quickBatch(raw []byte) ([]store.PublishInput, bool) {
 }
 
 // buildBatch validates every item of a batch; field errors are prefixed "events[i].".
-func buildBatch(obj object) ([]store.PublishInput, error) {
+func buildBatch(batch BatchInput) ([]store.PublishInput, error) {
 	verr := &models.ValidationError{}
-	raw, given := obj["events"]
-	var items []json.RawMessage
-	switch {
-	case !given || bytes.Equal(bytes.TrimSpace(raw), []byte("null")):
+	switch n := len(batch.Events); {
+	case batch.Events == nil:
 		verr.Add("events", "is required: an array of 1 to %d events", MaxBatchEvents)
-	case json.Unmarshal(raw, &items) != nil:
-		verr.Add("events", "must be an array of events")
-	case len(items) == 0 || len(items) > MaxBatchEvents:
-		verr.Add("events", "must hold 1 to %d events, not %d", MaxBatchEvents, len(items))
+	case n == 0 || n > MaxBatchEvents:
+		verr.Add("events", "must hold 1 to %d events, not %d", MaxBatchEvents, n)
 	}
 	if err := verr.OrNil(); err != nil {
 		return nil, err
 	}
-	in := make([]store.PublishInput, len(items))
-	for i, item := range items {
+	in := make([]store.PublishInput, len(batch.Events))
+	for i := range batch.Events {
 		prefix := "events[" + strconv.Itoa(i) + "]"
-		var o object
-		if err := json.Unmarshal(item, &o); err != nil || o == nil {
-			verr.Add(prefix, "must be an object with event, data and an optional timestamp")
+		item, ok := batch.Events[i].get(verr, prefix)
+		if !ok {
 			continue
 		}
-		unknown := false
-		for k := range o {
-			if k != "event" && k != "data" && k != "timestamp" {
-				verr.Add(prefix+"."+k, "unknown field")
-				unknown = true
-			}
-		}
-		if unknown {
-			continue
-		}
-		p, err := buildPublish(o)
+		p, err := buildPublish(&item)
 		var ierr *models.ValidationError
 		switch {
 		case errors.As(err, &ierr):

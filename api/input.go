@@ -8,7 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"slices"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -19,19 +19,8 @@ import (
 // MaxBodyBytes bounds every API request body.
 const MaxBodyBytes = 1 << 20
 
-// object is a decoded JSON object whose fields are read one by one, so every problem can name
-// its field and PATCH can tell "absent" from "null".
+// object is a JSON object split into its keys, which decodeFields reads one by one.
 type object map[string]json.RawMessage
-
-// readObject reads the body as a JSON object, answering 413, 415 or 400 itself on failure.
-// allowed lists the accepted fields; others are 422 naming the field.
-func readObject(c *gin.Context, optional bool, allowed ...string) (object, bool) {
-	raw, ok := readBody(c, optional)
-	if !ok {
-		return nil, false
-	}
-	return decodeObject(c, raw, optional, allowed...)
-}
 
 // readBody reads the body and checks its media type, answering 413, 415 or 400 itself on
 // failure. The bytes are kept for the Idempotency-Key hash.
@@ -60,39 +49,69 @@ func readBody(c *gin.Context, optional bool) ([]byte, bool) {
 	return raw, true
 }
 
-// decodeObject decodes a body read by readBody as one JSON object, answering 400 or 422
-// itself on failure.
-func decodeObject(c *gin.Context, raw []byte, optional bool, allowed ...string) (object, bool) {
+// readInput reads the body into a T, answering the problem itself when it cannot: 413, 415 or
+// 400 for a body that is not one JSON object, 422 naming each field that decodeFields refuses.
+// emptyOK takes an empty body for {}.
+func readInput[T any](c *gin.Context, emptyOK bool) (T, bool) {
+	raw, ok := readBody(c, emptyOK)
+	if !ok {
+		var zero T
+		return zero, false
+	}
+	return decodeInput[T](c, raw, emptyOK)
+}
+
+// decodeInput decodes a body read by readBody into a T, answering 400 or 422 itself on failure.
+func decodeInput[T any](c *gin.Context, raw []byte, emptyOK bool) (T, bool) {
+	in, err := parseInput[T](raw, emptyOK)
+	var bad badBody
+	switch {
+	case errors.As(err, &bad):
+		problem(c, http.StatusBadRequest, string(bad))
+	case err != nil:
+		storeProblem(c, err)
+	}
+	return in, err == nil
+}
+
+// badBody is a body that is not one JSON object (400), not one whose fields are wrong (422).
+type badBody string
+
+func (e badBody) Error() string { return string(e) }
+
+// parseInput decodes a body into a T: a badBody error when the body is not one JSON object, a
+// *models.ValidationError from decodeFields when its fields do not fit T.
+func parseInput[T any](raw []byte, emptyOK bool) (T, error) {
+	var in T
 	if len(bytes.TrimSpace(raw)) == 0 {
-		if optional {
-			return object{}, true
+		if emptyOK {
+			return in, nil
 		}
-		problem(c, http.StatusBadRequest, "the body must be a JSON object")
-		return nil, false
+		return in, badBody("the body must be a JSON object")
 	}
 	var obj object
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(&obj); err != nil || obj == nil {
-		problem(c, http.StatusBadRequest, "the body must be a JSON object: "+jsonErrorText(err))
-		return nil, false
+		return in, badBody("the body must be a JSON object: " + jsonErrorText(err))
 	}
 	// Decoder.More is false before a stray "}" or "]", so ask for the next token instead:
 	// only the end of input is acceptable after the object.
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		problem(c, http.StatusBadRequest, "the body must hold a single JSON object with nothing after it")
-		return nil, false
+		return in, badBody("the body must hold a single JSON object with nothing after it")
 	}
+	// Unknown keys refuse the body before anything in it is judged.
 	verr := &models.ValidationError{}
-	for k := range obj {
-		if !slices.Contains(allowed, k) {
-			verr.Add(k, "unknown field")
-		}
+	if v := reflect.ValueOf(&in).Elem(); !refuseUnknown(obj, fieldsOf(v.Type()), "", verr) {
+		decodeFields(obj, v, "", verr)
 	}
-	if verr.OrNil() != nil {
-		storeProblem(c, verr)
-		return nil, false
-	}
-	return obj, true
+	return in, verr.OrNil()
+}
+
+// invalid answers 422 naming one field.
+func invalid(c *gin.Context, field, format string, args ...any) {
+	verr := &models.ValidationError{}
+	verr.Add(field, format, args...)
+	storeProblem(c, verr)
 }
 
 func bytesHasSuffix(s, suffix string) bool {
@@ -115,57 +134,6 @@ func jsonErrorText(err error) string {
 		return "expected an object, got " + te.Value
 	}
 	return err.Error()
-}
-
-// has reports whether the field was given (possibly as null).
-func (o object) has(name string) bool { _, ok := o[name]; return ok }
-
-// isNull reports whether the field was given as null.
-func (o object) isNull(name string) bool {
-	raw, ok := o[name]
-	return ok && bytes.Equal(bytes.TrimSpace(raw), []byte("null"))
-}
-
-// str reads an optional string field.
-func (o object) str(name string, verr *models.ValidationError) (string, bool) {
-	raw, ok := o[name]
-	if !ok {
-		return "", false
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		verr.Add(name, "must be a string")
-		return "", false
-	}
-	return s, true
-}
-
-// boolean reads an optional boolean field.
-func (o object) boolean(name string, verr *models.ValidationError) (bool, bool) {
-	raw, ok := o[name]
-	if !ok {
-		return false, false
-	}
-	var b bool
-	if err := json.Unmarshal(raw, &b); err != nil {
-		verr.Add(name, "must be true or false")
-		return false, false
-	}
-	return b, true
-}
-
-// strings reads an optional array of strings.
-func (o object) strings(name string, verr *models.ValidationError) ([]string, bool) {
-	raw, ok := o[name]
-	if !ok {
-		return nil, false
-	}
-	var list []string
-	if err := json.Unmarshal(raw, &list); err != nil || list == nil {
-		verr.Add(name, "must be an array of strings")
-		return nil, false
-	}
-	return list, true
 }
 
 // page reads ?limit= and ?cursor=.

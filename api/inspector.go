@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"mime"
 	"net/http"
@@ -37,26 +36,26 @@ type BinResponse struct {
 // BinInput creates or (partially) updates a bin. secret and webhook_id are alternatives:
 // setting one clears the other; null removes it.
 type BinInput struct {
-	Name      *string           `json:"name" example:"Staging test"`
-	Secret    *string           `json:"secret" example:"your-webhook-secret"`
-	WebhookID *string           `json:"webhook_id" example:"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"`
-	Response  *BinResponseInput `json:"response"`
+	Name      Optional[string]           `json:"name" example:"Staging test"`
+	Secret    Optional[string]           `json:"secret" example:"your-webhook-secret"`
+	WebhookID Optional[string]           `json:"webhook_id" example:"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"`
+	Response  Optional[BinResponseInput] `json:"response"`
 } // @name BinInput
 
-// BinResponseInput changes the fields of a bin's response that it names.
+// BinResponseInput changes the fields of a bin's response that it names. The decoder holds
+// status and delay_ms to their bounds; 1xx cannot be a final response (net/http would send it
+// as informational, then 200), and the delay's maximum is inspector.MaxResponseDelay.
 type BinResponseInput struct {
-	Status      *int    `json:"status" example:"200" minimum:"200" maximum:"599"`
-	Body        *string `json:"body" example:"{\"ok\":true}"`
-	ContentType *string `json:"content_type" example:"application/json"`
-	DelayMS     *int    `json:"delay_ms" example:"0" minimum:"0" maximum:"30000"`
+	Status      Optional[int]    `json:"status" example:"200" minimum:"200" maximum:"599"`
+	Body        Optional[string] `json:"body" example:"{\"ok\":true}"`
+	ContentType Optional[string] `json:"content_type" example:"application/json"`
+	DelayMS     Optional[int]    `json:"delay_ms" example:"0" minimum:"0" maximum:"30000"`
 } // @name BinResponseInput
 
 // ForwardInput names where to send a captured request again.
 type ForwardInput struct {
 	URL string `json:"url" example:"http://localhost:3000/webhook"`
 } // @name ForwardInput
-
-var binFields = []string{"name", "secret", "webhook_id", "response"}
 
 // BinStore is what the inspector's bin and capture handlers need.
 type BinStore interface {
@@ -109,100 +108,67 @@ func (h *inspectorAPI) binOut(b *models.Bin) Bin {
 }
 
 // applyBinInput validates the given fields onto b.
-func (h *inspectorAPI) applyBinInput(c *gin.Context, obj object, b *models.Bin) error {
+func (h *inspectorAPI) applyBinInput(c *gin.Context, in *BinInput, b *models.Bin) error {
 	verr := &models.ValidationError{}
-	if name, ok := obj.str("name", verr); ok {
-		name = strings.TrimSpace(name)
-		if len([]rune(name)) > 100 {
+	if name, ok := in.Name.get(verr, "name"); ok {
+		if name = strings.TrimSpace(name); len([]rune(name)) > 100 {
 			verr.Add("name", "must be at most 100 characters")
 		} else {
 			b.Name = name
 		}
 	}
-	if obj.has("secret") && obj.has("webhook_id") && !obj.isNull("secret") && !obj.isNull("webhook_id") {
+	if in.Secret.Set && in.WebhookID.Set && !in.Secret.Null && !in.WebhookID.Null {
 		verr.Add("webhook_id", "give either secret or webhook_id, not both")
 		return verr
 	}
-	switch {
-	case obj.isNull("secret"):
+	if sec, ok := in.Secret.get(verr, "secret"); in.Secret.Null {
 		b.Secret = ""
-	case obj.has("secret"):
-		if sec, ok := obj.str("secret", verr); ok {
-			if msg := checkSecret(sec); msg != "" {
-				verr.Add("secret", "%s", msg)
-			} else {
-				b.Secret, b.WebhookID = sec, ""
-			}
+	} else if ok {
+		if msg := checkSecret(sec); msg != "" {
+			verr.Add("secret", "%s", msg)
+		} else {
+			b.Secret, b.WebhookID = sec, ""
 		}
 	}
-	switch {
-	case obj.isNull("webhook_id"):
+	if id, ok := in.WebhookID.get(verr, "webhook_id"); in.WebhookID.Null {
 		b.WebhookID = ""
-	case obj.has("webhook_id"):
-		if id, ok := obj.str("webhook_id", verr); ok {
-			if _, err := h.bins.GetWebhook(c.Request.Context(), id); errors.Is(err, models.ErrNotFound) || id == "" {
-				verr.Add("webhook_id", "no webhook has this id")
-			} else if err != nil {
-				return err
-			} else {
-				b.WebhookID, b.Secret = id, ""
-			}
+	} else if ok {
+		if _, err := h.bins.GetWebhook(c.Request.Context(), id); errors.Is(err, models.ErrNotFound) || id == "" {
+			verr.Add("webhook_id", "no webhook has this id")
+		} else if err != nil {
+			return err
+		} else {
+			b.WebhookID, b.Secret = id, ""
 		}
 	}
-	if obj.has("response") {
-		applyBinResponse(obj["response"], b, verr)
+	// Unknown keys in response are reported with it, and its other fields still apply.
+	if r, _ := in.Response.get(verr, "response"); in.Response.Set {
+		applyBinResponse(&r, b, verr)
 	}
 	return verr.OrNil()
 }
 
-func applyBinResponse(raw json.RawMessage, b *models.Bin, verr *models.ValidationError) {
-	var resp object
-	if err := json.Unmarshal(raw, &resp); err != nil || resp == nil {
-		verr.Add("response", "must be an object with status, body, content_type and delay_ms")
-		return
+func applyBinResponse(r *BinResponseInput, b *models.Bin, verr *models.ValidationError) {
+	if status, ok := r.Status.get(verr, "response.status"); ok {
+		b.ResponseStatus = status
 	}
-	for k := range resp {
-		switch k {
-		case "status", "body", "content_type", "delay_ms":
-		default:
-			verr.Add("response."+k, "unknown field")
-		}
-	}
-	if v, ok := resp["status"]; ok {
-		var n int
-		if err := json.Unmarshal(v, &n); err != nil || n < 200 || n > 599 {
-			// 1xx cannot be a final response: net/http would send it as informational, then 200.
-			verr.Add("response.status", "must be an integer from 200 to 599")
-		} else {
-			b.ResponseStatus = n
-		}
-	}
-	if body, ok := resp.str("body", &models.ValidationError{}); ok {
+	if body, ok := r.Body.get(verr, "response.body"); ok {
 		if len(body) > inspector.MaxResponseBody {
 			verr.Add("response.body", "must be at most %d bytes", inspector.MaxResponseBody)
 		} else {
 			b.ResponseBody = body
 		}
-	} else if resp.has("body") {
-		verr.Add("response.body", "must be a string")
 	}
-	if ct, ok := resp.str("content_type", &models.ValidationError{}); ok {
+	if ct, ok := r.ContentType.get(verr, "response.content_type"); ok {
 		ct = strings.TrimSpace(ct)
 		if _, _, err := mime.ParseMediaType(ct); err != nil || len(ct) > 200 {
 			verr.Add("response.content_type", "must be a media type such as application/json")
 		} else {
 			b.ResponseContentType = ct
 		}
-	} else if resp.has("content_type") {
-		verr.Add("response.content_type", "must be a string")
 	}
-	if v, ok := resp["delay_ms"]; ok {
-		var n int
-		if err := json.Unmarshal(v, &n); err != nil || n < 0 || n > int(inspector.MaxResponseDelay/time.Millisecond) {
-			verr.Add("response.delay_ms", "must be an integer from 0 to %d", inspector.MaxResponseDelay/time.Millisecond)
-		} else {
-			b.ResponseDelayMS = n
-		}
+	if delay, ok := r.DelayMS.get(verr, "response.delay_ms"); ok {
+		b.ResponseDelayMS = delay
 	}
 }
 
@@ -262,12 +228,12 @@ func (h *inspectorAPI) listBins(c *gin.Context) {
 //	@Failure		422		{object}	Problem
 //	@Router			/api/v1/inspector/bins [post]
 func (h *inspectorAPI) createBin(c *gin.Context) {
-	obj, ok := readObject(c, true, binFields...)
+	in, ok := readInput[BinInput](c, true)
 	if !ok {
 		return
 	}
 	b := &models.Bin{ResponseStatus: http.StatusOK, ResponseBody: `{"ok":true}`, ResponseContentType: "application/json"}
-	if err := h.applyBinInput(c, obj, b); err != nil {
+	if err := h.applyBinInput(c, &in, b); err != nil {
 		storeProblem(c, err)
 		return
 	}
@@ -321,11 +287,11 @@ func (h *inspectorAPI) updateBin(c *gin.Context) {
 	if !ok {
 		return
 	}
-	obj, ok := readObject(c, false, binFields...)
+	in, ok := readInput[BinInput](c, false)
 	if !ok {
 		return
 	}
-	if err := h.applyBinInput(c, obj, b); err != nil {
+	if err := h.applyBinInput(c, &in, b); err != nil {
 		storeProblem(c, err)
 		return
 	}
@@ -439,20 +405,13 @@ func (h *inspectorAPI) forwardCapture(c *gin.Context) {
 		storeProblem(c, err)
 		return
 	}
-	obj, ok := readObject(c, false, "url")
+	in, ok := readInput[ForwardInput](c, false)
 	if !ok {
 		return
 	}
-	verr := &models.ValidationError{}
-	target, _ := obj.str("url", verr)
-	target = strings.TrimSpace(target)
-	if verr.OrNil() == nil {
-		if msg := inspector.CheckForwardURL(target); msg != "" {
-			verr.Add("url", "%s", msg)
-		}
-	}
-	if verr.OrNil() != nil {
-		storeProblem(c, verr)
+	target := strings.TrimSpace(in.URL)
+	if msg := inspector.CheckForwardURL(target); msg != "" {
+		invalid(c, "url", "%s", msg)
 		return
 	}
 	if cp.Rejected != "" {

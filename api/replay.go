@@ -23,9 +23,9 @@ const replayBatch = 500
 
 // ReplayInput chooses the past events to send again.
 type ReplayInput struct {
-	Since      string `json:"since" example:"2025-01-15T00:00:00+00:00" validate:"required"`
-	Until      string `json:"until" example:"2025-01-16T00:00:00+00:00" extensions:"x-nullable"`
-	OnlyFailed bool   `json:"only_failed" example:"false"`
+	Since      Optional[string] `json:"since" example:"2025-01-15T00:00:00+00:00" validate:"required"`
+	Until      Optional[string] `json:"until" example:"2025-01-16T00:00:00+00:00" extensions:"x-nullable"`
+	OnlyFailed Optional[bool]   `json:"only_failed" example:"false"`
 }
 
 // ReplayQueued answers a replay.
@@ -57,11 +57,11 @@ func (s *Server) replayWebhook(c *gin.Context) {
 	if !ok {
 		return
 	}
-	obj, ok := readObject(c, false, "since", "until", "only_failed")
+	in, ok := readInput[ReplayInput](c, false)
 	if !ok {
 		return
 	}
-	f, err := buildReplay(obj, w, time.Now().UTC())
+	f, err := buildReplay(&in, w, time.Now().UTC())
 	if err != nil {
 		storeProblem(c, err)
 		return
@@ -82,12 +82,12 @@ func (s *Server) replayWebhook(c *gin.Context) {
 }
 
 // buildReplay validates a replay body against the webhook.
-func buildReplay(obj object, w *models.Webhook, now time.Time) (store.ReplayFilter, error) {
+func buildReplay(in *ReplayInput, w *models.Webhook, now time.Time) (store.ReplayFilter, error) {
 	verr := &models.ValidationError{}
 	f := store.ReplayFilter{WebhookID: w.ID, Types: w.EventList(), Until: now}
-	since, given := obj.str("since", verr)
+	since, given := in.Since.get(verr, "since")
 	switch {
-	case !given && !obj.has("since"):
+	case !in.Since.Set:
 		verr.Add("since", "is required: an RFC 3339 time such as 2025-01-15T00:00:00+00:00")
 	case given:
 		t, err := time.Parse(time.RFC3339Nano, since)
@@ -96,7 +96,7 @@ func buildReplay(obj object, w *models.Webhook, now time.Time) (store.ReplayFilt
 		}
 		f.Since = t.UTC()
 	}
-	if until, ok := obj.str("until", verr); ok && !obj.isNull("until") {
+	if until, ok := in.Until.get(verr, "until"); ok && !in.Until.Null {
 		t, err := time.Parse(time.RFC3339Nano, until)
 		switch {
 		case err != nil:
@@ -107,7 +107,7 @@ func buildReplay(obj object, w *models.Webhook, now time.Time) (store.ReplayFilt
 			f.Until = t.UTC()
 		}
 	}
-	f.OnlyFailed, _ = obj.boolean("only_failed", verr)
+	f.OnlyFailed, _ = in.OnlyFailed.get(verr, "only_failed")
 	return f, verr.OrNil()
 }
 

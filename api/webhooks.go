@@ -64,13 +64,13 @@ type WebhookBacklog struct {
 
 // WebhookInput creates or (partially) updates a webhook.
 type WebhookInput struct {
-	Name           string   `json:"name" example:"Slack Notifications"`
-	URL            string   `json:"url" example:"https://example.com/hooks/chat"`
-	Secret         *string  `json:"secret" example:"your-webhook-secret" extensions:"x-nullable"`
-	GenerateSecret bool     `json:"generate_secret" example:"false"`
-	Events         []string `json:"events" example:"message.received"`
-	Format         string   `json:"format" enums:"json,slack,discord" example:"json"`
-	Enabled        *bool    `json:"enabled" example:"true"`
+	Name           Optional[string]   `json:"name" example:"Slack Notifications"`
+	URL            Optional[string]   `json:"url" example:"https://example.com/hooks/chat"`
+	Secret         Optional[string]   `json:"secret" example:"your-webhook-secret" extensions:"x-nullable"`
+	GenerateSecret Optional[bool]     `json:"generate_secret" example:"false"`
+	Events         Optional[[]string] `json:"events" example:"message.received"`
+	Format         Optional[string]   `json:"format" enums:"json,slack,discord" example:"json"`
+	Enabled        Optional[bool]     `json:"enabled" example:"true"`
 }
 
 // Secret is a webhook's signing secret.
@@ -81,10 +81,8 @@ type Secret struct {
 
 // TestInput chooses the event of a test action.
 type TestInput struct {
-	Event string `json:"event" example:"conversation.started"`
+	Event Optional[string] `json:"event" example:"conversation.started"`
 }
-
-var webhookFields = []string{"name", "url", "secret", "generate_secret", "events", "format", "enabled"}
 
 // webhookActivity is what webhookOut shows beside a webhook's settings.
 type webhookActivity struct {
@@ -139,11 +137,10 @@ func NewSecret() string {
 
 // applyWebhookInput validates the given fields onto w. For create, the required ones must be
 // present.
-func (s *Server) applyWebhookInput(obj object, w *models.Webhook, create bool) error {
+func (s *Server) applyWebhookInput(in *WebhookInput, w *models.Webhook, create bool) error {
 	verr := &models.ValidationError{}
-	if name, ok := obj.str("name", verr); ok || (create && !obj.has("name")) {
-		name = strings.TrimSpace(name)
-		switch {
+	if name, ok := in.Name.get(verr, "name"); ok || (create && !in.Name.Set) {
+		switch name = strings.TrimSpace(name); {
 		case name == "":
 			verr.Add("name", "is required")
 		case len([]rune(name)) > 100:
@@ -152,28 +149,30 @@ func (s *Server) applyWebhookInput(obj object, w *models.Webhook, create bool) e
 			w.Name = name
 		}
 	}
-	if u, ok := obj.str("url", verr); ok || (create && !obj.has("url")) {
+	if u, ok := in.URL.get(verr, "url"); ok || (create && !in.URL.Set) {
 		if msg := s.checkURL(strings.TrimSpace(u)); msg != "" {
 			verr.Add("url", "%s", msg)
 		} else {
 			w.URL = strings.TrimSpace(u)
 		}
 	}
-	if events, ok := obj.strings("events", verr); ok || (create && !obj.has("events")) {
+	if events, ok := in.Events.get(verr, "events"); in.Events.Null {
+		verr.Add("events", "must be an array of strings")
+	} else if ok || (create && !in.Events.Set) {
 		if msg := checkEvents(events); msg != "" {
 			verr.Add("events", "%s", msg)
 		} else {
 			w.Events = models.JoinEvents(events)
 		}
 	}
-	if format, ok := obj.str("format", verr); ok {
+	if format, ok := in.Format.get(verr, "format"); ok {
 		if !slices.Contains([]string{models.FormatJSON, models.FormatSlack, models.FormatDiscord}, format) {
 			verr.Add("format", "must be json, slack or discord")
 		} else {
 			w.Format = format
 		}
 	}
-	if enabled, ok := obj.boolean("enabled", verr); ok {
+	if enabled, ok := in.Enabled.get(verr, "enabled"); ok {
 		if enabled && !w.Enabled {
 			w.DisabledReason = ""
 			w.FailingSince = nil
@@ -182,15 +181,15 @@ func (s *Server) applyWebhookInput(obj object, w *models.Webhook, create bool) e
 	} else if create {
 		w.Enabled = true
 	}
-	gen, _ := obj.boolean("generate_secret", verr)
+	gen, _ := in.GenerateSecret.get(verr, "generate_secret")
 	switch {
-	case obj.isNull("secret"):
+	case in.Secret.Null:
 		w.Secret, w.PrevSecret, w.PrevSecretUntil = "", "", nil
 		if gen {
 			verr.Add("generate_secret", "give either \"secret\": null or generate_secret, not both")
 		}
-	case obj.has("secret"):
-		if sec, ok := obj.str("secret", verr); ok {
+	case in.Secret.Set:
+		if sec, ok := in.Secret.get(verr, "secret"); ok {
 			if msg := checkSecret(sec); msg != "" {
 				verr.Add("secret", "%s", msg)
 			} else {
@@ -336,12 +335,12 @@ func (s *Server) listWebhooks(c *gin.Context) {
 //	@Failure		422		{object}	Problem
 //	@Router			/api/v1/webhooks [post]
 func (s *Server) createWebhook(c *gin.Context) {
-	obj, ok := readObject(c, false, webhookFields...)
+	in, ok := readInput[WebhookInput](c, false)
 	if !ok {
 		return
 	}
 	w := &models.Webhook{Format: models.FormatJSON}
-	if err := s.applyWebhookInput(obj, w, true); err != nil {
+	if err := s.applyWebhookInput(&in, w, true); err != nil {
 		storeProblem(c, err)
 		return
 	}
@@ -411,12 +410,12 @@ func (s *Server) updateWebhook(c *gin.Context) {
 	if _, ok := s.loadWebhook(c); !ok {
 		return
 	}
-	obj, ok := readObject(c, false, webhookFields...)
+	in, ok := readInput[WebhookInput](c, false)
 	if !ok {
 		return
 	}
 	w, err := s.webhooks.ModifyWebhook(c.Request.Context(), c.Param("id"), func(w *models.Webhook) error {
-		return s.applyWebhookInput(obj, w, false)
+		return s.applyWebhookInput(&in, w, false)
 	})
 	if err != nil {
 		storeProblem(c, err)
@@ -429,7 +428,7 @@ func (s *Server) updateWebhook(c *gin.Context) {
 	out := s.webhookOut(w, act)
 	// The caller needs a secret the server generated; one it sent or removed it already knows,
 	// and any other change must not reveal the stored one.
-	if gen, _ := obj.boolean("generate_secret", &models.ValidationError{}); gen {
+	if in.GenerateSecret.value {
 		out.Secret = w.Secret
 	}
 	c.JSON(http.StatusOK, out)
@@ -474,13 +473,13 @@ func (s *Server) testWebhook(c *gin.Context) {
 	if !ok {
 		return
 	}
-	obj, ok := readObject(c, true, "event")
+	in, ok := readInput[TestInput](c, true)
 	if !ok {
 		return
 	}
 	verr := &models.ValidationError{}
-	event, given := obj.str("event", verr)
-	if !given && verr.OrNil() == nil {
+	event, given := in.Event.get(verr, "event")
+	if !in.Event.Set {
 		event = w.EventList()[0]
 	} else if given && !w.Subscribes(event) {
 		verr.Add("event", "the webhook does not listen to %q; it listens to %s", event, strings.Join(w.EventList(), ", "))

@@ -84,7 +84,11 @@ func run(ctx context.Context, root, out, ts string, verbose bool) error {
 		return err
 	}
 
-	swagger, err := parseAnnotations(verbose)
+	overrides, err := optionalOverrides(root, searchDirs)
+	if err != nil {
+		return err
+	}
+	swagger, err := parseAnnotations(verbose, overrides)
 	if err != nil {
 		return err
 	}
@@ -183,8 +187,9 @@ func (d quietDebugger) Printf(format string, v ...any) {
 }
 
 // parseAnnotations runs swag v1's parser as `swag init -g doc.go -d api,inspector
-// --parseDependency` would, and returns its Swagger 2.0 document as JSON.
-func parseAnnotations(verbose bool) ([]byte, error) {
+// --parseDependency` would, with overrides replacing types, and returns its Swagger 2.0 document
+// as JSON.
+func parseAnnotations(verbose bool, overrides map[string]string) ([]byte, error) {
 	module, err := modulePath("go.mod")
 	if err != nil {
 		return nil, err
@@ -205,6 +210,7 @@ func parseAnnotations(verbose bool) ([]byte, error) {
 		swag.SetStrict(true),
 		// Types come only from this module; parsing gin, gorm and the rest takes seconds.
 		swag.SetPackagePrefix(module),
+		swag.SetOverrides(overrides),
 	)
 	if err := p.ParseAPIMultiSearchDir(dirs, mainAPIFile, 100); err != nil {
 		return nil, fmt.Errorf("swag: %w", err)

@@ -146,13 +146,68 @@ func TestRequestSchemasAreClosedAndKeepTheirTags(t *testing.T) {
 	doc := loadGenerated(t)
 	in := schema(t, doc, "WebhookInput")
 	if in.AdditionalProperties.Has == nil || *in.AdditionalProperties.Has {
-		t.Error("WebhookInput accepts unknown fields, but readObject answers them with 422")
+		t.Error("WebhookInput accepts unknown fields, but readInput answers them with 422")
 	}
 	if len(in.Required) != 0 {
 		t.Errorf("WebhookInput serves PATCH too, so nothing is required, got %v", in.Required)
 	}
 	if !in.Properties["secret"].Value.Nullable {
 		t.Error(`WebhookInput.secret is tagged x-nullable ({"secret": null} removes the secret) but is not nullable`)
+	}
+	// Fields that are api.Optional[T] read as T, with their tags.
+	if p := in.Properties["name"].Value; !p.Type.Is("string") || p.Example != "Slack Notifications" {
+		t.Errorf("WebhookInput.name is %v with example %v, want a string with its example", p.Type, p.Example)
+	}
+	if p := in.Properties["events"].Value; !p.Type.Is("array") || p.Items == nil || !p.Items.Value.Type.Is("string") {
+		t.Errorf("WebhookInput.events is %v, want an array of strings", p.Type)
+	}
+	status := schema(t, doc, "BinResponseInput").Properties["status"].Value
+	if !status.Type.Is("integer") || status.Min == nil || *status.Min != 200 || status.Max == nil || *status.Max != 599 {
+		t.Errorf("BinResponseInput.status is %v from %v to %v, want an integer from 200 to 599", status.Type, status.Min, status.Max)
+	}
+	batch := schema(t, doc, "BatchInput").Properties["events"].Value
+	if !batch.Type.Is("array") || batch.Items == nil || batch.Items.Ref != "#/components/schemas/EventInput" {
+		t.Errorf("BatchInput.events is %v, want an array of EventInput", batch.Type)
+	}
+}
+
+func TestOptionalFieldsAreDocumentedAsTheirType(t *testing.T) {
+	dir := t.TempDir()
+	src := `package demo
+
+type Part struct{}
+
+type Input struct {
+	Name  Optional[string]   ` + "`json:\"name\"`" + `
+	Tags  Optional[[]string] ` + "`json:\"tags\"`" + `
+	Part  Optional[Part]     ` + "`json:\"part\"`" + `
+	Parts Optional[[]Part]   ` + "`json:\"parts\"`" + `
+	Items []Optional[Part]   ` + "`json:\"items\"`" + `
+	At    Optional[time.Time] ` + "`json:\"at\"`" + `
+	Plain string             ` + "`json:\"plain\"`" + `
+}
+`
+	writeDemo(t, dir, src)
+	got, err := optionalOverrides(dir, []string{"demo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"demo.Optional[string]":      "string",
+		"demo.Optional[[]string]":    "[]string",
+		"demo.Optional[Part]":        "demo.Part",
+		"demo.Optional[demo.Part]":   "demo.Part",
+		"demo.Optional[[]Part]":      "[]demo.Part",
+		"demo.Optional[[]demo.Part]": "[]demo.Part",
+		"demo.Optional[time.Time]":   "time.Time",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("overrides %v, want %v", got, want)
+	}
+
+	writeDemo(t, dir, strings.Replace(src, "Optional[string]", "Optional[map[string]int]", 1))
+	if _, err := optionalOverrides(dir, []string{"demo"}); err == nil || !strings.Contains(err.Error(), "map[string]int") {
+		t.Errorf("an optional map: err = %v, want one naming the type", err)
 	}
 }
 
@@ -253,12 +308,7 @@ type Thing struct {
 	hidden  string
 } // @name Gizmo
 `
-	if err := os.MkdirAll(filepath.Join(dir, "demo"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "demo", "demo.go"), []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeDemo(t, dir, src)
 	idx, err := indexStructs(dir, []string{"demo"})
 	if err != nil {
 		t.Fatal(err)
@@ -281,6 +331,17 @@ type Thing struct {
 	check("at", goField{time: true}, true)
 	check("Skipped", goField{}, false)
 	check("hidden", goField{}, false)
+}
+
+// writeDemo writes src as the only file of package demo under dir.
+func writeDemo(t *testing.T, dir, src string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Join(dir, "demo"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "demo", "demo.go"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // firstDifference shows the first line where the committed file and the generated one differ.

@@ -14,7 +14,7 @@ import (
 //
 //   - Response schemas list as required every property whose Go field has no omitempty, since
 //     encoding/json always writes those; request schemas keep what their tags say, and are
-//     closed (additionalProperties: false), as readObject refuses unknown fields.
+//     closed (additionalProperties: false), as readInput refuses unknown fields.
 //   - A pointer field without omitempty in a response encodes nil as null: it is nullable.
 //   - time.Time fields are RFC 3339 strings: format date-time, with an example.
 //   - Schema names lose swag's package prefix ("api.Secret" → "Secret") and generic instances
@@ -78,7 +78,7 @@ func refineSwagger(raw []byte, structs *structIndex, routes map[string]string) (
 			}
 		}
 		if !inResponses[name] {
-			// readObject refuses fields it does not know with 422: request bodies are closed.
+			// readInput refuses fields it does not know with 422: request bodies are closed.
 			if inRequests[name] {
 				def["additionalProperties"] = false
 			}

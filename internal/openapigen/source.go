@@ -1,10 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"go/types"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -294,4 +296,72 @@ func eachFile(root string, dirs []string, fn func(*ast.File)) error {
 		}
 	}
 	return nil
+}
+
+// optionalType is api's wrapper for an input field whose absence means something (a PATCH
+// leaves it alone); on the wire the field is simply its type argument.
+const optionalType = "Optional"
+
+// optionalOverrides tells swag to document every Optional[T] field declared in dirs as T:
+// left alone, swag describes the wrapper struct, an object, and drops the field's example.
+// The keys are how swag names the instance: the declaring package, then the type argument.
+func optionalOverrides(root string, dirs []string) (map[string]string, error) {
+	overrides := map[string]string{}
+	var bad error
+	err := eachFile(root, dirs, func(f *ast.File) {
+		pkg := f.Name.Name
+		ast.Inspect(f, func(n ast.Node) bool {
+			st, ok := n.(*ast.StructType)
+			if !ok {
+				return true
+			}
+			for _, fld := range st.Fields.List {
+				// Also an Optional inside a field's type: []Optional[T] holds items that
+				// each say what was wrong with them.
+				ast.Inspect(fld.Type, func(n ast.Node) bool {
+					ix, ok := n.(*ast.IndexExpr)
+					if !ok {
+						return true
+					}
+					if id, ok := ix.X.(*ast.Ident); !ok || id.Name != optionalType {
+						return true
+					}
+					arg, err := qualifiedType(pkg, ix.Index)
+					if err != nil && bad == nil {
+						bad = fmt.Errorf("%s.%s[%s]: %w", pkg, optionalType, types.ExprString(ix.Index), err)
+					}
+					// swag spells the type argument as written for a slice's items and
+					// qualified for a field: name both.
+					overrides[pkg+"."+optionalType+"["+types.ExprString(ix.Index)+"]"] = arg
+					overrides[pkg+"."+optionalType+"["+arg+"]"] = arg
+					return true
+				})
+			}
+			return true
+		})
+	})
+	if err == nil {
+		err = bad
+	}
+	return overrides, err
+}
+
+// qualifiedType spells a type expression written in package pkg the way swag's overrides
+// name types: the package's own types with its name in front.
+func qualifiedType(pkg string, e ast.Expr) (string, error) {
+	switch t := e.(type) {
+	case *ast.Ident:
+		if _, builtin := types.Universe.Lookup(t.Name).(*types.TypeName); builtin {
+			return t.Name, nil
+		}
+		return pkg + "." + t.Name, nil
+	case *ast.SelectorExpr:
+		return types.ExprString(t), nil
+	case *ast.ArrayType:
+		if t.Len == nil {
+			elem, err := qualifiedType(pkg, t.Elt)
+			return "[]" + elem, err
+		}
+	}
+	return "", errors.New("only named types and slices of them can be optional")
 }

@@ -150,7 +150,7 @@ var sharedErrors = map[string]sharedResponse{
 
 // sharedResponses documents the errors that middleware and shared helpers answer, so that
 // annotations need not repeat them on every handler: 401 and 403 from the authenticator, 400,
-// 413 and 415 from readObject and the body limit, 500 from the recoverer and storeProblem. An
+// 413 and 415 from readInput and the body limit, 500 from the recoverer and storeProblem. An
 // annotation that documents the status itself wins.
 func sharedResponses(doc *openapi3.T) {
 	if doc.Components.Responses == nil {
