@@ -100,7 +100,7 @@ func (a *authenticator) touch(c *gin.Context, id string) {
 // send without a CORS preflight we never grant) and, when present, a same-origin Origin.
 func (a *authenticator) require(c *gin.Context) {
 	if h := c.GetHeader("Authorization"); h != "" {
-		// The scheme name is case-insensitive (RFC 9110 §11.1).
+		// HTTP treats the authentication scheme name as case-insensitive.
 		scheme, token, _ := strings.Cut(h, " ")
 		ok := strings.EqualFold(scheme, "Bearer")
 		if ok {

@@ -1,4 +1,4 @@
-// Command bench measures Hookrelay as SPEC §10 asks, in one run: it starts Hookrelay (in this
+// Command bench measures Hookrelay's throughput, latency and memory in one run: it starts Hookrelay (in this
 // process, wired as main.go wires it, or the built binary with -binary), a sink receiver and
 // a load generator, all on 127.0.0.1, and reports as a table and, with -json, as JSON.
 //

@@ -166,7 +166,7 @@ func TestTestActionSendsTheSeedSampleMarkedAsATest(t *testing.T) {
 	}
 }
 
-// checkHeaders pins SPEC §2's header set: the seed's five, then X-Webhook-Id, X-Webhook-Attempt,
+// checkHeaders pins the documented header set: the five of the receiver contract, then X-Webhook-Id, X-Webhook-Attempt,
 // User-Agent and the Standard Webhooks headers, and nothing else but Content-Length.
 func checkHeaders(t *testing.T, c testsrv.Capture, secret, event, eventID string, attempt int, test bool) {
 	t.Helper()
