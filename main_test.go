@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -84,13 +85,15 @@ func TestBadConfigurationNamesTheFlagOrVariable(t *testing.T) {
 		{nil, map[string]string{"HOOKRELAY_DELIVERY_TIMEOUT": "later"}, "--delivery-timeout"},
 	}
 	for _, tc := range cases {
-		_, err := parseConfig(tc.args, env(tc.env))
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("args %v env %v: error %v, want one naming %s", tc.args, tc.env, err, tc.want)
-		}
-		if err != nil && strings.Contains(err.Error(), "\n") {
-			t.Errorf("args %v: error spans lines: %q", tc.args, err)
-		}
+		t.Run(fmt.Sprint(tc.args, tc.env), func(t *testing.T) {
+			_, err := parseConfig(tc.args, env(tc.env))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("args %v env %v: error %v, want one naming %s", tc.args, tc.env, err, tc.want)
+			}
+			if err != nil && strings.Contains(err.Error(), "\n") {
+				t.Errorf("args %v: error spans lines: %q", tc.args, err)
+			}
+		})
 	}
 }
 

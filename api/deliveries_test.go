@@ -4,13 +4,15 @@ import (
 	"bytes"
 	"net/http"
 	"testing"
+
+	"github.com/hookrelay/hookrelay/internal/wait"
 )
 
 // waitStatus waits until a delivery reaches status after at least attempts attempts.
 func waitStatus(t *testing.T, e *env, id, status string, attempts int) deliveryView {
 	t.Helper()
 	var d deliveryView
-	waitFor(t, "delivery "+id+" "+status, func() bool {
+	wait.Until(t, "delivery "+id+" "+status, func() bool {
 		d = e.delivery(id)
 		return d.Status == status && d.AttemptCount >= attempts && len(d.Attempts) >= attempts
 	})
@@ -29,7 +31,7 @@ func TestRetryRedeliversSameMessageAndBody(t *testing.T) {
 	hook := e.hookTo(rc.URL, `,"secret":"s3cret"`)
 	e.publish()
 	var ds []deliveryView
-	waitFor(t, "a delivery", func() bool { ds = e.deliveriesOf(hook.ID); return len(ds) == 1 })
+	wait.Until(t, "a delivery", func() bool { ds = e.deliveriesOf(hook.ID); return len(ds) == 1 })
 	failed := waitStatus(t, e, ds[0].ID, "failed", 1)
 	if failed.Attempts[0].Outcome != "failed" || *failed.Attempts[0].ResponseStatus != 500 {
 		t.Fatalf("first attempt %+v", failed.Attempts[0])
@@ -92,10 +94,12 @@ func TestListDeliveriesFilters(t *testing.T) {
 		{"?status=cancelled&webhook_id=" + a.ID, 0},
 		{"?event=conversation.started&webhook_id=" + a.ID, 1},
 	} {
-		l := mustJSON[list[deliveryView]](t, e.get("/api/v1/deliveries"+c.query), http.StatusOK)
-		if len(l.Data) != c.n {
-			t.Errorf("%q: %d deliveries, want %d", c.query, len(l.Data), c.n)
-		}
+		t.Run("filter "+c.query, func(t *testing.T) {
+			l := mustJSON[list[deliveryView]](t, e.get("/api/v1/deliveries"+c.query), http.StatusOK)
+			if len(l.Data) != c.n {
+				t.Errorf("%q: %d deliveries, want %d", c.query, len(l.Data), c.n)
+			}
+		})
 	}
 	// Retrying a pending delivery that nobody holds just makes it due now.
 	ds := e.deliveriesOf(a.ID)

@@ -15,7 +15,7 @@ package api
 //	@description
 //	@description	**Lists** answer `{"data": [...], "next_cursor": "..."}`; pass `next_cursor` back as `?cursor=` for the next page, with `?limit=` from 1 to 200 (default 50). `next_cursor` is null on the last page.
 //	@description
-//	@description	**Deliveries** are POST requests with the seed's JSON body and headers (`X-Webhook-Event`, `X-Webhook-Timestamp`, `X-Webhook-Signature` = hex HMAC-SHA256 of the body), plus `X-Webhook-Id`, `X-Webhook-Attempt` and the Standard Webhooks headers `webhook-id`, `webhook-timestamp`, `webhook-signature`.
+//	@description	**Deliveries** are POST requests with a JSON body of fixed key order and the headers (`X-Webhook-Event`, `X-Webhook-Timestamp`, `X-Webhook-Signature` = hex HMAC-SHA256 of the body), plus `X-Webhook-Id`, `X-Webhook-Attempt` and the Standard Webhooks headers `webhook-id`, `webhook-timestamp`, `webhook-signature`.
 
 //	@securityDefinitions.apikey	BearerAuth
 //	@in							header

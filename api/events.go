@@ -57,7 +57,7 @@ type EventType struct {
 } // @name EventType
 
 func eventOut(e *models.Event) Event {
-	return Event{ID: e.ID, Event: e.Type, Timestamp: models.FormatSeedTime(e.OccurredAt), CreatedAt: e.CreatedAt,
+	return Event{ID: e.ID, Event: e.Type, Timestamp: models.FormatTimestamp(e.OccurredAt), CreatedAt: e.CreatedAt,
 		DeliveryCount: e.DeliveryCount}
 }
 
@@ -107,7 +107,7 @@ func (s *Server) publishEvent(c *gin.Context) {
 	}
 	s.observePublished(res)
 	c.JSON(http.StatusAccepted, PublishedEvent{ID: p.Event.ID, Event: p.Event.Type,
-		Timestamp: models.FormatSeedTime(p.Event.OccurredAt), Deliveries: p.Event.DeliveryCount})
+		Timestamp: models.FormatTimestamp(p.Event.OccurredAt), Deliveries: p.Event.DeliveryCount})
 }
 
 // idempotencyKey reads the Idempotency-Key header (answering 400 itself when it is too long)
@@ -245,7 +245,7 @@ type eventDetail struct {
 //	@Router		/api/v1/event-types [get]
 func (s *Server) listEventTypes(c *gin.Context) {
 	out := List[EventType]{Data: make([]EventType, 0, len(models.Catalogue))}
-	at, _ := time.Parse(models.SeedTimeLayout, "2025-01-15T10:30:00+00:00")
+	at, _ := time.Parse(models.TimestampLayout, "2025-01-15T10:30:00+00:00")
 	for i, et := range models.Catalogue {
 		out.Data = append(out.Data, EventType{Name: et.Name, Description: et.Description, Schema: et.JSONSchema(),
 			Example: et.Example(at.Add(time.Duration(i) * time.Minute))})

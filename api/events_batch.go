@@ -100,7 +100,7 @@ func (s *Server) publishEventBatch(c *gin.Context) {
 			replayed = true
 		}
 		out.Events[i] = PublishedEvent{ID: p.Event.ID, Event: p.Event.Type,
-			Timestamp: models.FormatSeedTime(p.Event.OccurredAt), Deliveries: p.Event.DeliveryCount}
+			Timestamp: models.FormatTimestamp(p.Event.OccurredAt), Deliveries: p.Event.DeliveryCount}
 		out.Deliveries += p.Event.DeliveryCount
 	}
 	if replayed {

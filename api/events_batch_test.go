@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/hookrelay/hookrelay/internal/wait"
 )
 
 // batchOf builds a batch publish body from raw item objects.
@@ -46,7 +48,7 @@ func TestBatchPublishQueuesEveryEventInOrder(t *testing.T) {
 		t.Errorf("item 2 timestamp %q, want it normalised to UTC", out.Events[2].Timestamp)
 	}
 	// Each item's body is what a single publish of it would have stored, and it is delivered.
-	waitFor(t, "3 deliveries", func() bool { return len(rc.requests()) == 3 })
+	wait.Until(t, "3 deliveries", func() bool { return len(rc.requests()) == 3 })
 	for _, ev := range out.Events {
 		payload := storedPayload(t, e, ev.ID)
 		found := false

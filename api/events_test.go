@@ -97,7 +97,7 @@ func TestPublishNormalisesTimestampsToUTC(t *testing.T) {
 		"payload.data.visitor_ip": nil,
 	}}, ev)
 
-	// created_at defaults to the event time; every key is present in the seed's order.
+	// created_at defaults to the event time; every key is present in the documented order.
 	r = e.post("/api/v1/events", `{"event":"conversation.started","timestamp":"2025-01-15T05:30:00-05:00","data":{"conversation_id":9}}`)
 	id := mustJSON[struct{ ID string }](t, r, http.StatusAccepted).ID
 	payload := storedPayload(t, e, id)
@@ -222,15 +222,17 @@ func TestListEventsFiltersByType(t *testing.T) {
 		query string
 		n     int
 	}{{"", 3}, {"?event=conversation.started", 2}, {"?event=message.received", 1}} {
-		l := mustJSON[list[struct{ Event string }]](t, e.get("/api/v1/events"+c.query), 200)
-		if len(l.Data) != c.n {
-			t.Errorf("%q: %d events, want %d", c.query, len(l.Data), c.n)
-		}
-		for _, ev := range l.Data {
-			if c.query != "" && !strings.HasSuffix(c.query, ev.Event) {
-				t.Errorf("%q listed a %s", c.query, ev.Event)
+		t.Run("filter "+c.query, func(t *testing.T) {
+			l := mustJSON[list[struct{ Event string }]](t, e.get("/api/v1/events"+c.query), 200)
+			if len(l.Data) != c.n {
+				t.Errorf("%q: %d events, want %d", c.query, len(l.Data), c.n)
 			}
-		}
+			for _, ev := range l.Data {
+				if c.query != "" && !strings.HasSuffix(c.query, ev.Event) {
+					t.Errorf("%q listed a %s", c.query, ev.Event)
+				}
+			}
+		})
 	}
 	// A list entry is a summary: no payload.
 	checkCase(t, apiCase{status: 200, absent: []string{`"payload"`}}, e.get("/api/v1/events"))

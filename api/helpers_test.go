@@ -379,18 +379,6 @@ func (e *env) deliveriesOf(webhookID string) []deliveryView {
 	return mustJSON[list[deliveryView]](e.t, e.get("/api/v1/deliveries?webhook_id="+webhookID), http.StatusOK).Data
 }
 
-// waitFor polls cond until it holds; the generous deadline only bounds a broken build.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // captured is one request a receiver got.
 type captured struct {
 	header http.Header

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/hookrelay/hookrelay/internal/wait"
 )
 
 func replayBody(since time.Time, extra string) string {
@@ -30,7 +32,7 @@ func TestReplaySendsPastEventsIncludingThoseBeforeTheWebhook(t *testing.T) {
 
 	r := e.post("/api/v1/webhooks/"+hook.ID+"/replay", replayBody(start, ""))
 	checkCase(t, apiCase{status: http.StatusAccepted, fields: map[string]any{"queued": 3}}, r)
-	waitFor(t, "3 replayed requests", func() bool { return len(rc.requests()) == 4 })
+	wait.Until(t, "3 replayed requests", func() bool { return len(rc.requests()) == 4 })
 
 	var gotIDs []string
 	for _, c := range rc.requests()[1:] {
@@ -48,7 +50,7 @@ func TestReplaySendsPastEventsIncludingThoseBeforeTheWebhook(t *testing.T) {
 	if !slices.Equal(gotIDs, convIDs) {
 		t.Errorf("replayed %v, want %v", gotIDs, convIDs)
 	}
-	waitFor(t, "replayed deliveries to succeed", func() bool {
+	wait.Until(t, "replayed deliveries to succeed", func() bool {
 		n := 0
 		for _, d := range e.deliveriesOf(hook.ID) {
 			if !d.Test && d.Status == "succeeded" {
@@ -78,7 +80,7 @@ func TestReplayOnlyFailed(t *testing.T) {
 	hook := e.hookTo(rc.URL, "")
 	start := time.Now().Add(-time.Minute)
 	failed := []string{e.publish(), e.publish()}
-	waitFor(t, "two failed deliveries", func() bool {
+	wait.Until(t, "two failed deliveries", func() bool {
 		n := 0
 		for _, d := range e.deliveriesOf(hook.ID) {
 			if d.Status == "failed" {
@@ -89,7 +91,7 @@ func TestReplayOnlyFailed(t *testing.T) {
 	})
 	rc.setRespond(nil)
 	ok := e.publish()
-	waitFor(t, "one succeeded delivery", func() bool {
+	wait.Until(t, "one succeeded delivery", func() bool {
 		for _, d := range e.deliveriesOf(hook.ID) {
 			if d.EventID == ok && d.Status == "succeeded" {
 				return true
@@ -101,7 +103,7 @@ func TestReplayOnlyFailed(t *testing.T) {
 
 	r := e.post("/api/v1/webhooks/"+hook.ID+"/replay", replayBody(start, `,"only_failed":true`))
 	checkCase(t, apiCase{status: http.StatusAccepted, fields: map[string]any{"queued": 2}}, r)
-	waitFor(t, "two replayed requests", func() bool { return len(rc.requests()) == before+2 })
+	wait.Until(t, "two replayed requests", func() bool { return len(rc.requests()) == before+2 })
 	var ids []string
 	for _, c := range rc.requests()[before:] {
 		ids = append(ids, c.header.Get("X-Webhook-Id"))
@@ -112,7 +114,7 @@ func TestReplayOnlyFailed(t *testing.T) {
 		t.Errorf("replayed %v, want the failed %v", ids, failed)
 	}
 	// Once they got through, nothing counts as failed any more; everything still replays.
-	waitFor(t, "replays to succeed", func() bool {
+	wait.Until(t, "replays to succeed", func() bool {
 		n := 0
 		for _, d := range e.deliveriesOf(hook.ID) {
 			if d.Status == "succeeded" {

@@ -452,7 +452,7 @@ func (s *Server) deleteWebhook(c *gin.Context) {
 	c.Status(http.StatusNoContent)
 }
 
-// testWebhook sends the seed's sample payload now, with X-Webhook-Test: true.
+// testWebhook sends the event type's sample payload now, with X-Webhook-Test: true.
 //
 //	@Summary		Test a webhook
 //	@Description	Sends a sample payload for one of the webhook's events (the first by default) synchronously, also when the webhook is disabled, and returns the attempt. A failing receiver is not an API error: look at outcome.

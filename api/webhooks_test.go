@@ -241,7 +241,7 @@ func TestRotateSecretSignsWithBothSecretsFor24h(t *testing.T) {
 			t.Errorf("secret %q matches %d of the signatures, want exactly 1", sec, ok)
 		}
 	}
-	if !signature.VerifySeed(rot.Secret, body, h.Get("X-Webhook-Signature")) {
+	if !signature.VerifyHexHMAC(rot.Secret, body, h.Get("X-Webhook-Signature")) {
 		t.Error("X-Webhook-Signature is not signed with the new secret")
 	}
 
@@ -417,11 +417,11 @@ func TestTestActionSendsSampleWithTestHeader(t *testing.T) {
 	if h.Get("X-Webhook-Test") != "true" || h.Get("X-Webhook-Event") != "conversation.started" {
 		t.Errorf("headers %v", h)
 	}
-	if !signature.VerifySeed("s3cret", got[0].body, h.Get("X-Webhook-Signature")) {
+	if !signature.VerifyHexHMAC("s3cret", got[0].body, h.Get("X-Webhook-Signature")) {
 		t.Error("test request is not signed")
 	}
 	if !strings.Contains(string(got[0].body), `"visitor_name":"John Doe"`) {
-		t.Errorf("body is not the seed sample: %s", got[0].body)
+		t.Errorf("body is not the sample: %s", got[0].body)
 	}
 
 	ds := e.deliveriesOf(hook.ID)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -88,9 +89,11 @@ func TestPercentileIsNearestRank(t *testing.T) {
 		q    float64
 		want time.Duration
 	}{{0.5, 5}, {0.9, 9}, {0.99, 10}, {1, 10}, {0.01, 1}} {
-		if got := percentile(d, c.q); got != c.want {
-			t.Errorf("p%v = %v, want %v", c.q*100, got, c.want)
-		}
+		t.Run(fmt.Sprintf("p%v", c.q*100), func(t *testing.T) {
+			if got := percentile(d, c.q); got != c.want {
+				t.Errorf("p%v = %v, want %v", c.q*100, got, c.want)
+			}
+		})
 	}
 	if percentile(nil, 0.5) != 0 {
 		t.Error("percentile of nothing should be 0")

@@ -9,7 +9,7 @@ import (
 )
 
 // BodyFor returns the bytes a webhook of the given format receives for an event body. The
-// json format is the seed body itself; Slack and Discord incoming webhooks reject it, so they
+// json format is the documented body itself; Slack and Discord incoming webhooks reject it, so they
 // get a one-line summary in the field they read.
 func BodyFor(format string, eventBody []byte) []byte {
 	switch format {

@@ -166,7 +166,7 @@ func (s *Sender) Headers(r Request, at time.Time) http.Header {
 	set("Content-Type", "application/json")
 	set("User-Agent", s.userAgent)
 	set("X-Webhook-Event", r.EventType)
-	set("X-Webhook-Timestamp", models.FormatSeedTime(at))
+	set("X-Webhook-Timestamp", models.FormatTimestamp(at))
 	set("X-Webhook-Id", r.MessageID)
 	set("X-Webhook-Attempt", strconv.Itoa(r.Attempt))
 	if r.Test {
@@ -176,7 +176,7 @@ func (s *Sender) Headers(r Request, at time.Time) http.Header {
 	set("webhook-id", r.MessageID)
 	set("webhook-timestamp", strconv.FormatInt(unix, 10))
 	if r.Webhook.Secret != "" {
-		set("X-Webhook-Signature", signature.Seed(r.Webhook.Secret, r.Body))
+		set("X-Webhook-Signature", signature.HexHMAC(r.Webhook.Secret, r.Body))
 		secrets := r.Webhook.ActiveStandardSecrets(at)
 		sig := ""
 		for i, sec := range secrets {
@@ -194,7 +194,7 @@ func (s *Sender) Headers(r Request, at time.Time) http.Header {
 // connect to the last byte of the excerpt, by the timeout.
 func (s *Sender) Send(ctx context.Context, r Request) *Response {
 	at := s.now().UTC()
-	// The seed's timestamp has whole seconds; the Standard Webhooks one is unix seconds. Use
+	// X-Webhook-Timestamp has whole seconds; the Standard Webhooks one is unix seconds. Use
 	// the same second for both so they always agree.
 	at = at.Truncate(time.Second)
 	resp := &Response{StartedAt: s.now().UTC()}

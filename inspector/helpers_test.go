@@ -17,6 +17,7 @@ import (
 	"github.com/hookrelay/hookrelay/inspector"
 	"github.com/hookrelay/hookrelay/internal/apivalidate"
 	"github.com/hookrelay/hookrelay/internal/testsrv"
+	"github.com/hookrelay/hookrelay/internal/wait"
 	"github.com/hookrelay/hookrelay/models"
 	"github.com/hookrelay/hookrelay/store"
 )
@@ -184,26 +185,14 @@ func next(t *testing.T, conn *websocket.Conn) inspector.Capture {
 	return msg.Data
 }
 
-// eventually polls cond until it holds or a generous timeout passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // waitClients waits until the bin has n live WebSocket clients. The server registers a client
 // just after the handshake, so a test must wait before publishing.
 func (e *env) waitClients(binID string, n int) {
 	e.t.Helper()
-	eventually(e.t, "the bin has the expected WebSocket clients", func() bool { return e.hub.Clients(binID) == n })
+	wait.Until(e.t, "the bin has the expected WebSocket clients", func() bool { return e.hub.Clients(binID) == n })
 }
 
-func seedBody(t *testing.T, event string) []byte {
+func sampleBody(t *testing.T, event string) []byte {
 	t.Helper()
 	et, ok := models.LookupEventType(event)
 	if !ok {

@@ -187,7 +187,7 @@ func rejectedVerdicts(sec Secrets, h http.Header) Verdicts {
 		return SigInvalid
 	}
 	return Verdicts{
-		Signature:         sig(sec.Seed != "", "X-Webhook-Signature"),
+		Signature:         sig(sec.HexHMAC != "", "X-Webhook-Signature"),
 		StandardSignature: sig(len(sec.Standard) > 0, "Webhook-Signature"),
 		Payload: PayloadVerdict{Status: PayloadProblems,
 			Problems: []string{fmt.Sprintf("body: larger than %d bytes, not kept, so neither it nor its signatures could be checked", MaxBodyBytes)}},

@@ -22,6 +22,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/api"
 	"github.com/hookrelay/hookrelay/inspector"
+	"github.com/hookrelay/hookrelay/internal/wait"
 	"github.com/hookrelay/hookrelay/signature"
 )
 
@@ -76,10 +77,10 @@ func TestWebhookTestActionArrivesLiveWithValidSignatureAndOKPayload(t *testing.T
 // A real publish goes through the outbox and the dispatcher to the bin, without any flag.
 func TestPublishedEventIsDeliveredToBinOutOfTheBox(t *testing.T) {
 	e := newEnv(t, envOptions{dispatch: true})
-	bin := e.createBin(map[string]any{"secret": "plain-seed-secret"})
+	bin := e.createBin(map[string]any{"secret": "plain-secret"})
 	var wh api.Webhook
 	e.must(http.StatusCreated, "POST", "/api/v1/webhooks", map[string]any{"name": "inspector", "url": bin.URL,
-		"events": []string{"conversation.started"}, "secret": "plain-seed-secret"}, &wh)
+		"events": []string{"conversation.started"}, "secret": "plain-secret"}, &wh)
 	conn := e.dial(bin.ID)
 	e.waitClients(bin.ID, 1)
 
@@ -117,15 +118,15 @@ func TestSignatureVerdicts(t *testing.T) {
 	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 	withSecret := e.createBin(map[string]any{"secret": secret})
 	noSecret := e.createBin(nil)
-	body := seedBody(t, "conversation.started")
+	body := sampleBody(t, "conversation.started")
 	now := time.Now()
 	ts := fmt.Sprint(now.Unix())
 
-	signed := func(seedKey, stdKey string) http.Header {
+	signed := func(hexKey, stdKey string) http.Header {
 		return http.Header{
 			"Content-Type":        {"application/json"},
 			"X-Webhook-Event":     {"conversation.started"},
-			"X-Webhook-Signature": {signature.Seed(seedKey, body)},
+			"X-Webhook-Signature": {signature.HexHMAC(hexKey, body)},
 			"Webhook-Id":          {"evt_1"},
 			"Webhook-Timestamp":   {ts},
 			"Webhook-Signature":   {signature.Standard(stdKey, "evt_1", now, body)},
@@ -135,7 +136,7 @@ func TestSignatureVerdicts(t *testing.T) {
 		name          string
 		bin           api.Bin
 		header        http.Header
-		seed, std     string
+		hex, std      string
 		payloadStatus string
 	}{
 		{"genuine", withSecret, signed(secret, secret), "valid", "valid", "ok"},
@@ -151,8 +152,8 @@ func TestSignatureVerdicts(t *testing.T) {
 				t.Fatalf("receiver answered %d", status)
 			}
 			c := next(t, conn)
-			if c.Verdicts.Signature != tc.seed || c.Verdicts.StandardSignature != tc.std || c.Verdicts.Payload.Status != tc.payloadStatus {
-				t.Errorf("verdicts %+v, want seed %s standard %s payload %s", c.Verdicts, tc.seed, tc.std, tc.payloadStatus)
+			if c.Verdicts.Signature != tc.hex || c.Verdicts.StandardSignature != tc.std || c.Verdicts.Payload.Status != tc.payloadStatus {
+				t.Errorf("verdicts %+v, want hex %s standard %s payload %s", c.Verdicts, tc.hex, tc.std, tc.payloadStatus)
 			}
 			conn.Close()
 			e.waitClients(tc.bin.ID, 0)
@@ -325,9 +326,9 @@ func TestBinAndCapturesSurviveRestart(t *testing.T) {
 	first := newEnv(t, envOptions{dbPath: dbPath})
 	bin := first.createBin(map[string]any{"name": "durable", "secret": "s3cret-value",
 		"response": map[string]any{"status": 202, "body": "accepted", "content_type": "text/plain"}})
-	body := seedBody(t, "conversation.started")
+	body := sampleBody(t, "conversation.started")
 	first.send("POST", bin.URL, http.Header{"X-Webhook-Event": {"conversation.started"},
-		"X-Webhook-Signature": {signature.Seed("s3cret-value", body)}}, body)
+		"X-Webhook-Signature": {signature.HexHMAC("s3cret-value", body)}}, body)
 	before := first.captures(bin.ID)
 	first.stop()
 
@@ -390,7 +391,7 @@ func TestClientThatNeverReadsIsDroppedWhileHealthyClientKeepsReceiving(t *testin
 		e.send("POST", bin.URL, nil, body)
 		sent++
 	}
-	eventually(t, "the healthy client has every capture", func() bool {
+	wait.Until(t, "the healthy client has every capture", func() bool {
 		select {
 		case err := <-readerDone:
 			t.Fatalf("healthy client stopped after %d of %d messages: %v", got.Load(), sent, err)
@@ -528,7 +529,7 @@ func TestNoGoroutineLeaksWhenClientsGoAway(t *testing.T) {
 			resp.Body.Close()
 		}
 	}()
-	eventually(t, "the delayed request is captured", func() bool { return len(e.captures(bin.ID)) == 1 })
+	wait.Until(t, "the delayed request is captured", func() bool { return len(e.captures(bin.ID)) == 1 })
 	cancel()
 	<-done
 
@@ -580,7 +581,7 @@ func TestResponseDelayEndsWhenTheClientHangsUp(t *testing.T) {
 			t.Errorf("the delayed request was answered: %d", resp.StatusCode)
 		}
 	}()
-	eventually(t, "the delayed request is captured", func() bool { return len(e.captures(bin.ID)) == 1 })
+	wait.Until(t, "the delayed request is captured", func() bool { return len(e.captures(bin.ID)) == 1 })
 	for len(closed) > 0 {
 		<-closed
 	}

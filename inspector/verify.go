@@ -12,7 +12,7 @@ import (
 
 // Secrets are what a capture is verified with.
 type Secrets struct {
-	Seed     string   // verifies X-Webhook-Signature; empty when none
+	HexHMAC  string   // verifies X-Webhook-Signature; empty when none
 	Standard []string // verify webhook-signature: all keys active now (rotation keeps the old one 24 h)
 }
 
@@ -20,32 +20,32 @@ type Secrets struct {
 // they are now. wh may be nil (no link, or the webhook was deleted).
 func SecretsFor(b *models.Bin, wh *models.Webhook, now time.Time) Secrets {
 	if b.Secret != "" {
-		return Secrets{Seed: b.Secret, Standard: []string{b.Secret}}
+		return Secrets{HexHMAC: b.Secret, Standard: []string{b.Secret}}
 	}
 	if wh != nil && wh.Secret != "" {
-		return Secrets{Seed: wh.Secret, Standard: wh.ActiveStandardSecrets(now)}
+		return Secrets{HexHMAC: wh.Secret, Standard: wh.ActiveStandardSecrets(now)}
 	}
 	return Secrets{}
 }
 
-// Verify checks a received request as a careful receiver would: the seed signature, the
+// Verify checks a received request as a careful receiver would: X-Webhook-Signature, the
 // Standard Webhooks signature and timestamp, and the body against the event catalogue (the
 // same one the publisher validates with, so the two cannot disagree).
 func Verify(sec Secrets, h http.Header, body []byte, receivedAt time.Time) Verdicts {
-	v := Verdicts{Signature: seedVerdict(sec, h, body), StandardSignature: standardVerdict(sec, h, body)}
+	v := Verdicts{Signature: hexHMACVerdict(sec, h, body), StandardSignature: standardVerdict(sec, h, body)}
 	v.TimestampSkewSeconds = skew(h, receivedAt)
 	v.Payload = payloadVerdict(h, body)
 	return v
 }
 
-func seedVerdict(sec Secrets, h http.Header, body []byte) string {
+func hexHMACVerdict(sec Secrets, h http.Header, body []byte) string {
 	sig := h.Get("X-Webhook-Signature")
 	switch {
-	case sec.Seed == "":
+	case sec.HexHMAC == "":
 		return SigNoSecret
 	case sig == "":
 		return SigMissing
-	case signature.VerifySeed(sec.Seed, body, sig):
+	case signature.VerifyHexHMAC(sec.HexHMAC, body, sig):
 		return SigValid
 	}
 	return SigInvalid
@@ -70,7 +70,7 @@ func standardVerdict(sec Secrets, h http.Header, body []byte) string {
 }
 
 // skew is arrival minus the request's own timestamp, in seconds: webhook-timestamp (unix
-// seconds) or else the seed's X-Webhook-Timestamp. Receivers reject more than 5 minutes.
+// seconds) or else X-Webhook-Timestamp. Receivers reject more than 5 minutes.
 func skew(h http.Header, receivedAt time.Time) *int64 {
 	var sent time.Time
 	if v := h.Get("Webhook-Timestamp"); v != "" {

@@ -15,17 +15,17 @@ import (
 // validates with it, the body builder writes keys in its order, the inspector checks captured
 // payloads with it, and /event-types derives JSON Schemas and examples from it.
 
-// Event type names (the seed's two events).
+// Event type names (the two events Hookrelay sends).
 const (
 	EventConversationStarted = "conversation.started"
 	EventMessageReceived     = "message.received"
 )
 
-// SeedTimeLayout is the seed's timestamp format: UTC, whole seconds, "+00:00" rather than "Z".
-const SeedTimeLayout = "2006-01-02T15:04:05+00:00"
+// TimestampLayout is the format of every time in a body and in X-Webhook-Timestamp: UTC, whole seconds, "+00:00" rather than "Z".
+const TimestampLayout = "2006-01-02T15:04:05+00:00"
 
-// FormatSeedTime formats t as the seed does.
-func FormatSeedTime(t time.Time) string { return t.UTC().Format(SeedTimeLayout) }
+// FormatTimestamp formats t in TimestampLayout.
+func FormatTimestamp(t time.Time) string { return t.UTC().Format(TimestampLayout) }
 
 type fieldKind int
 
@@ -34,7 +34,7 @@ const (
 	kindNonEmptyString
 	kindStringOrNull
 	kindBool
-	kindTime // RFC 3339 in, seed format out
+	kindTime // RFC 3339 in, TimestampLayout out
 )
 
 // Field describes one key of an event's data object, in delivery order.
@@ -113,7 +113,7 @@ func EventTypeNames() []string {
 }
 
 // ParseEventTime accepts RFC 3339 with any offset (or Z) and returns it in UTC, truncated
-// to whole seconds as the seed format carries no fractions.
+// to whole seconds as TimestampLayout carries no fractions.
 func ParseEventTime(s string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
@@ -124,7 +124,7 @@ func ParseEventTime(s string) (time.Time, error) {
 
 // BuildBody validates a published data object for an event type and returns the exact bytes
 // every webhook receives: {"event","timestamp","data"} with the catalogue's keys in order,
-// every key present (null where unknown) and seed-format times. Field names in errors are
+// every key present (null where unknown) and times in TimestampLayout. Field names in errors are
 // prefixed with "data.".
 func (et EventType) BuildBody(data json.RawMessage, occurred time.Time) ([]byte, error) {
 	verr := &ValidationError{}
@@ -148,7 +148,7 @@ func (et EventType) BuildBody(data json.RawMessage, occurred time.Time) ([]byte,
 	buf.WriteString(`{"event":`)
 	writeJSONString(&buf, et.Name)
 	buf.WriteString(`,"timestamp":"`)
-	buf.WriteString(FormatSeedTime(occurred))
+	buf.WriteString(FormatTimestamp(occurred))
 	buf.WriteString(`","data":{`)
 	for i, f := range et.Fields {
 		if i > 0 {
@@ -167,7 +167,7 @@ func (et EventType) BuildBody(data json.RawMessage, occurred time.Time) ([]byte,
 			case f.kind == kindBool:
 				buf.WriteString("false")
 			case f.kind == kindTime:
-				buf.WriteString(`"` + FormatSeedTime(occurred) + `"`)
+				buf.WriteString(`"` + FormatTimestamp(occurred) + `"`)
 			default:
 				buf.WriteString("null")
 			}
@@ -248,7 +248,7 @@ func (f Field) writeValue(buf *bytes.Buffer, raw json.RawMessage) string {
 		if err != nil {
 			return err.Error()
 		}
-		buf.WriteString(`"` + FormatSeedTime(t) + `"`)
+		buf.WriteString(`"` + FormatTimestamp(t) + `"`)
 	}
 	return ""
 }
@@ -296,13 +296,13 @@ func writeJSONString(buf *bytes.Buffer, s string) {
 	buf.Write(AppendJSONString(buf.AvailableBuffer(), s))
 }
 
-// Example returns the seed's sample body for the event type at the given time: the John Doe
-// conversation of the product page, used by the test action and /event-types.
+// Example returns the documented sample body for the event type at the given time: the John Doe
+// conversation shown in the README, used by the test action and /event-types.
 func (et EventType) Example(at time.Time) []byte {
 	data := map[string]any{}
 	for _, f := range et.Fields {
 		if f.kind == kindTime {
-			data[f.Name] = FormatSeedTime(at)
+			data[f.Name] = FormatTimestamp(at)
 			continue
 		}
 		data[f.Name] = f.Example
@@ -349,7 +349,7 @@ func (et EventType) JSONSchema() map[string]any {
 }
 
 // CheckDelivered checks a received webhook body against the catalogue as a receiver would:
-// the envelope, the event type, and every data key present with the right type and the seed's
+// the envelope, the event type, and every data key present with the right type and the documented
 // time format. It returns the event type found and the problems (none means the payload is ok).
 func CheckDelivered(body []byte) (eventType string, known bool, problems []string) {
 	var env struct {
@@ -369,7 +369,7 @@ func CheckDelivered(body []byte) (eventType string, known bool, problems []strin
 	}
 	if env.Timestamp == nil {
 		problems = append(problems, "timestamp: missing")
-	} else if _, err := time.Parse(SeedTimeLayout, *env.Timestamp); err != nil {
+	} else if _, err := time.Parse(TimestampLayout, *env.Timestamp); err != nil {
 		problems = append(problems, "timestamp: not in the form 2025-01-15T10:30:00+00:00")
 	}
 	if env.Data == nil {
@@ -400,7 +400,7 @@ func (f Field) checkDelivered(raw json.RawMessage) string {
 		if json.Unmarshal(raw, &s) != nil {
 			return "must be a time string"
 		}
-		if _, err := time.Parse(SeedTimeLayout, s); err != nil {
+		if _, err := time.Parse(TimestampLayout, s); err != nil {
 			return "not in the form 2025-01-15T10:30:00+00:00"
 		}
 		return ""

@@ -8,37 +8,37 @@ import (
 	"time"
 )
 
-func seedTime(t *testing.T, s string) time.Time {
+func parseTime(t *testing.T, s string) time.Time {
 	t.Helper()
-	tm, err := time.Parse(SeedTimeLayout, s)
+	tm, err := time.Parse(TimestampLayout, s)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return tm
 }
 
-// The seed's two sample payloads, compacted: keys in exactly this order, every key present.
+// The two sample payloads of the README, compacted: keys in exactly this order, every key present.
 const (
-	seedConversationStarted = `{"event":"conversation.started","timestamp":"2025-01-15T10:30:00+00:00","data":{"conversation_id":123,"visitor_name":"John Doe","visitor_email":"john@example.com","visitor_phone":"+1234567890","visitor_ip":"192.168.1.100","current_url":"https://example.com/products","status":"open","created_at":"2025-01-15T10:30:00+00:00"}}`
-	seedMessageReceived     = `{"event":"message.received","timestamp":"2025-01-15T10:31:00+00:00","data":{"message_id":456,"content":"Hello, I need help with my order.","is_from_admin":false,"admin_name":null,"conversation_id":123,"visitor_name":"John Doe","visitor_email":"john@example.com","visitor_phone":"+1234567890","visitor_ip":"192.168.1.100","current_url":"https://example.com/products","status":"open","created_at":"2025-01-15T10:31:00+00:00"}}`
+	documentedConversationStarted = `{"event":"conversation.started","timestamp":"2025-01-15T10:30:00+00:00","data":{"conversation_id":123,"visitor_name":"John Doe","visitor_email":"john@example.com","visitor_phone":"+1234567890","visitor_ip":"192.168.1.100","current_url":"https://example.com/products","status":"open","created_at":"2025-01-15T10:30:00+00:00"}}`
+	documentedMessageReceived     = `{"event":"message.received","timestamp":"2025-01-15T10:31:00+00:00","data":{"message_id":456,"content":"Hello, I need help with my order.","is_from_admin":false,"admin_name":null,"conversation_id":123,"visitor_name":"John Doe","visitor_email":"john@example.com","visitor_phone":"+1234567890","visitor_ip":"192.168.1.100","current_url":"https://example.com/products","status":"open","created_at":"2025-01-15T10:31:00+00:00"}}`
 )
 
-func TestExampleBodiesMatchSeedByteForByte(t *testing.T) {
+func TestExampleBodiesMatchTheDocumentedBodiesByteForByte(t *testing.T) {
 	cs, _ := LookupEventType(EventConversationStarted)
-	if got := string(cs.Example(seedTime(t, "2025-01-15T10:30:00+00:00"))); got != seedConversationStarted {
-		t.Errorf("conversation.started\n got %s\nwant %s", got, seedConversationStarted)
+	if got := string(cs.Example(parseTime(t, "2025-01-15T10:30:00+00:00"))); got != documentedConversationStarted {
+		t.Errorf("conversation.started\n got %s\nwant %s", got, documentedConversationStarted)
 	}
 	mr, _ := LookupEventType(EventMessageReceived)
-	if got := string(mr.Example(seedTime(t, "2025-01-15T10:31:00+00:00"))); got != seedMessageReceived {
-		t.Errorf("message.received\n got %s\nwant %s", got, seedMessageReceived)
+	if got := string(mr.Example(parseTime(t, "2025-01-15T10:31:00+00:00"))); got != documentedMessageReceived {
+		t.Errorf("message.received\n got %s\nwant %s", got, documentedMessageReceived)
 	}
 }
 
-func TestBuildBodyFillsNullsAndDefaultsInSeedOrder(t *testing.T) {
+func TestBuildBodyFillsNullsAndDefaultsInTheDocumentedOrder(t *testing.T) {
 	mr, _ := LookupEventType(EventMessageReceived)
-	// Given out of order, with a Z time and an offset time: normalised to +00:00 and seed order.
+	// Given out of order, with a Z time and an offset time: normalised to +00:00 and the documented order.
 	body, err := mr.BuildBody(json.RawMessage(`{"content":"hi <b>&</b>","conversation_id":7,"message_id":9,"created_at":"2025-01-15T12:31:00+02:00"}`),
-		seedTime(t, "2025-01-15T10:31:05+00:00"))
+		parseTime(t, "2025-01-15T10:31:05+00:00"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,26 +67,27 @@ func TestBuildBodyNamesEveryBadField(t *testing.T) {
 		{`null`, "data"},
 	}
 	for _, tc := range cases {
-		_, err := mr.BuildBody(json.RawMessage(tc.data), time.Now())
-		var verr *ValidationError
-		if !errors.As(err, &verr) {
-			t.Errorf("%s: want a validation error, got %v", tc.data, err)
-			continue
-		}
-		found := false
-		for _, e := range verr.Errors {
-			found = found || e.Field == tc.field
-		}
-		if !found {
-			t.Errorf("%s: errors %v do not name %s", tc.data, verr.Errors, tc.field)
-		}
+		t.Run(tc.data, func(t *testing.T) {
+			_, err := mr.BuildBody(json.RawMessage(tc.data), time.Now())
+			var verr *ValidationError
+			if !errors.As(err, &verr) {
+				t.Fatalf("%s: want a validation error, got %v", tc.data, err)
+			}
+			found := false
+			for _, e := range verr.Errors {
+				found = found || e.Field == tc.field
+			}
+			if !found {
+				t.Errorf("%s: errors %v do not name %s", tc.data, verr.Errors, tc.field)
+			}
+		})
 	}
 }
 
-func TestCheckDeliveredAcceptsSeedAndListsProblems(t *testing.T) {
-	for _, body := range []string{seedConversationStarted, seedMessageReceived} {
+func TestCheckDeliveredAcceptsTheDocumentedBodiesAndListsProblems(t *testing.T) {
+	for _, body := range []string{documentedConversationStarted, documentedMessageReceived} {
 		if _, known, problems := CheckDelivered([]byte(body)); !known || len(problems) != 0 {
-			t.Errorf("seed body: known=%v problems=%v", known, problems)
+			t.Errorf("documented body: known=%v problems=%v", known, problems)
 		}
 	}
 	_, known, problems := CheckDelivered([]byte(`{"event":"conversation.started","timestamp":"2025-01-15T10:30:00Z","data":{"conversation_id":123}}`))

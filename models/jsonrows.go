@@ -7,7 +7,7 @@ import (
 const hexDigits = "0123456789abcdef"
 
 // AppendJSONString appends s as a JSON string exactly as encoding/json does with HTML
-// escaping off (the seed body's text is written this way): the same escapes, U+2028 and
+// escaping off (how every body's strings are written): the same escapes, U+2028 and
 // U+2029 escaped, invalid UTF-8 as \ufffd. It exists because encoding/json offers no way
 // to write one string without allocating an encoder.
 func AppendJSONString(b []byte, s string) []byte {

@@ -16,7 +16,7 @@ func encodingJSON(s string) []byte {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
-// The seed body's strings must come out byte for byte as encoding/json writes them.
+// The body's strings must come out byte for byte as encoding/json writes them.
 func TestAppendJSONStringWritesWhatEncodingJSONWrites(t *testing.T) {
 	for _, s := range []string{"", "plain", `quote " and \ backslash`, "<b>&amp;</b>", "tab\tnew\nline\rret\bback\fform",
 		"\x00\x01\x1f\x7f", "é ü 中文 🎉", "line\u2028para\u2029end", "bad \xff\xfe utf8 \xc3", "John Doe"} {

@@ -15,26 +15,26 @@ import (
 	"time"
 )
 
-// Seed computes the seed contract's X-Webhook-Signature: lowercase hex HMAC-SHA256 of the
-// exact body bytes, keyed with the secret's UTF-8 bytes (what PHP's hash_hmac and Node's
-// createHmac do with a string key).
-func Seed(secret string, body []byte) string {
-	m, pool := keyedMAC("seed", secret)
+// HexHMAC computes X-Webhook-Signature (README, "What a receiver gets"): lowercase hex
+// HMAC-SHA256 of the exact body bytes, keyed with the secret's UTF-8 bytes (what PHP's
+// hash_hmac and Node's createHmac do with a string key).
+func HexHMAC(secret string, body []byte) string {
+	m, pool := keyedMAC("hexhmac", secret)
 	defer pool.Put(m)
 	m.Write(body)
 	var sum [sha256.Size]byte
 	return hex.EncodeToString(m.Sum(sum[:0]))
 }
 
-// VerifySeed reports whether sig is the seed signature of body, in constant time.
-func VerifySeed(secret string, body []byte, sig string) bool {
-	want := Seed(secret, body)
+// VerifyHexHMAC reports whether sig is the X-Webhook-Signature (HexHMAC) of body, in constant time.
+func VerifyHexHMAC(secret string, body []byte, sig string) bool {
+	want := HexHMAC(secret, body)
 	return hmac.Equal([]byte(want), []byte(strings.ToLower(strings.TrimSpace(sig))))
 }
 
 // StandardKey returns the Standard Webhooks signing key for a secret: the base64-decoded
 // part after "whsec_", or, for any other secret, its raw bytes (the official libraries'
-// "raw" format), so a plain seed-style secret also signs webhook-signature.
+// "raw" format), so a plain (non-whsec_) secret also signs webhook-signature.
 func StandardKey(secret string) []byte {
 	if rest, ok := strings.CutPrefix(secret, "whsec_"); ok {
 		if k, err := base64.StdEncoding.DecodeString(rest); err == nil && len(k) > 0 {
@@ -75,7 +75,7 @@ func standardWith(m hash.Hash, msgID string, unix int64, body []byte) string {
 	return "v1," + base64.StdEncoding.EncodeToString(m.Sum(sum[:0]))
 }
 
-// keyedMAC lends an HMAC-SHA256 already keyed with secret (as the seed or as a Standard
+// keyedMAC lends an HMAC-SHA256 already keyed with secret (for X-Webhook-Signature or as a Standard
 // Webhooks secret), reset to sign a new message; it goes back to pool when done. A sender signs every
 // attempt twice with the same few secrets: building the MAC each time cost two hash blocks
 // of key setup and about 900 bytes of allocations per signature, where a kept one resets

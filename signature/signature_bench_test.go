@@ -11,11 +11,11 @@ var benchBody = bytes.Repeat([]byte("x"), 1024)
 
 const benchSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
-func BenchmarkSeed(b *testing.B) {
+func BenchmarkHexHMAC(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(benchBody)))
 	for b.Loop() {
-		Seed(benchSecret, benchBody)
+		HexHMAC(benchSecret, benchBody)
 	}
 }
 

@@ -13,16 +13,16 @@ import (
 	"time"
 )
 
-func TestSeedKnownAnswer(t *testing.T) {
-	got := Seed("your-webhook-secret", []byte(`{"a":1}`))
+func TestHexHMACKnownAnswer(t *testing.T) {
+	got := HexHMAC("your-webhook-secret", []byte(`{"a":1}`))
 	// printf '{"a":1}' | openssl dgst -sha256 -hmac your-webhook-secret
 	if want := "0eec7e0a2a492fdec3c2d1ff2ef88af7ffc53ee3581381f0f9c96a11d14d3393"; got != want {
-		t.Fatalf("Seed = %s, want %s", got, want)
+		t.Fatalf("HexHMAC = %s, want %s", got, want)
 	}
-	if !VerifySeed("your-webhook-secret", []byte(`{"a":1}`), got) {
+	if !VerifyHexHMAC("your-webhook-secret", []byte(`{"a":1}`), got) {
 		t.Fatal("own signature does not verify")
 	}
-	if VerifySeed("other", []byte(`{"a":1}`), got) || VerifySeed("your-webhook-secret", []byte(`{"a":2}`), got) {
+	if VerifyHexHMAC("other", []byte(`{"a":1}`), got) || VerifyHexHMAC("your-webhook-secret", []byte(`{"a":2}`), got) {
 		t.Fatal("wrong secret or body verified")
 	}
 }
@@ -77,8 +77,8 @@ func TestKeptMACsSignAsFreshOnes(t *testing.T) {
 				body := []byte(fmt.Sprintf(`{"n":%d,"g":%d}`, i, g))
 				msgID := fmt.Sprintf("evt_%d", i)
 				unix := int64(1736937000 + i)
-				if got, want := Seed(secret, body), hex.EncodeToString(fresh([]byte(secret), body)); got != want {
-					t.Errorf("Seed(%q) = %s, want %s", secret, got, want)
+				if got, want := HexHMAC(secret, body), hex.EncodeToString(fresh([]byte(secret), body)); got != want {
+					t.Errorf("HexHMAC(%q) = %s, want %s", secret, got, want)
 					return
 				}
 				want := "v1," + base64.StdEncoding.EncodeToString(fresh(StandardKey(secret),

@@ -97,7 +97,7 @@ export function shellQuote(s) {
 
 /**
  * A new random signing secret in the Standard Webhooks form (whsec_ + base64
- * of 32 random bytes). The seed signature uses the whole string as the key;
+ * of 32 random bytes). X-Webhook-Signature uses the whole string as the key;
  * Standard Webhooks receivers decode the part after the prefix.
  */
 export function generateSecret() {
