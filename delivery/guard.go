@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -21,8 +22,11 @@ type BlockedError struct {
 	Reason string
 }
 
+// Error is what API users see in the attempt log. It names neither the address nor its kind:
+// a webhook URL's hostname is the user's, but what it resolves to inside our network is not
+// theirs to learn. The address is logged server side instead (guardControl).
 func (e *BlockedError) Error() string {
-	return fmt.Sprintf("blocked by SSRF guard: %s is a %s address (start with --allow-private-targets to allow it)", e.IP, e.Reason)
+	return "blocked by SSRF guard: the target's address is not a public one (start with --allow-private-targets to allow it)"
 }
 
 var extraBlocked = []struct {
@@ -35,6 +39,10 @@ var extraBlocked = []struct {
 	{netip.MustParsePrefix("198.18.0.0/15"), "benchmarking"},
 	{netip.MustParsePrefix("240.0.0.0/4"), "reserved"},
 	{netip.MustParsePrefix("64:ff9b::/96"), "NAT64"},
+	{netip.MustParsePrefix("64:ff9b:1::/48"), "local-use NAT64"},
+	{netip.MustParsePrefix("2002::/16"), "6to4"},        // embeds any IPv4 address, private ones too
+	{netip.MustParsePrefix("fec0::/10"), "site-local"},  // deprecated, still routed inside some networks
+	{netip.MustParsePrefix("::/96"), "IPv4-compatible"}, // deprecated form that embeds an IPv4 address
 }
 
 // BlockReason says why ip may not be a delivery target, or "" when it may.
@@ -74,6 +82,7 @@ func guardControl(network, address string, _ syscall.RawConn) error {
 		return fmt.Errorf("SSRF guard: cannot parse %q", host)
 	}
 	if reason := BlockReason(ip); reason != "" {
+		slog.Warn("SSRF guard refused a connection", "address", ip.Unmap().String(), "kind", reason)
 		return &BlockedError{IP: ip.Unmap(), Reason: reason}
 	}
 	return nil

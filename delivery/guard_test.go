@@ -70,6 +70,13 @@ func TestGuardRefusesInternalTargetsAtConnectTime(t *testing.T) {
 		a := d.Attempts[0]
 		if a.Error == nil || !strings.Contains(*a.Error, "blocked by SSRF guard") || a.ResponseStatus != nil {
 			t.Errorf("%s (%s): attempt error %v, status %v; want blocked by SSRF guard", name, targets[name], a.Error, a.ResponseStatus)
+			continue
+		}
+		// What a name resolves to inside the network is not the API user's to learn.
+		for _, leak := range []string{"127.0.0.1", "::1", "10.255.255.1", "169.254", "loopback", "private address", "link-local"} {
+			if strings.Contains(*a.Error, leak) {
+				t.Errorf("%s: attempt error %q tells the API user %q", name, *a.Error, leak)
+			}
 		}
 	}
 	if got := len(rc.Captures()); got != 0 {
@@ -189,6 +196,11 @@ func TestBlockReason(t *testing.T) {
 		"100.64.0.1":       "carrier-grade NAT",
 		"255.255.255.255":  "broadcast",
 		"64:ff9b::7f00:1":  "NAT64",
+		"64:ff9b:1::a00:1": "local-use NAT64",
+		"2002:a00:1::1":    "6to4",
+		"fec0::1":          "site-local",
+		"::a00:1":          "IPv4-compatible",
+		"::7f00:1":         "IPv4-compatible",
 		"93.184.216.34":    "",
 		"2606:4700::1111":  "",
 		"1.1.1.1":          "",
