@@ -75,6 +75,16 @@ func TestServesUIWithHistoryFallback(t *testing.T) {
 				t.Errorf("CSP %q lacks %s", csp, d)
 			}
 		}
+		// Sockets reach this origin only: a bare "ws:" or "wss:" source would allow any host.
+		connect := ""
+		for _, d := range strings.Split(csp, ";") {
+			if d = strings.TrimSpace(d); strings.HasPrefix(d, "connect-src ") {
+				connect = d
+			}
+		}
+		if want := "connect-src 'self' ws://" + strings.TrimPrefix(e.srv.BaseURL, "http://") + " wss://" + strings.TrimPrefix(e.srv.BaseURL, "http://"); connect != want {
+			t.Errorf("CSP %s, want %s", connect, want)
+		}
 		if r.header.Get("X-Content-Type-Options") != "nosniff" {
 			t.Errorf("X-Content-Type-Options %q", r.header.Get("X-Content-Type-Options"))
 		}
