@@ -34,6 +34,10 @@ type credentialStore interface {
 // SessionCookie is the name of the UI's session cookie.
 const SessionCookie = "hookrelay_session"
 
+// SessionCookiePath scopes the session cookie to the API: pages of the UI need no cookie,
+// and bin URLs (/inspect/), which capture whatever a browser sends, never receive it.
+const SessionCookiePath = "/api/"
+
 const sessionTTL = 7 * 24 * time.Hour
 
 type authenticator struct {
@@ -194,7 +198,8 @@ func (s *Server) createSession(c *gin.Context) {
 		storeProblem(c, err)
 		return
 	}
-	http.SetCookie(c.Writer, &http.Cookie{Name: SessionCookie, Value: value, Path: "/", HttpOnly: true,
+	clearRootSessionCookie(c, s.auth.secure)
+	http.SetCookie(c.Writer, &http.Cookie{Name: SessionCookie, Value: value, Path: SessionCookiePath, HttpOnly: true,
 		Secure: s.auth.secure, SameSite: http.SameSiteStrictMode, MaxAge: int(sessionTTL.Seconds())})
 	c.Status(http.StatusNoContent)
 }
@@ -228,9 +233,17 @@ func (s *Server) deleteSession(c *gin.Context) {
 			return
 		}
 	}
-	http.SetCookie(c.Writer, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", HttpOnly: true,
+	clearRootSessionCookie(c, s.auth.secure)
+	http.SetCookie(c.Writer, &http.Cookie{Name: SessionCookie, Value: "", Path: SessionCookiePath, HttpOnly: true,
 		Secure: s.auth.secure, SameSite: http.SameSiteStrictMode, MaxAge: -1})
 	c.Status(http.StatusNoContent)
+}
+
+// clearRootSessionCookie expires a session cookie that an earlier version set on Path=/,
+// which browsers would otherwise keep sending to /inspect/ until it expired.
+func clearRootSessionCookie(c *gin.Context, secure bool) {
+	http.SetCookie(c.Writer, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", HttpOnly: true,
+		Secure: secure, SameSite: http.SameSiteStrictMode, MaxAge: -1})
 }
 
 // APIKey is an API token as listed: never the token itself.

@@ -133,11 +133,12 @@ func TestAPIKeyLifecycle(t *testing.T) {
 	}
 }
 
-// setCookie returns the raw Set-Cookie header for the session cookie.
+// setCookie returns the raw Set-Cookie header that sets the session cookie (not one that
+// expires an old one).
 func setCookie(t *testing.T, r resp) string {
 	t.Helper()
 	for _, v := range r.header.Values("Set-Cookie") {
-		if strings.HasPrefix(v, "hookrelay_session=") {
+		if strings.HasPrefix(v, "hookrelay_session=") && !strings.HasPrefix(v, "hookrelay_session=;") {
 			return v
 		}
 	}
@@ -175,7 +176,8 @@ func TestSessionCookieAttributes(t *testing.T) {
 				t.Fatalf("login: %s", r)
 			}
 			raw := setCookie(t, r)
-			for _, attr := range []string{"HttpOnly", "SameSite=Strict", "Path=/"} {
+			// Scoped to the API: a bin URL (/inspect/…) never receives the admin's session.
+			for _, attr := range []string{"HttpOnly", "SameSite=Strict", "Path=/api/;"} {
 				if !strings.Contains(raw, attr) {
 					t.Errorf("cookie %q lacks %s", raw, attr)
 				}
@@ -223,8 +225,17 @@ func TestSessionCookieAuthAndCSRF(t *testing.T) {
 	if r.status != http.StatusNoContent {
 		t.Fatalf("logout: %s", r)
 	}
-	if raw := setCookie(t, r); !strings.Contains(raw, "Max-Age=0") {
-		t.Errorf("logout does not clear the cookie: %q", raw)
+	cleared := map[string]bool{}
+	for _, v := range r.header.Values("Set-Cookie") {
+		if strings.HasPrefix(v, "hookrelay_session=;") && strings.Contains(v, "Max-Age=0") {
+			_, path, _ := strings.Cut(v, "Path=")
+			path, _, _ = strings.Cut(path, ";")
+			cleared[path] = true
+		}
+	}
+	// The API-scoped cookie, and the Path=/ one an earlier version set.
+	if !cleared["/api/"] || !cleared["/"] {
+		t.Errorf("logout clears the session cookie on paths %v, want / and /api/", cleared)
 	}
 	r = e.do(req{method: "GET", path: "/api/v1/webhooks", noAuth: true, headers: map[string]string{"Cookie": cookie}})
 	checkCase(t, apiCase{status: http.StatusUnauthorized}, r)

@@ -137,7 +137,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	}
 	a.Inspector = inspector.New(inspector.Config{Store: store, Hub: a.Hub, Publisher: publisher,
 		PublicURL: cfg.PublicURL, Rate: cfg.InspectorRate, AllowPrivate: cfg.AllowPrivate,
-		ForwardTimeout: cfg.DeliveryTimeout, Logger: cfg.Logger})
+		ForwardTimeout: cfg.DeliveryTimeout, Logger: cfg.Logger, OwnCookies: []string{api.SessionCookie}})
 
 	routes := append([]func(*gin.Engine, *gin.RouterGroup){
 		api.InspectorRoutes(a.Inspector, store),

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,6 +58,10 @@ type Config struct {
 	ForwardTimeout time.Duration // bounds one forward, connect to last byte (10 s)
 	Logger         *slog.Logger
 	Now            func() time.Time
+	// OwnCookies are the cookies this server sets (the admin session). A browser sends them
+	// to a bin URL on the same host; they are cut from the capture, so an admin's session is
+	// never stored, shown, copied as curl or forwarded.
+	OwnCookies []string
 }
 
 // Inspector receives, stores, verifies and announces captures.
@@ -124,6 +129,7 @@ func (in *Inspector) Receive(r *http.Request, binID string) (*models.Bin, *Captu
 	}
 	receivedAt := in.cfg.Now().UTC()
 	headers := r.Header.Clone()
+	dropCookies(headers, in.cfg.OwnCookies)
 	if r.Host != "" {
 		headers["Host"] = []string{r.Host} // net/http moves Host out of the header map
 	}
@@ -282,4 +288,30 @@ func (l *limiters) forget(binID string) {
 	l.mu.Lock()
 	delete(l.m, binID)
 	l.mu.Unlock()
+}
+
+// dropCookies removes the named cookies from h's Cookie headers, keeping the others as sent,
+// and the header itself when nothing is left.
+func dropCookies(h http.Header, names []string) {
+	if len(names) == 0 || len(h["Cookie"]) == 0 {
+		return
+	}
+	var kept []string
+	for _, line := range h["Cookie"] {
+		var parts []string
+		for _, p := range strings.Split(line, ";") {
+			name, _, _ := strings.Cut(strings.TrimSpace(p), "=")
+			if !slices.Contains(names, name) {
+				parts = append(parts, strings.TrimSpace(p))
+			}
+		}
+		if len(parts) > 0 {
+			kept = append(kept, strings.Join(parts, "; "))
+		}
+	}
+	if len(kept) == 0 {
+		delete(h, "Cookie")
+		return
+	}
+	h["Cookie"] = kept
 }

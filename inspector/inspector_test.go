@@ -9,7 +9,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -848,5 +850,71 @@ func TestBinListAndCapturePagesAreNewestFirst(t *testing.T) {
 	e.must(http.StatusOK, "GET", "/api/v1/inspector/bins/"+bin+"/requests/"+caps.Data[1].ID, nil, &one)
 	if one.Query != "n=1" {
 		t.Errorf("single capture %+v", one)
+	}
+}
+
+// An admin logged in to the UI who opens a bin URL in the same browser must not hand the bin
+// their session: the cookie is scoped to the API, and a session cookie sent anyway (by an
+// older browser state or a hand-made request) is cut from the capture.
+func TestAdminSessionNeverReachesACapture(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	bin := e.createBin(nil)
+
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	browser := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	login, err := browser.Post(e.publicURL+"/api/v1/session", "application/json",
+		strings.NewReader(`{"token":"`+adminToken+`"}`))
+	if err != nil || login.StatusCode != http.StatusNoContent {
+		t.Fatalf("login: %v %v", err, statusOf(login))
+	}
+	login.Body.Close()
+	apiURL, _ := url.Parse(e.publicURL + "/api/v1/session")
+	if len(jar.Cookies(apiURL)) == 0 {
+		t.Fatal("the browser holds no session cookie for the API")
+	}
+	resp, err := browser.Get(bin.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	req, _ := http.NewRequest(http.MethodPost, bin.URL, strings.NewReader(`{}`))
+	req.Header.Set("Cookie", api.SessionCookie+"=stolen-session; theme=dark")
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	req, _ = http.NewRequest(http.MethodPost, bin.URL, strings.NewReader(`{}`))
+	req.Header.Set("Cookie", api.SessionCookie+"=stolen-session")
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	caps := e.captures(bin.ID)
+	if len(caps) != 3 {
+		t.Fatalf("%d captures, want 3", len(caps))
+	}
+	byMethod := map[string][]inspector.Capture{}
+	for _, c := range caps {
+		byMethod[c.Method] = append(byMethod[c.Method], c)
+		for _, v := range c.Headers["Cookie"] {
+			if strings.Contains(v, api.SessionCookie) {
+				t.Errorf("%s capture stored the session cookie: %q", c.Method, v)
+			}
+		}
+	}
+	if got := byMethod["GET"][0].Headers["Cookie"]; got != nil {
+		t.Errorf("the browser sent cookies to the bin: %q", got)
+	}
+	var kept []string
+	for _, c := range byMethod["POST"] {
+		kept = append(kept, c.Headers["Cookie"]...)
+	}
+	if len(kept) != 1 || kept[0] != "theme=dark" {
+		t.Errorf("other cookies kept: %q, want exactly [theme=dark]", kept)
 	}
 }
