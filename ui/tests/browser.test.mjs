@@ -99,6 +99,13 @@ test('admin UI end to end', { skip, timeout: 240_000 }, async (t) => {
     await page.getByTestId('bin-create-webhook').click();
     await page.waitForURL(/\/webhooks\/new/);
     assert.equal(await page.getByTestId('webhook-url').inputValue(), state.binUrl);
+    await page.getByTestId('bin-note').waitFor();
+    // The page promises the bin only while the URL field holds the bin's URL.
+    await page.getByTestId('webhook-url').fill('https://elsewhere.example/hook');
+    await page.getByTestId('bin-mismatch').waitFor();
+    assert.equal(await page.getByTestId('bin-note').count(), 0, 'no bin promise for another URL');
+    await page.getByTestId('webhook-url').fill(state.binUrl);
+    await page.getByTestId('bin-note').waitFor();
     await page.getByTestId('webhook-name').fill(webhookName);
     await page.getByTestId('secret-generate').click();
     assert.match(await page.getByTestId('webhook-secret').inputValue(), /^whsec_/);
