@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/signal"
@@ -30,6 +31,7 @@ type config struct {
 	schedule                                   []time.Duration
 	workers, perWebhook                        int
 	inspectorRate                              float64
+	trustedProxies                             []string
 }
 
 func main() {
@@ -67,6 +69,8 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	fs.StringVar(&autoDisable, "auto-disable-after", "120h", "disable a webhook whose attempts all failed for this long (0 never)")
 	fs.StringVar(&rate, "inspector-rate", "50", "captures per second accepted per inspector bin (burst twice that); 0 = unlimited")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
+	var proxies string
+	fs.StringVar(&proxies, "trusted-proxies", "", "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For names the client")
 
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -123,6 +127,17 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	if c.perWebhook < 0 {
 		return nil, fmt.Errorf("--per-webhook: must not be negative")
 	}
+	for _, p := range strings.Split(proxies, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				return nil, fmt.Errorf("--trusted-proxies: %q is not an IP address or CIDR", p)
+			}
+		}
+		c.trustedProxies = append(c.trustedProxies, p)
+	}
 	if c.logFormat != "text" && c.logFormat != "json" {
 		return nil, fmt.Errorf("--log-format: must be text or json")
 	}
@@ -163,7 +178,7 @@ func run(cfg *config, out io.Writer) error {
 
 	a, err := app.New(ctx, app.Config{
 		DB: cfg.db, PublicURL: cfg.publicURL, AdminToken: cfg.adminToken,
-		AllowHTTP: cfg.allowHTTP, AllowPrivate: cfg.allowPrivate,
+		AllowHTTP: cfg.allowHTTP, AllowPrivate: cfg.allowPrivate, TrustedProxies: cfg.trustedProxies,
 		DeliveryTimeout: cfg.timeout, RetrySchedule: cfg.schedule, Workers: cfg.workers, PerWebhook: cfg.perWebhook,
 		ClaimLease: cfg.lease, Retention: cfg.retention, AutoDisableAfter: cfg.autoDisable,
 		InspectorRate: cfg.inspectorRate, Version: version, UI: uiDist(), Logger: logger,

@@ -79,6 +79,7 @@ func TestBadConfigurationNamesTheFlagOrVariable(t *testing.T) {
 		{[]string{"--inspector-rate", "-1"}, nil, "--inspector-rate"},
 		{[]string{"--claim-lease", "5s", "--delivery-timeout", "10s"}, nil, "--claim-lease"},
 		{[]string{"--nope"}, nil, "nope"},
+		{[]string{"--trusted-proxies", "10.0.0.0/8,proxy.internal"}, nil, "--trusted-proxies"},
 		{[]string{"extra"}, nil, "extra"},
 		{nil, map[string]string{"HOOKRELAY_WORKERS": "lots"}, "HOOKRELAY_WORKERS"},
 		{nil, map[string]string{"HOOKRELAY_ALLOW_HTTP": "maybe"}, "HOOKRELAY_ALLOW_HTTP"},

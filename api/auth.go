@@ -46,12 +46,31 @@ type authenticator struct {
 	secure      bool // cookie Secure flag: the public URL is https
 	mu          sync.Mutex
 	lastTouched map[string]time.Time
+	limit       *signInLimiter
 }
 
-func newAuthenticator(store credentialStore, adminHash, publicURL string) *authenticator {
+func newAuthenticator(store credentialStore, adminHash, publicURL string, limits SignInLimits) *authenticator {
 	u, _ := url.Parse(publicURL)
 	return &authenticator{store: store, adminHash: []byte(adminHash), secure: u != nil && u.Scheme == "https",
-		lastTouched: map[string]time.Time{}}
+		lastTouched: map[string]time.Time{}, limit: newSignInLimiter(limits)}
+}
+
+// signIn checks a token as checkToken does, within the sign-in limits: it answers 429 itself
+// (and reports false) when the client must wait, and counts the outcome. ok reports whether
+// the caller should go on; credential is "" when the token is not valid.
+func (a *authenticator) signIn(c *gin.Context, token string) (credential string, ok bool) {
+	addr := clientAddr(c)
+	if d := a.limit.wait(addr); d > 0 {
+		tooManySignIns(c, d)
+		return "", false
+	}
+	credential, valid := a.checkToken(c, token)
+	if !valid {
+		a.limit.failed(addr)
+		return "", true
+	}
+	a.limit.succeeded(addr)
+	return credential, true
 }
 
 // checkToken accepts the bootstrap admin token or an API key and returns the credential it
@@ -106,11 +125,15 @@ func (a *authenticator) require(c *gin.Context) {
 	if h := c.GetHeader("Authorization"); h != "" {
 		// HTTP treats the authentication scheme name as case-insensitive.
 		scheme, token, _ := strings.Cut(h, " ")
-		ok := strings.EqualFold(scheme, "Bearer")
-		if ok {
-			_, ok = a.checkToken(c, strings.TrimSpace(token))
+		valid := false
+		if strings.EqualFold(scheme, "Bearer") {
+			credential, goOn := a.signIn(c, strings.TrimSpace(token))
+			if !goOn {
+				return
+			}
+			valid = credential != ""
 		}
-		if !ok {
+		if !valid {
 			c.Header("WWW-Authenticate", `Bearer realm="hookrelay", error="invalid_token"`)
 			problem(c, http.StatusUnauthorized, "the bearer token is not valid")
 			return
@@ -174,6 +197,7 @@ type SessionStatus struct {
 //	@Failure		401	{object}	Problem
 //	@Failure		413	{object}	Problem
 //	@Failure		422	{object}	Problem
+//	@Failure		429	{object}	Problem	"too many failed sign-ins from this address; Retry-After says when to try again"
 //	@Router			/api/v1/session [post]
 func (s *Server) createSession(c *gin.Context) {
 	in, ok := readInput[SessionInput](c, false)
@@ -184,8 +208,11 @@ func (s *Server) createSession(c *gin.Context) {
 		invalid(c, "token", "is required")
 		return
 	}
-	credential, ok := s.auth.checkToken(c, in.Token)
-	if !ok {
+	credential, goOn := s.auth.signIn(c, in.Token)
+	if !goOn {
+		return
+	}
+	if credential == "" {
 		problem(c, http.StatusUnauthorized, "that token is not valid", models.FieldError{Field: "token", Message: "not a valid token"})
 		return
 	}

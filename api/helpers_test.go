@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/hookrelay/hookrelay/api"
 	"github.com/hookrelay/hookrelay/internal/apivalidate"
 	"github.com/hookrelay/hookrelay/internal/testsrv"
 	"github.com/hookrelay/hookrelay/models"
@@ -32,6 +33,8 @@ type envOptions struct {
 	noDispatch   bool // deliveries stay pending: nothing claims them
 	ui           fs.FS
 	extra        []func(r *gin.Engine, authed *gin.RouterGroup)
+	signIn       api.SignInLimits
+	proxies      []string
 }
 
 type envOption func(*envOptions)
@@ -44,6 +47,10 @@ func withLocalTargets() envOption {
 func withoutDispatcher() envOption { return func(o *envOptions) { o.noDispatch = true } }
 
 func withUI(ui fs.FS) envOption { return func(o *envOptions) { o.ui = ui } }
+
+func withSignInLimits(l api.SignInLimits, trustedProxies ...string) envOption {
+	return func(o *envOptions) { o.signIn, o.proxies = l, trustedProxies }
+}
 
 func withHTTPSPublicURL() envOption { return func(o *envOptions) { o.https = true } }
 
@@ -71,7 +78,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	}
 	srv := testsrv.Start(t, testsrv.Options{AllowHTTP: o.allowHTTP, AllowPrivate: o.allowPrivate, Timeout: 10 * time.Second,
 		RetrySchedule: []time.Duration{}, Workers: 8, InspectorRate: 50, NoDispatch: o.noDispatch,
-		PublicHTTPS: o.https, UI: o.ui, Extra: o.extra, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		PublicHTTPS: o.https, UI: o.ui, Extra: o.extra, SignInLimits: o.signIn, TrustedProxies: o.proxies, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	return &env{t: t, srv: srv, store: srv.Store, dbPath: srv.DBPath, publicURL: srv.PublicURL, router: srv.Router,
 		// Every exchange is checked against openapi/openapi.json: a handler that drifts from
 		// its documentation fails the test that exercised it.

@@ -46,6 +46,11 @@ type Config struct {
 	Version        string
 	// Extra registers routes owned by other packages (inspector, metrics, docs).
 	Extra []func(r *gin.Engine, authed *gin.RouterGroup)
+	// TrustedProxies are the addresses or CIDRs of reverse proxies whose X-Forwarded-For names
+	// the client; empty trusts none.
+	TrustedProxies []string
+	// SignInLimits bound failed sign-ins per client address and in total (defaults if zero).
+	SignInLimits SignInLimits
 	// Metrics is told about published events; optional.
 	Metrics PublishObserver
 }
@@ -78,8 +83,14 @@ func New(cfg Config) *gin.Engine {
 	}
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{cfg: cfg, webhooks: cfg.Store, events: cfg.Store, batches: cfg.Store, deliveries: cfg.Store,
-		replays: cfg.Store, keys: cfg.Store, db: cfg.Store, auth: newAuthenticator(cfg.Store, cfg.AdminTokenHash, cfg.PublicURL), ui: cfg.UI}
+		replays: cfg.Store, keys: cfg.Store, db: cfg.Store, auth: newAuthenticator(cfg.Store, cfg.AdminTokenHash, cfg.PublicURL, cfg.SignInLimits), ui: cfg.UI}
 	r := gin.New()
+	// Only the named proxies may say who the client is (X-Forwarded-For); by default none, so
+	// nobody can pick the address that sign-in limits are kept for.
+	if err := r.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+		cfg.Logger.Error("ignoring --trusted-proxies", "err", err)
+		_ = r.SetTrustedProxies(nil)
+	}
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
 	r.Use(s.recoverer, s.logRequests, noSniff, limitBody)

@@ -34,14 +34,16 @@ type Config struct {
 	AllowHTTP    bool
 	AllowPrivate bool
 
-	DeliveryTimeout  time.Duration   // per attempt (10 s)
-	RetrySchedule    []time.Duration // delays before attempts 2, 3, …; nil: the default schedule
-	Workers          int             // deliveries in flight in total (delivery.DefaultWorkers)
-	PerWebhook       int             // most in flight to one webhook (Workers/4)
-	ClaimLease       time.Duration   // 0: 2 × DeliveryTimeout + 30 s
-	Retention        time.Duration   // 0 keeps everything
-	AutoDisableAfter time.Duration   // 0 never disables
-	InspectorRate    float64         // captures per second per bin; 0 is unlimited
+	DeliveryTimeout  time.Duration    // per attempt (10 s)
+	RetrySchedule    []time.Duration  // delays before attempts 2, 3, …; nil: the default schedule
+	Workers          int              // deliveries in flight in total (delivery.DefaultWorkers)
+	PerWebhook       int              // most in flight to one webhook (Workers/4)
+	ClaimLease       time.Duration    // 0: 2 × DeliveryTimeout + 30 s
+	Retention        time.Duration    // 0 keeps everything
+	AutoDisableAfter time.Duration    // 0 never disables
+	InspectorRate    float64          // captures per second per bin; 0 is unlimited
+	TrustedProxies   []string         // reverse proxies whose X-Forwarded-For names the client
+	SignInLimits     api.SignInLimits // failed sign-ins allowed; zero: the defaults
 
 	Version string
 	UI      fs.FS // the built admin UI; nil serves a placeholder
@@ -148,7 +150,8 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	a.Router = api.New(api.Config{
 		Store: store, Dispatcher: a.Dispatcher, AdminTokenHash: adminHash, PublicURL: cfg.PublicURL,
 		AllowHTTP: cfg.AllowHTTP, AllowPrivate: cfg.AllowPrivate, UI: cfg.UI, Logger: cfg.Logger,
-		Version: cfg.Version, Metrics: a.Metrics, Extra: routes,
+		Version: cfg.Version, Metrics: a.Metrics, Extra: routes, TrustedProxies: cfg.TrustedProxies,
+		SignInLimits: cfg.SignInLimits,
 	})
 	a.Server = &http.Server{Handler: a.Router, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
 		MaxHeaderBytes: 64 << 10}

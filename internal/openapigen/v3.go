@@ -143,6 +143,7 @@ var sharedErrors = map[string]sharedResponse{
 			return authenticated(method, op) && !safeMethod(method)
 		}},
 	"413": {"TooLarge", "The body is larger than 1 MiB.", hasJSONBody},
+	"429": {"TooManyFailedSignIns", "Too many failed sign-ins from this address (or, for addresses that have not signed in lately, from everywhere): the bearer token was not checked; Retry-After says when to try again.", authenticated},
 	"415": {"UnsupportedMediaType", "The body is not application/json.", hasJSONBody},
 	"500": {"InternalError", "An unexpected failure; the details are in the server log, never in the answer.",
 		func(string, *openapi3.Operation) bool { return true }},

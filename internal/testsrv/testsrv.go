@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/hookrelay/hookrelay/api"
 	"github.com/hookrelay/hookrelay/app"
 	"github.com/hookrelay/hookrelay/inspector"
 	"github.com/hookrelay/hookrelay/internal/apivalidate"
@@ -53,6 +54,12 @@ type Options struct {
 	// Extra registers more routes besides the inspector's and /metrics, which are always there
 	// as in main.go.
 	Extra []func(r *gin.Engine, authed *gin.RouterGroup)
+	// SignInLimits bound failed sign-ins. Zero means limits so high that tests sending many
+	// bad tokens on purpose (every route refuses a bad token) never meet them; the tests of
+	// the limits set their own.
+	SignInLimits api.SignInLimits
+	// TrustedProxies as --trusted-proxies.
+	TrustedProxies []string
 }
 
 // Server is a running in-process Hookrelay.
@@ -89,12 +96,16 @@ func Start(t testing.TB, o Options) *Server {
 			o.PublicURL = "https://" + ln.Addr().String()
 		}
 	}
+	signInLimits := o.SignInLimits
+	if signInLimits == (api.SignInLimits{}) {
+		signInLimits = api.SignInLimits{AddressBurst: 1 << 30, SharedBurst: 1 << 30}
+	}
 	a, err := app.New(context.Background(), app.Config{
 		DB: o.DBPath, PublicURL: o.PublicURL, AdminToken: AdminToken,
 		AllowHTTP: o.AllowHTTP, AllowPrivate: o.AllowPrivate,
 		DeliveryTimeout: o.Timeout, RetrySchedule: o.RetrySchedule, Workers: o.Workers, PerWebhook: o.PerWebhook,
 		InspectorRate: o.InspectorRate, Version: "test", UI: o.UI, Logger: o.Logger,
-		NoDispatch: o.NoDispatch, Hub: o.Hub, Routes: o.Extra,
+		NoDispatch: o.NoDispatch, Hub: o.Hub, Routes: o.Extra, SignInLimits: signInLimits, TrustedProxies: o.TrustedProxies,
 		// Counted afresh on every scrape, so tests see the queue gauges move.
 		QueueStatsEvery: time.Nanosecond,
 	})

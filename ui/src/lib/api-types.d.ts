@@ -1105,6 +1105,15 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /** @description Too many failed sign-ins from this address (or, for addresses that have not signed in lately, from everywhere): the bearer token was not checked; Retry-After says when to try again. */
+        TooManyFailedSignIns: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
         /** @description The body is not application/json. */
         UnsupportedMediaType: {
             headers: {
@@ -1163,6 +1172,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyFailedSignIns"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -1227,6 +1237,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyFailedSignIns"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -1268,6 +1279,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyFailedSignIns"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -1318,6 +1330,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyFailedSignIns"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -1360,6 +1373,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyFailedSignIns"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -1412,6 +1426,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyFailedSignIns"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -1442,6 +1457,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyFailedSignIns"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -1488,6 +1504,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyFailedSignIns"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -1572,6 +1589,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyFailedSignIns"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -1656,6 +1674,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyFailedSignIns"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -1698,6 +1717,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyFailedSignIns"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -1742,6 +1762,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyFailedSignIns"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -1814,6 +1835,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyFailedSignIns"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -1856,6 +1878,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyFailedSignIns"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -1897,6 +1920,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyFailedSignIns"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -1981,6 +2005,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyFailedSignIns"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -2037,6 +2062,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyFailedSignIns"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -2081,6 +2107,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyFailedSignIns"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -2176,6 +2203,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyFailedSignIns"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -2236,6 +2264,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyFailedSignIns"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -2266,6 +2295,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyFailedSignIns"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -2327,6 +2357,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description too many failed sign-ins from this address; Retry-After says when to try again */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             500: components["responses"]["InternalError"];
         };
     };
@@ -2364,6 +2403,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyFailedSignIns"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -2408,6 +2448,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyFailedSignIns"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -2480,6 +2521,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyFailedSignIns"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -2522,6 +2564,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyFailedSignIns"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -2563,6 +2606,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyFailedSignIns"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -2647,6 +2691,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyFailedSignIns"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -2740,6 +2785,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyFailedSignIns"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -2782,6 +2828,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyFailedSignIns"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -2825,6 +2872,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyFailedSignIns"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -2893,6 +2941,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyFailedSignIns"];
             500: components["responses"]["InternalError"];
         };
     };
