@@ -30,6 +30,7 @@ type config struct {
 	timeout, retention, autoDisable, lease     time.Duration
 	schedule                                   []time.Duration
 	workers, perWebhook                        int
+	maxConns, maxConnsPerAddr                  int
 	inspectorRate                              float64
 	trustedProxies                             []string
 }
@@ -69,6 +70,8 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	fs.StringVar(&autoDisable, "auto-disable-after", "120h", "disable a webhook whose attempts all failed for this long (0 never)")
 	fs.StringVar(&rate, "inspector-rate", "50", "captures per second accepted per inspector bin (burst twice that); 0 = unlimited")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
+	fs.IntVar(&c.maxConns, "max-connections", 0, "client connections held open at once (default half the file descriptor limit, 256 to 16384)")
+	fs.IntVar(&c.maxConnsPerAddr, "max-connections-per-address", 0, "client connections one address may hold open (default a quarter of --max-connections; -1 no limit)")
 	var proxies string
 	fs.StringVar(&proxies, "trusted-proxies", "", "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For names the client")
 
@@ -138,6 +141,12 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 		}
 		c.trustedProxies = append(c.trustedProxies, p)
 	}
+	if c.maxConns < 0 {
+		return nil, fmt.Errorf("--max-connections: must not be negative")
+	}
+	if c.maxConnsPerAddr < -1 {
+		return nil, fmt.Errorf("--max-connections-per-address: must be -1 (no limit), 0 (the default) or more")
+	}
 	if c.logFormat != "text" && c.logFormat != "json" {
 		return nil, fmt.Errorf("--log-format: must be text or json")
 	}
@@ -179,6 +188,7 @@ func run(cfg *config, out io.Writer) error {
 	a, err := app.New(ctx, app.Config{
 		DB: cfg.db, PublicURL: cfg.publicURL, AdminToken: cfg.adminToken,
 		AllowHTTP: cfg.allowHTTP, AllowPrivate: cfg.allowPrivate, TrustedProxies: cfg.trustedProxies,
+		MaxConnections: cfg.maxConns, MaxConnectionsPerAddress: cfg.maxConnsPerAddr,
 		DeliveryTimeout: cfg.timeout, RetrySchedule: cfg.schedule, Workers: cfg.workers, PerWebhook: cfg.perWebhook,
 		ClaimLease: cfg.lease, Retention: cfg.retention, AutoDisableAfter: cfg.autoDisable,
 		InspectorRate: cfg.inspectorRate, Version: version, UI: uiDist(), Logger: logger,
