@@ -91,7 +91,7 @@ func TestAPIKeyLifecycle(t *testing.T) {
 	checkCase(t, apiCase{status: 200, contains: []string{created.ID, created.Prefix, `"last_used_at"`},
 		absent: []string{created.Token, `"token"`}}, l)
 	var rows []map[string]any
-	if err := e.store.R.Raw(`SELECT * FROM api_keys`).Scan(&rows).Error; err != nil {
+	if err := e.store.ScanSQL(t.Context(), &rows, `SELECT * FROM api_keys`); err != nil {
 		t.Fatal(err)
 	}
 	if len(rows) != 1 {

@@ -242,7 +242,7 @@ func TestListEventsFiltersByType(t *testing.T) {
 func storedPayload(t *testing.T, e *env, id string) []byte {
 	t.Helper()
 	var row struct{ Payload []byte }
-	if err := e.store.R.Raw(`SELECT payload FROM events WHERE id = ?`, id).Scan(&row).Error; err != nil {
+	if err := e.store.ScanSQL(t.Context(), &row, `SELECT payload FROM events WHERE id = ?`, id); err != nil {
 		t.Fatal(err)
 	}
 	if len(row.Payload) == 0 {

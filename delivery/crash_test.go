@@ -166,7 +166,7 @@ func sigkillMidRun(t *testing.T, delay time.Duration) {
 	}
 	defer st.Close()
 	var open int64
-	if err := st.R.Raw(`SELECT COUNT(*) FROM deliveries WHERE status <> 'succeeded'`).Scan(&open).Error; err != nil {
+	if err := st.ScanSQL(context.Background(), &open, `SELECT COUNT(*) FROM deliveries WHERE status <> 'succeeded'`); err != nil {
 		t.Fatal(err)
 	}
 	if open != 0 {

@@ -314,7 +314,7 @@ func TestDeletingTheWebhookMidAttemptLeavesNoOrphans(t *testing.T) {
 		`SELECT COUNT(*) FROM attempts WHERE webhook_id = ?`,
 	} {
 		var n int64
-		if err := store.R.Raw(q, wh.ID).Scan(&n).Error; err != nil {
+		if err := store.ScanSQL(context.Background(), &n, q, wh.ID); err != nil {
 			t.Fatal(err)
 		}
 		if n != 0 {

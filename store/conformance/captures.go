@@ -1,0 +1,137 @@
+package conformance
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
+)
+
+func testBinStore(t *testing.T, b Backend) {
+	ctx := context.Background()
+	dsn := b.DSN(t)
+	s, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+
+	bin := &models.Bin{Name: "b", Secret: "sec", ResponseStatus: 201, ResponseBody: "x", ResponseContentType: "text/plain"}
+	if err := s.CreateBin(ctx, bin); err != nil {
+		t.Fatal(err)
+	}
+	if len(bin.ID) != 48 {
+		t.Errorf("bin id %q: want a UUIDv7 (32 hex, 74 random bits) + 16 hex (64 random bits)", bin.ID)
+	}
+	other := &models.Bin{Name: "other"}
+	if err := s.CreateBin(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+
+	// Binary bodies come back byte for byte; the oldest beyond keep go.
+	binary := []byte{0x00, 0xff, 0xfe, '\n', 0x80}
+	var ids []string
+	for i := range 5 {
+		c := &models.Capture{BinID: bin.ID, Method: "POST", Path: "/inspect/" + bin.ID, Query: fmt.Sprintf("n=%d", i),
+			Headers: "{}", Body: binary, Size: int64(len(binary)), ReceivedAt: time.Now().UTC(), Verdicts: "{}"}
+		if err := s.InsertCapture(ctx, c, 3); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, c.ID)
+	}
+	if err := s.InsertCapture(ctx, &models.Capture{BinID: other.ID, Method: "GET", Path: "/", Headers: "{}",
+		ReceivedAt: time.Now().UTC(), Verdicts: "{}"}, 3); err != nil {
+		t.Fatalf("capture with no body: %v", err)
+	}
+	list, next, err := s.ListCaptures(ctx, bin.ID, models.Page{Limit: 2})
+	if err != nil || len(list) != 2 || next == "" || list[0].ID != ids[4] || list[1].ID != ids[3] {
+		t.Fatalf("first page: %d captures, next %q, err %v", len(list), next, err)
+	}
+	if !bytes.Equal(list[0].Body, binary) {
+		t.Errorf("body %x, want %x", list[0].Body, binary)
+	}
+	list, next, _ = s.ListCaptures(ctx, bin.ID, models.Page{Limit: 2, Cursor: next})
+	if len(list) != 1 || list[0].ID != ids[2] || next != "" {
+		t.Errorf("second page: %d captures (want only %s, the oldest kept), next %q", len(list), ids[2], next)
+	}
+	if _, err := s.GetCapture(ctx, other.ID, ids[4]); !errors.Is(err, models.ErrNotFound) {
+		t.Errorf("a capture read through another bin: %v", err)
+	}
+
+	// A linked webhook that goes away leaves no dangling link.
+	wh := &models.Webhook{Name: "w", URL: "https://example.com", Events: "message.received", Enabled: true}
+	if err := s.CreateWebhook(ctx, wh); err != nil {
+		t.Fatal(err)
+	}
+	other.WebhookID = wh.ID
+	if err := s.UpdateBin(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteWebhook(ctx, wh.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetBin(ctx, other.ID); got == nil || got.WebhookID != "" {
+		t.Errorf("bin still linked to a deleted webhook: %+v", got)
+	}
+
+	// Everything survives closing and reopening the database.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = b.Open(t, dsn)
+	got, err := s.GetBin(ctx, bin.ID)
+	if err != nil || got.Name != "b" || got.Secret != "sec" || got.ResponseStatus != 201 || got.ResponseContentType != "text/plain" {
+		t.Fatalf("bin after reopen: %+v, %v", got, err)
+	}
+	if n, _ := s.CountCaptures(ctx, bin.ID); n != 3 {
+		t.Errorf("%d captures after reopen, want 3", n)
+	}
+
+	if err := s.DeleteBin(ctx, bin.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.CountCaptures(ctx, bin.ID); n != 0 {
+		t.Errorf("%d captures left after deleting the bin", n)
+	}
+	if n, _ := s.CountCaptures(ctx, other.ID); n != 1 {
+		t.Errorf("the other bin has %d captures, want 1", n)
+	}
+	if err := s.DeleteBin(ctx, bin.ID); !errors.Is(err, models.ErrNotFound) {
+		t.Errorf("deleting twice: %v", err)
+	}
+	bins, _, err := s.ListBins(ctx, models.Page{Limit: 10})
+	if err != nil || len(bins) != 1 || bins[0].ID != other.ID {
+		t.Errorf("bins left: %d (%v)", len(bins), err)
+	}
+}
+
+func testPruneDropsCapturesOlderThanRetention(t *testing.T, b Backend) {
+	s := b.Open(t, b.DSN(t))
+	ctx := context.Background()
+	bin := &models.Bin{Name: "old", ResponseStatus: 200}
+	if err := s.CreateBin(ctx, bin); err != nil {
+		t.Fatal(err)
+	}
+	old := &models.Capture{BinID: bin.ID, Method: "POST", Path: "/inspect/" + bin.ID, Headers: "{}", Body: []byte("old"),
+		Verdicts: "{}", ReceivedAt: time.Now().UTC().Add(-48 * time.Hour)}
+	fresh := &models.Capture{BinID: bin.ID, Method: "POST", Path: "/inspect/" + bin.ID, Headers: "{}", Body: []byte("new"),
+		Verdicts: "{}", ReceivedAt: time.Now().UTC()}
+	for _, c := range []*models.Capture{old, fresh} {
+		if err := s.InsertCapture(ctx, c, 500); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Prune(ctx, time.Now().Add(-24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetCapture(ctx, bin.ID, old.ID); !errors.Is(err, models.ErrNotFound) {
+		t.Errorf("capture older than retention kept: %v", err)
+	}
+	if _, err := s.GetCapture(ctx, bin.ID, fresh.ID); err != nil {
+		t.Errorf("fresh capture pruned: %v", err)
+	}
+}

@@ -1,0 +1,160 @@
+package conformance
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
+)
+
+func testModifyWebhookSavesOnlyWhatChangeAccepts(t *testing.T, b Backend) {
+	ctx := context.Background()
+	s := b.Open(t, b.DSN(t))
+	w := NewWebhook(t, s, "message.received", true)
+	p := Publish(t, s, "message.received", "")
+
+	if _, err := s.ModifyWebhook(ctx, "wh_missing", func(*models.Webhook) error { return nil }); !errors.Is(err, models.ErrNotFound) {
+		t.Fatalf("missing webhook: %v", err)
+	}
+	verr := &models.ValidationError{}
+	verr.Add("name", "is required")
+	_, err := s.ModifyWebhook(ctx, w.ID, func(w *models.Webhook) error { w.Name = "lost"; return verr })
+	var got *models.ValidationError
+	if !errors.As(err, &got) {
+		t.Fatalf("validation error not passed through: %v", err)
+	}
+	if cur, _ := s.GetWebhook(ctx, w.ID); cur.Name != "w" {
+		t.Fatalf("an aborted change was saved: %q", cur.Name)
+	}
+
+	before, _ := s.GetWebhook(ctx, w.ID)
+	out, err := s.ModifyWebhook(ctx, w.ID, func(w *models.Webhook) error { w.Name, w.Enabled = "off", false; return nil })
+	if err != nil || out.Name != "off" || out.Enabled {
+		t.Fatalf("modify: %+v %v", out, err)
+	}
+	after, _ := s.GetWebhook(ctx, w.ID)
+	if after.Name != "off" || after.Enabled || !after.CreatedAt.Equal(before.CreatedAt) || !after.UpdatedAt.After(before.UpdatedAt) {
+		t.Fatalf("stored after modify: %+v (before %+v)", after, before)
+	}
+	d, err := s.GetDelivery(ctx, p.Deliveries[0].ID)
+	if err != nil || d.Status != models.StatusCancelled {
+		t.Fatalf("pending delivery after disable: %+v %v", d, err)
+	}
+}
+
+func testDeleteWebhookRemovesDeliveriesAndAttempts(t *testing.T, b Backend) {
+	s := b.Open(t, b.DSN(t))
+	ctx := context.Background()
+	w := NewWebhook(t, s, "message.received", true)
+	keep := NewWebhook(t, s, "message.received", true)
+	Publish(t, s, "message.received", "")
+	if err := s.DeleteWebhook(ctx, w.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteWebhook(ctx, w.ID); !errors.Is(err, models.ErrNotFound) {
+		t.Fatalf("second delete: %v", err)
+	}
+	ds, _, _ := s.ListDeliveries(ctx, store.DeliveryFilter{}, models.Page{Limit: 10})
+	if len(ds) != 1 || ds[0].WebhookID != keep.ID {
+		t.Fatalf("deliveries left: %+v", ds)
+	}
+}
+
+// The dispatcher's webhooks come from the publish cache while no webhook changed: a change
+// (here a new URL, then disabling) shows in the very next read, cache or not.
+func testWebhooksToSendSeeEveryChange(t *testing.T, b Backend) {
+	s := b.Open(t, b.DSN(t))
+	ctx := context.Background()
+	w := NewWebhook(t, s, "message.received", true)
+	Publish(t, s, "message.received", "") // loads the cache on SQLite
+	read := func() *models.Webhook {
+		t.Helper()
+		got, err := s.WebhooksToSend(ctx, []string{w.ID, "wh_missing"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := got["wh_missing"]; ok || len(got) != 1 {
+			t.Fatalf("got %d webhooks, want only %s", len(got), w.ID)
+		}
+		return got[w.ID]
+	}
+	if got := read(); got.URL != w.URL || !got.Enabled {
+		t.Fatalf("first read: %+v", got)
+	}
+	w.URL = "https://example.com/moved"
+	if err := s.UpdateWebhook(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); got.URL != "https://example.com/moved" {
+		t.Errorf("after the update: URL %q, want the new one", got.URL)
+	}
+	Publish(t, s, "message.received", "") // the cache again
+	if err := s.DisableWebhook(ctx, w.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); got.Enabled {
+		t.Errorf("after disabling: still enabled")
+	}
+}
+
+// The activity chart has one bucket per clock hour, the last the current one; attempts older
+// than a day are out of it, and the last attempt is the latest by time, whatever order the
+// records came in. A webhook quiet for days still shows its last attempt.
+func testWebhookActivityCountsAttemptsPerHour(t *testing.T, b Backend) {
+	s := b.Open(t, b.DSN(t))
+	ctx := context.Background()
+	busy := NewWebhook(t, s, "message.received", true)
+	quiet := NewWebhook(t, s, "conversation.started", true)
+	now := time.Date(2026, 11, 26, 9, 40, 0, 0, time.UTC)
+	AttemptAt(t, s, busy, now.Add(-time.Minute), true)               // this hour
+	AttemptAt(t, s, busy, now.Add(-50*time.Minute), false)           // the hour before (08:50)
+	AttemptAt(t, s, busy, now.Add(-45*time.Minute), true)            // 08:55, recorded after the 09:39 one
+	AttemptAt(t, s, busy, now.Add(-25*time.Hour), true)              // out of the chart
+	AttemptAt(t, s, busy, now.Add(-23*time.Hour-time.Minute), false) // the first bucket (10:39 yesterday)
+	stats, last, err := s.WebhookActivity(ctx, []string{busy.ID, quiet.ID}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := stats[busy.ID]
+	if len(got) != 24 {
+		t.Fatalf("%d buckets, want 24", len(got))
+	}
+	want := map[int]models.WebhookStats{23: {Succeeded: 1}, 22: {Succeeded: 1, Failed: 1}, 0: {Failed: 1}}
+	for i, b := range got {
+		if b != want[i] {
+			t.Errorf("bucket %d: %+v, want %+v", i, b, want[i])
+		}
+	}
+	if l := last[busy.ID]; l == nil || !l.At.Equal(now.Add(-time.Minute)) || l.Status != models.OutcomeSucceeded || *l.StatusCode != 200 {
+		t.Errorf("last attempt: %+v, want the succeeded one a minute ago", l)
+	}
+	if last[quiet.ID] != nil {
+		t.Errorf("a webhook never attempted has a last attempt: %+v", last[quiet.ID])
+	}
+
+	// Three days later nothing is in the chart, but the last attempt still shows.
+	later := now.Add(72 * time.Hour)
+	stats, last, err = s.WebhookActivity(ctx, []string{busy.ID}, later)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range stats[busy.ID] {
+		if b != (models.WebhookStats{}) {
+			t.Errorf("three days later, bucket %d: %+v, want empty", i, b)
+		}
+	}
+	if l := last[busy.ID]; l == nil || !l.At.Equal(now.Add(-time.Minute)) {
+		t.Errorf("three days later, last attempt: %+v, want the one a minute before", l)
+	}
+
+	// Deleting the webhook takes its activity and attempts with it.
+	if err := s.DeleteWebhook(ctx, busy.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, last, err = s.WebhookActivity(ctx, []string{busy.ID}, now); err != nil || last[busy.ID] != nil {
+		t.Errorf("after deleting: last attempt %+v, %v; want none", last[busy.ID], err)
+	}
+}

@@ -1,0 +1,188 @@
+// Package sqlcommon is the SQL that Hookrelay's two drivers share word for word: webhooks,
+// events and the publish transaction, deliveries and the record transaction, captures, keys,
+// sessions, retention and the migrations. Where the databases differ inside one of these
+// (a bulk insert, a lease, a spilled webhook's owed events, a notification at commit), Base
+// calls the driver back through Hooks, and each driver answers in its own way; nothing here
+// asks which database it runs on.
+package sqlcommon
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store/storedriver"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// The values that cross the driver seam, under the names this package's SQL was written with.
+type (
+	ClaimForRequest = storedriver.ClaimForRequest
+	DeliveryFilter  = storedriver.DeliveryFilter
+	EventBody       = storedriver.EventBody
+	PublishInput    = storedriver.PublishInput
+	Published       = storedriver.Published
+	QueueStats      = storedriver.QueueStats
+	Queued          = storedriver.Queued
+	ReplayFilter    = storedriver.ReplayFilter
+	Setting         = storedriver.Setting
+)
+
+// Hooks are the parts of the shared statements that a driver supplies. Each is called once
+// per transaction or per request, never per row.
+type Hooks interface {
+	// SchemaSQL turns a migration's placeholders ({{ts}}, {{blob}}, {{hour started_at}})
+	// into the database's own SQL.
+	SchemaSQL(migration string) string
+	// LockMigrations keeps processes starting together from migrating at the same time; the
+	// returned func lets go.
+	LockMigrations(db *gorm.DB) (unlock func(), err error)
+	// IsUniqueViolation reports a unique-constraint failure.
+	IsUniqueViolation(err error) bool
+
+	// InsertRows inserts n rows into table; rowArgs appends the values of row i, in column
+	// order.
+	InsertRows(tx *gorm.DB, table string, cols []string, n int, rowArgs func(i int, args []any) []any) error
+	// InsertAttempts writes attempt rows.
+	InsertAttempts(tx *gorm.DB, attempts []*models.Attempt) error
+	// JSONSource is the FROM item that unpacks a JSONRows parameter into rows with a column
+	// named value; JSONCol reads column i of such a row as sqlType.
+	JSONSource() string
+	JSONCol(i int, sqlType string) string
+
+	// BeginPublish runs first in a publish transaction and returns the webhooks that get no
+	// row (spilled) and those this transaction spilled.
+	BeginPublish(tx *gorm.DB) (spilled map[string]bool, started []string, err error)
+	// Subscribers returns the enabled webhooks listening to eventType, as of tx.
+	Subscribers(tx *gorm.DB, eventType string) ([]*models.Webhook, error)
+	// WroteRows is told the delivery rows a publish writes.
+	WroteRows(ds []*models.Delivery)
+	// EndPublish runs last in a publish transaction that wrote delivery rows.
+	EndPublish(tx *gorm.DB, due map[string]int64) error
+
+	// LockForChange makes a read inside a write transaction lock what it reads.
+	LockForChange(q *gorm.DB) *gorm.DB
+	// SubscribersChanged is told, inside the write transaction, that webhooks changed.
+	SubscribersChanged()
+	// DropSpill ends a webhook's spill, if it has one (it was disabled or deleted).
+	DropSpill(tx *gorm.DB, webhookID string) error
+	// KeepOwed is a condition appended to a DELETE FROM events that spares owed events.
+	KeepOwed() string
+
+	// GetOwed finds a delivery a spill owes by the id its row will have; models.ErrNotFound
+	// when none.
+	GetOwed(ctx context.Context, id string) (*models.Delivery, error)
+	// ListOwed returns up to limit+1 owed deliveries per spilled webhook that match f and sort
+	// before cursor, newest first.
+	ListOwed(ctx context.Context, f DeliveryFilter, cursor string, limit int) ([]*models.Delivery, error)
+	// SkipOwed narrows a replay's events (table events) to those webhookID's spill does not
+	// owe.
+	SkipOwed(q *gorm.DB, webhookID string) *gorm.DB
+	// Leased reports whether a delivery is leased in memory right now.
+	Leased(id string, now int64) bool
+
+	// Claim leases up to h.Free due deliveries of each webhook (all have free slots) and
+	// returns them with the webhooks whose due deliveries it took all of.
+	Claim(ctx context.Context, r ClaimForRequest, hooks []storedriver.HookSlots) (claimed []*models.Delivery, exhausted []string, err error)
+	// Rescanning is told that the dispatcher is about to look for work it was not told about.
+	Rescanning()
+	// LockForRecord runs first in a record transaction, given the deliveries it records.
+	LockForRecord(tx *gorm.DB, results []models.Result) error
+	// RecordOwed writes the rows of deliveries taken without one; it returns the ids it wrote
+	// and what to apply once the transaction commits.
+	RecordOwed(tx *gorm.DB, owed []models.Result, now time.Time) (map[string]bool, func(), error)
+	// Recorded is told, after the commit, the results a record transaction wrote.
+	Recorded(results []models.Result)
+	// Queued is told, after the commit, what a transaction made due.
+	Queued(due map[string]int64)
+}
+
+// Base holds the database handles and runs the shared statements. On SQLite, W is a pool of
+// one connection (writers queue in Go) and R a pool of readers; on PostgreSQL both are the
+// same pool.
+type Base struct {
+	W, R  *gorm.DB
+	pools []*sql.DB
+	hooks Hooks
+
+	sendCache  sendCache     // see WebhooksToSend
+	webhookGen atomic.Uint64 // webhook changes made through this store (WebhooksChanged)
+	onQueued   atomic.Pointer[func(Queued)]
+}
+
+// New returns a Base on the given handles; pools are what Ping checks and Close closes.
+func New(w, r *gorm.DB, pools []*sql.DB, hooks Hooks) *Base {
+	return &Base{W: w, R: r, pools: pools, hooks: hooks}
+}
+
+// GormConfig is how both drivers open gorm: no implicit transactions (every write chooses
+// its own), prepared statements, no logging, times in UTC.
+func GormConfig() *gorm.Config {
+	return &gorm.Config{
+		SkipDefaultTransaction: true,
+		PrepareStmt:            true,
+		Logger:                 logger.Discard,
+		NowFunc:                func() time.Time { return time.Now().UTC() },
+	}
+}
+
+// Ping checks that the database answers (for /readyz).
+func (s *Base) Ping(ctx context.Context) error {
+	for _, db := range s.pools {
+		if err := db.PingContext(ctx); err != nil {
+			return fmt.Errorf("ping database: %w", err)
+		}
+	}
+	return nil
+}
+
+// Close closes every pool.
+func (s *Base) Close() error {
+	var first error
+	for _, db := range s.pools {
+		if err := db.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// ExecSQL runs a statement on the writer (tests and admin tools).
+func (s *Base) ExecSQL(ctx context.Context, query string, args ...any) error {
+	return s.W.WithContext(ctx).Exec(query, args...).Error
+}
+
+// ScanSQL runs a query on a reader and scans its rows into dest (tests and admin tools).
+func (s *Base) ScanSQL(ctx context.Context, dest any, query string, args ...any) error {
+	return s.R.WithContext(ctx).Raw(query, args...).Scan(dest).Error
+}
+
+// OnQueued registers fn to be told, after each commit that queues deliveries, what it
+// queued. The dispatcher uses it to know where work is without scanning the queue, and to
+// send fresh events without reading their bodies back. fn must not block.
+func (s *Base) OnQueued(fn func(Queued)) { s.onQueued.Store(&fn) }
+
+// Listening reports whether a dispatcher in this process listens (OnQueued).
+func (s *Base) Listening() bool { return s.onQueued.Load() != nil }
+
+func (s *Base) queued(q Queued) {
+	if len(q.Due) == 0 && len(q.Spilled) == 0 {
+		return
+	}
+	s.hooks.Queued(q.Due)
+	if fn := s.onQueued.Load(); fn != nil {
+		(*fn)(q)
+	}
+}
+
+// WebhooksChanged records a change of webhooks (or of the spilled set) made inside the
+// current write transaction: the driver's subscriber cache, if it keeps one, re-reads them,
+// and WebhooksToSend does not serve what it kept from before.
+func (s *Base) WebhooksChanged() {
+	s.webhookGen.Add(1)
+	s.hooks.SubscribersChanged()
+}

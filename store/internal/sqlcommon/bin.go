@@ -1,0 +1,150 @@
+package sqlcommon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hookrelay/hookrelay/models"
+	"gorm.io/gorm"
+)
+
+// CreateBin stores a new bin.
+func (s *Base) CreateBin(ctx context.Context, b *models.Bin) error {
+	now := time.Now().UTC()
+	if b.ID == "" {
+		b.ID = models.NewBinID()
+	}
+	b.CreatedAt, b.UpdatedAt = now, now
+	if err := s.W.WithContext(ctx).Create(b).Error; err != nil {
+		return fmt.Errorf("create bin: %w", err)
+	}
+	return nil
+}
+
+// GetBin reads one bin.
+func (s *Base) GetBin(ctx context.Context, id string) (*models.Bin, error) {
+	var b models.Bin
+	err := s.R.WithContext(ctx).Where("id = ?", id).Take(&b).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, models.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get bin: %w", err)
+	}
+	return &b, nil
+}
+
+// ListBins returns one page of bins, newest first.
+func (s *Base) ListBins(ctx context.Context, p models.Page) ([]*models.Bin, string, error) {
+	q := s.R.WithContext(ctx).Order("id DESC").Limit(p.Limit + 1)
+	if p.Cursor != "" {
+		q = q.Where("id < ?", p.Cursor)
+	}
+	var list []*models.Bin
+	if err := q.Find(&list).Error; err != nil {
+		return nil, "", fmt.Errorf("list bins: %w", err)
+	}
+	list, next := pageOf(list, p.Limit, func(b *models.Bin) string { return b.ID })
+	return list, next, nil
+}
+
+// UpdateBin saves b.
+func (s *Base) UpdateBin(ctx context.Context, b *models.Bin) error {
+	b.UpdatedAt = time.Now().UTC()
+	res := s.W.WithContext(ctx).Select("*").Omit("created_at").Where("id = ?", b.ID).Updates(b)
+	if res.Error != nil {
+		return fmt.Errorf("update bin: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return models.ErrNotFound
+	}
+	return nil
+}
+
+// DeleteBin removes a bin and its captures.
+func (s *Base) DeleteBin(ctx context.Context, id string) error {
+	return s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Exec(`DELETE FROM bins WHERE id = ?`, id)
+		if res.Error != nil {
+			return fmt.Errorf("delete bin: %w", res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return models.ErrNotFound
+		}
+		if err := tx.Exec(`DELETE FROM captures WHERE bin_id = ?`, id).Error; err != nil {
+			return fmt.Errorf("delete captures: %w", err)
+		}
+		return nil
+	})
+}
+
+// InsertCapture stores a capture and, in the same transaction, drops the bin's oldest
+// captures beyond keep, so a busy bin stays bounded without a separate pruning job.
+func (s *Base) InsertCapture(ctx context.Context, c *models.Capture, keep int) error {
+	if c.ID == "" {
+		c.ID = models.NewID("req")
+	}
+	if c.Body == nil {
+		c.Body = []byte{} // the column is NOT NULL; a nil slice would be written as NULL
+	}
+	err := s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(c).Error; err != nil {
+			return err
+		}
+		if keep <= 0 {
+			return nil
+		}
+		// Ids sort by time, so everything older than the keep-th newest goes.
+		var oldestKept []string
+		if err := tx.Raw(`SELECT id FROM captures WHERE bin_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?`,
+			c.BinID, keep-1).Scan(&oldestKept).Error; err != nil {
+			return err
+		}
+		if len(oldestKept) == 0 {
+			return nil
+		}
+		return tx.Exec(`DELETE FROM captures WHERE bin_id = ? AND id < ?`, c.BinID, oldestKept[0]).Error
+	})
+	if err != nil {
+		return fmt.Errorf("insert capture: %w", err)
+	}
+	return nil
+}
+
+// ListCaptures returns one page of a bin's captures, newest first.
+func (s *Base) ListCaptures(ctx context.Context, binID string, p models.Page) ([]*models.Capture, string, error) {
+	q := s.R.WithContext(ctx).Where("bin_id = ?", binID).Order("id DESC").Limit(p.Limit + 1)
+	if p.Cursor != "" {
+		q = q.Where("id < ?", p.Cursor)
+	}
+	var list []*models.Capture
+	if err := q.Find(&list).Error; err != nil {
+		return nil, "", fmt.Errorf("list captures: %w", err)
+	}
+	list, next := pageOf(list, p.Limit, func(c *models.Capture) string { return c.ID })
+	return list, next, nil
+}
+
+// GetCapture reads one capture of a bin.
+func (s *Base) GetCapture(ctx context.Context, binID, id string) (*models.Capture, error) {
+	var c models.Capture
+	err := s.R.WithContext(ctx).Where("id = ? AND bin_id = ?", id, binID).Take(&c).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, models.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get capture: %w", err)
+	}
+	return &c, nil
+}
+
+// CountCaptures returns how many captures a bin holds.
+func (s *Base) CountCaptures(ctx context.Context, binID string) (int64, error) {
+	var n int64
+	if err := s.R.WithContext(ctx).Model(&models.Capture{}).Where("bin_id = ?", binID).Count(&n).Error; err != nil {
+		return 0, fmt.Errorf("count captures: %w", err)
+	}
+	return n, nil
+}

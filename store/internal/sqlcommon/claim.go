@@ -1,0 +1,94 @@
+package sqlcommon
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store/storedriver"
+)
+
+// ClaimFor leases up to Free due deliveries of each listed webhook, oldest due first. The
+// cost follows what is claimed, not the size of the queue: each webhook's due deliveries are
+// read from its own index range, so webhooks that are saturated (not listed) cost nothing
+// however large their backlog, and a healthy webhook is never stuck behind them.
+//
+// next reports, for each listed webhook whose due deliveries were all taken (fewer than Free
+// were available), when its next pending delivery becomes due (unix ms), or 0 when nothing
+// else is pending for it; a listed webhook absent from next may have more due work now.
+//
+// The lease itself is the driver's (Hooks.Claim).
+func (s *Base) ClaimFor(ctx context.Context, r ClaimForRequest) ([]*models.Delivery, map[string]int64, error) {
+	hooks := make([]storedriver.HookSlots, 0, len(r.Hooks))
+	for _, h := range r.Hooks {
+		if h.Free > 0 {
+			hooks = append(hooks, h)
+		}
+	}
+	if len(hooks) == 0 {
+		return nil, map[string]int64{}, nil
+	}
+	claimed, exhausted, err := s.hooks.Claim(ctx, r, hooks)
+	if err != nil {
+		return nil, nil, err
+	}
+	next, err := s.nextDueAfter(ctx, exhausted, r.Now.UnixMilli())
+	if err != nil {
+		return nil, nil, err
+	}
+	return claimed, next, nil
+}
+
+// nextDueAfter returns, per webhook, the earliest next_attempt_at of its pending deliveries
+// later than now, or 0 when there is none.
+func (s *Base) nextDueAfter(ctx context.Context, hooks []string, now int64) (map[string]int64, error) {
+	out := make(map[string]int64, len(hooks))
+	for _, id := range hooks {
+		// Scan, not Row: GORM's Row hands back an empty row, which panics on Scan, when the
+		// query fails (a cancelled context at shutdown).
+		var next []sql.NullInt64
+		err := s.R.WithContext(ctx).Raw(`SELECT MIN(next_attempt_at) FROM deliveries
+			WHERE webhook_id = ? AND status = 'pending' AND next_attempt_at > ?`, id, now).Scan(&next).Error
+		if err != nil {
+			return nil, fmt.Errorf("next due delivery: %w", err)
+		}
+		out[id] = 0
+		if len(next) > 0 && next[0].Valid {
+			out[id] = next[0].Int64
+		}
+	}
+	return out, nil
+}
+
+// PendingByWebhook returns, for every webhook with pending deliveries, when the earliest of
+// them is or was due (unix ms). It costs one index probe per webhook, whatever the backlog,
+// so the dispatcher can rescan periodically for work it was not told about.
+func (s *Base) PendingByWebhook(ctx context.Context) (map[string]int64, error) {
+	var rows []struct {
+		ID   string
+		Next *int64
+	}
+	s.hooks.Rescanning()
+	err := s.R.WithContext(ctx).Raw(`SELECT w.id AS id, (SELECT MIN(d.next_attempt_at) FROM deliveries d
+		WHERE d.webhook_id = w.id AND d.status = 'pending') AS next FROM webhooks w`).Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("pending deliveries by webhook: %w", err)
+	}
+	out := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		if r.Next != nil {
+			out[r.ID] = *r.Next
+		}
+	}
+	return out, nil
+}
+
+// SpilledWebhooks returns the ids of the spilled webhooks (none where nothing spills).
+func (s *Base) SpilledWebhooks(ctx context.Context) ([]string, error) {
+	var ids []string
+	if err := s.R.WithContext(ctx).Raw(`SELECT webhook_id FROM webhook_spills ORDER BY webhook_id`).Scan(&ids).Error; err != nil {
+		return nil, fmt.Errorf("spilled webhooks: %w", err)
+	}
+	return ids, nil
+}

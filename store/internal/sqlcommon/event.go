@@ -1,0 +1,292 @@
+package sqlcommon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hookrelay/hookrelay/models"
+	"gorm.io/gorm"
+)
+
+// Publish writes the events and one pending delivery per enabled subscribed webhook in one
+// transaction (the outbox): once it returns, a crash cannot lose them. A spilled webhook
+// (see storedriver.Spiller) gets no row: the event is owed to it through its spill position instead, and
+// still counts in the event's DeliveryCount. A batch shares the
+// transaction, which is how many events per second stay cheap on one SQLite writer.
+func (s *Base) Publish(ctx context.Context, in []PublishInput) ([]Published, error) {
+	out, err := s.publish(ctx, in)
+	if err != nil && s.hooks.IsUniqueViolation(err) {
+		// Two requests with the same new Idempotency-Key raced (possible on PostgreSQL, where
+		// writers run concurrently): the loser runs again and now sees the winner's event.
+		out, err = s.publish(ctx, in)
+	}
+	return out, err
+}
+
+func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, error) {
+	out := make([]Published, len(in))
+	now := time.Now().UTC()
+	due := map[string]int64{}
+	var newSpills []string
+	err := s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var subsByType = map[string][]*models.Webhook{}
+		spilled, started, err := s.hooks.BeginPublish(tx)
+		if err != nil {
+			return err
+		}
+		newSpills = started
+		var events []*models.Event
+		var deliveries []*models.Delivery
+		for i, p := range in {
+			if p.IdempotencyKey != "" {
+				var prev models.Event
+				err := tx.Where("idempotency_key = ?", p.IdempotencyKey).Take(&prev).Error
+				if err == nil {
+					if prev.RequestHash != p.RequestHash {
+						return fmt.Errorf("%w: Idempotency-Key %q was used for a different request", models.ErrConflict, p.IdempotencyKey)
+					}
+					var ds []*models.Delivery
+					if err := tx.Where("event_id = ?", prev.ID).Find(&ds).Error; err != nil {
+						return err
+					}
+					out[i] = Published{Event: &prev, Deliveries: ds, Replayed: true}
+					continue
+				}
+				if !errors.Is(err, gorm.ErrRecordNotFound) {
+					return err
+				}
+			}
+			subs, ok := subsByType[p.Type]
+			if !ok {
+				var err error
+				if subs, err = s.hooks.Subscribers(tx, p.Type); err != nil {
+					return err
+				}
+				subsByType[p.Type] = subs
+			}
+			ev := &models.Event{ID: models.NewID("evt"), Type: p.Type, Payload: p.Payload, OccurredAt: p.OccurredAt.UTC(),
+				RequestHash: p.RequestHash, DeliveryCount: len(subs), CreatedAt: now}
+			if p.IdempotencyKey != "" {
+				k := p.IdempotencyKey
+				ev.IdempotencyKey = &k
+			}
+			events = append(events, ev)
+			ds := make([]*models.Delivery, 0, len(subs))
+			for _, w := range subs {
+				if spilled[w.ID] {
+					due[w.ID] = now.UnixMilli() // owed through its spill, with no row of its own yet
+					continue
+				}
+				d := &models.Delivery{ID: models.NewID("dlv"), EventID: ev.ID, WebhookID: w.ID, EventType: p.Type,
+					Status: models.StatusPending, NextAttemptAt: now.UnixMilli(), CreatedAt: now, UpdatedAt: now}
+				ds = append(ds, d)
+				due[w.ID] = d.NextAttemptAt
+			}
+			deliveries = append(deliveries, ds...)
+			out[i] = Published{Event: ev, Deliveries: ds}
+		}
+		s.hooks.WroteRows(deliveries)
+		if err := s.insertEvents(tx, events); err != nil {
+			return err
+		}
+		if err := s.insertDeliveries(tx, deliveries); err != nil {
+			return err
+		}
+		if len(deliveries) > 0 {
+			return s.hooks.EndPublish(tx, due)
+		}
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, models.ErrConflict) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	q := Queued{Due: due, Payloads: make(map[string]EventBody, len(in)), Spilled: newSpills}
+	for _, p := range out {
+		// Owed events (spilled webhooks) have no rows but are sent all the same.
+		if !p.Replayed && p.Event.DeliveryCount > 0 {
+			q.Payloads[p.Event.ID] = EventBody{Payload: p.Event.Payload, Deliveries: p.Event.DeliveryCount}
+		}
+	}
+	s.queued(q)
+	return out, nil
+}
+
+var eventColumns = []string{"id", "type", "payload", "occurred_at", "idempotency_key", "request_hash", "test",
+	"delivery_count", "created_at"}
+
+func (s *Base) insertEvents(tx *gorm.DB, events []*models.Event) error {
+	return s.hooks.InsertRows(tx, "events", eventColumns, len(events), func(i int, args []any) []any {
+		e := events[i]
+		var key any
+		if e.IdempotencyKey != nil {
+			key = *e.IdempotencyKey
+		}
+		return append(args, e.ID, e.Type, e.Payload, e.OccurredAt, key, e.RequestHash, e.Test, int64(e.DeliveryCount), e.CreatedAt)
+	})
+}
+
+var deliveryColumns = []string{"id", "event_id", "webhook_id", "event_type", "status", "next_attempt_at", "created_at", "updated_at"}
+
+// insertDeliveries writes new pending deliveries; the columns left out start at their
+// defaults (no attempt, no lease, no last status).
+func (s *Base) insertDeliveries(tx *gorm.DB, ds []*models.Delivery) error {
+	return s.hooks.InsertRows(tx, "deliveries", deliveryColumns, len(ds), func(i int, args []any) []any {
+		d := ds[i]
+		return append(args, d.ID, d.EventID, d.WebhookID, d.EventType, d.Status, d.NextAttemptAt, d.CreatedAt, d.UpdatedAt)
+	})
+}
+
+// GetEvent reads one event.
+func (s *Base) GetEvent(ctx context.Context, id string) (*models.Event, error) {
+	var e models.Event
+	err := s.R.WithContext(ctx).Where("id = ?", id).Take(&e).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, models.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get event: %w", err)
+	}
+	return &e, nil
+}
+
+// ListEvents returns one page of published (non-test) events, newest first.
+func (s *Base) ListEvents(ctx context.Context, eventType string, p models.Page) ([]*models.Event, string, error) {
+	q := s.R.WithContext(ctx).Where("test = ?", false).Order("id DESC").Limit(p.Limit + 1)
+	if eventType != "" {
+		q = q.Where("type = ?", eventType)
+	}
+	if p.Cursor != "" {
+		q = q.Where("id < ?", p.Cursor)
+	}
+	var list []*models.Event
+	if err := q.Find(&list).Error; err != nil {
+		return nil, "", fmt.Errorf("list events: %w", err)
+	}
+	list, next := pageOf(list, p.Limit, func(e *models.Event) string { return e.ID })
+	return list, next, nil
+}
+
+// EventPayloads reads the body bytes of the given events.
+func (s *Base) EventPayloads(ctx context.Context, ids []string) (map[string]EventBody, error) {
+	// Read without the ORM's reflection: the dispatcher asks for every batch it starts.
+	rows, err := s.R.WithContext(ctx).Raw(`SELECT id, payload, delivery_count FROM events WHERE id IN ?`, ids).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("event payloads: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[string]EventBody, len(ids))
+	for rows.Next() {
+		var id string
+		var b EventBody
+		if err := rows.Scan(&id, &b.Payload, &b.Deliveries); err != nil {
+			return nil, fmt.Errorf("event payloads: %w", err)
+		}
+		out[id] = b
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("event payloads: %w", err)
+	}
+	return out, nil
+}
+
+// replayWhere selects the events of a replay (see ReplayFilter).
+func (s *Base) replayWhere(q *gorm.DB, f ReplayFilter) *gorm.DB {
+	q = q.Table("events").
+		Where("events.test = ? AND events.type IN ? AND events.created_at >= ? AND events.created_at < ?",
+			false, f.Types, f.Since.UTC(), f.Until.UTC()).
+		Where(`NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.webhook_id = ? AND d.status = 'pending')`, f.WebhookID)
+	// Owed through the webhook's spill: on their way already, like pending ones.
+	q = s.hooks.SkipOwed(q, f.WebhookID)
+	if f.OnlyFailed {
+		q = q.Where(`EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.webhook_id = ? AND d.status IN ('failed', 'cancelled'))`, f.WebhookID).
+			Where(`NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.webhook_id = ? AND d.status = 'succeeded')`, f.WebhookID)
+	}
+	return q
+}
+
+// CountReplay returns how many events a replay with this filter would queue now.
+func (s *Base) CountReplay(ctx context.Context, f ReplayFilter) (int64, error) {
+	var n int64
+	if err := s.replayWhere(s.R.WithContext(ctx), f).Count(&n).Error; err != nil {
+		return 0, fmt.Errorf("count replay: %w", err)
+	}
+	return n, nil
+}
+
+// QueueReplay creates one pending delivery to the webhook per matching event, batch events
+// per write transaction so a replay of millions of events never holds the writer for long
+// and publishing continues between batches. Events are walked in id (publication) order.
+// Each batch is chosen inside its transaction, so two replays running at once do not queue
+// an event twice, and a webhook disabled or deleted meanwhile stops the replay (ErrConflict,
+// ErrNotFound). afterBatch, when set, is told how many deliveries each batch added. It
+// returns the number queued.
+func (s *Base) QueueReplay(ctx context.Context, f ReplayFilter, batch int, afterBatch func(n int)) (int, error) {
+	if batch <= 0 {
+		batch = 500
+	}
+	total, cursor := 0, ""
+	for {
+		var n int
+		err := s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			var hook models.Webhook
+			if err := tx.Select("id", "enabled").Where("id = ?", f.WebhookID).Take(&hook).Error; err != nil {
+				if errors.Is(err, gorm.ErrRecordNotFound) {
+					return models.ErrNotFound
+				}
+				return err
+			}
+			if !hook.Enabled {
+				return fmt.Errorf("%w: the webhook was disabled", models.ErrConflict)
+			}
+			var rows []struct{ ID, Type string }
+			q := s.replayWhere(tx, f).Select("events.id", "events.type").Order("events.id").Limit(batch)
+			if cursor != "" {
+				q = q.Where("events.id > ?", cursor)
+			}
+			if err := q.Scan(&rows).Error; err != nil {
+				return err
+			}
+			if len(rows) == 0 {
+				return nil
+			}
+			now := time.Now().UTC()
+			ids := make([]string, len(rows))
+			ds := make([]*models.Delivery, len(rows))
+			for i, r := range rows {
+				ids[i] = r.ID
+				ds[i] = &models.Delivery{ID: models.NewID("dlv"), EventID: r.ID, WebhookID: f.WebhookID, EventType: r.Type,
+					Status: models.StatusPending, NextAttemptAt: now.UnixMilli(), CreatedAt: now, UpdatedAt: now}
+			}
+			if err := s.insertDeliveries(tx, ds); err != nil {
+				return err
+			}
+			if err := tx.Exec(`UPDATE events SET delivery_count = delivery_count + 1 WHERE id IN ?`, ids).Error; err != nil {
+				return err
+			}
+			n, cursor = len(rows), rows[len(rows)-1].ID
+			return nil
+		})
+		if err != nil {
+			if errors.Is(err, models.ErrNotFound) || errors.Is(err, models.ErrConflict) {
+				return total, err
+			}
+			return total, fmt.Errorf("queue replay after %d: %w", total, err)
+		}
+		if n == 0 {
+			return total, nil
+		}
+		total += n
+		s.queued(Queued{Due: map[string]int64{f.WebhookID: time.Now().UnixMilli()}})
+		if afterBatch != nil {
+			afterBatch(n)
+		}
+		if ctx.Err() != nil {
+			return total, ctx.Err()
+		}
+	}
+}

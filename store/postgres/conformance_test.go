@@ -1,0 +1,37 @@
+package postgres_test
+
+import (
+	"context"
+	"os"
+	"testing"
+
+	"github.com/hookrelay/hookrelay/internal/storetest"
+	"github.com/hookrelay/hookrelay/store"
+	"github.com/hookrelay/hookrelay/store/conformance"
+	"github.com/hookrelay/hookrelay/store/postgres"
+)
+
+// open opens the PostgreSQL driver itself, not through store.Open.
+func open(t testing.TB, dsn string) *store.Store {
+	t.Helper()
+	d, err := postgres.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatalf("open postgres: %v", err)
+	}
+	s := store.New(d)
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// requirePostgres skips without a server to test on; with HOOKRELAY_TEST_POSTGRES_URL set
+// (as in CI) the tests run.
+func requirePostgres(t *testing.T) {
+	if os.Getenv(storetest.PostgresEnv) == "" {
+		t.Skipf("PostgreSQL suite skipped: %s is not set", storetest.PostgresEnv)
+	}
+}
+
+func TestConformance(t *testing.T) {
+	requirePostgres(t)
+	conformance.Run(t, conformance.Backend{Name: "postgres", DSN: storetest.PostgresDSN, Open: open})
+}

@@ -1,0 +1,64 @@
+// Package postgres is Hookrelay's store on PostgreSQL, shared by any number of replicas.
+//
+// Sharing is what its parts are for. Claims lease deliveries in the locked_until column with
+// FOR UPDATE SKIP LOCKED, so replicas claim disjoint rows (claim.go); a publish wakes every
+// replica's dispatcher with NOTIFY at commit, and jobs that only one replica should run take
+// an advisory lock (notify.go); bulk inserts send each column as one array (insert.go). Every
+// delivery gets its row at publish: concurrent writers commit out of id order, so a position
+// in the events table cannot say which events a webhook owes, and nothing spills.
+//
+// The statements it shares with SQLite are in store/internal/sqlcommon; this package supplies
+// the parts that differ through sqlcommon.Hooks (hooks.go).
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/hookrelay/hookrelay/store/internal/sqlcommon"
+	"github.com/hookrelay/hookrelay/store/storedriver"
+	gormpostgres "gorm.io/driver/postgres"
+	"gorm.io/gorm"
+)
+
+// Driver is the PostgreSQL store. It implements storedriver.Driver.
+type Driver struct {
+	*sqlcommon.Base
+	dsn string // for the connections LISTEN holds
+}
+
+var _ storedriver.Driver = (*Driver)(nil)
+
+// Open connects to the database at dsn (a postgres:// URL) and migrates it.
+func Open(ctx context.Context, dsn string) (*Driver, error) {
+	db, err := gorm.Open(gormpostgres.Open(dsn), sqlcommon.GormConfig())
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, err
+	}
+	sqlDB.SetMaxOpenConns(32)
+	sqlDB.SetMaxIdleConns(32)
+	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	d := &Driver{dsn: dsn}
+	d.Base = sqlcommon.New(db, db, []*sql.DB{sqlDB}, hooks{d})
+	if err := d.Ping(ctx); err != nil {
+		d.Close()
+		return nil, err
+	}
+	if err := d.Migrate(ctx); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// IsPostgres is true.
+func (d *Driver) IsPostgres() bool { return true }
+
+// SpillSupported is false: see the package comment.
+func (d *Driver) SpillSupported() bool { return false }

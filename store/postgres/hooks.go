@@ -1,0 +1,137 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store/internal/sqlcommon"
+	"github.com/hookrelay/hookrelay/store/storedriver"
+	"github.com/jackc/pgx/v5/pgconn"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// hooks are PostgreSQL's parts of the shared statements (sqlcommon.Hooks). A type of its
+// own, so they are not methods of Driver that Hookrelay could call.
+type hooks struct{ d *Driver }
+
+var _ sqlcommon.Hooks = hooks{}
+
+var schemaTypes = strings.NewReplacer("{{ts}}", "TIMESTAMPTZ", "{{blob}}", "BYTEA",
+	"{{hour started_at}}", "CAST(floor(extract(epoch FROM started_at) / 3600) AS BIGINT)")
+
+func (hooks) SchemaSQL(q string) string { return schemaTypes.Replace(q) }
+
+// migrationLock is the advisory lock held while migrating.
+const migrationLock = 727274
+
+// LockMigrations keeps replicas starting together from running the same migration twice.
+func (hooks) LockMigrations(db *gorm.DB) (func(), error) {
+	if err := db.Exec(`SELECT pg_advisory_lock(?)`, migrationLock).Error; err != nil {
+		return nil, err
+	}
+	return func() { db.Exec(`SELECT pg_advisory_unlock(?)`, migrationLock) }, nil
+}
+
+func (hooks) IsUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
+
+func (hooks) InsertRows(tx *gorm.DB, table string, cols []string, n int, rowArgs func(i int, args []any) []any) error {
+	return insertRows(tx, table, cols, n, rowArgs)
+}
+
+// InsertAttempts takes a batch's attempts in one array insert (grouping them by what they
+// share, as SQLite does, measured slower here).
+func (hooks) InsertAttempts(tx *gorm.DB, attempts []*models.Attempt) error {
+	return insertRows(tx, "attempts", sqlcommon.AttemptColumns, len(attempts), func(i int, args []any) []any {
+		return sqlcommon.AppendOwnArgs(attempts[i], sqlcommon.GroupOf(attempts[i]).AppendArgs(args))
+	})
+}
+
+func (hooks) JSONSource() string { return `json_array_elements(CAST(? AS JSON)) AS j(value)` }
+
+// JSONCol casts the column's text to sqlType: ->> yields text.
+func (hooks) JSONCol(i int, sqlType string) string {
+	col := "j.value->>" + strconv.Itoa(i)
+	if sqlType != "text" {
+		return "CAST(" + col + " AS " + sqlType + ")"
+	}
+	return col
+}
+
+// BeginPublish finds no spilled webhook.
+func (hooks) BeginPublish(*gorm.DB) (map[string]bool, []string, error) { return nil, nil, nil }
+
+// Subscribers reads the webhooks inside tx every time: other replicas change them too.
+func (hooks) Subscribers(tx *gorm.DB, eventType string) ([]*models.Webhook, error) {
+	return sqlcommon.EnabledSubscribers(tx, eventType)
+}
+
+func (hooks) WroteRows([]*models.Delivery) {}
+
+// EndPublish notifies at commit: it wakes the other replicas' dispatchers so they share the
+// work at once, naming the webhooks so they need not scan for it.
+func (hooks) EndPublish(tx *gorm.DB, due map[string]int64) error {
+	return tx.Exec(`SELECT pg_notify(?, ?)`, storedriver.ChannelWake, storedriver.WakePayload(due)).Error
+}
+
+// LockForChange locks the rows read (FOR UPDATE): writers run concurrently here.
+func (hooks) LockForChange(q *gorm.DB) *gorm.DB {
+	return q.Clauses(clause.Locking{Strength: "UPDATE"})
+}
+
+// SubscribersChanged has no cache to invalidate.
+func (hooks) SubscribersChanged() {}
+
+// DropSpill has no spill to end.
+func (hooks) DropSpill(*gorm.DB, string) error { return nil }
+
+// KeepOwed spares nothing: no event is owed.
+func (hooks) KeepOwed() string { return "" }
+
+func (hooks) GetOwed(context.Context, string) (*models.Delivery, error) {
+	return nil, models.ErrNotFound
+}
+
+func (hooks) ListOwed(context.Context, storedriver.DeliveryFilter, string, int) ([]*models.Delivery, error) {
+	return nil, nil
+}
+
+func (hooks) SkipOwed(q *gorm.DB, _ string) *gorm.DB { return q }
+
+// Leased is false: leases are in the table, which RequeueDelivery's update checks.
+func (hooks) Leased(string, int64) bool { return false }
+
+func (h hooks) Claim(ctx context.Context, r storedriver.ClaimForRequest, hs []storedriver.HookSlots) ([]*models.Delivery, []string, error) {
+	return h.d.claim(ctx, r, hs)
+}
+
+func (hooks) Rescanning() {}
+
+// LockForRecord locks the batch's rows in id order first. Two replicas can record the same
+// delivery (a lease that expired while its attempt was out); in one order, their
+// transactions cannot take the same rows in opposite orders and deadlock.
+func (hooks) LockForRecord(tx *gorm.DB, results []models.Result) error {
+	ids := make([]string, 0, len(results))
+	for _, r := range results {
+		ids = append(ids, r.DeliveryID)
+	}
+	slices.Sort(ids)
+	return tx.Exec(`SELECT 1 FROM deliveries WHERE id IN ? ORDER BY id FOR UPDATE`, slices.Compact(ids)).Error
+}
+
+// RecordOwed has no owed deliveries to write: TakeSpilled hands none out.
+func (hooks) RecordOwed(*gorm.DB, []models.Result, time.Time) (map[string]bool, func(), error) {
+	return map[string]bool{}, nil, nil
+}
+
+func (hooks) Recorded([]models.Result) {}
+
+func (hooks) Queued(map[string]int64) {}

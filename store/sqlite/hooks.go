@@ -1,0 +1,121 @@
+package sqlite
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store/internal/sqlcommon"
+	"github.com/hookrelay/hookrelay/store/storedriver"
+	"gorm.io/gorm"
+)
+
+// hooks are SQLite's parts of the shared statements (sqlcommon.Hooks). A type of its own, so
+// they are not methods of Driver that Hookrelay could call.
+type hooks struct{ d *Driver }
+
+var _ sqlcommon.Hooks = hooks{}
+
+var schemaTypes = strings.NewReplacer("{{ts}}", "DATETIME", "{{blob}}", "BLOB",
+	"{{hour started_at}}", "(CAST(strftime('%s', started_at) AS INTEGER) / 3600)")
+
+func (hooks) SchemaSQL(q string) string { return schemaTypes.Replace(q) }
+
+// LockMigrations has nothing to lock: one process opens the file, and the writer connection
+// runs one migration at a time.
+func (hooks) LockMigrations(*gorm.DB) (func(), error) { return func() {}, nil }
+
+func (hooks) IsUniqueViolation(err error) bool {
+	return strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
+
+func (hooks) InsertRows(tx *gorm.DB, table string, cols []string, n int, rowArgs func(i int, args []any) []any) error {
+	return insertRows(tx, table, cols, n, rowArgs)
+}
+
+func (hooks) InsertAttempts(tx *gorm.DB, attempts []*models.Attempt) error {
+	return insertAttempts(tx, attempts)
+}
+
+func (hooks) JSONSource() string { return `json_each(?) AS j` }
+
+// JSONCol leaves the JSON value its own type: integers stay integers, null is NULL.
+func (hooks) JSONCol(i int, _ string) string { return "j.value->>" + strconv.Itoa(i) }
+
+func (h hooks) BeginPublish(tx *gorm.DB) (map[string]bool, []string, error) {
+	return h.d.spillBacklogged(tx)
+}
+
+func (h hooks) Subscribers(tx *gorm.DB, eventType string) ([]*models.Webhook, error) {
+	return h.d.enabledSubscribers(tx, eventType)
+}
+
+func (h hooks) WroteRows(ds []*models.Delivery) { h.d.wroteRows(ds) }
+
+// EndPublish has nothing to add: the dispatcher is in this process and hears of the commit
+// through OnQueued.
+func (hooks) EndPublish(*gorm.DB, map[string]int64) error { return nil }
+
+// LockForChange adds nothing: a write transaction holds the one writer already.
+func (hooks) LockForChange(q *gorm.DB) *gorm.DB { return q }
+
+func (h hooks) SubscribersChanged() { h.d.subs.invalidate() }
+
+func (h hooks) DropSpill(tx *gorm.DB, webhookID string) error { return h.d.dropSpill(tx, webhookID) }
+
+// KeepOwed spares the events a spill still owes, and the one at the position itself: SQLite
+// gives a new row the largest rowid plus one, so deleting the newest event would hand its
+// rowid, which the position already counts as passed, to the next event.
+func (hooks) KeepOwed() string {
+	return ` AND rowid < COALESCE((SELECT MIN(after_seq) FROM webhook_spills), 9223372036854775807)`
+}
+
+func (h hooks) GetOwed(ctx context.Context, id string) (*models.Delivery, error) {
+	return h.d.getOwed(ctx, id)
+}
+
+func (h hooks) ListOwed(ctx context.Context, f storedriver.DeliveryFilter, cursor string, limit int) ([]*models.Delivery, error) {
+	return h.d.listOwed(ctx, f, cursor, limit)
+}
+
+func (hooks) SkipOwed(q *gorm.DB, webhookID string) *gorm.DB {
+	return q.Where(`NOT EXISTS (SELECT 1 FROM webhook_spills sp WHERE sp.webhook_id = ? AND events.rowid > sp.after_seq)`, webhookID)
+}
+
+func (h hooks) Leased(id string, now int64) bool { return h.d.leases.live(id, now) }
+
+func (h hooks) Claim(ctx context.Context, r storedriver.ClaimForRequest, hs []storedriver.HookSlots) ([]*models.Delivery, []string, error) {
+	return h.d.claim(ctx, r, hs)
+}
+
+// Rescanning rewinds every claim cursor: leases that ran out lie behind them.
+func (h hooks) Rescanning() { h.d.leases.rewindAll() }
+
+// LockForRecord has nothing to lock: the writer is one connection.
+func (hooks) LockForRecord(*gorm.DB, []models.Result) error { return nil }
+
+func (h hooks) RecordOwed(tx *gorm.DB, owed []models.Result, now time.Time) (map[string]bool, func(), error) {
+	return h.d.owedRecord(tx, owed, now)
+}
+
+// Recorded ends the recorded deliveries' leases; a retry due at once would sort behind its
+// webhook's claim cursor, so that rewinds.
+func (h hooks) Recorded(results []models.Result) {
+	ids := make([]string, len(results))
+	for i, r := range results {
+		ids[i] = r.DeliveryID
+		if r.Status == models.StatusPending {
+			h.d.leases.rewind(r.WebhookID, r.NextAttemptAt)
+		}
+	}
+	h.d.releaseLeases(ids)
+}
+
+// Queued rewinds the claim cursors of webhooks that got work due before them.
+func (h hooks) Queued(due map[string]int64) {
+	for id, at := range due {
+		h.d.leases.rewind(id, at)
+	}
+}

@@ -1,0 +1,136 @@
+package storedriver
+
+import (
+	"strings"
+	"time"
+
+	"github.com/hookrelay/hookrelay/models"
+)
+
+// The values that cross the driver seam. Package store re-exports each under the same name,
+// which is how the rest of Hookrelay refers to them.
+
+// HookSlots asks a claim for up to Free due deliveries of one webhook.
+type HookSlots struct {
+	WebhookID string
+	Free      int
+}
+
+// ClaimForRequest says which webhooks to claim due deliveries for, and how many of each.
+type ClaimForRequest struct {
+	Owner string
+	Now   time.Time
+	Lease time.Duration
+	Hooks []HookSlots
+}
+
+// SpillTake is what TakeSpilled did for one webhook.
+type SpillTake struct {
+	Taken   []*models.Delivery // owed events to send, oldest first, without rows yet (Owed is set)
+	Spilled bool               // the webhook still owes events
+	More    bool               // the take stopped at its limit: more may be owed already
+}
+
+// TakeRequest asks TakeSpilled for up to Rows owed events of each webhook.
+type TakeRequest struct {
+	Owner string
+	Now   time.Time
+	Hooks []TakeWant
+}
+
+// TakeWant is one webhook's part of a TakeRequest.
+type TakeWant struct {
+	WebhookID string
+	Rows      int
+}
+
+// Queued tells what a commit made due in this process (publish, replay, redelivery).
+type Queued struct {
+	Due      map[string]int64     // webhook id → earliest due time of its new deliveries (unix ms)
+	Payloads map[string]EventBody // event id → its body, for events just published
+	Spilled  []string             // webhooks the commit spilled: they owe the events it holds
+}
+
+// EventBody is an event's body and the number of deliveries it fans out to (spilled webhooks
+// included), which bounds how many attempts will ask for it.
+type EventBody struct {
+	Payload    []byte
+	Deliveries int
+}
+
+// PublishInput is one event to publish.
+type PublishInput struct {
+	Type           string
+	Payload        []byte // from EventType.BuildBody
+	OccurredAt     time.Time
+	IdempotencyKey string // optional
+	RequestHash    string // hash of the request, to tell a retry from a key reused for other content
+}
+
+// Published is the outcome of publishing one event.
+type Published struct {
+	Event      *models.Event
+	Deliveries []*models.Delivery
+	Replayed   bool // the Idempotency-Key was seen before with the same request
+}
+
+// ReplayFilter selects the past events a replay sends again to one webhook: the given types,
+// published (not test) events accepted in [Since, Until), also from before the webhook
+// existed. Events with a delivery to the webhook still pending, or owed by its spill, are
+// skipped: they are on their way already. OnlyFailed keeps the events whose deliveries to the webhook all ended failed
+// or cancelled (at least one, none succeeded).
+type ReplayFilter struct {
+	WebhookID    string
+	Types        []string
+	Since, Until time.Time
+	OnlyFailed   bool
+}
+
+// DeliveryFilter narrows ListDeliveries.
+type DeliveryFilter struct {
+	WebhookID, Status, EventType, EventID string
+}
+
+// QueueStats is a snapshot of the outbox for monitoring.
+type QueueStats struct {
+	Pending   int64 // deliveries not yet finished, including those waiting for a retry
+	OldestDue int64 // unix ms at which the longest-waiting pending delivery became due; 0 when none
+	Spilled   int64 // webhooks spilled (see Spiller)
+	Owed      int64 // events the spilled webhooks owe, without delivery rows yet
+}
+
+// Backlog is what a spilled webhook still owes, for showing it.
+type Backlog struct {
+	SpilledSince time.Time
+	OwedEvents   *int64 // nil when not counted
+}
+
+// Setting is a key/value row for process-wide state such as the admin token's hash.
+type Setting struct {
+	Key   string `gorm:"primaryKey"`
+	Value string
+}
+
+// Notification channels (PostgreSQL's LISTEN/NOTIFY; a SQLite driver has one process and
+// sends none).
+const (
+	ChannelWake     = "hookrelay_wake"     // deliveries became due
+	ChannelCaptures = "hookrelay_captures" // an inspector capture was stored; payload: "<bin id> <capture id>"
+)
+
+// WakePayload is the ChannelWake notification for deliveries queued for these webhooks: their
+// ids, comma-separated, or "" (meaning: look everywhere) when they would not fit in one
+// notification.
+func WakePayload(due map[string]int64) string {
+	var sb strings.Builder
+	for id := range due {
+		if sb.Len()+len(id)+1 > 4000 {
+			return ""
+		}
+		if sb.Len() > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(id)
+	}
+	return sb.String()
+}

@@ -1,0 +1,31 @@
+package store
+
+import "github.com/hookrelay/hookrelay/store/storedriver"
+
+// The values Hookrelay exchanges with a store, defined in storedriver so the drivers can
+// use them too.
+type (
+	Backlog         = storedriver.Backlog
+	ClaimForRequest = storedriver.ClaimForRequest
+	DeliveryFilter  = storedriver.DeliveryFilter
+	EventBody       = storedriver.EventBody
+	HookSlots       = storedriver.HookSlots
+	PublishInput    = storedriver.PublishInput
+	Published       = storedriver.Published
+	QueueStats      = storedriver.QueueStats
+	Queued          = storedriver.Queued
+	ReplayFilter    = storedriver.ReplayFilter
+	Setting         = storedriver.Setting
+	SpillTake       = storedriver.SpillTake
+	TakeRequest     = storedriver.TakeRequest
+	TakeWant        = storedriver.TakeWant
+)
+
+// Notification channels; see storedriver.
+const (
+	ChannelWake     = storedriver.ChannelWake
+	ChannelCaptures = storedriver.ChannelCaptures
+)
+
+// WakePayload is the ChannelWake notification for deliveries queued for these webhooks.
+func WakePayload(due map[string]int64) string { return storedriver.WakePayload(due) }
