@@ -189,3 +189,34 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// A second Hookrelay on the same SQLite file would free the first one's leases and send its
+// deliveries again: it is refused at start with one line, and the first keeps running.
+func TestASecondProcessOnTheSameSQLiteFileIsRefused(t *testing.T) {
+	bin := testsrv.BuildBinary(t)
+	db := filepath.Join(t.TempDir(), "hookrelay.db")
+	first := testsrv.StartBinary(t, bin, "--db", db)
+	cmd := exec.Command(bin, "--addr", "127.0.0.1:0", "--db", db, "--admin-token", testsrv.AdminToken)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	done := make(chan error, 1)
+	go func() { done <- cmd.Run() }()
+	select {
+	case err := <-done:
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+			t.Fatalf("second process: %v, want exit status 1", err)
+		}
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("a second process on the same file kept running")
+	}
+	out := strings.TrimSpace(stderr.String())
+	if !strings.Contains(out, "in use by another Hookrelay process") || strings.Count(out, "\n") != 0 {
+		t.Errorf("stderr %q: want one line saying the file is in use", out)
+	}
+	if !first.Running() {
+		t.Fatal("the first process stopped")
+	}
+	first.Client.Do(t, http.MethodGet, "/api/v1/webhooks", nil, http.StatusOK, nil)
+}

@@ -3,7 +3,9 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -11,6 +13,7 @@ import (
 	"github.com/hookrelay/hookrelay/models"
 	"github.com/hookrelay/hookrelay/store"
 	"github.com/hookrelay/hookrelay/store/conformance"
+	"github.com/hookrelay/hookrelay/store/sqlite"
 )
 
 func TestQueuedIsToldWhatAPublishQueued(t *testing.T) {
@@ -114,4 +117,34 @@ func TestSQLiteFilesGetLargePagesAndOldOnesKeepTheirs(t *testing.T) {
 	if res := conformance.Publish(t, old, "message.received", ""); len(res.Deliveries) != 1 {
 		t.Errorf("publish on the 4 KiB file made %d deliveries, want 1", len(res.Deliveries))
 	}
+}
+
+func TestTheDatabaseFileIsPrivateAndServesOneProcess(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hookrelay.db")
+	first, err := sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mode := st.Mode().Perm(); mode != 0o600 {
+		t.Errorf("database file mode %v, want 0600: it holds secrets and captures", mode)
+	}
+	// A second opener (another process, or this one by mistake) is refused in one line.
+	if second, err := sqlite.Open(t.Context(), path); err == nil {
+		second.Close()
+		t.Fatal("a second Open of the same file succeeded")
+	} else if !strings.Contains(err.Error(), "in use by another Hookrelay process") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("second Open: %q, want one line saying the file is in use", err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatalf("open after the first closed: %v", err)
+	}
+	again.Close()
 }

@@ -17,6 +17,7 @@ import (
 	"database/sql"
 	"fmt"
 	"net/url"
+	"os"
 	"sync"
 
 	gormsqlite "github.com/glebarez/sqlite"
@@ -28,6 +29,7 @@ import (
 // Driver is the SQLite store. It implements storedriver.Driver.
 type Driver struct {
 	*sqlcommon.Base
+	lock *os.File // see lockFile
 
 	// leases are the claims, held in memory (see claim.go).
 	leases *memLeases
@@ -52,6 +54,20 @@ func Open(ctx context.Context, path string) (*Driver, error) {
 	if path == "" {
 		return nil, fmt.Errorf("empty database path")
 	}
+	lock, err := lockFile(path)
+	if err != nil {
+		return nil, err
+	}
+	d, err := open(ctx, path)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	d.lock = lock
+	return d, nil
+}
+
+func open(ctx context.Context, path string) (*Driver, error) {
 	q := url.Values{}
 	// A new file gets 8 KiB pages: every commit writes each page it dirtied to the WAL
 	// (and later to the file) with its own system calls, and a delivery's rows and index
@@ -130,7 +146,11 @@ func (d *Driver) SpillSupported() bool { return true }
 // checkpoints what is left and removes the WAL.
 func (d *Driver) Close() error {
 	d.checkpoints.close()
-	return d.Base.Close()
+	err := d.Base.Close()
+	if d.lock != nil {
+		d.lock.Close()
+	}
+	return err
 }
 
 // Notify does nothing: there is one process, and it is told through OnQueued.

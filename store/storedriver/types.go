@@ -115,7 +115,7 @@ type Setting struct {
 // sends none).
 const (
 	ChannelWake     = "hookrelay_wake"     // deliveries became due
-	ChannelCaptures = "hookrelay_captures" // an inspector capture was stored; payload: "<bin id> <capture id>"
+	ChannelCaptures = "hookrelay_captures" // an inspector capture was stored; payload: "<replica id> <bin id> <capture id>"
 )
 
 // WakePayload is the ChannelWake notification for deliveries queued for these webhooks: their
