@@ -57,6 +57,7 @@ var cases = []struct {
 	{"BinStore", testBinStore},
 	{"PruneDropsCapturesOlderThanRetention", testPruneDropsCapturesOlderThanRetention},
 	{"SessionsEndWithTheirCredential", testSessionsEndWithTheirCredential},
+	{"LoginRacingRevocationLeavesNoSession", testLoginRacingRevocationLeavesNoSession},
 	{"PruneKeepsPendingWork", testPruneKeepsPendingWork},
 	{"PruneKeepsFinishedWorkNewerThanTheCutoff", testPruneKeepsFinishedWorkNewerThanTheCutoff},
 	{"JobLockAdmitsOneReplicaAtATime", testJobLockAdmitsOneReplicaAtATime},

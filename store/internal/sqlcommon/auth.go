@@ -79,17 +79,21 @@ func (s *Base) TouchAPIKey(ctx context.Context, id string, at time.Time) error {
 // CreateSession stores a browser session opened with credential (an API key id or
 // AdminCredential) and returns its cookie value. For an API key, the key must still exist
 // when the session is written: a revocation racing the login cannot leave a live session.
+// The no-op UPDATE is what makes that hold on PostgreSQL, where a plain read would not: it
+// locks the key's row, so a DeleteAPIKey either finished first (no row: not found) or waits
+// for this session to commit and then deletes it with the key's others. On SQLite the one
+// writer already orders the two.
 func (s *Base) CreateSession(ctx context.Context, ttl time.Duration, credential string) (string, *models.Session, error) {
 	token := models.RandomToken(32)
 	now := time.Now().UTC()
 	ss := &models.Session{ID: models.NewID("ses"), Hash: models.HashToken(token), Credential: credential, CreatedAt: now, ExpiresAt: now.Add(ttl)}
 	err := s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if !strings.HasPrefix(credential, "admin:") {
-			var n int64
-			if err := tx.Raw(`SELECT COUNT(*) FROM api_keys WHERE id = ?`, credential).Scan(&n).Error; err != nil {
-				return err
+			res := tx.Exec(`UPDATE api_keys SET last_used_at = last_used_at WHERE id = ?`, credential)
+			if res.Error != nil {
+				return res.Error
 			}
-			if n == 0 {
+			if res.RowsAffected == 0 {
 				return models.ErrNotFound
 			}
 		}
