@@ -132,6 +132,12 @@ func (a *authenticator) require(c *gin.Context) {
 				return
 			}
 			valid = credential != ""
+			if valid {
+				tok := strings.TrimSpace(token)
+				c.Set(credentialKey, Credential{Tags: []string{credential}, Valid: func(ctx context.Context) bool {
+					return a.tokenStillValid(ctx, tok)
+				}})
+			}
 		}
 		if !valid {
 			c.Header("WWW-Authenticate", `Bearer realm="hookrelay", error="invalid_token"`)
@@ -149,12 +155,47 @@ func (a *authenticator) require(c *gin.Context) {
 				return
 			}
 			c.Set("auth", "session")
+			c.Set(credentialKey, Credential{Tags: []string{sessionTag(cookie), ss.Credential}, Valid: func(ctx context.Context) bool {
+				ss, err := a.store.FindSession(ctx, cookie)
+				if errors.Is(err, models.ErrNotFound) {
+					return false
+				}
+				return err != nil || a.sessionValid(ss) // a failing database ends nothing
+			}})
 			c.Next()
 			return
 		}
 	}
 	c.Header("WWW-Authenticate", `Bearer realm="hookrelay"`)
 	problem(c, http.StatusUnauthorized, "send Authorization: Bearer <token> or log in")
+}
+
+// Credential is what a request was authenticated with, for what outlives the request (a
+// WebSocket): its tags (the API key id or admin credential, and the session) and a recheck.
+type Credential struct {
+	Tags  []string
+	Valid func(ctx context.Context) bool
+}
+
+const credentialKey = "credential"
+
+// RequestCredential returns what the request was authenticated with.
+func RequestCredential(c *gin.Context) Credential {
+	cr, _ := c.Get(credentialKey)
+	out, _ := cr.(Credential)
+	return out
+}
+
+func sessionTag(cookie string) string { return "session:" + models.HashToken(cookie) }
+
+// tokenStillValid rechecks a bearer token: the admin token cannot change while this process
+// runs; an API key may be revoked (on any replica).
+func (a *authenticator) tokenStillValid(ctx context.Context, token string) bool {
+	if len(a.adminHash) > 0 && subtle.ConstantTimeCompare([]byte(models.HashToken(token)), a.adminHash) == 1 {
+		return true
+	}
+	_, err := a.store.FindAPIKey(ctx, token)
+	return !errors.Is(err, models.ErrNotFound) // a failing database ends nothing
 }
 
 func safeMethod(m string) bool {
@@ -259,6 +300,7 @@ func (s *Server) deleteSession(c *gin.Context) {
 			storeProblem(c, err)
 			return
 		}
+		s.credentialEnded(sessionTag(cookie))
 	}
 	clearRootSessionCookie(c, s.auth.secure)
 	http.SetCookie(c.Writer, &http.Cookie{Name: SessionCookie, Value: "", Path: SessionCookiePath, HttpOnly: true,
@@ -371,5 +413,14 @@ func (s *Server) deleteAPIKey(c *gin.Context) {
 		storeProblem(c, err)
 		return
 	}
+	s.credentialEnded(c.Param("id"))
 	c.Status(http.StatusNoContent)
+}
+
+// credentialEnded tells what outlives requests (the inspector's sockets) that a credential
+// ended here; other replicas notice at their next recheck.
+func (s *Server) credentialEnded(tag string) {
+	if s.cfg.CredentialEnded != nil {
+		s.cfg.CredentialEnded(tag)
+	}
 }

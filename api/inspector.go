@@ -439,7 +439,8 @@ func (h *inspectorAPI) binSocket(c *gin.Context) {
 	if !ok {
 		return
 	}
-	h.insp.Hub().ServeWS(c.Writer, c.Request, b.ID, func(status int, reason string) {
+	cr := RequestCredential(c)
+	h.insp.Hub().ServeWS(c.Writer, c.Request, b.ID, inspector.Credential{Tags: cr.Tags, Valid: cr.Valid}, func(status int, reason string) {
 		if status == http.StatusForbidden {
 			reason = "cross-origin WebSocket refused: open it from this server's own origin"
 		}

@@ -46,6 +46,9 @@ type Config struct {
 	Version        string
 	// Extra registers routes owned by other packages (inspector, metrics, docs).
 	Extra []func(r *gin.Engine, authed *gin.RouterGroup)
+	// CredentialEnded is told the tag of a credential that ended (a logout, a revoked API
+	// key), so sockets opened with it close; optional.
+	CredentialEnded func(tag string)
 	// TrustedProxies are the addresses or CIDRs of reverse proxies whose X-Forwarded-For names
 	// the client; empty trusts none.
 	TrustedProxies []string

@@ -161,7 +161,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		Store: store, Dispatcher: a.Dispatcher, AdminTokenHash: adminHash, PublicURL: cfg.PublicURL,
 		AllowHTTP: cfg.AllowHTTP, AllowPrivate: cfg.AllowPrivate, UI: cfg.UI, Logger: cfg.Logger,
 		Version: cfg.Version, Metrics: a.Metrics, Extra: routes, TrustedProxies: cfg.TrustedProxies,
-		SignInLimits: cfg.SignInLimits,
+		SignInLimits: cfg.SignInLimits, CredentialEnded: a.Hub.CloseCredential,
 	})
 	readTimeout := cfg.RequestReadTimeout
 	if readTimeout <= 0 {

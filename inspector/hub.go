@@ -1,9 +1,11 @@
 package inspector
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -44,6 +46,35 @@ type client struct {
 	conn  *websocket.Conn
 	binID string
 	send  chan []byte // closed by the hub, under its lock, when the client is unregistered
+	auth  Credential
+	// why is the close reason sent when the hub drops the client (empty: going away).
+	why string
+}
+
+// Credential is what a socket was opened with. A socket lives no longer than its credential:
+// CloseCredential ends the sockets that carry one of its tags at once (logout, revocation on
+// this process), and Valid is asked again at every ping, which also catches a credential
+// ended on another replica or that expired.
+type Credential struct {
+	Tags  []string
+	Valid func(ctx context.Context) bool // nil: always valid
+}
+
+// CloseCredential closes the sockets opened with a credential carrying tag.
+func (h *Hub) CloseCredential(tag string) {
+	if tag == "" {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, set := range h.bins {
+		for c := range set {
+			if slices.Contains(c.auth.Tags, tag) {
+				c.why = "signed out"
+				h.removeLocked(c)
+			}
+		}
+	}
 }
 
 // NewHub builds a Hub.
@@ -172,7 +203,7 @@ func (h *Hub) removeLocked(c *client) {
 // The caller has authenticated the request and checked that the bin exists; fail, when not
 // nil, answers a refused handshake (so the caller can use its own error format). It returns
 // when the connection is finished; the writer goroutine ends with it.
-func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, binID string, fail func(status int, reason string)) {
+func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, binID string, auth Credential, fail func(status int, reason string)) {
 	up := h.upgrader
 	if fail != nil {
 		up.Error = func(_ http.ResponseWriter, _ *http.Request, status int, reason error) { fail(status, reason.Error()) }
@@ -181,7 +212,7 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, binID string, fail
 	if err != nil {
 		return // answered already
 	}
-	c := &client{conn: conn, binID: binID, send: make(chan []byte, h.cfg.QueueSize)}
+	c := &client{conn: conn, binID: binID, send: make(chan []byte, h.cfg.QueueSize), auth: auth}
 	if !h.register(c) {
 		_ = conn.WriteControl(websocket.CloseMessage,
 			websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(h.cfg.WriteWait))
@@ -223,9 +254,7 @@ func (h *Hub) write(c *client) {
 		select {
 		case msg, ok := <-c.send:
 			if !ok {
-				_ = c.conn.WriteControl(websocket.CloseMessage,
-					websocket.FormatCloseMessage(websocket.CloseGoingAway, ""), time.Now().Add(h.cfg.WriteWait))
-				_ = c.conn.Close()
+				h.goodbye(c)
 				return
 			}
 			_ = c.conn.SetWriteDeadline(time.Now().Add(h.cfg.WriteWait))
@@ -235,6 +264,13 @@ func (h *Hub) write(c *client) {
 				return
 			}
 		case <-ping.C:
+			if !h.stillValid(c) {
+				h.mu.Lock()
+				c.why = "signed out"
+				h.removeLocked(c)
+				h.mu.Unlock()
+				continue // the closed queue says goodbye
+			}
 			_ = c.conn.SetWriteDeadline(time.Now().Add(h.cfg.WriteWait))
 			if err := c.conn.WriteMessage(websocket.PingMessage, nil); err != nil {
 				h.unregister(c)
@@ -243,4 +279,26 @@ func (h *Hub) write(c *client) {
 			}
 		}
 	}
+}
+
+// goodbye sends the close frame (policy violation when the credential ended) and closes.
+func (h *Hub) goodbye(c *client) {
+	h.mu.Lock()
+	why := c.why
+	h.mu.Unlock()
+	code := websocket.CloseGoingAway
+	if why != "" {
+		code = websocket.ClosePolicyViolation
+	}
+	_ = c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, why), time.Now().Add(h.cfg.WriteWait))
+	_ = c.conn.Close()
+}
+
+func (h *Hub) stillValid(c *client) bool {
+	if c.auth.Valid == nil {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.WriteWait)
+	defer cancel()
+	return c.auth.Valid(ctx)
 }

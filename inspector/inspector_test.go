@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -916,5 +917,105 @@ func TestAdminSessionNeverReachesACapture(t *testing.T) {
 	}
 	if len(kept) != 1 || kept[0] != "theme=dark" {
 		t.Errorf("other cookies kept: %q, want exactly [theme=dark]", kept)
+	}
+}
+
+// closedFor waits for the server to close conn and returns the close code.
+func closedFor(t *testing.T, conn *websocket.Conn) int {
+	t.Helper()
+	_ = conn.SetReadDeadline(time.Now().Add(wait.Timeout))
+	for {
+		_, _, err := conn.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if errors.As(err, &ce) {
+			return ce.Code
+		}
+		t.Fatalf("socket ended without a close frame: %v", err)
+	}
+}
+
+// A live socket lasts no longer than what opened it: logging out, or revoking the API key it
+// was opened with (directly or through a session), closes it at once on this process.
+func TestSocketsCloseWhenTheirCredentialEnds(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	bin := e.createBin(nil)
+	var key struct{ ID, Token string }
+	e.must(http.StatusCreated, "POST", "/api/v1/api-keys", map[string]any{"name": "socket"}, &key)
+
+	login := func(token string) string {
+		resp := e.do("POST", "/api/v1/session", map[string]any{"token": token}, nil)
+		for _, c := range resp.Cookies() {
+			if c.Name == api.SessionCookie && c.Value != "" {
+				return c.Name + "=" + c.Value
+			}
+		}
+		t.Fatalf("login set no session cookie (status %d)", resp.StatusCode)
+		return ""
+	}
+	open := func(h http.Header) *websocket.Conn {
+		conn, resp, err := e.dialWith(bin.ID, h)
+		if err != nil {
+			t.Fatalf("dial: %v (status %v)", err, statusOf(resp))
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	adminCookie := login(adminToken)
+	keyCookie := login(key.Token)
+	adminSession := open(http.Header{"Cookie": {adminCookie}, "Origin": {e.publicURL}})
+	keySession := open(http.Header{"Cookie": {keyCookie}, "Origin": {e.publicURL}})
+	keyBearer := open(http.Header{"Authorization": {"Bearer " + key.Token}})
+	adminBearer := open(http.Header{"Authorization": {"Bearer " + adminToken}})
+	e.waitClients(bin.ID, 4)
+
+	// Logging out the admin session closes its socket and no other.
+	req, _ := http.NewRequest(http.MethodDelete, e.publicURL+"/api/v1/session", nil)
+	req.Header.Set("Cookie", adminCookie)
+	req.Header.Set("X-Requested-With", "fetch")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("logout: %v %v", err, statusOf(resp))
+	}
+	if code := closedFor(t, adminSession); code != websocket.ClosePolicyViolation {
+		t.Errorf("logged-out socket closed with %d, want %d", code, websocket.ClosePolicyViolation)
+	}
+	e.waitClients(bin.ID, 3)
+
+	// Revoking the key closes the sockets opened with it, by bearer and by session.
+	e.must(http.StatusNoContent, "DELETE", "/api/v1/api-keys/"+key.ID, nil, nil)
+	for name, conn := range map[string]*websocket.Conn{"bearer": keyBearer, "session": keySession} {
+		if code := closedFor(t, conn); code != websocket.ClosePolicyViolation {
+			t.Errorf("%s socket of the revoked key closed with %d", name, code)
+		}
+	}
+	e.waitClients(bin.ID, 1)
+
+	// The admin's bearer socket still streams.
+	e.send("POST", bin.URL, nil, []byte(`{}`))
+	if c := next(t, adminBearer); c.Method != "POST" {
+		t.Errorf("the remaining socket got %+v", c)
+	}
+}
+
+// A credential ended elsewhere (another replica revoked the key) is noticed at the next ping.
+func TestSocketsRecheckTheirCredentialAtEveryPing(t *testing.T) {
+	e := newEnv(t, envOptions{hub: inspector.HubConfig{PingInterval: 50 * time.Millisecond}})
+	bin := e.createBin(nil)
+	var key struct{ ID, Token string }
+	e.must(http.StatusCreated, "POST", "/api/v1/api-keys", map[string]any{"name": "elsewhere"}, &key)
+	conn, resp, err := e.dialWith(bin.ID, http.Header{"Authorization": {"Bearer " + key.Token}})
+	if err != nil {
+		t.Fatalf("dial: %v (status %v)", err, statusOf(resp))
+	}
+	defer conn.Close()
+	e.waitClients(bin.ID, 1)
+	// Straight in the database, as another replica would: this process's API is not told.
+	if err := e.store.DeleteAPIKey(t.Context(), key.ID); err != nil {
+		t.Fatal(err)
+	}
+	if code := closedFor(t, conn); code != websocket.ClosePolicyViolation {
+		t.Errorf("socket of a key revoked elsewhere closed with %d", code)
 	}
 }
