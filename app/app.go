@@ -19,6 +19,7 @@ import (
 	"github.com/hookrelay/hookrelay/api"
 	"github.com/hookrelay/hookrelay/delivery"
 	"github.com/hookrelay/hookrelay/inspector"
+	"github.com/hookrelay/hookrelay/maintenance"
 	"github.com/hookrelay/hookrelay/models"
 	"github.com/hookrelay/hookrelay/store"
 )
@@ -77,7 +78,7 @@ type App struct {
 
 	cfg        Config
 	replicated *inspector.Replicated
-	maint      *delivery.Maintenance
+	maint      *maintenance.Jobs
 
 	stopBackground context.CancelFunc
 	background     sync.WaitGroup
@@ -123,7 +124,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	a.Dispatcher = delivery.New(delivery.Config{Store: store, Sender: a.Sender, Workers: cfg.Workers,
 		PerWebhook: cfg.PerWebhook, Lease: cfg.ClaimLease, RetrySchedule: cfg.RetrySchedule, Logger: cfg.Logger,
 		Metrics: a.Metrics})
-	a.maint = &delivery.Maintenance{Store: store, Retention: cfg.Retention, AutoDisableAfter: cfg.AutoDisableAfter,
+	a.maint = &maintenance.Jobs{Store: store, Retention: cfg.Retention, AutoDisableAfter: cfg.AutoDisableAfter,
 		Every: cfg.MaintenanceEvery, Logger: cfg.Logger}
 
 	hubCfg := cfg.Hub
