@@ -53,7 +53,11 @@ func startRecorder(t *testing.T, log *resultsLog, tune func(r *recorder)) (r *re
 	t.Helper()
 	out = &recorderOutcome{}
 	r = newRecorder(log,
-		func(b []models.Result) { out.mu.Lock(); out.recorded = append(out.recorded, ids(b)...); out.mu.Unlock() },
+		func(b []models.Result) {
+			out.mu.Lock()
+			out.recorded = append(out.recorded, ids(b)...)
+			out.mu.Unlock()
+		},
 		func(b []models.Result, err error) {
 			out.mu.Lock()
 			out.lost, out.err = append(out.lost, ids(b)...), err
