@@ -22,13 +22,14 @@ lint:
 test-go:
 	$(GO) test -race -count=1 -timeout 15m ./...
 
-# test-postgres runs the integration suites (API, inspector, delivery) again on PostgreSQL; the
-# store suite and the replica tests already cover both backends inside test-go.
+# test-postgres runs the integration suites (API, inspector, delivery, engine, maintenance)
+# again on PostgreSQL; the store suite and the replica tests already cover both backends
+# inside test-go.
 test-postgres:
 	@if [ -z "$$HOOKRELAY_TEST_POSTGRES_URL" ]; then \
 		echo "PostgreSQL integration suites skipped: HOOKRELAY_TEST_POSTGRES_URL is not set (.ci/run sets it)"; \
 	else \
-		HOOKRELAY_TEST_BACKEND=postgres $(GO) test -count=1 -timeout 10m ./api/ ./inspector/ ./delivery/; \
+		HOOKRELAY_TEST_BACKEND=postgres $(GO) test -count=1 -timeout 10m ./api/ ./inspector/ ./delivery/ ./engine/ ./maintenance/; \
 	fi
 
 test: deps lint ui-check ui-typecheck openapi-check openapi-lint test-go test-postgres test-browser

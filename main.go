@@ -20,6 +20,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/app"
 	"github.com/hookrelay/hookrelay/delivery"
+	"github.com/hookrelay/hookrelay/engine"
 )
 
 var version = "dev"
@@ -62,7 +63,7 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	fs.BoolVar(&c.allowPrivate, "allow-private-targets", false, "allow loopback/private/link-local delivery targets")
 	fs.StringVar(&timeout, "delivery-timeout", "10s", "per-attempt timeout")
 	fs.StringVar(&schedule, "retry-schedule", "10s,1m,5m,30m,2h,6h,12h,24h", "delays before attempts 2, 3, …")
-	fs.IntVar(&c.workers, "workers", delivery.DefaultWorkers(), "concurrent in-flight deliveries, in total")
+	fs.IntVar(&c.workers, "workers", engine.DefaultWorkers(), "concurrent in-flight deliveries, in total")
 	fs.IntVar(&c.perWebhook, "per-webhook", 0, "most in-flight deliveries to one webhook (default workers/4)")
 	var lease string
 	fs.StringVar(&lease, "claim-lease", "0", "how long a replica holds a claimed delivery before others may take it over (default 2×timeout+30s)")

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookrelay/hookrelay/delivery"
+	"github.com/hookrelay/hookrelay/engine"
 	"github.com/hookrelay/hookrelay/internal/testsrv"
 )
 
@@ -26,7 +26,7 @@ func TestConfigDefaultsFollowTheSpec(t *testing.T) {
 	}
 	if c.addr != ":8080" || c.db != "hookrelay.db" || c.publicURL != "http://localhost:8080" || c.timeout != 10*time.Second ||
 		c.retention != 720*time.Hour || c.inspectorRate != 50 || c.logFormat != "text" || c.allowHTTP || c.allowPrivate ||
-		c.adminToken != "" || c.workers != delivery.DefaultWorkers() {
+		c.adminToken != "" || c.workers != engine.DefaultWorkers() {
 		t.Fatalf("defaults: %+v", c)
 	}
 	want := []time.Duration{10 * time.Second, time.Minute, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour}

@@ -18,8 +18,10 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/hookrelay/hookrelay/api"
 	"github.com/hookrelay/hookrelay/delivery"
+	"github.com/hookrelay/hookrelay/engine"
 	"github.com/hookrelay/hookrelay/inspector"
 	"github.com/hookrelay/hookrelay/internal/connlimit"
+	"github.com/hookrelay/hookrelay/maintenance"
 	"github.com/hookrelay/hookrelay/models"
 	"github.com/hookrelay/hookrelay/store"
 )
@@ -37,7 +39,7 @@ type Config struct {
 
 	DeliveryTimeout  time.Duration    // per attempt (10 s)
 	RetrySchedule    []time.Duration  // delays before attempts 2, 3, …; nil: the default schedule
-	Workers          int              // deliveries in flight in total (delivery.DefaultWorkers)
+	Workers          int              // deliveries in flight in total (engine.DefaultWorkers)
 	PerWebhook       int              // most in flight to one webhook (Workers/4)
 	ClaimLease       time.Duration    // 0: 2 × DeliveryTimeout + 30 s
 	Retention        time.Duration    // 0 keeps everything
@@ -75,7 +77,7 @@ type Config struct {
 type App struct {
 	Store      *store.Store
 	Sender     *delivery.Sender
-	Dispatcher *delivery.Dispatcher
+	Dispatcher *engine.Dispatcher
 	Metrics    *delivery.Metrics
 	Hub        *inspector.Hub
 	Inspector  *inspector.Inspector
@@ -89,7 +91,7 @@ type App struct {
 
 	cfg        Config
 	replicated *inspector.Replicated
-	maint      *delivery.Maintenance
+	maint      *maintenance.Jobs
 
 	stopBackground context.CancelFunc
 	background     sync.WaitGroup
@@ -114,7 +116,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		cfg.RetrySchedule = delivery.DefaultRetrySchedule
 	}
 	if cfg.Workers <= 0 {
-		cfg.Workers = delivery.DefaultWorkers()
+		cfg.Workers = engine.DefaultWorkers()
 	}
 	store, err := store.Open(ctx, cfg.DB)
 	if err != nil {
@@ -132,10 +134,10 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		PublicURL: cfg.PublicURL, Version: cfg.Version, MaxConns: cfg.Workers})
 	a.Metrics = delivery.NewMetrics(delivery.MetricsConfig{Store: store, Logger: cfg.Logger, Sender: a.Sender,
 		QueueInterval: cfg.QueueStatsEvery})
-	a.Dispatcher = delivery.New(delivery.Config{Store: store, Sender: a.Sender, Workers: cfg.Workers,
+	a.Dispatcher = engine.New(engine.Config{Store: store, Sender: a.Sender, Workers: cfg.Workers,
 		PerWebhook: cfg.PerWebhook, Lease: cfg.ClaimLease, RetrySchedule: cfg.RetrySchedule, Logger: cfg.Logger,
 		Metrics: a.Metrics})
-	a.maint = &delivery.Maintenance{Store: store, Retention: cfg.Retention, AutoDisableAfter: cfg.AutoDisableAfter,
+	a.maint = &maintenance.Jobs{Store: store, Retention: cfg.Retention, AutoDisableAfter: cfg.AutoDisableAfter,
 		Every: cfg.MaintenanceEvery, Logger: cfg.Logger}
 
 	hubCfg := cfg.Hub

@@ -71,6 +71,17 @@ func TestParseSchedule(t *testing.T) {
 	}
 }
 
+// The span DefaultRetrySchedule's comment states is the sum of its delays.
+func TestDefaultRetryScheduleSpansWhatItsCommentSays(t *testing.T) {
+	var total time.Duration
+	for _, d := range delivery.DefaultRetrySchedule {
+		total += d
+	}
+	if want := 44*time.Hour + 36*time.Minute + 10*time.Second; total != want {
+		t.Errorf("the default schedule spans %s, its comment says %s", total, want)
+	}
+}
+
 // send makes one attempt with a fresh sender against url.
 func send(t *testing.T, cfg delivery.SenderConfig, url string) *delivery.Response {
 	t.Helper()

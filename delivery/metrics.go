@@ -21,7 +21,7 @@ type QueueStatser interface {
 }
 
 // Metrics is the Prometheus view of the pipeline, served at /metrics. It implements the
-// dispatcher's Observer and the API's publish observer. No metric carries a webhook label:
+// engine's Observer and the API's publish observer. No metric carries a webhook label:
 // webhooks are created by users, so a per-webhook series set would grow without bound; the
 // per-webhook picture lives in the API's delivery log instead.
 type Metrics struct {

@@ -127,6 +127,10 @@ func NewSender(cfg SenderConfig) *Sender {
 	}
 }
 
+// Timeout bounds one attempt, from connecting to the last byte of the response excerpt: the
+// engine sizes its claim lease from it.
+func (s *Sender) Timeout() time.Duration { return s.timeout }
+
 // CloseIdleConnections closes the pooled keep-alive connections, so a stopped server (or
 // a test) leaves no connection goroutines behind.
 func (s *Sender) CloseIdleConnections() {

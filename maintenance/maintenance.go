@@ -1,4 +1,7 @@
-package delivery
+// Package maintenance runs Hookrelay's periodic jobs: retention pruning and auto-disabling
+// webhooks that have failed for too long. They share one advisory lock, so with replicas on
+// PostgreSQL one process at a time runs them.
+package maintenance
 
 import (
 	"context"
@@ -9,18 +12,18 @@ import (
 	"github.com/hookrelay/hookrelay/models"
 )
 
-// MaintenanceStore is what the periodic jobs need.
-type MaintenanceStore interface {
+// Store is what the periodic jobs need from storage.
+type Store interface {
 	WithJobLock(ctx context.Context, key int64, fn func(ctx context.Context) error) (bool, error)
 	Prune(ctx context.Context, before time.Time) (int64, error)
 	StaleFailingWebhooks(ctx context.Context, cutoff time.Time) ([]*models.Webhook, error)
 	DisableWebhook(ctx context.Context, id, reason string) error
 }
 
-// Maintenance runs the periodic jobs: retention pruning and auto-disabling webhooks that have
+// Jobs runs the periodic jobs: retention pruning and auto-disabling webhooks that have
 // failed without a single success for too long.
-type Maintenance struct {
-	Store            MaintenanceStore
+type Jobs struct {
+	Store            Store
 	Retention        time.Duration
 	AutoDisableAfter time.Duration
 	Every            time.Duration
@@ -28,7 +31,7 @@ type Maintenance struct {
 }
 
 // Run repeats the jobs until ctx is done.
-func (m *Maintenance) Run(ctx context.Context) {
+func (m *Jobs) Run(ctx context.Context) {
 	if m.Every <= 0 {
 		m.Every = time.Minute
 	}
@@ -44,12 +47,12 @@ func (m *Maintenance) Run(ctx context.Context) {
 	}
 }
 
-// maintenanceLock is the advisory lock key that keeps the jobs on one replica at a time.
-const maintenanceLock = 0x686f6f6b // "hook"
+// jobLock is the advisory lock key that keeps the jobs on one replica at a time.
+const jobLock = 0x686f6f6b // "hook"
 
 // Once runs every job one time, unless another replica is running them right now.
-func (m *Maintenance) Once(ctx context.Context) {
-	if _, err := m.Store.WithJobLock(ctx, maintenanceLock, func(ctx context.Context) error {
+func (m *Jobs) Once(ctx context.Context) {
+	if _, err := m.Store.WithJobLock(ctx, jobLock, func(ctx context.Context) error {
 		m.jobs(ctx)
 		return nil
 	}); err != nil && ctx.Err() == nil {
@@ -57,7 +60,7 @@ func (m *Maintenance) Once(ctx context.Context) {
 	}
 }
 
-func (m *Maintenance) jobs(ctx context.Context) {
+func (m *Jobs) jobs(ctx context.Context) {
 	now := time.Now().UTC()
 	if m.Retention > 0 {
 		if n, err := m.Store.Prune(ctx, now.Add(-m.Retention)); err != nil && ctx.Err() == nil {

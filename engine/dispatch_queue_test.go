@@ -1,4 +1,4 @@
-package delivery_test
+package engine_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookrelay/hookrelay/engine"
 	"github.com/hookrelay/hookrelay/internal/testsrv"
 	"github.com/hookrelay/hookrelay/models"
 	"github.com/hookrelay/hookrelay/store"
@@ -60,18 +61,16 @@ func TestHealthyWebhookDrainsWhileAStuckOneHoldsALargeBacklog(t *testing.T) {
 		t.Errorf("the stuck endpoint has %d requests in flight, more than its limit of %d", got, perWebhook)
 	}
 	// The healthy webhook's results are recorded a moment after they arrive.
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		st, err := s.Store.QueueStats(context.Background())
-		if err != nil {
+	var st store.QueueStats
+	if !engine.Eventually(t, 30*time.Second, func() bool {
+		var err error
+		if st, err = s.Store.QueueStats(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		if st.Pending+st.Owed == events && (st.Spilled == 1) == s.Store.SpillSupported() {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d deliveries pending and %d owed by %d spilled webhooks, want the stuck webhook's %d in all, spilled on SQLite",
-				st.Pending, st.Owed, st.Spilled, events)
-		}
+		return st.Pending+st.Owed == events && (st.Spilled == 1) == s.Store.SpillSupported()
+	}) {
+		t.Fatalf("%d deliveries pending and %d owed by %d spilled webhooks, want the stuck webhook's %d in all, spilled on SQLite",
+			st.Pending, st.Owed, st.Spilled, events)
 	}
 	free()
 	stuck.WaitFor(t, events, time.Minute)
@@ -121,10 +120,8 @@ func TestNewWebhookIsNotStuckBehindDeadOnesHoldingTheSharedSlots(t *testing.T) {
 		s.CreateWebhook(t, map[string]any{"name": "stuck", "url": stuck.URL, "events": []string{"conversation.started"}})
 	}
 	publishBatches(t, s.Store, 20)
-	for deadline := time.Now().Add(20 * time.Second); len(stuck.Captures()) < 4; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d requests reached the stuck endpoints", len(stuck.Captures()))
-		}
+	if !engine.Eventually(t, 20*time.Second, func() bool { return len(stuck.Captures()) >= 4 }) {
+		t.Fatalf("only %d requests reached the stuck endpoints", len(stuck.Captures()))
 	}
 	s.CreateWebhook(t, map[string]any{"name": "healthy", "url": healthy.URL, "events": []string{"conversation.started"}})
 	publishBatches(t, s.Store, 50)
@@ -180,12 +177,10 @@ func TestSpillingOnAndOffDeliversEveryEventOnce(t *testing.T) {
 	// The last attempts' records, which end the spill, may still be on their way.
 	var st store.QueueStats
 	var err error
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if st, err = s.Store.QueueStats(context.Background()); err == nil && st.Owed == 0 && st.Spilled == 0 {
-			break
-		}
-	}
-	if err != nil || st.Owed != 0 || st.Spilled != 0 {
+	if !engine.Eventually(t, 20*time.Second, func() bool {
+		st, err = s.Store.QueueStats(context.Background())
+		return err == nil && st.Owed == 0 && st.Spilled == 0
+	}) {
 		t.Errorf("queue once every event arrived and was recorded: %+v, %v; want nothing spilled or owed", st, err)
 	}
 }

@@ -1,4 +1,4 @@
-package delivery
+package engine
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookrelay/hookrelay/delivery"
 	"github.com/hookrelay/hookrelay/models"
 	"github.com/hookrelay/hookrelay/store"
 )
@@ -35,9 +36,9 @@ func TestClaimedDeliveriesKeepTheirBodiesWhenTheCacheEvictsThem(t *testing.T) {
 	if _, err := db.Publish(ctx, in); err != nil {
 		t.Fatal(err)
 	}
-	sender := NewSender(SenderConfig{Timeout: 5 * time.Second, AllowPrivate: true, Version: "test"})
+	sender := delivery.NewSender(delivery.SenderConfig{Timeout: 5 * time.Second, AllowPrivate: true, Version: "test"})
 	t.Cleanup(sender.CloseIdleConnections)
-	d := New(Config{Store: db, Sender: sender, Workers: 8, RetrySchedule: DefaultRetrySchedule})
+	d := New(Config{Store: db, Sender: sender, Workers: 8, RetrySchedule: delivery.DefaultRetrySchedule})
 	// Room for one body: the others are read back but not kept.
 	d.payloads = newPayloadCache(len(in[0].Payload) + len(models.NewID("evt")))
 	claimed, _, err := db.ClaimFor(ctx, store.ClaimForRequest{Owner: "t", Now: time.Now(), Lease: time.Minute,
@@ -48,7 +49,7 @@ func TestClaimedDeliveriesKeepTheirBodiesWhenTheCacheEvictsThem(t *testing.T) {
 	d.start(ctx, ctx, claimed)
 	d.sends.Wait()
 	for range claimed {
-		if r := <-d.results; r.Status != models.StatusSucceeded {
+		if r := <-d.rec.in; r.Status != models.StatusSucceeded {
 			t.Errorf("delivery %s ended %s, want succeeded: its body was lost", r.DeliveryID, r.Status)
 		}
 	}

@@ -1,4 +1,4 @@
-package delivery_test
+package engine_test
 
 import (
 	"net/http"

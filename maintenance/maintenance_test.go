@@ -1,4 +1,4 @@
-package delivery_test
+package maintenance_test
 
 import (
 	"context"
@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookrelay/hookrelay/delivery"
 	"github.com/hookrelay/hookrelay/internal/storetest"
+	"github.com/hookrelay/hookrelay/maintenance"
 	"github.com/hookrelay/hookrelay/models"
 	"github.com/hookrelay/hookrelay/store"
 )
@@ -38,7 +38,7 @@ func TestMaintenanceAutoDisablesLongFailingWebhooks(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		m := &delivery.Maintenance{Store: s, AutoDisableAfter: 5 * 24 * time.Hour, Logger: slog.Default()}
+		m := &maintenance.Jobs{Store: s, AutoDisableAfter: 5 * 24 * time.Hour, Logger: slog.Default()}
 		m.Once(ctx)
 
 		got, _ := s.GetWebhook(ctx, failing.ID)

@@ -1,0 +1,389 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hookrelay/hookrelay/delivery"
+	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
+)
+
+// Dispatcher runs the delivery loop: it plans, claims and starts attempts (this file), keeps
+// one state per webhook in its table (webhook.go) planned by a pure planner (planner.go),
+// takes what spilled webhooks owe (spill.go), and hands results to the recorder
+// (recorder.go).
+type Dispatcher struct {
+	cfg      Config
+	store    Queue
+	owner    string
+	canSpill bool
+	wake     chan struct{}
+	payloads *payloadCache
+	table    *table
+	spill    *spiller
+	rec      *recorder
+	// rescanAt is when the next periodic rescan is due (unix ns; 0: at once). Only the loop
+	// reads it; anyone may make it due at once.
+	rescanAt atomic.Int64
+
+	sends sync.WaitGroup
+}
+
+// rescanEvery is how often the dispatcher looks for due work it was not told about: leases
+// that expired after a failed record, and, on PostgreSQL, work of other replicas.
+const rescanEvery = time.Second
+
+// New creates a dispatcher.
+func New(cfg Config) *Dispatcher {
+	if cfg.Workers <= 0 {
+		cfg.Workers = DefaultWorkers()
+	}
+	if cfg.PerWebhook <= 0 {
+		cfg.PerWebhook = max(4, cfg.Workers/4)
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = 2*cfg.Sender.Timeout() + 30*time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Jitter == nil {
+		cfg.Jitter = rand.Float64
+	}
+	d := &Dispatcher{
+		cfg:      cfg,
+		store:    cfg.Store,
+		owner:    models.NewID("proc"),
+		canSpill: cfg.Store.SpillSupported(),
+		wake:     make(chan struct{}, 1),
+		payloads: newPayloadCache(payloadCacheBytes),
+	}
+	inFlight := func(int) {}
+	if cfg.Metrics != nil {
+		inFlight = cfg.Metrics.InFlight
+	}
+	d.table = newTable(cfg.PerWebhook, inFlight)
+	d.spill = newSpiller(cfg.Store, d.table, d.owner, cfg.Logger, d.Notify, d.requestRescan)
+	d.rec = newRecorder(cfg.Store, d.recorded, d.lost)
+	return d
+}
+
+// queued learns what the store just queued: the bodies of fresh events, and where work is.
+func (d *Dispatcher) queued(q store.Queued) {
+	for id, b := range q.Payloads {
+		d.payloads.put(id, b.Payload, b.Deliveries)
+	}
+	if len(q.Spilled) > 0 {
+		d.table.spilledByPublish(q.Spilled)
+		for _, id := range q.Spilled {
+			d.cfg.Logger.Info("webhook spilled: its new events wait without delivery rows until it catches up", "webhook", id)
+		}
+	}
+	d.hint(q.Due)
+}
+
+// hint records that webhooks may have deliveries due at the given times (unix ms) and wakes
+// the loop.
+func (d *Dispatcher) hint(due map[string]int64) {
+	d.table.hint(due)
+	d.Notify()
+}
+
+// requestRescan makes the next loop look for due work everywhere.
+func (d *Dispatcher) requestRescan() {
+	d.rescanAt.Store(0)
+	d.Notify()
+}
+
+// Notify wakes the dispatcher: new deliveries are due. It never blocks.
+func (d *Dispatcher) Notify() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run claims and sends deliveries until ctx is done, then waits for in-flight attempts to
+// finish (each bounded by the delivery timeout), records them, and returns.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	if !d.store.IsPostgres() {
+		// SQLite is one process's file: whatever is leased belongs to a previous run of this
+		// process that crashed, so take it back now rather than after the lease.
+		if err := d.store.ReleaseAllLeases(ctx); err != nil {
+			return err
+		}
+	}
+	// The spilled webhooks a previous run left are found by the first loop's rescan, which
+	// is due at once.
+	d.store.OnQueued(d.queued)
+	// Other replicas announce new work over LISTEN/NOTIFY (PostgreSQL); a no-op on SQLite.
+	go d.store.Listen(ctx, store.ChannelWake, func(payload string) {
+		if payload == "" {
+			d.requestRescan()
+			return
+		}
+		now := time.Now().UnixMilli()
+		due := map[string]int64{}
+		for _, id := range strings.Split(payload, ",") {
+			due[id] = now
+		}
+		d.hint(due)
+	})
+	recorderDone := make(chan struct{})
+	go func() { defer close(recorderDone); d.rec.run() }()
+
+	// In-flight attempts run on their own context: shutdown lets them finish rather than
+	// turning every one into a failure to retry.
+	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSends()
+	spillerDone := make(chan struct{})
+	go func() { defer close(spillerDone); d.spill.loop(ctx) }()
+
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		wait := d.claimAndSend(ctx, sendCtx)
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			<-spillerDone // a take under way ends first
+			d.sends.Wait()
+			d.rec.close()
+			<-recorderDone
+			return nil
+		case <-d.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// claimAndSend starts what fits in the free slots: the ready work of spilled webhooks, then
+// what it leases from the store. It returns how long to wait before looking again when
+// nothing else wakes the loop.
+func (d *Dispatcher) claimAndSend(ctx, sendCtx context.Context) time.Duration {
+	for ctx.Err() == nil {
+		d.rescanIfDue(ctx)
+		p, ready, seq := d.table.plan(time.Now(), d.cfg.Workers, d.canSpill)
+		if d.canSpill {
+			// Applied by the next publish, the only writer of the rows a spill saves.
+			d.store.RequestSpill(p.Spill)
+		}
+		if len(ready) == 0 && len(p.Claim) == 0 {
+			wait := min(p.Wait, time.Until(time.Unix(0, d.rescanAt.Load())))
+			return max(wait, time.Millisecond)
+		}
+		now := time.Now()
+		if len(ready) > 0 {
+			d.start(ctx, sendCtx, ready)
+		}
+		if len(p.Claim) == 0 {
+			continue
+		}
+		claimed, next, err := d.store.ClaimFor(ctx, store.ClaimForRequest{Owner: d.owner, Now: now, Lease: d.cfg.Lease, Hooks: p.Claim})
+		if err != nil {
+			if ctx.Err() == nil {
+				d.cfg.Logger.Error("claim deliveries", "err", err)
+			}
+			return time.Second
+		}
+		if d.table.claimed(p.Claim, next, now, seq) {
+			d.spill.wake()
+		}
+		if len(claimed) == 0 {
+			// Only rows released while the claim read (they show up at the next look).
+			return time.Millisecond
+		}
+		d.start(ctx, sendCtx, claimed)
+	}
+	return time.Second
+}
+
+// rescanIfDue looks for pending work in every webhook's queue once a rescan is due: work
+// that no hint announced (leases that ran out after a failed record; on PostgreSQL, what
+// other replicas queued or left behind).
+func (d *Dispatcher) rescanIfDue(ctx context.Context) {
+	now := time.Now()
+	if now.UnixNano() < d.rescanAt.Load() {
+		return
+	}
+	// A rescan asked for meanwhile is served by the reads below, which follow it.
+	d.rescanAt.Store(now.Add(rescanEvery).UnixNano())
+	pending, err := d.store.PendingByWebhook(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.cfg.Logger.Error("look for due deliveries", "err", err)
+		}
+		return
+	}
+	// Spills are announced as they happen; reading them here too means a missed announcement
+	// delays a webhook's owed events by one rescan at most, never strands them.
+	spilled, err := d.store.SpilledWebhooks(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.cfg.Logger.Error("look for spilled webhooks", "err", err)
+		}
+	}
+	d.table.rescanned(pending, spilled)
+}
+
+// start loads what the claimed deliveries need and launches their attempts.
+func (d *Dispatcher) start(ctx, sendCtx context.Context, claimed []*models.Delivery) {
+	hookIDs := make([]string, 0, len(claimed))
+	// The bodies are held here for the attempts: the shared cache may evict one before
+	// its attempt starts.
+	bodies := make(map[string][]byte, len(claimed))
+	uses := make(map[string]int, len(claimed)) // deliveries of each event in this claim
+	seenHook := make(map[string]bool, 4)
+	for _, c := range claimed {
+		if !seenHook[c.WebhookID] {
+			// Once each: the driver binds an IN list in time quadratic in its length.
+			seenHook[c.WebhookID] = true
+			hookIDs = append(hookIDs, c.WebhookID)
+		}
+		uses[c.EventID]++
+	}
+	var missing []string
+	for id, n := range uses {
+		if b := d.payloads.take(id, n); b != nil {
+			bodies[id] = b
+		} else {
+			missing = append(missing, id)
+		}
+	}
+	webhooks, err := d.store.WebhooksToSend(ctx, hookIDs)
+	if err == nil && len(missing) > 0 {
+		var events map[string]store.EventBody
+		events, err = d.store.EventPayloads(ctx, missing)
+		for id, b := range events {
+			bodies[id] = b.Payload
+			// The rest of the fan-out is likely close behind (the other webhooks' cursors).
+			d.payloads.put(id, b.Payload, b.Deliveries-uses[id])
+		}
+	}
+	if err != nil {
+		d.cfg.Logger.Error("load claimed deliveries", "err", err)
+		var ids, owedHooks []string
+		for _, c := range claimed {
+			if c.Owed != nil {
+				owedHooks = append(owedHooks, c.WebhookID)
+			} else {
+				ids = append(ids, c.ID)
+			}
+		}
+		_ = d.store.ReleaseLeases(context.WithoutCancel(ctx), ids)
+		d.spill.abandon(owedHooks)
+		return
+	}
+	d.table.started(claimed)
+	for _, c := range claimed {
+		d.sends.Add(1)
+		go d.attempt(sendCtx, c, webhooks[c.WebhookID], bodies[c.EventID])
+	}
+}
+
+// attempt sends one delivery and hands the result to the recorder.
+func (d *Dispatcher) attempt(ctx context.Context, dl *models.Delivery, wh *models.Webhook, payload []byte) {
+	defer d.sends.Done()
+	n := dl.AttemptCount + 1
+	var res models.Result
+	switch {
+	case wh == nil || !wh.Enabled:
+		// Deleted or disabled after the claim: nothing to send; the delivery is cancelled.
+		res = models.Result{DeliveryID: dl.ID, WebhookID: dl.WebhookID, Status: models.StatusCancelled}
+	case payload == nil:
+		// The event was pruned or deleted under the delivery: nothing can be sent.
+		res = models.Result{DeliveryID: dl.ID, WebhookID: dl.WebhookID, Status: models.StatusFailed}
+		d.cfg.Logger.Error("event body missing", "delivery", dl.ID, "event", dl.EventID)
+	default:
+		resp := d.cfg.Sender.Send(ctx, delivery.Request{Webhook: wh, MessageID: dl.EventID, EventType: dl.EventType,
+			Body: delivery.BodyFor(wh.Format, payload), Attempt: n})
+		dec := delivery.Decide(resp, n, d.cfg.RetrySchedule, d.cfg.Jitter())
+		res = models.Result{
+			Attempt:    delivery.NewAttempt(dl.ID, wh.ID, n, resp, false),
+			DeliveryID: dl.ID, WebhookID: wh.ID, Status: dec.Status, Succeeded: resp.OK(),
+			DisableReason: dec.Disable,
+		}
+		if dec.Status == models.StatusPending {
+			res.NextAttemptAt = time.Now().Add(dec.Delay).UnixMilli()
+		}
+		d.table.adjust(wh.ID, resp)
+		if d.cfg.Metrics != nil {
+			d.cfg.Metrics.Attempted(wh.ID, resp, dec.Status)
+		}
+	}
+	if dl.Owed != nil {
+		res.Owed, res.EventID, res.EventType, res.TakenAt = dl.Owed, dl.EventID, dl.EventType, dl.CreatedAt
+	}
+	// The slot is freed once the recorder has taken the result (see resultBuffer).
+	d.rec.add(res)
+	d.table.finished(dl.WebhookID)
+	d.Notify() // a slot is free
+}
+
+// recorded hears of a batch written: retries it scheduled are due work.
+func (d *Dispatcher) recorded(batch []models.Result) {
+	retries := map[string]int64{}
+	for _, r := range batch {
+		if r.Status == models.StatusPending {
+			if at, ok := retries[r.WebhookID]; !ok || r.NextAttemptAt < at {
+				retries[r.WebhookID] = r.NextAttemptAt
+			}
+		}
+	}
+	d.hint(retries) // also wakes the loop: the recorded rows are claimable again
+}
+
+// lost hears of a batch the recorder gave up on. The leases expire and the deliveries are
+// attempted again: at-least-once holds. Those taken from a spill are taken again from its
+// stored position.
+func (d *Dispatcher) lost(batch []models.Result, err error) {
+	d.cfg.Logger.Error("record attempts", "err", err, "count", len(batch))
+	var owedHooks []string
+	for _, r := range batch {
+		if r.Owed != nil {
+			owedHooks = append(owedHooks, r.WebhookID)
+		}
+	}
+	d.spill.abandon(owedHooks)
+	d.Notify()
+}
+
+// SendTest performs the test action: the seed's sample payload for eventType with fresh
+// timestamps, sent now with X-Webhook-Test: true, whether or not the webhook is enabled, and
+// recorded in the delivery log as a test.
+func (d *Dispatcher) SendTest(ctx context.Context, wh *models.Webhook, eventType string) (*models.Attempt, error) {
+	et, ok := models.LookupEventType(eventType)
+	if !ok {
+		return nil, errors.New("unknown event type")
+	}
+	now := time.Now().UTC()
+	body := et.Example(now)
+	ev := &models.Event{ID: models.NewID("evt"), Type: eventType, Payload: body, OccurredAt: now.Truncate(time.Second),
+		Test: true, DeliveryCount: 1, CreatedAt: now}
+	resp := d.cfg.Sender.Send(ctx, delivery.Request{Webhook: wh, MessageID: ev.ID, EventType: eventType,
+		Body: delivery.BodyFor(wh.Format, body), Attempt: 1, Test: true})
+	dl := &models.Delivery{ID: models.NewID("dlv"), EventID: ev.ID, WebhookID: wh.ID, EventType: eventType,
+		Status: models.StatusFailed, AttemptCount: 1, Test: true, CreatedAt: now, UpdatedAt: now}
+	a := delivery.NewAttempt(dl.ID, wh.ID, 1, resp, true)
+	if resp.OK() {
+		dl.Status = models.StatusSucceeded
+	}
+	dl.LastStatusCode, dl.LastError = a.ResponseStatus, a.Error
+	if err := d.store.RecordTest(context.WithoutCancel(ctx), ev, dl, a); err != nil {
+		return nil, err
+	}
+	return a, nil
+}

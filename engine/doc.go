@@ -1,0 +1,66 @@
+// Package engine is Hookrelay's queue engine: it claims due deliveries from the outbox, has
+// delivery.Sender send them with a bounded number in flight, records every attempt and
+// schedules retries. Read Dispatcher.Run → claimAndSend → attempt → recorder to follow one
+// delivery.
+//
+// # States of a delivery
+//
+//	pending ──claim (lease)──▶ in flight ──2xx──────────────▶ delivered (succeeded)
+//	   ▲                          │ ├──error, schedule left──▶ pending, due after the delay (retry)
+//	   └──────────────────────────┘ └──error, schedule spent─▶ failed (410 Gone: at once)
+//
+// A claim leases a row to this process (Config.Lease); the recorder writes the attempt and
+// the row's next state in one transaction. A process that dies mid-attempt leaves the lease
+// to expire, and the delivery is attempted again: delivery is at least once. A webhook
+// disabled or deleted under a claim has its delivery cancelled.
+//
+// A spilled webhook's new events get no row at publish: they wait in the webhook's spill (a
+// stored position in the events), and are taken in order, a chunk at a time, into deliveries
+// at their owed positions; each one's row is written once, in its final state, when its
+// attempt is recorded.
+//
+// # Parts
+//
+// The Dispatcher keeps one webhook state per webhook in a table (webhook.go): its concurrency
+// window and in-flight count, when it may next have due work, the hint sequence, since when
+// it is backlogged, its spill, and the ready work a take brought. Each round the pure planner
+// (planner.go) turns the states, the free global slots, the per-webhook limit and the time
+// into what to start from ready work, what to claim, what to spill and what is now
+// backlogged; the dispatcher applies it. The recorder (recorder.go) batches results into
+// RecordResults; the spiller (spill.go) runs the takes.
+//
+// # Spill policy
+//
+// Only the SQLite store spills (Queue.SpillSupported); on PostgreSQL every delivery is a row.
+// A webhook is spilled when either side sees it falling behind:
+//   - at publish time, the store spills a webhook with spillPending deliveries pending,
+//     checked once per spillPending rows written for it (sinceCheck), in store/spill.go;
+//   - in the engine, a webhook whose due work found no slot (backlogged) for spillAfter, or
+//     at once when its requests have stopped coming back (stalled for stallAfter), is asked
+//     for with Queue.RequestSpill and spilled by the next publish, the only writer of the rows
+//     a spill saves.
+//
+// While spilled, the webhook's rows (retries, what was in flight) are claimed as usual; once
+// none is due, a take brings up to takeFor owed events into its ready work, which the claim
+// loop starts before claiming anything for it. The spill ends when a take finds nothing owed
+// and nothing in flight. Taken events that will not be recorded are abandoned
+// (Queue.AbandonOwed): the store takes them again from the stored position, so nothing is
+// lost and only what was in flight may be sent twice.
+//
+// # Ordered delivery per key (next)
+//
+// Ordered delivery per key (a conversation's events in order, different conversations in
+// parallel, holding through retries, restarts and replicas) fits this queue as follows. The
+// unit of order is the lane, (webhook, ordering key); unkeyed events stay one unordered
+// queue per webhook. The engine's state stays per webhook, since the window measures the
+// receiver, whatever the key. The head-of-line rule sits in the store's claim,
+// not in memory, so that it holds across restarts and replicas: a keyed delivery is claimable
+// only when no earlier delivery of its lane (by publish position) is pending, leased or
+// waiting for a retry; a retry keeps its place at the head and holds the lane. The planner
+// needs no new decision: a lane with its head in flight or waiting simply has nothing due,
+// and the per-webhook window spreads slots over the lanes that do. The store must add the key
+// on events and deliveries, an index on (webhook, key, position) for the head test in each
+// driver's ClaimFor and PendingByWebhook, and a publish that writes keyed deliveries as rows
+// even for a spilled webhook: a spill's single position cannot hold one lane back while
+// taking another (a position per lane would be the later step).
+package engine

@@ -1,0 +1,59 @@
+package engine
+
+import (
+	"context"
+	"log/slog"
+	"runtime"
+	"time"
+
+	"github.com/hookrelay/hookrelay/delivery"
+	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
+)
+
+// Queue is what the engine needs from storage: claiming due deliveries under a lease, taking
+// the events spilled webhooks owe, recording results, and hearing about new work. The engine
+// declares it so that the store's side can change without the engine noticing.
+type Queue interface {
+	ClaimFor(ctx context.Context, r store.ClaimForRequest) ([]*models.Delivery, map[string]int64, error)
+	ReleaseLeases(ctx context.Context, ids []string) error
+	ReleaseAllLeases(ctx context.Context) error
+	PendingByWebhook(ctx context.Context) (map[string]int64, error)
+	RecordResults(ctx context.Context, results []models.Result) error
+	RecordTest(ctx context.Context, ev *models.Event, d *models.Delivery, a *models.Attempt) error
+	WebhooksToSend(ctx context.Context, ids []string) (map[string]*models.Webhook, error)
+	EventPayloads(ctx context.Context, ids []string) (map[string]store.EventBody, error)
+
+	SpillSupported() bool
+	RequestSpill(webhookIDs []string)
+	SpilledWebhooks(ctx context.Context) ([]string, error)
+	TakeSpilled(ctx context.Context, r store.TakeRequest) (map[string]store.SpillTake, error)
+	AbandonOwed(webhookIDs []string)
+
+	OnQueued(fn func(store.Queued))
+	Listen(ctx context.Context, channel string, fn func(payload string))
+	IsPostgres() bool
+}
+
+// Config configures a Dispatcher.
+type Config struct {
+	Store         Queue
+	Sender        *delivery.Sender
+	Workers       int // deliveries in flight in total
+	PerWebhook    int // most deliveries in flight to one webhook
+	RetrySchedule []time.Duration
+	Lease         time.Duration // how long a claim holds a delivery before others may take it
+	Logger        *slog.Logger
+	Jitter        func() float64 // in [0,1); injectable for tests
+	Metrics       Observer       // optional
+}
+
+// Observer is told about what the dispatcher does (delivery.Metrics implements it).
+type Observer interface {
+	Attempted(webhookID string, resp *delivery.Response, status string)
+	InFlight(n int)
+}
+
+// DefaultWorkers is the in-flight bound for this machine: deliveries mostly wait on the
+// network, so it is far above the core count.
+func DefaultWorkers() int { return max(64, 64*runtime.NumCPU()) }

@@ -1,0 +1,249 @@
+package engine
+
+import (
+	"math"
+	"sync"
+	"time"
+
+	"github.com/hookrelay/hookrelay/delivery"
+	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
+)
+
+// webhook is everything the engine knows of one webhook's queue: its concurrency window,
+// where its work is, whether it is backlogged, and its spill. The table holds one per webhook
+// it has heard of; the planner reads them, and only table methods change them.
+type webhook struct {
+	id string
+
+	// The concurrency window: additive increase on success, multiplicative decrease when it
+	// answers 429/503 or times out, so a struggling receiver gets fewer requests instead of
+	// being hammered.
+	inflight int
+	limit    float64
+	// proven: the last attempt succeeded. Webhooks not proven (new, or failing) share at
+	// most half of the workers between them, so fifty dead endpoints cannot take every
+	// slot from a healthy one while their requests hang until the timeout.
+	proven bool
+	// busySince is when inflight last went from 0 to 1, lastDone when an attempt last
+	// finished: together they tell a receiver that has stopped answering (stalled).
+	busySince, lastDone time.Time
+
+	// due: the webhook may have a due delivery from dueAt (unix ms) on. It is set by
+	// publishes (Store.OnQueued), retries, wake-ups from other replicas and the periodic
+	// rescan, and cleared by a claim that finds nothing more, so a claim visits only the
+	// webhooks that can send now.
+	due   bool
+	dueAt int64
+	// hinted is the hint sequence at which the webhook was last hinted: a claim that began
+	// before a hint must not clear due on the strength of an older snapshot.
+	hinted uint64
+	// backlogSince is since when its claims have left due work behind (more was due than its
+	// window could take); zero when it is not backlogged. A webhook backlogged for long is
+	// spilled (doc.go).
+	backlogSince time.Time
+
+	// The spill (spill.go). spilled: new events wait in the webhook's spill, not as rows; it
+	// stays due until the spill is drained. spillGen counts the spills publishes reported.
+	spilled  bool
+	spillGen uint64
+	// takeRows > 0: a take of that many owed events is asked for and the spiller has not
+	// started it yet. taking: a take is asked for or under way; claiming meanwhile would only
+	// find again that nothing is due.
+	takeRows int
+	taking   bool
+	// ready holds what a take brought beyond the webhook's free slots: it is sent before
+	// anything is claimed for it, without another read. It has no rows and no lease, so it
+	// can wait as long as it must; on shutdown it is simply owed again.
+	ready []*models.Delivery
+}
+
+// stalled reports whether the webhook has requests in flight and none has finished for at
+// least d.
+func (w *webhook) stalled(now time.Time, d time.Duration) bool {
+	return w.inflight > 0 && now.Sub(w.busySince) >= d && now.Sub(w.lastDone) >= d
+}
+
+// slowStart is the window a webhook starts with; it grows by one per success up to
+// PerWebhook.
+const slowStart = 4
+
+// table is the dispatcher's set of webhook states. Its one mutex guards them and the counts
+// derived from them (the total in flight, the hint sequence): the planner needs all of it
+// consistent at once, and every change is a few field updates, so one short lock is cheaper
+// than finer ones and cannot deadlock.
+type table struct {
+	perWebhook int
+	inFlight   func(n int) // reports the total in flight; called with mu held, so in order
+
+	mu       sync.Mutex
+	hooks    map[string]*webhook
+	inflight int    // sum of the webhooks' inflight
+	hintSeq  uint64 // counts hints, for webhook.hinted
+	scratch  []*webhook
+}
+
+func newTable(perWebhook int, inFlight func(int)) *table {
+	return &table{perWebhook: perWebhook, inFlight: inFlight, hooks: map[string]*webhook{}}
+}
+
+// get returns the state of a webhook, creating it at slow start; called with mu held.
+func (t *table) get(id string) *webhook {
+	w := t.hooks[id]
+	if w == nil {
+		w = &webhook{id: id, limit: float64(min(slowStart, t.perWebhook))}
+		t.hooks[id] = w
+	}
+	return w
+}
+
+// markDue records that a webhook may have work due at unix ms at (the earlier time wins);
+// called with mu held.
+func (w *webhook) markDue(at int64) {
+	if !w.due || at < w.dueAt {
+		w.due, w.dueAt = true, at
+	}
+}
+
+// hint records that webhooks may have deliveries due at the given times (unix ms).
+func (t *table) hint(due map[string]int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.hintSeq++
+	for id, at := range due {
+		w := t.get(id)
+		w.markDue(at)
+		w.hinted = t.hintSeq
+	}
+}
+
+// rescanned merges what a rescan found: pending work per webhook and the spilled webhooks.
+func (t *table) rescanned(pending map[string]int64, spilled []string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for id, at := range pending {
+		t.get(id).markDue(at)
+	}
+	for _, id := range spilled {
+		w := t.get(id)
+		w.spilled = true
+		if !w.due {
+			w.due, w.dueAt = true, 0 // a take that found nothing new left it to wait for a hint
+		}
+	}
+}
+
+// plan plans one round of the claim loop at now and applies what it can at once: it marks
+// the new backlogs and hands out the ready work the plan serves. It returns the plan, that
+// ready work, and the hint sequence the plan saw.
+func (t *table) plan(now time.Time, workers int, canSpill bool) (roundPlan, []*models.Delivery, uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	// Map order: when slots are scarce, which webhooks get them first varies from round to
+	// round instead of always favouring the same ones.
+	hooks := t.scratch[:0]
+	for _, w := range t.hooks {
+		hooks = append(hooks, w)
+	}
+	p := plan(hooks, planInput{Now: now, Free: workers - t.inflight, Workers: workers,
+		PerWebhook: t.perWebhook, CanSpill: canSpill})
+	t.scratch = hooks[:0] // the table never forgets a webhook, so the pointers pin nothing
+	for _, id := range p.Backlogged {
+		t.hooks[id].backlogSince = now
+	}
+	var out []*models.Delivery
+	for _, s := range p.Ready {
+		w := t.hooks[s.WebhookID]
+		n := min(s.Free, len(w.ready))
+		out = append(out, w.ready[:n]...)
+		w.ready = w.ready[n:]
+		if len(w.ready) == 0 {
+			w.ready = nil
+		}
+	}
+	return p, out, t.hintSeq
+}
+
+// claimed settles the table after a claim at now for the planned slots: next holds, for each
+// webhook whose due work the claim exhausted, when it next has work (0: none known). Spilled
+// webhooks with no row left to send get a take asked for; it reports whether any did.
+func (t *table) claimed(slots []store.HookSlots, next map[string]int64, now time.Time, seq uint64) (askedTake bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	planned := make(map[string]int, len(slots))
+	for _, s := range slots {
+		planned[s.WebhookID] = s.Free
+		w := t.get(s.WebhookID)
+		if _, exhausted := next[s.WebhookID]; !exhausted {
+			if w.backlogSince.IsZero() {
+				w.backlogSince = now
+			}
+		} else {
+			w.backlogSince = time.Time{}
+		}
+	}
+	for id, at := range next {
+		w := t.get(id)
+		if w.spilled && (at == 0 || at > now.UnixMilli()) {
+			// Its rows are all taken or waiting for a retry: room for owed events.
+			w.takeRows, w.taking = takeFor(w, planned[id]), true
+			askedTake = true
+			continue
+		}
+		if w.hinted > seq {
+			continue // hinted during the claim: its snapshot may not show the new work
+		}
+		switch {
+		case len(w.ready) > 0:
+			w.due, w.dueAt = true, 0 // rows of a take wait for its slots
+		case at == 0:
+			w.due = false
+		default:
+			w.due, w.dueAt = true, at
+		}
+	}
+	return askedTake
+}
+
+// started counts claimed deliveries as in flight.
+func (t *table) started(claimed []*models.Delivery) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, c := range claimed {
+		w := t.get(c.WebhookID)
+		if w.inflight == 0 {
+			w.busySince = time.Now()
+		}
+		w.inflight++
+		t.inflight++
+	}
+	t.inFlight(t.inflight)
+}
+
+// finished frees the slot of an attempt whose result the recorder has taken.
+func (t *table) finished(webhookID string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.inflight--
+	if w := t.hooks[webhookID]; w != nil {
+		w.inflight--
+		w.lastDone = time.Now()
+	}
+	t.inFlight(t.inflight)
+}
+
+// adjust moves a webhook's concurrency window after a response.
+func (t *table) adjust(webhookID string, resp *delivery.Response) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	w := t.hooks[webhookID]
+	if w == nil {
+		return
+	}
+	w.proven = resp.OK()
+	if resp.TimedOut || resp.Status == 429 || resp.Status == 503 {
+		w.limit = math.Max(1, w.limit/2)
+	} else if resp.OK() {
+		w.limit = math.Min(float64(t.perWebhook), w.limit+1)
+	}
+}
