@@ -123,6 +123,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	// The spilled webhooks a previous run left are found by the first loop's rescan, which
 	// is due at once.
 	d.store.OnQueued(d.queued)
+	if d.store.SpillSupported() {
+		d.store.SpillWhenPending(spillPending)
+	}
 	// Other replicas announce new work over LISTEN/NOTIFY (PostgreSQL); a no-op on SQLite.
 	go d.store.Listen(ctx, store.ChannelWake, func(payload string) {
 		if payload == "" {

@@ -32,13 +32,15 @@
 // # Spill policy
 //
 // Only the SQLite store spills (Queue.SpillSupported); on PostgreSQL every delivery is a row.
-// A webhook is spilled when either side sees it falling behind:
-//   - at publish time, the store spills a webhook with spillPending deliveries pending,
-//     checked once per spillPending rows written for it (sinceCheck), in store/spill.go;
-//   - in the engine, a webhook whose due work found no slot (backlogged) for spillAfter, or
-//     at once when its requests have stopped coming back (stalled for stallAfter), is asked
-//     for with Queue.RequestSpill and spilled by the next publish, the only writer of the rows
-//     a spill saves.
+// The policy and its thresholds are the engine's (spill.go); the store only applies them, in
+// the publish transaction that would otherwise write the rows a spill saves. A webhook is
+// spilled when either of two signs shows it falling behind:
+//   - its backlog: spillPending deliveries pending, which the engine hands the store with
+//     Queue.SpillWhenPending and each publish checks once per spillPending rows it wrote for
+//     the webhook;
+//   - its claims: due work that found no slot (backlogged) for spillAfter, or requests that
+//     stopped coming back (stalled for stallAfter), which the planner sees and the engine
+//     asks for with Queue.RequestSpill.
 //
 // While spilled, the webhook's rows (retries, what was in flight) are claimed as usual; once
 // none is due, a take brings up to takeFor owed events into its ready work, which the claim

@@ -25,6 +25,13 @@ const (
 	stallAfter = 20 * time.Millisecond
 )
 
+// spillPending is the backlog at which a publish spills a webhook (Queue.SpillWhenPending):
+// this many deliveries pending (in flight, due, or waiting for a retry). A healthy receiver
+// keeps its pending count near its in-flight window (32 at most by default); one that hangs or
+// falls behind passes it within a few dozen events. The store applies it inside the publish
+// that would write the rows, where it costs no transaction of its own.
+const spillPending = 32
+
 // maxTake bounds the owed events one TakeSpilled hands out.
 const maxTake = 512
 

@@ -17,6 +17,9 @@ func (d *Driver) Spill(ctx context.Context, webhookIDs []string) (map[string]boo
 // RequestSpill does nothing.
 func (d *Driver) RequestSpill(webhookIDs []string) {}
 
+// SpillWhenPending does nothing.
+func (d *Driver) SpillWhenPending(n int) {}
+
 // Backlogs finds no spilled webhook.
 func (d *Driver) Backlogs(ctx context.Context, ids []string, count bool) (map[string]*storedriver.Backlog, error) {
 	return map[string]*storedriver.Backlog{}, nil

@@ -40,7 +40,8 @@ type Driver struct {
 	// looked at (spill.go); touched by the one writer.
 	sinceCheck   map[string]int
 	spillWanted  map[string]bool // see RequestSpill
-	sinceCheckMu sync.Mutex      // guards sinceCheck and spillWanted
+	spillAt      int             // see SpillWhenPending
+	sinceCheckMu sync.Mutex      // guards sinceCheck, spillWanted and spillAt
 	// takes is what this process took of each spill without rows yet (take.go).
 	takes owedTracks
 	// checkpoints folds the WAL into the file in the background.

@@ -29,12 +29,14 @@ import (
 // position in the events table cannot say which events are owed; there every delivery gets
 // its row at publish, and replicas share the writing.
 
-// spillPending is the backlog at which publishing spills a webhook: this many deliveries
-// pending (in flight, due, or waiting for a retry). A healthy receiver keeps its pending
-// count near its in-flight window (32 at most by default); one that hangs or falls behind
-// passes it within a few dozen events. Checked once per spillPending rows written for the
-// webhook, so the check costs one bounded index read per that many rows.
-const spillPending = 32
+// SpillWhenPending sets the backlog at which publishing spills a webhook (the engine's
+// policy): n deliveries pending. Checked once per n rows written for the webhook, so the
+// check costs one bounded index read per that many rows; 0 turns the check off.
+func (s *Driver) SpillWhenPending(n int) {
+	s.sinceCheckMu.Lock()
+	s.spillAt = max(n, 0)
+	s.sinceCheckMu.Unlock()
+}
 
 // Spill makes the given enabled webhooks owe the events published from now on instead of
 // getting a delivery row for each, in one transaction. It returns the ids spilled afterwards
@@ -187,8 +189,9 @@ func (s *Driver) wroteRows(ds []*models.Delivery) {
 }
 
 // spillBacklogged runs at the start of a publish transaction: when a dispatcher listens
-// (OnQueued), it spills the webhooks whose pending deliveries reached spillPending (looking only at those that got spillPending rows
-// since their last look), and returns the spilled set the publish must skip. A spill made
+// (OnQueued), it spills the webhooks whose pending deliveries reached the SpillWhenPending
+// threshold (looking only at those that got that many rows since their last look), and
+// returns the spilled set the publish must skip. A spill made
 // here starts before this transaction's events, so they are owed like any later ones.
 func (s *Driver) spillBacklogged(tx *gorm.DB) (map[string]bool, []string, error) {
 	if !s.Listening() {
@@ -203,8 +206,9 @@ func (s *Driver) spillBacklogged(tx *gorm.DB) (map[string]bool, []string, error)
 	}
 	var check, wanted []string
 	s.sinceCheckMu.Lock()
+	spillAt := s.spillAt
 	for id, n := range s.sinceCheck {
-		if n >= spillPending {
+		if spillAt > 0 && n >= spillAt {
 			delete(s.sinceCheck, id)
 			if !spilled[id] {
 				check = append(check, id)
@@ -231,10 +235,10 @@ func (s *Driver) spillBacklogged(tx *gorm.DB) (map[string]bool, []string, error)
 		}
 		var n int64
 		if err := tx.Raw(`SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE webhook_id = ? AND status = 'pending' LIMIT ?) AS backlog`,
-			id, spillPending).Scan(&n).Error; err != nil {
+			id, spillAt).Scan(&n).Error; err != nil {
 			return nil, nil, fmt.Errorf("webhook backlog: %w", err)
 		}
-		if n < spillPending {
+		if n < int64(spillAt) {
 			continue
 		}
 		if err := startSpill(tx, id, time.Now().UTC()); err != nil {

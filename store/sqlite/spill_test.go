@@ -190,6 +190,7 @@ func TestPublishSpillsBackloggedWebhooksWhenADispatcherListens(t *testing.T) {
 	s := storetest.Open(t, storetest.SQLiteDSN(t))
 	var told []string
 	s.OnQueued(func(q store.Queued) { told = append(told, q.Spilled...) })
+	s.SpillWhenPending(32) // what the engine sets
 	behind := conformance.NewWebhook(t, s, "message.received", true)
 	asked := conformance.NewWebhook(t, s, "message.received", true)
 	const events = 200
@@ -211,6 +212,27 @@ func TestPublishSpillsBackloggedWebhooksWhenADispatcherListens(t *testing.T) {
 	}
 	if n := len(conformance.RowsOf(t, s, behind.ID)); n < 32 || n > 64 {
 		t.Errorf("the webhook left behind has %d rows, want it spilled between 32 and 64", n)
+	}
+}
+
+// The backlog threshold is the engine's to give: without it, a listening store spills
+// nothing on its own, however far a webhook falls behind.
+func TestPublishSpillsByBacklogOnlyAtTheThresholdTheEngineGave(t *testing.T) {
+	s := storetest.Open(t, storetest.SQLiteDSN(t))
+	s.OnQueued(func(store.Queued) {})
+	w := conformance.NewWebhook(t, s, "message.received", true)
+	for range 100 {
+		conformance.Publish(t, s, "message.received", "")
+	}
+	if st := conformance.QueueStats(t, s); st.Spilled != 0 || len(conformance.RowsOf(t, s, w.ID)) != 100 {
+		t.Fatalf("without a threshold: %+v, want no spill and a row per event", st)
+	}
+	s.SpillWhenPending(50)
+	for range 100 {
+		conformance.Publish(t, s, "message.received", "")
+	}
+	if n := len(conformance.RowsOf(t, s, w.ID)); conformance.QueueStats(t, s).Spilled != 1 || n > 150 {
+		t.Errorf("with a threshold of 50: %d rows, want the webhook spilled within the next 50 events (its 100 pending are past it already)", n)
 	}
 }
 

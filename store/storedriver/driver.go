@@ -153,6 +153,10 @@ type Spiller interface {
 	Spill(ctx context.Context, webhookIDs []string) (map[string]bool, error)
 	// RequestSpill asks the next publish to spill these webhooks.
 	RequestSpill(webhookIDs []string)
+	// SpillWhenPending makes publishes spill a webhook once n of its deliveries are pending
+	// (checked once per n rows written for it). 0, the default, starts spills only on
+	// request. The engine sets it: the thresholds of the spill policy are all its own.
+	SpillWhenPending(n int)
 	// SpilledWebhooks returns the ids of the spilled webhooks.
 	SpilledWebhooks(ctx context.Context) ([]string, error)
 	// Backlogs returns the spilled webhooks among ids with, when count is set, how many
