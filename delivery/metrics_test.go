@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/internal/testsrv"
+	"github.com/hookrelay/hookrelay/internal/wait"
 )
 
 // scrapeMetrics reads the server's /metrics as a map from series ("name{labels}") to value.
@@ -33,17 +34,11 @@ func scrapeMetrics(t *testing.T, s *testsrv.Server) (map[string]float64, string)
 // waitMetric scrapes until series reaches want, failing after a generous timeout.
 func waitMetric(t *testing.T, s *testsrv.Server, series string, want float64) map[string]float64 {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		m, _ := scrapeMetrics(t, s)
-		if m[series] == want {
-			return m
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s = %v, want %v", series, m[series], want)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var m map[string]float64
+	if !wait.For(func() bool { m, _ = scrapeMetrics(t, s); return m[series] == want }) {
+		t.Fatalf("%s = %v, want %v", series, m[series], want)
 	}
+	return m
 }
 
 func TestMetricsCountPublishedEventsAndSuccessfulDeliveries(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/internal/testsrv"
+	"github.com/hookrelay/hookrelay/internal/wait"
 	"github.com/hookrelay/hookrelay/models"
 	"github.com/hookrelay/hookrelay/store"
 )
@@ -95,12 +96,10 @@ func sigkillMidRun(t *testing.T, delay time.Duration) {
 	go func() { defer close(done); publishUntil(first, &accepted, &count, total) }()
 
 	// Kill once publishing and delivering are both well under way.
-	deadline := time.Now().Add(30 * time.Second)
-	for count.Load() < total/3 || len(rc.Captures()) < 100 || delay > 0 && spills(t, db) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("after 30s only %d events accepted and %d delivered (%d webhooks spilled)", count.Load(), len(rc.Captures()), spills(t, db))
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !wait.For(func() bool {
+		return count.Load() >= total/3 && len(rc.Captures()) >= 100 && (delay == 0 || spills(t, db) > 0)
+	}) {
+		t.Fatalf("only %d events accepted and %d delivered (%d webhooks spilled)", count.Load(), len(rc.Captures()), spills(t, db))
 	}
 	first.Kill(t)
 	<-done
@@ -115,23 +114,19 @@ func sigkillMidRun(t *testing.T, delay time.Duration) {
 
 	var ids []string
 	accepted.Range(func(k, _ any) bool { ids = append(ids, k.(string)); return true })
-	deadline = time.Now().Add(40 * time.Second)
-	for {
+	var missing []string
+	if !wait.For(func() bool {
 		mu.Lock()
-		var missing []string
+		defer mu.Unlock()
+		missing = missing[:0]
 		for _, id := range ids {
 			if len(successes[id]) == 0 {
 				missing = append(missing, id)
 			}
 		}
-		mu.Unlock()
-		if len(missing) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d accepted events never arrived (first: %v)", len(missing), len(ids), missing[:min(5, len(missing))])
-		}
-		time.Sleep(50 * time.Millisecond)
+		return len(missing) == 0
+	}) {
+		t.Fatalf("%d of %d accepted events never arrived (first: %v)", len(missing), len(ids), missing[:min(5, len(missing))])
 	}
 
 	// At-least-once, and duplicates only for what was in flight at the kill: an event
@@ -211,16 +206,10 @@ func TestSIGTERMLetsTheInFlightDeliveryFinishAndRecordsIt(t *testing.T) {
 	// SIGTERM while the receiver holds the request; answer only once shutdown has begun.
 	exited := make(chan error, 1)
 	go func() { exited <- p.Stop(syscall.SIGTERM, 60*time.Second) }()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if _, _, err := p.Request(context.Background(), http.MethodGet, "/healthz", nil, nil); err != nil {
-			break // the listener is closed: shutdown is under way
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the server kept serving 15s after SIGTERM")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	wait.Until(t, "the listener closes after SIGTERM (shutdown under way)", func() bool {
+		_, _, err := p.Request(context.Background(), http.MethodGet, "/healthz", nil, nil)
+		return err != nil
+	})
 	close(release)
 	if err := <-exited; err != nil {
 		t.Fatal(err)

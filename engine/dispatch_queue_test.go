@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookrelay/hookrelay/engine"
 	"github.com/hookrelay/hookrelay/internal/testsrv"
+	"github.com/hookrelay/hookrelay/internal/wait"
 	"github.com/hookrelay/hookrelay/models"
 	"github.com/hookrelay/hookrelay/store"
 )
@@ -62,7 +62,7 @@ func TestHealthyWebhookDrainsWhileAStuckOneHoldsALargeBacklog(t *testing.T) {
 	}
 	// The healthy webhook's results are recorded a moment after they arrive.
 	var st store.QueueStats
-	if !engine.Eventually(t, 30*time.Second, func() bool {
+	if !wait.For(func() bool {
 		var err error
 		if st, err = s.Store.QueueStats(context.Background()); err != nil {
 			t.Fatal(err)
@@ -120,7 +120,7 @@ func TestNewWebhookIsNotStuckBehindDeadOnesHoldingTheSharedSlots(t *testing.T) {
 		s.CreateWebhook(t, map[string]any{"name": "stuck", "url": stuck.URL, "events": []string{"conversation.started"}})
 	}
 	publishBatches(t, s.Store, 20)
-	if !engine.Eventually(t, 20*time.Second, func() bool { return len(stuck.Captures()) >= 4 }) {
+	if !wait.For(func() bool { return len(stuck.Captures()) >= 4 }) {
 		t.Fatalf("only %d requests reached the stuck endpoints", len(stuck.Captures()))
 	}
 	s.CreateWebhook(t, map[string]any{"name": "healthy", "url": healthy.URL, "events": []string{"conversation.started"}})
@@ -177,7 +177,7 @@ func TestSpillingOnAndOffDeliversEveryEventOnce(t *testing.T) {
 	// The last attempts' records, which end the spill, may still be on their way.
 	var st store.QueueStats
 	var err error
-	if !engine.Eventually(t, 20*time.Second, func() bool {
+	if !wait.For(func() bool {
 		st, err = s.Store.QueueStats(context.Background())
 		return err == nil && st.Owed == 0 && st.Spilled == 0
 	}) {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookrelay/hookrelay/internal/wait"
 	"github.com/hookrelay/hookrelay/models"
 )
 
@@ -117,7 +118,7 @@ func TestRecorderWritesAFullBatchAtOnce(t *testing.T) {
 	for _, res := range results(3) {
 		r.add(res)
 	}
-	if !Eventually(t, 10*time.Second, func() bool { out.mu.Lock(); defer out.mu.Unlock(); return len(out.recorded) == 3 }) {
+	if !wait.For(func() bool { out.mu.Lock(); defer out.mu.Unlock(); return len(out.recorded) == 3 }) {
 		t.Fatalf("a full batch waited for more: writes %v", log.snapshot())
 	}
 }
@@ -127,7 +128,7 @@ func TestRecorderWritesASmallBatchAfterTheWait(t *testing.T) {
 	log := &resultsLog{}
 	r, out, _ := startRecorder(t, log, func(r *recorder) { r.wait = 5 * time.Millisecond })
 	r.add(results(1)[0])
-	if !Eventually(t, 10*time.Second, func() bool { out.mu.Lock(); defer out.mu.Unlock(); return len(out.recorded) == 1 }) {
+	if !wait.For(func() bool { out.mu.Lock(); defer out.mu.Unlock(); return len(out.recorded) == 1 }) {
 		t.Fatal("a lone result was never written")
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/internal/storetest"
 	"github.com/hookrelay/hookrelay/internal/testsrv"
+	"github.com/hookrelay/hookrelay/internal/wait"
 )
 
 // replicaFlags run a replica on the shared PostgreSQL database with a short lease, so work a
@@ -52,24 +53,21 @@ func (c *countingReceiver) snapshot() map[string]int {
 // waitAll waits until every accepted id has arrived at least once.
 func (c *countingReceiver) waitAll(t *testing.T, accepted *sync.Map, timeout time.Duration) map[string]int {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		seen := c.snapshot()
-		missing := 0
+	var seen map[string]int
+	missing := 0
+	if !wait.For(func() bool {
+		seen, missing = c.snapshot(), 0
 		accepted.Range(func(k, _ any) bool {
 			if seen[k.(string)] == 0 {
 				missing++
 			}
 			return true
 		})
-		if missing == 0 {
-			return seen
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d accepted events never arrived", missing)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return missing == 0
+	}) {
+		t.Fatalf("%d accepted events never arrived", missing)
 	}
+	return seen
 }
 
 // publishAcross publishes n events round-robin through the replicas from 12 goroutines and
@@ -144,10 +142,7 @@ func TestKillingOneReplicaLosesNothingAndDuplicatesOnlyWhatWasInFlight(t *testin
 	var count atomic.Int64
 	done := make(chan struct{})
 	go func() { defer close(done); publishAcross(replicas, 10000, &accepted, &count) }()
-	deadline := time.Now().Add(time.Minute)
-	for count.Load() < 3000 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	wait.Until(t, "3,000 events are accepted before the kill", func() bool { return count.Load() >= 3000 })
 	replicas[1].Kill(t)
 	<-done
 	if count.Load() < 9000 {

@@ -23,3 +23,16 @@ func Until(t testing.TB, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// For polls cond until it holds or Timeout passes and reports whether it held, for callers
+// that say themselves, with the details they have, what did not happen.
+func For(cond func() bool) bool {
+	deadline := time.Now().Add(Timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
+}

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/hookrelay/hookrelay/internal/wait"
 )
 
 // Under steady writes, checkpoints running beside the writer must still copy the WAL into
@@ -55,15 +57,8 @@ func TestCheckpointerKeepsTheWALShortUnderSteadyWrites(t *testing.T) {
 	}
 	written := int64(writes * len(blob))
 	// The checkpointer may still be copying the last frames: wait (generously) for the file.
-	deadline := time.Now().Add(30 * time.Second)
 	var dbSize int64
-	for {
-		dbSize = fileSize(t, path)
-		if dbSize >= written || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	wait.For(func() bool { dbSize = fileSize(t, path); return dbSize >= written })
 	if dbSize < written {
 		t.Errorf("the database file holds %d bytes of the %d written: checkpoints did not copy the WAL in", dbSize, written)
 	}
