@@ -64,7 +64,7 @@ type BinStore interface {
 	ListBins(ctx context.Context, p models.Page) ([]*models.Bin, string, error)
 	UpdateBin(ctx context.Context, b *models.Bin) error
 	DeleteBin(ctx context.Context, id string) error
-	ListCaptures(ctx context.Context, binID string, p models.Page) ([]*models.Capture, string, error)
+	ListCaptures(ctx context.Context, binID string, p models.Page, preview int) ([]*models.Capture, string, error)
 	GetCapture(ctx context.Context, binID, id string) (*models.Capture, error)
 	GetWebhook(ctx context.Context, id string) (*models.Webhook, error)
 }
@@ -325,14 +325,14 @@ func (h *inspectorAPI) deleteBin(c *gin.Context) {
 // listCaptures lists a bin's captured requests, newest first.
 //
 //	@Summary		List captured requests
-//	@Description	The last 500 requests the bin received, newest first, with their verdicts. Bodies that are not valid UTF-8 are base64 (body_encoding).
+//	@Description	The last 500 requests the bin received, newest first, as summaries: verdicts, size and the first 1 KiB of the body (base64 when not valid UTF-8; truncated says whether there is more), no headers. GET …/requests/{rid} reads one whole.
 //	@Tags			inspector
 //	@Produce		json
 //	@Security		BearerAuth
 //	@Param			id		path		string	true	"bin id"
 //	@Param			limit	query		int		false	"page size (1-200)"	default(50)
 //	@Param			cursor	query		string	false	"next_cursor of the previous page"
-//	@Success		200		{object}	List[inspector.Capture]
+//	@Success		200		{object}	List[inspector.CaptureSummary]
 //	@Failure		400		{object}	Problem
 //	@Failure		401		{object}	Problem
 //	@Failure		404		{object}	Problem
@@ -346,14 +346,14 @@ func (h *inspectorAPI) listCaptures(c *gin.Context) {
 	if !ok {
 		return
 	}
-	list, next, err := h.bins.ListCaptures(c.Request.Context(), b.ID, p)
+	list, next, err := h.bins.ListCaptures(c.Request.Context(), b.ID, p, inspector.PreviewBytes)
 	if err != nil {
 		storeProblem(c, err)
 		return
 	}
-	out := List[inspector.Capture]{Data: make([]inspector.Capture, 0, len(list)), NextCursor: cursor(next)}
+	out := List[inspector.CaptureSummary]{Data: make([]inspector.CaptureSummary, 0, len(list)), NextCursor: cursor(next)}
 	for _, cp := range list {
-		out.Data = append(out.Data, inspector.CaptureOut(cp))
+		out.Data = append(out.Data, inspector.SummaryOut(cp))
 	}
 	c.JSON(http.StatusOK, out)
 }

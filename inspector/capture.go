@@ -57,11 +57,88 @@ type PayloadVerdict struct {
 	Problems []string `json:"problems"`
 } // @name PayloadVerdict
 
+// PreviewBytes is how much of a body a summary carries.
+const PreviewBytes = 1024
+
+// CaptureSummary is a capture as lists and the live stream show it: everything but the
+// headers, with the body cut to its first PreviewBytes. A body a sender chose to fill with
+// characters JSON must escape ("<" becomes six bytes) would otherwise make a page of 200
+// captures over a gigabyte; a summary stays a few kilobytes whatever was sent. The whole
+// capture is read one at a time (GET …/requests/{rid}).
+type CaptureSummary struct {
+	ID           string    `json:"id" example:"req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"`
+	BinID        string    `json:"bin_id" example:"0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4"`
+	Method       string    `json:"method" example:"POST"`
+	Path         string    `json:"path" example:"/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4"` // first 1 KiB
+	Query        string    `json:"query" example:"source=test&x=1"`                                       // first 1 KiB
+	BodyPreview  string    `json:"body_preview" example:"{\"event\":\"conversation.started\""`
+	BodyEncoding string    `json:"body_encoding" enums:"utf8,base64" example:"utf8"`
+	Truncated    bool      `json:"truncated" example:"false"` // the preview is not the whole body
+	Size         int64     `json:"size" example:"312"`
+	RemoteAddr   string    `json:"remote_addr" example:"203.0.113.7:51234"`
+	ReceivedAt   time.Time `json:"received_at"`
+	Verdicts     Verdicts  `json:"verdicts"`
+	Rejected     string    `json:"rejected,omitempty" example:"body larger than 1048576 bytes: answered 413"`
+} // @name CaptureSummary
+
 // Message is what the bin's WebSocket sends for each capture.
 type Message struct {
-	Type string  `json:"type" example:"request"`
-	Data Capture `json:"data"`
+	Type string         `json:"type" example:"request"`
+	Data CaptureSummary `json:"data"`
 } // @name InspectorMessage
+
+// SummaryOut converts a stored capture, whole or as ListCaptures reads it, to its summary.
+func SummaryOut(c *models.Capture) CaptureSummary {
+	out := CaptureSummary{ID: c.ID, BinID: c.BinID, Method: c.Method, Path: cut(c.Path, 1024), Query: cut(c.Query, 1024),
+		Size: c.Size, RemoteAddr: c.RemoteAddr, ReceivedAt: c.ReceivedAt.UTC(), Rejected: c.Rejected, Verdicts: verdictsOf(c)}
+	body := c.Body
+	if len(body) > PreviewBytes {
+		body = body[:PreviewBytes]
+	}
+	out.Truncated = int64(len(body)) < c.Size && c.Rejected == ""
+	// A cut can split a character: drop the incomplete end rather than call the body binary.
+	if text := trimPartialRune(body); utf8.Valid(text) {
+		out.BodyPreview, out.BodyEncoding = string(text), "utf8"
+	} else {
+		out.BodyPreview, out.BodyEncoding = base64.StdEncoding.EncodeToString(body), "base64"
+	}
+	return out
+}
+
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return string(trimPartialRune([]byte(s[:n])))
+}
+
+// trimPartialRune drops an incomplete UTF-8 sequence at the end of b (at most 3 bytes).
+func trimPartialRune(b []byte) []byte {
+	for i := 1; i <= 3 && i <= len(b); i++ {
+		r := b[len(b)-i]
+		if r < utf8.RuneSelf {
+			return b
+		}
+		if utf8.RuneStart(r) {
+			if !utf8.FullRune(b[len(b)-i:]) {
+				return b[:len(b)-i]
+			}
+			return b
+		}
+	}
+	return b
+}
+
+func verdictsOf(c *models.Capture) Verdicts {
+	var v Verdicts
+	if err := json.Unmarshal([]byte(c.Verdicts), &v); err != nil {
+		v = Verdicts{Signature: SigMissing, StandardSignature: SigMissing, Payload: PayloadVerdict{Status: PayloadUnknownEvent}}
+	}
+	if v.Payload.Problems == nil {
+		v.Payload.Problems = []string{}
+	}
+	return v
+}
 
 // CaptureOut converts a stored capture to its API shape. The body is sent as text when it is
 // valid UTF-8 and as base64 otherwise, so binary bodies round-trip exactly.
@@ -71,13 +148,7 @@ func CaptureOut(c *models.Capture) Capture {
 	if err := json.Unmarshal([]byte(c.Headers), &out.Headers); err != nil || out.Headers == nil {
 		out.Headers = map[string][]string{}
 	}
-	if err := json.Unmarshal([]byte(c.Verdicts), &out.Verdicts); err != nil {
-		out.Verdicts = Verdicts{Signature: SigMissing, StandardSignature: SigMissing,
-			Payload: PayloadVerdict{Status: PayloadUnknownEvent}}
-	}
-	if out.Verdicts.Payload.Problems == nil {
-		out.Verdicts.Payload.Problems = []string{}
-	}
+	out.Verdicts = verdictsOf(c)
 	if utf8.Valid(c.Body) {
 		out.Body, out.BodyEncoding = string(c.Body), "utf8"
 	} else {

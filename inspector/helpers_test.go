@@ -136,11 +136,29 @@ func (e *env) createBin(body map[string]any) api.Bin {
 	return b
 }
 
+// captures lists a bin's captures (summaries) and reads each whole.
 func (e *env) captures(binID string) []inspector.Capture {
 	e.t.Helper()
-	var out api.List[inspector.Capture]
+	var out []inspector.Capture
+	for _, s := range e.summaries(binID) {
+		out = append(out, e.whole(binID, s.ID))
+	}
+	return out
+}
+
+func (e *env) summaries(binID string) []inspector.CaptureSummary {
+	e.t.Helper()
+	var out api.List[inspector.CaptureSummary]
 	e.must(http.StatusOK, "GET", "/api/v1/inspector/bins/"+binID+"/requests?limit=200", nil, &out)
 	return out.Data
+}
+
+// whole reads one capture whole: headers and the full body.
+func (e *env) whole(binID, id string) inspector.Capture {
+	e.t.Helper()
+	var c inspector.Capture
+	e.must(http.StatusOK, "GET", "/api/v1/inspector/bins/"+binID+"/requests/"+id, nil, &c)
+	return c
 }
 
 // dial opens the bin's WebSocket with the admin token, as a script would.
@@ -169,12 +187,12 @@ func (e *env) dialWith(binID string, h http.Header) (*websocket.Conn, *http.Resp
 }
 
 // next reads one capture message from the socket, with a generous deadline.
-func next(t *testing.T, conn *websocket.Conn) inspector.Capture {
+func next(t *testing.T, conn *websocket.Conn) inspector.CaptureSummary {
 	t.Helper()
 	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
 	var msg struct {
-		Type string            `json:"type"`
-		Data inspector.Capture `json:"data"`
+		Type string                   `json:"type"`
+		Data inspector.CaptureSummary `json:"data"`
 	}
 	if err := conn.ReadJSON(&msg); err != nil {
 		t.Fatalf("read ws message: %v", err)

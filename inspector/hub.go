@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -24,6 +25,7 @@ type Publisher interface {
 type HubConfig struct {
 	PublicURL    string        // its host is accepted as a browser Origin besides the request's Host
 	QueueSize    int           // messages buffered per client before it counts as too slow (64)
+	QueueBytes   int           // bytes buffered per client before it counts as too slow (1 MiB)
 	PingInterval time.Duration // how often clients are pinged (20 s)
 	PongWait     time.Duration // how long a client may stay silent, pongs included (60 s)
 	WriteWait    time.Duration // how long one write may take (10 s)
@@ -47,6 +49,9 @@ type client struct {
 	binID string
 	send  chan []byte // closed by the hub, under its lock, when the client is unregistered
 	auth  Credential
+	// queued counts the bytes in send, so a client's queue is bounded in bytes as well as in
+	// messages.
+	queued atomic.Int64
 	// why is the close reason sent when the hub drops the client (empty: going away).
 	why string
 }
@@ -81,6 +86,9 @@ func (h *Hub) CloseCredential(tag string) {
 func NewHub(cfg HubConfig) *Hub {
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = 64
+	}
+	if cfg.QueueBytes <= 0 {
+		cfg.QueueBytes = 1 << 20
 	}
 	if cfg.PingInterval <= 0 {
 		cfg.PingInterval = 20 * time.Second
@@ -126,8 +134,15 @@ func (h *Hub) Publish(binID string, msg []byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for c := range h.bins[binID] {
+		if c.queued.Load()+int64(len(msg)) > int64(h.cfg.QueueBytes) {
+			h.cfg.Logger.Info("inspector: dropping a WebSocket client that is not keeping up", "bin", binID)
+			h.removeLocked(c)
+			_ = c.conn.Close()
+			continue
+		}
 		select {
 		case c.send <- msg:
+			c.queued.Add(int64(len(msg)))
 		default:
 			h.cfg.Logger.Info("inspector: dropping a WebSocket client that is not keeping up", "bin", binID)
 			h.removeLocked(c)
@@ -257,6 +272,7 @@ func (h *Hub) write(c *client) {
 				h.goodbye(c)
 				return
 			}
+			c.queued.Add(-int64(len(msg)))
 			_ = c.conn.SetWriteDeadline(time.Now().Add(h.cfg.WriteWait))
 			if err := c.conn.WriteMessage(websocket.TextMessage, msg); err != nil {
 				h.unregister(c)

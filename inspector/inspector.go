@@ -5,6 +5,7 @@
 package inspector
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -114,7 +115,7 @@ func (in *Inspector) Forget(binID string) {
 // sends with Respond) and the capture. A body over MaxBodyBytes is still recorded, without
 // its body, and returned together with ErrTooLarge. Unknown bins are models.ErrNotFound and
 // nothing is recorded; neither is anything past the rate limit (ErrRateLimited).
-func (in *Inspector) Receive(r *http.Request, binID string) (*models.Bin, *Capture, error) {
+func (in *Inspector) Receive(r *http.Request, binID string) (*models.Bin, *CaptureSummary, error) {
 	ctx := r.Context()
 	b, err := in.store.GetBin(ctx, binID)
 	if err != nil {
@@ -123,7 +124,7 @@ func (in *Inspector) Receive(r *http.Request, binID string) (*models.Bin, *Captu
 	if !in.limiters.allow(binID) {
 		return b, nil, ErrRateLimited
 	}
-	body, tooLarge, err := readBody(r.Body)
+	body, tooLarge, err := readBody(r.Body, r.ContentLength)
 	if err != nil {
 		return b, nil, fmt.Errorf("%w: %w", ErrReadBody, err)
 	}
@@ -158,7 +159,7 @@ func (in *Inspector) Receive(r *http.Request, binID string) (*models.Bin, *Captu
 	if err := in.store.InsertCapture(context.WithoutCancel(ctx), c, KeepPerBin); err != nil {
 		return b, nil, err
 	}
-	out := CaptureOut(c)
+	out := SummaryOut(c)
 	if msg, err := json.Marshal(Message{Type: "request", Data: out}); err == nil {
 		in.pub.Publish(b.ID, msg)
 	}
@@ -201,11 +202,15 @@ func rejectedVerdicts(sec Secrets, h http.Header) Verdicts {
 }
 
 // readBody reads up to MaxBodyBytes and reports whether there was more.
-func readBody(body io.Reader) ([]byte, bool, error) {
+// A declared length within the limit sizes the buffer at once: io.ReadAll would grow it by
+// doubling, allocating and copying about twice the body.
+func readBody(body io.Reader, length int64) ([]byte, bool, error) {
 	if body == nil {
 		return []byte{}, false, nil
 	}
-	b, err := io.ReadAll(io.LimitReader(body, MaxBodyBytes+1))
+	buf := bytes.NewBuffer(make([]byte, 0, min(max(length, 0), MaxBodyBytes)+bytes.MinRead))
+	_, err := buf.ReadFrom(io.LimitReader(body, MaxBodyBytes+1))
+	b := buf.Bytes()
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return nil, true, nil

@@ -52,8 +52,8 @@ func TestWebhookTestActionArrivesLiveWithValidSignatureAndOKPayload(t *testing.T
 	if attempt.Outcome != "succeeded" || attempt.ResponseStatus == nil || *attempt.ResponseStatus != 200 || attempt.ResponseBody != `{"ok":true}` {
 		t.Fatalf("test attempt: outcome %q status %v body %q error %v", attempt.Outcome, attempt.ResponseStatus, attempt.ResponseBody, attempt.Error)
 	}
-	c := next(t, conn)
-	assertVerified(t, c)
+	c := e.whole(bin.ID, next(t, conn).ID)
+	assertVerified(t, c.Verdicts)
 	if got := c.Headers["X-Webhook-Test"]; !slices.Equal(got, []string{"true"}) {
 		t.Errorf("X-Webhook-Test %v, want [true]", got)
 	}
@@ -67,14 +67,14 @@ func TestWebhookTestActionArrivesLiveWithValidSignatureAndOKPayload(t *testing.T
 	// After a rotation the linked webhook's new secret verifies at once (it is read per capture).
 	e.must(http.StatusOK, "POST", "/api/v1/webhooks/"+wh.ID+"/secret/rotate", nil, nil)
 	e.must(http.StatusOK, "POST", "/api/v1/webhooks/"+wh.ID+"/test", map[string]any{"event": "conversation.started"}, &attempt)
-	assertVerified(t, next(t, conn))
+	assertVerified(t, next(t, conn).Verdicts)
 
 	// The stored history says the same as the socket.
 	list := e.captures(bin.ID)
 	if len(list) != 2 || list[1].ID != c.ID {
 		t.Fatalf("history has %d captures (want 2, oldest %s last)", len(list), c.ID)
 	}
-	assertVerified(t, list[0])
+	assertVerified(t, list[0].Verdicts)
 }
 
 // A real publish goes through the outbox and the dispatcher to the bin, without any flag.
@@ -92,8 +92,8 @@ func TestPublishedEventIsDeliveredToBinOutOfTheBox(t *testing.T) {
 	}
 	e.must(http.StatusAccepted, "POST", "/api/v1/events", map[string]any{"event": "conversation.started",
 		"data": map[string]any{"conversation_id": 123, "visitor_name": "John Doe"}}, &ev)
-	c := next(t, conn)
-	assertVerified(t, c)
+	c := e.whole(bin.ID, next(t, conn).ID)
+	assertVerified(t, c.Verdicts)
 	if got := c.Headers["X-Webhook-Id"]; !slices.Equal(got, []string{ev.ID}) {
 		t.Errorf("X-Webhook-Id %v, want %s", got, ev.ID)
 	}
@@ -102,9 +102,8 @@ func TestPublishedEventIsDeliveredToBinOutOfTheBox(t *testing.T) {
 	}
 }
 
-func assertVerified(t *testing.T, c inspector.Capture) {
+func assertVerified(t *testing.T, v inspector.Verdicts) {
 	t.Helper()
-	v := c.Verdicts
 	if v.Signature != "valid" || v.StandardSignature != "valid" {
 		t.Errorf("signature %q, standard %q; want both valid", v.Signature, v.StandardSignature)
 	}
@@ -207,7 +206,11 @@ func TestNonUTF8BodyRoundTripsAsBase64Exactly(t *testing.T) {
 	e.waitClients(bin.ID, 1)
 	binary := []byte{0xff, 0xfe, 0x00, 0x01, 0x80, 'h', 'i', 0xc3, 0x28, '\r', '\n', 0x00}
 	e.send("PUT", bin.URL+"/deep/path?x=1&x=2&y", http.Header{"Content-Type": {"application/octet-stream"}}, binary)
-	live := next(t, conn)
+	summary := next(t, conn)
+	if got, err := base64.StdEncoding.DecodeString(summary.BodyPreview); err != nil || !bytes.Equal(got, binary) || summary.Truncated {
+		t.Errorf("live summary preview %q (truncated %v), want the whole short body", summary.BodyPreview, summary.Truncated)
+	}
+	live := e.whole(bin.ID, summary.ID)
 	stored := e.captures(bin.ID)[0]
 	for name, c := range map[string]inspector.Capture{"socket": live, "history": stored} {
 		if c.BodyEncoding != "base64" {
@@ -226,8 +229,8 @@ func TestNonUTF8BodyRoundTripsAsBase64Exactly(t *testing.T) {
 	text := []byte("{ \"a\" :\t\"café\" }\r\n")
 	e.send("POST", bin.URL, nil, text)
 	c := next(t, conn)
-	if c.BodyEncoding != "utf8" || c.Body != string(text) {
-		t.Errorf("text body %q (%s), want %q", c.Body, c.BodyEncoding, text)
+	if c.BodyEncoding != "utf8" || c.BodyPreview != string(text) || c.Truncated {
+		t.Errorf("text body %q (%s), want %q", c.BodyPreview, c.BodyEncoding, text)
 	}
 }
 
@@ -356,17 +359,31 @@ func TestBinAndCapturesSurviveRestart(t *testing.T) {
 // keeps getting every capture.
 func TestClientThatNeverReadsIsDroppedWhileHealthyClientKeepsReceiving(t *testing.T) {
 	// A write deadline far beyond the test's timeouts: the slow client must be dropped
-	// because its queue is full, not because a blocked write finally timed out.
-	e := newEnv(t, envOptions{hub: inspector.HubConfig{QueueSize: 4, WriteWait: 10 * time.Minute}})
+	// because its queue is full, not because a blocked write finally timed out. The queue is
+	// bounded in bytes (256 KiB) long before its count (1,000 messages).
+	e := newEnv(t, envOptions{hub: inspector.HubConfig{QueueSize: 1000, QueueBytes: 256 << 10, WriteWait: 10 * time.Minute}})
 	bin := e.createBin(nil)
-	slow := e.dial(bin.ID) // never read from
+	// The slow client never reads, and its small receive buffer fills after a few messages.
+	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, NetDial: func(network, addr string) (net.Conn, error) {
+		c, err := net.Dial(network, addr)
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(64 << 10)
+		}
+		return c, err
+	}}
+	slow, resp, err := d.Dial("ws"+strings.TrimPrefix(e.publicURL, "http")+"/api/v1/inspector/bins/"+bin.ID+"/ws",
+		http.Header{"Authorization": {"Bearer " + adminToken}})
+	if err != nil {
+		t.Fatalf("dial: %v (%v)", err, statusOf(resp))
+	}
+	defer slow.Close()
 	healthy := e.dial(bin.ID)
 	e.waitClients(bin.ID, 2)
 
-	// Large messages fill the slow client's socket buffers, then its queue; how many that
-	// takes depends on the kernel's buffer sizes, so send until it is dropped.
-	const most = 200
-	body := bytes.Repeat([]byte("x"), 512<<10)
+	// Bodies of characters JSON escapes make the largest summaries (about 6 KiB each); how many
+	// fill the socket buffers depends on the kernel, so send until the slow client is dropped.
+	const most = 3000
+	body := bytes.Repeat([]byte("<"), 4<<10)
 	var got atomic.Int64
 	readerDone := make(chan error, 1)
 	go func() {
@@ -387,7 +404,7 @@ func TestClientThatNeverReadsIsDroppedWhileHealthyClientKeepsReceiving(t *testin
 		sent++
 	}
 	if e.hub.Clients(bin.ID) != 1 {
-		t.Fatalf("after %d captures of 512 KiB the client that never reads is still subscribed", most)
+		t.Fatalf("after %d captures the client that never reads is still subscribed", most)
 	}
 	// Every capture still reaches the healthy client, also those after the drop.
 	for range 3 {
@@ -472,8 +489,8 @@ func TestSocketAuthenticationAndOrigin(t *testing.T) {
 	defer conn.Close()
 	e.waitClients(bin.ID, 1)
 	e.send("POST", bin.URL, nil, []byte("via cookie"))
-	if c := next(t, conn); c.Body != "via cookie" {
-		t.Errorf("body %q", c.Body)
+	if c := next(t, conn); c.BodyPreview != "via cookie" {
+		t.Errorf("body %q", c.BodyPreview)
 	}
 
 	// Another site's page, even with the cookie, is refused.

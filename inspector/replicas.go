@@ -80,7 +80,7 @@ func (r *Replicated) Run(ctx context.Context) {
 				}
 				continue
 			}
-			if msg, err := json.Marshal(Message{Type: "request", Data: CaptureOut(c)}); err == nil {
+			if msg, err := json.Marshal(Message{Type: "request", Data: SummaryOut(c)}); err == nil {
 				r.hub.Publish(l[0], msg)
 			}
 		}

@@ -98,6 +98,25 @@ func StartBinary(t testing.TB, bin string, args ...string) *Process {
 	return p
 }
 
+// RSS is the process's resident memory in bytes, from /proc (Linux).
+func (p *Process) RSS(t testing.TB) int64 {
+	t.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		t.Fatalf("read process status: %v", err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb int64
+			if _, err := fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), &kb); err == nil {
+				return kb << 10
+			}
+		}
+	}
+	t.Fatal("no VmRSS in the process status")
+	return 0
+}
+
 // Output is everything the process printed so far.
 func (p *Process) Output() string {
 	p.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,14 +48,40 @@ func testBinStore(t *testing.T, b Backend) {
 		ReceivedAt: time.Now().UTC(), Verdicts: "{}"}, 3); err != nil {
 		t.Fatalf("capture with no body: %v", err)
 	}
-	list, next, err := s.ListCaptures(ctx, bin.ID, models.Page{Limit: 2})
+	list, next, err := s.ListCaptures(ctx, bin.ID, models.Page{Limit: 2}, 1<<20)
 	if err != nil || len(list) != 2 || next == "" || list[0].ID != ids[4] || list[1].ID != ids[3] {
 		t.Fatalf("first page: %d captures, next %q, err %v", len(list), next, err)
 	}
 	if !bytes.Equal(list[0].Body, binary) {
 		t.Errorf("body %x, want %x", list[0].Body, binary)
 	}
-	list, next, _ = s.ListCaptures(ctx, bin.ID, models.Page{Limit: 2, Cursor: next})
+	// A list cuts bodies to the preview and paths to 1 KiB, and leaves headers out; one
+	// capture read alone is whole.
+	long := "/inspect/" + bin.ID + "/" + strings.Repeat("p", 3000)
+	third := &models.Bin{Name: "third"}
+	if err := s.CreateBin(ctx, third); err != nil {
+		t.Fatal(err)
+	}
+	big := &models.Capture{BinID: third.ID, Method: "POST", Path: long, Headers: `{"X-Big":["` + strings.Repeat("h", 5000) + `"]}`,
+		Body: bytes.Repeat([]byte("<"), 100_000), Size: 100_000, ReceivedAt: time.Now().UTC(), Verdicts: "{}"}
+	if err := s.InsertCapture(ctx, big, 3); err != nil {
+		t.Fatal(err)
+	}
+	sum, _, err := s.ListCaptures(ctx, third.ID, models.Page{Limit: 1}, 512)
+	if err != nil || len(sum) != 1 {
+		t.Fatalf("summary list: %d, %v", len(sum), err)
+	}
+	if got := sum[0]; len(got.Body) != 512 || got.Size != 100_000 || len(got.Path) != 1024 || got.Headers != "" || got.Verdicts != "{}" {
+		t.Errorf("summary: body %d bytes, size %d, path %d bytes, headers %q; want 512, 100000, 1024, none",
+			len(got.Body), got.Size, len(got.Path), got.Headers)
+	}
+	if whole, err := s.GetCapture(ctx, third.ID, big.ID); err != nil || len(whole.Body) != 100_000 || whole.Path != long || len(whole.Headers) < 5000 {
+		t.Errorf("the capture read alone is not whole: %v", err)
+	}
+	if err := s.DeleteBin(ctx, third.ID); err != nil {
+		t.Fatal(err)
+	}
+	list, next, _ = s.ListCaptures(ctx, bin.ID, models.Page{Limit: 2, Cursor: next}, 1<<20)
 	if len(list) != 1 || list[0].ID != ids[2] || next != "" {
 		t.Errorf("second page: %d captures (want only %s, the oldest kept), next %q", len(list), ids[2], next)
 	}

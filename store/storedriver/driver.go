@@ -180,7 +180,7 @@ type Captures interface {
 	DeleteBin(ctx context.Context, id string) error
 	// InsertCapture stores a capture and drops the bin's oldest captures beyond keep.
 	InsertCapture(ctx context.Context, c *models.Capture, keep int) error
-	ListCaptures(ctx context.Context, binID string, p models.Page) ([]*models.Capture, string, error)
+	ListCaptures(ctx context.Context, binID string, p models.Page, preview int) ([]*models.Capture, string, error)
 	GetCapture(ctx context.Context, binID, id string) (*models.Capture, error)
 	CountCaptures(ctx context.Context, binID string) (int64, error)
 }

@@ -114,8 +114,14 @@ func (s *Base) InsertCapture(ctx context.Context, c *models.Capture, keep int) e
 }
 
 // ListCaptures returns one page of a bin's captures, newest first.
-func (s *Base) ListCaptures(ctx context.Context, binID string, p models.Page) ([]*models.Capture, string, error) {
-	q := s.R.WithContext(ctx).Where("bin_id = ?", binID).Order("id DESC").Limit(p.Limit + 1)
+//
+// A list is a page of summaries: the body is cut to its first preview bytes, path and query to
+// 1 KiB, and headers are left out, in the query itself, so a page of 1 MiB captures costs what
+// a page of small ones does (a reader fetches one capture whole with GetCapture).
+func (s *Base) ListCaptures(ctx context.Context, binID string, p models.Page, preview int) ([]*models.Capture, string, error) {
+	q := s.R.WithContext(ctx).Select(`id, bin_id, method, substr(path, 1, 1024) AS path, substr(query, 1, 1024) AS query,
+		substr(body, 1, ?) AS body, size, remote_addr, received_at, verdicts, rejected`, preview).
+		Where("bin_id = ?", binID).Order("id DESC").Limit(p.Limit + 1)
 	if p.Cursor != "" {
 		q = q.Where("id < ?", p.Cursor)
 	}

@@ -228,7 +228,7 @@ export interface paths {
         };
         /**
          * List captured requests
-         * @description The last 500 requests the bin received, newest first, with their verdicts. Bodies that are not valid UTF-8 are base64 (body_encoding).
+         * @description The last 500 requests the bin received, newest first, as summaries: verdicts, size and the first 1 KiB of the body (base64 when not valid UTF-8; truncated says whether there is more), no headers. GET …/requests/{rid} reads one whole.
          */
         get: operations["listCaptures"];
         put?: never;
@@ -754,8 +754,50 @@ export interface components {
             size: number;
             verdicts: components["schemas"]["Verdicts"];
         };
-        CaptureList: {
-            data: components["schemas"]["Capture"][];
+        CaptureSummary: {
+            /** @example 0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4 */
+            bin_id: string;
+            /**
+             * @example utf8
+             * @enum {string}
+             */
+            body_encoding: "utf8" | "base64";
+            /** @example {"event":"conversation.started" */
+            body_preview: string;
+            /** @example req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f */
+            id: string;
+            /** @example POST */
+            method: string;
+            /**
+             * @description first 1 KiB
+             * @example /inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4
+             */
+            path: string;
+            /**
+             * @description first 1 KiB
+             * @example source=test&x=1
+             */
+            query: string;
+            /**
+             * Format: date-time
+             * @example 2025-01-15T10:30:00Z
+             */
+            received_at: string;
+            /** @example body larger than 1048576 bytes: answered 413 */
+            rejected?: string;
+            /** @example 203.0.113.7:51234 */
+            remote_addr: string;
+            /** @example 312 */
+            size: number;
+            /**
+             * @description the preview is not the whole body
+             * @example false
+             */
+            truncated: boolean;
+            verdicts: components["schemas"]["Verdicts"];
+        };
+        CaptureSummaryList: {
+            data: components["schemas"]["CaptureSummary"][];
             next_cursor: string | null;
         };
         Delivery: {
@@ -878,7 +920,7 @@ export interface components {
             status: number | null;
         };
         InspectorMessage: {
-            data: components["schemas"]["Capture"];
+            data: components["schemas"]["CaptureSummary"];
             /** @example request */
             type: string;
         };
@@ -2032,7 +2074,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["CaptureList"];
+                    "application/json": components["schemas"]["CaptureSummaryList"];
                 };
             };
             /** @description Bad Request */
