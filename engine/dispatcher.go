@@ -70,7 +70,7 @@ func New(cfg Config) *Dispatcher {
 		inFlight = cfg.Metrics.InFlight
 	}
 	d.table = newTable(cfg.PerWebhook, inFlight)
-	d.spill = newSpiller(cfg.Store, d.table, d.owner, cfg.Logger, d.Notify, d.requestRescan)
+	d.spill = newSpiller(cfg.Store, d.table, d.owner, cfg.Logger, d.nudge, d.requestRescan)
 	d.rec = newRecorder(cfg.Store, d.recorded, d.lost)
 	return d
 }
@@ -93,17 +93,17 @@ func (d *Dispatcher) queued(q store.Queued) {
 // the loop.
 func (d *Dispatcher) hint(due map[string]int64) {
 	d.table.hint(due)
-	d.Notify()
+	d.nudge()
 }
 
 // requestRescan makes the next loop look for due work everywhere.
 func (d *Dispatcher) requestRescan() {
 	d.rescanAt.Store(0)
-	d.Notify()
+	d.nudge()
 }
 
-// Notify wakes the dispatcher: new deliveries are due. It never blocks.
-func (d *Dispatcher) Notify() {
+// nudge wakes the claim loop: new deliveries may be due. It never blocks (one pending wake-up is enough).
+func (d *Dispatcher) nudge() {
 	select {
 	case d.wake <- struct{}{}:
 	default:
@@ -333,7 +333,7 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *models.Delivery, wh *model
 	// The slot is freed once the recorder has taken the result (see resultBuffer).
 	d.rec.add(res)
 	d.table.finished(dl.WebhookID)
-	d.Notify() // a slot is free
+	d.nudge() // a slot is free
 }
 
 // recorded hears of a batch written: retries it scheduled are due work.
@@ -361,7 +361,7 @@ func (d *Dispatcher) lost(batch []models.Result, err error) {
 		}
 	}
 	d.spill.abandon(owedHooks)
-	d.Notify()
+	d.nudge()
 }
 
 // SendTest performs the test action: the seed's sample payload for eventType with fresh

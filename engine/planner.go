@@ -20,9 +20,9 @@ type planInput struct {
 // roundPlan is what one round of the claim loop does.
 type roundPlan struct {
 	// Ready: how many of each webhook's ready work (what takes brought) to start now.
-	Ready []store.HookSlots
+	Ready []store.WebhookQuota
 	// Claim: how many due deliveries of each webhook to claim from the store.
-	Claim []store.HookSlots
+	Claim []store.WebhookQuota
 	// Spill: webhooks backlogged long enough, or stalled, to be spilled by the next publish.
 	Spill []string
 	// Backlogged: webhooks whose due work got no slot this round: backlogged from now.
@@ -148,10 +148,10 @@ func plan(hooks []*webhook, in planInput) roundPlan {
 	for _, s := range slots {
 		r := min(s.n, len(s.w.ready))
 		if r > 0 {
-			p.Ready = append(p.Ready, store.HookSlots{WebhookID: s.w.id, Free: r})
+			p.Ready = append(p.Ready, store.WebhookQuota{WebhookID: s.w.id, Free: r})
 		}
 		if s.n > r {
-			p.Claim = append(p.Claim, store.HookSlots{WebhookID: s.w.id, Free: s.n - r})
+			p.Claim = append(p.Claim, store.WebhookQuota{WebhookID: s.w.id, Free: s.n - r})
 		}
 	}
 	return p

@@ -20,10 +20,10 @@ func TestPlan(t *testing.T) {
 			busySince: now, lastDone: now}
 	}
 	with := func(w *webhook, f func(w *webhook)) *webhook { f(w); return w }
-	slots := func(kv ...any) []store.HookSlots {
-		var out []store.HookSlots
+	slots := func(kv ...any) []store.WebhookQuota {
+		var out []store.WebhookQuota
 		for i := 0; i < len(kv); i += 2 {
-			out = append(out, store.HookSlots{WebhookID: kv[i].(string), Free: kv[i+1].(int)})
+			out = append(out, store.WebhookQuota{WebhookID: kv[i].(string), Free: kv[i+1].(int)})
 		}
 		return out
 	}

@@ -97,7 +97,7 @@ func (s *spiller) loop(ctx context.Context) {
 
 // take takes owed events of spilled webhooks into their ready work. gens are their spill
 // generations and seq the hint sequence when the takes were collected.
-func (s *spiller) take(ctx context.Context, wants []store.TakeWant, gens map[string]uint64, seq uint64) error {
+func (s *spiller) take(ctx context.Context, wants []store.OwedQuota, gens map[string]uint64, seq uint64) error {
 	if len(wants) == 0 {
 		return nil
 	}
@@ -141,14 +141,14 @@ func (t *table) spilledByPublish(ids []string) {
 
 // takesAsked hands the spiller the takes asked for since its last round, with the webhooks'
 // spill generations and the hint sequence now.
-func (t *table) takesAsked() ([]store.TakeWant, map[string]uint64, uint64) {
+func (t *table) takesAsked() ([]store.OwedQuota, map[string]uint64, uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var wants []store.TakeWant
+	var wants []store.OwedQuota
 	gens := map[string]uint64{}
 	for id, w := range t.hooks {
 		if w.takeRows > 0 {
-			wants = append(wants, store.TakeWant{WebhookID: id, Rows: w.takeRows})
+			wants = append(wants, store.OwedQuota{WebhookID: id, Rows: w.takeRows})
 			gens[id] = w.spillGen
 			w.takeRows = 0
 		}
@@ -157,7 +157,7 @@ func (t *table) takesAsked() ([]store.TakeWant, map[string]uint64, uint64) {
 }
 
 // takesDone ends the takes of a round, except for webhooks a new take was asked for meanwhile.
-func (t *table) takesDone(wants []store.TakeWant) {
+func (t *table) takesDone(wants []store.OwedQuota) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, want := range wants {

@@ -42,7 +42,7 @@ func TestClaimedDeliveriesKeepTheirBodiesWhenTheCacheEvictsThem(t *testing.T) {
 	// Room for one body: the others are read back but not kept.
 	d.payloads = newPayloadCache(len(in[0].Payload) + len(models.NewID("evt")))
 	claimed, _, err := db.ClaimFor(ctx, store.ClaimForRequest{Owner: "t", Now: time.Now(), Lease: time.Minute,
-		Hooks: []store.HookSlots{{WebhookID: w.ID, Free: 8}}})
+		Hooks: []store.WebhookQuota{{WebhookID: w.ID, Free: 8}}})
 	if err != nil || len(claimed) != 3 {
 		t.Fatalf("claimed %d, %v; want 3", len(claimed), err)
 	}

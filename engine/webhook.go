@@ -167,7 +167,7 @@ func (t *table) plan(now time.Time, workers int, canSpill bool) (roundPlan, []*m
 // claimed settles the table after a claim at now for the planned slots: next holds, for each
 // webhook whose due work the claim exhausted, when it next has work (0: none known). Spilled
 // webhooks with no row left to send get a take asked for; it reports whether any did.
-func (t *table) claimed(slots []store.HookSlots, next map[string]int64, now time.Time, seq uint64) (askedTake bool) {
+func (t *table) claimed(slots []store.WebhookQuota, next map[string]int64, now time.Time, seq uint64) (askedTake bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	planned := make(map[string]int, len(slots))

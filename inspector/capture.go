@@ -70,7 +70,7 @@ type CaptureSummary struct {
 	BinID        string    `json:"bin_id" example:"0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4"`
 	Method       string    `json:"method" example:"POST"`
 	Path         string    `json:"path" example:"/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4"` // first 1 KiB
-	Query        string    `json:"query" example:"source=test&x=1"`                                       // first 1 KiB
+	Query        string    `json:"query" example:"source=test&x=1"`                                      // first 1 KiB
 	BodyPreview  string    `json:"body_preview" example:"{\"event\":\"conversation.started\""`
 	BodyEncoding string    `json:"body_encoding" enums:"utf8,base64" example:"utf8"`
 	Truncated    bool      `json:"truncated" example:"false"` // the preview is not the whole body

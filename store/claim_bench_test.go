@@ -18,12 +18,12 @@ func BenchmarkClaimFor(b *testing.B) {
 		b.Run(be.Name, func(b *testing.B) {
 			s, all := benchQueue(b, be, 2500)
 			ctx := context.Background()
-			var hooks []store.HookSlots
+			var hooks []store.WebhookQuota
 			seen := map[string]bool{}
 			for _, d := range all {
 				if !seen[d.WebhookID] {
 					seen[d.WebhookID] = true
-					hooks = append(hooks, store.HookSlots{WebhookID: d.WebhookID, Free: 25})
+					hooks = append(hooks, store.WebhookQuota{WebhookID: d.WebhookID, Free: 25})
 				}
 			}
 			b.ReportAllocs()

@@ -154,7 +154,7 @@ func BenchmarkTakeAndRecordOwed(b *testing.B) {
 		}
 		b.StartTimer()
 		got, err := s.TakeSpilled(ctx, store.TakeRequest{Owner: "bench", Now: time.Now(),
-			Hooks: []store.TakeWant{{WebhookID: w.ID, Rows: per}}})
+			Hooks: []store.OwedQuota{{WebhookID: w.ID, Rows: per}}})
 		if err != nil {
 			b.Fatal(err)
 		}

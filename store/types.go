@@ -9,7 +9,7 @@ type (
 	ClaimForRequest = storedriver.ClaimForRequest
 	DeliveryFilter  = storedriver.DeliveryFilter
 	EventBody       = storedriver.EventBody
-	HookSlots       = storedriver.HookSlots
+	WebhookQuota    = storedriver.WebhookQuota
 	PublishInput    = storedriver.PublishInput
 	Published       = storedriver.Published
 	QueueStats      = storedriver.QueueStats
@@ -18,7 +18,7 @@ type (
 	Setting         = storedriver.Setting
 	SpillTake       = storedriver.SpillTake
 	TakeRequest     = storedriver.TakeRequest
-	TakeWant        = storedriver.TakeWant
+	OwedQuota       = storedriver.OwedQuota
 )
 
 // Notification channels; see storedriver.

@@ -16,7 +16,7 @@ func testRecordResultsDoesNotReviveCancelledDelivery(t *testing.T, b Backend) {
 	ctx := context.Background()
 	w := NewWebhook(t, s, "message.received", true)
 	Publish(t, s, "message.received", "")
-	got, _ := ClaimFor(t, s, time.Now(), store.HookSlots{WebhookID: w.ID, Free: 10})
+	got, _ := ClaimFor(t, s, time.Now(), store.WebhookQuota{WebhookID: w.ID, Free: 10})
 	if len(got) != 1 {
 		t.Fatalf("claimed %d", len(got))
 	}
@@ -65,7 +65,7 @@ func testRecordedAttemptsReadBackExactlyFromLargeMixedBatches(t *testing.T, b Ba
 	if _, err := s.Publish(ctx, in); err != nil {
 		t.Fatal(err)
 	}
-	got, _ := ClaimFor(t, s, time.Now(), store.HookSlots{WebhookID: a.ID, Free: 1000}, store.HookSlots{WebhookID: c.ID, Free: 1000})
+	got, _ := ClaimFor(t, s, time.Now(), store.WebhookQuota{WebhookID: a.ID, Free: 1000}, store.WebhookQuota{WebhookID: c.ID, Free: 1000})
 	if len(got) != 2*events {
 		t.Fatalf("claimed %d deliveries, want %d", len(got), 2*events)
 	}

@@ -18,14 +18,14 @@ func testClaimForTakesAtMostTheFreeSlotsAndNeverALeasedDelivery(t *testing.T, b 
 		Publish(t, s, "message.received", "")
 	}
 	now := time.Now()
-	first, next := ClaimFor(t, s, now, store.HookSlots{WebhookID: w.ID, Free: 2})
+	first, next := ClaimFor(t, s, now, store.WebhookQuota{WebhookID: w.ID, Free: 2})
 	if len(first) != 2 {
 		t.Fatalf("claimed %d with 2 free slots, want 2", len(first))
 	}
 	if _, ok := next[w.ID]; ok {
 		t.Errorf("next = %v after a partial claim; the webhook has more due work and must stay listed", next)
 	}
-	rest, next := ClaimFor(t, s, now, store.HookSlots{WebhookID: w.ID, Free: 10})
+	rest, next := ClaimFor(t, s, now, store.WebhookQuota{WebhookID: w.ID, Free: 10})
 	if len(rest) != 3 {
 		t.Fatalf("second claim took %d, want the 3 not leased", len(rest))
 	}
@@ -42,12 +42,12 @@ func testClaimForTakesAtMostTheFreeSlotsAndNeverALeasedDelivery(t *testing.T, b 
 			t.Errorf("claimed row %+v lacks what the dispatcher needs", d)
 		}
 	}
-	if again, _ := ClaimFor(t, s, now, store.HookSlots{WebhookID: w.ID, Free: 10}); len(again) != 0 {
+	if again, _ := ClaimFor(t, s, now, store.WebhookQuota{WebhookID: w.ID, Free: 10}); len(again) != 0 {
 		t.Errorf("%d leased deliveries claimed again", len(again))
 	}
 	// A lease that ran out (its holder died, or its result could not be recorded) is
 	// claimable again.
-	if later, _ := ClaimFor(t, s, now.Add(2*time.Minute), store.HookSlots{WebhookID: w.ID, Free: 10}); len(later) != 5 {
+	if later, _ := ClaimFor(t, s, now.Add(2*time.Minute), store.WebhookQuota{WebhookID: w.ID, Free: 10}); len(later) != 5 {
 		t.Errorf("after the lease ran out claimed %d, want 5", len(later))
 	}
 }
@@ -57,7 +57,7 @@ func testClaimForReportsWhenAWebhooksNextDeliveryIsDue(t *testing.T, b Backend) 
 	ctx := context.Background()
 	w := NewWebhook(t, s, "message.received", true)
 	Publish(t, s, "message.received", "")
-	got, _ := ClaimFor(t, s, time.Now(), store.HookSlots{WebhookID: w.ID, Free: 1})
+	got, _ := ClaimFor(t, s, time.Now(), store.WebhookQuota{WebhookID: w.ID, Free: 1})
 	if len(got) != 1 {
 		t.Fatalf("claimed %d", len(got))
 	}
@@ -69,11 +69,11 @@ func testClaimForReportsWhenAWebhooksNextDeliveryIsDue(t *testing.T, b Backend) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	none, next := ClaimFor(t, s, time.Now(), store.HookSlots{WebhookID: w.ID, Free: 4})
+	none, next := ClaimFor(t, s, time.Now(), store.WebhookQuota{WebhookID: w.ID, Free: 4})
 	if len(none) != 0 || next[w.ID] != retryAt {
 		t.Errorf("claim before the retry is due = %d rows, next %v; want none and %d", len(none), next, retryAt)
 	}
-	if due, _ := ClaimFor(t, s, time.UnixMilli(retryAt), store.HookSlots{WebhookID: w.ID, Free: 4}); len(due) != 1 || due[0].AttemptCount != 1 {
+	if due, _ := ClaimFor(t, s, time.UnixMilli(retryAt), store.WebhookQuota{WebhookID: w.ID, Free: 4}); len(due) != 1 || due[0].AttemptCount != 1 {
 		t.Errorf("claim at the retry time = %+v, want the delivery with 1 attempt made", due)
 	}
 }
@@ -99,7 +99,7 @@ func testClaimForReachesAHealthyWebhookBehindAnotherWebhooksBacklog(t *testing.T
 	healthy := NewWebhook(t, s, "message.received", true)
 	p := Publish(t, s, "message.received", "")
 
-	got, next := ClaimFor(t, s, time.Now(), store.HookSlots{WebhookID: healthy.ID, Free: 8})
+	got, next := ClaimFor(t, s, time.Now(), store.WebhookQuota{WebhookID: healthy.ID, Free: 8})
 	if len(got) != 1 || got[0].ID != p.Deliveries[0].ID {
 		t.Fatalf("claimed %+v for the healthy webhook, want its one delivery", got)
 	}
@@ -119,7 +119,7 @@ func testRedeliveryOfADeliveryInFlightIsRefused(t *testing.T, b Backend) {
 	s := b.Open(t, b.DSN(t))
 	w := NewWebhook(t, s, "message.received", true)
 	Publish(t, s, "message.received", "")
-	got, _ := ClaimFor(t, s, time.Now(), store.HookSlots{WebhookID: w.ID, Free: 1})
+	got, _ := ClaimFor(t, s, time.Now(), store.WebhookQuota{WebhookID: w.ID, Free: 1})
 	if len(got) != 1 {
 		t.Fatalf("claimed %d", len(got))
 	}
@@ -133,9 +133,9 @@ func testRedeliveryOfADeliveryInFlightIsRefused(t *testing.T, b Backend) {
 func testConcurrentClaimForNeverSharesADelivery(t *testing.T, b Backend) {
 	dsn := b.DSN(t)
 	s := b.Open(t, dsn)
-	var hooks []store.HookSlots
+	var hooks []store.WebhookQuota
 	for range 3 {
-		hooks = append(hooks, store.HookSlots{WebhookID: NewWebhook(t, s, "message.received", true).ID, Free: 5})
+		hooks = append(hooks, store.WebhookQuota{WebhookID: NewWebhook(t, s, "message.received", true).ID, Free: 5})
 	}
 	for range 100 {
 		Publish(t, s, "message.received", "")

@@ -31,7 +31,7 @@ func Publish(t *testing.T, s *store.Store, eventType, key string) store.Publishe
 	return res[0]
 }
 
-func ClaimFor(t *testing.T, s *store.Store, now time.Time, hooks ...store.HookSlots) ([]*models.Delivery, map[string]int64) {
+func ClaimFor(t *testing.T, s *store.Store, now time.Time, hooks ...store.WebhookQuota) ([]*models.Delivery, map[string]int64) {
 	t.Helper()
 	got, next, err := s.ClaimFor(context.Background(), store.ClaimForRequest{Owner: "test", Now: now, Lease: time.Minute, Hooks: hooks})
 	if err != nil {

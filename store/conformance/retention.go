@@ -25,7 +25,7 @@ func testPruneKeepsPendingWork(t *testing.T, b Backend) {
 		t.Fatalf("event of a pending delivery pruned: %v", err)
 	}
 	// A failed attempt of a delivery still retrying stays with it.
-	got, _ := ClaimFor(t, s, time.Now(), store.HookSlots{WebhookID: w.ID, Free: 10})
+	got, _ := ClaimFor(t, s, time.Now(), store.WebhookQuota{WebhookID: w.ID, Free: 10})
 	err := s.RecordResults(ctx, []models.Result{{DeliveryID: got[0].ID, WebhookID: got[0].WebhookID, Status: models.StatusPending,
 		NextAttemptAt: time.Now().UnixMilli(), Attempt: &models.Attempt{ID: models.NewID("att"), DeliveryID: got[0].ID,
 			WebhookID: got[0].WebhookID, Number: 1, StartedAt: time.Now().UTC(), Outcome: models.OutcomeFailed}}})
@@ -39,7 +39,7 @@ func testPruneKeepsPendingWork(t *testing.T, b Backend) {
 		t.Fatalf("attempts of a retrying delivery after pruning past them: %d, %v; want its 1", len(a), err)
 	}
 	// Finished work older than the cutoff goes.
-	got, _ = ClaimFor(t, s, time.Now(), store.HookSlots{WebhookID: w.ID, Free: 10})
+	got, _ = ClaimFor(t, s, time.Now(), store.WebhookQuota{WebhookID: w.ID, Free: 10})
 	err = s.RecordResults(ctx, []models.Result{{DeliveryID: got[0].ID, WebhookID: got[0].WebhookID, Status: models.StatusSucceeded,
 		Succeeded: true, Attempt: &models.Attempt{ID: models.NewID("att"), DeliveryID: got[0].ID, WebhookID: got[0].WebhookID,
 			Number: 1, StartedAt: time.Now().UTC(), Outcome: models.OutcomeSucceeded}}})
@@ -64,7 +64,7 @@ func testPruneKeepsFinishedWorkNewerThanTheCutoff(t *testing.T, b Backend) {
 	ctx := context.Background()
 	w := NewWebhook(t, s, "message.received", true)
 	p := Publish(t, s, "message.received", "")
-	got, _ := ClaimFor(t, s, time.Now(), store.HookSlots{WebhookID: w.ID, Free: 1})
+	got, _ := ClaimFor(t, s, time.Now(), store.WebhookQuota{WebhookID: w.ID, Free: 1})
 	if len(got) != 1 {
 		t.Fatalf("claimed %d", len(got))
 	}

@@ -11,7 +11,7 @@ import (
 
 // claim leases due deliveries in the locked_until column, taken with FOR UPDATE SKIP LOCKED
 // so replicas claim disjoint rows.
-func (s *Driver) claim(ctx context.Context, r storedriver.ClaimForRequest, hooks []storedriver.HookSlots) ([]*models.Delivery, []string, error) {
+func (s *Driver) claim(ctx context.Context, r storedriver.ClaimForRequest, hooks []storedriver.WebhookQuota) ([]*models.Delivery, []string, error) {
 	now := r.Now.UnixMilli()
 	var sb strings.Builder
 	args := make([]any, 0, 2*len(hooks)+4)

@@ -109,7 +109,7 @@ func (hooks) SkipOwed(q *gorm.DB, _ string) *gorm.DB { return q }
 // Leased is false: leases are in the table, which RequeueDelivery's update checks.
 func (hooks) Leased(string, int64) bool { return false }
 
-func (h hooks) Claim(ctx context.Context, r storedriver.ClaimForRequest, hs []storedriver.HookSlots) ([]*models.Delivery, []string, error) {
+func (h hooks) Claim(ctx context.Context, r storedriver.ClaimForRequest, hs []storedriver.WebhookQuota) ([]*models.Delivery, []string, error) {
 	return h.d.claim(ctx, r, hs)
 }
 

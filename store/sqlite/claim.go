@@ -19,7 +19,7 @@ const dueQuery = `SELECT rowid, next_attempt_at FROM deliveries
 
 // claim leases due deliveries in memory: one process owns the file (start-up releases
 // whatever a crashed run left), so a claim writes nothing.
-func (s *Driver) claim(ctx context.Context, r storedriver.ClaimForRequest, hooks []storedriver.HookSlots) ([]*models.Delivery, []string, error) {
+func (s *Driver) claim(ctx context.Context, r storedriver.ClaimForRequest, hooks []storedriver.WebhookQuota) ([]*models.Delivery, []string, error) {
 	now := r.Now.UnixMilli()
 	until := r.Now.Add(r.Lease).UnixMilli()
 	start := s.leases.begin(now)
@@ -72,7 +72,7 @@ func (s *Driver) claim(ctx context.Context, r storedriver.ClaimForRequest, hooks
 // webhook's cursor, just past the last row a claim took, so the rows taken earlier and still
 // in flight or awaiting their record are not read again; it stops as soon as it has enough.
 // more reports that due rows may remain.
-func (s *Driver) claimHook(ctx context.Context, h storedriver.HookSlots, start uint64, now, until int64) ([]int64, bool, error) {
+func (s *Driver) claimHook(ctx context.Context, h storedriver.WebhookQuota, start uint64, now, until int64) ([]int64, bool, error) {
 	cur, rewinds := s.leases.cursorOf(h.WebhookID)
 	// An upper bound: the rows after the cursor still held are at most all held rows.
 	limit := h.Free + s.leases.count(h.WebhookID)

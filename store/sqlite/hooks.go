@@ -86,7 +86,7 @@ func (hooks) SkipOwed(q *gorm.DB, webhookID string) *gorm.DB {
 
 func (h hooks) Leased(id string, now int64) bool { return h.d.leases.live(id, now) }
 
-func (h hooks) Claim(ctx context.Context, r storedriver.ClaimForRequest, hs []storedriver.HookSlots) ([]*models.Delivery, []string, error) {
+func (h hooks) Claim(ctx context.Context, r storedriver.ClaimForRequest, hs []storedriver.WebhookQuota) ([]*models.Delivery, []string, error) {
 	return h.d.claim(ctx, r, hs)
 }
 

@@ -91,7 +91,7 @@ func TestDatabaseOfSchemaV7OpensWithItsData(t *testing.T) {
 		t.Fatalf("spilled: %v, %v", spilled, err)
 	}
 	// The spilled webhook still owes the event published after its spill, and takes it.
-	took, err := s.TakeSpilled(ctx, store.TakeRequest{Owner: "t", Now: w.CreatedAt, Hooks: []store.TakeWant{{WebhookID: "wh_fixture_spilled", Rows: 10}}})
+	took, err := s.TakeSpilled(ctx, store.TakeRequest{Owner: "t", Now: w.CreatedAt, Hooks: []store.OwedQuota{{WebhookID: "wh_fixture_spilled", Rows: 10}}})
 	if err != nil || len(took["wh_fixture_spilled"].Taken) != 1 {
 		t.Fatalf("take owed: %+v, %v", took, err)
 	}

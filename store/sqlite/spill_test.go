@@ -26,7 +26,7 @@ func take(t *testing.T, s *store.Store, webhookID string, n int) took {
 	t.Helper()
 	ctx := context.Background()
 	got, err := s.TakeSpilled(ctx, store.TakeRequest{Owner: "test", Now: time.Now(),
-		Hooks: []store.TakeWant{{WebhookID: webhookID, Rows: n}}})
+		Hooks: []store.OwedQuota{{WebhookID: webhookID, Rows: n}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +292,7 @@ func spilledWith(t *testing.T, dsn string, n int) (*store.Store, *models.Webhook
 func takeOnly(t *testing.T, s *store.Store, webhookID string, n int) store.SpillTake {
 	t.Helper()
 	got, err := s.TakeSpilled(context.Background(), store.TakeRequest{Owner: "me", Now: time.Now(),
-		Hooks: []store.TakeWant{{WebhookID: webhookID, Rows: n}}})
+		Hooks: []store.OwedQuota{{WebhookID: webhookID, Rows: n}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +318,7 @@ func TestTakenDeliveriesGetTheirRowWhenRecorded(t *testing.T) {
 	if rows := conformance.RowsOf(t, s, w.ID); len(rows) != 0 {
 		t.Fatalf("a take wrote %d rows, want none", len(rows))
 	}
-	if claimed, _ := conformance.ClaimFor(t, s, now, store.HookSlots{WebhookID: w.ID, Free: 10}); len(claimed) != 0 {
+	if claimed, _ := conformance.ClaimFor(t, s, now, store.WebhookQuota{WebhookID: w.ID, Free: 10}); len(claimed) != 0 {
 		t.Errorf("claim after the take: %d deliveries, want none (the taken ones have no rows)", len(claimed))
 	}
 	// The second fails with a retry due later; the others succeed. The first is recorded twice.

@@ -85,7 +85,7 @@ func (s *Driver) TakeSpilled(ctx context.Context, r storedriver.TakeRequest) (ma
 
 // The bodies are not read here: the webhooks of a fan-out take the same events, and the
 // dispatcher reads each body once for all of them (its payload cache).
-func (s *Driver) takeOwed(ctx context.Context, want storedriver.TakeWant, now time.Time, owner string) (storedriver.SpillTake, error) {
+func (s *Driver) takeOwed(ctx context.Context, want storedriver.OwedQuota, now time.Time, owner string) (storedriver.SpillTake, error) {
 	var spill []struct {
 		AfterSeq int64
 		Events   *string

@@ -10,8 +10,8 @@ import (
 // The values that cross the driver seam. Package store re-exports each under the same name,
 // which is how the rest of Hookrelay refers to them.
 
-// HookSlots asks a claim for up to Free due deliveries of one webhook.
-type HookSlots struct {
+// WebhookQuota asks a claim for up to Free due deliveries of one webhook.
+type WebhookQuota struct {
 	WebhookID string
 	Free      int
 }
@@ -21,7 +21,7 @@ type ClaimForRequest struct {
 	Owner string
 	Now   time.Time
 	Lease time.Duration
-	Hooks []HookSlots
+	Hooks []WebhookQuota
 }
 
 // SpillTake is what TakeSpilled did for one webhook.
@@ -35,11 +35,11 @@ type SpillTake struct {
 type TakeRequest struct {
 	Owner string
 	Now   time.Time
-	Hooks []TakeWant
+	Hooks []OwedQuota
 }
 
-// TakeWant is one webhook's part of a TakeRequest.
-type TakeWant struct {
+// OwedQuota is one webhook's part of a TakeRequest.
+type OwedQuota struct {
 	WebhookID string
 	Rows      int
 }

@@ -87,7 +87,7 @@ type Hooks interface {
 
 	// Claim leases up to h.Free due deliveries of each webhook (all have free slots) and
 	// returns them with the webhooks whose due deliveries it took all of.
-	Claim(ctx context.Context, r ClaimForRequest, hooks []storedriver.HookSlots) (claimed []*models.Delivery, exhausted []string, err error)
+	Claim(ctx context.Context, r ClaimForRequest, hooks []storedriver.WebhookQuota) (claimed []*models.Delivery, exhausted []string, err error)
 	// Rescanning is told that the dispatcher is about to look for work it was not told about.
 	Rescanning()
 	// LockForRecord runs first in a record transaction, given the deliveries it records.

@@ -20,7 +20,7 @@ import (
 //
 // The lease itself is the driver's (Hooks.Claim).
 func (s *Base) ClaimFor(ctx context.Context, r ClaimForRequest) ([]*models.Delivery, map[string]int64, error) {
-	hooks := make([]storedriver.HookSlots, 0, len(r.Hooks))
+	hooks := make([]storedriver.WebhookQuota, 0, len(r.Hooks))
 	for _, h := range r.Hooks {
 		if h.Free > 0 {
 			hooks = append(hooks, h)
