@@ -2,7 +2,7 @@
 GO ?= go
 export PATH := $(shell $(GO) env GOPATH)/bin:$(PATH)
 
-.PHONY: all build test test-go test-postgres test-browser lint deps browser ui ui-check ui-typecheck openapi openapi-check openapi-lint bench clean
+.PHONY: fuzz all build test test-go test-postgres test-browser lint deps browser ui ui-check ui-typecheck openapi openapi-check openapi-lint bench clean
 
 all: build
 
@@ -79,6 +79,15 @@ ui-check: deps
 
 bench:
 	$(GO) run ./bench
+
+# fuzz runs each fuzz target for FUZZTIME (1m); `go test` alone runs only their seed inputs.
+FUZZTIME ?= 1m
+FUZZ_TARGETS := ./api:FuzzEventInput ./api:FuzzBatchInput ./api:FuzzWebhookInput ./inspector:FuzzVerify ./delivery:FuzzReadFinal
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t#*:}; echo "== $$name ($$pkg, $(FUZZTIME))"; \
+		$(GO) test $$pkg -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
 
 clean:
 	rm -rf hookrelay screenshots
