@@ -33,7 +33,7 @@ func (s *Driver) claim(ctx context.Context, r storedriver.ClaimForRequest, hooks
 	RETURNING deliveries.*`)
 	args = append(args, now, now, r.Now.Add(r.Lease).UnixMilli(), r.Owner)
 	var claimed []*models.Delivery
-	if err := s.W.WithContext(ctx).Raw(sb.String(), args...).Scan(&claimed).Error; err != nil {
+	if err := s.Writer.WithContext(ctx).Raw(sb.String(), args...).Scan(&claimed).Error; err != nil {
 		return nil, nil, fmt.Errorf("claim deliveries: %w", err)
 	}
 	per := map[string]int{}
@@ -50,7 +50,7 @@ func (s *Driver) claim(ctx context.Context, r storedriver.ClaimForRequest, hooks
 		// exhausted; in the second case the rows it did not take are due again at once, and
 		// waiting for the next hint or rescan would leave them idle for up to a second.
 		var more []int
-		if err := s.W.WithContext(ctx).Raw(`SELECT 1 FROM deliveries WHERE webhook_id = ? AND status = 'pending'
+		if err := s.Writer.WithContext(ctx).Raw(`SELECT 1 FROM deliveries WHERE webhook_id = ? AND status = 'pending'
 			AND next_attempt_at <= ? AND locked_until < ? LIMIT 1`, h.WebhookID, now, now).Scan(&more).Error; err != nil {
 			return nil, nil, fmt.Errorf("claim deliveries: %w", err)
 		}

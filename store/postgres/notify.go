@@ -16,7 +16,7 @@ import (
 
 // Notify sends a notification to every replica listening on channel.
 func (s *Driver) Notify(ctx context.Context, channel, payload string) error {
-	return s.W.WithContext(ctx).Exec(`SELECT pg_notify(?, ?)`, channel, payload).Error
+	return s.Writer.WithContext(ctx).Exec(`SELECT pg_notify(?, ?)`, channel, payload).Error
 }
 
 // Listen calls fn for every notification on channel until ctx is done, reconnecting after
@@ -64,7 +64,7 @@ func (s *Driver) listenOnce(ctx context.Context, channel string, fn func(string)
 // (a transaction-scoped advisory lock). It reports whether fn ran.
 func (s *Driver) WithJobLock(ctx context.Context, key int64, fn func(ctx context.Context) error) (bool, error) {
 	ran := false
-	err := s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var got bool
 		if err := tx.Raw(`SELECT pg_try_advisory_xact_lock(?)`, key).Scan(&got).Error; err != nil {
 			return err

@@ -26,11 +26,11 @@ func TestCheckpointerKeepsTheWALShortUnderSteadyWrites(t *testing.T) {
 	// A quicker checkpointer than the default, so that a test-sized stream of writes
 	// crosses its restart size many times.
 	s.checkpoints.close()
-	wdb, _ := s.W.DB()
-	rdb, _ := s.R.DB()
+	wdb, _ := s.Writer.DB()
+	rdb, _ := s.Reader.DB()
 	s.checkpoints = startCheckpointer(wdb, rdb, 10*time.Millisecond, 256<<10)
 
-	if err := s.W.Exec(`CREATE TABLE blobs (b BLOB)`).Error; err != nil {
+	if err := s.Writer.Exec(`CREATE TABLE blobs (b BLOB)`).Error; err != nil {
 		t.Fatal(err)
 	}
 	blob := make([]byte, 8<<10)
@@ -63,7 +63,7 @@ func TestCheckpointerKeepsTheWALShortUnderSteadyWrites(t *testing.T) {
 		t.Errorf("the database file holds %d bytes of the %d written: checkpoints did not copy the WAL in", dbSize, written)
 	}
 	var auto int
-	if err := s.W.Raw(`PRAGMA wal_autocheckpoint`).Row().Scan(&auto); err != nil || auto != 0 {
+	if err := s.Writer.Raw(`PRAGMA wal_autocheckpoint`).Row().Scan(&auto); err != nil || auto != 0 {
 		t.Errorf("the writer's wal_autocheckpoint is %d (%v), want 0: commits would checkpoint themselves", auto, err)
 	}
 }

@@ -76,7 +76,7 @@ func (s *Driver) claimHook(ctx context.Context, h storedriver.WebhookQuota, star
 	cur, rewinds := s.leases.cursorOf(h.WebhookID)
 	// An upper bound: the rows after the cursor still held are at most all held rows.
 	limit := h.Free + s.leases.count(h.WebhookID)
-	rows, err := s.R.WithContext(ctx).Raw(dueQuery, h.WebhookID, now, cur.next, cur.next, cur.rowid, limit).Rows()
+	rows, err := s.Reader.WithContext(ctx).Raw(dueQuery, h.WebhookID, now, cur.next, cur.next, cur.rowid, limit).Rows()
 	if err != nil {
 		return nil, false, fmt.Errorf("find due deliveries: %w", err)
 	}
@@ -122,7 +122,7 @@ func (s *Driver) leasedRows(ctx context.Context, rowids []int64, now int64) ([]*
 		list = strconv.AppendInt(list, id, 10)
 	}
 	list = append(list, ']')
-	rows, err := s.R.WithContext(ctx).Raw(`SELECT rowid, id, event_id, webhook_id, event_type, attempt_count, next_attempt_at
+	rows, err := s.Reader.WithContext(ctx).Raw(`SELECT rowid, id, event_id, webhook_id, event_type, attempt_count, next_attempt_at
 		FROM deliveries WHERE rowid IN (SELECT value FROM json_each(?)) AND status = 'pending' AND locked_until < ?`,
 		string(list), now).Rows()
 	if err != nil {

@@ -31,7 +31,7 @@ func (s *Driver) spillsFor(ctx context.Context, f storedriver.DeliveryFilter) ([
 	if f.Status != "" && f.Status != models.StatusPending {
 		return nil, nil
 	}
-	q := s.R.WithContext(ctx).Table("webhook_spills AS sp").Select("sp.webhook_id, sp.after_seq, w.events").
+	q := s.Reader.WithContext(ctx).Table("webhook_spills AS sp").Select("sp.webhook_id, sp.after_seq, w.events").
 		Joins("JOIN webhooks w ON w.id = sp.webhook_id").Order("sp.webhook_id")
 	if f.WebhookID != "" {
 		q = q.Where("sp.webhook_id = ?", f.WebhookID)
@@ -81,7 +81,7 @@ func (s *Driver) listOwed(ctx context.Context, f storedriver.DeliveryFilter, cur
 	if err != nil || len(spills) == 0 {
 		return nil, err
 	}
-	db := s.R.WithContext(ctx)
+	db := s.Reader.WithContext(ctx)
 	var out []*models.Delivery
 	for _, sp := range spills {
 		types := owedTypes(sp, f)
@@ -129,7 +129,7 @@ func (s *Driver) getOwed(ctx context.Context, id string) (*models.Delivery, erro
 	// The id begins with its event's time and order: few events (one, almost always) share it.
 	var evs []owedEvent
 	prefix := "evt_" + id[4:20]
-	if err := s.R.WithContext(ctx).Raw(`SELECT rowid AS seq, id, type, created_at FROM events
+	if err := s.Reader.WithContext(ctx).Raw(`SELECT rowid AS seq, id, type, created_at FROM events
 		WHERE id >= ? AND id < ? AND test = ?`, prefix, prefix+"g", false).Scan(&evs).Error; err != nil {
 		return nil, fmt.Errorf("get owed delivery: %w", err)
 	}
@@ -140,7 +140,7 @@ func (s *Driver) getOwed(ctx context.Context, id string) (*models.Delivery, erro
 				continue
 			}
 			var recorded int64
-			if err := s.R.WithContext(ctx).Raw(`SELECT COUNT(*) FROM deliveries WHERE event_id = ? AND webhook_id = ?`,
+			if err := s.Reader.WithContext(ctx).Raw(`SELECT COUNT(*) FROM deliveries WHERE event_id = ? AND webhook_id = ?`,
 				e.ID, sp.WebhookID).Scan(&recorded).Error; err != nil {
 				return nil, fmt.Errorf("get owed delivery: %w", err)
 			}
@@ -167,14 +167,14 @@ func (s *Driver) PendingCounts(ctx context.Context, ids []string) (map[string]in
 		return out, err
 	}
 	var spills []owedSpill
-	if err := s.R.WithContext(ctx).Table("webhook_spills AS sp").Select("sp.webhook_id, sp.after_seq, w.events").
+	if err := s.Reader.WithContext(ctx).Table("webhook_spills AS sp").Select("sp.webhook_id, sp.after_seq, w.events").
 		Joins("JOIN webhooks w ON w.id = sp.webhook_id").Where("sp.webhook_id IN ?", ids).
 		Scan(&spills).Error; err != nil {
 		return nil, fmt.Errorf("spilled webhooks: %w", err)
 	}
 	for _, sp := range spills {
 		var n int64
-		if err := s.R.WithContext(ctx).Raw(`SELECT COUNT(*) FROM events WHERE `+owedWhere+notRecorded,
+		if err := s.Reader.WithContext(ctx).Raw(`SELECT COUNT(*) FROM events WHERE `+owedWhere+notRecorded,
 			sp.AfterSeq, false, owedTypes(sp, storedriver.DeliveryFilter{}), sp.WebhookID).Scan(&n).Error; err != nil {
 			return nil, fmt.Errorf("count owed deliveries: %w", err)
 		}

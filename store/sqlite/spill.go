@@ -46,7 +46,7 @@ func (s *Driver) Spill(ctx context.Context, webhookIDs []string) (map[string]boo
 	if len(webhookIDs) == 0 {
 		return out, nil
 	}
-	err := s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		now := time.Now().UTC()
 		for _, id := range webhookIDs {
 			if err := startSpill(tx, id, now); err != nil {
@@ -111,7 +111,7 @@ func (s *Driver) owed(ctx context.Context, ids []string, count bool) ([]Owed, er
 		Since     time.Time
 		Events    string
 	}
-	db := s.R.WithContext(ctx)
+	db := s.Reader.WithContext(ctx)
 	q := db.Table("webhook_spills AS sp").Select("sp.webhook_id, sp.after_seq, sp.since, w.events").
 		Joins("JOIN webhooks w ON w.id = sp.webhook_id").Order("sp.webhook_id")
 	if ids != nil {

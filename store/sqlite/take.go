@@ -91,7 +91,7 @@ func (s *Driver) takeOwed(ctx context.Context, want storedriver.OwedQuota, now t
 		Events   *string
 		Enabled  *bool
 	}
-	db := s.R.WithContext(ctx)
+	db := s.Reader.WithContext(ctx)
 	if err := db.Raw(`SELECT sp.after_seq, w.events, w.enabled FROM webhook_spills sp
 		LEFT JOIN webhooks w ON w.id = sp.webhook_id WHERE sp.webhook_id = ?`, want.WebhookID).Scan(&spill).Error; err != nil {
 		return storedriver.SpillTake{}, err
@@ -101,7 +101,7 @@ func (s *Driver) takeOwed(ctx context.Context, want storedriver.OwedQuota, now t
 		return storedriver.SpillTake{}, nil
 	}
 	if spill[0].Enabled == nil || !*spill[0].Enabled {
-		return storedriver.SpillTake{}, s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		return storedriver.SpillTake{}, s.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			s.WebhooksChanged()
 			return s.dropSpill(tx, want.WebhookID)
 		})
@@ -194,7 +194,7 @@ func (s *Driver) takeOwed(ctx context.Context, want storedriver.OwedQuota, now t
 	// Nothing more owed and nothing in flight: end the spill (or, if a publish added owed
 	// events meanwhile, only store how far it got).
 	var ended bool
-	err = s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = s.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var err error
 		ended, err = s.settleSpill(tx, want.WebhookID, pos, true)
 		return err

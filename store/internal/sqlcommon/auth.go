@@ -17,7 +17,7 @@ import (
 func (s *Base) CreateAPIKey(ctx context.Context, name string) (*models.APIKey, string, error) {
 	token := models.NewToken()
 	k := &models.APIKey{ID: models.NewID("key"), Name: name, Prefix: token[:10], Hash: models.HashToken(token), CreatedAt: time.Now().UTC()}
-	if err := s.W.WithContext(ctx).Create(k).Error; err != nil {
+	if err := s.Writer.WithContext(ctx).Create(k).Error; err != nil {
 		return nil, "", fmt.Errorf("create api key: %w", err)
 	}
 	return k, token, nil
@@ -25,7 +25,7 @@ func (s *Base) CreateAPIKey(ctx context.Context, name string) (*models.APIKey, s
 
 // ListAPIKeys returns one page of keys, newest first.
 func (s *Base) ListAPIKeys(ctx context.Context, p models.Page) ([]*models.APIKey, string, error) {
-	q := s.R.WithContext(ctx).Order("id DESC").Limit(p.Limit + 1)
+	q := s.Reader.WithContext(ctx).Order("id DESC").Limit(p.Limit + 1)
 	if p.Cursor != "" {
 		q = q.Where("id < ?", p.Cursor)
 	}
@@ -39,7 +39,7 @@ func (s *Base) ListAPIKeys(ctx context.Context, p models.Page) ([]*models.APIKey
 
 // DeleteAPIKey revokes a key and ends the browser sessions opened with it.
 func (s *Base) DeleteAPIKey(ctx context.Context, id string) error {
-	return s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		res := tx.Exec(`DELETE FROM api_keys WHERE id = ?`, id)
 		if res.Error != nil {
 			return fmt.Errorf("delete api key: %w", res.Error)
@@ -58,7 +58,7 @@ func (s *Base) DeleteAPIKey(ctx context.Context, id string) error {
 func (s *Base) FindAPIKey(ctx context.Context, token string) (*models.APIKey, error) {
 	h := models.HashToken(token)
 	var k models.APIKey
-	err := s.R.WithContext(ctx).Where("hash = ?", h).Take(&k).Error
+	err := s.Reader.WithContext(ctx).Where("hash = ?", h).Take(&k).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, models.ErrNotFound
 	}
@@ -73,7 +73,7 @@ func (s *Base) FindAPIKey(ctx context.Context, token string) (*models.APIKey, er
 
 // TouchAPIKey records that a key was used (best effort, at most once a minute per key).
 func (s *Base) TouchAPIKey(ctx context.Context, id string, at time.Time) error {
-	return s.W.WithContext(ctx).Exec(`UPDATE api_keys SET last_used_at = ? WHERE id = ?`, at.UTC(), id).Error
+	return s.Writer.WithContext(ctx).Exec(`UPDATE api_keys SET last_used_at = ? WHERE id = ?`, at.UTC(), id).Error
 }
 
 // CreateSession stores a browser session opened with credential (an API key id or
@@ -87,7 +87,7 @@ func (s *Base) CreateSession(ctx context.Context, ttl time.Duration, credential 
 	token := models.RandomToken(32)
 	now := time.Now().UTC()
 	ss := &models.Session{ID: models.NewID("ses"), Hash: models.HashToken(token), Credential: credential, CreatedAt: now, ExpiresAt: now.Add(ttl)}
-	err := s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if !strings.HasPrefix(credential, "admin:") {
 			res := tx.Exec(`UPDATE api_keys SET last_used_at = last_used_at WHERE id = ?`, credential)
 			if res.Error != nil {
@@ -111,7 +111,7 @@ func (s *Base) CreateSession(ctx context.Context, ttl time.Duration, credential 
 // FindSession returns the live session for a cookie value.
 func (s *Base) FindSession(ctx context.Context, token string) (*models.Session, error) {
 	var ss models.Session
-	err := s.R.WithContext(ctx).Where("hash = ? AND expires_at > ?", models.HashToken(token), time.Now().UTC()).Take(&ss).Error
+	err := s.Reader.WithContext(ctx).Where("hash = ? AND expires_at > ?", models.HashToken(token), time.Now().UTC()).Take(&ss).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, models.ErrNotFound
 	}
@@ -123,13 +123,13 @@ func (s *Base) FindSession(ctx context.Context, token string) (*models.Session, 
 
 // DeleteSession logs a cookie value out.
 func (s *Base) DeleteSession(ctx context.Context, token string) error {
-	return s.W.WithContext(ctx).Exec(`DELETE FROM sessions WHERE hash = ?`, models.HashToken(token)).Error
+	return s.Writer.WithContext(ctx).Exec(`DELETE FROM sessions WHERE hash = ?`, models.HashToken(token)).Error
 }
 
 // GetSetting reads a setting; ErrNotFound when unset.
 func (s *Base) GetSetting(ctx context.Context, key string) (string, error) {
 	var st Setting
-	err := s.R.WithContext(ctx).Where("key = ?", key).Take(&st).Error
+	err := s.Reader.WithContext(ctx).Where("key = ?", key).Take(&st).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return "", models.ErrNotFound
 	}
@@ -142,12 +142,12 @@ func (s *Base) GetSetting(ctx context.Context, key string) (string, error) {
 // SetSettingIfAbsent stores a setting unless one exists (so replicas starting together agree)
 // and returns the value in force.
 func (s *Base) SetSettingIfAbsent(ctx context.Context, key, value string) (string, error) {
-	err := s.W.WithContext(ctx).Exec(`INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`, key, value).Error
+	err := s.Writer.WithContext(ctx).Exec(`INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`, key, value).Error
 	if err != nil {
 		return "", fmt.Errorf("set setting %s: %w", key, err)
 	}
 	var st Setting
-	if err := s.W.WithContext(ctx).Where("key = ?", key).Take(&st).Error; err != nil {
+	if err := s.Writer.WithContext(ctx).Where("key = ?", key).Take(&st).Error; err != nil {
 		return "", fmt.Errorf("get setting %s: %w", key, err)
 	}
 	return st.Value, nil
@@ -157,7 +157,7 @@ func (s *Base) SetSettingIfAbsent(ctx context.Context, key, value string) (strin
 // (and expired sessions), except deliveries still pending and their events.
 func (s *Base) Prune(ctx context.Context, before time.Time) (int64, error) {
 	var total int64
-	err := s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		// Deliveries are cut by id: ids are UUIDv7 (or, for a spilled webhook's, start with
 		// their event's), ordered by creation time, so the primary key serves the range and
 		// no time index has to be kept up to date on every delivery written. Attempts go with
@@ -203,7 +203,7 @@ func idBefore(prefix string, t time.Time) string {
 // success since (candidates for auto-disable).
 func (s *Base) StaleFailingWebhooks(ctx context.Context, cutoff time.Time) ([]*models.Webhook, error) {
 	var list []*models.Webhook
-	err := s.R.WithContext(ctx).Where("enabled = ? AND failing_since IS NOT NULL AND failing_since < ?", true, cutoff.UTC()).Find(&list).Error
+	err := s.Reader.WithContext(ctx).Where("enabled = ? AND failing_since IS NOT NULL AND failing_since < ?", true, cutoff.UTC()).Find(&list).Error
 	if err != nil {
 		return nil, fmt.Errorf("failing webhooks: %w", err)
 	}

@@ -101,13 +101,13 @@ type Hooks interface {
 	Queued(due map[string]int64)
 }
 
-// Base holds the database handles and runs the shared statements. On SQLite, W is a pool of
-// one connection (writers queue in Go) and R a pool of readers; on PostgreSQL both are the
+// Base holds the database handles and runs the shared statements. On SQLite, Writer is a pool of
+// one connection (writers queue in Go) and Reader a pool of readers; on PostgreSQL both are the
 // same pool.
 type Base struct {
-	W, R  *gorm.DB
-	pools []*sql.DB
-	hooks Hooks
+	Writer, Reader *gorm.DB
+	pools          []*sql.DB
+	hooks          Hooks
 
 	sendCache  sendCache     // see WebhooksToSend
 	webhookGen atomic.Uint64 // webhook changes made through this store (WebhooksChanged)
@@ -116,7 +116,7 @@ type Base struct {
 
 // New returns a Base on the given handles; pools are what Ping checks and Close closes.
 func New(w, r *gorm.DB, pools []*sql.DB, hooks Hooks) *Base {
-	return &Base{W: w, R: r, pools: pools, hooks: hooks}
+	return &Base{Writer: w, Reader: r, pools: pools, hooks: hooks}
 }
 
 // GormConfig is how both drivers open gorm: no implicit transactions (every write chooses
@@ -153,12 +153,12 @@ func (s *Base) Close() error {
 
 // ExecSQL runs a statement on the writer (tests and admin tools).
 func (s *Base) ExecSQL(ctx context.Context, query string, args ...any) error {
-	return s.W.WithContext(ctx).Exec(query, args...).Error
+	return s.Writer.WithContext(ctx).Exec(query, args...).Error
 }
 
 // ScanSQL runs a query on a reader and scans its rows into dest (tests and admin tools).
 func (s *Base) ScanSQL(ctx context.Context, dest any, query string, args ...any) error {
-	return s.R.WithContext(ctx).Raw(query, args...).Scan(dest).Error
+	return s.Reader.WithContext(ctx).Raw(query, args...).Scan(dest).Error
 }
 
 // OnQueued registers fn to be told, after each commit that queues deliveries, what it

@@ -17,7 +17,7 @@ func (s *Base) CreateBin(ctx context.Context, b *models.Bin) error {
 		b.ID = models.NewBinID()
 	}
 	b.CreatedAt, b.UpdatedAt = now, now
-	if err := s.W.WithContext(ctx).Create(b).Error; err != nil {
+	if err := s.Writer.WithContext(ctx).Create(b).Error; err != nil {
 		return fmt.Errorf("create bin: %w", err)
 	}
 	return nil
@@ -26,7 +26,7 @@ func (s *Base) CreateBin(ctx context.Context, b *models.Bin) error {
 // GetBin reads one bin.
 func (s *Base) GetBin(ctx context.Context, id string) (*models.Bin, error) {
 	var b models.Bin
-	err := s.R.WithContext(ctx).Where("id = ?", id).Take(&b).Error
+	err := s.Reader.WithContext(ctx).Where("id = ?", id).Take(&b).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, models.ErrNotFound
 	}
@@ -38,7 +38,7 @@ func (s *Base) GetBin(ctx context.Context, id string) (*models.Bin, error) {
 
 // ListBins returns one page of bins, newest first.
 func (s *Base) ListBins(ctx context.Context, p models.Page) ([]*models.Bin, string, error) {
-	q := s.R.WithContext(ctx).Order("id DESC").Limit(p.Limit + 1)
+	q := s.Reader.WithContext(ctx).Order("id DESC").Limit(p.Limit + 1)
 	if p.Cursor != "" {
 		q = q.Where("id < ?", p.Cursor)
 	}
@@ -53,7 +53,7 @@ func (s *Base) ListBins(ctx context.Context, p models.Page) ([]*models.Bin, stri
 // UpdateBin saves b.
 func (s *Base) UpdateBin(ctx context.Context, b *models.Bin) error {
 	b.UpdatedAt = time.Now().UTC()
-	res := s.W.WithContext(ctx).Select("*").Omit("created_at").Where("id = ?", b.ID).Updates(b)
+	res := s.Writer.WithContext(ctx).Select("*").Omit("created_at").Where("id = ?", b.ID).Updates(b)
 	if res.Error != nil {
 		return fmt.Errorf("update bin: %w", res.Error)
 	}
@@ -65,7 +65,7 @@ func (s *Base) UpdateBin(ctx context.Context, b *models.Bin) error {
 
 // DeleteBin removes a bin and its captures.
 func (s *Base) DeleteBin(ctx context.Context, id string) error {
-	return s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		res := tx.Exec(`DELETE FROM bins WHERE id = ?`, id)
 		if res.Error != nil {
 			return fmt.Errorf("delete bin: %w", res.Error)
@@ -89,7 +89,7 @@ func (s *Base) InsertCapture(ctx context.Context, c *models.Capture, keep int) e
 	if c.Body == nil {
 		c.Body = []byte{} // the column is NOT NULL; a nil slice would be written as NULL
 	}
-	err := s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Create(c).Error; err != nil {
 			return err
 		}
@@ -119,7 +119,7 @@ func (s *Base) InsertCapture(ctx context.Context, c *models.Capture, keep int) e
 // 1 KiB, and headers are left out, in the query itself, so a page of 1 MiB captures costs what
 // a page of small ones does (a reader fetches one capture whole with GetCapture).
 func (s *Base) ListCaptures(ctx context.Context, binID string, p models.Page, preview int) ([]*models.Capture, string, error) {
-	q := s.R.WithContext(ctx).Select(`id, bin_id, method, substr(path, 1, 1024) AS path, substr(query, 1, 1024) AS query,
+	q := s.Reader.WithContext(ctx).Select(`id, bin_id, method, substr(path, 1, 1024) AS path, substr(query, 1, 1024) AS query,
 		substr(body, 1, ?) AS body, size, remote_addr, received_at, verdicts, rejected`, preview).
 		Where("bin_id = ?", binID).Order("id DESC").Limit(p.Limit + 1)
 	if p.Cursor != "" {
@@ -136,7 +136,7 @@ func (s *Base) ListCaptures(ctx context.Context, binID string, p models.Page, pr
 // GetCapture reads one capture of a bin.
 func (s *Base) GetCapture(ctx context.Context, binID, id string) (*models.Capture, error) {
 	var c models.Capture
-	err := s.R.WithContext(ctx).Where("id = ? AND bin_id = ?", id, binID).Take(&c).Error
+	err := s.Reader.WithContext(ctx).Where("id = ? AND bin_id = ?", id, binID).Take(&c).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, models.ErrNotFound
 	}
@@ -149,7 +149,7 @@ func (s *Base) GetCapture(ctx context.Context, binID, id string) (*models.Captur
 // CountCaptures returns how many captures a bin holds.
 func (s *Base) CountCaptures(ctx context.Context, binID string) (int64, error) {
 	var n int64
-	if err := s.R.WithContext(ctx).Model(&models.Capture{}).Where("bin_id = ?", binID).Count(&n).Error; err != nil {
+	if err := s.Reader.WithContext(ctx).Model(&models.Capture{}).Where("bin_id = ?", binID).Count(&n).Error; err != nil {
 		return 0, fmt.Errorf("count captures: %w", err)
 	}
 	return n, nil

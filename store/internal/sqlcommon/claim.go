@@ -48,7 +48,7 @@ func (s *Base) nextDueAfter(ctx context.Context, hooks []string, now int64) (map
 		// Scan, not Row: GORM's Row hands back an empty row, which panics on Scan, when the
 		// query fails (a cancelled context at shutdown).
 		var next []sql.NullInt64
-		err := s.R.WithContext(ctx).Raw(`SELECT MIN(next_attempt_at) FROM deliveries
+		err := s.Reader.WithContext(ctx).Raw(`SELECT MIN(next_attempt_at) FROM deliveries
 			WHERE webhook_id = ? AND status = 'pending' AND next_attempt_at > ?`, id, now).Scan(&next).Error
 		if err != nil {
 			return nil, fmt.Errorf("next due delivery: %w", err)
@@ -70,7 +70,7 @@ func (s *Base) PendingByWebhook(ctx context.Context) (map[string]int64, error) {
 		Next *int64
 	}
 	s.hooks.Rescanning()
-	err := s.R.WithContext(ctx).Raw(`SELECT w.id AS id, (SELECT MIN(d.next_attempt_at) FROM deliveries d
+	err := s.Reader.WithContext(ctx).Raw(`SELECT w.id AS id, (SELECT MIN(d.next_attempt_at) FROM deliveries d
 		WHERE d.webhook_id = w.id AND d.status = 'pending') AS next FROM webhooks w`).Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("pending deliveries by webhook: %w", err)
@@ -87,7 +87,7 @@ func (s *Base) PendingByWebhook(ctx context.Context) (map[string]int64, error) {
 // SpilledWebhooks returns the ids of the spilled webhooks (none where nothing spills).
 func (s *Base) SpilledWebhooks(ctx context.Context) ([]string, error) {
 	var ids []string
-	if err := s.R.WithContext(ctx).Raw(`SELECT webhook_id FROM webhook_spills ORDER BY webhook_id`).Scan(&ids).Error; err != nil {
+	if err := s.Reader.WithContext(ctx).Raw(`SELECT webhook_id FROM webhook_spills ORDER BY webhook_id`).Scan(&ids).Error; err != nil {
 		return nil, fmt.Errorf("spilled webhooks: %w", err)
 	}
 	return ids, nil

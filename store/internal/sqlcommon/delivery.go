@@ -15,7 +15,7 @@ import (
 // GetDelivery reads one delivery.
 func (s *Base) GetDelivery(ctx context.Context, id string) (*models.Delivery, error) {
 	var d models.Delivery
-	err := s.R.WithContext(ctx).Where("id = ?", id).Take(&d).Error
+	err := s.Reader.WithContext(ctx).Where("id = ?", id).Take(&d).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return s.hooks.GetOwed(ctx, id)
 	}
@@ -27,7 +27,7 @@ func (s *Base) GetDelivery(ctx context.Context, id string) (*models.Delivery, er
 
 // ListDeliveries returns one page of deliveries, newest first.
 func (s *Base) ListDeliveries(ctx context.Context, f DeliveryFilter, p models.Page) ([]*models.Delivery, string, error) {
-	q := s.R.WithContext(ctx).Order("id DESC").Limit(p.Limit + 1)
+	q := s.Reader.WithContext(ctx).Order("id DESC").Limit(p.Limit + 1)
 	if f.WebhookID != "" {
 		q = q.Where("webhook_id = ?", f.WebhookID)
 	}
@@ -58,7 +58,7 @@ func (s *Base) ListDeliveries(ctx context.Context, f DeliveryFilter, p models.Pa
 // ListAttempts returns a delivery's attempts in order.
 func (s *Base) ListAttempts(ctx context.Context, deliveryID string) ([]*models.Attempt, error) {
 	var list []*models.Attempt
-	if err := s.R.WithContext(ctx).Where("delivery_id = ?", deliveryID).Order("number").Find(&list).Error; err != nil {
+	if err := s.Reader.WithContext(ctx).Where("delivery_id = ?", deliveryID).Order("number").Find(&list).Error; err != nil {
 		return nil, fmt.Errorf("list attempts: %w", err)
 	}
 	return list, nil
@@ -71,7 +71,7 @@ func (s *Base) RequeueDelivery(ctx context.Context, id string) (*models.Delivery
 	if s.hooks.Leased(id, now.UnixMilli()) {
 		return nil, fmt.Errorf("%w: the delivery is being attempted right now", models.ErrConflict)
 	}
-	res := s.W.WithContext(ctx).Exec(`UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?
+	res := s.Writer.WithContext(ctx).Exec(`UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?
 		WHERE id = ? AND test = ? AND NOT (status = 'pending' AND locked_until > ?)`, now.UnixMilli(), now, id, false, now.UnixMilli())
 	if res.Error != nil {
 		return nil, fmt.Errorf("requeue delivery: %w", res.Error)
@@ -113,7 +113,7 @@ func (s *Base) RecordResults(ctx context.Context, results []models.Result) error
 		}
 	}
 	var applyOwed func()
-	err := s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := s.hooks.LockForRecord(tx, results); err != nil {
 			return fmt.Errorf("record deliveries: %w", err)
 		}
@@ -280,19 +280,19 @@ func (s *Base) ReleaseLeases(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	return s.W.WithContext(ctx).Exec(`UPDATE deliveries SET locked_until = 0, locked_by = '' WHERE id IN ? AND status = 'pending'`, ids).Error
+	return s.Writer.WithContext(ctx).Exec(`UPDATE deliveries SET locked_until = 0, locked_by = '' WHERE id IN ? AND status = 'pending'`, ids).Error
 }
 
 // ReleaseAllLeases frees every lease. Only for SQLite, whose file belongs to one process:
 // leases found at start-up were left by a crash of this same server.
 func (s *Base) ReleaseAllLeases(ctx context.Context) error {
-	return s.W.WithContext(ctx).Exec(`UPDATE deliveries SET locked_until = 0, locked_by = '' WHERE status = 'pending' AND locked_until > 0`).Error
+	return s.Writer.WithContext(ctx).Exec(`UPDATE deliveries SET locked_until = 0, locked_by = '' WHERE status = 'pending' AND locked_until > 0`).Error
 }
 
 // RecordTest stores a test action: a test event, its delivery in its final state and the
 // attempt, so it shows in the delivery log marked as a test.
 func (s *Base) RecordTest(ctx context.Context, ev *models.Event, d *models.Delivery, a *models.Attempt) error {
-	return s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Create(ev).Error; err != nil {
 			return err
 		}
@@ -329,7 +329,7 @@ func (s *Base) PendingCounts(ctx context.Context, ids []string) (map[string]int6
 		N         int64
 	}
 	// One probe of the pending index per webhook, never a walk of other webhooks' rows.
-	if err := s.R.WithContext(ctx).Raw(`SELECT w.id AS webhook_id, (SELECT COUNT(*) FROM deliveries d
+	if err := s.Reader.WithContext(ctx).Raw(`SELECT w.id AS webhook_id, (SELECT COUNT(*) FROM deliveries d
 		WHERE d.webhook_id = w.id AND d.status = 'pending') AS n FROM webhooks w WHERE w.id IN ?`, ids).
 		Scan(&rows).Error; err != nil {
 		return nil, fmt.Errorf("count pending deliveries: %w", err)

@@ -30,7 +30,7 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 	now := time.Now().UTC()
 	due := map[string]int64{}
 	var newSpills []string
-	err := s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var subsByType = map[string][]*models.Webhook{}
 		spilled, started, err := s.hooks.BeginPublish(tx)
 		if err != nil {
@@ -144,7 +144,7 @@ func (s *Base) insertDeliveries(tx *gorm.DB, ds []*models.Delivery) error {
 // GetEvent reads one event.
 func (s *Base) GetEvent(ctx context.Context, id string) (*models.Event, error) {
 	var e models.Event
-	err := s.R.WithContext(ctx).Where("id = ?", id).Take(&e).Error
+	err := s.Reader.WithContext(ctx).Where("id = ?", id).Take(&e).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, models.ErrNotFound
 	}
@@ -156,7 +156,7 @@ func (s *Base) GetEvent(ctx context.Context, id string) (*models.Event, error) {
 
 // ListEvents returns one page of published (non-test) events, newest first.
 func (s *Base) ListEvents(ctx context.Context, eventType string, p models.Page) ([]*models.Event, string, error) {
-	q := s.R.WithContext(ctx).Where("test = ?", false).Order("id DESC").Limit(p.Limit + 1)
+	q := s.Reader.WithContext(ctx).Where("test = ?", false).Order("id DESC").Limit(p.Limit + 1)
 	if eventType != "" {
 		q = q.Where("type = ?", eventType)
 	}
@@ -174,7 +174,7 @@ func (s *Base) ListEvents(ctx context.Context, eventType string, p models.Page) 
 // EventPayloads reads the body bytes of the given events.
 func (s *Base) EventPayloads(ctx context.Context, ids []string) (map[string]EventBody, error) {
 	// Read without the ORM's reflection: the dispatcher asks for every batch it starts.
-	rows, err := s.R.WithContext(ctx).Raw(`SELECT id, payload, delivery_count FROM events WHERE id IN ?`, ids).Rows()
+	rows, err := s.Reader.WithContext(ctx).Raw(`SELECT id, payload, delivery_count FROM events WHERE id IN ?`, ids).Rows()
 	if err != nil {
 		return nil, fmt.Errorf("event payloads: %w", err)
 	}
@@ -212,7 +212,7 @@ func (s *Base) replayWhere(q *gorm.DB, f ReplayFilter) *gorm.DB {
 // CountReplay returns how many events a replay with this filter would queue now.
 func (s *Base) CountReplay(ctx context.Context, f ReplayFilter) (int64, error) {
 	var n int64
-	if err := s.replayWhere(s.R.WithContext(ctx), f).Count(&n).Error; err != nil {
+	if err := s.replayWhere(s.Reader.WithContext(ctx), f).Count(&n).Error; err != nil {
 		return 0, fmt.Errorf("count replay: %w", err)
 	}
 	return n, nil
@@ -232,7 +232,7 @@ func (s *Base) QueueReplay(ctx context.Context, f ReplayFilter, batch int, after
 	total, cursor := 0, ""
 	for {
 		var n int
-		err := s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		err := s.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			var hook models.Webhook
 			if err := tx.Select("id", "enabled").Where("id = ?", f.WebhookID).Take(&hook).Error; err != nil {
 				if errors.Is(err, gorm.ErrRecordNotFound) {

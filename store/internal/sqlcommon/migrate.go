@@ -226,7 +226,7 @@ CREATE INDEX attempts_delivery ON attempts (delivery_id, number);
 // Migrate brings the schema up to date: each migration not yet recorded in
 // schema_migrations runs once, in a transaction of its own.
 func (s *Base) Migrate(ctx context.Context) error {
-	db := s.W.WithContext(ctx)
+	db := s.Writer.WithContext(ctx)
 	if err := db.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`).Error; err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}

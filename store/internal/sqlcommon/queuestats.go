@@ -11,7 +11,7 @@ import (
 // request. A driver whose webhooks can owe events without rows adds those.
 func (s *Base) QueueStats(ctx context.Context) (QueueStats, error) {
 	var st QueueStats
-	db := s.R.WithContext(ctx)
+	db := s.Reader.WithContext(ctx)
 	if err := db.Raw(`SELECT COUNT(*) FROM deliveries WHERE status = 'pending'`).Scan(&st.Pending).Error; err != nil {
 		return st, fmt.Errorf("count pending deliveries: %w", err)
 	}

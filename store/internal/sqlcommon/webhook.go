@@ -22,7 +22,7 @@ func (s *Base) CreateWebhook(ctx context.Context, w *models.Webhook) error {
 	}
 	now := time.Now().UTC()
 	w.CreatedAt, w.UpdatedAt = now, now
-	if err := s.W.WithContext(ctx).Create(w).Error; err != nil {
+	if err := s.Writer.WithContext(ctx).Create(w).Error; err != nil {
 		return fmt.Errorf("create webhook: %w", err)
 	}
 	s.WebhooksChanged()
@@ -32,7 +32,7 @@ func (s *Base) CreateWebhook(ctx context.Context, w *models.Webhook) error {
 // GetWebhook reads one webhook.
 func (s *Base) GetWebhook(ctx context.Context, id string) (*models.Webhook, error) {
 	var w models.Webhook
-	err := s.R.WithContext(ctx).Where("id = ?", id).Take(&w).Error
+	err := s.Reader.WithContext(ctx).Where("id = ?", id).Take(&w).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, models.ErrNotFound
 	}
@@ -45,7 +45,7 @@ func (s *Base) GetWebhook(ctx context.Context, id string) (*models.Webhook, erro
 // GetWebhooks reads the webhooks with the given ids (missing ones are simply absent).
 func (s *Base) GetWebhooks(ctx context.Context, ids []string) (map[string]*models.Webhook, error) {
 	var list []*models.Webhook
-	if err := s.R.WithContext(ctx).Where("id IN ?", ids).Find(&list).Error; err != nil {
+	if err := s.Reader.WithContext(ctx).Where("id IN ?", ids).Find(&list).Error; err != nil {
 		return nil, fmt.Errorf("get webhooks: %w", err)
 	}
 	out := make(map[string]*models.Webhook, len(list))
@@ -57,7 +57,7 @@ func (s *Base) GetWebhooks(ctx context.Context, ids []string) (map[string]*model
 
 // ListWebhooks returns one page of webhooks, newest first.
 func (s *Base) ListWebhooks(ctx context.Context, p models.Page) ([]*models.Webhook, string, error) {
-	q := s.R.WithContext(ctx).Order("id DESC").Limit(p.Limit + 1)
+	q := s.Reader.WithContext(ctx).Order("id DESC").Limit(p.Limit + 1)
 	if p.Cursor != "" {
 		q = q.Where("id < ?", p.Cursor)
 	}
@@ -73,7 +73,7 @@ func (s *Base) ListWebhooks(ctx context.Context, p models.Page) ([]*models.Webho
 // deliveries are cancelled in the same transaction.
 func (s *Base) UpdateWebhook(ctx context.Context, w *models.Webhook) error {
 	w.UpdatedAt = time.Now().UTC()
-	err := s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		res := tx.Select("*").Omit("created_at").Where("id = ?", w.ID).Updates(w)
 		if res.Error != nil {
 			return res.Error
@@ -101,7 +101,7 @@ func (s *Base) UpdateWebhook(ctx context.Context, w *models.Webhook) error {
 // disabled cancels the pending deliveries in the same transaction.
 func (s *Base) ModifyWebhook(ctx context.Context, id string, change func(w *models.Webhook) error) (*models.Webhook, error) {
 	var out models.Webhook
-	err := s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		q := s.hooks.LockForChange(tx.Where("id = ?", id))
 		if err := q.Take(&out).Error; err != nil {
 			if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -146,7 +146,7 @@ func (s *Base) cancelPending(tx *gorm.DB, webhookID, reason string) error {
 
 // DisableWebhook turns a webhook off with a reason shown to admins, cancelling what is pending.
 func (s *Base) DisableWebhook(ctx context.Context, id, reason string) error {
-	return s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Exec(`UPDATE webhooks SET enabled = ?, disabled_reason = ?, updated_at = ? WHERE id = ?`,
 			false, reason, time.Now().UTC(), id).Error; err != nil {
 			return fmt.Errorf("disable webhook: %w", err)
@@ -158,7 +158,7 @@ func (s *Base) DisableWebhook(ctx context.Context, id, reason string) error {
 
 // DeleteWebhook removes a webhook with its deliveries and their attempts.
 func (s *Base) DeleteWebhook(ctx context.Context, id string) error {
-	return s.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		res := tx.Exec(`DELETE FROM webhooks WHERE id = ?`, id)
 		if res.Error != nil {
 			return fmt.Errorf("delete webhook: %w", res.Error)
@@ -202,7 +202,7 @@ func (s *Base) WebhookActivity(ctx context.Context, ids []string, now time.Time)
 	}
 	first := now.Unix()/3600 - 23
 	var rows []activityRow
-	if err := s.R.WithContext(ctx).Raw(`SELECT webhook_id, hour, succeeded, failed, last_at, last_outcome, last_status
+	if err := s.Reader.WithContext(ctx).Raw(`SELECT webhook_id, hour, succeeded, failed, last_at, last_outcome, last_status
 		FROM webhook_activity WHERE webhook_id IN ? AND hour >= ? ORDER BY hour`, ids, first).Scan(&rows).Error; err != nil {
 		return nil, nil, fmt.Errorf("webhook activity: %w", err)
 	}
@@ -221,7 +221,7 @@ func (s *Base) WebhookActivity(ctx context.Context, ids []string, now time.Time)
 			continue
 		}
 		var older []activityRow
-		if err := s.R.WithContext(ctx).Raw(`SELECT webhook_id, hour, succeeded, failed, last_at, last_outcome, last_status
+		if err := s.Reader.WithContext(ctx).Raw(`SELECT webhook_id, hour, succeeded, failed, last_at, last_outcome, last_status
 			FROM webhook_activity WHERE webhook_id = ? ORDER BY hour DESC LIMIT 1`, id).Scan(&older).Error; err != nil {
 			return nil, nil, fmt.Errorf("webhook activity: %w", err)
 		}
