@@ -3,6 +3,7 @@ package delivery_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -40,9 +41,11 @@ func TestDecide(t *testing.T) {
 		{"410 ends at once and disables", &delivery.Response{Status: 410}, 1, 0.5, delivery.Decision{Status: "failed", Disable: "endpoint answered 410 Gone"}},
 	}
 	for _, c := range cases {
-		if got := delivery.Decide(c.resp, c.n, schedule, c.jitter); got != c.want {
-			t.Errorf("%s: Decide = %+v, want %+v", c.name, got, c.want)
-		}
+		t.Run(c.name, func(t *testing.T) {
+			if got := delivery.Decide(c.resp, c.n, schedule, c.jitter); got != c.want {
+				t.Errorf("Decide = %+v, want %+v", got, c.want)
+			}
+		})
 	}
 	if got := delivery.Decide(&delivery.Response{Status: 500}, 1, nil, 0.5); got.Status != "failed" {
 		t.Errorf("with an empty schedule the first failure is final, got %+v", got)
@@ -114,17 +117,18 @@ func TestRetryAfterIsReadFromSecondsAndDates(t *testing.T) {
 		{500, "120", 0, 0}, // only 429 and 503 carry a meaningful Retry-After
 	}
 	for _, c := range cases {
-		rc := testsrv.NewReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
-			if c.retryAfter != "" {
-				w.Header().Set("Retry-After", c.retryAfter)
+		t.Run(fmt.Sprintf("%d %q", c.status, c.retryAfter), func(t *testing.T) {
+			rc := testsrv.NewReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
+				if c.retryAfter != "" {
+					w.Header().Set("Retry-After", c.retryAfter)
+				}
+				w.WriteHeader(c.status)
+			})
+			resp := send(t, delivery.SenderConfig{}, rc.URL)
+			if resp.Status != c.status || resp.RetryAfter < c.min || resp.RetryAfter > c.max {
+				t.Errorf("got status %d, RetryAfter %s; want %s..%s", resp.Status, resp.RetryAfter, c.min, c.max)
 			}
-			w.WriteHeader(c.status)
 		})
-		resp := send(t, delivery.SenderConfig{}, rc.URL)
-		if resp.Status != c.status || resp.RetryAfter < c.min || resp.RetryAfter > c.max {
-			t.Errorf("%d Retry-After %q: got status %d, RetryAfter %s; want %s..%s", c.status, c.retryAfter,
-				resp.Status, resp.RetryAfter, c.min, c.max)
-		}
 	}
 }
 

@@ -171,9 +171,11 @@ func TestOwnInspectorURL(t *testing.T) {
 		{pub, "::not a url", false},
 	}
 	for _, c := range cases {
-		if got := delivery.OwnInspectorURL(c.public, c.target); got != c.want {
-			t.Errorf("OwnInspectorURL(%q, %q) = %v, want %v", c.public, c.target, got, c.want)
-		}
+		t.Run(c.target, func(t *testing.T) {
+			if got := delivery.OwnInspectorURL(c.public, c.target); got != c.want {
+				t.Errorf("OwnInspectorURL(%q, %q) = %v, want %v", c.public, c.target, got, c.want)
+			}
+		})
 	}
 }
 
