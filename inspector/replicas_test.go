@@ -74,7 +74,7 @@ func TestCaptureOnOneReplicaReachesWebSocketOnAnother(t *testing.T) {
 			if !ok {
 				t.Fatal("replica B closed the socket")
 			}
-			if c["body"] != string(body) || !strings.HasSuffix(c["path"].(string), "/via-a") || c["bin_id"] != created.ID {
+			if c["body_preview"] != string(body) || !strings.HasSuffix(c["path"].(string), "/via-a") || c["bin_id"] != created.ID {
 				raw, _ := json.Marshal(c)
 				t.Fatalf("capture on B does not match the request sent to A: %s", raw)
 			}
