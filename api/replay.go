@@ -2,8 +2,8 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -14,12 +14,35 @@ import (
 // ReplayStore is what replaying a webhook's events needs.
 type ReplayStore interface {
 	CountReplay(ctx context.Context, f store.ReplayFilter) (int64, error)
-	QueueReplay(ctx context.Context, f store.ReplayFilter, batch int, afterBatch func(n int)) (int, error)
+	CreateReplayJob(ctx context.Context, j *models.ReplayJob) error
+	GetReplayJob(ctx context.Context, id string) (*models.ReplayJob, error)
+	ListReplayJobs(ctx context.Context, webhookID string, limit int) ([]*models.ReplayJob, error)
 }
 
-// replayBatch is how many events one replay transaction queues: small enough that the
-// single SQLite writer is free again within milliseconds, so publishing is not held up.
-const replayBatch = 500
+// ReplayRunner runs stored replay jobs in the background (package replay).
+type ReplayRunner interface {
+	Run(id string)
+}
+
+// ReplayJob is a replay as the API shows it: its progress, and how it ended.
+type ReplayJob struct {
+	ID         string     `json:"id" example:"rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"`
+	WebhookID  string     `json:"webhook_id" example:"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"`
+	Since      time.Time  `json:"since"`
+	Until      time.Time  `json:"until"`
+	OnlyFailed bool       `json:"only_failed" example:"false"`
+	Status     string     `json:"status" enums:"running,done,stopped" example:"running"`
+	Total      int64      `json:"total" example:"42"`  // events found when the replay was asked for
+	Queued     int64      `json:"queued" example:"20"` // deliveries queued so far
+	Error      string     `json:"error,omitempty" example:"the webhook was disabled"`
+	CreatedAt  time.Time  `json:"created_at"`
+	FinishedAt *time.Time `json:"finished_at" extensions:"x-nullable"`
+} // @name ReplayJob
+
+func replayJobOut(j *models.ReplayJob) ReplayJob {
+	return ReplayJob{ID: j.ID, WebhookID: j.WebhookID, Since: j.Since.UTC(), Until: j.Until.UTC(), OnlyFailed: j.OnlyFailed,
+		Status: j.Status, Total: j.Total, Queued: j.Queued, Error: j.Error, CreatedAt: j.CreatedAt.UTC(), FinishedAt: j.FinishedAt}
+}
 
 // ReplayInput chooses the past events to send again.
 type ReplayInput struct {
@@ -30,13 +53,14 @@ type ReplayInput struct {
 
 // ReplayQueued answers a replay.
 type ReplayQueued struct {
-	Queued int64 `json:"queued" example:"42"`
+	Queued int64     `json:"queued" example:"42"` // events found, to be queued
+	Job    ReplayJob `json:"job"`
 } // @name ReplayQueued
 
 // replayWebhook queues past events to a webhook again.
 //
 //	@Summary		Replay past events
-//	@Description	Queues again, as new deliveries, every published event of the webhook's event types accepted from since (inclusive) to until (exclusive, default now), including events from before the webhook existed, with no cap. Events with a delivery to this webhook still pending are skipped. With only_failed, only events whose deliveries to this webhook all failed or were cancelled are queued. The deliveries are created in the background, in batches, and sent like any other (same body and X-Webhook-Id as the original event); queued is the number of events found when the request was made. 409 when the webhook is disabled.
+//	@Description	Queues again, as new deliveries, every published event of the webhook's event types accepted from since (inclusive) to until (exclusive, default now), including events from before the webhook existed, with no cap. Events with a delivery to this webhook still pending are skipped. With only_failed, only events whose deliveries to this webhook all failed or were cancelled are queued. The deliveries are created in the background, in batches, and sent like any other (same body and X-Webhook-Id as the original event); queued is the number of events found when the request was made. The replay is a stored job (job, and GET /api/v1/replays/{id}): a restart resumes it where it stopped, with no event queued twice or skipped. 409 when the webhook is disabled.
 //	@Tags			webhooks
 //	@Accept			json
 //	@Produce		json
@@ -75,10 +99,62 @@ func (s *Server) replayWebhook(c *gin.Context) {
 		storeProblem(c, err)
 		return
 	}
-	if n > 0 {
-		go s.runReplay(context.WithoutCancel(c.Request.Context()), f)
+	j := &models.ReplayJob{WebhookID: w.ID, Types: strings.Join(f.Types, ","), Since: f.Since, Until: f.Until,
+		OnlyFailed: f.OnlyFailed, Total: n}
+	if err := s.replays.CreateReplayJob(c.Request.Context(), j); err != nil {
+		storeProblem(c, err)
+		return
 	}
-	c.JSON(http.StatusAccepted, ReplayQueued{Queued: n})
+	if s.cfg.Replays != nil {
+		s.cfg.Replays.Run(j.ID)
+	}
+	c.JSON(http.StatusAccepted, ReplayQueued{Queued: n, Job: replayJobOut(j)})
+}
+
+// listReplays lists a webhook's most recent replays.
+//
+//	@Summary	List a webhook's replays
+//	@Tags		webhooks
+//	@Produce	json
+//	@Security	BearerAuth
+//	@Param		id	path		string	true	"webhook id"
+//	@Success	200	{object}	List[ReplayJob]
+//	@Failure	404	{object}	Problem
+//	@Router		/api/v1/webhooks/{id}/replays [get]
+func (s *Server) listReplays(c *gin.Context) {
+	w, ok := s.loadWebhook(c)
+	if !ok {
+		return
+	}
+	list, err := s.replays.ListReplayJobs(c.Request.Context(), w.ID, 20)
+	if err != nil {
+		storeProblem(c, err)
+		return
+	}
+	out := List[ReplayJob]{Data: make([]ReplayJob, 0, len(list))}
+	for _, j := range list {
+		out.Data = append(out.Data, replayJobOut(j))
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// getReplay reads one replay: how far it got.
+//
+//	@Summary	Get a replay
+//	@Tags		webhooks
+//	@Produce	json
+//	@Security	BearerAuth
+//	@Param		id	path		string	true	"replay id"
+//	@Success	200	{object}	ReplayJob
+//	@Failure	404	{object}	Problem
+//	@Router		/api/v1/replays/{id} [get]
+func (s *Server) getReplay(c *gin.Context) {
+	j, err := s.replays.GetReplayJob(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		storeProblem(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, replayJobOut(j))
 }
 
 // buildReplay validates a replay body against the webhook.
@@ -109,19 +185,4 @@ func buildReplay(in *ReplayInput, w *models.Webhook, now time.Time) (store.Repla
 	}
 	f.OnlyFailed, _ = in.OnlyFailed.get(verr, "only_failed")
 	return f, verr.OrNil()
-}
-
-// runReplay queues the deliveries in the background; each committed batch reaches the
-// dispatcher through the store, so sending starts while the rest is still being queued.
-func (s *Server) runReplay(ctx context.Context, f store.ReplayFilter) {
-	start := time.Now()
-	n, err := s.replays.QueueReplay(ctx, f, replayBatch, nil)
-	switch {
-	case errors.Is(err, models.ErrNotFound) || errors.Is(err, models.ErrConflict):
-		s.cfg.Logger.Warn("replay stopped: the webhook was disabled or deleted", "webhook", f.WebhookID, "queued", n)
-	case err != nil:
-		s.cfg.Logger.Error("replay", "webhook", f.WebhookID, "queued", n, "err", err)
-	default:
-		s.cfg.Logger.Info("replay queued", "webhook", f.WebhookID, "queued", n, "duration", time.Since(start))
-	}
 }

@@ -34,6 +34,26 @@ func TestReplaySendsPastEventsIncludingThoseBeforeTheWebhook(t *testing.T) {
 	checkCase(t, apiCase{status: http.StatusAccepted, fields: map[string]any{"queued": 3}}, r)
 	wait.Until(t, "3 replayed requests", func() bool { return len(rc.requests()) == 4 })
 
+	// The replay is a stored job: it can be read, and is listed with the webhook's replays.
+	started := mustJSON[struct{ Job struct{ ID, Status string } }](t, r, http.StatusAccepted)
+	type jobView struct {
+		ID, Status    string
+		Total, Queued int64
+		FinishedAt    *time.Time `json:"finished_at"`
+	}
+	var job jobView
+	wait.Until(t, "the replay job is done", func() bool {
+		job = mustJSON[jobView](t, e.get("/api/v1/replays/"+started.Job.ID), http.StatusOK)
+		return job.Status == "done"
+	})
+	if job.Total != 3 || job.Queued != 3 || job.FinishedAt == nil {
+		t.Errorf("job %+v, want 3 of 3 queued and a finish time", job)
+	}
+	if l := mustJSON[list[jobView]](t, e.get("/api/v1/webhooks/"+hook.ID+"/replays"), http.StatusOK); len(l.Data) != 1 || l.Data[0].ID != job.ID {
+		t.Errorf("replays of the webhook: %+v", l.Data)
+	}
+	checkCase(t, apiCase{status: http.StatusNotFound}, e.get("/api/v1/replays/rpl_unknown"))
+
 	var gotIDs []string
 	for _, c := range rc.requests()[1:] {
 		id := c.header.Get("X-Webhook-Id")

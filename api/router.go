@@ -46,6 +46,8 @@ type Config struct {
 	Version        string
 	// Extra registers routes owned by other packages (inspector, metrics, docs).
 	Extra []func(r *gin.Engine, authed *gin.RouterGroup)
+	// Replays runs the replay jobs the API creates.
+	Replays ReplayRunner
 	// CredentialEnded is told the tag of a credential that ended (a logout, a revoked API
 	// key), so sockets opened with it close; optional.
 	CredentialEnded func(tag string)
@@ -119,6 +121,8 @@ func New(cfg Config) *gin.Engine {
 	authed.GET("/webhooks/:id/secret", s.revealSecret)
 	authed.POST("/webhooks/:id/secret/rotate", s.rotateSecret)
 	authed.POST("/webhooks/:id/replay", s.replayWebhook)
+	authed.GET("/webhooks/:id/replays", s.listReplays)
+	authed.GET("/replays/:id", s.getReplay)
 
 	authed.POST("/events", s.publishEvent)
 	authed.POST("/events/batch", s.publishEventBatch)

@@ -23,6 +23,7 @@ import (
 	"github.com/hookrelay/hookrelay/internal/connlimit"
 	"github.com/hookrelay/hookrelay/maintenance"
 	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/replay"
 	"github.com/hookrelay/hookrelay/store"
 )
 
@@ -78,6 +79,7 @@ type App struct {
 	Store      *store.Store
 	Sender     *delivery.Sender
 	Dispatcher *engine.Dispatcher
+	Replays    *replay.Runner
 	Metrics    *delivery.Metrics
 	Hub        *inspector.Hub
 	Inspector  *inspector.Inspector
@@ -137,6 +139,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	a.Dispatcher = engine.New(engine.Config{Store: store, Sender: a.Sender, Workers: cfg.Workers,
 		PerWebhook: cfg.PerWebhook, Lease: cfg.ClaimLease, RetrySchedule: cfg.RetrySchedule, Logger: cfg.Logger,
 		Metrics: a.Metrics})
+	a.Replays = replay.New(store, cfg.Logger)
 	a.maint = &maintenance.Jobs{Store: store, Retention: cfg.Retention, AutoDisableAfter: cfg.AutoDisableAfter,
 		Every: cfg.MaintenanceEvery, Logger: cfg.Logger}
 
@@ -163,7 +166,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		Store: store, Dispatcher: a.Dispatcher, AdminTokenHash: adminHash, PublicURL: cfg.PublicURL,
 		AllowHTTP: cfg.AllowHTTP, AllowPrivate: cfg.AllowPrivate, UI: cfg.UI, Logger: cfg.Logger,
 		Version: cfg.Version, Metrics: a.Metrics, Extra: routes, TrustedProxies: cfg.TrustedProxies,
-		SignInLimits: cfg.SignInLimits, CredentialEnded: a.Hub.CloseCredential,
+		SignInLimits: cfg.SignInLimits, CredentialEnded: a.Hub.CloseCredential, Replays: a.Replays,
 	})
 	readTimeout := cfg.RequestReadTimeout
 	if readTimeout <= 0 {
@@ -193,6 +196,7 @@ func (a *App) Start(ln net.Listener) {
 	if a.cfg.Retention > 0 || a.cfg.AutoDisableAfter > 0 {
 		a.goBackground(func() { a.maint.Run(ctx) })
 	}
+	a.Replays.Start(ctx)
 	if a.replicated != nil {
 		a.goBackground(func() { a.replicated.Run(ctx) })
 	}
@@ -248,6 +252,7 @@ func (a *App) shutdown(ctx context.Context) error {
 			errs = append(errs, errors.New("deliveries still in flight at shutdown; their leases expire and they will be retried"))
 		}
 		a.background.Wait()
+		a.Replays.Wait()
 	}
 	a.Sender.CloseIdleConnections()
 	if err := a.Store.Close(); err != nil {

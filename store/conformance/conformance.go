@@ -58,6 +58,7 @@ var cases = []struct {
 	{"PruneDropsCapturesOlderThanRetention", testPruneDropsCapturesOlderThanRetention},
 	{"SessionsEndWithTheirCredential", testSessionsEndWithTheirCredential},
 	{"LoginRacingRevocationLeavesNoSession", testLoginRacingRevocationLeavesNoSession},
+	{"ReplayJobResumesWhereItStopped", testReplayJobResumesWhereItStopped},
 	{"PruneKeepsPendingWork", testPruneKeepsPendingWork},
 	{"PruneKeepsFinishedWorkNewerThanTheCutoff", testPruneKeepsFinishedWorkNewerThanTheCutoff},
 	{"JobLockAdmitsOneReplicaAtATime", testJobLockAdmitsOneReplicaAtATime},

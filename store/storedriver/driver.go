@@ -28,6 +28,22 @@ type Driver interface {
 	Auth
 	Maintenance
 	Replicas
+	ReplayJobs
+}
+
+// ReplayJobs are replays of past events kept in the database, so that one resumes after a
+// restart where it stopped.
+type ReplayJobs interface {
+	// CreateReplayJob stores a new running job.
+	CreateReplayJob(ctx context.Context, j *models.ReplayJob) error
+	// StepReplayJob queues the next batch of a running job's events and moves its position
+	// past them in one transaction; it returns the job afterwards and how many it queued.
+	StepReplayJob(ctx context.Context, id string, batch int) (*models.ReplayJob, int, error)
+	GetReplayJob(ctx context.Context, id string) (*models.ReplayJob, error)
+	// ListReplayJobs returns a webhook's most recent jobs, newest first.
+	ListReplayJobs(ctx context.Context, webhookID string, limit int) ([]*models.ReplayJob, error)
+	// RunningReplayJobs returns the ids of the jobs still running, oldest first.
+	RunningReplayJobs(ctx context.Context) ([]string, error)
 }
 
 // Capabilities are what differs between databases in what they can do, answered by each

@@ -266,6 +266,9 @@ test('admin UI end to end', { skip, timeout: 240_000 }, async (t) => {
     const toast = page.getByTestId('toast').filter({ hasText: 'Replay started' });
     await toast.waitFor();
     assert.match(await toast.innerText(), /Replay started: [1-9]\d* events? queued/);
+    // The replay is a job on the server: its progress shows until it is done.
+    await page.locator('[data-testid="replay-job"][data-status="done"]').first().waitFor();
+    assert.match(await page.getByTestId('replay-job').first().innerText(), /(\d+) of \1 queued · done/);
   });
 
   await t.test("a bin's response is changed and a capture is forwarded", async () => {

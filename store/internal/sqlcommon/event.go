@@ -233,43 +233,9 @@ func (s *Base) QueueReplay(ctx context.Context, f ReplayFilter, batch int, after
 	for {
 		var n int
 		err := s.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-			var hook models.Webhook
-			if err := tx.Select("id", "enabled").Where("id = ?", f.WebhookID).Take(&hook).Error; err != nil {
-				if errors.Is(err, gorm.ErrRecordNotFound) {
-					return models.ErrNotFound
-				}
-				return err
-			}
-			if !hook.Enabled {
-				return fmt.Errorf("%w: the webhook was disabled", models.ErrConflict)
-			}
-			var rows []struct{ ID, Type string }
-			q := s.replayWhere(tx, f).Select("events.id", "events.type").Order("events.id").Limit(batch)
-			if cursor != "" {
-				q = q.Where("events.id > ?", cursor)
-			}
-			if err := q.Scan(&rows).Error; err != nil {
-				return err
-			}
-			if len(rows) == 0 {
-				return nil
-			}
-			now := time.Now().UTC()
-			ids := make([]string, len(rows))
-			ds := make([]*models.Delivery, len(rows))
-			for i, r := range rows {
-				ids[i] = r.ID
-				ds[i] = &models.Delivery{ID: models.NewID("dlv"), EventID: r.ID, WebhookID: f.WebhookID, EventType: r.Type,
-					Status: models.StatusPending, NextAttemptAt: now.UnixMilli(), CreatedAt: now, UpdatedAt: now}
-			}
-			if err := s.insertDeliveries(tx, ds); err != nil {
-				return err
-			}
-			if err := tx.Exec(`UPDATE events SET delivery_count = delivery_count + 1 WHERE id IN ?`, ids).Error; err != nil {
-				return err
-			}
-			n, cursor = len(rows), rows[len(rows)-1].ID
-			return nil
+			var err error
+			n, cursor, err = s.queueReplayBatch(tx, f, cursor, batch)
+			return err
 		})
 		if err != nil {
 			if errors.Is(err, models.ErrNotFound) || errors.Is(err, models.ErrConflict) {
@@ -289,4 +255,46 @@ func (s *Base) QueueReplay(ctx context.Context, f ReplayFilter, batch int, after
 			return total, ctx.Err()
 		}
 	}
+}
+
+// queueReplayBatch queues, inside tx, the next batch of events after the event id after that
+// the filter matches, and returns how many and the last id. The webhook must still exist and
+// be enabled (ErrNotFound, ErrConflict).
+func (s *Base) queueReplayBatch(tx *gorm.DB, f ReplayFilter, after string, batch int) (int, string, error) {
+	var hook models.Webhook
+	if err := tx.Select("id", "enabled").Where("id = ?", f.WebhookID).Take(&hook).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return 0, after, models.ErrNotFound
+		}
+		return 0, after, err
+	}
+	if !hook.Enabled {
+		return 0, after, fmt.Errorf("%w: the webhook was disabled", models.ErrConflict)
+	}
+	var rows []struct{ ID, Type string }
+	q := s.replayWhere(tx, f).Select("events.id", "events.type").Order("events.id").Limit(batch)
+	if after != "" {
+		q = q.Where("events.id > ?", after)
+	}
+	if err := q.Scan(&rows).Error; err != nil {
+		return 0, after, err
+	}
+	if len(rows) == 0 {
+		return 0, after, nil
+	}
+	now := time.Now().UTC()
+	ids := make([]string, len(rows))
+	ds := make([]*models.Delivery, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ID
+		ds[i] = &models.Delivery{ID: models.NewID("dlv"), EventID: r.ID, WebhookID: f.WebhookID, EventType: r.Type,
+			Status: models.StatusPending, NextAttemptAt: now.UnixMilli(), CreatedAt: now, UpdatedAt: now}
+	}
+	if err := s.insertDeliveries(tx, ds); err != nil {
+		return 0, after, err
+	}
+	if err := tx.Exec(`UPDATE events SET delivery_count = delivery_count + 1 WHERE id IN ?`, ids).Error; err != nil {
+		return 0, after, err
+	}
+	return len(rows), rows[len(rows)-1].ID, nil
 }

@@ -221,6 +221,26 @@ DROP TABLE attempts;
 ALTER TABLE attempts_v7 RENAME TO attempts;
 CREATE INDEX attempts_delivery ON attempts (delivery_id, number);
 `},
+	{8, "replay jobs", `
+CREATE TABLE replay_jobs (
+	id TEXT PRIMARY KEY,
+	webhook_id TEXT NOT NULL,
+	types TEXT NOT NULL,
+	since {{ts}} NOT NULL,
+	until {{ts}} NOT NULL,
+	only_failed BOOLEAN NOT NULL DEFAULT FALSE,
+	after_event TEXT NOT NULL DEFAULT '',
+	total BIGINT NOT NULL,
+	queued BIGINT NOT NULL DEFAULT 0,
+	status TEXT NOT NULL,
+	error TEXT NOT NULL DEFAULT '',
+	created_at {{ts}} NOT NULL,
+	updated_at {{ts}} NOT NULL,
+	finished_at {{ts}}
+);
+CREATE INDEX replay_jobs_webhook ON replay_jobs (webhook_id, id);
+CREATE INDEX replay_jobs_status ON replay_jobs (status);
+`},
 }
 
 // Migrate brings the schema up to date: each migration not yet recorded in

@@ -296,6 +296,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/replays/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a replay */
+        get: operations["getReplay"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/session": {
         parameters: {
             query?: never;
@@ -372,9 +389,26 @@ export interface paths {
         put?: never;
         /**
          * Replay past events
-         * @description Queues again, as new deliveries, every published event of the webhook's event types accepted from since (inclusive) to until (exclusive, default now), including events from before the webhook existed, with no cap. Events with a delivery to this webhook still pending are skipped. With only_failed, only events whose deliveries to this webhook all failed or were cancelled are queued. The deliveries are created in the background, in batches, and sent like any other (same body and X-Webhook-Id as the original event); queued is the number of events found when the request was made. 409 when the webhook is disabled.
+         * @description Queues again, as new deliveries, every published event of the webhook's event types accepted from since (inclusive) to until (exclusive, default now), including events from before the webhook existed, with no cap. Events with a delivery to this webhook still pending are skipped. With only_failed, only events whose deliveries to this webhook all failed or were cancelled are queued. The deliveries are created in the background, in batches, and sent like any other (same body and X-Webhook-Id as the original event); queued is the number of events found when the request was made. The replay is a stored job (job, and GET /api/v1/replays/{id}): a restart resumes it where it stopped, with no event queued twice or skipped. 409 when the webhook is disabled.
          */
         post: operations["replayWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}/replays": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List a webhook's replays */
+        get: operations["listReplays"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -978,8 +1012,61 @@ export interface components {
             /** @example 2025-01-16T00:00:00+00:00 */
             until?: string | null;
         };
+        ReplayJob: {
+            /**
+             * Format: date-time
+             * @example 2025-01-15T10:30:00Z
+             */
+            created_at: string;
+            /** @example the webhook was disabled */
+            error?: string;
+            /**
+             * Format: date-time
+             * @example 2025-01-15T10:30:00Z
+             */
+            finished_at: string | null;
+            /** @example rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f */
+            id: string;
+            /** @example false */
+            only_failed: boolean;
+            /**
+             * @description deliveries queued so far
+             * @example 20
+             */
+            queued: number;
+            /**
+             * Format: date-time
+             * @example 2025-01-15T10:30:00Z
+             */
+            since: string;
+            /**
+             * @example running
+             * @enum {string}
+             */
+            status: "running" | "done" | "stopped";
+            /**
+             * @description events found when the replay was asked for
+             * @example 42
+             */
+            total: number;
+            /**
+             * Format: date-time
+             * @example 2025-01-15T10:30:00Z
+             */
+            until: string;
+            /** @example wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f */
+            webhook_id: string;
+        };
+        ReplayJobList: {
+            data: components["schemas"]["ReplayJob"][];
+            next_cursor: string | null;
+        };
         ReplayQueued: {
-            /** @example 42 */
+            job: components["schemas"]["ReplayJob"];
+            /**
+             * @description events found, to be queued
+             * @example 42
+             */
             queued: number;
         };
         Secret: {
@@ -1149,6 +1236,15 @@ export interface components {
         };
         /** @description Too many failed sign-ins from this address (or, for addresses that have not signed in lately, from everywhere): the bearer token was not checked; Retry-After says when to try again. */
         TooManyFailedSignIns: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description No valid bearer token or session cookie. */
+        Unauthorized: {
             headers: {
                 [name: string]: unknown;
             };
@@ -2310,6 +2406,41 @@ export interface operations {
             500: components["responses"]["InternalError"];
         };
     };
+    getReplay: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description replay id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReplayJob"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            429: components["responses"]["TooManyFailedSignIns"];
+            500: components["responses"]["InternalError"];
+        };
+    };
     getSession: {
         parameters: {
             query?: never;
@@ -2820,6 +2951,41 @@ export interface operations {
             };
             /** @description Unprocessable Entity */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            429: components["responses"]["TooManyFailedSignIns"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    listReplays: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description webhook id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReplayJobList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description Not Found */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
