@@ -32,6 +32,8 @@ type serverOptions struct {
 	dsn     string
 	timeout time.Duration // per-attempt delivery timeout
 	workers int           // 0: the binary's default
+	// schedule is the retry schedule; nil: the default one.
+	schedule []time.Duration
 }
 
 // hookrelay is one running Hookrelay: in this process or a child process.
@@ -61,7 +63,7 @@ func startInProcess(o serverOptions) (*inProcess, error) {
 	base := "http://" + ln.Addr().String()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: benchLogLevel()}))
 	a, err := app.New(context.Background(), app.Config{DB: o.dsn, PublicURL: base, AdminToken: benchToken,
-		AllowHTTP: true, AllowPrivate: true, DeliveryTimeout: o.timeout, Workers: o.workers,
+		AllowHTTP: true, AllowPrivate: true, DeliveryTimeout: o.timeout, Workers: o.workers, RetrySchedule: o.schedule,
 		Version: "bench", Logger: logger})
 	if err != nil {
 		ln.Close()
@@ -99,6 +101,13 @@ func startChild(bin string, o serverOptions) (*child, error) {
 		"--allow-private-targets", "--delivery-timeout", o.timeout.String(), "--log-format", "text"}
 	if o.workers > 0 {
 		args = append(args, "--workers", strconv.Itoa(o.workers))
+	}
+	if o.schedule != nil {
+		delays := make([]string, len(o.schedule))
+		for i, d := range o.schedule {
+			delays[i] = d.String()
+		}
+		args = append(args, "--retry-schedule", strings.Join(delays, ","))
 	}
 	cmd := exec.Command(bin, args...)
 	stdout, err := cmd.StdoutPipe()

@@ -58,10 +58,16 @@ type options struct {
 	cpuprofile      string
 	memprofile      string
 	replicas        []int
+	soakDuration    time.Duration
+	soakEvery       time.Duration
+	soakRate        float64
 	replicasAlways  bool // asked for by name: fail on SQLite instead of leaving it out
 }
 
 var allScenarios = []string{"throughput", "latency", "isolation", "backlog", "replicas"}
+
+// soak runs only when asked for by name: it lasts -soak-duration (30 minutes by default).
+var knownScenarios = append(slices.Clone(allScenarios), "soak")
 
 func parseOptions(args []string) (options, error) {
 	var o options
@@ -87,6 +93,9 @@ func parseOptions(args []string) (options, error) {
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON on stdout (the table goes to stderr)")
 	fs.DurationVar(&o.limit, "limit", 5*time.Minute, "longest wait for any one scenario's deliveries")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of each scenario, named for it (in-process only)")
+	fs.DurationVar(&o.soakDuration, "soak-duration", 30*time.Minute, "soak: how long to publish against the unreliable receiver")
+	fs.DurationVar(&o.soakEvery, "soak-every", time.Minute, "soak: how often to sample goroutines, memory, descriptors and the queue")
+	fs.Float64Var(&o.soakRate, "soak-rate", 100, "soak: events published per second")
 	fs.StringVar(&o.memprofile, "memprofile", "", "write the cumulative allocation profile after each scenario (in-process only)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -109,8 +118,8 @@ func parseOptions(args []string) (options, error) {
 		if s = strings.TrimSpace(s); s == "" {
 			continue
 		}
-		if !slices.Contains(allScenarios, s) {
-			return o, fmt.Errorf("-scenarios: unknown scenario %q (known: %s)", s, strings.Join(allScenarios, ", "))
+		if !slices.Contains(knownScenarios, s) {
+			return o, fmt.Errorf("-scenarios: unknown scenario %q (known: %s)", s, strings.Join(knownScenarios, ", "))
 		}
 		o.scenarios = append(o.scenarios, s)
 	}
@@ -161,6 +170,7 @@ type Run struct {
 	Isolation  *IsolationResult  `json:"isolation,omitempty"`
 	Backlog    *BacklogResult    `json:"backlog,omitempty"`
 	Replicas   []*ReplicaResult  `json:"replicas,omitempty"`
+	Soak       *SoakResult       `json:"soak,omitempty"`
 	Errors     []string          `json:"errors,omitempty"`
 }
 
@@ -277,6 +287,12 @@ func (r *runner) all(ctx context.Context) *Run {
 		case "backlog":
 			res, err := r.backlog(ctx)
 			run.Backlog = res
+			if err != nil {
+				fail(sc, err)
+			}
+		case "soak":
+			res, err := r.soak(ctx)
+			run.Soak = res
 			if err != nil {
 				fail(sc, err)
 			}

@@ -130,3 +130,31 @@ func TestCeilingClientInItsOwnProcess(t *testing.T) {
 		}
 	}
 }
+
+// A short soak against the unreliable receiver delivers every event to every webhook despite
+// the failures, timeouts and resets, and samples the server as it goes.
+func TestSoakDeliversEverythingThroughAnUnreliableReceiver(t *testing.T) {
+	o, err := parseOptions([]string{"-scenarios", "soak", "-soak-duration", "4s", "-soak-every", "1s", "-soak-rate", "50",
+		"-workers", "32", "-limit", "2m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rep.Runs[0]
+	if len(r.Errors) > 0 || r.Soak == nil {
+		t.Fatalf("soak: %v", r.Errors)
+	}
+	s := r.Soak
+	if !s.Complete || s.Published < 100 || s.Delivered != s.Published*int64(s.Webhooks) {
+		t.Errorf("published %d, delivered %d pairs to %d webhooks", s.Published, s.Delivered, s.Webhooks)
+	}
+	if s.Failed == 0 || s.TimedOut == 0 || s.Reset == 0 {
+		t.Errorf("the receiver failed %d, left hanging %d, reset %d: every kind of failure should occur", s.Failed, s.TimedOut, s.Reset)
+	}
+	if len(s.Samples) < 5 || s.Samples[0].Goroutines == 0 || s.Samples[0].OpenFDs == 0 {
+		t.Errorf("samples %+v", s.Samples)
+	}
+}

@@ -91,6 +91,16 @@ func rows(rep *Report) []row {
 		for _, e := range r.Errors {
 			add("error", e, "", "", nil)
 		}
+		if s := r.Soak; s != nil {
+			add("soak", fmt.Sprintf("published %s events in %.0f s to %d webhooks; receiver answered 500 to %s, left %s hanging, reset %s",
+				num(float64(s.Published)), s.Seconds, s.Webhooks, num(float64(s.Failed)), num(float64(s.TimedOut)), num(float64(s.Reset))),
+				num(float64(s.Delivered)), "all", check(s.Complete))
+			for _, smp := range s.Samples {
+				add("soak", fmt.Sprintf("at %4.0f s: goroutines, RSS MB, open fds, pending", smp.AtSeconds),
+					fmt.Sprintf("%.0f, %.0f, %.0f, %.0f", smp.Goroutines, smp.RSSMB, smp.OpenFDs, smp.Pending), "", nil)
+			}
+			add("soak", "flat after the warm-up ("+s.Verdict+")", map[bool]string{true: "yes", false: "no"}[s.Flat], "yes", check(s.Flat))
+		}
 	}
 	return out
 }

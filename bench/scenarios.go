@@ -34,8 +34,8 @@ func (r *runner) logf(format string, args ...any) {
 }
 
 // start runs a Hookrelay on dsn and returns it with an API client; stop stops both.
-func (r *runner) start(dsn string, timeout time.Duration) (hookrelay, *client, func(), error) {
-	o := serverOptions{dsn: dsn, timeout: timeout, workers: r.o.workers}
+func (r *runner) start(dsn string, timeout time.Duration, schedule ...time.Duration) (hookrelay, *client, func(), error) {
+	o := serverOptions{dsn: dsn, timeout: timeout, workers: r.o.workers, schedule: schedule}
 	var h hookrelay
 	var err error
 	if r.bin != "" {
