@@ -29,8 +29,8 @@ func FuzzReadFinal(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if resp.StatusCode < 200 && resp.StatusCode != 0 {
-			t.Errorf("an informational status %d returned as final", resp.StatusCode)
+		if resp.StatusCode < 200 || resp.StatusCode > 999 {
+			t.Errorf("status %d returned as final: want a final status, 200 to 999", resp.StatusCode)
 		}
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 		resp.Body.Close()

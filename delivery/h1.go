@@ -364,6 +364,10 @@ func readFinal(pc *h1Conn) (*http.Response, error) {
 			return nil, err
 		}
 		switch {
+		case resp.StatusCode < 100 || resp.StatusCode > 999:
+			// net/http reads any three digits; below 100 is no HTTP status (found by fuzzing).
+			resp.Body.Close()
+			return nil, fmt.Errorf("the server answered an invalid status code %03d", resp.StatusCode)
 		case resp.StatusCode == http.StatusSwitchingProtocols:
 			return nil, errors.New("the server switched protocols (101) in answer to a webhook")
 		case resp.StatusCode >= 100 && resp.StatusCode < 200:
