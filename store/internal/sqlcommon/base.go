@@ -9,6 +9,7 @@ package sqlcommon
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -185,4 +186,17 @@ func (s *Base) queued(q Queued) {
 func (s *Base) WebhooksChanged() {
 	s.webhookGen.Add(1)
 	s.hooks.SubscribersChanged()
+}
+
+// getByID reads the row of T with this id, or models.ErrNotFound; what names the read in errors.
+func getByID[T any](ctx context.Context, db *gorm.DB, id, what string) (*T, error) {
+	var v T
+	err := db.WithContext(ctx).Where("id = ?", id).Take(&v).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, models.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return &v, nil
 }

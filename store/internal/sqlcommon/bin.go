@@ -25,15 +25,7 @@ func (s *Base) CreateBin(ctx context.Context, b *models.Bin) error {
 
 // GetBin reads one bin.
 func (s *Base) GetBin(ctx context.Context, id string) (*models.Bin, error) {
-	var b models.Bin
-	err := s.Reader.WithContext(ctx).Where("id = ?", id).Take(&b).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, models.ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get bin: %w", err)
-	}
-	return &b, nil
+	return getByID[models.Bin](ctx, s.Reader, id, "get bin")
 }
 
 // ListBins returns one page of bins, newest first.

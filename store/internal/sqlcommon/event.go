@@ -143,15 +143,7 @@ func (s *Base) insertDeliveries(tx *gorm.DB, ds []*models.Delivery) error {
 
 // GetEvent reads one event.
 func (s *Base) GetEvent(ctx context.Context, id string) (*models.Event, error) {
-	var e models.Event
-	err := s.Reader.WithContext(ctx).Where("id = ?", id).Take(&e).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, models.ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get event: %w", err)
-	}
-	return &e, nil
+	return getByID[models.Event](ctx, s.Reader, id, "get event")
 }
 
 // ListEvents returns one page of published (non-test) events, newest first.

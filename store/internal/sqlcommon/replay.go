@@ -80,15 +80,7 @@ func (s *Base) StepReplayJob(ctx context.Context, id string, batch int) (*models
 
 // GetReplayJob reads one replay job.
 func (s *Base) GetReplayJob(ctx context.Context, id string) (*models.ReplayJob, error) {
-	var j models.ReplayJob
-	err := s.Reader.WithContext(ctx).Where("id = ?", id).Take(&j).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, models.ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get replay job: %w", err)
-	}
-	return &j, nil
+	return getByID[models.ReplayJob](ctx, s.Reader, id, "get replay job")
 }
 
 // ListReplayJobs returns a webhook's most recent replay jobs, newest first.

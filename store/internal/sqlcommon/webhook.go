@@ -31,15 +31,7 @@ func (s *Base) CreateWebhook(ctx context.Context, w *models.Webhook) error {
 
 // GetWebhook reads one webhook.
 func (s *Base) GetWebhook(ctx context.Context, id string) (*models.Webhook, error) {
-	var w models.Webhook
-	err := s.Reader.WithContext(ctx).Where("id = ?", id).Take(&w).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, models.ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get webhook: %w", err)
-	}
-	return &w, nil
+	return getByID[models.Webhook](ctx, s.Reader, id, "get webhook")
 }
 
 // GetWebhooks reads the webhooks with the given ids (missing ones are simply absent).
