@@ -96,8 +96,8 @@ func rows(rep *Report) []row {
 				num(float64(s.Published)), s.Seconds, s.Webhooks, num(float64(s.Failed)), num(float64(s.TimedOut)), num(float64(s.Reset))),
 				num(float64(s.Delivered)), "all", check(s.Complete))
 			for _, smp := range s.Samples {
-				add("soak", fmt.Sprintf("at %4.0f s: goroutines, RSS MB, open fds, pending", smp.AtSeconds),
-					fmt.Sprintf("%.0f, %.0f, %.0f, %.0f", smp.Goroutines, smp.RSSMB, smp.OpenFDs, smp.Pending), "", nil)
+				add("soak", fmt.Sprintf("at %4.0f s: goroutines, RSS MB (Go heap, Go total), open fds, pending", smp.AtSeconds),
+					fmt.Sprintf("%.0f, %.0f (%.0f, %.0f), %.0f, %.0f", smp.Goroutines, smp.RSSMB, smp.GoHeapMB, smp.GoSysMB, smp.OpenFDs, smp.Pending), "", nil)
 			}
 			add("soak", "flat after the warm-up ("+s.Verdict+")", map[bool]string{true: "yes", false: "no"}[s.Flat], "yes", check(s.Flat))
 		}

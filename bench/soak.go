@@ -35,9 +35,16 @@ type SoakSample struct {
 	AtSeconds  float64 `json:"at_seconds"`
 	Goroutines float64 `json:"goroutines"`
 	RSSMB      float64 `json:"rss_mb"`
-	OpenFDs    float64 `json:"open_fds"`
-	Pending    float64 `json:"pending_deliveries"`
-	Published  int64   `json:"published"`
+	// GoHeapMB is the Go heap in use: resident memory beyond it (and the Go runtime's own
+	// few MB) is memory the Go collector does not manage, SQLite's page caches above all.
+	GoHeapMB float64 `json:"go_heap_mb"`
+	// GoSysMB is all the memory the Go runtime holds from the system (heap, stacks, its own
+	// structures, freed pages not yet returned); resident memory beyond it was mapped by
+	// others: SQLite's allocator.
+	GoSysMB   float64 `json:"go_sys_mb"`
+	OpenFDs   float64 `json:"open_fds"`
+	Pending   float64 `json:"pending_deliveries"`
+	Published int64   `json:"published"`
 }
 
 // SoakResult is the soak scenario.
@@ -137,11 +144,15 @@ func (r *runner) soak(ctx context.Context) (*SoakResult, error) {
 		s.Goroutines, _ = scrape(ctx, cl, "go_goroutines")
 		rss, _ := scrape(ctx, cl, "process_resident_memory_bytes")
 		s.RSSMB = rss / (1 << 20)
+		heap, _ := scrape(ctx, cl, "go_memstats_heap_inuse_bytes")
+		s.GoHeapMB = heap / (1 << 20)
+		sys, _ := scrape(ctx, cl, "go_memstats_sys_bytes")
+		s.GoSysMB = sys / (1 << 20)
 		s.OpenFDs, _ = scrape(ctx, cl, "process_open_fds")
 		s.Pending, _ = scrape(ctx, cl, "hookrelay_queue_pending_deliveries")
 		res.Samples = append(res.Samples, s)
-		r.logf("soak: %.0fs goroutines %.0f RSS %.0f MB fds %.0f pending %.0f published %d", s.AtSeconds, s.Goroutines,
-			s.RSSMB, s.OpenFDs, s.Pending, s.Published)
+		r.logf("soak: %.0fs goroutines %.0f RSS %.0f MB (Go heap %.0f MB, Go total %.0f MB) fds %.0f pending %.0f published %d",
+			s.AtSeconds, s.Goroutines, s.RSSMB, s.GoHeapMB, s.GoSysMB, s.OpenFDs, s.Pending, s.Published)
 	}
 
 	start := time.Now()

@@ -3,63 +3,16 @@
 //   HOOKRELAY_URL=http://127.0.0.1:18080 HOOKRELAY_TOKEN=… node --test tests/
 //
 // The server must run with --allow-http --allow-private-targets (or otherwise
-// accept its own /inspect/ URLs as targets) and a fresh database. Chromium comes
+// accept its own /inspect/ URLs as targets). Chromium comes
 // from the system (CHROMIUM, default /usr/bin/chromium); nothing is downloaded.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import net from 'node:net';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
-
-const BASE = (process.env.HOOKRELAY_URL || '').replace(/\/$/, '');
-const TOKEN = process.env.HOOKRELAY_TOKEN || '';
-const uiDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const SHOTS = path.resolve(uiDir, process.env.SCREENSHOT_DIR || '../screenshots');
-const WAIT = 15_000;
-
-const skip = !BASE || !TOKEN ? 'set HOOKRELAY_URL and HOOKRELAY_TOKEN to run the browser test' : false;
+import { TOKEN, WAIT, apiClient, open, skip } from './harness.mjs';
 
 test('admin UI end to end', { skip, timeout: 240_000 }, async (t) => {
-  fs.mkdirSync(SHOTS, { recursive: true });
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-      '--disable-quic',
-    ],
-  });
-  t.after(() => browser.close());
-
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, baseURL: BASE });
-  context.setDefaultTimeout(WAIT);
-
-  // Every page is watched: uncaught exceptions, console errors and 5xx answers
-  // fail the test. The browser also logs each 4xx response as a console error;
-  // the scenario provokes 401 (before login) and 422 (validation) on purpose,
-  // so resource-load messages are checked by status instead.
-  const problems = [];
-  const watch = (page) => {
-    page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
-    page.on('console', (msg) => {
-      if (msg.type() !== 'error') return;
-      const text = msg.text();
-      if (/^Failed to load resource: the server responded with a status of 4\d\d/.test(text)) return;
-      problems.push(`console: ${text}`);
-    });
-    page.on('response', (res) => {
-      if (res.status() >= 500) problems.push(`HTTP ${res.status()} ${res.request().method()} ${res.url()}`);
-    });
-    return page;
-  };
+  const { context, problems, watch, shot } = await open(t);
   const page = watch(await context.newPage());
-  const shot = (p, name) => p.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
 
   const state = { binId: '', binUrl: '', webhookId: '', eventId: '' };
   const webhookName = `Inspector hook ${Date.now().toString(36)}`;
@@ -367,11 +320,7 @@ test('admin UI end to end', { skip, timeout: 240_000 }, async (t) => {
       for (const sock of sockets) sock.destroy();
       hang.close();
     });
-    const api = async (method, url, data) => {
-      const res = await page.request.fetch(url, { method, data, headers: { Authorization: `Bearer ${TOKEN}` } });
-      assert.ok(res.ok(), `${method} ${url}: HTTP ${res.status()} ${await res.text()}`);
-      return res.status() === 204 ? null : res.json();
-    };
+    const api = apiClient(page.request);
     const hook = await api('POST', '/api/v1/webhooks', {
       name: 'Stuck receiver', url: `http://127.0.0.1:${hang.address().port}/hook`, events: ['conversation.started'],
     });
