@@ -98,7 +98,8 @@ var listeningRE = regexp.MustCompile(`listening on (\S+)`)
 
 func startChild(bin string, o serverOptions) (*child, error) {
 	args := []string{"--addr", "127.0.0.1:0", "--db", o.dsn, "--admin-token", benchToken, "--allow-http",
-		"--allow-private-targets", "--delivery-timeout", o.timeout.String(), "--log-format", "text"}
+		"--allow-private-targets", "--delivery-timeout", o.timeout.String(), "--log-format", "text",
+		"--inspector-rate", "0"} // as in-process: the inspector scenario measures captures unthrottled
 	if o.workers > 0 {
 		args = append(args, "--workers", strconv.Itoa(o.workers))
 	}

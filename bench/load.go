@@ -225,26 +225,35 @@ func ceilingClient(ctx context.Context, url string, total, conc int) (time.Durat
 	defer hc.CloseIdleConnections()
 	body := bytes.Repeat([]byte("x"), 1024)
 	elapsed, failures, firstErr := closedLoop(ctx, total, conc, func(ctx context.Context, _ int) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := hc.Do(req)
-		if err != nil {
-			return err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("sink answered %d", resp.StatusCode)
-		}
-		return nil
+		return postOK(ctx, hc, url, body, nil)
 	})
 	if failures > 0 {
 		return 0, fmt.Errorf("%d of %d ceiling requests failed: %w", failures, total, firstErr)
 	}
 	return elapsed, nil
+}
+
+// postOK posts a JSON body, with the headers set adds, and wants 200 back; the answer's body
+// is read to the end so the connection is reused.
+func postOK(ctx context.Context, hc *http.Client, url string, body []byte, set func(h http.Header)) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if set != nil {
+		set(req.Header)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answered %d", url, resp.StatusCode)
+	}
+	return nil
 }
 
 // ceilingChildEnv, when set in this program's environment, makes it the ceiling's client

@@ -64,7 +64,7 @@ type options struct {
 	replicasAlways  bool // asked for by name: fail on SQLite instead of leaving it out
 }
 
-var allScenarios = []string{"throughput", "latency", "isolation", "backlog", "replicas"}
+var allScenarios = []string{"throughput", "latency", "isolation", "backlog", "inspector", "replicas"}
 
 // soak runs only when asked for by name: it lasts -soak-duration (30 minutes by default).
 var knownScenarios = append(slices.Clone(allScenarios), "soak")
@@ -73,7 +73,7 @@ func parseOptions(args []string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var scenarios string
-	fs.IntVar(&o.n, "n", 20000, "throughput: events to publish")
+	fs.IntVar(&o.n, "n", 20000, "throughput: events to publish; inspector: captures to post")
 	fs.IntVar(&o.c, "c", 32, "throughput: concurrent publishers (and ceiling client concurrency)")
 	fs.IntVar(&o.k, "k", 4, "throughput and backlog: webhooks subscribed to every event")
 	fs.IntVar(&o.batch, "batch", 100, "throughput: events per batch publish request (≤1000; 1 skips the batch phase)")
@@ -171,6 +171,7 @@ type Run struct {
 	Backlog    *BacklogResult    `json:"backlog,omitempty"`
 	Replicas   []*ReplicaResult  `json:"replicas,omitempty"`
 	Soak       *SoakResult       `json:"soak,omitempty"`
+	Inspector  *InspectorResult  `json:"inspector,omitempty"`
 	Errors     []string          `json:"errors,omitempty"`
 }
 
@@ -287,6 +288,12 @@ func (r *runner) all(ctx context.Context) *Run {
 		case "backlog":
 			res, err := r.backlog(ctx)
 			run.Backlog = res
+			if err != nil {
+				fail(sc, err)
+			}
+		case "inspector":
+			res, err := r.inspector(ctx)
+			run.Inspector = res
 			if err != nil {
 				fail(sc, err)
 			}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hookrelay/hookrelay/models"
 )
 
 // TestEveryScenarioRunsToCompletionAtToySizes runs the whole harness in-process, tiny, so the
@@ -73,10 +75,24 @@ func TestEveryScenarioRunsToCompletionAtToySizes(t *testing.T) {
 	if b := r.Backlog; b == nil || !b.Complete || b.Delivered != 300 || b.PeakRSSMB <= 0 {
 		t.Errorf("backlog %+v: want 300 delivered and a peak RSS", b)
 	}
+	// Every capture stored (up to the 500 a bin keeps), and with a viewer, pushed and verified.
+	if in := r.Inspector; in == nil || in.Unwatched == nil || in.Watched == nil || in.CeilingRPS <= 0 {
+		t.Errorf("inspector %+v: want both phases and a ceiling", in)
+	} else {
+		for _, p := range []*CapturePhase{in.Unwatched, in.Watched} {
+			if p.Failed != 0 || p.Stored != 60 || p.PerSec <= 0 || p.Ratio != p.PerSec/in.CeilingRPS {
+				t.Errorf("inspector phase %+v: want 60 stored, no failures, a rate and its ratio", p)
+			}
+		}
+		if in.Unwatched.Pushed != 0 || in.Watched.Pushed != 60 || in.Watched.Valid != 60 {
+			t.Errorf("pushed %d unwatched, %d watched of which %d verified; want 0, 60 and 60",
+				in.Unwatched.Pushed, in.Watched.Pushed, in.Watched.Valid)
+		}
+	}
 	var out bytes.Buffer
 	printTable(&out, rep)
 	for _, want := range []string{"events accepted/s (single", "deliveries/s ÷ ceiling (batch;", "ingest→receipt p99 ms",
-		"healthy p99 ÷ latency p99", "drain deliveries/s", "peak RSS MB"} {
+		"healthy p99 ÷ latency p99", "drain deliveries/s", "peak RSS MB", "captures/s ÷ loopback ceiling (watched"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
@@ -156,5 +172,18 @@ func TestSoakDeliversEverythingThroughAnUnreliableReceiver(t *testing.T) {
 	}
 	if len(s.Samples) < 5 || s.Samples[0].Goroutines == 0 || s.Samples[0].OpenFDs == 0 {
 		t.Errorf("samples %+v", s.Samples)
+	}
+}
+
+// The inspector scenario measures verified captures: its payload must be one the inspector
+// finds complete, or the figure would be of a cheaper path (an early "problems" verdict).
+func TestCapturePayloadIsADeliveredPayload(t *testing.T) {
+	body := capturePayload(7, time.Date(2026, 12, 4, 1, 2, 3, 0, time.UTC))
+	event, known, problems := models.CheckDelivered(body)
+	if event != "message.received" || !known || len(problems) != 0 {
+		t.Fatalf("CheckDelivered(%s) = %q, %v, %v; want message.received, known, no problems", body, event, known, problems)
+	}
+	if n := len(body); n < 900 || n > 1200 {
+		t.Errorf("payload is %d bytes; want about 1 KiB", n)
 	}
 }

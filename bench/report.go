@@ -91,6 +91,26 @@ func rows(rep *Report) []row {
 		for _, e := range r.Errors {
 			add("error", e, "", "", nil)
 		}
+		if in := r.Inspector; in != nil {
+			for _, p := range []struct {
+				name  string
+				phase *CapturePhase
+			}{{"unwatched", in.Unwatched}, {"watched by a WebSocket", in.Watched}} {
+				if p.phase == nil {
+					continue
+				}
+				what := fmt.Sprintf("(%s, %d signed captures, c=%d)", p.name, in.Captures, in.Concurrency)
+				add("inspector", "captures/s "+what, num(p.phase.PerSec), "", nil)
+				if in.CeilingRPS > 0 {
+					add("inspector", "captures/s ÷ loopback ceiling "+what, fmt.Sprintf("%.2f", p.phase.Ratio), "≥ 0.40",
+						check(p.phase.Failed == 0 && p.phase.Ratio >= 0.40))
+				}
+				if p.phase == in.Watched {
+					add("inspector", "pushed live, of them verified (signature and payload)",
+						fmt.Sprintf("%d, %d", p.phase.Pushed, p.phase.Valid), "all", check(p.phase.Valid == int64(in.Captures)))
+				}
+			}
+		}
 		if s := r.Soak; s != nil {
 			add("soak", fmt.Sprintf("published %s events in %.0f s to %d webhooks; receiver answered 500 to %s, left %s hanging, reset %s",
 				num(float64(s.Published)), s.Seconds, s.Webhooks, num(float64(s.Failed)), num(float64(s.TimedOut)), num(float64(s.Reset))),

@@ -5,8 +5,8 @@
 //
 // A Store is a storedriver.Driver chosen by Open from the DSN: store/sqlite for a file, owned
 // by one process, or store/postgres for a database shared by replicas. Each driver has its
-// own SQL and machinery; this package adds what is the same on both (the publish group
-// commit) and asks nothing of the database. Consumers declare the small part of Store they
+// own SQL and machinery; this package adds what is the same on both (group commits, the bin
+// cache) and asks nothing of the database. Consumers declare the small part of Store they
 // use as an interface of their own.
 package store
 
@@ -22,11 +22,14 @@ import (
 // Driver is what a database gives Hookrelay; see package storedriver.
 type Driver = storedriver.Driver
 
-// Store is a Driver with the group commit of single publishes (PublishOne) on top. Every
-// method of Driver is a method of Store.
+// Store is a Driver with what is the same on every database on top: the group commit of
+// single publishes (PublishOne) and of inspector captures (InsertCapture), and a short-lived
+// cache of bins. Every method of Driver is a method of Store.
 type Store struct {
 	engine
-	group publishGroup
+	publishes group[PublishInput, Published]
+	captures  group[captureIn, struct{}]
+	bins      binCache
 }
 
 // engine names the embedded Driver so the field stays unexported while its methods are
@@ -51,4 +54,9 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 }
 
 // New returns a Store on an open driver.
-func New(d Driver) *Store { return &Store{engine: d} }
+func New(d Driver) *Store {
+	s := &Store{engine: d}
+	s.publishes.take, s.publishes.run = takePublishes, s.publishBatch
+	s.captures.take, s.captures.run = takeCaptures, s.captureBatch
+	return s
+}

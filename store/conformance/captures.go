@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookrelay/hookrelay/internal/wait"
 	"github.com/hookrelay/hookrelay/models"
 	"github.com/hookrelay/hookrelay/store"
 )
@@ -98,6 +99,9 @@ func testBinStore(t *testing.T, b Backend) {
 	if err := s.UpdateBin(ctx, other); err != nil {
 		t.Fatal(err)
 	}
+	if got, _ := s.GetBin(ctx, other.ID); got == nil || got.WebhookID != wh.ID { // and now cached
+		t.Fatalf("bin not linked: %+v", got)
+	}
 	if err := s.DeleteWebhook(ctx, wh.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -161,4 +165,121 @@ func testPruneDropsCapturesOlderThanRetention(t *testing.T, b Backend) {
 	if _, err := s.GetCapture(ctx, bin.ID, fresh.ID); err != nil {
 		t.Errorf("fresh capture pruned: %v", err)
 	}
+}
+
+// Captures arriving together share transactions: each caller still gets its own answer, a
+// bin keeps exactly its newest keep, and a capture for a bin deleted meanwhile is refused
+// without failing its neighbours.
+func testConcurrentCapturesKeepTheirBinsBoundAndTheirOwnErrors(t *testing.T, b Backend) {
+	s := b.Open(t, b.DSN(t))
+	ctx := context.Background()
+	busy, quiet, gone := &models.Bin{Name: "busy"}, &models.Bin{Name: "quiet"}, &models.Bin{Name: "gone"}
+	for _, bin := range []*models.Bin{busy, quiet, gone} {
+		if err := s.CreateBin(ctx, bin); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeleteBin(ctx, gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	const keep = 100
+	capture := func(bin string, i int) *models.Capture {
+		return &models.Capture{BinID: bin, Method: "POST", Path: "/inspect/" + bin, Headers: "{}",
+			Body: []byte(fmt.Sprintf(`{"n":%d}`, i)), ReceivedAt: time.Now().UTC(), Verdicts: "{}"}
+	}
+	type result struct {
+		bin string
+		err error
+	}
+	results := make(chan result)
+	for i := range 241 {
+		bin := busy.ID
+		switch {
+		case i%4 == 0:
+			bin = quiet.ID
+		case i == 121:
+			bin = gone.ID
+		}
+		go func() { results <- result{bin, s.InsertCapture(ctx, capture(bin, i), keep)} }()
+	}
+	for range 241 {
+		r := <-results
+		switch {
+		case r.bin == gone.ID && !errors.Is(r.err, models.ErrNotFound):
+			t.Errorf("capture for a deleted bin: %v, want ErrNotFound", r.err)
+		case r.bin != gone.ID && r.err != nil:
+			t.Errorf("capture for a live bin: %v", r.err)
+		}
+	}
+	for bin, want := range map[string]int64{busy.ID: keep, quiet.ID: 61, gone.ID: 0} {
+		if n, err := s.CountCaptures(ctx, bin); err != nil || n != want {
+			t.Errorf("bin %s holds %d captures (%v), want %d", bin, n, err, want)
+		}
+	}
+	// The ones kept are the newest: ids sort by time.
+	all, _, err := s.ListCaptures(ctx, busy.ID, models.Page{Limit: 200}, 16)
+	if err != nil || len(all) != keep {
+		t.Fatalf("list: %d, %v", len(all), err)
+	}
+	if err := s.InsertCapture(ctx, capture(busy.ID, 999), keep); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetCapture(ctx, busy.ID, all[keep-1].ID); !errors.Is(err, models.ErrNotFound) {
+		t.Errorf("the oldest capture outlived one more beyond the bound: %v", err)
+	}
+}
+
+// A bin read after a change through the same store shows the change at once; on PostgreSQL
+// another replica's change shows within a few seconds.
+func testBinReadsFollowChanges(t *testing.T, b Backend) {
+	dsn := b.DSN(t)
+	s := b.Open(t, dsn)
+	ctx := context.Background()
+	early := &models.Bin{ID: models.NewBinID(), Name: "early"}
+	if _, err := s.GetBin(ctx, early.ID); !errors.Is(err, models.ErrNotFound) {
+		t.Fatalf("bin before it exists: %v", err)
+	}
+	if err := s.CreateBin(ctx, early); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetBin(ctx, early.ID); err != nil || got.Name != "early" {
+		t.Fatalf("bin right after its creation: %+v, %v", got, err)
+	}
+	got, _ := s.GetBin(ctx, early.ID)
+	got.Name = "changed by a caller"
+	if again, _ := s.GetBin(ctx, early.ID); again.Name != "early" {
+		t.Errorf("a caller's change to its copy reached the store's: %q", again.Name)
+	}
+	early.ResponseStatus = 418
+	if err := s.UpdateBin(ctx, early); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetBin(ctx, early.ID); err != nil || got.ResponseStatus != 418 {
+		t.Errorf("bin right after an update: %+v, %v", got, err)
+	}
+	if b.Name != "postgres" {
+		if err := s.DeleteBin(ctx, early.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.GetBin(ctx, early.ID); !errors.Is(err, models.ErrNotFound) {
+			t.Errorf("bin right after its deletion: %v", err)
+		}
+		return
+	}
+	other := b.Open(t, dsn)
+	early.ResponseStatus = 202
+	if err := other.UpdateBin(ctx, early); err != nil {
+		t.Fatal(err)
+	}
+	wait.Until(t, "another replica's update", func() bool {
+		got, err := s.GetBin(ctx, early.ID)
+		return err == nil && got.ResponseStatus == 202
+	})
+	if err := other.DeleteBin(ctx, early.ID); err != nil {
+		t.Fatal(err)
+	}
+	wait.Until(t, "another replica's deletion", func() bool {
+		_, err := s.GetBin(ctx, early.ID)
+		return errors.Is(err, models.ErrNotFound)
+	})
 }

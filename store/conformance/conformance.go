@@ -55,6 +55,8 @@ var cases = []struct {
 	{"RecordedAttemptsReadBackExactlyFromLargeMixedBatches", testRecordedAttemptsReadBackExactlyFromLargeMixedBatches},
 	{"ConcurrentRecordsOfTheSameWebhooksDoNotDeadlock", testConcurrentRecordsOfTheSameWebhooksDoNotDeadlock},
 	{"BinStore", testBinStore},
+	{"ConcurrentCapturesKeepTheirBinsBoundAndTheirOwnErrors", testConcurrentCapturesKeepTheirBinsBoundAndTheirOwnErrors},
+	{"BinReadsFollowChanges", testBinReadsFollowChanges},
 	{"PruneDropsCapturesOlderThanRetention", testPruneDropsCapturesOlderThanRetention},
 	{"SessionsEndWithTheirCredential", testSessionsEndWithTheirCredential},
 	{"LoginRacingRevocationLeavesNoSession", testLoginRacingRevocationLeavesNoSession},

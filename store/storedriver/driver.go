@@ -194,8 +194,9 @@ type Captures interface {
 	UpdateBin(ctx context.Context, b *models.Bin) error
 	// DeleteBin removes a bin and its captures.
 	DeleteBin(ctx context.Context, id string) error
-	// InsertCapture stores a capture and drops the bin's oldest captures beyond keep.
-	InsertCapture(ctx context.Context, c *models.Capture, keep int) error
+	// InsertCaptures stores captures in one transaction and drops their bins' oldest
+	// captures beyond keep; models.ErrNotFound, and nothing stored, when a bin is gone.
+	InsertCaptures(ctx context.Context, cs []*models.Capture, keep int) error
 	ListCaptures(ctx context.Context, binID string, p models.Page, preview int) ([]*models.Capture, string, error)
 	GetCapture(ctx context.Context, binID, id string) (*models.Capture, error)
 	CountCaptures(ctx context.Context, binID string) (int64, error)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hookrelay/hookrelay/models"
@@ -72,35 +73,59 @@ func (s *Base) DeleteBin(ctx context.Context, id string) error {
 	})
 }
 
-// InsertCapture stores a capture and, in the same transaction, drops the bin's oldest
-// captures beyond keep, so a busy bin stays bounded without a separate pruning job.
-func (s *Base) InsertCapture(ctx context.Context, c *models.Capture, keep int) error {
-	if c.ID == "" {
-		c.ID = models.NewID("req")
-	}
-	if c.Body == nil {
-		c.Body = []byte{} // the column is NOT NULL; a nil slice would be written as NULL
+// InsertCaptures stores captures in one transaction and, in it, drops each of their bins'
+// oldest captures beyond keep, so a busy bin stays bounded without a separate pruning job
+// and pays for one pruning query per transaction, not per capture. When a bin no longer
+// exists nothing is stored and the error is models.ErrNotFound (the caller retries the
+// others alone).
+func (s *Base) InsertCaptures(ctx context.Context, cs []*models.Capture, keep int) error {
+	var bins []string
+	for _, c := range cs {
+		if c.ID == "" {
+			c.ID = models.NewID("req")
+		}
+		if c.Body == nil {
+			c.Body = []byte{} // the column is NOT NULL; a nil slice would be written as NULL
+		}
+		if !slices.Contains(bins, c.BinID) {
+			bins = append(bins, c.BinID)
+		}
 	}
 	err := s.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Create(c).Error; err != nil {
+		var found int64
+		if err := tx.Model(&models.Bin{}).Where("id IN ?", bins).Count(&found).Error; err != nil {
+			return err
+		}
+		if found != int64(len(bins)) {
+			return models.ErrNotFound
+		}
+		if err := tx.Create(cs).Error; err != nil {
 			return err
 		}
 		if keep <= 0 {
 			return nil
 		}
-		// Ids sort by time, so everything older than the keep-th newest goes.
-		var oldestKept []string
-		if err := tx.Raw(`SELECT id FROM captures WHERE bin_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?`,
-			c.BinID, keep-1).Scan(&oldestKept).Error; err != nil {
-			return err
+		for _, bin := range bins {
+			// Ids sort by time, so everything older than the keep-th newest goes.
+			var oldestKept []string
+			if err := tx.Raw(`SELECT id FROM captures WHERE bin_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?`,
+				bin, keep-1).Scan(&oldestKept).Error; err != nil {
+				return err
+			}
+			if len(oldestKept) == 0 {
+				continue
+			}
+			if err := tx.Exec(`DELETE FROM captures WHERE bin_id = ? AND id < ?`, bin, oldestKept[0]).Error; err != nil {
+				return err
+			}
 		}
-		if len(oldestKept) == 0 {
-			return nil
-		}
-		return tx.Exec(`DELETE FROM captures WHERE bin_id = ? AND id < ?`, c.BinID, oldestKept[0]).Error
+		return nil
 	})
+	if errors.Is(err, models.ErrNotFound) {
+		return err
+	}
 	if err != nil {
-		return fmt.Errorf("insert capture: %w", err)
+		return fmt.Errorf("insert captures: %w", err)
 	}
 	return nil
 }

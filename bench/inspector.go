@@ -1,0 +1,270 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/signature"
+)
+
+// The inspector scenario: senders post signed 1 KiB webhooks to one bin as fast as the
+// server takes them (the bench runs Hookrelay without the per-bin rate limit), once with
+// nobody watching and once with a browser's WebSocket open on the bin. Every capture is
+// stored, verified (signature, timestamp, payload) and, when watched, pushed: the figure is
+// captures per second against the loopback ceiling of the same run.
+
+// InspectorResult is the inspector scenario.
+type InspectorResult struct {
+	Captures    int     `json:"captures"`
+	Concurrency int     `json:"concurrency"`
+	CeilingRPS  float64 `json:"ceiling_requests_per_sec"`
+	// Unwatched and Watched are the two phases: without and with a live WebSocket viewer.
+	Unwatched *CapturePhase `json:"unwatched"`
+	Watched   *CapturePhase `json:"watched"`
+}
+
+// CapturePhase is one phase of the inspector scenario.
+type CapturePhase struct {
+	PerSec  float64 `json:"captures_per_sec"`
+	Ratio   float64 `json:"ratio"` // captures/s ÷ ceiling
+	Failed  int     `json:"failed"`
+	Stored  int64   `json:"stored"`   // captures the bin holds afterwards (it keeps its newest 500)
+	Pushed  int64   `json:"pushed"`   // live messages the viewer received
+	Valid   int64   `json:"verified"` // of those, how many carried a valid signature and payload
+	Seconds float64 `json:"seconds"`
+}
+
+// binSecret signs the scenario's captures; the bin verifies with it.
+const binSecret = "bench-inspector-secret"
+
+func (r *runner) inspector(ctx context.Context) (*InspectorResult, error) {
+	n, conc := r.o.n, r.o.c
+	res := &InspectorResult{Captures: n, Concurrency: conc}
+	r.logf("inspector: loopback ceiling, %d requests of 1 KiB with concurrency %d", n, conc)
+	before, err := ceiling(ctx, n, conc, r.bin != "")
+	if err != nil {
+		return res, fmt.Errorf("ceiling: %w", err)
+	}
+	for _, watched := range []bool{false, true} {
+		p, err := r.capturePhase(ctx, watched)
+		if watched {
+			res.Watched = p
+		} else {
+			res.Unwatched = p
+		}
+		if err != nil {
+			return res, err
+		}
+	}
+	after, err := ceiling(ctx, n, conc, r.bin != "")
+	if err != nil {
+		return res, fmt.Errorf("ceiling: %w", err)
+	}
+	res.CeilingRPS = (before + after) / 2
+	for _, p := range []*CapturePhase{res.Unwatched, res.Watched} {
+		p.Ratio = p.PerSec / res.CeilingRPS
+	}
+	return res, nil
+}
+
+// capturePhase runs one phase on a fresh database and bin.
+func (r *runner) capturePhase(ctx context.Context, watched bool) (*CapturePhase, error) {
+	name := "unwatched"
+	if watched {
+		name = "watched"
+	}
+	dsn, cleanup, err := r.be.fresh(ctx, "inspector_"+name)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	_, cl, stop, err := r.start(dsn, r.o.deliveryTimeout)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	binID, err := cl.createBin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p := &CapturePhase{}
+	var viewer *binViewer
+	if watched {
+		if viewer, err = watchBin(ctx, cl, binID); err != nil {
+			return nil, err
+		}
+		defer viewer.close()
+	}
+	r.logf("inspector (%s): %d signed captures, concurrency %d", name, r.o.n, r.o.c)
+	stopProfile, err := r.startProfile("inspector_" + name)
+	if err != nil {
+		return nil, err
+	}
+	defer stopProfile()
+	hc := newHTTPClient(r.o.c)
+	defer hc.CloseIdleConnections()
+	url := cl.base + "/inspect/" + binID
+	elapsed, failed, firstErr := closedLoop(ctx, r.o.n, r.o.c, func(ctx context.Context, i int) error {
+		return postCapture(ctx, hc, url, i)
+	})
+	stopProfile()
+	p.Seconds, p.Failed = elapsed.Seconds(), failed
+	p.PerSec = float64(r.o.n-failed) / elapsed.Seconds()
+	if failed > 0 {
+		r.logf("inspector (%s): %d captures failed, first: %v", name, failed, firstErr)
+	}
+	if viewer != nil {
+		// The last pushes may trail the last answers by a moment.
+		want := int64(r.o.n - failed)
+		for deadline := time.Now().Add(10 * time.Second); viewer.pushed.Load() < want && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+		}
+		p.Pushed, p.Valid = viewer.pushed.Load(), viewer.valid.Load()
+	}
+	if p.Stored, err = cl.countCaptures(ctx, binID); err != nil {
+		return p, err
+	}
+	r.logf("inspector (%s): %.0f captures/s, %d pushed (%d verified), %d stored", name, p.PerSec, p.Pushed, p.Valid, p.Stored)
+	return p, nil
+}
+
+// postCapture sends the i-th webhook as Hookrelay would: a message.received payload of about
+// 1 KiB, signed with the seed's headers.
+func postCapture(ctx context.Context, hc *http.Client, url string, i int) error {
+	now := time.Now()
+	body := capturePayload(i, now)
+	return postOK(ctx, hc, url, body, func(h http.Header) {
+		h.Set("X-Webhook-Event", "message.received")
+		h.Set("X-Webhook-Timestamp", strconv.FormatInt(now.Unix(), 10))
+		h.Set("X-Webhook-Signature", signature.HexHMAC(binSecret, body))
+	})
+}
+
+// capturePayload is a delivered message.received payload, every field in the order
+// Hookrelay writes them, with content padded to make the body about 1 KiB.
+func capturePayload(i int, now time.Time) []byte {
+	ts := models.FormatTimestamp(now)
+	b := make([]byte, 0, 1100)
+	b = append(b, `{"event":"message.received","timestamp":"`...)
+	b = append(b, ts...)
+	b = append(b, `","data":{"message_id":`...)
+	b = strconv.AppendInt(b, int64(i+1), 10)
+	b = append(b, `,"content":"bench `...)
+	b = append(b, padding...)
+	b = append(b, `","is_from_admin":false,"admin_name":null,"conversation_id":`...)
+	b = strconv.AppendInt(b, int64(i%100000+1), 10)
+	b = append(b, `,"visitor_name":"John Doe","visitor_email":"john@example.com","visitor_phone":"+1234567890",`+
+		`"visitor_ip":"192.168.1.100","current_url":"https://example.com/products","status":"open","created_at":"`...)
+	b = append(b, ts...)
+	return append(b, `"}}`...)
+}
+
+// createBin creates a bin that verifies with binSecret and returns its id.
+func (c *client) createBin(ctx context.Context) (string, error) {
+	status, body, err := c.post(ctx, "/api/v1/inspector/bins", []byte(`{"name":"bench","secret":"`+binSecret+`"}`))
+	if err != nil {
+		return "", fmt.Errorf("create bin: %w", err)
+	}
+	if status != http.StatusCreated {
+		return "", fmt.Errorf("create bin: HTTP %d: %s", status, body)
+	}
+	var b struct{ ID string }
+	if err := json.Unmarshal(body, &b); err != nil || b.ID == "" {
+		return "", fmt.Errorf("create bin: answer %s", body)
+	}
+	return b.ID, nil
+}
+
+// countCaptures counts the captures a bin holds by paging through them.
+func (c *client) countCaptures(ctx context.Context, binID string) (int64, error) {
+	var n int64
+	cursor := ""
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet,
+			c.base+"/api/v1/inspector/bins/"+binID+"/requests?limit=200&cursor="+cursor, nil)
+		if err != nil {
+			return 0, err
+		}
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		resp, err := c.http.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		var page struct {
+			Data       []json.RawMessage `json:"data"`
+			NextCursor string            `json:"next_cursor"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&page)
+		resp.Body.Close()
+		if err != nil {
+			return 0, fmt.Errorf("list captures: %w", err)
+		}
+		n += int64(len(page.Data))
+		if page.NextCursor == "" {
+			return n, nil
+		}
+		cursor = page.NextCursor
+	}
+}
+
+// binViewer is a browser's WebSocket on a bin: it counts the captures pushed to it.
+type binViewer struct {
+	conn   *websocket.Conn
+	pushed atomic.Int64
+	valid  atomic.Int64
+	done   chan struct{}
+}
+
+func watchBin(ctx context.Context, cl *client, binID string) (*binViewer, error) {
+	u := "ws" + strings.TrimPrefix(cl.base, "http") + "/api/v1/inspector/bins/" + binID + "/ws"
+	h := http.Header{"Authorization": {"Bearer " + cl.token}, "Origin": {cl.base}}
+	conn, resp, err := websocket.DefaultDialer.DialContext(ctx, u, h)
+	if err != nil {
+		if resp != nil {
+			return nil, fmt.Errorf("watch bin: %w (HTTP %d)", err, resp.StatusCode)
+		}
+		return nil, fmt.Errorf("watch bin: %w", err)
+	}
+	v := &binViewer{conn: conn, done: make(chan struct{})}
+	go func() {
+		defer close(v.done)
+		for {
+			_, msg, err := conn.ReadMessage()
+			if err != nil {
+				return
+			}
+			var m struct {
+				Type string `json:"type"`
+				Data struct {
+					Verdicts struct {
+						Signature string `json:"signature"`
+						Payload   struct {
+							Status string `json:"status"`
+						} `json:"payload"`
+					} `json:"verdicts"`
+				} `json:"data"`
+			}
+			if json.Unmarshal(msg, &m) != nil || m.Type != "request" {
+				continue
+			}
+			v.pushed.Add(1)
+			if m.Data.Verdicts.Signature == "valid" && m.Data.Verdicts.Payload.Status == "ok" {
+				v.valid.Add(1)
+			}
+		}
+	}()
+	return v, nil
+}
+
+func (v *binViewer) close() {
+	_ = v.conn.Close()
+	<-v.done
+}
