@@ -42,6 +42,28 @@ type CapturePhase struct {
 	Seconds float64 `json:"seconds"`
 }
 
+// FloodResult is the flood scenario: batch deliveries without and with one bin taking
+// captures as fast as it can, each on a fresh database.
+type FloodResult struct {
+	Quiet   *PhaseResult `json:"quiet"`
+	Flooded *PhaseResult `json:"flooded"`
+	// Ratio is deliveries/s flooded ÷ quiet.
+	Ratio float64 `json:"ratio"`
+}
+
+func (r *runner) floodScenario(ctx context.Context) (*FloodResult, error) {
+	res := &FloodResult{}
+	var err error
+	if res.Quiet, err = r.throughputPhase(ctx, true, false); err != nil {
+		return res, err
+	}
+	if res.Flooded, err = r.throughputPhase(ctx, true, true); err != nil {
+		return res, err
+	}
+	res.Ratio = res.Flooded.DeliveriesPerSec / res.Quiet.DeliveriesPerSec
+	return res, nil
+}
+
 // binSecret signs the scenario's captures; the bin verifies with it.
 const binSecret = "bench-inspector-secret"
 

@@ -64,7 +64,7 @@ type options struct {
 	replicasAlways  bool // asked for by name: fail on SQLite instead of leaving it out
 }
 
-var allScenarios = []string{"throughput", "latency", "isolation", "backlog", "inspector", "replicas"}
+var allScenarios = []string{"throughput", "latency", "isolation", "backlog", "inspector", "flood", "replicas"}
 
 // soak runs only when asked for by name: it lasts -soak-duration (30 minutes by default).
 var knownScenarios = append(slices.Clone(allScenarios), "soak")
@@ -172,6 +172,7 @@ type Run struct {
 	Replicas   []*ReplicaResult  `json:"replicas,omitempty"`
 	Soak       *SoakResult       `json:"soak,omitempty"`
 	Inspector  *InspectorResult  `json:"inspector,omitempty"`
+	Flood      *FloodResult      `json:"flood,omitempty"`
 	Errors     []string          `json:"errors,omitempty"`
 }
 
@@ -294,6 +295,12 @@ func (r *runner) all(ctx context.Context) *Run {
 		case "inspector":
 			res, err := r.inspector(ctx)
 			run.Inspector = res
+			if err != nil {
+				fail(sc, err)
+			}
+		case "flood":
+			res, err := r.floodScenario(ctx)
+			run.Flood = res
 			if err != nil {
 				fail(sc, err)
 			}

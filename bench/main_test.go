@@ -89,10 +89,14 @@ func TestEveryScenarioRunsToCompletionAtToySizes(t *testing.T) {
 				in.Unwatched.Pushed, in.Watched.Pushed, in.Watched.Valid)
 		}
 	}
+	if f := r.Flood; f == nil || f.Quiet == nil || f.Flooded == nil || !f.Quiet.Complete || !f.Flooded.Complete ||
+		f.Flooded.Delivered != 120 || f.Flooded.FloodCapturesPerSec <= 0 || f.Ratio != f.Flooded.DeliveriesPerSec/f.Quiet.DeliveriesPerSec {
+		t.Errorf("flood %+v: want both phases complete, the bin flooded and the ratio of the two", f)
+	}
 	var out bytes.Buffer
 	printTable(&out, rep)
 	for _, want := range []string{"events accepted/s (single", "deliveries/s ÷ ceiling (batch;", "ingest→receipt p99 ms",
-		"healthy p99 ÷ latency p99", "drain deliveries/s", "peak RSS MB", "captures/s ÷ loopback ceiling (watched"} {
+		"healthy p99 ÷ latency p99", "drain deliveries/s", "peak RSS MB", "captures/s ÷ loopback ceiling (watched", "deliveries/s flooded ÷ quiet"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}

@@ -111,6 +111,14 @@ func rows(rep *Report) []row {
 				}
 			}
 		}
+		if f := r.Flood; f != nil && f.Quiet != nil && f.Flooded != nil {
+			add("flood", "deliveries/s, quiet (batches)"+completeness(f.Quiet.Complete, f.Quiet.Delivered), num(f.Quiet.DeliveriesPerSec), "", nil)
+			add("flood", "deliveries/s, one bin flooded meanwhile"+completeness(f.Flooded.Complete, f.Flooded.Delivered),
+				num(f.Flooded.DeliveriesPerSec), "", nil)
+			add("flood", "captures/s the flooded bin took", num(f.Flooded.FloodCapturesPerSec), "", nil)
+			add("flood", "deliveries/s flooded ÷ quiet", fmt.Sprintf("%.2f", f.Ratio), "≥ 0.90",
+				check(f.Flooded.Complete && f.Ratio >= 0.90))
+		}
 		if s := r.Soak; s != nil {
 			add("soak", fmt.Sprintf("published %s events in %.0f s to %d webhooks; receiver answered 500 to %s, left %s hanging, reset %s",
 				num(float64(s.Published)), s.Seconds, s.Webhooks, num(float64(s.Failed)), num(float64(s.TimedOut)), num(float64(s.Reset))),

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"runtime"
@@ -13,6 +14,8 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hookrelay/hookrelay/models"
@@ -81,6 +84,8 @@ type PhaseResult struct {
 	// CPUCores is the CPU time the bench and Hookrelay used over the phase ÷ its wall time.
 	// Well under the machine's core count on a CPU-bound run means others took the rest.
 	CPUCores float64 `json:"cpu_cores_used"`
+	// FloodCapturesPerSec is, in the flood scenario, the captures one bin took meanwhile.
+	FloodCapturesPerSec float64 `json:"flood_captures_per_sec,omitempty"`
 }
 
 // ThroughputResult is scenario 1.
@@ -121,7 +126,7 @@ func (r *runner) throughput(ctx context.Context) (*ThroughputResult, error) {
 	if res.CeilingBefore, err = ceiling(ctx, total, r.o.c, ownProcess); err != nil {
 		return res, fmt.Errorf("ceiling: %w", err)
 	}
-	if res.Single, err = r.throughputPhase(ctx, false); err != nil {
+	if res.Single, err = r.throughputPhase(ctx, false, false); err != nil {
 		return res, fmt.Errorf("single publish: %w", err)
 	}
 	again := func(at *float64) error {
@@ -136,7 +141,7 @@ func (r *runner) throughput(ctx context.Context) (*ThroughputResult, error) {
 		if err := again(&res.CeilingBetween); err != nil {
 			return res, err
 		}
-		if res.Batch, err = r.throughputPhase(ctx, true); err != nil {
+		if res.Batch, err = r.throughputPhase(ctx, true, false); err != nil {
 			return res, fmt.Errorf("batch publish: %w", err)
 		}
 	}
@@ -156,10 +161,16 @@ func (r *runner) throughput(ctx context.Context) (*ThroughputResult, error) {
 	return res, nil
 }
 
-func (r *runner) throughputPhase(ctx context.Context, batch bool) (*PhaseResult, error) {
+// throughputPhase publishes -n events to -k webhooks on a fresh database and measures
+// deliveries per second. With flood, senders post captures to one inspector bin as fast as
+// it takes them for the whole phase.
+func (r *runner) throughputPhase(ctx context.Context, batch, flood bool) (*PhaseResult, error) {
 	mode := "single"
 	if batch {
 		mode = "batch"
+	}
+	if flood {
+		mode += "+flood"
 	}
 	n, k := r.o.n, r.o.k
 	r.logf("throughput (%s): %d events × %d webhooks, concurrency %d", mode, n, k, r.o.c)
@@ -188,6 +199,13 @@ func (r *runner) throughputPhase(ctx context.Context, batch bool) (*PhaseResult,
 	defer stopProfile()
 
 	res := &PhaseResult{Mode: mode}
+	stopFlood := func() {}
+	if flood {
+		if stopFlood, err = r.flood(ctx, cl, res); err != nil {
+			return nil, err
+		}
+		defer stopFlood()
+	}
 	connsBefore, _ := scrape(ctx, cl, "hookrelay_delivery_connections_opened_total")
 	cpuStart := h.cpuSeconds()
 	start := time.Now()
@@ -212,6 +230,7 @@ func (r *runner) throughputPhase(ctx context.Context, batch bool) (*PhaseResult,
 	res.Complete = s.wait(wctx)
 	cancel()
 	stopProfile()
+	stopFlood()
 	end := time.Now()
 	if res.Complete {
 		end = time.Unix(0, s.last.Load())
@@ -238,6 +257,40 @@ func (r *runner) throughputPhase(ctx context.Context, batch bool) (*PhaseResult,
 	r.logf("throughput (%s): %.0f events/s accepted, %.0f deliveries/s, %.2f CPU cores used", mode, res.AcceptedPerSec,
 		res.DeliveriesPerSec, res.CPUCores)
 	return res, nil
+}
+
+// flood starts senders posting signed captures to a new bin, -c at a time, as fast as it
+// takes them; stop ends them and records their rate in res.
+func (r *runner) flood(ctx context.Context, cl *client, res *PhaseResult) (stop func(), err error) {
+	binID, err := cl.createBin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	hc := newHTTPClient(r.o.c)
+	var taken atomic.Int64
+	start := time.Now()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _, _ = closedLoop(fctx, math.MaxInt, r.o.c, func(ctx context.Context, i int) error {
+			err := postCapture(ctx, hc, cl.base+"/inspect/"+binID, i)
+			if err == nil {
+				taken.Add(1)
+			}
+			return err
+		})
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			hc.CloseIdleConnections()
+			res.FloodCapturesPerSec = float64(taken.Load()) / time.Since(start).Seconds()
+			r.logf("throughput (%s): the bin took %.0f captures/s meanwhile", res.Mode, res.FloodCapturesPerSec)
+		})
+	}, nil
 }
 
 // subscribeSink creates k webhooks pointing at the sink's counting endpoints.
