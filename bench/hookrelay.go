@@ -34,6 +34,8 @@ type serverOptions struct {
 	workers int           // 0: the binary's default
 	// schedule is the retry schedule; nil: the default one.
 	schedule []time.Duration
+	// inspectorRate is the per-bin capture limit (captures per second); 0 is unlimited.
+	inspectorRate float64
 }
 
 // hookrelay is one running Hookrelay: in this process or a child process.
@@ -64,6 +66,7 @@ func startInProcess(o serverOptions) (*inProcess, error) {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: benchLogLevel()}))
 	a, err := app.New(context.Background(), app.Config{DB: o.dsn, PublicURL: base, AdminToken: benchToken,
 		AllowHTTP: true, AllowPrivate: true, DeliveryTimeout: o.timeout, Workers: o.workers, RetrySchedule: o.schedule,
+		InspectorRate: o.inspectorRate,
 		Version: "bench", Logger: logger})
 	if err != nil {
 		ln.Close()
@@ -99,7 +102,7 @@ var listeningRE = regexp.MustCompile(`listening on (\S+)`)
 func startChild(bin string, o serverOptions) (*child, error) {
 	args := []string{"--addr", "127.0.0.1:0", "--db", o.dsn, "--admin-token", benchToken, "--allow-http",
 		"--allow-private-targets", "--delivery-timeout", o.timeout.String(), "--log-format", "text",
-		"--inspector-rate", "0"} // as in-process: the inspector scenario measures captures unthrottled
+		"--inspector-rate", strconv.FormatFloat(o.inspectorRate, 'f', -1, 64)}
 	if o.workers > 0 {
 		args = append(args, "--workers", strconv.Itoa(o.workers))
 	}

@@ -43,24 +43,35 @@ type CapturePhase struct {
 }
 
 // FloodResult is the flood scenario: batch deliveries without and with one bin taking
-// captures as fast as it can, each on a fresh database.
+// captures as fast as it can, each on a fresh database: once with the server's default
+// per-bin limit and once with none.
 type FloodResult struct {
-	Quiet   *PhaseResult `json:"quiet"`
-	Flooded *PhaseResult `json:"flooded"`
-	// Ratio is deliveries/s flooded ÷ quiet.
-	Ratio float64 `json:"ratio"`
+	Quiet *PhaseResult `json:"quiet"`
+	// Limited ran with --inspector-rate at its default (the bin answers 429 past it).
+	Limited   *PhaseResult `json:"limited"`
+	Unlimited *PhaseResult `json:"unlimited"`
+	// LimitedRatio and UnlimitedRatio are deliveries/s flooded ÷ quiet.
+	LimitedRatio   float64 `json:"limited_ratio"`
+	UnlimitedRatio float64 `json:"unlimited_ratio"`
 }
+
+// defaultInspectorRate is the binary's --inspector-rate default.
+const defaultInspectorRate = 50
 
 func (r *runner) floodScenario(ctx context.Context) (*FloodResult, error) {
 	res := &FloodResult{}
 	var err error
-	if res.Quiet, err = r.throughputPhase(ctx, true, false); err != nil {
+	if res.Quiet, err = r.throughputPhase(ctx, true, flooded{}); err != nil {
 		return res, err
 	}
-	if res.Flooded, err = r.throughputPhase(ctx, true, true); err != nil {
+	if res.Limited, err = r.throughputPhase(ctx, true, flooded{on: true, rate: defaultInspectorRate}); err != nil {
 		return res, err
 	}
-	res.Ratio = res.Flooded.DeliveriesPerSec / res.Quiet.DeliveriesPerSec
+	res.LimitedRatio = res.Limited.DeliveriesPerSec / res.Quiet.DeliveriesPerSec
+	if res.Unlimited, err = r.throughputPhase(ctx, true, flooded{on: true}); err != nil {
+		return res, err
+	}
+	res.UnlimitedRatio = res.Unlimited.DeliveriesPerSec / res.Quiet.DeliveriesPerSec
 	return res, nil
 }
 

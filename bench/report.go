@@ -111,13 +111,23 @@ func rows(rep *Report) []row {
 				}
 			}
 		}
-		if f := r.Flood; f != nil && f.Quiet != nil && f.Flooded != nil {
+		if f := r.Flood; f != nil && f.Quiet != nil {
 			add("flood", "deliveries/s, quiet (batches)"+completeness(f.Quiet.Complete, f.Quiet.Delivered), num(f.Quiet.DeliveriesPerSec), "", nil)
-			add("flood", "deliveries/s, one bin flooded meanwhile"+completeness(f.Flooded.Complete, f.Flooded.Delivered),
-				num(f.Flooded.DeliveriesPerSec), "", nil)
-			add("flood", "captures/s the flooded bin took", num(f.Flooded.FloodCapturesPerSec), "", nil)
-			add("flood", "deliveries/s flooded ÷ quiet", fmt.Sprintf("%.2f", f.Ratio), "≥ 0.90",
-				check(f.Flooded.Complete && f.Ratio >= 0.90))
+			for _, p := range []struct {
+				what  string
+				phase *PhaseResult
+				ratio float64
+			}{{fmt.Sprintf("the bin limited to %d/s (the default)", defaultInspectorRate), f.Limited, f.LimitedRatio},
+				{"the bin unlimited (--inspector-rate 0)", f.Unlimited, f.UnlimitedRatio}} {
+				if p.phase == nil {
+					continue
+				}
+				add("flood", "deliveries/s, one bin flooded, "+p.what+completeness(p.phase.Complete, p.phase.Delivered),
+					num(p.phase.DeliveriesPerSec), "", nil)
+				add("flood", "captures/s the bin took, "+p.what, num(p.phase.FloodCapturesPerSec), "", nil)
+				add("flood", "deliveries/s flooded ÷ quiet, "+p.what, fmt.Sprintf("%.2f", p.ratio), "≥ 0.90",
+					check(p.phase.Complete && p.ratio >= 0.90))
+			}
 		}
 		if s := r.Soak; s != nil {
 			add("soak", fmt.Sprintf("published %s events in %.0f s to %d webhooks; receiver answered 500 to %s, left %s hanging, reset %s",

@@ -38,7 +38,11 @@ func (r *runner) logf(format string, args ...any) {
 
 // start runs a Hookrelay on dsn and returns it with an API client; stop stops both.
 func (r *runner) start(dsn string, timeout time.Duration, schedule ...time.Duration) (hookrelay, *client, func(), error) {
-	o := serverOptions{dsn: dsn, timeout: timeout, workers: r.o.workers, schedule: schedule}
+	return r.startWith(serverOptions{dsn: dsn, timeout: timeout, workers: r.o.workers, schedule: schedule})
+}
+
+// startWith is start with every server option given.
+func (r *runner) startWith(o serverOptions) (hookrelay, *client, func(), error) {
 	var h hookrelay
 	var err error
 	if r.bin != "" {
@@ -126,7 +130,7 @@ func (r *runner) throughput(ctx context.Context) (*ThroughputResult, error) {
 	if res.CeilingBefore, err = ceiling(ctx, total, r.o.c, ownProcess); err != nil {
 		return res, fmt.Errorf("ceiling: %w", err)
 	}
-	if res.Single, err = r.throughputPhase(ctx, false, false); err != nil {
+	if res.Single, err = r.throughputPhase(ctx, false, flooded{}); err != nil {
 		return res, fmt.Errorf("single publish: %w", err)
 	}
 	again := func(at *float64) error {
@@ -141,7 +145,7 @@ func (r *runner) throughput(ctx context.Context) (*ThroughputResult, error) {
 		if err := again(&res.CeilingBetween); err != nil {
 			return res, err
 		}
-		if res.Batch, err = r.throughputPhase(ctx, true, false); err != nil {
+		if res.Batch, err = r.throughputPhase(ctx, true, flooded{}); err != nil {
 			return res, fmt.Errorf("batch publish: %w", err)
 		}
 	}
@@ -161,16 +165,23 @@ func (r *runner) throughput(ctx context.Context) (*ThroughputResult, error) {
 	return res, nil
 }
 
+// flooded says whether a throughput phase runs beside a flooded inspector bin, and the
+// server's per-bin capture limit then (0: none).
+type flooded struct {
+	on   bool
+	rate float64
+}
+
 // throughputPhase publishes -n events to -k webhooks on a fresh database and measures
-// deliveries per second. With flood, senders post captures to one inspector bin as fast as
+// deliveries per second. With a flood, senders post captures to one inspector bin as fast as
 // it takes them for the whole phase.
-func (r *runner) throughputPhase(ctx context.Context, batch, flood bool) (*PhaseResult, error) {
+func (r *runner) throughputPhase(ctx context.Context, batch bool, flood flooded) (*PhaseResult, error) {
 	mode := "single"
 	if batch {
 		mode = "batch"
 	}
-	if flood {
-		mode += "+flood"
+	if flood.on {
+		mode += "_flood_" + strconv.FormatFloat(flood.rate, 'f', -1, 64)
 	}
 	n, k := r.o.n, r.o.k
 	r.logf("throughput (%s): %d events × %d webhooks, concurrency %d", mode, n, k, r.o.c)
@@ -184,7 +195,8 @@ func (r *runner) throughputPhase(ctx context.Context, batch, flood bool) (*Phase
 		return nil, err
 	}
 	defer s.close()
-	h, cl, stop, err := r.start(dsn, r.o.deliveryTimeout)
+	h, cl, stop, err := r.startWith(serverOptions{dsn: dsn, timeout: r.o.deliveryTimeout, workers: r.o.workers,
+		inspectorRate: flood.rate})
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +212,7 @@ func (r *runner) throughputPhase(ctx context.Context, batch, flood bool) (*Phase
 
 	res := &PhaseResult{Mode: mode}
 	stopFlood := func() {}
-	if flood {
+	if flood.on {
 		if stopFlood, err = r.flood(ctx, cl, res); err != nil {
 			return nil, err
 		}
