@@ -67,7 +67,7 @@ func startInProcess(o serverOptions) (*inProcess, error) {
 	a, err := app.New(context.Background(), app.Config{DB: o.dsn, PublicURL: base, AdminToken: benchToken,
 		AllowHTTP: true, AllowPrivate: true, DeliveryTimeout: o.timeout, Workers: o.workers, RetrySchedule: o.schedule,
 		InspectorRate: o.inspectorRate,
-		Version: "bench", Logger: logger})
+		Version:       "bench", Logger: logger})
 	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("start hookrelay: %w", err)
