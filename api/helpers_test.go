@@ -35,6 +35,8 @@ type envOptions struct {
 	extra        []func(r *gin.Engine, authed *gin.RouterGroup)
 	signIn       api.SignInLimits
 	proxies      []string
+	autoDisable  time.Duration
+	dbPath       string // reuse a database file (a restart)
 }
 
 type envOption func(*envOptions)
@@ -51,6 +53,12 @@ func withUI(ui fs.FS) envOption { return func(o *envOptions) { o.ui = ui } }
 func withSignInLimits(l api.SignInLimits, trustedProxies ...string) envOption {
 	return func(o *envOptions) { o.signIn, o.proxies = l, trustedProxies }
 }
+
+// withAutoDisable sets --auto-disable-after.
+func withAutoDisable(d time.Duration) envOption { return func(o *envOptions) { o.autoDisable = d } }
+
+// withDB reopens an earlier env's database: a restart.
+func withDB(path string) envOption { return func(o *envOptions) { o.dbPath = path } }
 
 func withHTTPSPublicURL() envOption { return func(o *envOptions) { o.https = true } }
 
@@ -78,7 +86,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	}
 	srv := testsrv.Start(t, testsrv.Options{AllowHTTP: o.allowHTTP, AllowPrivate: o.allowPrivate, Timeout: 10 * time.Second,
 		RetrySchedule: []time.Duration{}, Workers: 8, InspectorRate: 50, NoDispatch: o.noDispatch,
-		PublicHTTPS: o.https, UI: o.ui, Extra: o.extra, SignInLimits: o.signIn, TrustedProxies: o.proxies, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		PublicHTTPS: o.https, UI: o.ui, Extra: o.extra, SignInLimits: o.signIn, TrustedProxies: o.proxies, AutoDisableAfter: o.autoDisable, DBPath: o.dbPath, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	return &env{t: t, srv: srv, store: srv.Store, dbPath: srv.DBPath, publicURL: srv.PublicURL, router: srv.Router,
 		// Every exchange is checked against openapi/openapi.json: a handler that drifts from
 		// its documentation fails the test that exercised it.

@@ -41,9 +41,12 @@ type Config struct {
 	PublicURL      string
 	AllowHTTP      bool
 	AllowPrivate   bool
-	UI             fs.FS // built admin UI; nil serves a placeholder
-	Logger         *slog.Logger
-	Version        string
+	// AutoDisableAfter is how long a webhook may fail before maintenance disables it (0
+	// never); webhooks show the date it gives.
+	AutoDisableAfter time.Duration
+	UI               fs.FS // built admin UI; nil serves a placeholder
+	Logger           *slog.Logger
+	Version          string
 	// Extra registers routes owned by other packages (inspector, metrics, docs).
 	Extra []func(r *gin.Engine, authed *gin.RouterGroup)
 	// Replays runs the replay jobs the API creates.
@@ -120,6 +123,9 @@ func New(cfg Config) *gin.Engine {
 	authed.POST("/webhooks/:id/test", s.testWebhook)
 	authed.GET("/webhooks/:id/secret", s.revealSecret)
 	authed.POST("/webhooks/:id/secret/rotate", s.rotateSecret)
+	authed.POST("/webhooks/:id/secret/rotation", s.startSecretRotation)
+	authed.POST("/webhooks/:id/secret/rotation/activate", s.activateSecretRotation)
+	authed.DELETE("/webhooks/:id/secret/rotation", s.cancelSecretRotation)
 	authed.POST("/webhooks/:id/replay", s.replayWebhook)
 	authed.GET("/webhooks/:id/replays", s.listReplays)
 	authed.GET("/replays/:id", s.getReplay)

@@ -51,7 +51,15 @@ type Webhook struct {
 	// Set while the webhook is spilled: it fell behind, and its newer events wait to be sent
 	// in order as the endpoint catches up (they count in pending_deliveries).
 	Backlog *WebhookBacklog `json:"backlog"`
-	Secret  string          `json:"secret,omitempty" example:"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"`
+	// The signing secret's rotation state (never a secret).
+	SecretRotation SecretRotation `json:"secret_rotation"`
+	// Set while the webhook is enabled and every attempt since this time failed.
+	FailingSince *time.Time `json:"failing_since"`
+	// When the server disables the webhook if no attempt succeeds before (failing_since plus
+	// --auto-disable-after; the check runs every minute); null when not failing or when the
+	// server never disables.
+	DisableAt *time.Time `json:"disable_at"`
+	Secret    string     `json:"secret,omitempty" example:"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"`
 } // @name Webhook
 
 // WebhookBacklog is what a spilled webhook still owes.
@@ -75,8 +83,11 @@ type WebhookInput struct {
 
 // Secret is a webhook's signing secret.
 type Secret struct {
-	Secret            string     `json:"secret" example:"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"`
-	PreviousExpiresAt *time.Time `json:"previous_expires_at,omitempty"`
+	// The secret X-Webhook-Signature is signed with now; empty when the webhook has none.
+	Secret string `json:"secret" example:"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"`
+	// The pending secret of a rotation under way (it already signs webhook-signature); absent
+	// otherwise.
+	NextSecret string `json:"next_secret,omitempty" example:"whsec_9xQm2WcLrT0bV7yKpN4sHdJf6gA1eZuC"`
 }
 
 // TestInput chooses the event of a test action.
@@ -121,6 +132,14 @@ func (s *Server) webhookOut(w *models.Webhook, a webhookActivity) Webhook {
 	if w.DisabledReason != "" && !w.Enabled {
 		r := w.DisabledReason
 		out.DisabledReason = &r
+	}
+	out.SecretRotation = rotationOut(w, time.Now().UTC())
+	if w.Enabled && w.FailingSince != nil {
+		out.FailingSince = utcPtr(w.FailingSince)
+		if s.cfg.AutoDisableAfter > 0 {
+			at := out.FailingSince.Add(s.cfg.AutoDisableAfter)
+			out.DisableAt = &at
+		}
 	}
 	if out.Stats24h == nil {
 		out.Stats24h = make([]models.WebhookStats, 24)
@@ -182,6 +201,10 @@ func (s *Server) applyWebhookInput(in *WebhookInput, w *models.Webhook, create b
 		w.Enabled = true
 	}
 	gen, _ := in.GenerateSecret.get(verr, "generate_secret")
+	if in.Secret.Set || gen {
+		// Setting the secret outright replaces it at once and ends any rotation under way.
+		w.NextSecret, w.NextSecretSince, w.NextSecretFrom = "", nil, nil
+	}
 	switch {
 	case in.Secret.Null:
 		w.Secret, w.PrevSecret, w.PrevSecretUntil = "", "", nil
@@ -364,6 +387,31 @@ func (s *Server) loadWebhook(c *gin.Context) (*models.Webhook, bool) {
 	return w, true
 }
 
+// webhookInput answers 404 for a missing :id webhook before reading the body, so a wrong id
+// is reported as such whatever the body holds; then it reads the body as readInput does.
+func webhookInput[T any](s *Server, c *gin.Context, emptyOK bool) (T, bool) {
+	if _, ok := s.loadWebhook(c); !ok {
+		var zero T
+		return zero, false
+	}
+	return readInput[T](c, emptyOK)
+}
+
+// modifyWebhook applies change to the :id webhook in one transaction and returns it as the API
+// shows it, with the stored webhook; it answers the problem itself on failure.
+func (s *Server) modifyWebhook(c *gin.Context, change func(w *models.Webhook) error) (Webhook, *models.Webhook, bool) {
+	w, err := s.webhooks.ModifyWebhook(c.Request.Context(), c.Param("id"), change)
+	if err != nil {
+		storeProblem(c, err)
+		return Webhook{}, nil, false
+	}
+	act, ok := s.activity(c, []string{w.ID}, true)
+	if !ok {
+		return Webhook{}, nil, false
+	}
+	return s.webhookOut(w, act), w, true
+}
+
 // getWebhook reads a webhook.
 //
 //	@Summary	Get a webhook
@@ -407,25 +455,14 @@ func (s *Server) getWebhook(c *gin.Context) {
 //	@Failure		422		{object}	Problem
 //	@Router			/api/v1/webhooks/{id} [patch]
 func (s *Server) updateWebhook(c *gin.Context) {
-	if _, ok := s.loadWebhook(c); !ok {
-		return
-	}
-	in, ok := readInput[WebhookInput](c, false)
+	in, ok := webhookInput[WebhookInput](s, c, false)
 	if !ok {
 		return
 	}
-	w, err := s.webhooks.ModifyWebhook(c.Request.Context(), c.Param("id"), func(w *models.Webhook) error {
-		return s.applyWebhookInput(&in, w, false)
-	})
-	if err != nil {
-		storeProblem(c, err)
-		return
-	}
-	act, ok := s.activity(c, []string{w.ID}, true)
+	out, w, ok := s.modifyWebhook(c, func(w *models.Webhook) error { return s.applyWebhookInput(&in, w, false) })
 	if !ok {
 		return
 	}
-	out := s.webhookOut(w, act)
 	// The caller needs a secret the server generated; one it sent or removed it already knows,
 	// and any other change must not reveal the stored one.
 	if in.GenerateSecret.value {
@@ -500,28 +537,8 @@ func (s *Server) testWebhook(c *gin.Context) {
 
 // revealSecret returns a webhook's secret.
 //
-//	@Summary	Reveal the secret
-//	@Tags		webhooks
-//	@Produce	json
-//	@Security	BearerAuth
-//	@Param		id	path		string	true	"webhook id"
-//	@Success	200	{object}	Secret
-//	@Failure	401	{object}	Problem
-//	@Failure	404	{object}	Problem
-//	@Router		/api/v1/webhooks/{id}/secret [get]
-func (s *Server) revealSecret(c *gin.Context) {
-	w, ok := s.loadWebhook(c)
-	if !ok {
-		return
-	}
-	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, Secret{Secret: w.Secret})
-}
-
-// rotateSecret replaces the secret; the old one keeps signing webhook-signature for 24 h.
-//
-//	@Summary		Rotate the secret
-//	@Description	Generates a new secret. For 24 hours the previous one still signs webhook-signature (space-separated, as Standard Webhooks allows), so receivers can switch without dropping requests. X-Webhook-Signature uses the new secret at once.
+//	@Summary		Reveal the secret
+//	@Description	The current secret and, while a rotation is pending, the next one.
 //	@Tags			webhooks
 //	@Produce		json
 //	@Security		BearerAuth
@@ -529,23 +546,48 @@ func (s *Server) revealSecret(c *gin.Context) {
 //	@Success		200	{object}	Secret
 //	@Failure		401	{object}	Problem
 //	@Failure		404	{object}	Problem
-//	@Router			/api/v1/webhooks/{id}/secret/rotate [post]
-func (s *Server) rotateSecret(c *gin.Context) {
-	out := Secret{Secret: NewSecret()}
-	_, err := s.webhooks.ModifyWebhook(c.Request.Context(), c.Param("id"), func(w *models.Webhook) error {
-		out.PreviousExpiresAt = nil
-		if w.Secret != "" {
-			until := time.Now().UTC().Add(24 * time.Hour)
-			w.PrevSecret, w.PrevSecretUntil = w.Secret, &until
-			out.PreviousExpiresAt = &until
-		}
-		w.Secret = out.Secret
-		return nil
-	})
-	if err != nil {
-		storeProblem(c, err)
+//	@Router			/api/v1/webhooks/{id}/secret [get]
+func (s *Server) revealSecret(c *gin.Context) {
+	w, ok := s.loadWebhook(c)
+	if !ok {
 		return
 	}
+	w.ApplyDueRotation(time.Now().UTC()) // a scheduled activation that has come counts as done
 	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, out)
+	c.JSON(http.StatusOK, Secret{Secret: w.Secret, NextSecret: w.NextSecret})
+}
+
+// rotateSecret is the one-step rotation of earlier versions, now a start: API clients keep
+// working, and X-Webhook-Signature no longer switches under receivers that were not told.
+//
+//	@Summary		Rotate the secret (start a rotation)
+//	@Description	Starts a rotation as POST …/secret/rotation does: the new secret is returned and is pending; X-Webhook-Signature keeps the current secret until it is activated (POST …/secret/rotation/activate). With activate=now the new secret takes over X-Webhook-Signature at once, as this endpoint did before, and the previous one signs webhook-signature for 24 hours (previous_expires_at). 409 when a rotation is already pending.
+//	@Tags			webhooks
+//	@Produce		json
+//	@Security		BearerAuth
+//	@Param			id			path		string	true	"webhook id"
+//	@Param			activate	query		string	false	"now: switch X-Webhook-Signature at once"	Enums(now)
+//	@Success		200			{object}	RotationStarted
+//	@Failure		401			{object}	Problem
+//	@Failure		404			{object}	Problem
+//	@Failure		409			{object}	Problem
+//	@Failure		422			{object}	Problem
+//	@Router			/api/v1/webhooks/{id}/secret/rotate [post]
+func (s *Server) rotateSecret(c *gin.Context) {
+	now := time.Now().UTC()
+	var from *time.Time
+	switch c.Query("activate") {
+	case "":
+	case "now":
+		from = &now
+	default:
+		verr := &models.ValidationError{}
+		verr.Add("activate", "must be now or absent")
+		storeProblem(c, verr)
+		return
+	}
+	if _, ok := s.loadWebhook(c); !ok {
+		return
+	}
+	s.answerRotation(c, now, from)
 }

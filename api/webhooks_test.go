@@ -181,6 +181,9 @@ func TestWebhookDefaultsAndSecretVisibility(t *testing.T) {
 		{"POST", "/api/v1/webhooks/wh_nope/test", ""},
 		{"GET", "/api/v1/webhooks/wh_nope/secret", ""},
 		{"POST", "/api/v1/webhooks/wh_nope/secret/rotate", ""},
+		{"POST", "/api/v1/webhooks/wh_nope/secret/rotation", ""},
+		{"POST", "/api/v1/webhooks/wh_nope/secret/rotation/activate", ""},
+		{"DELETE", "/api/v1/webhooks/wh_nope/secret/rotation", ""},
 		{"POST", "/api/v1/webhooks/wh_nope/replay", `{"since":"2025-01-01T00:00:00Z"}`},
 		{"GET", "/api/v1/events/evt_nope", ""},
 		{"GET", "/api/v1/deliveries/dlv_nope", ""},
@@ -192,7 +195,8 @@ func TestWebhookDefaultsAndSecretVisibility(t *testing.T) {
 	}
 }
 
-func TestRotateSecretSignsWithBothSecretsFor24h(t *testing.T) {
+// rotate?activate=now is the one-step rotation of earlier versions.
+func TestRotateNowSignsWithBothSecretsFor24h(t *testing.T) {
 	e := newEnv(t, withLocalTargets())
 	rc := newReceiver(t)
 	const old = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -202,7 +206,7 @@ func TestRotateSecretSignsWithBothSecretsFor24h(t *testing.T) {
 	rot := mustJSON[struct {
 		Secret            string     `json:"secret"`
 		PreviousExpiresAt *time.Time `json:"previous_expires_at"`
-	}](t, e.post("/api/v1/webhooks/"+hook.ID+"/secret/rotate", ""), http.StatusOK)
+	}](t, e.post("/api/v1/webhooks/"+hook.ID+"/secret/rotate?activate=now", ""), http.StatusOK)
 	if !strings.HasPrefix(rot.Secret, "whsec_") || rot.Secret == old {
 		t.Fatalf("rotated secret %q", rot.Secret)
 	}
@@ -246,7 +250,7 @@ func TestRotateSecretSignsWithBothSecretsFor24h(t *testing.T) {
 	}
 
 	// A second rotation within the window replaces the previous secret: only two stay active.
-	mustJSON[struct{ Secret string }](t, e.post("/api/v1/webhooks/"+hook.ID+"/secret/rotate", ""), http.StatusOK)
+	mustJSON[struct{ Secret string }](t, e.post("/api/v1/webhooks/"+hook.ID+"/secret/rotate?activate=now", ""), http.StatusOK)
 	mustJSON[attemptView](t, e.post("/api/v1/webhooks/"+hook.ID+"/test", ""), http.StatusOK)
 	got = rc.requests()
 	if n := len(strings.Fields(got[len(got)-1].header.Get("webhook-signature"))); n != 2 {
@@ -257,6 +261,9 @@ func TestRotateSecretSignsWithBothSecretsFor24h(t *testing.T) {
 	bare := e.hookTo(rc.URL, "")
 	r := e.post("/api/v1/webhooks/"+bare.ID+"/secret/rotate", "")
 	checkCase(t, apiCase{status: 200, contains: []string{`"secret":"whsec_`}, absent: []string{"previous_expires_at"}}, r)
+	if got := field(t, e.get("/api/v1/webhooks/"+bare.ID).body, "has_secret"); got != true {
+		t.Errorf("after rotating a webhook without a secret, has_secret = %v", got)
+	}
 }
 
 func TestDisablingWebhookCancelsPendingDeliveries(t *testing.T) {
@@ -484,7 +491,7 @@ func TestConcurrentWebhookChangesAreNotLost(t *testing.T) {
 		}()
 		go func() {
 			defer wg.Done()
-			r := e.do(req{method: "POST", path: "/api/v1/webhooks/" + hook.ID + "/secret/rotate"})
+			r := e.do(req{method: "POST", path: "/api/v1/webhooks/" + hook.ID + "/secret/rotate?activate=now"})
 			if r.status != http.StatusOK {
 				t.Errorf("rotate: %s", r)
 				return

@@ -164,7 +164,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	}, cfg.Routes...)
 	a.Router = api.New(api.Config{
 		Store: store, Dispatcher: a.Dispatcher, AdminTokenHash: adminHash, PublicURL: cfg.PublicURL,
-		AllowHTTP: cfg.AllowHTTP, AllowPrivate: cfg.AllowPrivate, UI: cfg.UI, Logger: cfg.Logger,
+		AllowHTTP: cfg.AllowHTTP, AllowPrivate: cfg.AllowPrivate, AutoDisableAfter: cfg.AutoDisableAfter, UI: cfg.UI, Logger: cfg.Logger,
 		Version: cfg.Version, Metrics: a.Metrics, Extra: routes, TrustedProxies: cfg.TrustedProxies,
 		SignInLimits: cfg.SignInLimits, CredentialEnded: a.Hub.CloseCredential, Replays: a.Replays,
 	})

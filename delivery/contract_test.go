@@ -318,6 +318,10 @@ func TestFormatsOtherThanJSONStillCarryTheSeedHeaders(t *testing.T) {
 	}
 }
 
+// A rotation in two steps, checked with the receivers' own verifiers: while the new secret is
+// pending, a seed receiver (one X-Webhook-Signature) still verifies with the old secret and a
+// Standard Webhooks receiver with either; after activation the seed header moves to the new
+// secret and webhook-signature still carries the old one.
 func TestRotatedSecretKeepsSigningWithTheOldKeyForReceiversMidSwitch(t *testing.T) {
 	s := testsrv.Start(t, testsrv.Options{AllowHTTP: true, AllowPrivate: true})
 	rc := testsrv.NewReceiver(t, nil)
@@ -326,30 +330,38 @@ func TestRotatedSecretKeepsSigningWithTheOldKeyForReceiversMidSwitch(t *testing.
 	var rotated struct {
 		Secret string `json:"secret"`
 	}
-	s.Do(t, http.MethodPost, "/api/v1/webhooks/"+wh.ID+"/secret/rotate", nil, http.StatusOK, &rotated)
+	s.Do(t, http.MethodPost, "/api/v1/webhooks/"+wh.ID+"/secret/rotation", nil, http.StatusOK, &rotated)
 	if rotated.Secret == wh.Secret || !strings.HasPrefix(rotated.Secret, "whsec_") {
 		t.Fatalf("rotation gave %q (old %q)", rotated.Secret, wh.Secret)
 	}
-	s.Publish(t, "conversation.started", conversation, "")
-	c := rc.WaitFor(t, 1, 10*time.Second)[0]
-
-	if entries := strings.Fields(c.Header.Get("Webhook-Signature")); len(entries) != 2 {
-		t.Errorf("webhook-signature %q: want two entries, new key and old key", c.Header.Get("Webhook-Signature"))
-	}
-	body := testsrv.WriteFile(t, "body.json", c.Body)
-	hdrs, _ := json.Marshal(map[string]string{"webhook-id": c.Header.Get("Webhook-Id"),
-		"webhook-timestamp": c.Header.Get("Webhook-Timestamp"), "webhook-signature": c.Header.Get("Webhook-Signature")})
-	hfile := testsrv.WriteFile(t, "headers.json", hdrs)
-	for name, secret := range map[string]string{"new": rotated.Secret, "old": wh.Secret} {
-		if out, ok := testsrv.RunNode(t, "standard-verify.js", body, hfile, secret); !ok {
-			t.Errorf("a receiver still on the %s secret cannot verify: %s", name, out)
+	check := func(phase string, n int, seedSecret, otherSecret string) {
+		t.Helper()
+		s.Publish(t, "conversation.started", conversation, "")
+		c := rc.WaitFor(t, n, 10*time.Second)[n-1]
+		if entries := strings.Fields(c.Header.Get("Webhook-Signature")); len(entries) != 2 {
+			t.Errorf("%s: webhook-signature %q: want two entries, new key and old key", phase, c.Header.Get("Webhook-Signature"))
+		}
+		body := testsrv.WriteFile(t, "body.json", c.Body)
+		hdrs, _ := json.Marshal(map[string]string{"webhook-id": c.Header.Get("Webhook-Id"),
+			"webhook-timestamp": c.Header.Get("Webhook-Timestamp"), "webhook-signature": c.Header.Get("Webhook-Signature")})
+		hfile := testsrv.WriteFile(t, "headers.json", hdrs)
+		for name, secret := range map[string]string{"new": rotated.Secret, "old": wh.Secret} {
+			if out, ok := testsrv.RunNode(t, "standard-verify.js", body, hfile, secret); !ok {
+				t.Errorf("%s: a Standard Webhooks receiver on the %s secret cannot verify: %s", phase, name, out)
+			}
+		}
+		if out, ok := testsrv.RunNode(t, "standard-verify.js", body, hfile, "whsec_"+base64.StdEncoding.EncodeToString([]byte("some other key of 24 b"))); ok {
+			t.Errorf("%s: an unrelated secret verifies: %s", phase, out)
+		}
+		// The seed signature has room for one key only.
+		if out, ok := testsrv.RunNode(t, "seed-verify.js", body, c.Header.Get("X-Webhook-Signature"), seedSecret); !ok {
+			t.Errorf("%s: X-Webhook-Signature does not verify with the secret in force: %s", phase, out)
+		}
+		if out, ok := testsrv.RunNode(t, "seed-verify.js", body, c.Header.Get("X-Webhook-Signature"), otherSecret); ok {
+			t.Errorf("%s: X-Webhook-Signature verifies with the other secret too: %s", phase, out)
 		}
 	}
-	if out, ok := testsrv.RunNode(t, "standard-verify.js", body, hfile, "whsec_"+base64.StdEncoding.EncodeToString([]byte("some other key of 24 b"))); ok {
-		t.Errorf("an unrelated secret verifies: %s", out)
-	}
-	// The seed signature has room for one key only: the new one, at once.
-	if out, ok := testsrv.RunNode(t, "seed-verify.js", body, c.Header.Get("X-Webhook-Signature"), rotated.Secret); !ok {
-		t.Errorf("X-Webhook-Signature does not verify with the new secret: %s", out)
-	}
+	check("pending", 1, wh.Secret, rotated.Secret)
+	s.Do(t, http.MethodPost, "/api/v1/webhooks/"+wh.ID+"/secret/rotation/activate", nil, http.StatusOK, nil)
+	check("activated", 2, rotated.Secret, wh.Secret)
 }

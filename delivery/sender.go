@@ -179,9 +179,10 @@ func (s *Sender) Headers(r Request, at time.Time) http.Header {
 	unix := at.Unix()
 	set("webhook-id", r.MessageID)
 	set("webhook-timestamp", strconv.FormatInt(unix, 10))
-	if r.Webhook.Secret != "" {
-		set("X-Webhook-Signature", signature.HexHMAC(r.Webhook.Secret, r.Body))
-		secrets := r.Webhook.ActiveStandardSecrets(at)
+	// During a rotation X-Webhook-Signature (one signature) keeps the current secret until the
+	// new one takes effect, while webhook-signature carries both.
+	if hex, secrets := r.Webhook.SecretsAt(at); hex != "" {
+		set("X-Webhook-Signature", signature.HexHMAC(hex, r.Body))
 		sig := ""
 		for i, sec := range secrets {
 			if i > 0 {

@@ -65,7 +65,7 @@ func TestWebhookTestActionArrivesLiveWithValidSignatureAndOKPayload(t *testing.T
 	}
 
 	// After a rotation the linked webhook's new secret verifies at once (it is read per capture).
-	e.must(http.StatusOK, "POST", "/api/v1/webhooks/"+wh.ID+"/secret/rotate", nil, nil)
+	e.must(http.StatusOK, "POST", "/api/v1/webhooks/"+wh.ID+"/secret/rotate?activate=now", nil, nil)
 	e.must(http.StatusOK, "POST", "/api/v1/webhooks/"+wh.ID+"/test", map[string]any{"event": "conversation.started"}, &attempt)
 	assertVerified(t, next(t, conn).Verdicts)
 

@@ -22,8 +22,10 @@ func SecretsFor(b *models.Bin, wh *models.Webhook, now time.Time) Secrets {
 	if b.Secret != "" {
 		return Secrets{HexHMAC: b.Secret, Standard: []string{b.Secret}}
 	}
-	if wh != nil && wh.Secret != "" {
-		return Secrets{HexHMAC: wh.Secret, Standard: wh.ActiveStandardSecrets(now)}
+	if wh != nil {
+		if hex, standard := wh.SecretsAt(now); hex != "" {
+			return Secrets{HexHMAC: hex, Standard: standard}
+		}
 	}
 	return Secrets{}
 }

@@ -21,7 +21,15 @@ type Webhook struct {
 	Secret          string
 	PrevSecret      string     // still signs webhook-signature until PrevSecretUntil
 	PrevSecretUntil *time.Time //
-	Events          string     // comma-separated catalogue names, sorted
+	// A rotation under way: NextSecret signs webhook-signature beside Secret from
+	// NextSecretSince, and replaces Secret at NextSecretFrom (nil: when an admin activates it).
+	// The switch is decided by comparing NextSecretFrom with the clock wherever a secret is
+	// used (SecretsAt), so a scheduled activation happens on time on every replica, also
+	// before anything writes it down (ApplyDueRotation).
+	NextSecret      string
+	NextSecretSince *time.Time
+	NextSecretFrom  *time.Time
+	Events          string // comma-separated catalogue names, sorted
 	Format          string
 	Enabled         bool
 	DisabledReason  string
@@ -51,17 +59,45 @@ func JoinEvents(events []string) string {
 	return strings.Join(e, ",")
 }
 
-// ActiveStandardSecrets returns the secrets that sign webhook-signature now: the current one
-// and, for 24 h after a rotation, the previous one.
-func (w *Webhook) ActiveStandardSecrets(now time.Time) []string {
-	if w.Secret == "" {
-		return nil
+// PrevSecretOverlap is how long the replaced secret still signs webhook-signature after a
+// rotation takes effect, so Standard Webhooks receivers can switch at their pace.
+const PrevSecretOverlap = 24 * time.Hour
+
+// ApplyDueRotation makes a pending secret whose activation time has come the current one:
+// the old secret moves to PrevSecret for PrevSecretOverlap counted from the activation time
+// (not from now), so applying it late changes nothing a receiver sees. It reports whether w
+// changed.
+func (w *Webhook) ApplyDueRotation(now time.Time) bool {
+	if w.NextSecret == "" || w.NextSecretFrom == nil || now.Before(*w.NextSecretFrom) {
+		return false
 	}
-	out := []string{w.Secret}
-	if w.PrevSecret != "" && w.PrevSecretUntil != nil && now.Before(*w.PrevSecretUntil) {
-		out = append(out, w.PrevSecret)
+	until := w.NextSecretFrom.Add(PrevSecretOverlap)
+	if w.Secret != "" {
+		w.PrevSecret, w.PrevSecretUntil = w.Secret, &until
 	}
-	return out
+	w.Secret = w.NextSecret
+	w.NextSecret, w.NextSecretSince, w.NextSecretFrom = "", nil, nil
+	return true
+}
+
+// SecretsAt returns the secrets that sign at now: hex signs X-Webhook-Signature, which holds
+// one signature (empty: the webhook has no secret); standard sign webhook-signature, which
+// may hold several: the current one, a pending one during a rotation, and the previous one
+// for PrevSecretOverlap after a rotation took effect.
+func (w *Webhook) SecretsAt(now time.Time) (hex string, standard []string) {
+	v := *w
+	v.ApplyDueRotation(now)
+	if v.Secret == "" {
+		return "", nil
+	}
+	standard = []string{v.Secret}
+	if v.NextSecret != "" {
+		standard = append(standard, v.NextSecret)
+	}
+	if v.PrevSecret != "" && v.PrevSecretUntil != nil && now.Before(*v.PrevSecretUntil) {
+		standard = append(standard, v.PrevSecret)
+	}
+	return v.Secret, standard
 }
 
 // WebhookStats is the outcome count of one hour.

@@ -60,6 +60,8 @@ type Options struct {
 	SignInLimits api.SignInLimits
 	// TrustedProxies as --trusted-proxies.
 	TrustedProxies []string
+	// AutoDisableAfter as --auto-disable-after; 0 never disables.
+	AutoDisableAfter time.Duration
 }
 
 // Server is a running in-process Hookrelay.
@@ -105,7 +107,7 @@ func Start(t testing.TB, o Options) *Server {
 		AllowHTTP: o.AllowHTTP, AllowPrivate: o.AllowPrivate,
 		DeliveryTimeout: o.Timeout, RetrySchedule: o.RetrySchedule, Workers: o.Workers, PerWebhook: o.PerWebhook,
 		InspectorRate: o.InspectorRate, Version: "test", UI: o.UI, Logger: o.Logger,
-		NoDispatch: o.NoDispatch, Hub: o.Hub, Routes: o.Extra, SignInLimits: signInLimits, TrustedProxies: o.TrustedProxies,
+		NoDispatch: o.NoDispatch, AutoDisableAfter: o.AutoDisableAfter, Hub: o.Hub, Routes: o.Extra, SignInLimits: signInLimits, TrustedProxies: o.TrustedProxies,
 		// Counted afresh on every scrape, so tests see the queue gauges move.
 		QueueStatsEvery: time.Nanosecond,
 	})

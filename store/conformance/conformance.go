@@ -39,6 +39,7 @@ var cases = []struct {
 	{"ModifyWebhookSavesOnlyWhatChangeAccepts", testModifyWebhookSavesOnlyWhatChangeAccepts},
 	{"DeleteWebhookRemovesDeliveriesAndAttempts", testDeleteWebhookRemovesDeliveriesAndAttempts},
 	{"WebhooksToSendSeeEveryChange", testWebhooksToSendSeeEveryChange},
+	{"PendingRotationSurvivesARestart", testPendingRotationSurvivesARestart},
 	{"WebhookActivityCountsAttemptsPerHour", testWebhookActivityCountsAttemptsPerHour},
 	{"PublishFansOutToEnabledSubscribersOnly", testPublishFansOutToEnabledSubscribersOnly},
 	{"IdempotencyKeyReplaysAndRefusesOtherContent", testIdempotencyKeyReplaysAndRefusesOtherContent},

@@ -158,3 +158,58 @@ func testWebhookActivityCountsAttemptsPerHour(t *testing.T, b Backend) {
 		t.Errorf("after deleting: last attempt %+v, %v; want none", last[busy.ID], err)
 	}
 }
+
+// A rotation under way is stored whole and read back the same way by the API (GetWebhook) and
+// by the engine (WebhooksToSend), also after a restart: the activation time decides which
+// secret signs, so it must come back exactly, and a rotation with no time set stays pending.
+func testPendingRotationSurvivesARestart(t *testing.T, b Backend) {
+	dsn := b.DSN(t)
+	s := b.Open(t, dsn)
+	ctx := context.Background()
+	w := NewWebhook(t, s, "message.received", true)
+	manual := NewWebhook(t, s, "message.received", true)
+	since := time.Now().UTC().Truncate(time.Microsecond)
+	from := since.Add(time.Hour)
+	if _, err := s.ModifyWebhook(ctx, w.ID, func(w *models.Webhook) error {
+		w.NextSecret, w.NextSecretSince, w.NextSecretFrom = "next", &since, &from
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ModifyWebhook(ctx, manual.ID, func(w *models.Webhook) error {
+		w.NextSecret, w.NextSecretSince = "manual-next", &since
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = b.Open(t, dsn)
+	got, err := s.GetWebhook(ctx, w.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.NextSecret != "next" || got.NextSecretSince == nil || !got.NextSecretSince.Equal(since) ||
+		got.NextSecretFrom == nil || !got.NextSecretFrom.Equal(from) {
+		t.Fatalf("after a restart: next %q since %v from %v, want next since %v from %v",
+			got.NextSecret, got.NextSecretSince, got.NextSecretFrom, since, from)
+	}
+	sending, err := s.WebhooksToSend(ctx, []string{w.ID, manual.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hex, _ := sending[w.ID].SecretsAt(from.Add(-time.Second)); hex != "s" {
+		t.Errorf("the engine's copy signs with %q before the activation time, want the current secret", hex)
+	}
+	if hex, _ := sending[w.ID].SecretsAt(from); hex != "next" {
+		t.Errorf("the engine's copy signs with %q at the activation time, want the next secret", hex)
+	}
+	m := sending[manual.ID]
+	if m.NextSecret != "manual-next" || m.NextSecretFrom != nil {
+		t.Fatalf("a rotation without a time: next %q from %v, want pending with no time", m.NextSecret, m.NextSecretFrom)
+	}
+	if hex, _ := m.SecretsAt(since.Add(365 * 24 * time.Hour)); hex != "s" {
+		t.Errorf("a rotation nobody activated signs with %q a year later, want the current secret", hex)
+	}
+}

@@ -241,6 +241,14 @@ CREATE TABLE replay_jobs (
 CREATE INDEX replay_jobs_webhook ON replay_jobs (webhook_id, id);
 CREATE INDEX replay_jobs_status ON replay_jobs (status);
 `},
+	// A secret rotation in two steps: the next secret, when it was made, and when it takes
+	// effect (NULL until an admin activates it). Signing compares next_secret_from with the
+	// clock, so a scheduled activation needs no job and happens on every replica at once.
+	{9, "pending secret rotation", `
+ALTER TABLE webhooks ADD COLUMN next_secret TEXT NOT NULL DEFAULT '';
+ALTER TABLE webhooks ADD COLUMN next_secret_since {{ts}};
+ALTER TABLE webhooks ADD COLUMN next_secret_from {{ts}};
+`},
 }
 
 // Migrate brings the schema up to date: each migration not yet recorded in

@@ -422,7 +422,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Reveal the secret */
+        /**
+         * Reveal the secret
+         * @description The current secret and, while a rotation is pending, the next one.
+         */
         get: operations["revealSecret"];
         put?: never;
         post?: never;
@@ -442,10 +445,54 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Rotate the secret
-         * @description Generates a new secret. For 24 hours the previous one still signs webhook-signature (space-separated, as Standard Webhooks allows), so receivers can switch without dropping requests. X-Webhook-Signature uses the new secret at once.
+         * Rotate the secret (start a rotation)
+         * @description Starts a rotation as POST …/secret/rotation does: the new secret is returned and is pending; X-Webhook-Signature keeps the current secret until it is activated (POST …/secret/rotation/activate). With activate=now the new secret takes over X-Webhook-Signature at once, as this endpoint did before, and the previous one signs webhook-signature for 24 hours (previous_expires_at). 409 when a rotation is already pending.
          */
         post: operations["rotateSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}/secret/rotation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start a secret rotation
+         * @description Generates the next secret and returns it (in this response and by reveal only). While it is pending, X-Webhook-Signature is still signed with the current secret and webhook-signature carries signatures with both, so receivers can add the new secret before anything changes. It takes over X-Webhook-Signature at activate_at, or when POST …/secret/rotation/activate is called; the replaced secret then signs webhook-signature for 24 h more. A webhook without a secret gets the new one at once. 409 when a rotation is already pending.
+         */
+        post: operations["startSecretRotation"];
+        /**
+         * Cancel a secret rotation
+         * @description Drops the pending secret: it stops signing webhook-signature, and X-Webhook-Signature keeps the current secret. 409 when no rotation is pending (one whose activation time has come is done and cannot be cancelled).
+         */
+        delete: operations["cancelSecretRotation"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}/secret/rotation/activate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Activate the pending secret
+         * @description The pending secret replaces the current one now: X-Webhook-Signature is signed with it from the next request on, and the replaced secret keeps signing webhook-signature for 24 h. Also activates a rotation scheduled for later. 409 when no rotation is pending.
+         */
+        post: operations["activateSecretRotation"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1069,14 +1116,72 @@ export interface components {
              */
             queued: number;
         };
-        Secret: {
+        RotationInput: {
+            /**
+             * @description When the new secret replaces the current one in X-Webhook-Signature; absent or null:
+             *     when POST …/secret/rotation/activate is called.
+             * @example 2025-01-16T09:00:00Z
+             */
+            activate_at?: string | null;
+        };
+        RotationStarted: {
             /**
              * Format: date-time
+             * @description When X-Webhook-Signature switches to it; null: when the rotation is activated.
+             * @example 2025-01-15T10:30:00Z
+             */
+            activates_at: string | null;
+            /**
+             * Format: date-time
+             * @description The same as previous_valid_until, under the name POST …/secret/rotate always answered
+             *     with; absent when null.
              * @example 2025-01-15T10:30:00Z
              */
             previous_expires_at?: string;
+            /**
+             * Format: date-time
+             * @description When the secret it replaces stops signing webhook-signature; null while that depends on
+             *     a manual activation (24 h after it), and when there was no secret before.
+             * @example 2025-01-15T10:30:00Z
+             */
+            previous_valid_until: string | null;
             /** @example whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw */
             secret: string;
+        };
+        Secret: {
+            /**
+             * @description The pending secret of a rotation under way (it already signs webhook-signature); absent
+             *     otherwise.
+             * @example whsec_9xQm2WcLrT0bV7yKpN4sHdJf6gA1eZuC
+             */
+            next_secret?: string;
+            /**
+             * @description The secret X-Webhook-Signature is signed with now; empty when the webhook has none.
+             * @example whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+             */
+            secret: string;
+        };
+        SecretRotation: {
+            /**
+             * Format: date-time
+             * @description When the pending secret takes over X-Webhook-Signature; null while pending: when an
+             *     admin activates it.
+             * @example 2025-01-15T10:30:00Z
+             */
+            activates_at: string | null;
+            /**
+             * Format: date-time
+             * @description Set while a next secret is pending: it signs webhook-signature beside the current one.
+             * @example 2025-01-15T10:30:00Z
+             */
+            pending_since: string | null;
+            /**
+             * Format: date-time
+             * @description Set for 24 h after a rotation took effect: until then the replaced secret still signs
+             *     webhook-signature.
+             * @example 2025-01-15T10:30:00Z
+             */
+            previous_valid_until: string | null;
         };
         SessionInput: {
             /** @example hr_3f9a… */
@@ -1121,6 +1226,14 @@ export interface components {
              * @example 2025-01-15T10:30:00Z
              */
             created_at: string;
+            /**
+             * Format: date-time
+             * @description When the server disables the webhook if no attempt succeeds before (failing_since plus
+             *     --auto-disable-after; the check runs every minute); null when not failing or when the
+             *     server never disables.
+             * @example 2025-01-15T10:30:00Z
+             */
+            disable_at: string | null;
             disabled_reason: string | null;
             /** @example true */
             enabled: boolean;
@@ -1131,6 +1244,12 @@ export interface components {
              *     ]
              */
             events: string[];
+            /**
+             * Format: date-time
+             * @description Set while the webhook is enabled and every attempt since this time failed.
+             * @example 2025-01-15T10:30:00Z
+             */
+            failing_since: string | null;
             /**
              * @example json
              * @enum {string}
@@ -1151,6 +1270,8 @@ export interface components {
             pending_deliveries: number;
             /** @example whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw */
             secret?: string;
+            /** @description The signing secret's rotation state (never a secret). */
+            secret_rotation: components["schemas"]["SecretRotation"];
             /** @description Attempt outcomes per clock hour (UTC), 24 of them, oldest first; the last is this hour. */
             stats_24h: components["schemas"]["WebhookStats"][];
             /**
@@ -3042,6 +3163,165 @@ export interface operations {
     };
     rotateSecret: {
         parameters: {
+            query?: {
+                /** @description now: switch X-Webhook-Signature at once */
+                activate?: "now";
+            };
+            header?: never;
+            path: {
+                /** @description webhook id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RotationStarted"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            403: components["responses"]["Forbidden"];
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            429: components["responses"]["TooManyFailedSignIns"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    startSecretRotation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description webhook id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** @description when to activate */
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RotationInput"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RotationStarted"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            403: components["responses"]["Forbidden"];
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            429: components["responses"]["TooManyFailedSignIns"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    cancelSecretRotation: {
+        parameters: {
             query?: never;
             header?: never;
             path: {
@@ -3058,7 +3338,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Secret"];
+                    "application/json": components["schemas"]["Webhook"];
                 };
             };
             /** @description Unauthorized */
@@ -3073,6 +3353,68 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            429: components["responses"]["TooManyFailedSignIns"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    activateSecretRotation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description webhook id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            403: components["responses"]["Forbidden"];
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
