@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/hookrelay/hookrelay/api"
 	"github.com/hookrelay/hookrelay/changes"
+	"github.com/hookrelay/hookrelay/inspector"
 	"github.com/hookrelay/hookrelay/internal/storetest"
 	"github.com/hookrelay/hookrelay/internal/testsrv"
 	"github.com/hookrelay/hookrelay/internal/wait"
@@ -31,8 +33,13 @@ type stream struct {
 // dial opens the change stream of the server at base with a bearer token, as a script would.
 func dial(t *testing.T, base, token string) *stream {
 	t.Helper()
+	return dialWith(t, base, http.Header{"Authorization": {"Bearer " + token}})
+}
+
+func dialWith(t *testing.T, base string, h http.Header) *stream {
+	t.Helper()
 	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
-	conn, resp, err := d.Dial("ws"+strings.TrimPrefix(base, "http")+"/api/v1/changes", http.Header{"Authorization": {"Bearer " + token}})
+	conn, resp, err := d.Dial("ws"+strings.TrimPrefix(base, "http")+"/api/v1/changes", h)
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
 	}
@@ -194,15 +201,7 @@ func TestRevokedKeyClosesTheStream(t *testing.T) {
 	s := dial(t, srv.BaseURL, key.Token)
 	waitClients(t, srv, 1)
 	srv.Do(t, http.MethodDelete, "/api/v1/api-keys/"+key.ID, nil, http.StatusNoContent, nil)
-	select {
-	case <-s.done:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the socket outlived its revoked key")
-	}
-	var ce *websocket.CloseError
-	if !errors.As(s.closed, &ce) || ce.Code != websocket.ClosePolicyViolation {
-		t.Fatalf("closed with %v, want close 1008", s.closed)
-	}
+	s.waitClosedFor(t, "its revoked key")
 	// And the key no longer opens one.
 	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
 	_, resp, err := d.Dial("ws"+strings.TrimPrefix(srv.BaseURL, "http")+"/api/v1/changes", http.Header{"Authorization": {"Bearer " + key.Token}})
@@ -210,6 +209,81 @@ func TestRevokedKeyClosesTheStream(t *testing.T) {
 		t.Fatalf("dial with a revoked key: %v, %v", resp, err)
 	}
 	resp.Body.Close()
+}
+
+// waitClosedFor waits until the server closed the socket for an ended credential (1008).
+func (s *stream) waitClosedFor(t *testing.T, what string) {
+	t.Helper()
+	select {
+	case <-s.done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the socket outlived %s", what)
+	}
+	var ce *websocket.CloseError
+	if !errors.As(s.closed, &ce) || ce.Code != websocket.ClosePolicyViolation {
+		t.Fatalf("closed with %v, want close 1008", s.closed)
+	}
+}
+
+// A browser's socket ends when its session does: logging out closes it.
+func TestLogoutClosesTheStream(t *testing.T) {
+	srv := testsrv.Start(t, testsrv.Options{})
+	resp, err := http.Post(srv.BaseURL+"/api/v1/session", "application/json", strings.NewReader(`{"token":"`+testsrv.AdminToken+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var cookie *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == api.SessionCookie {
+			cookie = c
+		}
+	}
+	if resp.StatusCode/100 != 2 || cookie == nil {
+		t.Fatalf("sign in: %d, no session cookie", resp.StatusCode)
+	}
+	s := dialWith(t, srv.BaseURL, http.Header{"Cookie": {cookie.String()}, "Origin": {srv.BaseURL}})
+	waitClients(t, srv, 1)
+	req, _ := http.NewRequest(http.MethodDelete, srv.BaseURL+"/api/v1/session", nil)
+	req.AddCookie(cookie)
+	req.Header.Set("X-Requested-With", "fetch")
+	out, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Body.Close()
+	if out.StatusCode != http.StatusNoContent {
+		t.Fatalf("log out: %d", out.StatusCode)
+	}
+	s.waitClosedFor(t, "its session")
+}
+
+// A browser that cannot take the stream's messages is dropped (here every message is over its
+// queue's bound) and the engine never waits for it: every delivery of a burst is made.
+func TestSlowBrowserIsDroppedNotWaitedFor(t *testing.T) {
+	srv := testsrv.Start(t, testsrv.Options{AllowHTTP: true, AllowPrivate: true, Hub: inspector.HubConfig{QueueBytes: 16}})
+	ok := testsrv.NewReceiver(t, testsrv.Status(http.StatusNoContent))
+	srv.CreateWebhook(t, map[string]any{"name": "fast", "url": ok.URL, "events": []string{"message.received"}})
+	s := dial(t, srv.BaseURL, testsrv.AdminToken)
+	waitClients(t, srv, 1)
+	const n = 500
+	items := make([]map[string]any, n)
+	for i := range items {
+		items[i] = map[string]any{"event": "message.received", "data": map[string]any{"conversation_id": i + 1, "message_id": 1, "content": "x"}}
+	}
+	srv.Do(t, http.MethodPost, "/api/v1/events/batch", map[string]any{"events": items}, http.StatusAccepted, nil)
+	select {
+	case <-s.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the socket that could not keep up was not dropped")
+	}
+	if s.count() != 0 {
+		t.Fatalf("the dropped socket got %d messages", s.count())
+	}
+	wait.Until(t, "every delivery is made", func() bool { return len(ok.Captures()) >= n })
+	// It comes back by reconnecting (and refetching everything).
+	dial(t, srv.BaseURL, testsrv.AdminToken)
+	waitClients(t, srv, 1)
 }
 
 // Two app instances on one PostgreSQL database: what is published on A and delivered by

@@ -104,3 +104,17 @@ test('pages follow the server live', { skip, timeout: 180_000 }, async (t) => {
 
   assert.deepEqual(problems, []);
 });
+
+test('the lost-connection notice and Refresh fit a 375 px screen in dark mode', { skip, timeout: 120_000 }, async (t) => {
+  const { context, problems, watch, shot } = await open(t, { viewport: { width: 375, height: 800 }, colorScheme: 'dark' });
+  const page = watch(await context.newPage());
+  await page.routeWebSocket(/\/api\/v1\/changes$/, (ws) => ws.close());
+  await login(page);
+  await page.goto('/events');
+  await page.getByTestId('events-refresh').waitFor();
+  await page.getByTestId('live-lost').waitFor({ timeout: LIVE });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `the page is ${overflow}px wider than the screen`);
+  await shot(page, 'live-connection-lost-375-dark');
+  assert.deepEqual(problems, []);
+});
