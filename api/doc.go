@@ -30,6 +30,8 @@ package api
 //	@tag.description	One delivery per event and webhook, with every attempt; redeliver.
 //	@tag.name			inspector
 //	@tag.description	Built-in receiver bins that capture and verify test deliveries live.
+//	@tag.name			changes
+//	@tag.description	One WebSocket that tells admin pages what changed, so they follow the server live.
 //	@tag.name			api-keys
 //	@tag.description	Tokens for scripts and services; the token is shown once, on create.
 //	@tag.name			session

@@ -183,8 +183,10 @@ func buildBatch(batch BatchInput) ([]store.PublishInput, error) {
 	return in, nil
 }
 
-// observePublished tells the metrics about newly published events (replays are not news).
+// observePublished tells the metrics and the change stream about newly published events
+// (replays are not news).
 func (s *Server) observePublished(res []store.Published) {
+	s.notePublished(res)
 	if s.cfg.Metrics == nil {
 		return
 	}

@@ -440,12 +440,7 @@ func (h *inspectorAPI) binSocket(c *gin.Context) {
 		return
 	}
 	cr := RequestCredential(c)
-	h.insp.Hub().ServeWS(c.Writer, c.Request, b.ID, inspector.Credential{Tags: cr.Tags, Valid: cr.Valid}, func(status int, reason string) {
-		if status == http.StatusForbidden {
-			reason = "cross-origin WebSocket refused: open it from this server's own origin"
-		}
-		problem(c, status, reason)
-	})
+	h.insp.Hub().ServeWS(c.Writer, c.Request, b.ID, inspector.Credential{Tags: cr.Tags, Valid: cr.Valid}, socketRefused(c))
 }
 
 // receive is the public receiver: it captures the request and answers with the bin's

@@ -61,6 +61,9 @@ type Config struct {
 	SignInLimits SignInLimits
 	// Metrics is told about published events; optional.
 	Metrics PublishObserver
+	// Changes is the admin change stream: told what writes changed, and serving
+	// GET /api/v1/changes; optional.
+	Changes ChangeFeed
 }
 
 // PublishObserver is told about each newly published event (Prometheus metrics implement it).
@@ -111,8 +114,9 @@ func New(cfg Config) *gin.Engine {
 
 	v1 := r.Group("/api/v1")
 	v1.POST("/session", s.createSession)
-	authed := v1.Group("", s.auth.require)
+	authed := v1.Group("", s.auth.require, s.noteChanges)
 	authed.GET("/session", s.getSession)
+	authed.GET("/changes", s.changesSocket)
 	authed.DELETE("/session", s.deleteSession)
 
 	authed.GET("/webhooks", s.listWebhooks)

@@ -168,6 +168,8 @@ func openLoop(ctx context.Context, rate float64, total, maxOut int, op func(ctx 
 				select {
 				case sem <- struct{}{}:
 				case <-ctx.Done():
+					// Operations under way run to their answer and are counted.
+					wg.Wait()
 					return time.Since(start), int(failures.Load()), late, ctx.Err()
 				}
 			}

@@ -87,6 +87,13 @@ func (d *Dispatcher) queued(q store.Queued) {
 		}
 	}
 	d.hint(q.Due)
+	if d.cfg.Changes != nil {
+		ids := make([]string, 0, len(q.Due)+len(q.Spilled))
+		for id := range q.Due {
+			ids = append(ids, id)
+		}
+		d.cfg.Changes.WebhooksChanged(append(ids, q.Spilled...))
+	}
 }
 
 // hint records that webhooks may have deliveries due at the given times (unix ms) and wakes
@@ -305,10 +312,10 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *models.Delivery, wh *model
 	switch {
 	case wh == nil || !wh.Enabled:
 		// Deleted or disabled after the claim: nothing to send; the delivery is cancelled.
-		res = models.Result{DeliveryID: dl.ID, WebhookID: dl.WebhookID, Status: models.StatusCancelled}
+		res = models.Result{DeliveryID: dl.ID, WebhookID: dl.WebhookID, EventID: dl.EventID, Status: models.StatusCancelled}
 	case payload == nil:
 		// The event was pruned or deleted under the delivery: nothing can be sent.
-		res = models.Result{DeliveryID: dl.ID, WebhookID: dl.WebhookID, Status: models.StatusFailed}
+		res = models.Result{DeliveryID: dl.ID, WebhookID: dl.WebhookID, EventID: dl.EventID, Status: models.StatusFailed}
 		d.cfg.Logger.Error("event body missing", "delivery", dl.ID, "event", dl.EventID)
 	default:
 		resp := d.cfg.Sender.Send(ctx, delivery.Request{Webhook: wh, MessageID: dl.EventID, EventType: dl.EventType,
@@ -316,7 +323,7 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *models.Delivery, wh *model
 		dec := delivery.Decide(resp, n, d.cfg.RetrySchedule, d.cfg.Jitter())
 		res = models.Result{
 			Attempt:    delivery.NewAttempt(dl.ID, wh.ID, n, resp, false),
-			DeliveryID: dl.ID, WebhookID: wh.ID, Status: dec.Status, Succeeded: resp.OK(),
+			DeliveryID: dl.ID, WebhookID: wh.ID, EventID: dl.EventID, Status: dec.Status, Succeeded: resp.OK(),
 			DisableReason: dec.Disable,
 		}
 		if dec.Status == models.StatusPending {
@@ -347,6 +354,9 @@ func (d *Dispatcher) recorded(batch []models.Result) {
 		}
 	}
 	d.hint(retries) // also wakes the loop: the recorded rows are claimable again
+	if d.cfg.Changes != nil {
+		d.cfg.Changes.DeliveriesRecorded(batch)
+	}
 }
 
 // lost hears of a batch the recorder gave up on. The leases expire and the deliveries are

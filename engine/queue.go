@@ -47,6 +47,16 @@ type Config struct {
 	Logger        *slog.Logger
 	Jitter        func() float64 // in [0,1); injectable for tests
 	Metrics       Observer       // optional
+	Changes       ChangeObserver // optional
+}
+
+// ChangeObserver is told what the engine changed that admins see, once it is stored (the
+// admin change stream, changes.Feed, implements it). Neither call may block.
+type ChangeObserver interface {
+	// DeliveriesRecorded: these results are written (attempts, new states, 410 disables).
+	DeliveriesRecorded(results []models.Result)
+	// WebhooksChanged: these webhooks got new work or started to spill.
+	WebhooksChanged(ids []string)
 }
 
 // Observer is told about what the dispatcher does (delivery.Metrics implements it).

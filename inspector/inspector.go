@@ -108,7 +108,7 @@ func (in *Inspector) BinURL(id string) string { return in.cfg.PublicURL + "/insp
 // Forget drops per-bin state kept in memory (the bin was deleted) and disconnects its clients.
 func (in *Inspector) Forget(binID string) {
 	in.limiters.forget(binID)
-	in.cfg.Hub.CloseBin(binID)
+	in.cfg.Hub.CloseTopic(binID)
 }
 
 // Receive captures r into the bin. It returns the bin (whose configured response the caller

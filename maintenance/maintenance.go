@@ -28,6 +28,9 @@ type Jobs struct {
 	AutoDisableAfter time.Duration
 	Every            time.Duration
 	Logger           *slog.Logger
+	// Changed is told what the jobs changed (auto-disabled webhooks, pruned events), for the
+	// admin change stream; optional.
+	Changed func(webhookIDs []string, pruned bool)
 }
 
 // Run repeats the jobs until ctx is done.
@@ -67,6 +70,7 @@ func (m *Jobs) jobs(ctx context.Context) {
 			m.Logger.Error("retention pruning", "err", err)
 		} else if n > 0 {
 			m.Logger.Info("retention pruning", "rows", n)
+			m.changed(nil, true)
 		}
 	}
 	if m.AutoDisableAfter > 0 {
@@ -85,6 +89,13 @@ func (m *Jobs) jobs(ctx context.Context) {
 				continue
 			}
 			m.Logger.Warn("webhook auto-disabled", "webhook", w.ID, "name", w.Name, "reason", reason)
+			m.changed([]string{w.ID}, false)
 		}
+	}
+}
+
+func (m *Jobs) changed(webhookIDs []string, pruned bool) {
+	if m.Changed != nil {
+		m.Changed(webhookIDs, pruned)
 	}
 }

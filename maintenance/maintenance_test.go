@@ -3,6 +3,7 @@ package maintenance_test
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,8 +39,13 @@ func TestMaintenanceAutoDisablesLongFailingWebhooks(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		m := &maintenance.Jobs{Store: s, AutoDisableAfter: 5 * 24 * time.Hour, Logger: slog.Default()}
+		var told []string // what the admin change stream is told
+		m := &maintenance.Jobs{Store: s, AutoDisableAfter: 5 * 24 * time.Hour, Logger: slog.Default(),
+			Changed: func(ids []string, _ bool) { told = append(told, ids...) }}
 		m.Once(ctx)
+		if !slices.Equal(told, []string{failing.ID}) {
+			t.Fatalf("the change stream was told %v, want the disabled webhook %s", told, failing.ID)
+		}
 
 		got, _ := s.GetWebhook(ctx, failing.ID)
 		if got.Enabled || !strings.Contains(got.DisabledReason, "disabled automatically") {

@@ -69,10 +69,12 @@ type Result struct {
 	Succeeded     bool
 	DisableReason string // non-empty: disable the webhook (410 Gone)
 
+	// EventID is the delivery's event: what the admin change stream names along with it.
+	EventID string
+
 	// Owed is set for a delivery taken from a spill without a row (see take.go): the row is
-	// written here, from these.
+	// written here, from these and EventID.
 	Owed      *OwedDelivery
-	EventID   string
 	EventType string
 	TakenAt   time.Time
 }

@@ -25,6 +25,7 @@ type (
 const (
 	ChannelWake     = storedriver.ChannelWake
 	ChannelCaptures = storedriver.ChannelCaptures
+	ChannelChanges  = storedriver.ChannelChanges
 )
 
 // WakePayload is the ChannelWake notification for deliveries queued for these webhooks.

@@ -116,6 +116,7 @@ type Setting struct {
 const (
 	ChannelWake     = "hookrelay_wake"     // deliveries became due
 	ChannelCaptures = "hookrelay_captures" // an inspector capture was stored; payload: "<replica id> <bin id> <capture id>"
+	ChannelChanges  = "hookrelay_changes"  // admin-visible state changed; payload: "<replica id> <changes.Message JSON>"
 )
 
 // WakePayload is the ChannelWake notification for deliveries queued for these webhooks: their

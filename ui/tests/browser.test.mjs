@@ -377,7 +377,8 @@ test('admin UI end to end', { skip, timeout: 240_000 }, async (t) => {
     await page.goto('/events');
     await page.locator('main h1').waitFor();
     await context.clearCookies();
-    await page.getByTestId('nav-webhooks').click();
+    // A live refetch (another test's change) may meet the 401 before the click does.
+    await Promise.race([page.getByTestId('nav-webhooks').click().catch(() => {}), page.waitForURL(/\/login/)]);
     await page.waitForURL(/\/login/);
     await page.getByTestId('toast').filter({ hasText: 'session has ended' }).waitFor();
     await page.getByTestId('login-token').fill(TOKEN);

@@ -44,6 +44,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/changes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Live stream of changes
+         * @description WebSocket for admin pages that follow the server. Each message is a ChangeMessage: per kind (webhooks, events, deliveries, api_keys), the ids that changed since the previous message, at most one message per 300 ms however busy the server is. A kind with more than 100 changed ids says "many": true instead (refetch everything of that kind); a kind that did not change is left out. Webhooks change when created, updated, deleted, enabled, disabled (also automatically: 410 Gone, repeated failures), tested, delivered to, or when work is queued for them or they fall behind; events when published or when one of their deliveries changes state (which also names the delivery and its webhook). A message names what changed, never how: read it back through the API. Changes made on any replica reach every replica's sockets. After connecting, and after every reconnect, refetch everything: what changed while no socket was open is not sent. A client that falls behind is disconnected and should reconnect. Browsers authenticate with the session cookie and must come from this server's origin; scripts use a bearer token. The socket closes (1008) when its credential ends (logout, revoked key). The server pings every 20 s.
+         */
+        get: operations["changesSocket"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/deliveries": {
         parameters: {
             query?: never;
@@ -881,6 +901,27 @@ export interface components {
             data: components["schemas"]["CaptureSummary"][];
             next_cursor: string | null;
         };
+        ChangeMessage: {
+            api_keys?: components["schemas"]["ChangedIDs"];
+            deliveries?: components["schemas"]["ChangedIDs"];
+            events?: components["schemas"]["ChangedIDs"];
+            /**
+             * @example changes
+             * @enum {string}
+             */
+            type?: "changes";
+            webhooks?: components["schemas"]["ChangedIDs"];
+        };
+        ChangedIDs: {
+            /**
+             * @example [
+             *       "wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"
+             *     ]
+             */
+            ids?: string[];
+            /** @example false */
+            many?: boolean;
+        };
         Delivery: {
             /** @example 1 */
             attempt_count: number;
@@ -1529,6 +1570,64 @@ export interface operations {
                 };
             };
             403: components["responses"]["Forbidden"];
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            429: components["responses"]["TooManyFailedSignIns"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    changesSocket: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description switching protocols; messages have this shape */
+            101: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChangeMessage"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Not Found */
             404: {
                 headers: {

@@ -1,13 +1,15 @@
 // Formatting helpers shared by the pages.
+import { now } from './clock.svelte.js';
 
 const rtf = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
 const dtf = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
 
-/** "3 minutes ago" */
+/** "3 minutes ago"; ticks with the shared clock (clock.svelte.js). */
 export function timeAgo(iso) {
   if (!iso) return '—';
   const t = new Date(iso).getTime();
   if (Number.isNaN(t)) return iso;
+  now(); // re-render on the clock's ticks; the time itself is read fresh
   const s = Math.round((t - Date.now()) / 1000);
   const abs = Math.abs(s);
   if (abs < 45) return rtf.format(Math.round(s), 'second');
