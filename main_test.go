@@ -220,3 +220,53 @@ func TestASecondProcessOnTheSameSQLiteFileIsRefused(t *testing.T) {
 	}
 	first.Client.Do(t, http.MethodGet, "/api/v1/webhooks", nil, http.StatusOK, nil)
 }
+
+func TestHelpListsEveryFlagWithItsDefaultAndMeaning(t *testing.T) {
+	for _, arg := range []string{"--help", "-h"} {
+		_, err := parseConfig([]string{arg}, env(nil))
+		var help *helpRequested
+		if !errors.As(err, &help) {
+			t.Fatalf("%s: err %v, want the usage", arg, err)
+		}
+		for _, want := range []string{
+			"--addr string\n      listen address, host:port (default \":8080\")",
+			"--delivery-timeout duration\n      time limit of one delivery attempt, from connecting to the last byte read (default 10s)",
+			"--retry-schedule durations\n", `(default "10s,1m,5m,30m,2h,6h,12h,24h")`,
+			"--allow-http bool\n      accept http:// webhook URLs (default false)",
+			"--claim-lease duration\n", "(default 2 × --delivery-timeout + 30s)",
+			"env HOOKRELAY_MAX_CONNECTIONS_PER_ADDRESS",
+		} {
+			if !strings.Contains(help.usage, want) {
+				t.Errorf("%s: usage lacks %q:\n%s", arg, want, help.usage)
+			}
+		}
+		// Every flag, each with a meaning and a default.
+		n := 0
+		for _, block := range strings.Split(help.usage, "\n  --")[1:] {
+			n++
+			lines := strings.Split(block, "\n")
+			if len(lines) < 3 || !strings.Contains(lines[1], "(default ") || !strings.HasPrefix(strings.TrimSpace(lines[2]), "env HOOKRELAY_") {
+				t.Errorf("%s: flag block without meaning, default or variable: %q", arg, block)
+			}
+		}
+		if n != 18 {
+			t.Errorf("%s: %d flags listed, want 18:\n%s", arg, n, help.usage)
+		}
+	}
+}
+
+func TestBinaryHelpPrintsTheFlagsAndExits0(t *testing.T) {
+	bin := testsrv.BuildBinary(t)
+	for _, arg := range []string{"--help", "-h"} {
+		var stdout, stderr bytes.Buffer
+		cmd := exec.Command(bin, arg)
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%s: %v (stderr %q)", arg, err, stderr.String())
+		}
+		if !strings.HasPrefix(stdout.String(), "Usage: hookrelay [flags]") || !strings.Contains(stdout.String(), "--inspector-rate number\n") ||
+			!strings.Contains(stdout.String(), "--trusted-proxies list\n") || stderr.Len() != 0 {
+			t.Errorf("%s: stdout %q, stderr %q", arg, stdout.String(), stderr.String())
+		}
+	}
+}

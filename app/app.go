@@ -167,6 +167,8 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		AllowHTTP: cfg.AllowHTTP, AllowPrivate: cfg.AllowPrivate, UI: cfg.UI, Logger: cfg.Logger,
 		Version: cfg.Version, Metrics: a.Metrics, Extra: routes, TrustedProxies: cfg.TrustedProxies,
 		SignInLimits: cfg.SignInLimits, CredentialEnded: a.Hub.CloseCredential, Replays: a.Replays,
+		Settings: api.ServerSettings{DeliveryTimeout: cfg.DeliveryTimeout, RetrySchedule: cfg.RetrySchedule,
+			AutoDisableAfter: cfg.AutoDisableAfter, Retention: cfg.Retention, InspectorRate: cfg.InspectorRate},
 	})
 	readTimeout := cfg.RequestReadTimeout
 	if readTimeout <= 0 {
