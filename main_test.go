@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -268,5 +269,48 @@ func TestBinaryHelpPrintsTheFlagsAndExits0(t *testing.T) {
 			!strings.Contains(stdout.String(), "--trusted-proxies list\n") || stderr.Len() != 0 {
 			t.Errorf("%s: stdout %q, stderr %q", arg, stdout.String(), stderr.String())
 		}
+	}
+}
+
+// `make deps` installs Debian's Node.js and npm when they are missing (as `make browser` installs
+// Chromium), and leaves a machine that has them alone. apt-get is a stub that records its calls.
+func TestMakeDepsInstallsNodeOnlyWhenMissing(t *testing.T) {
+	makeBin, err := exec.LookPath("make")
+	if err != nil {
+		t.Fatalf("make is needed to check the Makefile: %v", err)
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stubs := t.TempDir()
+	calls := filepath.Join(t.TempDir(), "apt-get.log")
+	writeStub := func(name, body string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(stubs, name), []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeStub("apt-get", `echo "$@" >> `+calls)
+	run := func() string {
+		t.Helper()
+		cmd := exec.Command(makeBin, "--no-print-directory", "node", "GO="+goBin)
+		cmd.Dir = testsrv.RepoRoot(t)
+		cmd.Env = append(os.Environ(), "PATH="+stubs) // no node, no npm: only the stubs
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("make node: %v\n%s", err, out)
+		}
+		log, _ := os.ReadFile(calls)
+		return string(log)
+	}
+	if got := run(); !strings.Contains(got, "update -qq\n") || !strings.Contains(got, "install -y -qq nodejs npm\n") {
+		t.Fatalf("without node, apt-get was called with:\n%s", got)
+	}
+	os.Remove(calls)
+	writeStub("node", "exit 0")
+	writeStub("npm", "exit 0")
+	if got := run(); got != "" {
+		t.Fatalf("with node and npm present, apt-get was called with:\n%s", got)
 	}
 }
