@@ -2,15 +2,23 @@
 GO ?= go
 export PATH := $(shell $(GO) env GOPATH)/bin:$(PATH)
 
-.PHONY: fuzz all build test test-go test-postgres test-browser lint deps browser ui ui-check ui-typecheck openapi openapi-check openapi-lint bench clean
+.PHONY: fuzz all build test test-go test-postgres test-browser lint deps node browser ui ui-check ui-typecheck openapi openapi-check openapi-lint bench clean
 
 all: build
 
 build:
 	$(GO) build -o hookrelay .
 
-deps:
-	@command -v node >/dev/null || { echo "node is required (apt-get install -y nodejs npm)"; exit 1; }
+# node installs Debian's Node.js and npm when either is missing, as `browser` installs Chromium,
+# so `make test` needs nothing set up by hand; with them present it does nothing.
+node:
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+		command -v apt-get >/dev/null || { echo "node and npm are required and apt-get is not available: install Node.js 20 or later"; exit 1; }; \
+		echo "installing Debian's nodejs and npm"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; \
+	fi
+
+deps: node
 	@[ -d ui/node_modules ] || (cd ui && npm ci --no-audit --no-fund)
 	@[ -d testdata/node/node_modules ] || (cd testdata/node && npm ci --no-audit --no-fund)
 	@[ -d openapi/node_modules ] || (cd openapi && npm ci --no-audit --no-fund)

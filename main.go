@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -38,6 +39,11 @@ type config struct {
 
 func main() {
 	cfg, err := parseConfig(os.Args[1:], os.Getenv)
+	var help *helpRequested
+	if errors.As(err, &help) {
+		fmt.Print(help.usage)
+		return
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "hookrelay:", err)
 		os.Exit(2)
@@ -55,28 +61,31 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	fs.SetOutput(io.Discard)
 	c := &config{}
 	var timeout, retention, autoDisable, schedule, rate string
-	fs.StringVar(&c.addr, "addr", ":8080", "listen address")
+	fs.StringVar(&c.addr, "addr", ":8080", "listen address, host:port")
 	fs.StringVar(&c.db, "db", "hookrelay.db", "SQLite file path, or a postgres:// URL")
-	fs.StringVar(&c.publicURL, "public-url", "", "base URL shown for inspector URLs and links (default http://localhost:<port>)")
-	fs.StringVar(&c.adminToken, "admin-token", "", "bootstrap admin API token (default: generated on first start, printed once)")
+	fs.StringVar(&c.publicURL, "public-url", "", "base URL shown for inspector URLs and links; an absolute http or https URL (default http://<host>:<port> of --addr)")
+	fs.StringVar(&c.adminToken, "admin-token", "", "bootstrap admin API token, at least 16 characters (default generated on first start, printed once)")
 	fs.BoolVar(&c.allowHTTP, "allow-http", false, "accept http:// webhook URLs")
-	fs.BoolVar(&c.allowPrivate, "allow-private-targets", false, "allow loopback/private/link-local delivery targets")
-	fs.StringVar(&timeout, "delivery-timeout", "10s", "per-attempt timeout")
-	fs.StringVar(&schedule, "retry-schedule", "10s,1m,5m,30m,2h,6h,12h,24h", "delays before attempts 2, 3, …")
-	fs.IntVar(&c.workers, "workers", engine.DefaultWorkers(), "concurrent in-flight deliveries, in total")
-	fs.IntVar(&c.perWebhook, "per-webhook", 0, "most in-flight deliveries to one webhook (default workers/4)")
+	fs.BoolVar(&c.allowPrivate, "allow-private-targets", false, "allow loopback, private and link-local delivery targets")
+	fs.StringVar(&timeout, "delivery-timeout", "10s", "time limit of one delivery attempt, from connecting to the last byte read")
+	fs.StringVar(&schedule, "retry-schedule", "10s,1m,5m,30m,2h,6h,12h,24h", "delays before attempts 2, 3, … (±10% jitter); \"\" for a single attempt")
+	fs.IntVar(&c.workers, "workers", engine.DefaultWorkers(), "deliveries in flight at once, in total; 1 to 100000 (default 64 × CPU cores, at least 64: "+strconv.Itoa(engine.DefaultWorkers())+" here)")
+	fs.IntVar(&c.perWebhook, "per-webhook", 0, "most deliveries in flight to one webhook (default --workers ÷ 4, at least 4)")
 	var lease string
-	fs.StringVar(&lease, "claim-lease", "0", "how long a replica holds a claimed delivery before others may take it over (default 2×timeout+30s)")
-	fs.StringVar(&retention, "retention", "720h", "events, deliveries and attempts older than this are pruned (0 keeps all)")
-	fs.StringVar(&autoDisable, "auto-disable-after", "120h", "disable a webhook whose attempts all failed for this long (0 never)")
-	fs.StringVar(&rate, "inspector-rate", "50", "captures per second accepted per inspector bin (burst twice that); 0 = unlimited")
-	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
+	fs.StringVar(&lease, "claim-lease", "0", "how long a replica holds a claimed delivery before another may take it over; longer than --delivery-timeout (default 2 × --delivery-timeout + 30s)")
+	fs.StringVar(&retention, "retention", "720h", "finished deliveries, attempts, events, captures and expired sessions older than this are pruned; 0 keeps everything")
+	fs.StringVar(&autoDisable, "auto-disable-after", "120h", "disable a webhook whose attempts have all failed for this long; 0 never disables")
+	fs.StringVar(&rate, "inspector-rate", "50", "captures accepted per second per inspector bin (burst twice that); 0 is unlimited")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format, text or json (logs go to standard error)")
 	fs.IntVar(&c.maxConns, "max-connections", 0, "client connections held open at once (default half the file descriptor limit, 256 to 16384)")
-	fs.IntVar(&c.maxConnsPerAddr, "max-connections-per-address", 0, "client connections one address may hold open (default a quarter of --max-connections; -1 no limit)")
+	fs.IntVar(&c.maxConnsPerAddr, "max-connections-per-address", 0, "client connections one address may hold open; -1 for no limit (default a quarter of --max-connections)")
 	var proxies string
-	fs.StringVar(&proxies, "trusted-proxies", "", "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For names the client")
+	fs.StringVar(&proxies, "trusted-proxies", "", "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For names the client (default none)")
 
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, &helpRequested{usage: usage(fs)}
+		}
 		return nil, err
 	}
 	given := map[string]bool{}
@@ -173,6 +182,47 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 		return nil, fmt.Errorf("--admin-token: must be at least 16 characters")
 	}
 	return c, nil
+}
+
+// flagKinds name the values of flags that are read as strings and parsed after.
+var flagKinds = map[string]string{"delivery-timeout": "duration", "claim-lease": "duration", "retention": "duration",
+	"auto-disable-after": "duration", "retry-schedule": "durations", "inspector-rate": "number", "trusted-proxies": "list"}
+
+// helpRequested is what parseConfig returns for -h or --help: the usage text to print.
+type helpRequested struct{ usage string }
+
+func (h *helpRequested) Error() string { return "help requested" }
+
+// usage lists every flag with its value's kind, its meaning, its default and its environment
+// variable. A default the flag package would print as "0" or "" but that is worked out at start
+// (--workers, --claim-lease, …) is named in the flag's own text instead.
+func usage(fs *flag.FlagSet) string {
+	var b strings.Builder
+	b.WriteString("Usage: hookrelay [flags]\n\n")
+	b.WriteString("Hookrelay sends signed webhooks for live-chat events, with an admin UI, API docs (/docs)\n")
+	b.WriteString("and a webhook inspector, in one binary.\n\n")
+	b.WriteString("Every flag can also be set with the environment variable HOOKRELAY_<NAME> (upper case,\n")
+	b.WriteString("dashes as underscores); a flag wins over its variable. Durations read like 10s, 5m or 720h.\n\n")
+	b.WriteString("Flags:\n")
+	fs.VisitAll(func(f *flag.Flag) {
+		kind, meaning := flag.UnquoteUsage(f)
+		if k, ok := flagKinds[f.Name]; ok {
+			kind = k // read as a string, parsed afterwards
+		} else if kind == "" {
+			kind = "bool"
+		}
+		if !strings.Contains(meaning, "(default") {
+			def := f.DefValue
+			if kind == "string" || kind == "durations" {
+				def = strconv.Quote(def)
+			}
+			meaning += " (default " + def + ")"
+		}
+		fmt.Fprintf(&b, "  --%s %s\n      %s\n      env HOOKRELAY_%s\n", f.Name, kind, meaning,
+			strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_")))
+	})
+	b.WriteString("\nBad configuration exits with status 2 and a line naming the flag at fault.\n")
+	return b.String()
 }
 
 func run(cfg *config, out io.Writer) error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -219,4 +220,97 @@ func TestASecondProcessOnTheSameSQLiteFileIsRefused(t *testing.T) {
 		t.Fatal("the first process stopped")
 	}
 	first.Client.Do(t, http.MethodGet, "/api/v1/webhooks", nil, http.StatusOK, nil)
+}
+
+func TestHelpListsEveryFlagWithItsDefaultAndMeaning(t *testing.T) {
+	for _, arg := range []string{"--help", "-h"} {
+		_, err := parseConfig([]string{arg}, env(nil))
+		var help *helpRequested
+		if !errors.As(err, &help) {
+			t.Fatalf("%s: err %v, want the usage", arg, err)
+		}
+		for _, want := range []string{
+			"--addr string\n      listen address, host:port (default \":8080\")",
+			"--delivery-timeout duration\n      time limit of one delivery attempt, from connecting to the last byte read (default 10s)",
+			"--retry-schedule durations\n", `(default "10s,1m,5m,30m,2h,6h,12h,24h")`,
+			"--allow-http bool\n      accept http:// webhook URLs (default false)",
+			"--claim-lease duration\n", "(default 2 × --delivery-timeout + 30s)",
+			"env HOOKRELAY_MAX_CONNECTIONS_PER_ADDRESS",
+		} {
+			if !strings.Contains(help.usage, want) {
+				t.Errorf("%s: usage lacks %q:\n%s", arg, want, help.usage)
+			}
+		}
+		// Every flag, each with a meaning and a default.
+		n := 0
+		for _, block := range strings.Split(help.usage, "\n  --")[1:] {
+			n++
+			lines := strings.Split(block, "\n")
+			if len(lines) < 3 || !strings.Contains(lines[1], "(default ") || !strings.HasPrefix(strings.TrimSpace(lines[2]), "env HOOKRELAY_") {
+				t.Errorf("%s: flag block without meaning, default or variable: %q", arg, block)
+			}
+		}
+		if n != 18 {
+			t.Errorf("%s: %d flags listed, want 18:\n%s", arg, n, help.usage)
+		}
+	}
+}
+
+func TestBinaryHelpPrintsTheFlagsAndExits0(t *testing.T) {
+	bin := testsrv.BuildBinary(t)
+	for _, arg := range []string{"--help", "-h"} {
+		var stdout, stderr bytes.Buffer
+		cmd := exec.Command(bin, arg)
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%s: %v (stderr %q)", arg, err, stderr.String())
+		}
+		if !strings.HasPrefix(stdout.String(), "Usage: hookrelay [flags]") || !strings.Contains(stdout.String(), "--inspector-rate number\n") ||
+			!strings.Contains(stdout.String(), "--trusted-proxies list\n") || stderr.Len() != 0 {
+			t.Errorf("%s: stdout %q, stderr %q", arg, stdout.String(), stderr.String())
+		}
+	}
+}
+
+// `make deps` installs Debian's Node.js and npm when they are missing (as `make browser` installs
+// Chromium), and leaves a machine that has them alone. apt-get is a stub that records its calls.
+func TestMakeDepsInstallsNodeOnlyWhenMissing(t *testing.T) {
+	makeBin, err := exec.LookPath("make")
+	if err != nil {
+		t.Fatalf("make is needed to check the Makefile: %v", err)
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stubs := t.TempDir()
+	calls := filepath.Join(t.TempDir(), "apt-get.log")
+	writeStub := func(name, body string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(stubs, name), []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeStub("apt-get", `echo "$@" >> `+calls)
+	run := func() string {
+		t.Helper()
+		cmd := exec.Command(makeBin, "--no-print-directory", "node", "GO="+goBin)
+		cmd.Dir = testsrv.RepoRoot(t)
+		cmd.Env = append(os.Environ(), "PATH="+stubs) // no node, no npm: only the stubs
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("make node: %v\n%s", err, out)
+		}
+		log, _ := os.ReadFile(calls)
+		return string(log)
+	}
+	if got := run(); !strings.Contains(got, "update -qq\n") || !strings.Contains(got, "install -y -qq nodejs npm\n") {
+		t.Fatalf("without node, apt-get was called with:\n%s", got)
+	}
+	os.Remove(calls)
+	writeStub("node", "exit 0")
+	writeStub("npm", "exit 0")
+	if got := run(); got != "" {
+		t.Fatalf("with node and npm present, apt-get was called with:\n%s", got)
+	}
 }

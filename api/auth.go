@@ -170,6 +170,16 @@ func (a *authenticator) require(c *gin.Context) {
 	problem(c, http.StatusUnauthorized, "send Authorization: Bearer <token> or log in")
 }
 
+// hasValidSession reports whether the request carries a session cookie that is still in force.
+func (a *authenticator) hasValidSession(c *gin.Context) bool {
+	cookie, err := c.Cookie(SessionCookie)
+	if err != nil || cookie == "" {
+		return false
+	}
+	ss, err := a.store.FindSession(c.Request.Context(), cookie)
+	return err == nil && a.sessionValid(ss)
+}
+
 // Credential is what a request was authenticated with, for what outlives the request (a
 // WebSocket): its tags (the API key id or admin credential, and the session) and a recheck.
 type Credential struct {
@@ -220,10 +230,10 @@ type SessionInput struct {
 	Token string `json:"token" example:"hr_3f9a…"`
 }
 
-// SessionStatus says the caller is logged in.
+// SessionStatus says whether the caller is logged in, and how.
 type SessionStatus struct {
 	Authenticated bool   `json:"authenticated" example:"true"`
-	Method        string `json:"method" example:"session"`
+	Method        string `json:"method" example:"session"` // "" when not authenticated
 }
 
 // createSession logs the UI in with an API token.
@@ -239,6 +249,7 @@ type SessionStatus struct {
 //	@Failure		413	{object}	Problem
 //	@Failure		422	{object}	Problem
 //	@Failure		429	{object}	Problem	"too many failed sign-ins from this address; Retry-After says when to try again"
+//	@x-problem-401		{"detail":"that token is not valid","errors":[{"field":"token","message":"not a valid token"}]}
 //	@Router			/api/v1/session [post]
 func (s *Server) createSession(c *gin.Context) {
 	in, ok := readInput[SessionInput](c, false)
@@ -272,16 +283,29 @@ func (s *Server) createSession(c *gin.Context) {
 	c.Status(http.StatusNoContent)
 }
 
-// getSession tells whether the caller is authenticated.
+// getSession tells whether the caller is authenticated. It is the admin UI's probe on every
+// load, so a caller that sends no credential (or a session cookie that has ended) is told
+// "not logged in" with a 200 rather than a 401, which browsers log as an error. A bearer token
+// that is sent and wrong is still a 401, counted like any failed sign-in.
 //
-//	@Summary	Current session
-//	@Tags		session
-//	@Produce	json
-//	@Security	BearerAuth
-//	@Success	200	{object}	SessionStatus
-//	@Failure	401	{object}	Problem
-//	@Router		/api/v1/session [get]
+//	@Summary		Current session
+//	@Description	Answers `{"authenticated": false}` when the request carries no credential, or a session cookie that is no longer valid; with a valid bearer token or session cookie, `authenticated` is true and `method` says which. A wrong bearer token is answered 401.
+//	@Tags			session
+//	@Produce		json
+//	@Security		BearerAuth
+//	@x-auth-optional	true
+//	@Success		200	{object}	SessionStatus
+//	@Failure		401	{object}	Problem
+//	@Router			/api/v1/session [get]
 func (s *Server) getSession(c *gin.Context) {
+	if c.GetHeader("Authorization") == "" && !s.auth.hasValidSession(c) {
+		c.JSON(http.StatusOK, SessionStatus{Authenticated: false})
+		return
+	}
+	s.auth.require(c)
+	if c.IsAborted() {
+		return
+	}
 	c.JSON(http.StatusOK, SessionStatus{Authenticated: true, Method: c.GetString("auth")})
 }
 

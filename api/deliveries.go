@@ -163,6 +163,7 @@ func (s *Server) getDelivery(c *gin.Context) {
 //	@Failure		401	{object}	Problem
 //	@Failure		404	{object}	Problem
 //	@Failure		409	{object}	Problem
+//	@x-problem-409		"the webhook is disabled: enable it before redelivering"
 //	@Router			/api/v1/deliveries/{id}/retry [post]
 func (s *Server) retryDelivery(c *gin.Context) {
 	d, err := s.deliveries.GetDelivery(c.Request.Context(), c.Param("id"))

@@ -18,22 +18,23 @@ var docsAssets = map[string]struct {
 	body        []byte
 	contentType string
 }{
-	"swagger-ui.css":                  {swaggerFiles.FileSwaggerUICSS, "text/css; charset=utf-8"},
-	"swagger-ui-bundle.js":            {swaggerFiles.FileSwaggerUIBundleJs, "text/javascript; charset=utf-8"},
-	"swagger-ui-standalone-preset.js": {swaggerFiles.FileSwaggerUIStandalonePresetJs, "text/javascript; charset=utf-8"},
-	"favicon-32x32.png":               {swaggerFiles.FileFavicon32x32Png, "image/png"},
-	"favicon-16x16.png":               {swaggerFiles.FileFavicon16x16Png, "image/png"},
-	"init.js":                         {[]byte(docsInitJS), "text/javascript; charset=utf-8"},
-	"docs.css":                        {[]byte(docsCSS), "text/css; charset=utf-8"},
+	"swagger-ui.css":       {swaggerFiles.FileSwaggerUICSS, "text/css; charset=utf-8"},
+	"swagger-ui-bundle.js": {swaggerFiles.FileSwaggerUIBundleJs, "text/javascript; charset=utf-8"},
+	"favicon-32x32.png":    {swaggerFiles.FileFavicon32x32Png, "image/png"},
+	"favicon-16x16.png":    {swaggerFiles.FileFavicon16x16Png, "image/png"},
+	"init.js":              {[]byte(docsInitJS), "text/javascript; charset=utf-8"},
+	"docs.css":             {[]byte(docsCSS), "text/css; charset=utf-8"},
 }
 
 // docsPage loads only same-origin files: no inline script, so the CSP needs no 'unsafe-inline'
-// for scripts.
+// for scripts. Its own header leads back to the admin UI (Swagger UI's top bar, a box for
+// loading other documents, is left out).
 const docsPage = `<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark">
 <title>Hookrelay API</title>
 <link rel="stylesheet" href="/docs/swagger-ui.css">
 <link rel="stylesheet" href="/docs/docs.css">
@@ -41,9 +42,13 @@ const docsPage = `<!DOCTYPE html>
 <link rel="icon" type="image/png" href="/docs/favicon-16x16.png" sizes="16x16">
 </head>
 <body>
+<header class="docs-bar">
+<a href="/" class="docs-back" data-testid="docs-back-to-ui">&larr; Admin UI</a>
+<span class="docs-name">Hookrelay API</span>
+<a href="/openapi.json" class="docs-raw">openapi.json</a>
+</header>
 <div id="swagger-ui"></div>
 <script src="/docs/swagger-ui-bundle.js"></script>
-<script src="/docs/swagger-ui-standalone-preset.js"></script>
 <script src="/docs/init.js"></script>
 </body>
 </html>
@@ -51,24 +56,58 @@ const docsPage = `<!DOCTYPE html>
 
 // docsInitJS points Swagger UI at this server's document. validatorUrl null keeps it from
 // calling the public swagger.io validator.
+//
+//   - "Try it out" is on from the start, so publishing the prefilled sample event takes two
+//     clicks: open POST /api/v1/events, Execute.
+//   - Requests to this origin carry X-Requested-With: a browser logged in to the admin UI sends
+//     its session cookie, and the server accepts cookie-authenticated writes only with that
+//     header. Only a same-origin page can add it (a cross-site one needs a CORS preflight the
+//     server never grants), so this weakens nothing; requests elsewhere are left alone.
+//   - The receiver tag (/inspect/{id}, 14 operations a sender calls) is collapsed once the
+//     document has loaded: documented, but out of the way of the admin API.
 const docsInitJS = `window.addEventListener("load", function () {
   window.ui = SwaggerUIBundle({
     url: "/openapi.json",
     dom_id: "#swagger-ui",
     deepLinking: true,
     validatorUrl: null,
-    presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
-    plugins: [SwaggerUIBundle.plugins.DownloadUrl],
-    layout: "StandaloneLayout"
+    tryItOutEnabled: true,
+    displayRequestDuration: true,
+    presets: [SwaggerUIBundle.presets.apis],
+    layout: "BaseLayout",
+    requestInterceptor: function (req) {
+      if (new URL(req.url, window.location.href).origin === window.location.origin) {
+        req.headers["X-Requested-With"] = "hookrelay-docs";
+      }
+      return req;
+    },
+    onComplete: function () {
+      window.ui.layoutActions.show(["operations-tag", "receiver"], false);
+    }
   });
 });
 `
 
-// docsCSS hides the top bar's "explore" box: this page shows one document.
+// docsCSS styles the page's own header and follows the system's colour scheme: Swagger UI has
+// no dark theme, so in dark mode its light one is inverted (hue kept, so the method colours
+// still read as GET blue, POST green, DELETE red); images and the already dark code blocks are
+// inverted back.
 const docsCSS = `html { box-sizing: border-box; overflow-y: scroll; }
 *, *:before, *:after { box-sizing: inherit; }
-body { margin: 0; background: #fafafa; }
-.swagger-ui .topbar .download-url-wrapper { display: none; }
+body { margin: 0; background: #fafafa; color: #1f2430; font-family: system-ui, sans-serif; }
+.docs-bar { display: flex; gap: 1rem; align-items: center; flex-wrap: wrap; padding: 0.6rem 1.25rem;
+  border-bottom: 1px solid #d8dce3; background: #fff; font-size: 0.95rem; }
+.docs-bar a { color: #1d4ed8; text-decoration: none; }
+.docs-bar a:hover, .docs-bar a:focus-visible { text-decoration: underline; }
+.docs-name { font-weight: 600; flex: 1; }
+.swagger-ui .info { margin: 1.5rem 0; }
+@media (prefers-color-scheme: dark) {
+  body { background: #1e1e1e; color: #e6e8ee; }
+  .docs-bar { background: #181b22; border-bottom-color: #2b303b; }
+  .docs-bar a { color: #8ab4ff; }
+  #swagger-ui { filter: invert(0.9) hue-rotate(180deg); background: #fafafa; }
+  #swagger-ui img, #swagger-ui .highlight-code { filter: invert(1) hue-rotate(180deg); }
+}
 `
 
 // docsCSP is the docs page's policy: its scripts, styles and images are all served from here

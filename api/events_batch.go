@@ -50,6 +50,9 @@ type PublishedBatch struct {
 //	@Failure		413				{object}	Problem
 //	@Failure		415				{object}	Problem
 //	@Failure		422				{object}	Problem
+//	@x-request-examples	{"both":{"summary":"A conversation starts and its first message arrives","value":{"events":[{"event":"conversation.started","data":{"conversation_id":123,"visitor_name":"John Doe","visitor_email":"john@example.com","visitor_phone":"+1234567890","visitor_ip":"192.168.1.100","current_url":"https://example.com/products","status":"open","created_at":"2025-01-15T10:30:00+00:00"}},{"event":"message.received","data":{"message_id":456,"content":"Hello, I need help with my order.","is_from_admin":false,"admin_name":null,"conversation_id":123,"visitor_name":"John Doe","visitor_email":"john@example.com","visitor_phone":"+1234567890","visitor_ip":"192.168.1.100","current_url":"https://example.com/products","status":"open","created_at":"2025-01-15T10:31:00+00:00"}}]}}}
+//	@x-problem-409		"Idempotency-Key \"import-2025-01-15\" was used for a different request"
+//	@x-problem-422		{"detail":"events[1].data.content: must be a non-empty string","errors":[{"field":"events[1].data.content","message":"must be a non-empty string"}]}
 //	@Router			/api/v1/events/batch [post]
 func (s *Server) publishEventBatch(c *gin.Context) {
 	raw, ok := readBody(c, false)

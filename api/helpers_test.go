@@ -36,7 +36,9 @@ type envOptions struct {
 	signIn       api.SignInLimits
 	proxies      []string
 	autoDisable  time.Duration
-	dbPath       string // reuse a database file (a restart)
+	dbPath       string          // reuse a database file (a restart)
+	timeout      time.Duration   // --delivery-timeout; 0: 10 s
+	schedule     []time.Duration // --retry-schedule; nil: a single attempt
 }
 
 type envOption func(*envOptions)
@@ -44,6 +46,11 @@ type envOption func(*envOptions)
 // withLocalTargets lets webhooks point at httptest receivers on 127.0.0.1.
 func withLocalTargets() envOption {
 	return func(o *envOptions) { o.allowHTTP, o.allowPrivate = true, true }
+}
+
+// withDelivery sets the delivery timeout and retry schedule, as the flags would.
+func withDelivery(timeout time.Duration, schedule ...time.Duration) envOption {
+	return func(o *envOptions) { o.timeout, o.schedule = timeout, schedule }
 }
 
 func withoutDispatcher() envOption { return func(o *envOptions) { o.noDispatch = true } }
@@ -84,9 +91,16 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	for _, f := range opts {
 		f(&o)
 	}
-	srv := testsrv.Start(t, testsrv.Options{AllowHTTP: o.allowHTTP, AllowPrivate: o.allowPrivate, Timeout: 10 * time.Second,
-		RetrySchedule: []time.Duration{}, Workers: 8, InspectorRate: 50, NoDispatch: o.noDispatch,
-		PublicHTTPS: o.https, UI: o.ui, Extra: o.extra, SignInLimits: o.signIn, TrustedProxies: o.proxies, AutoDisableAfter: o.autoDisable, DBPath: o.dbPath, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if o.timeout == 0 {
+		o.timeout = 10 * time.Second
+	}
+	if o.schedule == nil {
+		o.schedule = []time.Duration{}
+	}
+	srv := testsrv.Start(t, testsrv.Options{AllowHTTP: o.allowHTTP, AllowPrivate: o.allowPrivate, Timeout: o.timeout,
+		RetrySchedule: o.schedule, Workers: 8, InspectorRate: 50, NoDispatch: o.noDispatch,
+		PublicHTTPS: o.https, UI: o.ui, Extra: o.extra, SignInLimits: o.signIn, TrustedProxies: o.proxies,
+		AutoDisableAfter: o.autoDisable, DBPath: o.dbPath, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	return &env{t: t, srv: srv, store: srv.Store, dbPath: srv.DBPath, publicURL: srv.PublicURL, router: srv.Router,
 		// Every exchange is checked against openapi/openapi.json: a handler that drifts from
 		// its documentation fails the test that exercised it.

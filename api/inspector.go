@@ -398,6 +398,7 @@ func (h *inspectorAPI) getCapture(c *gin.Context) {
 //	@Failure		413		{object}	Problem
 //	@Failure		415		{object}	Problem
 //	@Failure		422		{object}	Problem
+//	@x-problem-409		"this request was rejected (body larger than 1048576 bytes: answered 413) and its body was not kept, so it cannot be forwarded"
 //	@Router			/api/v1/inspector/bins/{id}/requests/{rid}/forward [post]
 func (h *inspectorAPI) forwardCapture(c *gin.Context) {
 	cp, err := h.bins.GetCapture(c.Request.Context(), c.Param("id"), c.Param("rid"))
@@ -448,7 +449,7 @@ func (h *inspectorAPI) binSocket(c *gin.Context) {
 //
 //	@Summary		Inspector receiver
 //	@Description	Public, no authentication. Captures method, path, query, headers and body (up to 1 MiB, byte for byte), verifies signatures and payload, pushes the capture to the bin's live stream, then answers with the bin's configured response after its delay.
-//	@Tags			inspector
+//	@Tags			receiver
 //	@Accept			*/*
 //	@Produce		*/*
 //	@Param			id		path		string	true	"bin id"
@@ -459,6 +460,10 @@ func (h *inspectorAPI) binSocket(c *gin.Context) {
 //	@Failure		404		{object}	Problem
 //	@Failure		413		{object}	Problem
 //	@Failure		429		{object}	Problem
+//	@x-problem-400		"could not read the body"
+//	@x-problem-404		"no inspector bin has this id"
+//	@x-problem-413		"the body is larger than 1048576 bytes; the request was recorded as rejected"
+//	@x-problem-429		"this bin accepts at most 50 requests per second"
 //	@Router			/inspect/{id} [get]
 //	@Router			/inspect/{id} [post]
 //	@Router			/inspect/{id} [put]

@@ -75,6 +75,7 @@ type ReplayQueued struct {
 //	@Failure		413		{object}	Problem
 //	@Failure		415		{object}	Problem
 //	@Failure		422		{object}	Problem
+//	@x-problem-409		"the webhook is disabled: enable it before replaying"
 //	@Router			/api/v1/webhooks/{id}/replay [post]
 func (s *Server) replayWebhook(c *gin.Context) {
 	w, ok := s.loadWebhook(c)

@@ -47,6 +47,8 @@ type Config struct {
 	UI               fs.FS // built admin UI; nil serves a placeholder
 	Logger           *slog.Logger
 	Version          string
+	// Settings are the delivery and retention settings GET /api/v1/settings reports.
+	Settings ServerSettings
 	// Extra registers routes owned by other packages (inspector, metrics, docs).
 	Extra []func(r *gin.Engine, authed *gin.RouterGroup)
 	// Replays runs the replay jobs the API creates.
@@ -114,8 +116,9 @@ func New(cfg Config) *gin.Engine {
 
 	v1 := r.Group("/api/v1")
 	v1.POST("/session", s.createSession)
+	// The session probe authenticates by itself: without a credential it answers "not logged in".
+	v1.GET("/session", s.getSession)
 	authed := v1.Group("", s.auth.require, s.noteChanges)
-	authed.GET("/session", s.getSession)
 	authed.GET("/changes", s.changesSocket)
 	authed.DELETE("/session", s.deleteSession)
 
@@ -143,6 +146,8 @@ func New(cfg Config) *gin.Engine {
 	authed.GET("/deliveries", s.listDeliveries)
 	authed.GET("/deliveries/:id", s.getDelivery)
 	authed.POST("/deliveries/:id/retry", s.retryDelivery)
+
+	authed.GET("/settings", s.getSettings)
 
 	authed.GET("/api-keys", s.listAPIKeys)
 	authed.POST("/api-keys", s.createAPIKey)

@@ -356,6 +356,7 @@ func (s *Server) listWebhooks(c *gin.Context) {
 //	@Failure		413		{object}	Problem
 //	@Failure		415		{object}	Problem
 //	@Failure		422		{object}	Problem
+//	@x-problem-422		{"detail":"url: must use https:// (start the server with --allow-http to accept http://)","errors":[{"field":"url","message":"must use https:// (start the server with --allow-http to accept http://)"}]}
 //	@Router			/api/v1/webhooks [post]
 func (s *Server) createWebhook(c *gin.Context) {
 	in, ok := readInput[WebhookInput](c, false)
@@ -453,6 +454,7 @@ func (s *Server) getWebhook(c *gin.Context) {
 //	@Failure		413		{object}	Problem
 //	@Failure		415		{object}	Problem
 //	@Failure		422		{object}	Problem
+//	@x-problem-422		{"detail":"events[0]: unknown event type \"message.sent\"; known: conversation.started, message.received","errors":[{"field":"events[0]","message":"unknown event type \"message.sent\"; known: conversation.started, message.received"}]}
 //	@Router			/api/v1/webhooks/{id} [patch]
 func (s *Server) updateWebhook(c *gin.Context) {
 	in, ok := webhookInput[WebhookInput](s, c, false)
@@ -504,6 +506,7 @@ func (s *Server) deleteWebhook(c *gin.Context) {
 //	@Failure		401		{object}	Problem
 //	@Failure		404		{object}	Problem
 //	@Failure		422		{object}	Problem
+//	@x-problem-422		{"detail":"event: the webhook does not listen to \"conversation.started\"; it listens to message.received","errors":[{"field":"event","message":"the webhook does not listen to \"conversation.started\"; it listens to message.received"}]}
 //	@Router			/api/v1/webhooks/{id}/test [post]
 func (s *Server) testWebhook(c *gin.Context) {
 	w, ok := s.loadWebhook(c)

@@ -179,6 +179,8 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		Version: cfg.Version, Metrics: a.Metrics, Extra: routes, TrustedProxies: cfg.TrustedProxies,
 		SignInLimits: cfg.SignInLimits, CredentialEnded: a.credentialEnded, Replays: a.Replays,
 		Changes: a.Changes,
+		Settings: api.ServerSettings{DeliveryTimeout: cfg.DeliveryTimeout, RetrySchedule: cfg.RetrySchedule,
+			AutoDisableAfter: cfg.AutoDisableAfter, Retention: cfg.Retention, InspectorRate: cfg.InspectorRate},
 	})
 	readTimeout := cfg.RequestReadTimeout
 	if readTimeout <= 0 {

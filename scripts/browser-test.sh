@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the admin UI's browser test (ui/tests) in headless Chromium against the real binary,
 # built from this tree, on a fresh SQLite database. Screenshots land in screenshots/.
+# --delivery-timeout is not the default (10s) so that tests can tell a stated setting from a
+# hard-coded default (ui/tests/docs.test.mjs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,7 +11,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 token="browser-test-token-$(date +%s)"
 go build -o "$work/hookrelay" .
 "$work/hookrelay" --addr "127.0.0.1:$port" --db "$work/ui.db" --admin-token "$token" \
-  --allow-http --allow-private-targets --inspector-rate 0 >"$work/server.log" 2>&1 &
+  --allow-http --allow-private-targets --inspector-rate 0 --delivery-timeout 7s >"$work/server.log" 2>&1 &
 pid=$!
 cleanup() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT

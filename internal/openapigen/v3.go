@@ -17,6 +17,8 @@ const (
 	problemMediaType = "application/problem+json"
 	// sessionCookie must equal api.SessionCookie; api's tests check the document against it.
 	sessionCookie = "hookrelay_session"
+	// authOptional is the operation extension that marks credentials as optional.
+	authOptional = "x-auth-optional"
 )
 
 // toOpenAPI3 converts the Swagger 2.0 document with kin-openapi's openapi2conv, then says in
@@ -48,6 +50,9 @@ func toOpenAPI3(ctx context.Context, v2 *spec.Swagger) (*openapi3.T, error) {
 		return nil, err
 	}
 	sharedResponses(doc)
+	if err := examples(doc); err != nil {
+		return nil, err
+	}
 
 	// Reload from bytes: conversion leaves $refs unresolved, and validation must see the
 	// document exactly as it is written to disk.
@@ -123,6 +128,12 @@ func securitySchemes(doc *openapi3.T) error {
 					break
 				}
 			}
+			// `@x-auth-optional true`: the operation also answers callers that send no
+			// credential (the session probe), which OpenAPI says with an empty requirement.
+			if op.Extensions[authOptional] == true {
+				op.Security.With(openapi3.SecurityRequirement{})
+				delete(op.Extensions, authOptional)
+			}
 		}
 	}
 	return nil
@@ -157,9 +168,10 @@ func sharedResponses(doc *openapi3.T) {
 	if doc.Components.Responses == nil {
 		doc.Components.Responses = openapi3.ResponseBodies{}
 	}
-	problem := openapi3.NewContentWithSchemaRef(&openapi3.SchemaRef{Ref: "#/components/schemas/Problem"}, []string{problemMediaType})
 	for _, code := range sortedKeys(sharedErrors) {
 		sr := sharedErrors[code]
+		// Each response its own content: examples() gives each its own example.
+		problem := openapi3.NewContentWithSchemaRef(&openapi3.SchemaRef{Ref: "#/components/schemas/Problem"}, []string{problemMediaType})
 		used := false
 		for _, path := range doc.Paths.Keys() {
 			item := doc.Paths.Value(path)

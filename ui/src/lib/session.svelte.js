@@ -5,11 +5,13 @@ export const session = $state({ status: 'checking' }); // checking | in | out
 
 export async function checkSession() {
   try {
-    await api.GET('/api/v1/session');
-    session.status = 'in';
+    // The probe answers 200 {authenticated: false} when logged out, so loading the login
+    // page logs no failed request.
+    const { data } = await api.GET('/api/v1/session');
+    session.status = data.authenticated ? 'in' : 'out';
   } catch (err) {
-    // 401 means "not logged in"; anything else (server down) also lands on the
-    // login page, which reports the problem when the user tries to log in.
+    // The server is down or refused a stale credential: the login page reports any problem
+    // when the user tries to log in.
     session.status = 'out';
   }
 }
