@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/app"
+	"github.com/hookrelay/hookrelay/cli"
 	"github.com/hookrelay/hookrelay/delivery"
 	"github.com/hookrelay/hookrelay/engine"
 )
@@ -38,6 +39,9 @@ type config struct {
 }
 
 func main() {
+	if code, ok := cli.Run(os.Args[1:]); ok { // hookrelay listen | trigger | verify
+		os.Exit(code)
+	}
 	cfg, err := parseConfig(os.Args[1:], os.Getenv)
 	var help *helpRequested
 	if errors.As(err, &help) {
