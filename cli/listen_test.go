@@ -177,3 +177,26 @@ func TestListenRefusesBadInvocations(t *testing.T) {
 		})
 	}
 }
+
+// A request the bin refused (body over 1 MiB) has no body to forward: it gets its line only.
+func TestListenListsRejectedRequestsWithoutForwardingThem(t *testing.T) {
+	s := startServer(t)
+	b, wh := newLinkedBin(t, s, "rejected")
+	rc := newReceiver(t, wh.Secret)
+	e := serverEnv(s.BaseURL)
+	r := startListen(t, e, "--forward-to", rc.URL, "--bin", b.ID)
+	big := bytes.Repeat([]byte("x"), inspector.MaxBodyBytes+1)
+	if st, _, _ := s.Request(context.Background(), http.MethodPost, "/inspect/"+b.ID, big, nil); st != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status %d, want 413", st)
+	}
+	s.Publish(t, "conversation.started", map[string]any{"conversation_id": 1}, "")
+	rc.waitFor(t, 1)
+	wait.Until(t, "two output lines", func() bool { return len(e.out.lines()) == 2 })
+	r.stop(t)
+	if got := rc.requests(); len(got) != 1 || got[0].Header.Get("X-Webhook-Event") != "conversation.started" {
+		t.Fatalf("receiver got %d requests; want only the published event", len(got))
+	}
+	if line := e.out.lines()[0]; !strings.Contains(line, " - signature=no_secret standard_signature=no_secret payload=problems status=rejected error=\"body larger than") {
+		t.Errorf("line for the rejected request: %q", line)
+	}
+}

@@ -69,8 +69,10 @@ func (s *session) run(ctx context.Context) error {
 		}
 		if up {
 			delay = s.minBackoff
+			fmt.Fprintf(s.env.Stderr, "hookrelay listen: disconnected (%v); reconnecting in %s\n", err, delay)
+		} else {
+			fmt.Fprintf(s.env.Stderr, "hookrelay listen: could not connect (%v); retrying in %s\n", err, delay)
 		}
-		fmt.Fprintf(s.env.Stderr, "hookrelay listen: disconnected (%v); reconnecting in %s\n", err, delay)
 		select {
 		case <-ctx.Done():
 			return nil
