@@ -33,6 +33,11 @@ func (s *session) forward(ctx context.Context, c *inspector.Capture) string {
 		return "status=error error=" + quote(err.Error())
 	}
 	req.Header = inspector.ForwardHeader(c.Headers)
+	// The server's forward drops Accept-Encoding because it shows the answer; listen does
+	// not, so it is sent as captured (and the transport adds none of its own).
+	if ae := http.Header(c.Headers).Values("Accept-Encoding"); len(ae) > 0 {
+		req.Header["Accept-Encoding"] = ae
+	}
 	start := time.Now()
 	resp, err := s.fwd.Do(req)
 	if err != nil {

@@ -45,9 +45,14 @@ func assertForwarded(t *testing.T, got []received, caps []inspector.Capture, que
 		if want := strings.Trim(query+"&"+c.Query, "&"); g.Query != want {
 			t.Errorf("request %d: query %q, want %q", i, g.Query, want)
 		}
+		for name := range g.Header {
+			if _, ok := c.Headers[name]; !ok {
+				t.Errorf("request %d: header %s was added: %q", i, name, g.Header[name])
+			}
+		}
 		for name, vals := range c.Headers {
 			switch textproto.CanonicalMIMEHeaderKey(name) {
-			case "Host", "Content-Length", "Accept-Encoding", "Connection":
+			case "Host", "Content-Length", "Connection":
 				continue
 			}
 			if g := g.Header.Values(name); strings.Join(g, "\n") != strings.Join(vals, "\n") {

@@ -42,9 +42,10 @@ type session struct {
 func newSession(api *apiClient, binID string, target *url.URL, timeout time.Duration, env Env) *session {
 	return &session{api: api, binID: binID, target: target, env: env, seen: map[string]bool{},
 		// Redirects are the receiver's answer, shown as its status, not followed.
-		fwd: &http.Client{Timeout: timeout, CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		}},
+		fwd: &http.Client{Timeout: timeout, Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, DisableCompression: true},
+			CheckRedirect: func(*http.Request, []*http.Request) error {
+				return http.ErrUseLastResponse
+			}},
 		minBackoff: 250 * time.Millisecond, maxBackoff: 10 * time.Second, readWait: 65 * time.Second}
 }
 
