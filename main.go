@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/app"
+	"github.com/hookrelay/hookrelay/cli"
 	"github.com/hookrelay/hookrelay/delivery"
 	"github.com/hookrelay/hookrelay/engine"
 )
@@ -38,6 +39,9 @@ type config struct {
 }
 
 func main() {
+	if code, ok := cli.Run(os.Args[1:]); ok { // hookrelay listen | trigger | verify
+		os.Exit(code)
+	}
 	cfg, err := parseConfig(os.Args[1:], os.Getenv)
 	var help *helpRequested
 	if errors.As(err, &help) {
@@ -222,6 +226,10 @@ func usage(fs *flag.FlagSet) string {
 			strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_")))
 	})
 	b.WriteString("\nBad configuration exits with status 2 and a line naming the flag at fault.\n")
+	b.WriteString("\nCommands for developing a receiver against a running server (each has --help):\n")
+	b.WriteString("  hookrelay listen --forward-to URL   forward a bin's requests to a local URL as they arrive\n")
+	b.WriteString("  hookrelay trigger EVENT             publish the catalogue's example of an event type\n")
+	b.WriteString("  hookrelay verify --secret S FILE    check a saved request's signatures offline\n")
 	return b.String()
 }
 

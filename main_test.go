@@ -236,6 +236,7 @@ func TestHelpListsEveryFlagWithItsDefaultAndMeaning(t *testing.T) {
 			"--allow-http bool\n      accept http:// webhook URLs (default false)",
 			"--claim-lease duration\n", "(default 2 × --delivery-timeout + 30s)",
 			"env HOOKRELAY_MAX_CONNECTIONS_PER_ADDRESS",
+			"  hookrelay listen --forward-to URL ", "  hookrelay trigger EVENT ", "  hookrelay verify --secret S FILE ",
 		} {
 			if !strings.Contains(help.usage, want) {
 				t.Errorf("%s: usage lacks %q:\n%s", arg, want, help.usage)

@@ -37,6 +37,30 @@ var hopByHop = map[string]bool{
 	"Accept-Encoding": true,
 }
 
+// ForwardHeader is what a captured request is sent again with: its headers except the
+// hop-by-hop ones (and those Connection names), values copied. A request captured without
+// User-Agent gets an empty one, so that Go's client sends none rather than its own.
+func ForwardHeader(captured http.Header) http.Header {
+	out := http.Header{}
+	drop := map[string]bool{}
+	for _, v := range captured.Values("Connection") {
+		for _, name := range strings.Split(v, ",") {
+			drop[textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(name))] = true
+		}
+	}
+	for name, values := range captured {
+		key := textproto.CanonicalMIMEHeaderKey(name)
+		if hopByHop[key] || drop[key] {
+			continue
+		}
+		out[name] = append([]string(nil), values...)
+	}
+	if out.Get("User-Agent") == "" {
+		out["User-Agent"] = []string{""}
+	}
+	return out
+}
+
 type forwarder struct {
 	publicURL string
 	guarded   *http.Client
@@ -93,22 +117,7 @@ func (f forwarder) do(ctx context.Context, c *models.Capture, target string) For
 	}
 	var captured http.Header
 	_ = json.Unmarshal([]byte(c.Headers), &captured)
-	drop := map[string]bool{}
-	for _, v := range captured.Values("Connection") {
-		for _, name := range strings.Split(v, ",") {
-			drop[textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(name))] = true
-		}
-	}
-	for name, values := range captured {
-		key := textproto.CanonicalMIMEHeaderKey(name)
-		if hopByHop[key] || drop[key] {
-			continue
-		}
-		req.Header[name] = append([]string(nil), values...)
-	}
-	if req.Header.Get("User-Agent") == "" {
-		req.Header["User-Agent"] = []string{""} // send none rather than Go's default
-	}
+	req.Header = ForwardHeader(captured)
 	client := f.guarded
 	if delivery.OwnInspectorURL(f.publicURL, target) {
 		client = f.own
