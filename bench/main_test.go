@@ -200,3 +200,32 @@ func TestCapturePayloadIsADeliveredPayload(t *testing.T) {
 		t.Errorf("payload is %d bytes; want about 1 KiB", n)
 	}
 }
+
+// flat passes steady samples and names what grew in leaking ones; a run too short to tell
+// a leak from the requests of the moment is not judged.
+func TestFlatJudgesOnlyWhatALeakWouldShow(t *testing.T) {
+	series := func(every float64, n int, at func(i int) SoakSample) []SoakSample {
+		out := make([]SoakSample, n)
+		for i := range out {
+			out[i] = at(i)
+			out[i].AtSeconds = every * float64(i)
+		}
+		return out
+	}
+	steady := series(60, 12, func(i int) SoakSample {
+		return SoakSample{Goroutines: float64(60 + 40*(i%2)), RSSMB: 150 + float64(i), OpenFDs: 80, Pending: 40}
+	})
+	if ok, why := flat(steady); !ok {
+		t.Errorf("steady samples judged not flat: %s", why)
+	}
+	leaking := series(60, 12, func(i int) SoakSample {
+		return SoakSample{Goroutines: float64(60 + 30*i), RSSMB: 150 + 20*float64(i), OpenFDs: 80, Pending: 40}
+	})
+	if ok, why := flat(leaking); ok || !strings.Contains(why, "goroutines") || !strings.Contains(why, "RSS MB") {
+		t.Errorf("leaking samples judged %v: %q; want goroutines and RSS named", ok, why)
+	}
+	short := series(1, 6, func(i int) SoakSample { return SoakSample{Goroutines: float64(60 + 100*i)} })
+	if ok, why := flat(short); !ok || !strings.Contains(why, "too short") {
+		t.Errorf("a 6-second run judged %v: %q; want it left unjudged", ok, why)
+	}
+}

@@ -209,6 +209,9 @@ func (r *runner) soak(ctx context.Context) (*SoakResult, error) {
 	return res, nil
 }
 
+// minJudged is the shortest stretch after the warm-up that flat judges.
+const minJudged = 2 * time.Minute
+
 // flat judges the samples taken while publishing, after the first quarter (the warm-up): the
 // last ones may not exceed the first ones past the warm-up by more than a leak would need to
 // show (goroutines +50%, and at least 64; resident memory +50%, and at least 64 MB;
@@ -222,6 +225,10 @@ func flat(samples []SoakSample) (bool, string) {
 	run := samples[:len(samples)-2] // the last two are after publishing stopped
 	from := run[len(run)/4]
 	last := run[len(run)-1]
+	// Over seconds, the hanging requests of the moment decide the counts, not a leak.
+	if last.AtSeconds-from.AtSeconds < minJudged.Seconds() {
+		return true, fmt.Sprintf("too short to judge (%.0f s past the warm-up; it takes %s)", last.AtSeconds-from.AtSeconds, minJudged)
+	}
 	grew := func(name string, a, b, minAbs float64) string {
 		if b > a*1.5 && b-a > minAbs {
 			return fmt.Sprintf("%s %.0f → %.0f; ", name, a, b)
