@@ -20,9 +20,12 @@ import (
 
 // HubConfig tunes a Hub; zero values take the defaults.
 type HubConfig struct {
-	Name         string        // names the hub in logs ("inspector")
-	PublicURL    string        // its host is accepted as a browser Origin besides the request's Host
-	QueueSize    int           // messages buffered per client before it counts as too slow (64)
+	Name      string // names the hub in logs ("inspector")
+	PublicURL string // its host is accepted as a browser Origin besides the request's Host
+	// QueueSize bounds the messages buffered per client (1024). QueueBytes is the bound that
+	// matters for memory; the count only has to hold what arrives in a burst (a group commit
+	// of captures publishes dozens at once) before the client's writer gets its turn.
+	QueueSize    int
 	QueueBytes   int           // bytes buffered per client before it counts as too slow (1 MiB)
 	PingInterval time.Duration // how often clients are pinged (20 s)
 	PongWait     time.Duration // how long a client may stay silent, pongs included (60 s)
@@ -83,7 +86,7 @@ func (h *Hub) CloseCredential(tag string) {
 // NewHub builds a Hub.
 func NewHub(cfg HubConfig) *Hub {
 	if cfg.QueueSize <= 0 {
-		cfg.QueueSize = 64
+		cfg.QueueSize = 1024
 	}
 	if cfg.QueueBytes <= 0 {
 		cfg.QueueBytes = 1 << 20
