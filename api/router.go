@@ -121,6 +121,7 @@ func New(cfg Config) *gin.Engine {
 	authed.GET("/webhooks/:id/secret", s.revealSecret)
 	authed.POST("/webhooks/:id/secret/rotate", s.rotateSecret)
 	authed.POST("/webhooks/:id/replay", s.replayWebhook)
+	authed.POST("/webhooks/:id/replay/preview", s.previewReplay)
 	authed.GET("/webhooks/:id/replays", s.listReplays)
 	authed.GET("/replays/:id", s.getReplay)
 

@@ -64,10 +64,13 @@ func (w *Webhook) ActiveStandardSecrets(now time.Time) []string {
 	return out
 }
 
-// WebhookStats is the outcome count of one hour.
+// WebhookStats is the outcome count of one hour: the attempts of deliveries, and apart from
+// them the test action's requests.
 type WebhookStats struct {
-	Succeeded int `json:"succeeded"`
-	Failed    int `json:"failed"`
+	Succeeded      int `json:"succeeded"`
+	Failed         int `json:"failed"`
+	TestsSucceeded int `json:"tests_succeeded"`
+	TestsFailed    int `json:"tests_failed"`
 }
 
 // LastDelivery summarises a webhook's most recent attempt.
