@@ -3,11 +3,13 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/hookrelay/hookrelay/delivery"
 	"github.com/hookrelay/hookrelay/models"
 	"github.com/hookrelay/hookrelay/store"
 )
@@ -17,6 +19,7 @@ type DeliveryStore interface {
 	GetDelivery(ctx context.Context, id string) (*models.Delivery, error)
 	ListDeliveries(ctx context.Context, f store.DeliveryFilter, p models.Page) ([]*models.Delivery, string, error)
 	ListAttempts(ctx context.Context, deliveryID string) ([]*models.Attempt, error)
+	GetEvent(ctx context.Context, id string) (*models.Event, error)
 	RequeueDelivery(ctx context.Context, id string) (*models.Delivery, error)
 	GetWebhook(ctx context.Context, id string) (*models.Webhook, error)
 }
@@ -33,6 +36,9 @@ type Delivery struct {
 	LastStatusCode *int       `json:"last_status_code" example:"200"`
 	LastError      *string    `json:"last_error"`
 	Test           bool       `json:"test" example:"false"`
+	// ReplayID names the replay job (GET /api/v1/replays/{id}) that queued this delivery;
+	// null for a delivery of a publish.
+	ReplayID *string `json:"replay_id" example:"rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f" extensions:"x-nullable"`
 	// Spilled is true while the delivery waits in its webhook's spill: the webhook fell
 	// behind, so its newer events are sent in order as the endpoint catches up. Such a
 	// delivery is pending with no attempts yet; it keeps its id once attempted.
@@ -44,12 +50,18 @@ type Delivery struct {
 
 // Attempt is one HTTP request made for a delivery, as the attempt log keeps it.
 type Attempt struct {
-	ID              string            `json:"id" example:"att_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"`
-	DeliveryID      string            `json:"delivery_id" example:"dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"`
-	Number          int               `json:"number" example:"1"`
-	StartedAt       time.Time         `json:"started_at"`
-	DurationMs      int64             `json:"duration_ms" example:"42"`
-	RequestHeaders  map[string]string `json:"request_headers"`
+	ID             string            `json:"id" example:"att_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"`
+	DeliveryID     string            `json:"delivery_id" example:"dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"`
+	Number         int               `json:"number" example:"1"`
+	StartedAt      time.Time         `json:"started_at"`
+	DurationMs     int64             `json:"duration_ms" example:"42"`
+	RequestHeaders map[string]string `json:"request_headers"`
+	// Format is the body format the request was sent in (the webhook's at the time); empty
+	// for attempts recorded before it was kept.
+	Format string `json:"format" enums:"json,slack,discord," example:"json"`
+	// RequestBody is the exact body sent, rebuilt from the event's stored body in Format;
+	// null when that is not known (an older attempt, or an event pruned since).
+	RequestBody     *string           `json:"request_body" example:"{\"event\":\"message.received\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{}}" extensions:"x-nullable"`
 	ResponseStatus  *int              `json:"response_status" example:"200"`
 	ResponseHeaders map[string]string `json:"response_headers"`
 	ResponseBody    string            `json:"response_body" example:"{\"ok\":true}"`
@@ -61,6 +73,10 @@ func deliveryOut(d *models.Delivery) Delivery {
 	out := Delivery{ID: d.ID, EventID: d.EventID, WebhookID: d.WebhookID, Event: d.EventType, Status: d.Status,
 		AttemptCount: d.AttemptCount, LastStatusCode: d.LastStatusCode, LastError: d.LastError, Test: d.Test,
 		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, Spilled: d.Owed != nil}
+	if d.ReplayID != "" {
+		id := d.ReplayID
+		out.ReplayID = &id
+	}
 	if d.Status == models.StatusPending && d.NextAttemptAt > 0 {
 		t := time.UnixMilli(d.NextAttemptAt).UTC()
 		out.NextAttemptAt = &t
@@ -68,13 +84,33 @@ func deliveryOut(d *models.Delivery) Delivery {
 	return out
 }
 
-func attemptOut(a *models.Attempt) Attempt {
-	out := Attempt{ID: a.ID, DeliveryID: a.DeliveryID, Number: a.Number, StartedAt: a.StartedAt, DurationMs: a.DurationMs,
+// attemptOut shows an attempt; eventBody is its event's stored body (nil when gone), from
+// which the request body is rebuilt in the attempt's format, as the dispatcher built it.
+func attemptOut(a *models.Attempt, eventBody []byte) Attempt {
+	out := Attempt{ID: a.ID, DeliveryID: a.DeliveryID, Number: a.Number, StartedAt: a.StartedAt, DurationMs: a.DurationMs, Format: a.Format,
 		ResponseStatus: a.ResponseStatus, ResponseBody: a.ResponseBody, Error: a.Error, Outcome: a.Outcome,
 		RequestHeaders: map[string]string{}, ResponseHeaders: map[string]string{}}
 	_ = json.Unmarshal([]byte(a.RequestHeaders), &out.RequestHeaders)
 	_ = json.Unmarshal([]byte(a.ResponseHeaders), &out.ResponseHeaders)
+	if a.Format != "" && eventBody != nil {
+		body := string(delivery.BodyFor(a.Format, eventBody))
+		out.RequestBody = &body
+	}
 	return out
+}
+
+// eventBody reads the stored body of a delivery's event; nil when the event is gone.
+func eventBody(ctx context.Context, s interface {
+	GetEvent(ctx context.Context, id string) (*models.Event, error)
+}, eventID string) ([]byte, error) {
+	e, err := s.GetEvent(ctx, eventID)
+	if errors.Is(err, models.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return e.Payload, nil
 }
 
 var deliveryStatuses = []string{models.StatusPending, models.StatusSucceeded, models.StatusFailed, models.StatusCancelled}
@@ -88,6 +124,7 @@ var deliveryStatuses = []string{models.StatusPending, models.StatusSucceeded, mo
 //	@Param		webhook_id	query		string	false	"only this webhook's"
 //	@Param		status		query		string	false	"only this status"	Enums(pending, succeeded, failed, cancelled)
 //	@Param		event		query		string	false	"only this event type"	Enums(conversation.started, message.received)
+//	@Param		tests		query		string	false	"exclude leaves out the test action's deliveries"	Enums(include, exclude)	default(include)
 //	@Param		limit		query		int		false	"page size (1-200)"	default(50)
 //	@Param		cursor		query		string	false	"next_cursor of the previous page"
 //	@Success	200			{object}	List[Delivery]
@@ -107,6 +144,15 @@ func (s *Server) listDeliveries(c *gin.Context) {
 	if f.Status != "" && !slices.Contains(deliveryStatuses, f.Status) {
 		problem(c, http.StatusBadRequest, "status must be pending, succeeded, failed or cancelled",
 			models.FieldError{Field: "status", Message: "must be pending, succeeded, failed or cancelled"})
+		return
+	}
+	switch c.Query("tests") {
+	case "", "include":
+	case "exclude":
+		f.NoTests = true
+	default:
+		problem(c, http.StatusBadRequest, "tests must be include or exclude",
+			models.FieldError{Field: "tests", Message: "must be include or exclude"})
 		return
 	}
 	list, next, err := s.deliveries.ListDeliveries(c.Request.Context(), f, p)
@@ -143,12 +189,18 @@ func (s *Server) getDelivery(c *gin.Context) {
 		storeProblem(c, err)
 		return
 	}
+	body, err := eventBody(c.Request.Context(), s.deliveries, d.EventID)
+	if err != nil {
+		storeProblem(c, err)
+		return
+	}
 	out := deliveryOut(d)
 	out.Attempts = make([]Attempt, 0, len(attempts))
 	for _, a := range attempts {
-		out.Attempts = append(out.Attempts, attemptOut(a))
+		out.Attempts = append(out.Attempts, attemptOut(a, body))
 	}
-	c.JSON(http.StatusOK, out)
+	// PureJSON: request bodies read as the bytes sent, without <, > and & escaped.
+	c.PureJSON(http.StatusOK, out)
 }
 
 // retryDelivery queues a delivery for a new attempt now.

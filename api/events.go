@@ -20,6 +20,7 @@ type EventStore interface {
 	ListEvents(ctx context.Context, eventType string, p models.Page) ([]*models.Event, string, error)
 	GetEvent(ctx context.Context, id string) (*models.Event, error)
 	ListDeliveries(ctx context.Context, f store.DeliveryFilter, p models.Page) ([]*models.Delivery, string, error)
+	EventDeliveryCounts(ctx context.Context, eventIDs []string) (map[string]models.DeliveryCounts, error)
 }
 
 // EventInput publishes an event.
@@ -39,13 +40,16 @@ type PublishedEvent struct {
 
 // Event is a published event.
 type Event struct {
-	ID            string          `json:"id" example:"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"`
-	Event         string          `json:"event" example:"conversation.started"`
-	Timestamp     string          `json:"timestamp" example:"2025-01-15T10:30:00+00:00"`
-	CreatedAt     time.Time       `json:"created_at"`
-	DeliveryCount int             `json:"delivery_count" example:"2"`
-	Payload       json.RawMessage `json:"payload,omitempty" swaggertype:"object"`
-	Deliveries    []Delivery      `json:"deliveries,omitempty"`
+	ID            string    `json:"id" example:"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"`
+	Event         string    `json:"event" example:"conversation.started"`
+	Timestamp     string    `json:"timestamp" example:"2025-01-15T10:30:00+00:00"`
+	CreatedAt     time.Time `json:"created_at"`
+	DeliveryCount int       `json:"delivery_count" example:"2"`
+	// Deliveries by status now: pending (not finished, retries to come), succeeded, failed
+	// (out of attempts or refused) and cancelled (the webhook was disabled or deleted).
+	DeliveryCounts models.DeliveryCounts `json:"delivery_counts"`
+	Payload        json.RawMessage       `json:"payload,omitempty" swaggertype:"object"`
+	Deliveries     []Delivery            `json:"deliveries,omitempty"`
 } // @name Event
 
 // EventType describes one event of the catalogue.
@@ -191,9 +195,20 @@ func (s *Server) listEvents(c *gin.Context) {
 		storeProblem(c, err)
 		return
 	}
+	ids := make([]string, len(list))
+	for i, e := range list {
+		ids[i] = e.ID
+	}
+	counts, err := s.events.EventDeliveryCounts(c.Request.Context(), ids)
+	if err != nil {
+		storeProblem(c, err)
+		return
+	}
 	out := List[Event]{Data: make([]Event, 0, len(list)), NextCursor: cursor(next)}
 	for _, e := range list {
-		out.Data = append(out.Data, eventOut(e))
+		ev := eventOut(e)
+		ev.DeliveryCounts = counts[e.ID]
+		out.Data = append(out.Data, ev)
 	}
 	c.JSON(http.StatusOK, out)
 }
@@ -225,6 +240,7 @@ func (s *Server) getEvent(c *gin.Context) {
 	out.Payload = e.Payload
 	for _, d := range ds {
 		out.Deliveries = append(out.Deliveries, deliveryOut(d))
+		out.DeliveryCounts.Add(d.Status)
 	}
 	// PureJSON: the default encoder would rewrite <, > and & in the payload as \u003c…, and
 	// the payload must read exactly as the bytes the webhooks receive.

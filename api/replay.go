@@ -60,7 +60,7 @@ type ReplayQueued struct {
 // replayWebhook queues past events to a webhook again.
 //
 //	@Summary		Replay past events
-//	@Description	Queues again, as new deliveries, every published event of the webhook's event types accepted from since (inclusive) to until (exclusive, default now), including events from before the webhook existed, with no cap. Events with a delivery to this webhook still pending are skipped. With only_failed, only events whose deliveries to this webhook all failed or were cancelled are queued. The deliveries are created in the background, in batches, and sent like any other (same body and X-Webhook-Id as the original event); queued is the number of events found when the request was made. The replay is a stored job (job, and GET /api/v1/replays/{id}): a restart resumes it where it stopped, with no event queued twice or skipped. 409 when the webhook is disabled.
+//	@Description	Queues again, as new deliveries, every published event of the webhook's event types accepted from since (inclusive) to until (exclusive, default now), including events from before the webhook existed, with no cap. Events with a delivery to this webhook still pending are skipped. With only_failed, only events whose deliveries to this webhook all failed or were cancelled are queued. The deliveries are created in the background, in batches, and sent like any other (same body and X-Webhook-Id as the original event); queued is the number of events found when the request was made. The replay is a stored job (job, and GET /api/v1/replays/{id}): a restart resumes it where it stopped, with no event queued twice or skipped, and each delivery it queues names it (replay_id). POST /api/v1/webhooks/{id}/replay/preview counts the same events without queuing them. 409 when the webhook is disabled.
 //	@Tags			webhooks
 //	@Accept			json
 //	@Produce		json
@@ -78,29 +78,11 @@ type ReplayQueued struct {
 //	@x-problem-409		"the webhook is disabled: enable it before replaying"
 //	@Router			/api/v1/webhooks/{id}/replay [post]
 func (s *Server) replayWebhook(c *gin.Context) {
-	w, ok := s.loadWebhook(c)
+	f, n, ok := s.countReplay(c)
 	if !ok {
 		return
 	}
-	in, ok := readInput[ReplayInput](c, false)
-	if !ok {
-		return
-	}
-	f, err := buildReplay(&in, w, time.Now().UTC())
-	if err != nil {
-		storeProblem(c, err)
-		return
-	}
-	if !w.Enabled {
-		problem(c, http.StatusConflict, "the webhook is disabled: enable it before replaying")
-		return
-	}
-	n, err := s.replays.CountReplay(c.Request.Context(), f)
-	if err != nil {
-		storeProblem(c, err)
-		return
-	}
-	j := &models.ReplayJob{WebhookID: w.ID, Types: strings.Join(f.Types, ","), Since: f.Since, Until: f.Until,
+	j := &models.ReplayJob{WebhookID: f.WebhookID, Types: strings.Join(f.Types, ","), Since: f.Since, Until: f.Until,
 		OnlyFailed: f.OnlyFailed, Total: n}
 	if err := s.replays.CreateReplayJob(c.Request.Context(), j); err != nil {
 		storeProblem(c, err)
@@ -110,6 +92,70 @@ func (s *Server) replayWebhook(c *gin.Context) {
 		s.cfg.Replays.Run(j.ID)
 	}
 	c.JSON(http.StatusAccepted, ReplayQueued{Queued: n, Job: replayJobOut(j)})
+}
+
+// ReplayPreview tells what a replay would queue, before it is asked for.
+type ReplayPreview struct {
+	// Events is how many events the replay would queue now: one new delivery to this webhook
+	// each.
+	Events     int64     `json:"events" example:"42"`
+	Since      time.Time `json:"since"`
+	Until      time.Time `json:"until"`
+	OnlyFailed bool      `json:"only_failed" example:"false"`
+} // @name ReplayPreview
+
+// previewReplay counts what a replay would queue, queuing nothing.
+//
+//	@Summary		Preview a replay
+//	@Description	Takes the body of POST /api/v1/webhooks/{id}/replay and answers how many events that replay would queue now (one new delivery each), without queuing anything, so a client can ask for confirmation first. The count can change before the replay is made (events published, deliveries finished). 409 when the webhook is disabled, as the replay itself would be.
+//	@Tags			webhooks
+//	@Accept			json
+//	@Produce		json
+//	@Security		BearerAuth
+//	@Param			id		path		string		true	"webhook id"
+//	@Param			body	body		ReplayInput	true	"time range"
+//	@Success		200		{object}	ReplayPreview
+//	@Failure		400		{object}	Problem
+//	@Failure		401		{object}	Problem
+//	@Failure		404		{object}	Problem
+//	@Failure		409		{object}	Problem
+//	@Failure		413		{object}	Problem
+//	@Failure		415		{object}	Problem
+//	@Failure		422		{object}	Problem
+//	@Router			/api/v1/webhooks/{id}/replay/preview [post]
+func (s *Server) previewReplay(c *gin.Context) {
+	f, n, ok := s.countReplay(c)
+	if !ok {
+		return
+	}
+	c.JSON(http.StatusOK, ReplayPreview{Events: n, Since: f.Since, Until: f.Until, OnlyFailed: f.OnlyFailed})
+}
+
+// countReplay reads a replay request for the webhook in the path and counts the events it
+// matches; it answers the problem itself when ok is false.
+func (s *Server) countReplay(c *gin.Context) (f store.ReplayFilter, n int64, ok bool) {
+	w, ok := s.loadWebhook(c)
+	if !ok {
+		return f, 0, false
+	}
+	in, ok := readInput[ReplayInput](c, false)
+	if !ok {
+		return f, 0, false
+	}
+	f, err := buildReplay(&in, w, time.Now().UTC())
+	if err != nil {
+		storeProblem(c, err)
+		return f, 0, false
+	}
+	if !w.Enabled {
+		problem(c, http.StatusConflict, "the webhook is disabled: enable it before replaying")
+		return f, 0, false
+	}
+	if n, err = s.replays.CountReplay(c.Request.Context(), f); err != nil {
+		storeProblem(c, err)
+		return f, 0, false
+	}
+	return f, n, true
 }
 
 // listReplays lists a webhook's most recent replays.

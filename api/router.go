@@ -134,6 +134,7 @@ func New(cfg Config) *gin.Engine {
 	authed.POST("/webhooks/:id/secret/rotation/activate", s.activateSecretRotation)
 	authed.DELETE("/webhooks/:id/secret/rotation", s.cancelSecretRotation)
 	authed.POST("/webhooks/:id/replay", s.replayWebhook)
+	authed.POST("/webhooks/:id/replay/preview", s.previewReplay)
 	authed.GET("/webhooks/:id/replays", s.listReplays)
 	authed.GET("/replays/:id", s.getReplay)
 

@@ -535,7 +535,21 @@ func (s *Server) testWebhook(c *gin.Context) {
 		storeProblem(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, attemptOut(a))
+	body, err := s.testBody(c.Request.Context(), a)
+	if err != nil {
+		storeProblem(c, err)
+		return
+	}
+	c.PureJSON(http.StatusOK, attemptOut(a, body))
+}
+
+// testBody reads the stored body of a test attempt's event.
+func (s *Server) testBody(ctx context.Context, a *models.Attempt) ([]byte, error) {
+	d, err := s.deliveries.GetDelivery(ctx, a.DeliveryID)
+	if err != nil {
+		return nil, err
+	}
+	return eventBody(ctx, s.deliveries, d.EventID)
 }
 
 // revealSecret returns a webhook's secret.

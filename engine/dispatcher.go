@@ -322,7 +322,7 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *models.Delivery, wh *model
 			Body: delivery.BodyFor(wh.Format, payload), Attempt: n})
 		dec := delivery.Decide(resp, n, d.cfg.RetrySchedule, d.cfg.Jitter())
 		res = models.Result{
-			Attempt:    delivery.NewAttempt(dl.ID, wh.ID, n, resp, false),
+			Attempt:    delivery.NewAttempt(dl.ID, wh, n, resp, false),
 			DeliveryID: dl.ID, WebhookID: wh.ID, EventID: dl.EventID, Status: dec.Status, Succeeded: resp.OK(),
 			DisableReason: dec.Disable,
 		}
@@ -390,7 +390,7 @@ func (d *Dispatcher) SendTest(ctx context.Context, wh *models.Webhook, eventType
 		Body: delivery.BodyFor(wh.Format, body), Attempt: 1, Test: true})
 	dl := &models.Delivery{ID: models.NewID("dlv"), EventID: ev.ID, WebhookID: wh.ID, EventType: eventType,
 		Status: models.StatusFailed, AttemptCount: 1, Test: true, CreatedAt: now, UpdatedAt: now}
-	a := delivery.NewAttempt(dl.ID, wh.ID, 1, resp, true)
+	a := delivery.NewAttempt(dl.ID, wh, 1, resp, true)
 	if resp.OK() {
 		dl.Status = models.StatusSucceeded
 	}

@@ -40,6 +40,9 @@ type Capture struct {
 	Verdicts     Verdicts            `json:"verdicts"`
 	// Rejected says why the request was refused (its body was not kept); absent when accepted.
 	Rejected string `json:"rejected,omitempty" example:"body larger than 1048576 bytes: answered 413"`
+	// Answered is the HTTP status the bin answered with; null on captures stored before it
+	// was kept.
+	Answered *int `json:"answered" example:"200" extensions:"x-nullable"`
 } // @name Capture
 
 // Verdicts are the verification results of a capture, computed when it arrived.
@@ -79,6 +82,9 @@ type CaptureSummary struct {
 	ReceivedAt   time.Time `json:"received_at"`
 	Verdicts     Verdicts  `json:"verdicts"`
 	Rejected     string    `json:"rejected,omitempty" example:"body larger than 1048576 bytes: answered 413"`
+	// Answered is the HTTP status the bin answered with; null on captures stored before it
+	// was kept.
+	Answered *int `json:"answered" example:"200" extensions:"x-nullable"`
 } // @name CaptureSummary
 
 // Message is what the bin's WebSocket sends for each capture.
@@ -90,7 +96,7 @@ type Message struct {
 // SummaryOut converts a stored capture, whole or as ListCaptures reads it, to its summary.
 func SummaryOut(c *models.Capture) CaptureSummary {
 	out := CaptureSummary{ID: c.ID, BinID: c.BinID, Method: c.Method, Path: cut(c.Path, 1024), Query: cut(c.Query, 1024),
-		Size: c.Size, RemoteAddr: c.RemoteAddr, ReceivedAt: c.ReceivedAt.UTC(), Rejected: c.Rejected, Verdicts: verdictsOf(c)}
+		Size: c.Size, RemoteAddr: c.RemoteAddr, ReceivedAt: c.ReceivedAt.UTC(), Rejected: c.Rejected, Verdicts: verdictsOf(c), Answered: answered(c)}
 	body := c.Body
 	if len(body) > PreviewBytes {
 		body = body[:PreviewBytes]
@@ -144,7 +150,7 @@ func verdictsOf(c *models.Capture) Verdicts {
 // valid UTF-8 and as base64 otherwise, so binary bodies round-trip exactly.
 func CaptureOut(c *models.Capture) Capture {
 	out := Capture{ID: c.ID, BinID: c.BinID, Method: c.Method, Path: c.Path, Query: c.Query, Size: c.Size,
-		RemoteAddr: c.RemoteAddr, ReceivedAt: c.ReceivedAt.UTC(), Rejected: c.Rejected}
+		RemoteAddr: c.RemoteAddr, ReceivedAt: c.ReceivedAt.UTC(), Rejected: c.Rejected, Answered: answered(c)}
 	if err := json.Unmarshal([]byte(c.Headers), &out.Headers); err != nil || out.Headers == nil {
 		out.Headers = map[string][]string{}
 	}
@@ -155,4 +161,13 @@ func CaptureOut(c *models.Capture) Capture {
 		out.Body, out.BodyEncoding = base64.StdEncoding.EncodeToString(c.Body), "base64"
 	}
 	return out
+}
+
+// answered is the status a capture was answered with, nil when it was not kept (older rows).
+func answered(c *models.Capture) *int {
+	if c.Answered == 0 {
+		return nil
+	}
+	st := c.Answered
+	return &st
 }

@@ -139,13 +139,15 @@ func (in *Inspector) Receive(r *http.Request, binID string) (*models.Bin, *Captu
 		return b, nil, fmt.Errorf("encode headers: %w", err)
 	}
 	c := &models.Capture{BinID: b.ID, Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery,
-		Headers: string(hj), Body: body, Size: int64(len(body)), RemoteAddr: r.RemoteAddr, ReceivedAt: receivedAt}
+		Headers: string(hj), Body: body, Size: int64(len(body)), RemoteAddr: r.RemoteAddr, ReceivedAt: receivedAt,
+		Answered: AnswerStatus(b)}
 
 	var v Verdicts
 	if tooLarge {
 		c.Body = []byte{}
 		c.Size = max(r.ContentLength, MaxBodyBytes+1)
 		c.Rejected = fmt.Sprintf("body larger than %d bytes: answered 413", MaxBodyBytes)
+		c.Answered = http.StatusRequestEntityTooLarge
 		v = rejectedVerdicts(in.secrets(ctx, b, receivedAt), r.Header)
 	} else {
 		v = Verify(in.secrets(ctx, b, receivedAt), r.Header, body, receivedAt)
@@ -224,6 +226,15 @@ func readBody(body io.Reader, length int64) ([]byte, bool, error) {
 	return b, false, nil
 }
 
+// AnswerStatus is the status the bin answers a request it keeps with: its configured one,
+// 200 by default.
+func AnswerStatus(b *models.Bin) int {
+	if b.ResponseStatus == 0 {
+		return http.StatusOK
+	}
+	return b.ResponseStatus
+}
+
 // Respond answers with the bin's configured response after its delay. A client that hangs up
 // during the delay ends the wait.
 func Respond(ctx context.Context, w http.ResponseWriter, b *models.Bin) {
@@ -244,10 +255,7 @@ func Respond(ctx context.Context, w http.ResponseWriter, b *models.Bin) {
 	// document, never sniffed, so a bin answering text/html cannot run code against the API.
 	w.Header().Set("Content-Security-Policy", "sandbox; default-src 'none'")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	status := b.ResponseStatus
-	if status == 0 {
-		status = http.StatusOK
-	}
+	status := AnswerStatus(b)
 	if status == http.StatusNoContent || status == http.StatusNotModified {
 		w.WriteHeader(status) // these may not carry a body
 		return

@@ -35,6 +35,9 @@ type Capture struct {
 	ReceivedAt time.Time
 	Verdicts   string // JSON, computed once at receipt so later secret changes do not rewrite history
 	Rejected   string // why the request was refused (e.g. body too large); empty when accepted
+	// Answered is the HTTP status the bin answered with (its configured one, 413 for a
+	// rejected body); 0 on captures stored before it was kept.
+	Answered int
 }
 
 // NewBinID returns a bin id: a UUIDv7 (time-ordered and, within this process, strictly

@@ -33,8 +33,11 @@ type Delivery struct {
 	LastStatusCode *int
 	LastError      *string
 	Test           bool
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	// ReplayID names the replay job that queued this delivery; empty for a delivery of a
+	// publish (or a test).
+	ReplayID  string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 
 	// Owed is set on a delivery taken from a spill whose row is not written yet; its attempt's
 	// RecordResults writes it (take.go).
@@ -56,6 +59,32 @@ type Attempt struct {
 	Error           *string
 	Outcome         string
 	Test            bool
+	// Format is the webhook's body format when the request was made (json, slack, discord):
+	// with the event's stored body it rebuilds the exact bytes sent (delivery.BodyFor), even
+	// after the webhook's format changed. Empty on attempts recorded before it was kept.
+	Format string
+}
+
+// DeliveryCounts is how an event's deliveries stand, by status.
+type DeliveryCounts struct {
+	Pending   int `json:"pending"`
+	Succeeded int `json:"succeeded"`
+	Failed    int `json:"failed"`
+	Cancelled int `json:"cancelled"`
+}
+
+// Add counts one delivery of the given status.
+func (c *DeliveryCounts) Add(status string) {
+	switch status {
+	case StatusPending:
+		c.Pending++
+	case StatusSucceeded:
+		c.Succeeded++
+	case StatusFailed:
+		c.Failed++
+	case StatusCancelled:
+		c.Cancelled++
+	}
 }
 
 // Result is what one attempt of a claimed delivery produced, and what follows from it.

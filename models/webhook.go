@@ -100,10 +100,13 @@ func (w *Webhook) SecretsAt(now time.Time) (hex string, standard []string) {
 	return v.Secret, standard
 }
 
-// WebhookStats is the outcome count of one hour.
+// WebhookStats is the outcome count of one hour: the attempts of deliveries, and apart from
+// them the test action's requests.
 type WebhookStats struct {
-	Succeeded int `json:"succeeded"`
-	Failed    int `json:"failed"`
+	Succeeded      int `json:"succeeded"`
+	Failed         int `json:"failed"`
+	TestsSucceeded int `json:"tests_succeeded"`
+	TestsFailed    int `json:"tests_failed"`
 }
 
 // LastDelivery summarises a webhook's most recent attempt.

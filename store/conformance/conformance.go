@@ -7,7 +7,7 @@
 //
 // The cases are plain functions of one concern per file, so a failing case names its
 // concern: migrations.go, webhooks.go, events.go, claims.go, attempts.go, captures.go,
-// auth.go, retention.go, replicas.go, spill.go.
+// auth.go, retention.go, replicas.go, spill.go, provenance.go.
 package conformance
 
 import (
@@ -67,6 +67,10 @@ var cases = []struct {
 	{"JobLockAdmitsOneReplicaAtATime", testJobLockAdmitsOneReplicaAtATime},
 	{"NotifyReachesListeners", testNotifyReachesListeners},
 	{"SpillOnlyOnSQLite", testSpillOnlyOnSQLite},
+	{"AttemptsKeepTheirFormatAndReplaysTheirJob", testAttemptsKeepTheirFormatAndReplaysTheirJob},
+	{"EventDeliveryCountsByStatus", testEventDeliveryCountsByStatus},
+	{"WebhookActivityCountsTestsApart", testWebhookActivityCountsTestsApart},
+	{"CaptureKeepsItsAnswer", testCaptureKeepsItsAnswer},
 }
 
 // Run runs every case of the suite against b, each as a subtest.

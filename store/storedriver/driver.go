@@ -138,6 +138,9 @@ type Deliveries interface {
 	// RecordResults writes a batch of attempt results in one transaction (group commit). A
 	// delivery cancelled or deleted meanwhile keeps its state.
 	RecordResults(ctx context.Context, results []models.Result) error
+	// EventDeliveryCounts returns, per event id, its deliveries by status (owed ones count as
+	// pending). An event with no delivery is absent.
+	EventDeliveryCounts(ctx context.Context, eventIDs []string) (map[string]models.DeliveryCounts, error)
 	// PendingCounts returns, per webhook, its deliveries not yet finished (owed ones too).
 	PendingCounts(ctx context.Context, ids []string) (map[string]int64, error)
 	// QueueStats counts the outbox for monitoring.

@@ -89,6 +89,8 @@ type ReplayFilter struct {
 // DeliveryFilter narrows ListDeliveries.
 type DeliveryFilter struct {
 	WebhookID, Status, EventType, EventID string
+	// NoTests leaves out the test action's deliveries.
+	NoTests bool
 }
 
 // QueueStats is a snapshot of the outbox for monitoring.

@@ -218,6 +218,8 @@ test('admin UI end to end', { skip, timeout: 240_000 }, async (t) => {
 
     await page.locator('details.replay summary').click();
     await page.getByTestId('replay-submit').click();
+    await page.getByTestId('replay-preview').waitFor(); // counted first, queued once confirmed
+    await page.locator('dialog[open]').getByTestId('confirm-ok').click();
     const toast = page.getByTestId('toast').filter({ hasText: 'Replay started' });
     await toast.waitFor();
     assert.match(await toast.innerText(), /Replay started: [1-9]\d* events? queued/);

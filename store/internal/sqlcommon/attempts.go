@@ -6,7 +6,7 @@ import "github.com/hookrelay/hookrelay/models"
 // webhook, the outcome) and what each has of its own, so a driver can bind the shared values
 // once per statement.
 var (
-	AttemptShared = []string{"webhook_id", "number", "response_status", "error", "outcome", "test"}
+	AttemptShared = []string{"webhook_id", "number", "response_status", "error", "outcome", "test", "format"}
 	AttemptOwn    = []string{"id", "delivery_id", "started_at", "duration_ms", "request_headers", "response_headers", "response_body"}
 )
 
@@ -22,11 +22,12 @@ type AttemptGroup struct {
 	hasErr    bool
 	outcome   string
 	test      bool
+	format    string
 }
 
 // GroupOf is what an attempt shares with the others of its insert.
 func GroupOf(a *models.Attempt) AttemptGroup {
-	g := AttemptGroup{webhook: a.WebhookID, number: a.Number, outcome: a.Outcome, test: a.Test}
+	g := AttemptGroup{webhook: a.WebhookID, number: a.Number, outcome: a.Outcome, test: a.Test, format: a.Format}
 	if a.ResponseStatus != nil {
 		g.status, g.hasStatus = *a.ResponseStatus, true
 	}
@@ -45,7 +46,7 @@ func (g AttemptGroup) AppendArgs(args []any) []any {
 	if g.hasErr {
 		errText = g.errText
 	}
-	return append(args, g.webhook, int64(g.number), status, errText, g.outcome, g.test)
+	return append(args, g.webhook, int64(g.number), status, errText, g.outcome, g.test, g.format)
 }
 
 // AppendOwnArgs appends an attempt's own columns (AttemptOwn order).

@@ -137,7 +137,7 @@ func (s *Base) InsertCaptures(ctx context.Context, cs []*models.Capture, keep in
 // a page of small ones does (a reader fetches one capture whole with GetCapture).
 func (s *Base) ListCaptures(ctx context.Context, binID string, p models.Page, preview int) ([]*models.Capture, string, error) {
 	q := s.Reader.WithContext(ctx).Select(`id, bin_id, method, substr(path, 1, 1024) AS path, substr(query, 1, 1024) AS query,
-		substr(body, 1, ?) AS body, size, remote_addr, received_at, verdicts, rejected`, preview).
+		substr(body, 1, ?) AS body, size, remote_addr, received_at, verdicts, rejected, answered`, preview).
 		Where("bin_id = ?", binID).Order("id DESC").Limit(p.Limit + 1)
 	if p.Cursor != "" {
 		q = q.Where("id < ?", p.Cursor)

@@ -40,6 +40,9 @@ func (s *Base) ListDeliveries(ctx context.Context, f DeliveryFilter, p models.Pa
 	if f.EventID != "" {
 		q = q.Where("event_id = ?", f.EventID)
 	}
+	if f.NoTests {
+		q = q.Where("test = ?", false) // owed deliveries are never tests
+	}
 	if p.Cursor != "" {
 		q = q.Where("id < ?", p.Cursor)
 	}
@@ -339,3 +342,45 @@ func (s *Base) PendingCounts(ctx context.Context, ids []string) (map[string]int6
 	}
 	return out, nil
 }
+
+// EventDeliveryCounts returns, per event id, its deliveries by status: the rows, counted in
+// one grouped read of the event index, and on a driver that spills the deliveries owed
+// without a row yet, as pending.
+func (s *Base) EventDeliveryCounts(ctx context.Context, eventIDs []string) (map[string]models.DeliveryCounts, error) {
+	out := make(map[string]models.DeliveryCounts, len(eventIDs))
+	if len(eventIDs) == 0 {
+		return out, nil
+	}
+	var rows []struct {
+		EventID string
+		Status  string
+		N       int
+	}
+	if err := s.Reader.WithContext(ctx).Raw(`SELECT event_id, status, COUNT(*) AS n FROM deliveries
+		WHERE event_id IN ? GROUP BY event_id, status`, eventIDs).Scan(&rows).Error; err != nil {
+		return nil, fmt.Errorf("count event deliveries: %w", err)
+	}
+	for _, r := range rows {
+		c := out[r.EventID]
+		for range r.N {
+			c.Add(r.Status)
+		}
+		out[r.EventID] = c
+	}
+	for _, id := range eventIDs {
+		owed, err := s.hooks.ListOwed(ctx, DeliveryFilter{EventID: id}, "", maxOwedPerEvent)
+		if err != nil {
+			return nil, err
+		}
+		if len(owed) > 0 {
+			c := out[id]
+			c.Pending += len(owed)
+			out[id] = c
+		}
+	}
+	return out, nil
+}
+
+// maxOwedPerEvent bounds the owed deliveries one event's count reads: one per spilled
+// webhook, and no deployment has this many.
+const maxOwedPerEvent = 10000

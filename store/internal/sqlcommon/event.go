@@ -133,11 +133,21 @@ func (s *Base) insertEvents(tx *gorm.DB, events []*models.Event) error {
 var deliveryColumns = []string{"id", "event_id", "webhook_id", "event_type", "status", "next_attempt_at", "created_at", "updated_at"}
 
 // insertDeliveries writes new pending deliveries; the columns left out start at their
-// defaults (no attempt, no lease, no last status).
+// defaults (no attempt, no lease, no last status, no replay).
 func (s *Base) insertDeliveries(tx *gorm.DB, ds []*models.Delivery) error {
 	return s.hooks.InsertRows(tx, "deliveries", deliveryColumns, len(ds), func(i int, args []any) []any {
 		d := ds[i]
 		return append(args, d.ID, d.EventID, d.WebhookID, d.EventType, d.Status, d.NextAttemptAt, d.CreatedAt, d.UpdatedAt)
+	})
+}
+
+var replayedColumns = append(append([]string{}, deliveryColumns...), "replay_id")
+
+// insertReplayed writes the pending deliveries of a replay job, each naming the job.
+func (s *Base) insertReplayed(tx *gorm.DB, ds []*models.Delivery, replayID string) error {
+	return s.hooks.InsertRows(tx, "deliveries", replayedColumns, len(ds), func(i int, args []any) []any {
+		d := ds[i]
+		return append(args, d.ID, d.EventID, d.WebhookID, d.EventType, d.Status, d.NextAttemptAt, d.CreatedAt, d.UpdatedAt, replayID)
 	})
 }
 
@@ -226,7 +236,7 @@ func (s *Base) QueueReplay(ctx context.Context, f ReplayFilter, batch int, after
 		var n int
 		err := s.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			var err error
-			n, cursor, err = s.queueReplayBatch(tx, f, cursor, batch)
+			n, cursor, err = s.queueReplayBatch(tx, f, cursor, batch, "")
 			return err
 		})
 		if err != nil {
@@ -251,8 +261,9 @@ func (s *Base) QueueReplay(ctx context.Context, f ReplayFilter, batch int, after
 
 // queueReplayBatch queues, inside tx, the next batch of events after the event id after that
 // the filter matches, and returns how many and the last id. The webhook must still exist and
-// be enabled (ErrNotFound, ErrConflict).
-func (s *Base) queueReplayBatch(tx *gorm.DB, f ReplayFilter, after string, batch int) (int, string, error) {
+// be enabled (ErrNotFound, ErrConflict). The deliveries name replayID, the job queuing them
+// (empty outside a job).
+func (s *Base) queueReplayBatch(tx *gorm.DB, f ReplayFilter, after string, batch int, replayID string) (int, string, error) {
 	var hook models.Webhook
 	if err := tx.Select("id", "enabled").Where("id = ?", f.WebhookID).Take(&hook).Error; err != nil {
 		if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -280,9 +291,9 @@ func (s *Base) queueReplayBatch(tx *gorm.DB, f ReplayFilter, after string, batch
 	for i, r := range rows {
 		ids[i] = r.ID
 		ds[i] = &models.Delivery{ID: models.NewID("dlv"), EventID: r.ID, WebhookID: f.WebhookID, EventType: r.Type,
-			Status: models.StatusPending, NextAttemptAt: now.UnixMilli(), CreatedAt: now, UpdatedAt: now}
+			Status: models.StatusPending, NextAttemptAt: now.UnixMilli(), ReplayID: replayID, CreatedAt: now, UpdatedAt: now}
 	}
-	if err := s.insertDeliveries(tx, ds); err != nil {
+	if err := s.insertReplayed(tx, ds, replayID); err != nil {
 		return 0, after, err
 	}
 	if err := tx.Exec(`UPDATE events SET delivery_count = delivery_count + 1 WHERE id IN ?`, ids).Error; err != nil {

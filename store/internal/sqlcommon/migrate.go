@@ -249,6 +249,33 @@ ALTER TABLE webhooks ADD COLUMN next_secret TEXT NOT NULL DEFAULT '';
 ALTER TABLE webhooks ADD COLUMN next_secret_since {{ts}};
 ALTER TABLE webhooks ADD COLUMN next_secret_from {{ts}};
 `},
+	// An attempt keeps the body format it was sent in: its body is rebuilt from the event's
+	// stored body (delivery.BodyFor), so the attempt row stays small on the hot path and still
+	// shows the bytes sent after the webhook's format changed.
+	{10, "attempt body format", `
+ALTER TABLE attempts ADD COLUMN format TEXT NOT NULL DEFAULT '';
+`},
+	// A delivery queued by a replay job names it.
+	{11, "delivery replay marker", `
+ALTER TABLE deliveries ADD COLUMN replay_id TEXT NOT NULL DEFAULT '';
+`},
+	// The hourly rollup counts the test action apart from deliveries' attempts; the test
+	// requests it already counted are moved over.
+	{12, "activity counts tests apart", `
+ALTER TABLE webhook_activity ADD COLUMN tests_succeeded BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE webhook_activity ADD COLUMN tests_failed BIGINT NOT NULL DEFAULT 0;
+UPDATE webhook_activity SET tests_succeeded = t.ok, tests_failed = t.bad,
+		succeeded = webhook_activity.succeeded - t.ok, failed = webhook_activity.failed - t.bad
+	FROM (SELECT webhook_id, {{hour started_at}} AS hour,
+			SUM(CASE WHEN outcome = 'succeeded' THEN 1 ELSE 0 END) AS ok,
+			SUM(CASE WHEN outcome = 'succeeded' THEN 0 ELSE 1 END) AS bad
+		FROM attempts WHERE test = TRUE GROUP BY webhook_id, {{hour started_at}}) AS t
+	WHERE t.webhook_id = webhook_activity.webhook_id AND t.hour = webhook_activity.hour;
+`},
+	// A capture keeps the status its bin answered with.
+	{13, "capture answer status", `
+ALTER TABLE captures ADD COLUMN answered INTEGER NOT NULL DEFAULT 0;
+`},
 }
 
 // Migrate brings the schema up to date: each migration not yet recorded in

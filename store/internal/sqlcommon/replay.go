@@ -50,7 +50,7 @@ func (s *Base) StepReplayJob(ctx context.Context, id string, batch int) (*models
 		f := ReplayFilter{WebhookID: j.WebhookID, Types: j.TypeList(), Since: j.Since, Until: j.Until, OnlyFailed: j.OnlyFailed}
 		var err error
 		var last string
-		n, last, err = s.queueReplayBatch(tx, f, j.AfterEvent, batch)
+		n, last, err = s.queueReplayBatch(tx, f, j.AfterEvent, batch, j.ID)
 		switch {
 		case errors.Is(err, models.ErrNotFound) || errors.Is(err, models.ErrConflict):
 			j.Status, j.Error, j.FinishedAt = models.ReplayStopped, "the webhook was deleted or disabled", &now

@@ -194,7 +194,7 @@ func (s *Base) WebhookActivity(ctx context.Context, ids []string, now time.Time)
 	}
 	first := now.Unix()/3600 - 23
 	var rows []activityRow
-	if err := s.Reader.WithContext(ctx).Raw(`SELECT webhook_id, hour, succeeded, failed, last_at, last_outcome, last_status
+	if err := s.Reader.WithContext(ctx).Raw(`SELECT webhook_id, hour, succeeded, failed, tests_succeeded, tests_failed, last_at, last_outcome, last_status
 		FROM webhook_activity WHERE webhook_id IN ? AND hour >= ? ORDER BY hour`, ids, first).Scan(&rows).Error; err != nil {
 		return nil, nil, fmt.Errorf("webhook activity: %w", err)
 	}
@@ -203,7 +203,8 @@ func (s *Base) WebhookActivity(ctx context.Context, ids []string, now time.Time)
 	}
 	for _, r := range rows {
 		if h := r.Hour - first; h >= 0 && h < 24 {
-			stats[r.WebhookID][h] = models.WebhookStats{Succeeded: int(r.Succeeded), Failed: int(r.Failed)}
+			stats[r.WebhookID][h] = models.WebhookStats{Succeeded: int(r.Succeeded), Failed: int(r.Failed),
+				TestsSucceeded: int(r.TestsSucceeded), TestsFailed: int(r.TestsFailed)}
 		}
 		last[r.WebhookID] = r.lastDelivery()
 	}
@@ -213,7 +214,7 @@ func (s *Base) WebhookActivity(ctx context.Context, ids []string, now time.Time)
 			continue
 		}
 		var older []activityRow
-		if err := s.Reader.WithContext(ctx).Raw(`SELECT webhook_id, hour, succeeded, failed, last_at, last_outcome, last_status
+		if err := s.Reader.WithContext(ctx).Raw(`SELECT webhook_id, hour, succeeded, failed, tests_succeeded, tests_failed, last_at, last_outcome, last_status
 			FROM webhook_activity WHERE webhook_id = ? ORDER BY hour DESC LIMIT 1`, id).Scan(&older).Error; err != nil {
 			return nil, nil, fmt.Errorf("webhook activity: %w", err)
 		}
@@ -229,9 +230,11 @@ type activityRow struct {
 	WebhookID         string
 	Hour              int64
 	Succeeded, Failed int64
-	LastAt            time.Time
-	LastOutcome       string
-	LastStatus        *int
+	// The test action's requests, apart from deliveries' attempts.
+	TestsSucceeded, TestsFailed int64
+	LastAt                      time.Time
+	LastOutcome                 string
+	LastStatus                  *int
 }
 
 func (r activityRow) lastDelivery() *models.LastDelivery {
@@ -255,9 +258,14 @@ func recordActivity(tx *gorm.DB, attempts []*models.Attempt) error {
 			sums[k] = r
 			order = append(order, k)
 		}
-		if a.Outcome == models.OutcomeSucceeded {
+		switch {
+		case a.Test && a.Outcome == models.OutcomeSucceeded:
+			r.TestsSucceeded++
+		case a.Test:
+			r.TestsFailed++
+		case a.Outcome == models.OutcomeSucceeded:
 			r.Succeeded++
-		} else {
+		default:
 			r.Failed++
 		}
 		if !a.StartedAt.Before(r.LastAt) {
@@ -274,15 +282,17 @@ func recordActivity(tx *gorm.DB, attempts []*models.Attempt) error {
 	})
 	for _, k := range order {
 		r := sums[k]
-		err := tx.Exec(`INSERT INTO webhook_activity (webhook_id, hour, succeeded, failed, last_at, last_outcome, last_status)
-			VALUES (?, ?, ?, ?, ?, ?, ?)
+		err := tx.Exec(`INSERT INTO webhook_activity (webhook_id, hour, succeeded, failed, tests_succeeded, tests_failed, last_at, last_outcome, last_status)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (webhook_id, hour) DO UPDATE SET
 				succeeded = webhook_activity.succeeded + excluded.succeeded,
 				failed = webhook_activity.failed + excluded.failed,
+				tests_succeeded = webhook_activity.tests_succeeded + excluded.tests_succeeded,
+				tests_failed = webhook_activity.tests_failed + excluded.tests_failed,
 				last_outcome = CASE WHEN excluded.last_at >= webhook_activity.last_at THEN excluded.last_outcome ELSE webhook_activity.last_outcome END,
 				last_status = CASE WHEN excluded.last_at >= webhook_activity.last_at THEN excluded.last_status ELSE webhook_activity.last_status END,
 				last_at = CASE WHEN excluded.last_at >= webhook_activity.last_at THEN excluded.last_at ELSE webhook_activity.last_at END`,
-			r.WebhookID, r.Hour, r.Succeeded, r.Failed, r.LastAt.UTC(), r.LastOutcome, r.LastStatus).Error
+			r.WebhookID, r.Hour, r.Succeeded, r.Failed, r.TestsSucceeded, r.TestsFailed, r.LastAt.UTC(), r.LastOutcome, r.LastStatus).Error
 		if err != nil {
 			return fmt.Errorf("record webhook activity: %w", err)
 		}

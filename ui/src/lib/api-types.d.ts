@@ -432,9 +432,29 @@ export interface paths {
         put?: never;
         /**
          * Replay past events
-         * @description Queues again, as new deliveries, every published event of the webhook's event types accepted from since (inclusive) to until (exclusive, default now), including events from before the webhook existed, with no cap. Events with a delivery to this webhook still pending are skipped. With only_failed, only events whose deliveries to this webhook all failed or were cancelled are queued. The deliveries are created in the background, in batches, and sent like any other (same body and X-Webhook-Id as the original event); queued is the number of events found when the request was made. The replay is a stored job (job, and GET /api/v1/replays/{id}): a restart resumes it where it stopped, with no event queued twice or skipped. 409 when the webhook is disabled.
+         * @description Queues again, as new deliveries, every published event of the webhook's event types accepted from since (inclusive) to until (exclusive, default now), including events from before the webhook existed, with no cap. Events with a delivery to this webhook still pending are skipped. With only_failed, only events whose deliveries to this webhook all failed or were cancelled are queued. The deliveries are created in the background, in batches, and sent like any other (same body and X-Webhook-Id as the original event); queued is the number of events found when the request was made. The replay is a stored job (job, and GET /api/v1/replays/{id}): a restart resumes it where it stopped, with no event queued twice or skipped, and each delivery it queues names it (replay_id). POST /api/v1/webhooks/{id}/replay/preview counts the same events without queuing them. 409 when the webhook is disabled.
          */
         post: operations["replayWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}/replay/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Preview a replay
+         * @description Takes the body of POST /api/v1/webhooks/{id}/replay and answers how many events that replay would queue now (one new delivery each), without queuing anything, so a client can ask for confirmation first. The count can change before the replay is made (events published, deliveries finished). 409 when the webhook is disabled, as the replay itself would be.
+         */
+        post: operations["previewReplay"];
         delete?: never;
         options?: never;
         head?: never;
@@ -762,6 +782,13 @@ export interface components {
             /** @example 42 */
             duration_ms: number;
             error: string | null;
+            /**
+             * @description Format is the body format the request was sent in (the webhook's at the time); empty
+             *     for attempts recorded before it was kept.
+             * @example json
+             * @enum {string}
+             */
+            format: "json" | "slack" | "discord" | "";
             /** @example att_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f */
             id: string;
             /** @example 1 */
@@ -771,6 +798,12 @@ export interface components {
              * @enum {string}
              */
             outcome: "succeeded" | "failed";
+            /**
+             * @description RequestBody is the exact body sent, rebuilt from the event's stored body in Format;
+             *     null when that is not known (an older attempt, or an event pruned since).
+             * @example {"event":"message.received","timestamp":"2025-01-15T10:30:00+00:00","data":{}}
+             */
+            request_body: string | null;
             request_headers: {
                 [key: string]: string;
             };
@@ -878,6 +911,12 @@ export interface components {
             status?: number;
         };
         Capture: {
+            /**
+             * @description Answered is the HTTP status the bin answered with; null on captures stored before it
+             *     was kept.
+             * @example 200
+             */
+            answered: number | null;
             /** @example 0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4 */
             bin_id: string;
             /** @example {"event":"conversation.started"} */
@@ -915,6 +954,12 @@ export interface components {
             verdicts: components["schemas"]["Verdicts"];
         };
         CaptureSummary: {
+            /**
+             * @description Answered is the HTTP status the bin answered with; null on captures stored before it
+             *     was kept.
+             * @example 200
+             */
+            answered: number | null;
             /** @example 0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4 */
             bin_id: string;
             /**
@@ -1005,6 +1050,12 @@ export interface components {
              */
             next_attempt_at: string | null;
             /**
+             * @description ReplayID names the replay job (GET /api/v1/replays/{id}) that queued this delivery;
+             *     null for a delivery of a publish.
+             * @example rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f
+             */
+            replay_id: string | null;
+            /**
              * @description Spilled is true while the delivery waits in its webhook's spill: the webhook fell
              *     behind, so its newer events are sent in order as the endpoint catches up. Such a
              *     delivery is pending with no attempts yet; it keeps its id once attempted.
@@ -1026,6 +1077,12 @@ export interface components {
             /** @example wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f */
             webhook_id: string;
         };
+        DeliveryCounts: {
+            cancelled: number;
+            failed: number;
+            pending: number;
+            succeeded: number;
+        };
         DeliveryList: {
             data: components["schemas"]["Delivery"][];
             next_cursor: string | null;
@@ -1039,6 +1096,11 @@ export interface components {
             deliveries?: components["schemas"]["Delivery"][];
             /** @example 2 */
             delivery_count: number;
+            /**
+             * @description Deliveries by status now: pending (not finished, retries to come), succeeded, failed
+             *     (out of attempts or refused) and cancelled (the webhook was disabled or deleted).
+             */
+            delivery_counts: components["schemas"]["DeliveryCounts"];
             /** @example conversation.started */
             event: string;
             /** @example evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f */
@@ -1222,6 +1284,26 @@ export interface components {
         ReplayJobList: {
             data: components["schemas"]["ReplayJob"][];
             next_cursor: string | null;
+        };
+        ReplayPreview: {
+            /**
+             * @description Events is how many events the replay would queue now: one new delivery to this webhook
+             *     each.
+             * @example 42
+             */
+            events: number;
+            /** @example false */
+            only_failed: boolean;
+            /**
+             * Format: date-time
+             * @example 2025-01-15T10:30:00Z
+             */
+            since: string;
+            /**
+             * Format: date-time
+             * @example 2025-01-15T10:30:00Z
+             */
+            until: string;
         };
         ReplayQueued: {
             job: components["schemas"]["ReplayJob"];
@@ -1480,6 +1562,8 @@ export interface components {
         WebhookStats: {
             failed: number;
             succeeded: number;
+            tests_failed: number;
+            tests_succeeded: number;
         };
     };
     responses: {
@@ -1914,6 +1998,8 @@ export interface operations {
                 status?: "pending" | "succeeded" | "failed" | "cancelled";
                 /** @description only this event type */
                 event?: "conversation.started" | "message.received";
+                /** @description exclude leaves out the test action's deliveries */
+                tests?: "include" | "exclude";
                 /** @description page size (1-200) */
                 limit?: number;
                 /** @description next_cursor of the previous page */
@@ -4180,6 +4266,162 @@ export interface operations {
                     /**
                      * @example {
                      *       "detail": "the webhook is disabled: enable it before replaying",
+                     *       "status": 409,
+                     *       "title": "Conflict",
+                     *       "type": "urn:hookrelay:problem:conflict"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the body is larger than 1048576 bytes",
+                     *       "status": 413,
+                     *       "title": "Request body too large",
+                     *       "type": "urn:hookrelay:problem:too-large"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "send the body as application/json",
+                     *       "status": 415,
+                     *       "title": "Unsupported media type",
+                     *       "type": "urn:hookrelay:problem:unsupported-media-type"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "since: is required",
+                     *       "errors": [
+                     *         {
+                     *           "field": "since",
+                     *           "message": "is required"
+                     *         }
+                     *       ],
+                     *       "status": 422,
+                     *       "title": "Validation failed",
+                     *       "type": "urn:hookrelay:problem:validation"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            429: components["responses"]["TooManyFailedSignIns"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    previewReplay: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description webhook id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** @description time range */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReplayInput"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReplayPreview"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "the body must be a JSON object: unexpected end of JSON input",
+                     *       "status": 400,
+                     *       "title": "Bad request",
+                     *       "type": "urn:hookrelay:problem:bad-request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "send Authorization: Bearer <token> or log in",
+                     *       "status": 401,
+                     *       "title": "Authentication required",
+                     *       "type": "urn:hookrelay:problem:unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            403: components["responses"]["Forbidden"];
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "Not found",
+                     *       "status": 404,
+                     *       "title": "Not found",
+                     *       "type": "urn:hookrelay:problem:not-found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "Conflict",
                      *       "status": 409,
                      *       "title": "Conflict",
                      *       "type": "urn:hookrelay:problem:conflict"

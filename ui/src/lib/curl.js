@@ -22,20 +22,23 @@ export function captureURL(capture, binUrl) {
   return url;
 }
 
+// Each flag shares its line with its value; lines are joined by ` \` continuations, so the
+// command reads one option a line and still pastes as one command.
 export function curlCommand(capture, binUrl) {
-  const parts = ['curl', '-X', capture.method, shellQuote(captureURL(capture, binUrl))];
+  const lines = [`curl -X ${capture.method} ${shellQuote(captureURL(capture, binUrl))}`];
   for (const [name, value] of Object.entries(capture.headers || {})) {
     if (SKIP.has(name.toLowerCase())) continue;
-    for (const v of Array.isArray(value) ? value : [value]) parts.push('-H', shellQuote(`${name}: ${v}`));
+    for (const v of Array.isArray(value) ? value : [value]) lines.push(`-H ${shellQuote(`${name}: ${v}`)}`);
   }
+  const joined = () => lines.join(' \\\n  ');
   const hasBody = capture.body && capture.body.length > 0;
-  if (!hasBody) return parts.join(' \\\n  ');
+  if (!hasBody) return joined();
   if (capture.body_encoding === 'base64') {
-    parts.push('--data-binary', '@-');
-    return `printf %s ${shellQuote(capture.body)} | base64 -d | ` + parts.join(' \\\n  ');
+    lines.push('--data-binary @-');
+    return `printf %s ${shellQuote(capture.body)} | base64 -d | ${joined()}`;
   }
-  parts.push('--data-binary', shellQuote(capture.body));
-  return parts.join(' \\\n  ');
+  lines.push(`--data-binary ${shellQuote(capture.body)}`);
+  return joined();
 }
 
 export { queryString };
