@@ -1,5 +1,11 @@
 // Rebuilds a captured request as a curl command that replays it byte for byte.
-import { shellQuote } from './format.js';
+
+// curl.js stands alone (no Svelte runes), so the browser test can run the command it builds.
+
+/** Quotes a string for a POSIX shell. */
+export function shellQuote(s) {
+  return `'${String(s).replace(/'/g, `'\\''`)}'`;
+}
 
 // Hop-by-hop or recomputed by curl itself; sending them again would be wrong.
 const SKIP = new Set(['host', 'content-length', 'connection', 'accept-encoding', 'transfer-encoding']);

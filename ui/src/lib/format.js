@@ -92,11 +92,6 @@ export function hexDump(data, limit = 4096) {
   return lines.join('\n');
 }
 
-/** Quotes a string for a POSIX shell. */
-export function shellQuote(s) {
-  return `'${String(s).replace(/'/g, `'\\''`)}'`;
-}
-
 /**
  * A new random signing secret in the Standard Webhooks form (whsec_ + base64
  * of 32 random bytes). X-Webhook-Signature uses the whole string as the key;
