@@ -379,13 +379,16 @@ test('admin UI end to end', { skip, timeout: 240_000 }, async (t) => {
     await page.goto('/events');
     await page.locator('main h1').waitFor();
     await context.clearCookies();
-    // A live refetch (another test's change) may meet the 401 before the click does.
-    await Promise.race([page.getByTestId('nav-webhooks').click().catch(() => {}), page.waitForURL(/\/login/)]);
+    // A live refetch (another test's change) may meet the 401 before the click does and take
+    // the nav away. The click is bounded and awaited: one left pending would fire once the
+    // nav is back and move the address bar under the next steps.
+    await page.getByTestId('nav-webhooks').click({ timeout: 3000 }).catch(() => {});
     await page.waitForURL(/\/login/);
     await page.getByTestId('toast').filter({ hasText: 'session has ended' }).waitFor();
     await page.getByTestId('login-token').fill(TOKEN);
     await page.getByTestId('login-submit').click();
     await page.waitForURL(/\/webhooks$/);
+    await page.getByRole('heading', { name: 'Webhooks', level: 1 }).waitFor();
   });
 
   await t.test('logging out returns to the login page', async () => {

@@ -103,6 +103,16 @@ test('pages follow the server live', { skip, timeout: 180_000 }, async (t) => {
     await page.locator(`[data-testid="event-row"][data-event-id="${missed.id}"]`).waitFor({ timeout: LIVE });
   });
 
+  await t.test('a session ended elsewhere sends the open page to the login page', async () => {
+    await page.goto('/events');
+    await page.getByTestId('events-refresh').waitFor();
+    // Another tab logs out: the server ends the session and closes this page's stream.
+    const res = await page.request.fetch('/api/v1/session', { method: 'DELETE', headers: { 'X-Requested-With': 'XMLHttpRequest' } });
+    assert.equal(res.status(), 204);
+    await page.getByTestId('login-token').waitFor({ timeout: LIVE });
+    await page.getByTestId('toast').filter({ hasText: 'session has ended' }).waitFor();
+  });
+
   assert.deepEqual(problems, []);
 });
 

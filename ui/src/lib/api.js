@@ -48,6 +48,11 @@ export function setUnauthorizedHandler(fn) {
   onUnauthorized = fn;
 }
 
+/** Tells the page its session has ended, as a 401 would (the session probe answers 200). */
+export function sessionEnded() {
+  onUnauthorized();
+}
+
 /** @param {Response} res */
 async function readProblem(res) {
   const type = res.headers.get('Content-Type') || '';

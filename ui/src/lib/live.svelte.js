@@ -4,7 +4,7 @@
 // those it shows, and refetches (debounced) when one changes. After a reconnect every
 // subscriber refetches, since what changed while the socket was closed was not sent.
 
-import { api, wsURL } from './api.js';
+import { api, sessionEnded, wsURL } from './api.js';
 
 /** @typedef {import('./api-types').components['schemas']['ChangeMessage']} ChangeMessage */
 /** @typedef {'webhooks' | 'events' | 'deliveries' | 'api_keys'} Kind */
@@ -83,9 +83,15 @@ function connect() {
     socket = null;
     live.connected = false;
     if (!running) return;
-    // Closed for a credential that ended (1008), or refused at once: if the session is over,
-    // this call's 401 sends the tab to the login page, which stops the stream.
-    if (e.code === 1008 || attempts === 1) api.GET('/api/v1/session').catch(() => {});
+    // Closed for a credential that ended (1008: logout in another tab, a revoked key), or
+    // refused at once: if the session is over, the tab goes to the login page, which stops
+    // the stream, instead of reconnecting for ever.
+    if (e.code === 1008 || attempts === 1) {
+      api
+        .GET('/api/v1/session')
+        .then(({ data }) => data?.authenticated === false && sessionEnded())
+        .catch(() => {});
+    }
     clearTimeout(lostTimer);
     lostTimer = setTimeout(() => (live.lost = running && !live.connected), LOST_AFTER_MS);
     // Back off 0.5 s, 1 s, 2 s … up to 15 s, with jitter so many tabs do not come back at once.
