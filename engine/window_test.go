@@ -92,9 +92,13 @@ func TestTheWindowShrinksOn429AndGrowsBack(t *testing.T) {
 		phase.Store(int64(p))
 		lr.limit.Store(limit)
 		before := delivered()
-		for range events {
-			s.Publish(t, "conversation.started", conversation, "")
+		// One batch: the whole phase is queued at once, so what is in flight at a time is up
+		// to the window alone, not to how fast a test publishes one event after another.
+		batch := make([]map[string]any, events)
+		for i := range batch {
+			batch[i] = map[string]any{"event": "conversation.started", "data": conversation}
 		}
+		s.Do(t, http.MethodPost, "/api/v1/events/batch", map[string]any{"events": batch}, http.StatusAccepted, nil)
 		wait.Until(t, "every event of the phase is answered 2xx", func() bool { return delivered() == before+events })
 	}
 
