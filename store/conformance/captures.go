@@ -167,6 +167,65 @@ func testPruneDropsCapturesOlderThanRetention(t *testing.T, b Backend) {
 	}
 }
 
+// A bin's bound counts what the bin holds after every kind of deletion: retention taking its
+// oldest by age, a failed capture for a deleted bin, the bin deleted. None of them may make a
+// later capture delete more than the bound asks, or fewer.
+func testBinBoundFollowsEveryDeletion(t *testing.T, b Backend) {
+	s := b.Open(t, b.DSN(t))
+	ctx := context.Background()
+	const keep = 3
+	bin := &models.Bin{Name: "bound"}
+	if err := s.CreateBin(ctx, bin); err != nil {
+		t.Fatal(err)
+	}
+	capture := func(bin string, age time.Duration) *models.Capture {
+		return &models.Capture{BinID: bin, Method: "POST", Path: "/inspect/" + bin, Headers: "{}", Body: []byte("{}"),
+			Verdicts: "{}", ReceivedAt: time.Now().UTC().Add(-age)}
+	}
+	holds := func(want int64, after string) {
+		t.Helper()
+		if n, err := s.CountCaptures(ctx, bin.ID); err != nil || n != want {
+			t.Fatalf("after %s the bin holds %d captures (%v), want %d", after, n, err, want)
+		}
+	}
+	for _, age := range []time.Duration{48 * time.Hour, 48 * time.Hour, 0} {
+		if err := s.InsertCapture(ctx, capture(bin.ID, age), keep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	holds(keep, "filling it")
+	if _, err := s.Prune(ctx, time.Now().Add(-24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	holds(1, "retention")
+	if err := s.InsertCapture(ctx, capture(bin.ID, 0), keep); err != nil {
+		t.Fatal(err)
+	}
+	holds(2, "one more after retention")
+	if err := s.InsertCaptures(ctx, []*models.Capture{capture(bin.ID, 0), capture("gone", 0)}, keep); !errors.Is(err, models.ErrNotFound) {
+		t.Fatalf("captures with one for a missing bin: %v, want ErrNotFound", err)
+	}
+	holds(2, "a refused transaction")
+	for range 4 {
+		if err := s.InsertCapture(ctx, capture(bin.ID, 0), keep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	holds(keep, "four more")
+	// The same id again is a new bin to the bound: none of the old one's count carries over.
+	if err := s.DeleteBin(ctx, bin.ID); err != nil {
+		t.Fatal(err)
+	}
+	again := &models.Bin{ID: bin.ID, Name: "again"}
+	if err := s.CreateBin(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.InsertCapture(ctx, capture(bin.ID, 0), keep); err != nil {
+		t.Fatal(err)
+	}
+	holds(1, "deleting the bin and capturing once in its namesake")
+}
+
 // Captures arriving together share transactions: each caller still gets its own answer, a
 // bin keeps exactly its newest keep, and a capture for a bin deleted meanwhile is refused
 // without failing its neighbours.

@@ -59,6 +59,7 @@ var cases = []struct {
 	{"ConcurrentCapturesKeepTheirBinsBoundAndTheirOwnErrors", testConcurrentCapturesKeepTheirBinsBoundAndTheirOwnErrors},
 	{"BinReadsFollowChanges", testBinReadsFollowChanges},
 	{"PruneDropsCapturesOlderThanRetention", testPruneDropsCapturesOlderThanRetention},
+	{"BinBoundFollowsEveryDeletion", testBinBoundFollowsEveryDeletion},
 	{"SessionsEndWithTheirCredential", testSessionsEndWithTheirCredential},
 	{"LoginRacingRevocationLeavesNoSession", testLoginRacingRevocationLeavesNoSession},
 	{"ReplayJobResumesWhereItStopped", testReplayJobResumesWhereItStopped},

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/hookrelay/hookrelay/models"
@@ -69,6 +68,9 @@ func (s *Base) DeleteBin(ctx context.Context, id string) error {
 		if err := tx.Exec(`DELETE FROM captures WHERE bin_id = ?`, id).Error; err != nil {
 			return fmt.Errorf("delete captures: %w", err)
 		}
+		if s.captureCounts != nil {
+			s.captureCounts.forget(id)
+		}
 		return nil
 	})
 }
@@ -79,6 +81,7 @@ func (s *Base) DeleteBin(ctx context.Context, id string) error {
 // exists nothing is stored and the error is models.ErrNotFound (the caller retries the
 // others alone).
 func (s *Base) InsertCaptures(ctx context.Context, cs []*models.Capture, keep int) error {
+	added := map[string]int64{}
 	var bins []string
 	for _, c := range cs {
 		if c.ID == "" {
@@ -87,9 +90,14 @@ func (s *Base) InsertCaptures(ctx context.Context, cs []*models.Capture, keep in
 		if c.Body == nil {
 			c.Body = []byte{} // the column is NOT NULL; a nil slice would be written as NULL
 		}
-		if !slices.Contains(bins, c.BinID) {
+		if added[c.BinID] == 0 {
 			bins = append(bins, c.BinID)
 		}
+		added[c.BinID]++
+	}
+	var writer uint64
+	if s.captureCounts != nil {
+		writer = s.captureCounts.begin()
 	}
 	err := s.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var found int64
@@ -99,34 +107,71 @@ func (s *Base) InsertCaptures(ctx context.Context, cs []*models.Capture, keep in
 		if found != int64(len(bins)) {
 			return models.ErrNotFound
 		}
-		if err := tx.Create(cs).Error; err != nil {
+		if err := s.hooks.InsertRows(tx, "captures", captureCols, len(cs), func(i int, args []any) []any {
+			c := cs[i]
+			return append(args, c.ID, c.BinID, c.Method, c.Path, c.Query, c.Headers, c.Body, c.Size,
+				c.RemoteAddr, c.ReceivedAt.UTC(), c.Verdicts, c.Rejected, c.Answered)
+		}); err != nil {
 			return err
 		}
 		if keep <= 0 {
 			return nil
 		}
 		for _, bin := range bins {
-			// Ids sort by time, so everything older than the keep-th newest goes.
-			var oldestKept []string
-			if err := tx.Raw(`SELECT id FROM captures WHERE bin_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?`,
-				bin, keep-1).Scan(&oldestKept).Error; err != nil {
-				return err
-			}
-			if len(oldestKept) == 0 {
-				continue
-			}
-			if err := tx.Exec(`DELETE FROM captures WHERE bin_id = ? AND id < ?`, bin, oldestKept[0]).Error; err != nil {
+			if err := s.boundBin(tx, writer, bin, added[bin], keep); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+	if s.captureCounts != nil {
+		if err != nil {
+			s.captureCounts.forget(bins...)
+		} else {
+			s.captureCounts.settle(writer, bins)
+		}
+	}
 	if errors.Is(err, models.ErrNotFound) {
 		return err
 	}
 	if err != nil {
 		return fmt.Errorf("insert captures: %w", err)
 	}
+	return nil
+}
+
+var captureCols = []string{"id", "bin_id", "method", "path", "query", "headers", "body", "size",
+	"remote_addr", "received_at", "verdicts", "rejected", "answered"}
+
+// boundBin deletes a bin's oldest captures beyond keep, in tx, after added were inserted.
+func (s *Base) boundBin(tx *gorm.DB, writer uint64, bin string, added int64, keep int) error {
+	if s.captureCounts == nil {
+		// Ids sort by time, so everything older than the keep-th newest goes.
+		var oldestKept []string
+		if err := tx.Raw(`SELECT id FROM captures WHERE bin_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?`,
+			bin, keep-1).Scan(&oldestKept).Error; err != nil {
+			return err
+		}
+		if len(oldestKept) == 0 {
+			return nil
+		}
+		return tx.Exec(`DELETE FROM captures WHERE bin_id = ? AND id < ?`, bin, oldestKept[0]).Error
+	}
+	n, ok := s.captureCounts.get(bin)
+	if ok {
+		n += added
+	} else if err := tx.Model(&models.Capture{}).Where("bin_id = ?", bin).Count(&n).Error; err != nil {
+		return err
+	}
+	if over := n - int64(keep); over > 0 {
+		// The over oldest, found from the old end of the bin's index.
+		res := tx.Exec(`DELETE FROM captures WHERE id IN (SELECT id FROM captures WHERE bin_id = ? ORDER BY id LIMIT ?)`, bin, over)
+		if res.Error != nil {
+			return res.Error
+		}
+		n -= res.RowsAffected
+	}
+	s.captureCounts.set(writer, bin, n)
 	return nil
 }
 
