@@ -55,15 +55,15 @@ type Attempt struct {
 	Number         int               `json:"number" example:"1"`
 	StartedAt      time.Time         `json:"started_at"`
 	DurationMs     int64             `json:"duration_ms" example:"42"`
-	RequestHeaders map[string]string `json:"request_headers"`
+	RequestHeaders map[string]string `json:"request_headers" extensions:"x-example-of=delivery-headers"`
 	// Format is the body format the request was sent in (the webhook's at the time); empty
 	// for attempts recorded before it was kept.
 	Format string `json:"format" enums:"json,slack,discord," example:"json"`
 	// RequestBody is the exact body sent, rebuilt from the event's stored body in Format;
 	// null when that is not known (an older attempt, or an event pruned since).
-	RequestBody     *string           `json:"request_body" example:"{\"event\":\"message.received\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{}}" extensions:"x-nullable"`
+	RequestBody     *string           `json:"request_body" extensions:"x-nullable,x-example-of=delivery-body"`
 	ResponseStatus  *int              `json:"response_status" example:"200"`
-	ResponseHeaders map[string]string `json:"response_headers"`
+	ResponseHeaders map[string]string `json:"response_headers" example:"Content-Type:application/json"`
 	ResponseBody    string            `json:"response_body" example:"{\"ok\":true}"`
 	Error           *string           `json:"error"`
 	Outcome         string            `json:"outcome" enums:"succeeded,failed" example:"succeeded"`

@@ -48,7 +48,7 @@ type Event struct {
 	// Deliveries by status now: pending (not finished, retries to come), succeeded, failed
 	// (out of attempts or refused) and cancelled (the webhook was disabled or deleted).
 	DeliveryCounts models.DeliveryCounts `json:"delivery_counts"`
-	Payload        json.RawMessage       `json:"payload,omitempty" swaggertype:"object"`
+	Payload        json.RawMessage       `json:"payload,omitempty" swaggertype:"object" extensions:"x-event-payload"`
 	Deliveries     []Delivery            `json:"deliveries,omitempty"`
 } // @name Event
 
@@ -56,8 +56,8 @@ type Event struct {
 type EventType struct {
 	Name        string          `json:"name" example:"conversation.started"`
 	Description string          `json:"description" example:"A visitor starts a new conversation"`
-	Schema      map[string]any  `json:"schema" swaggertype:"object"`
-	Example     json.RawMessage `json:"example" swaggertype:"object"`
+	Schema      map[string]any  `json:"schema" swaggertype:"object" extensions:"x-example-of=event-schema"`
+	Example     json.RawMessage `json:"example" swaggertype:"object" extensions:"x-event-payload"`
 } // @name EventType
 
 func eventOut(e *models.Event) Event {

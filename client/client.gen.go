@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -110,6 +111,36 @@ func (e ChangeMessageType) Valid() bool {
 	}
 }
 
+// Defines values for ConversationStartedInputEvent.
+const (
+	ConversationStartedInputEventConversationStarted ConversationStartedInputEvent = "conversation.started"
+)
+
+// Valid indicates whether the value is a known member of the ConversationStartedInputEvent enum.
+func (e ConversationStartedInputEvent) Valid() bool {
+	switch e {
+	case ConversationStartedInputEventConversationStarted:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ConversationStartedPayloadEvent.
+const (
+	ConversationStartedPayloadEventConversationStarted ConversationStartedPayloadEvent = "conversation.started"
+)
+
+// Valid indicates whether the value is a known member of the ConversationStartedPayloadEvent enum.
+func (e ConversationStartedPayloadEvent) Valid() bool {
+	switch e {
+	case ConversationStartedPayloadEventConversationStarted:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DeliveryStatus.
 const (
 	DeliveryStatusCancelled DeliveryStatus = "cancelled"
@@ -134,18 +165,48 @@ func (e DeliveryStatus) Valid() bool {
 	}
 }
 
-// Defines values for EventInputEvent.
+// Defines values for LastDeliveryStatus.
 const (
-	EventInputEventConversationStarted EventInputEvent = "conversation.started"
-	EventInputEventMessageReceived     EventInputEvent = "message.received"
+	LastDeliveryStatusFailed    LastDeliveryStatus = "failed"
+	LastDeliveryStatusSucceeded LastDeliveryStatus = "succeeded"
 )
 
-// Valid indicates whether the value is a known member of the EventInputEvent enum.
-func (e EventInputEvent) Valid() bool {
+// Valid indicates whether the value is a known member of the LastDeliveryStatus enum.
+func (e LastDeliveryStatus) Valid() bool {
 	switch e {
-	case EventInputEventConversationStarted:
+	case LastDeliveryStatusFailed:
 		return true
-	case EventInputEventMessageReceived:
+	case LastDeliveryStatusSucceeded:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for MessageReceivedInputEvent.
+const (
+	MessageReceivedInputEventMessageReceived MessageReceivedInputEvent = "message.received"
+)
+
+// Valid indicates whether the value is a known member of the MessageReceivedInputEvent enum.
+func (e MessageReceivedInputEvent) Valid() bool {
+	switch e {
+	case MessageReceivedInputEventMessageReceived:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for MessageReceivedPayloadEvent.
+const (
+	MessageReceivedPayloadEventMessageReceived MessageReceivedPayloadEvent = "message.received"
+)
+
+// Valid indicates whether the value is a known member of the MessageReceivedPayloadEvent enum.
+func (e MessageReceivedPayloadEvent) Valid() bool {
+	switch e {
+	case MessageReceivedPayloadEventMessageReceived:
 		return true
 	default:
 		return false
@@ -377,7 +438,7 @@ func (e RotateSecretParamsActivate) Valid() bool {
 	}
 }
 
-// APIKey defines model for APIKey.
+// APIKey Example: {"created_at":"2025-01-15T10:30:00Z","id":"key_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","last_used_at":"2025-01-15T10:30:00Z","name":"chat backend","prefix":"hr_3f9a1c2","token":"hr_3f9a…"}
 type APIKey struct {
 	// CreatedAt Example: 2025-01-15T10:30:00Z
 	CreatedAt time.Time `json:"created_at"`
@@ -398,19 +459,19 @@ type APIKey struct {
 	Token *string `json:"token,omitempty"`
 }
 
-// APIKeyInput defines model for APIKeyInput.
+// APIKeyInput Example: {"name":"chat backend"}
 type APIKeyInput struct {
 	// Name Example: chat backend
 	Name *string `json:"name,omitempty"`
 }
 
-// APIKeyList defines model for APIKeyList.
+// APIKeyList Example: {"data":[{"created_at":"2025-01-15T10:30:00Z","id":"key_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","last_used_at":"2025-01-15T10:30:00Z","name":"chat backend","prefix":"hr_3f9a1c2","token":"hr_3f9a…"}],"next_cursor":null}
 type APIKeyList struct {
 	Data       []APIKey `json:"data"`
 	NextCursor *string  `json:"next_cursor"`
 }
 
-// Attempt defines model for Attempt.
+// Attempt Example: {"delivery_id":"dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","duration_ms":42,"error":null,"format":"json","id":"att_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","number":1,"outcome":"succeeded","request_body":"{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}","request_headers":{"Content-Type":"application/json","User-Agent":"Hookrelay/1.0.0","X-Webhook-Attempt":"1","X-Webhook-Event":"conversation.started","X-Webhook-Id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","X-Webhook-Signature":"3dc423ff28734dbb7e2d3ee32ddff64b4eb44fa401a4ffdaaa097069da1e8027","X-Webhook-Timestamp":"2025-01-15T10:30:00+00:00","webhook-id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","webhook-signature":"v1,KRAnEPHfNP5VjmOYOS2ACRbrfz98AJ/19XMPV68NDsU=","webhook-timestamp":"1736937000"},"response_body":"{\"ok\":true}","response_headers":{"Content-Type":"application/json"},"response_status":200,"started_at":"2025-01-15T10:30:00Z"}
 type Attempt struct {
 	// DeliveryId Example: dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f
 	DeliveryId string `json:"delivery_id"`
@@ -437,12 +498,16 @@ type Attempt struct {
 	// RequestBody RequestBody is the exact body sent, rebuilt from the event's stored body in Format;
 	// null when that is not known (an older attempt, or an event pruned since).
 	//
-	// Example: {"event":"message.received","timestamp":"2025-01-15T10:30:00+00:00","data":{}}
-	RequestBody    *string           `json:"request_body"`
+	// Example: {"event":"conversation.started","timestamp":"2025-01-15T10:30:00+00:00","data":{"conversation_id":123,"visitor_name":"John Doe","visitor_email":"john@example.com","visitor_phone":"+1234567890","visitor_ip":"192.168.1.100","current_url":"https://example.com/products","status":"open","created_at":"2025-01-15T10:30:00+00:00"}}
+	RequestBody *string `json:"request_body"`
+
+	// RequestHeaders Example: {"Content-Type":"application/json","User-Agent":"Hookrelay/1.0.0","X-Webhook-Attempt":"1","X-Webhook-Event":"conversation.started","X-Webhook-Id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","X-Webhook-Signature":"3dc423ff28734dbb7e2d3ee32ddff64b4eb44fa401a4ffdaaa097069da1e8027","X-Webhook-Timestamp":"2025-01-15T10:30:00+00:00","webhook-id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","webhook-signature":"v1,KRAnEPHfNP5VjmOYOS2ACRbrfz98AJ/19XMPV68NDsU=","webhook-timestamp":"1736937000"}
 	RequestHeaders map[string]string `json:"request_headers"`
 
 	// ResponseBody Example: {"ok":true}
-	ResponseBody    string            `json:"response_body"`
+	ResponseBody string `json:"response_body"`
+
+	// ResponseHeaders Example: {"Content-Type":"application/json"}
 	ResponseHeaders map[string]string `json:"response_headers"`
 
 	// ResponseStatus Example: 200
@@ -466,7 +531,7 @@ type BatchInput struct {
 	Events *[]EventInput `json:"events,omitempty"`
 }
 
-// Bin defines model for Bin.
+// Bin Example: {"created_at":"2025-01-15T10:30:00Z","has_secret":false,"id":"0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","name":"Staging test","response":{"body":"{\"ok\":true}","content_type":"application/json","delay_ms":0,"status":200},"url":"http://localhost:8080/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","webhook_id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"}
 type Bin struct {
 	// CreatedAt Example: 2025-01-15T10:30:00Z
 	CreatedAt time.Time `json:"created_at"`
@@ -478,7 +543,9 @@ type Bin struct {
 	Id string `json:"id"`
 
 	// Name Example: Staging test
-	Name     string      `json:"name"`
+	Name string `json:"name"`
+
+	// Response Example: {"body":"{\"ok\":true}","content_type":"application/json","delay_ms":0,"status":200}
 	Response BinResponse `json:"response"`
 
 	// Url Example: http://localhost:8080/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4
@@ -488,10 +555,12 @@ type Bin struct {
 	WebhookId *string `json:"webhook_id"`
 }
 
-// BinInput defines model for BinInput.
+// BinInput Example: {"name":"Staging test","response":{"body":"{\"ok\":true}","content_type":"application/json","delay_ms":0,"status":200},"secret":"your-webhook-secret","webhook_id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"}
 type BinInput struct {
 	// Name Example: Staging test
-	Name     *string           `json:"name,omitempty"`
+	Name *string `json:"name,omitempty"`
+
+	// Response Example: {"body":"{\"ok\":true}","content_type":"application/json","delay_ms":0,"status":200}
 	Response *BinResponseInput `json:"response,omitempty"`
 
 	// Secret Example: your-webhook-secret
@@ -501,13 +570,13 @@ type BinInput struct {
 	WebhookId *string `json:"webhook_id,omitempty"`
 }
 
-// BinList defines model for BinList.
+// BinList Example: {"data":[{"created_at":"2025-01-15T10:30:00Z","has_secret":false,"id":"0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","name":"Staging test","response":{"body":"{\"ok\":true}","content_type":"application/json","delay_ms":0,"status":200},"url":"http://localhost:8080/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","webhook_id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"}],"next_cursor":null}
 type BinList struct {
 	Data       []Bin   `json:"data"`
 	NextCursor *string `json:"next_cursor"`
 }
 
-// BinResponse defines model for BinResponse.
+// BinResponse Example: {"body":"{\"ok\":true}","content_type":"application/json","delay_ms":0,"status":200}
 type BinResponse struct {
 	// Body Example: {"ok":true}
 	Body string `json:"body"`
@@ -522,7 +591,7 @@ type BinResponse struct {
 	Status int `json:"status"`
 }
 
-// BinResponseInput defines model for BinResponseInput.
+// BinResponseInput Example: {"body":"{\"ok\":true}","content_type":"application/json","delay_ms":0,"status":200}
 type BinResponseInput struct {
 	// Body Example: {"ok":true}
 	Body *string `json:"body,omitempty"`
@@ -537,7 +606,7 @@ type BinResponseInput struct {
 	Status *int `json:"status,omitempty"`
 }
 
-// Capture defines model for Capture.
+// Capture Example: {"answered":200,"bin_id":"0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","body":"{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}","body_encoding":"utf8","headers":{"Content-Type":["application/json"],"User-Agent":["Hookrelay/1.0.0"],"X-Webhook-Attempt":["1"],"X-Webhook-Event":["conversation.started"],"X-Webhook-Id":["evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"],"X-Webhook-Signature":["3dc423ff28734dbb7e2d3ee32ddff64b4eb44fa401a4ffdaaa097069da1e8027"],"X-Webhook-Timestamp":["2025-01-15T10:30:00+00:00"],"webhook-id":["evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"],"webhook-signature":["v1,KRAnEPHfNP5VjmOYOS2ACRbrfz98AJ/19XMPV68NDsU="],"webhook-timestamp":["1736937000"]},"id":"req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","method":"POST","path":"/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","query":"source=test\u0026x=1","received_at":"2025-01-15T10:30:00Z","rejected":"body larger than 1048576 bytes: answered 413","remote_addr":"203.0.113.7:51234","size":312,"verdicts":{"payload":{"problems":[],"status":"ok"},"signature":"valid","standard_signature":"valid","timestamp_skew_seconds":0}}
 type Capture struct {
 	// Answered Answered is the HTTP status the bin answered with; null on captures stored before it
 	// was kept.
@@ -548,12 +617,14 @@ type Capture struct {
 	// BinId Example: 0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4
 	BinId string `json:"bin_id"`
 
-	// Body Example: {"event":"conversation.started"}
+	// Body Example: {"event":"conversation.started","timestamp":"2025-01-15T10:30:00+00:00","data":{"conversation_id":123,"visitor_name":"John Doe","visitor_email":"john@example.com","visitor_phone":"+1234567890","visitor_ip":"192.168.1.100","current_url":"https://example.com/products","status":"open","created_at":"2025-01-15T10:30:00+00:00"}}
 	Body string `json:"body"`
 
 	// BodyEncoding Example: utf8
 	BodyEncoding CaptureBodyEncoding `json:"body_encoding"`
-	Headers      map[string][]string `json:"headers"`
+
+	// Headers Example: {"Content-Type":["application/json"],"User-Agent":["Hookrelay/1.0.0"],"X-Webhook-Attempt":["1"],"X-Webhook-Event":["conversation.started"],"X-Webhook-Id":["evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"],"X-Webhook-Signature":["3dc423ff28734dbb7e2d3ee32ddff64b4eb44fa401a4ffdaaa097069da1e8027"],"X-Webhook-Timestamp":["2025-01-15T10:30:00+00:00"],"webhook-id":["evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"],"webhook-signature":["v1,KRAnEPHfNP5VjmOYOS2ACRbrfz98AJ/19XMPV68NDsU="],"webhook-timestamp":["1736937000"]}
+	Headers map[string][]string `json:"headers"`
 
 	// Id Example: req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f
 	Id string `json:"id"`
@@ -579,14 +650,16 @@ type Capture struct {
 	RemoteAddr string `json:"remote_addr"`
 
 	// Size Example: 312
-	Size     int      `json:"size"`
+	Size int `json:"size"`
+
+	// Verdicts Example: {"payload":{"problems":[],"status":"ok"},"signature":"valid","standard_signature":"valid","timestamp_skew_seconds":0}
 	Verdicts Verdicts `json:"verdicts"`
 }
 
 // CaptureBodyEncoding Example: utf8
 type CaptureBodyEncoding string
 
-// CaptureSummary defines model for CaptureSummary.
+// CaptureSummary Example: {"answered":200,"bin_id":"0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","body_encoding":"utf8","body_preview":"{\"event\":\"conversation.started\"","id":"req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","method":"POST","path":"/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","query":"source=test\u0026x=1","received_at":"2025-01-15T10:30:00Z","rejected":"body larger than 1048576 bytes: answered 413","remote_addr":"203.0.113.7:51234","size":312,"truncated":false,"verdicts":{"payload":{"problems":[],"status":"ok"},"signature":"valid","standard_signature":"valid","timestamp_skew_seconds":0}}
 type CaptureSummary struct {
 	// Answered Answered is the HTTP status the bin answered with; null on captures stored before it
 	// was kept.
@@ -634,34 +707,43 @@ type CaptureSummary struct {
 	// Truncated the preview is not the whole body
 	//
 	// Example: false
-	Truncated bool     `json:"truncated"`
-	Verdicts  Verdicts `json:"verdicts"`
+	Truncated bool `json:"truncated"`
+
+	// Verdicts Example: {"payload":{"problems":[],"status":"ok"},"signature":"valid","standard_signature":"valid","timestamp_skew_seconds":0}
+	Verdicts Verdicts `json:"verdicts"`
 }
 
 // CaptureSummaryBodyEncoding Example: utf8
 type CaptureSummaryBodyEncoding string
 
-// CaptureSummaryList defines model for CaptureSummaryList.
+// CaptureSummaryList Example: {"data":[{"answered":200,"bin_id":"0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","body_encoding":"utf8","body_preview":"{\"event\":\"conversation.started\"","id":"req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","method":"POST","path":"/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","query":"source=test\u0026x=1","received_at":"2025-01-15T10:30:00Z","rejected":"body larger than 1048576 bytes: answered 413","remote_addr":"203.0.113.7:51234","size":312,"truncated":false,"verdicts":{"payload":{"problems":[],"status":"ok"},"signature":"valid","standard_signature":"valid","timestamp_skew_seconds":0}}],"next_cursor":null}
 type CaptureSummaryList struct {
 	Data       []CaptureSummary `json:"data"`
 	NextCursor *string          `json:"next_cursor"`
 }
 
-// ChangeMessage defines model for ChangeMessage.
+// ChangeMessage Example: {"api_keys":{"ids":["wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"],"many":false},"deliveries":{"ids":["wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"],"many":false},"events":{"ids":["wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"],"many":false},"type":"changes","webhooks":{"ids":["wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"],"many":false}}
 type ChangeMessage struct {
-	ApiKeys    *ChangedIDs `json:"api_keys,omitempty"`
+	// ApiKeys Example: {"ids":["wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"],"many":false}
+	ApiKeys *ChangedIDs `json:"api_keys,omitempty"`
+
+	// Deliveries Example: {"ids":["wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"],"many":false}
 	Deliveries *ChangedIDs `json:"deliveries,omitempty"`
-	Events     *ChangedIDs `json:"events,omitempty"`
+
+	// Events Example: {"ids":["wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"],"many":false}
+	Events *ChangedIDs `json:"events,omitempty"`
 
 	// Type Example: changes
-	Type     *ChangeMessageType `json:"type,omitempty"`
-	Webhooks *ChangedIDs        `json:"webhooks,omitempty"`
+	Type *ChangeMessageType `json:"type,omitempty"`
+
+	// Webhooks Example: {"ids":["wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"],"many":false}
+	Webhooks *ChangedIDs `json:"webhooks,omitempty"`
 }
 
 // ChangeMessageType Example: changes
 type ChangeMessageType string
 
-// ChangedIDs defines model for ChangedIDs.
+// ChangedIDs Example: {"ids":["wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"],"many":false}
 type ChangedIDs struct {
 	// Ids Example: ["wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"]
 	Ids *[]string `json:"ids,omitempty"`
@@ -670,7 +752,111 @@ type ChangedIDs struct {
 	Many *bool `json:"many,omitempty"`
 }
 
-// Delivery defines model for Delivery.
+// ConversationStartedData The data of a `conversation.started` event as published. Fields left out (or null) are delivered as null, false for booleans, and the event's time for times.
+//
+// Example: {"conversation_id":123,"created_at":"2025-01-15T10:30:00+00:00","current_url":"https://example.com/products","status":"open","visitor_email":"john@example.com","visitor_ip":"192.168.1.100","visitor_name":"John Doe","visitor_phone":"+1234567890"}
+type ConversationStartedData struct {
+	// ConversationId Conversation id in the chat application
+	//
+	// Example: 123
+	ConversationId int `json:"conversation_id"`
+
+	// CreatedAt When the conversation or message was created (defaults to the event time)
+	//
+	// Example: 2025-01-15T10:30:00+00:00
+	CreatedAt *time.Time `json:"created_at,omitempty"`
+
+	// CurrentUrl Page the visitor was on, null when unknown
+	//
+	// Example: https://example.com/products
+	CurrentUrl *string `json:"current_url,omitempty"`
+
+	// Status Conversation status
+	//
+	// Example: open
+	Status *string `json:"status,omitempty"`
+
+	// VisitorEmail Visitor's email, null when unknown
+	//
+	// Example: john@example.com
+	VisitorEmail *string `json:"visitor_email,omitempty"`
+
+	// VisitorIp Visitor's IP address, null when unknown
+	//
+	// Example: 192.168.1.100
+	VisitorIp *string `json:"visitor_ip,omitempty"`
+
+	// VisitorName Visitor's name, null when unknown
+	//
+	// Example: John Doe
+	VisitorName *string `json:"visitor_name,omitempty"`
+
+	// VisitorPhone Visitor's phone, null when unknown
+	//
+	// Example: +1234567890
+	VisitorPhone *string `json:"visitor_phone,omitempty"`
+}
+
+// ConversationStartedInput Publishes a `conversation.started` event: a visitor starts a new conversation.
+//
+// Example: {"data":{"conversation_id":123,"created_at":"2025-01-15T10:30:00+00:00","current_url":"https://example.com/products","status":"open","visitor_email":"john@example.com","visitor_ip":"192.168.1.100","visitor_name":"John Doe","visitor_phone":"+1234567890"},"event":"conversation.started"}
+type ConversationStartedInput struct {
+	// Data The data of a `conversation.started` event as published. Fields left out (or null) are delivered as null, false for booleans, and the event's time for times.
+	//
+	// Example: {"conversation_id":123,"created_at":"2025-01-15T10:30:00+00:00","current_url":"https://example.com/products","status":"open","visitor_email":"john@example.com","visitor_ip":"192.168.1.100","visitor_name":"John Doe","visitor_phone":"+1234567890"}
+	Data ConversationStartedData `json:"data"`
+
+	// Event Example: conversation.started
+	Event ConversationStartedInputEvent `json:"event"`
+
+	// Timestamp Example: 2025-01-15T10:30:00+00:00
+	Timestamp *string `json:"timestamp,omitempty"`
+}
+
+// ConversationStartedInputEvent Example: conversation.started
+type ConversationStartedInputEvent string
+
+// ConversationStartedPayload The body webhooks receive for a `conversation.started` event (a visitor starts a new conversation).
+//
+// Example: {"data":{"conversation_id":123,"created_at":"2025-01-15T10:30:00+00:00","current_url":"https://example.com/products","status":"open","visitor_email":"john@example.com","visitor_ip":"192.168.1.100","visitor_name":"John Doe","visitor_phone":"+1234567890"},"event":"conversation.started","timestamp":"2025-01-15T10:30:00+00:00"}
+type ConversationStartedPayload struct {
+	Data struct {
+		// ConversationId Conversation id in the chat application
+		ConversationId int `json:"conversation_id"`
+
+		// CreatedAt When the conversation or message was created (defaults to the event time)
+		CreatedAt time.Time `json:"created_at"`
+
+		// CurrentUrl Page the visitor was on, null when unknown
+		CurrentUrl *string `json:"current_url"`
+
+		// Status Conversation status
+		Status *string `json:"status"`
+
+		// VisitorEmail Visitor's email, null when unknown
+		VisitorEmail *string `json:"visitor_email"`
+
+		// VisitorIp Visitor's IP address, null when unknown
+		VisitorIp *string `json:"visitor_ip"`
+
+		// VisitorName Visitor's name, null when unknown
+		VisitorName *string `json:"visitor_name"`
+
+		// VisitorPhone Visitor's phone, null when unknown
+		VisitorPhone *string `json:"visitor_phone"`
+	} `json:"data"`
+
+	// Event Example: conversation.started
+	Event ConversationStartedPayloadEvent `json:"event"`
+
+	// Timestamp When the event happened, UTC, whole seconds.
+	Timestamp time.Time `json:"timestamp"`
+}
+
+// ConversationStartedPayloadEvent Example: conversation.started
+type ConversationStartedPayloadEvent string
+
+// Delivery Example: {"attempt_count":1,"attempts":[{"delivery_id":"dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","duration_ms":42,"error":null,"format":"json","id":"att_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","number":1,"outcome":"succeeded","request_body":"{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}","request_headers":{"Content-Type":"application/json","User-Agent":"Hookrelay/1.0.0","X-Webhook-Attempt":"1","X-Webhook-Event":"conversation.started","X-Webhook-Id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","X-Webhook-Signature":"3dc423ff28734dbb7e2d3ee32ddff64b4eb44fa401a4ffdaaa097069da1e8027","X-Webhook-Timestamp":"2025-01-15T10:30:00+00:00","webhook-id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","webhook-signature":"v1,KRAnEPHfNP5VjmOYOS2ACRbrfz98AJ/19XMPV68NDsU=","webhook-timestamp":"1736937000"},"response_body":"{\"ok\":true}","response_headers":{"Content-Type":"application/json"},"response_status":200,"started_at":"2025-01-15T10:30:00Z"}],"created_at":"2025-01-15T10:30:00Z","event":"message.received","event_id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","id":"dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","last_error":null,"last_status_code":200,"next_attempt_at":"2025-01-15T10:30:00Z","replay_id":"rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","spilled":false,"status":"succeeded","test":false,"updated_at":"2025-01-15T10:30:00Z","webhook_id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"}
 type Delivery struct {
 	// AttemptCount Example: 1
 	AttemptCount int        `json:"attempt_count"`
@@ -724,21 +910,28 @@ type Delivery struct {
 // DeliveryStatus Example: succeeded
 type DeliveryStatus string
 
-// DeliveryCounts defines model for DeliveryCounts.
+// DeliveryCounts Example: {"cancelled":0,"failed":0,"pending":1,"succeeded":1}
 type DeliveryCounts struct {
+	// Cancelled Example: 0
 	Cancelled int `json:"cancelled"`
-	Failed    int `json:"failed"`
-	Pending   int `json:"pending"`
+
+	// Failed Example: 0
+	Failed int `json:"failed"`
+
+	// Pending Example: 1
+	Pending int `json:"pending"`
+
+	// Succeeded Example: 1
 	Succeeded int `json:"succeeded"`
 }
 
-// DeliveryList defines model for DeliveryList.
+// DeliveryList Example: {"data":[{"attempt_count":1,"attempts":[{"delivery_id":"dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","duration_ms":42,"error":null,"format":"json","id":"att_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","number":1,"outcome":"succeeded","request_body":"{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}","request_headers":{"Content-Type":"application/json","User-Agent":"Hookrelay/1.0.0","X-Webhook-Attempt":"1","X-Webhook-Event":"conversation.started","X-Webhook-Id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","X-Webhook-Signature":"3dc423ff28734dbb7e2d3ee32ddff64b4eb44fa401a4ffdaaa097069da1e8027","X-Webhook-Timestamp":"2025-01-15T10:30:00+00:00","webhook-id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","webhook-signature":"v1,KRAnEPHfNP5VjmOYOS2ACRbrfz98AJ/19XMPV68NDsU=","webhook-timestamp":"1736937000"},"response_body":"{\"ok\":true}","response_headers":{"Content-Type":"application/json"},"response_status":200,"started_at":"2025-01-15T10:30:00Z"}],"created_at":"2025-01-15T10:30:00Z","event":"message.received","event_id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","id":"dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","last_error":null,"last_status_code":200,"next_attempt_at":"2025-01-15T10:30:00Z","replay_id":"rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","spilled":false,"status":"succeeded","test":false,"updated_at":"2025-01-15T10:30:00Z","webhook_id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"}],"next_cursor":null}
 type DeliveryList struct {
 	Data       []Delivery `json:"data"`
 	NextCursor *string    `json:"next_cursor"`
 }
 
-// Event defines model for Event.
+// Event Example: {"created_at":"2025-01-15T10:30:00Z","deliveries":[{"attempt_count":1,"attempts":[{"delivery_id":"dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","duration_ms":42,"error":null,"format":"json","id":"att_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","number":1,"outcome":"succeeded","request_body":"{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}","request_headers":{"Content-Type":"application/json","User-Agent":"Hookrelay/1.0.0","X-Webhook-Attempt":"1","X-Webhook-Event":"conversation.started","X-Webhook-Id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","X-Webhook-Signature":"3dc423ff28734dbb7e2d3ee32ddff64b4eb44fa401a4ffdaaa097069da1e8027","X-Webhook-Timestamp":"2025-01-15T10:30:00+00:00","webhook-id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","webhook-signature":"v1,KRAnEPHfNP5VjmOYOS2ACRbrfz98AJ/19XMPV68NDsU=","webhook-timestamp":"1736937000"},"response_body":"{\"ok\":true}","response_headers":{"Content-Type":"application/json"},"response_status":200,"started_at":"2025-01-15T10:30:00Z"}],"created_at":"2025-01-15T10:30:00Z","event":"message.received","event_id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","id":"dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","last_error":null,"last_status_code":200,"next_attempt_at":"2025-01-15T10:30:00Z","replay_id":"rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","spilled":false,"status":"succeeded","test":false,"updated_at":"2025-01-15T10:30:00Z","webhook_id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"}],"delivery_count":2,"delivery_counts":{"cancelled":0,"failed":0,"pending":1,"succeeded":1},"event":"conversation.started","id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","payload":{"data":{"conversation_id":123,"created_at":"2025-01-15T10:30:00+00:00","current_url":"https://example.com/products","status":"open","visitor_email":"john@example.com","visitor_ip":"192.168.1.100","visitor_name":"John Doe","visitor_phone":"+1234567890"},"event":"conversation.started","timestamp":"2025-01-15T10:30:00+00:00"},"timestamp":"2025-01-15T10:30:00+00:00"}
 type Event struct {
 	// CreatedAt Example: 2025-01-15T10:30:00Z
 	CreatedAt  time.Time   `json:"created_at"`
@@ -755,8 +948,12 @@ type Event struct {
 	Event string `json:"event"`
 
 	// Id Example: evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f
-	Id      string                  `json:"id"`
-	Payload *map[string]interface{} `json:"payload,omitempty"`
+	Id string `json:"id"`
+
+	// Payload The body every webhook receives for an event: exactly `event`, `timestamp` and `data`, in that order, with every field of the event type present (`null` where unknown) and times as `2025-01-15T10:30:00+00:00`.
+	//
+	// Example: {"data":{"conversation_id":123,"created_at":"2025-01-15T10:30:00+00:00","current_url":"https://example.com/products","status":"open","visitor_email":"john@example.com","visitor_ip":"192.168.1.100","visitor_name":"John Doe","visitor_phone":"+1234567890"},"event":"conversation.started","timestamp":"2025-01-15T10:30:00+00:00"}
+	Payload *EventPayload `json:"payload,omitempty"`
 
 	// Timestamp Example: 2025-01-15T10:30:00+00:00
 	Timestamp string `json:"timestamp"`
@@ -764,54 +961,61 @@ type Event struct {
 
 // EventInput Example: {"data":{"conversation_id":123,"created_at":"2025-01-15T10:30:00+00:00","current_url":"https://example.com/products","status":"open","visitor_email":"john@example.com","visitor_ip":"192.168.1.100","visitor_name":"John Doe","visitor_phone":"+1234567890"},"event":"conversation.started"}
 type EventInput struct {
-	Data map[string]interface{} `json:"data"`
-
-	// Event Example: conversation.started
-	Event EventInputEvent `json:"event"`
-
-	// Timestamp Example: 2025-01-15T10:30:00+00:00
-	Timestamp *string `json:"timestamp,omitempty"`
+	union json.RawMessage
 }
 
-// EventInputEvent Example: conversation.started
-type EventInputEvent string
-
-// EventList defines model for EventList.
+// EventList Example: {"data":[{"created_at":"2025-01-15T10:30:00Z","deliveries":[{"attempt_count":1,"attempts":[{"delivery_id":"dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","duration_ms":42,"error":null,"format":"json","id":"att_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","number":1,"outcome":"succeeded","request_body":"{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}","request_headers":{"Content-Type":"application/json","User-Agent":"Hookrelay/1.0.0","X-Webhook-Attempt":"1","X-Webhook-Event":"conversation.started","X-Webhook-Id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","X-Webhook-Signature":"3dc423ff28734dbb7e2d3ee32ddff64b4eb44fa401a4ffdaaa097069da1e8027","X-Webhook-Timestamp":"2025-01-15T10:30:00+00:00","webhook-id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","webhook-signature":"v1,KRAnEPHfNP5VjmOYOS2ACRbrfz98AJ/19XMPV68NDsU=","webhook-timestamp":"1736937000"},"response_body":"{\"ok\":true}","response_headers":{"Content-Type":"application/json"},"response_status":200,"started_at":"2025-01-15T10:30:00Z"}],"created_at":"2025-01-15T10:30:00Z","event":"message.received","event_id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","id":"dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","last_error":null,"last_status_code":200,"next_attempt_at":"2025-01-15T10:30:00Z","replay_id":"rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","spilled":false,"status":"succeeded","test":false,"updated_at":"2025-01-15T10:30:00Z","webhook_id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"}],"delivery_count":2,"delivery_counts":{"cancelled":0,"failed":0,"pending":1,"succeeded":1},"event":"conversation.started","id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","payload":{"data":{"conversation_id":123,"created_at":"2025-01-15T10:30:00+00:00","current_url":"https://example.com/products","status":"open","visitor_email":"john@example.com","visitor_ip":"192.168.1.100","visitor_name":"John Doe","visitor_phone":"+1234567890"},"event":"conversation.started","timestamp":"2025-01-15T10:30:00+00:00"},"timestamp":"2025-01-15T10:30:00+00:00"}],"next_cursor":null}
 type EventList struct {
 	Data       []Event `json:"data"`
 	NextCursor *string `json:"next_cursor"`
 }
 
-// EventType defines model for EventType.
+// EventPayload The body every webhook receives for an event: exactly `event`, `timestamp` and `data`, in that order, with every field of the event type present (`null` where unknown) and times as `2025-01-15T10:30:00+00:00`.
+//
+// Example: {"data":{"conversation_id":123,"created_at":"2025-01-15T10:30:00+00:00","current_url":"https://example.com/products","status":"open","visitor_email":"john@example.com","visitor_ip":"192.168.1.100","visitor_name":"John Doe","visitor_phone":"+1234567890"},"event":"conversation.started","timestamp":"2025-01-15T10:30:00+00:00"}
+type EventPayload struct {
+	union json.RawMessage
+}
+
+// EventType Example: {"description":"A visitor starts a new conversation","example":{"data":{"conversation_id":123,"created_at":"2025-01-15T10:30:00+00:00","current_url":"https://example.com/products","status":"open","visitor_email":"john@example.com","visitor_ip":"192.168.1.100","visitor_name":"John Doe","visitor_phone":"+1234567890"},"event":"conversation.started","timestamp":"2025-01-15T10:30:00+00:00"},"name":"conversation.started","schema":{"$schema":"https://json-schema.org/draft/2020-12/schema","additionalProperties":false,"properties":{"conversation_id":{"description":"Conversation id in the chat application","minimum":1,"type":"integer"},"created_at":{"description":"When the conversation or message was created (defaults to the event time)","format":"date-time","type":"string"},"current_url":{"description":"Page the visitor was on, null when unknown","type":["string","null"]},"status":{"description":"Conversation status","type":["string","null"]},"visitor_email":{"description":"Visitor's email, null when unknown","type":["string","null"]},"visitor_ip":{"description":"Visitor's IP address, null when unknown","type":["string","null"]},"visitor_name":{"description":"Visitor's name, null when unknown","type":["string","null"]},"visitor_phone":{"description":"Visitor's phone, null when unknown","type":["string","null"]}},"required":["conversation_id"],"type":"object"}}
 type EventType struct {
 	// Description Example: A visitor starts a new conversation
-	Description string                 `json:"description"`
-	Example     map[string]interface{} `json:"example"`
+	Description string `json:"description"`
+
+	// Example The body every webhook receives for an event: exactly `event`, `timestamp` and `data`, in that order, with every field of the event type present (`null` where unknown) and times as `2025-01-15T10:30:00+00:00`.
+	//
+	// Example: {"data":{"conversation_id":123,"created_at":"2025-01-15T10:30:00+00:00","current_url":"https://example.com/products","status":"open","visitor_email":"john@example.com","visitor_ip":"192.168.1.100","visitor_name":"John Doe","visitor_phone":"+1234567890"},"event":"conversation.started","timestamp":"2025-01-15T10:30:00+00:00"}
+	Example EventPayload `json:"example"`
 
 	// Name Example: conversation.started
-	Name   string                 `json:"name"`
+	Name string `json:"name"`
+
+	// Schema Example: {"$schema":"https://json-schema.org/draft/2020-12/schema","additionalProperties":false,"properties":{"conversation_id":{"description":"Conversation id in the chat application","minimum":1,"type":"integer"},"created_at":{"description":"When the conversation or message was created (defaults to the event time)","format":"date-time","type":"string"},"current_url":{"description":"Page the visitor was on, null when unknown","type":["string","null"]},"status":{"description":"Conversation status","type":["string","null"]},"visitor_email":{"description":"Visitor's email, null when unknown","type":["string","null"]},"visitor_ip":{"description":"Visitor's IP address, null when unknown","type":["string","null"]},"visitor_name":{"description":"Visitor's name, null when unknown","type":["string","null"]},"visitor_phone":{"description":"Visitor's phone, null when unknown","type":["string","null"]}},"required":["conversation_id"],"type":"object"}
 	Schema map[string]interface{} `json:"schema"`
 }
 
-// EventTypeList defines model for EventTypeList.
+// EventTypeList Example: {"data":[{"description":"A visitor starts a new conversation","example":{"data":{"conversation_id":123,"created_at":"2025-01-15T10:30:00+00:00","current_url":"https://example.com/products","status":"open","visitor_email":"john@example.com","visitor_ip":"192.168.1.100","visitor_name":"John Doe","visitor_phone":"+1234567890"},"event":"conversation.started","timestamp":"2025-01-15T10:30:00+00:00"},"name":"conversation.started","schema":{"$schema":"https://json-schema.org/draft/2020-12/schema","additionalProperties":false,"properties":{"conversation_id":{"description":"Conversation id in the chat application","minimum":1,"type":"integer"},"created_at":{"description":"When the conversation or message was created (defaults to the event time)","format":"date-time","type":"string"},"current_url":{"description":"Page the visitor was on, null when unknown","type":["string","null"]},"status":{"description":"Conversation status","type":["string","null"]},"visitor_email":{"description":"Visitor's email, null when unknown","type":["string","null"]},"visitor_ip":{"description":"Visitor's IP address, null when unknown","type":["string","null"]},"visitor_name":{"description":"Visitor's name, null when unknown","type":["string","null"]},"visitor_phone":{"description":"Visitor's phone, null when unknown","type":["string","null"]}},"required":["conversation_id"],"type":"object"}}],"next_cursor":null}
 type EventTypeList struct {
 	Data       []EventType `json:"data"`
 	NextCursor *string     `json:"next_cursor"`
 }
 
-// FieldError defines model for FieldError.
+// FieldError Example: {"field":"url","message":"must be an absolute http or https URL"}
 type FieldError struct {
-	Field   string `json:"field"`
+	// Field Example: url
+	Field string `json:"field"`
+
+	// Message Example: must be an absolute http or https URL
 	Message string `json:"message"`
 }
 
-// ForwardInput defines model for ForwardInput.
+// ForwardInput Example: {"url":"http://localhost:3000/webhook"}
 type ForwardInput struct {
 	// Url Example: http://localhost:3000/webhook
 	Url *string `json:"url,omitempty"`
 }
 
-// ForwardResult defines model for ForwardResult.
+// ForwardResult Example: {"body":"{\"ok\":true}","duration_ms":42,"error":null,"headers":{"Content-Length":["11"],"Content-Type":["application/json; charset=utf-8"]},"status":200}
 type ForwardResult struct {
 	// Body first 4 KiB of the response body
 	//
@@ -822,7 +1026,9 @@ type ForwardResult struct {
 	DurationMs int `json:"duration_ms"`
 
 	// Error transport error, SSRF refusal or timeout; null when a response came
-	Error   *string             `json:"error"`
+	Error *string `json:"error"`
+
+	// Headers Example: {"Content-Length":["11"],"Content-Type":["application/json; charset=utf-8"]}
 	Headers map[string][]string `json:"headers"`
 
 	// Status null when there was no response
@@ -831,24 +1037,165 @@ type ForwardResult struct {
 	Status *int `json:"status"`
 }
 
-// InspectorMessage defines model for InspectorMessage.
+// InspectorMessage Example: {"data":{"answered":200,"bin_id":"0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","body_encoding":"utf8","body_preview":"{\"event\":\"conversation.started\"","id":"req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","method":"POST","path":"/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","query":"source=test\u0026x=1","received_at":"2025-01-15T10:30:00Z","rejected":"body larger than 1048576 bytes: answered 413","remote_addr":"203.0.113.7:51234","size":312,"truncated":false,"verdicts":{"payload":{"problems":[],"status":"ok"},"signature":"valid","standard_signature":"valid","timestamp_skew_seconds":0}},"type":"request"}
 type InspectorMessage struct {
+	// Data Example: {"answered":200,"bin_id":"0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","body_encoding":"utf8","body_preview":"{\"event\":\"conversation.started\"","id":"req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","method":"POST","path":"/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","query":"source=test\u0026x=1","received_at":"2025-01-15T10:30:00Z","rejected":"body larger than 1048576 bytes: answered 413","remote_addr":"203.0.113.7:51234","size":312,"truncated":false,"verdicts":{"payload":{"problems":[],"status":"ok"},"signature":"valid","standard_signature":"valid","timestamp_skew_seconds":0}}
 	Data CaptureSummary `json:"data"`
 
 	// Type Example: request
 	Type string `json:"type"`
 }
 
-// LastDelivery defines model for LastDelivery.
+// LastDelivery Example: {"at":"2025-01-15T10:30:00Z","status":"succeeded","status_code":null}
 type LastDelivery struct {
 	// At Example: 2025-01-15T10:30:00Z
-	At         time.Time `json:"at"`
-	Status     string    `json:"status"`
-	StatusCode *int      `json:"status_code"`
+	At time.Time `json:"at"`
+
+	// Status Example: succeeded
+	Status     LastDeliveryStatus `json:"status"`
+	StatusCode *int               `json:"status_code"`
 }
 
-// PayloadVerdict defines model for PayloadVerdict.
+// LastDeliveryStatus Example: succeeded
+type LastDeliveryStatus string
+
+// MessageReceivedData The data of a `message.received` event as published. Fields left out (or null) are delivered as null, false for booleans, and the event's time for times.
+//
+// Example: {"admin_name":null,"content":"Hello, I need help with my order.","conversation_id":123,"created_at":"2025-01-15T10:31:00+00:00","current_url":"https://example.com/products","is_from_admin":false,"message_id":456,"status":"open","visitor_email":"john@example.com","visitor_ip":"192.168.1.100","visitor_name":"John Doe","visitor_phone":"+1234567890"}
+type MessageReceivedData struct {
+	// AdminName Admin's name when is_from_admin, else null
+	AdminName *string `json:"admin_name,omitempty"`
+
+	// Content Message text
+	//
+	// Example: Hello, I need help with my order.
+	Content string `json:"content"`
+
+	// ConversationId Conversation id in the chat application
+	//
+	// Example: 123
+	ConversationId int `json:"conversation_id"`
+
+	// CreatedAt When the conversation or message was created (defaults to the event time)
+	//
+	// Example: 2025-01-15T10:31:00+00:00
+	CreatedAt *time.Time `json:"created_at,omitempty"`
+
+	// CurrentUrl Page the visitor was on, null when unknown
+	//
+	// Example: https://example.com/products
+	CurrentUrl *string `json:"current_url,omitempty"`
+
+	// IsFromAdmin Whether an admin wrote it (default false)
+	//
+	// Example: false
+	IsFromAdmin *bool `json:"is_from_admin,omitempty"`
+
+	// MessageId Message id in the chat application
+	//
+	// Example: 456
+	MessageId int `json:"message_id"`
+
+	// Status Conversation status
+	//
+	// Example: open
+	Status *string `json:"status,omitempty"`
+
+	// VisitorEmail Visitor's email, null when unknown
+	//
+	// Example: john@example.com
+	VisitorEmail *string `json:"visitor_email,omitempty"`
+
+	// VisitorIp Visitor's IP address, null when unknown
+	//
+	// Example: 192.168.1.100
+	VisitorIp *string `json:"visitor_ip,omitempty"`
+
+	// VisitorName Visitor's name, null when unknown
+	//
+	// Example: John Doe
+	VisitorName *string `json:"visitor_name,omitempty"`
+
+	// VisitorPhone Visitor's phone, null when unknown
+	//
+	// Example: +1234567890
+	VisitorPhone *string `json:"visitor_phone,omitempty"`
+}
+
+// MessageReceivedInput Publishes a `message.received` event: a visitor sends a new message.
+//
+// Example: {"data":{"admin_name":null,"content":"Hello, I need help with my order.","conversation_id":123,"created_at":"2025-01-15T10:31:00+00:00","current_url":"https://example.com/products","is_from_admin":false,"message_id":456,"status":"open","visitor_email":"john@example.com","visitor_ip":"192.168.1.100","visitor_name":"John Doe","visitor_phone":"+1234567890"},"event":"message.received"}
+type MessageReceivedInput struct {
+	// Data The data of a `message.received` event as published. Fields left out (or null) are delivered as null, false for booleans, and the event's time for times.
+	//
+	// Example: {"admin_name":null,"content":"Hello, I need help with my order.","conversation_id":123,"created_at":"2025-01-15T10:31:00+00:00","current_url":"https://example.com/products","is_from_admin":false,"message_id":456,"status":"open","visitor_email":"john@example.com","visitor_ip":"192.168.1.100","visitor_name":"John Doe","visitor_phone":"+1234567890"}
+	Data MessageReceivedData `json:"data"`
+
+	// Event Example: message.received
+	Event MessageReceivedInputEvent `json:"event"`
+
+	// Timestamp Example: 2025-01-15T10:30:00+00:00
+	Timestamp *string `json:"timestamp,omitempty"`
+}
+
+// MessageReceivedInputEvent Example: message.received
+type MessageReceivedInputEvent string
+
+// MessageReceivedPayload The body webhooks receive for a `message.received` event (a visitor sends a new message).
+//
+// Example: {"data":{"admin_name":null,"content":"Hello, I need help with my order.","conversation_id":123,"created_at":"2025-01-15T10:31:00+00:00","current_url":"https://example.com/products","is_from_admin":false,"message_id":456,"status":"open","visitor_email":"john@example.com","visitor_ip":"192.168.1.100","visitor_name":"John Doe","visitor_phone":"+1234567890"},"event":"message.received","timestamp":"2025-01-15T10:31:00+00:00"}
+type MessageReceivedPayload struct {
+	Data struct {
+		// AdminName Admin's name when is_from_admin, else null
+		AdminName *string `json:"admin_name"`
+
+		// Content Message text
+		Content string `json:"content"`
+
+		// ConversationId Conversation id in the chat application
+		ConversationId int `json:"conversation_id"`
+
+		// CreatedAt When the conversation or message was created (defaults to the event time)
+		CreatedAt time.Time `json:"created_at"`
+
+		// CurrentUrl Page the visitor was on, null when unknown
+		CurrentUrl *string `json:"current_url"`
+
+		// IsFromAdmin Whether an admin wrote it (default false)
+		IsFromAdmin bool `json:"is_from_admin"`
+
+		// MessageId Message id in the chat application
+		MessageId int `json:"message_id"`
+
+		// Status Conversation status
+		Status *string `json:"status"`
+
+		// VisitorEmail Visitor's email, null when unknown
+		VisitorEmail *string `json:"visitor_email"`
+
+		// VisitorIp Visitor's IP address, null when unknown
+		VisitorIp *string `json:"visitor_ip"`
+
+		// VisitorName Visitor's name, null when unknown
+		VisitorName *string `json:"visitor_name"`
+
+		// VisitorPhone Visitor's phone, null when unknown
+		VisitorPhone *string `json:"visitor_phone"`
+	} `json:"data"`
+
+	// Event Example: message.received
+	Event MessageReceivedPayloadEvent `json:"event"`
+
+	// Timestamp When the event happened, UTC, whole seconds.
+	Timestamp time.Time `json:"timestamp"`
+}
+
+// MessageReceivedPayloadEvent Example: message.received
+type MessageReceivedPayloadEvent string
+
+// PayloadVerdict Example: {"problems":[],"status":"ok"}
 type PayloadVerdict struct {
+	// Problems Example: []
 	Problems []string `json:"problems"`
 
 	// Status Example: ok
@@ -858,7 +1205,7 @@ type PayloadVerdict struct {
 // PayloadVerdictStatus Example: ok
 type PayloadVerdictStatus string
 
-// Problem defines model for Problem.
+// Problem Example: {"detail":"name: is required","errors":[{"field":"url","message":"must be an absolute http or https URL"}],"status":422,"title":"Validation failed","type":"urn:hookrelay:problem:validation"}
 type Problem struct {
 	// Detail Example: name: is required
 	Detail string        `json:"detail"`
@@ -874,7 +1221,7 @@ type Problem struct {
 	Type string `json:"type"`
 }
 
-// PublishedBatch defines model for PublishedBatch.
+// PublishedBatch Example: {"deliveries":4,"events":[{"deliveries":2,"event":"conversation.started","id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","timestamp":"2025-01-15T10:30:00+00:00"}]}
 type PublishedBatch struct {
 	// Deliveries in all
 	//
@@ -883,7 +1230,7 @@ type PublishedBatch struct {
 	Events     []PublishedEvent `json:"events"`
 }
 
-// PublishedEvent defines model for PublishedEvent.
+// PublishedEvent Example: {"deliveries":2,"event":"conversation.started","id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","timestamp":"2025-01-15T10:30:00+00:00"}
 type PublishedEvent struct {
 	// Deliveries Example: 2
 	Deliveries int `json:"deliveries"`
@@ -898,7 +1245,7 @@ type PublishedEvent struct {
 	Timestamp string `json:"timestamp"`
 }
 
-// ReplayInput defines model for ReplayInput.
+// ReplayInput Example: {"only_failed":false,"since":"2025-01-15T00:00:00+00:00","until":"2025-01-16T00:00:00+00:00"}
 type ReplayInput struct {
 	// OnlyFailed Example: false
 	OnlyFailed *bool `json:"only_failed,omitempty"`
@@ -910,7 +1257,7 @@ type ReplayInput struct {
 	Until *string `json:"until,omitempty"`
 }
 
-// ReplayJob defines model for ReplayJob.
+// ReplayJob Example: {"created_at":"2025-01-15T10:30:00Z","error":"the webhook was disabled","finished_at":"2025-01-15T10:30:00Z","id":"rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","only_failed":false,"queued":20,"since":"2025-01-15T10:30:00Z","status":"running","total":42,"until":"2025-01-15T10:30:00Z","webhook_id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"}
 type ReplayJob struct {
 	// CreatedAt Example: 2025-01-15T10:30:00Z
 	CreatedAt time.Time `json:"created_at"`
@@ -953,13 +1300,13 @@ type ReplayJob struct {
 // ReplayJobStatus Example: running
 type ReplayJobStatus string
 
-// ReplayJobList defines model for ReplayJobList.
+// ReplayJobList Example: {"data":[{"created_at":"2025-01-15T10:30:00Z","error":"the webhook was disabled","finished_at":"2025-01-15T10:30:00Z","id":"rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","only_failed":false,"queued":20,"since":"2025-01-15T10:30:00Z","status":"running","total":42,"until":"2025-01-15T10:30:00Z","webhook_id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"}],"next_cursor":null}
 type ReplayJobList struct {
 	Data       []ReplayJob `json:"data"`
 	NextCursor *string     `json:"next_cursor"`
 }
 
-// ReplayPreview defines model for ReplayPreview.
+// ReplayPreview Example: {"events":42,"only_failed":false,"since":"2025-01-15T10:30:00Z","until":"2025-01-15T10:30:00Z"}
 type ReplayPreview struct {
 	// Events Events is how many events the replay would queue now: one new delivery to this webhook
 	// each.
@@ -977,8 +1324,9 @@ type ReplayPreview struct {
 	Until time.Time `json:"until"`
 }
 
-// ReplayQueued defines model for ReplayQueued.
+// ReplayQueued Example: {"job":{"created_at":"2025-01-15T10:30:00Z","error":"the webhook was disabled","finished_at":"2025-01-15T10:30:00Z","id":"rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","only_failed":false,"queued":20,"since":"2025-01-15T10:30:00Z","status":"running","total":42,"until":"2025-01-15T10:30:00Z","webhook_id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"},"queued":42}
 type ReplayQueued struct {
+	// Job Example: {"created_at":"2025-01-15T10:30:00Z","error":"the webhook was disabled","finished_at":"2025-01-15T10:30:00Z","id":"rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","only_failed":false,"queued":20,"since":"2025-01-15T10:30:00Z","status":"running","total":42,"until":"2025-01-15T10:30:00Z","webhook_id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"}
 	Job ReplayJob `json:"job"`
 
 	// Queued events found, to be queued
@@ -987,7 +1335,7 @@ type ReplayQueued struct {
 	Queued int `json:"queued"`
 }
 
-// RotationInput defines model for RotationInput.
+// RotationInput Example: {"activate_at":"2025-01-16T09:00:00Z"}
 type RotationInput struct {
 	// ActivateAt When the new secret replaces the current one in X-Webhook-Signature; absent or null:
 	// when POST …/secret/rotation/activate is called.
@@ -996,7 +1344,7 @@ type RotationInput struct {
 	ActivateAt *string `json:"activate_at,omitempty"`
 }
 
-// RotationStarted defines model for RotationStarted.
+// RotationStarted Example: {"activates_at":"2025-01-15T10:30:00Z","previous_expires_at":"2025-01-15T10:30:00Z","previous_valid_until":"2025-01-15T10:30:00Z","secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
 type RotationStarted struct {
 	// ActivatesAt When X-Webhook-Signature switches to it; null: when the rotation is activated.
 	//
@@ -1019,7 +1367,7 @@ type RotationStarted struct {
 	Secret string `json:"secret"`
 }
 
-// Secret defines model for Secret.
+// Secret Example: {"next_secret":"whsec_9xQm2WcLrT0bV7yKpN4sHdJf6gA1eZuC","secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
 type Secret struct {
 	// NextSecret The pending secret of a rotation under way (it already signs webhook-signature); absent
 	// otherwise.
@@ -1033,7 +1381,7 @@ type Secret struct {
 	Secret string `json:"secret"`
 }
 
-// SecretRotation defines model for SecretRotation.
+// SecretRotation Example: {"activates_at":"2025-01-15T10:30:00Z","pending_since":"2025-01-15T10:30:00Z","previous_valid_until":"2025-01-15T10:30:00Z"}
 type SecretRotation struct {
 	// ActivatesAt When the pending secret takes over X-Webhook-Signature; null while pending: when an
 	// admin activates it.
@@ -1053,13 +1401,13 @@ type SecretRotation struct {
 	PreviousValidUntil *time.Time `json:"previous_valid_until"`
 }
 
-// SessionInput defines model for SessionInput.
+// SessionInput Example: {"token":"hr_3f9a…"}
 type SessionInput struct {
 	// Token Example: hr_3f9a…
 	Token *string `json:"token,omitempty"`
 }
 
-// SessionStatus defines model for SessionStatus.
+// SessionStatus Example: {"authenticated":true,"method":"session"}
 type SessionStatus struct {
 	// Authenticated Example: true
 	Authenticated bool `json:"authenticated"`
@@ -1070,7 +1418,7 @@ type SessionStatus struct {
 	Method string `json:"method"`
 }
 
-// Settings defines model for Settings.
+// Settings Example: {"allow_http":false,"allow_private_targets":false,"auto_disable_after_seconds":432000,"delivery_timeout_seconds":10,"inspector_max_body_bytes":1048576,"inspector_rate":50,"max_attempts":9,"max_body_bytes":1048576,"retention_seconds":2592000,"retry_schedule_seconds":[10,60,300,1800,7200,21600,43200,86400],"retry_window_seconds":160170,"version":"1.4.0"}
 type Settings struct {
 	// AllowHttp Example: false
 	AllowHttp bool `json:"allow_http"`
@@ -1109,14 +1457,15 @@ type Settings struct {
 	Version string `json:"version"`
 }
 
-// TestInput defines model for TestInput.
+// TestInput Example: {"event":"conversation.started"}
 type TestInput struct {
 	// Event Example: conversation.started
 	Event *string `json:"event,omitempty"`
 }
 
-// Verdicts defines model for Verdicts.
+// Verdicts Example: {"payload":{"problems":[],"status":"ok"},"signature":"valid","standard_signature":"valid","timestamp_skew_seconds":0}
 type Verdicts struct {
+	// Payload Example: {"problems":[],"status":"ok"}
 	Payload PayloadVerdict `json:"payload"`
 
 	// Signature Example: valid
@@ -1137,7 +1486,7 @@ type VerdictsSignature string
 // VerdictsStandardSignature Example: valid
 type VerdictsStandardSignature string
 
-// Webhook defines model for Webhook.
+// Webhook Example: {"backlog":{"owed_events":1200,"spilled_since":"2025-01-15T10:30:00Z"},"created_at":"2025-01-15T10:30:00Z","disable_at":"2025-01-15T10:30:00Z","disabled_reason":null,"enabled":true,"events":["message.received","conversation.started"],"failing_since":"2025-01-15T10:30:00Z","format":"json","has_secret":true,"id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","last_delivery":{"at":"2025-01-15T10:30:00Z","status":"succeeded","status_code":null},"name":"Slack Notifications","pending_deliveries":0,"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw","secret_rotation":{"activates_at":"2025-01-15T10:30:00Z","pending_since":"2025-01-15T10:30:00Z","previous_valid_until":"2025-01-15T10:30:00Z"},"stats_24h":[{"failed":3,"succeeded":42,"tests_failed":0,"tests_succeeded":1}],"updated_at":"2025-01-15T10:30:00Z","url":"https://example.com/hooks/chat"}
 type Webhook struct {
 	// Backlog Set while the webhook is spilled: it fell behind, and its newer events wait to be sent
 	// in order as the endpoint catches up (they count in pending_deliveries).
@@ -1203,7 +1552,7 @@ type Webhook struct {
 // WebhookFormat Example: json
 type WebhookFormat string
 
-// WebhookBacklog defines model for WebhookBacklog.
+// WebhookBacklog Example: {"owed_events":1200,"spilled_since":"2025-01-15T10:30:00Z"}
 type WebhookBacklog struct {
 	// OwedEvents Events published since then that it still owes; counted when one webhook is read, null
 	// in lists (pending_deliveries counts them always).
@@ -1215,7 +1564,7 @@ type WebhookBacklog struct {
 	SpilledSince time.Time `json:"spilled_since"`
 }
 
-// WebhookInput defines model for WebhookInput.
+// WebhookInput Example: {"enabled":true,"events":["message.received"],"format":"json","generate_secret":false,"name":"Slack Notifications","secret":"your-webhook-secret","url":"https://example.com/hooks/chat"}
 type WebhookInput struct {
 	// Enabled Example: true
 	Enabled *bool `json:"enabled,omitempty"`
@@ -1242,36 +1591,43 @@ type WebhookInput struct {
 // WebhookInputFormat Example: json
 type WebhookInputFormat string
 
-// WebhookList defines model for WebhookList.
+// WebhookList Example: {"data":[{"backlog":{"owed_events":1200,"spilled_since":"2025-01-15T10:30:00Z"},"created_at":"2025-01-15T10:30:00Z","disable_at":"2025-01-15T10:30:00Z","disabled_reason":null,"enabled":true,"events":["message.received","conversation.started"],"failing_since":"2025-01-15T10:30:00Z","format":"json","has_secret":true,"id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","last_delivery":{"at":"2025-01-15T10:30:00Z","status":"succeeded","status_code":null},"name":"Slack Notifications","pending_deliveries":0,"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw","secret_rotation":{"activates_at":"2025-01-15T10:30:00Z","pending_since":"2025-01-15T10:30:00Z","previous_valid_until":"2025-01-15T10:30:00Z"},"stats_24h":[{"failed":3,"succeeded":42,"tests_failed":0,"tests_succeeded":1}],"updated_at":"2025-01-15T10:30:00Z","url":"https://example.com/hooks/chat"}],"next_cursor":null}
 type WebhookList struct {
 	Data       []Webhook `json:"data"`
 	NextCursor *string   `json:"next_cursor"`
 }
 
-// WebhookStats defines model for WebhookStats.
+// WebhookStats Example: {"failed":3,"succeeded":42,"tests_failed":0,"tests_succeeded":1}
 type WebhookStats struct {
-	Failed         int `json:"failed"`
-	Succeeded      int `json:"succeeded"`
-	TestsFailed    int `json:"tests_failed"`
+	// Failed Example: 3
+	Failed int `json:"failed"`
+
+	// Succeeded Example: 42
+	Succeeded int `json:"succeeded"`
+
+	// TestsFailed Example: 0
+	TestsFailed int `json:"tests_failed"`
+
+	// TestsSucceeded Example: 1
 	TestsSucceeded int `json:"tests_succeeded"`
 }
 
-// Forbidden defines model for Forbidden.
+// Forbidden Example: {"detail":"name: is required","errors":[{"field":"url","message":"must be an absolute http or https URL"}],"status":422,"title":"Validation failed","type":"urn:hookrelay:problem:validation"}
 type Forbidden = Problem
 
-// InternalError defines model for InternalError.
+// InternalError Example: {"detail":"name: is required","errors":[{"field":"url","message":"must be an absolute http or https URL"}],"status":422,"title":"Validation failed","type":"urn:hookrelay:problem:validation"}
 type InternalError = Problem
 
-// TooLarge defines model for TooLarge.
+// TooLarge Example: {"detail":"name: is required","errors":[{"field":"url","message":"must be an absolute http or https URL"}],"status":422,"title":"Validation failed","type":"urn:hookrelay:problem:validation"}
 type TooLarge = Problem
 
-// TooManyFailedSignIns defines model for TooManyFailedSignIns.
+// TooManyFailedSignIns Example: {"detail":"name: is required","errors":[{"field":"url","message":"must be an absolute http or https URL"}],"status":422,"title":"Validation failed","type":"urn:hookrelay:problem:validation"}
 type TooManyFailedSignIns = Problem
 
-// Unauthorized defines model for Unauthorized.
+// Unauthorized Example: {"detail":"name: is required","errors":[{"field":"url","message":"must be an absolute http or https URL"}],"status":422,"title":"Validation failed","type":"urn:hookrelay:problem:validation"}
 type Unauthorized = Problem
 
-// UnsupportedMediaType defines model for UnsupportedMediaType.
+// UnsupportedMediaType Example: {"detail":"name: is required","errors":[{"field":"url","message":"must be an absolute http or https URL"}],"status":422,"title":"Validation failed","type":"urn:hookrelay:problem:validation"}
 type UnsupportedMediaType = Problem
 
 // ListAPIKeysParams defines parameters for ListAPIKeys.
@@ -1414,6 +1770,208 @@ type StartSecretRotationJSONRequestBody = RotationInput
 
 // TestWebhookJSONRequestBody defines body for TestWebhook for application/json ContentType.
 type TestWebhookJSONRequestBody = TestInput
+
+// AsConversationStartedInput returns the union data inside the EventInput as a ConversationStartedInput
+func (t EventInput) AsConversationStartedInput() (ConversationStartedInput, error) {
+	var body ConversationStartedInput
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromConversationStartedInput overwrites any union data inside the EventInput as the provided ConversationStartedInput
+func (t *EventInput) FromConversationStartedInput(v ConversationStartedInput) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"event":"conversation.started"}`))
+	t.union = b
+	return err
+}
+
+// MergeConversationStartedInput performs a merge with any union data inside the EventInput, using the provided ConversationStartedInput
+func (t *EventInput) MergeConversationStartedInput(v ConversationStartedInput) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"event":"conversation.started"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsMessageReceivedInput returns the union data inside the EventInput as a MessageReceivedInput
+func (t EventInput) AsMessageReceivedInput() (MessageReceivedInput, error) {
+	var body MessageReceivedInput
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromMessageReceivedInput overwrites any union data inside the EventInput as the provided MessageReceivedInput
+func (t *EventInput) FromMessageReceivedInput(v MessageReceivedInput) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"event":"message.received"}`))
+	t.union = b
+	return err
+}
+
+// MergeMessageReceivedInput performs a merge with any union data inside the EventInput, using the provided MessageReceivedInput
+func (t *EventInput) MergeMessageReceivedInput(v MessageReceivedInput) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"event":"message.received"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t EventInput) Discriminator() (string, error) {
+	var discriminator struct {
+		Discriminator string `json:"event"`
+	}
+	err := json.Unmarshal(t.union, &discriminator)
+	return discriminator.Discriminator, err
+}
+
+func (t EventInput) ValueByDiscriminator() (interface{}, error) {
+	discriminator, err := t.Discriminator()
+	if err != nil {
+		return nil, err
+	}
+	switch discriminator {
+	case "conversation.started":
+		return t.AsConversationStartedInput()
+	case "message.received":
+		return t.AsMessageReceivedInput()
+	default:
+		return nil, errors.New("unknown discriminator value: " + discriminator)
+	}
+}
+
+func (t EventInput) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *EventInput) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
+
+// AsConversationStartedPayload returns the union data inside the EventPayload as a ConversationStartedPayload
+func (t EventPayload) AsConversationStartedPayload() (ConversationStartedPayload, error) {
+	var body ConversationStartedPayload
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromConversationStartedPayload overwrites any union data inside the EventPayload as the provided ConversationStartedPayload
+func (t *EventPayload) FromConversationStartedPayload(v ConversationStartedPayload) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"event":"conversation.started"}`))
+	t.union = b
+	return err
+}
+
+// MergeConversationStartedPayload performs a merge with any union data inside the EventPayload, using the provided ConversationStartedPayload
+func (t *EventPayload) MergeConversationStartedPayload(v ConversationStartedPayload) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"event":"conversation.started"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsMessageReceivedPayload returns the union data inside the EventPayload as a MessageReceivedPayload
+func (t EventPayload) AsMessageReceivedPayload() (MessageReceivedPayload, error) {
+	var body MessageReceivedPayload
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromMessageReceivedPayload overwrites any union data inside the EventPayload as the provided MessageReceivedPayload
+func (t *EventPayload) FromMessageReceivedPayload(v MessageReceivedPayload) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"event":"message.received"}`))
+	t.union = b
+	return err
+}
+
+// MergeMessageReceivedPayload performs a merge with any union data inside the EventPayload, using the provided MessageReceivedPayload
+func (t *EventPayload) MergeMessageReceivedPayload(v MessageReceivedPayload) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b, err = runtime.JSONMerge(b, []byte(`{"event":"message.received"}`))
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t EventPayload) Discriminator() (string, error) {
+	var discriminator struct {
+		Discriminator string `json:"event"`
+	}
+	err := json.Unmarshal(t.union, &discriminator)
+	return discriminator.Discriminator, err
+}
+
+func (t EventPayload) ValueByDiscriminator() (interface{}, error) {
+	discriminator, err := t.Discriminator()
+	if err != nil {
+		return nil, err
+	}
+	switch discriminator {
+	case "conversation.started":
+		return t.AsConversationStartedPayload()
+	case "message.received":
+		return t.AsMessageReceivedPayload()
+	default:
+		return nil, errors.New("unknown discriminator value: " + discriminator)
+	}
+}
+
+func (t EventPayload) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *EventPayload) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error

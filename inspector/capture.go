@@ -31,8 +31,8 @@ type Capture struct {
 	Method       string              `json:"method" example:"POST"`
 	Path         string              `json:"path" example:"/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4"`
 	Query        string              `json:"query" example:"source=test&x=1"`
-	Headers      map[string][]string `json:"headers"`
-	Body         string              `json:"body" example:"{\"event\":\"conversation.started\"}"`
+	Headers      map[string][]string `json:"headers" extensions:"x-example-of=delivery-headers"`
+	Body         string              `json:"body" extensions:"x-example-of=delivery-body"`
 	BodyEncoding string              `json:"body_encoding" enums:"utf8,base64" example:"utf8"`
 	Size         int64               `json:"size" example:"312"`
 	RemoteAddr   string              `json:"remote_addr" example:"203.0.113.7:51234"`
@@ -57,7 +57,7 @@ type Verdicts struct {
 // PayloadVerdict is the body checked against the event catalogue.
 type PayloadVerdict struct {
 	Status   string   `json:"status" enums:"ok,problems,unknown_event" example:"ok"`
-	Problems []string `json:"problems"`
+	Problems []string `json:"problems" extensions:"x-example-of=empty"`
 } // @name PayloadVerdict
 
 // PreviewBytes is how much of a body a summary carries.

@@ -108,6 +108,7 @@ func run(ctx context.Context, root, out, ts string, verbose bool) error {
 	if err != nil {
 		return err
 	}
+	backport(v2, v3)
 
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", out, err)
