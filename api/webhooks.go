@@ -50,7 +50,7 @@ type Webhook struct {
 	PendingDeliveries int64 `json:"pending_deliveries" example:"0"`
 	// Set while the webhook is spilled: it fell behind, and its newer events wait to be sent
 	// in order as the endpoint catches up (they count in pending_deliveries).
-	Backlog *WebhookBacklog `json:"backlog"`
+	Backlog *WebhookBacklog `json:"backlog" extensions:"x-example-of=null"`
 	// The signing secret's rotation state (never a secret).
 	SecretRotation SecretRotation `json:"secret_rotation"`
 	// Set while the webhook is enabled and every attempt since this time failed.

@@ -438,15 +438,13 @@ func (e RotateSecretParamsActivate) Valid() bool {
 	}
 }
 
-// APIKey Example: {"created_at":"2025-01-15T10:30:00Z","id":"key_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","last_used_at":"2025-01-15T10:30:00Z","name":"chat backend","prefix":"hr_3f9a1c2","token":"hr_3f9a…"}
+// APIKey Example: {"created_at":"2025-01-15T10:30:00Z","id":"key_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","last_used_at":null,"name":"chat backend","prefix":"hr_3f9a1c2","token":"hr_3f9a…"}
 type APIKey struct {
 	// CreatedAt Example: 2025-01-15T10:30:00Z
 	CreatedAt time.Time `json:"created_at"`
 
 	// Id Example: key_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f
-	Id string `json:"id"`
-
-	// LastUsedAt Example: 2025-01-15T10:30:00Z
+	Id         string     `json:"id"`
 	LastUsedAt *time.Time `json:"last_used_at"`
 
 	// Name Example: chat backend
@@ -465,7 +463,7 @@ type APIKeyInput struct {
 	Name *string `json:"name,omitempty"`
 }
 
-// APIKeyList Example: {"data":[{"created_at":"2025-01-15T10:30:00Z","id":"key_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","last_used_at":"2025-01-15T10:30:00Z","name":"chat backend","prefix":"hr_3f9a1c2","token":"hr_3f9a…"}],"next_cursor":null}
+// APIKeyList Example: {"data":[{"created_at":"2025-01-15T10:30:00Z","id":"key_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","last_used_at":null,"name":"chat backend","prefix":"hr_3f9a1c2","token":"hr_3f9a…"}],"next_cursor":null}
 type APIKeyList struct {
 	Data       []APIKey `json:"data"`
 	NextCursor *string  `json:"next_cursor"`
@@ -606,7 +604,7 @@ type BinResponseInput struct {
 	Status *int `json:"status,omitempty"`
 }
 
-// Capture Example: {"answered":200,"bin_id":"0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","body":"{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}","body_encoding":"utf8","headers":{"Content-Type":["application/json"],"User-Agent":["Hookrelay/1.0.0"],"X-Webhook-Attempt":["1"],"X-Webhook-Event":["conversation.started"],"X-Webhook-Id":["evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"],"X-Webhook-Signature":["3dc423ff28734dbb7e2d3ee32ddff64b4eb44fa401a4ffdaaa097069da1e8027"],"X-Webhook-Timestamp":["2025-01-15T10:30:00+00:00"],"webhook-id":["evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"],"webhook-signature":["v1,KRAnEPHfNP5VjmOYOS2ACRbrfz98AJ/19XMPV68NDsU="],"webhook-timestamp":["1736937000"]},"id":"req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","method":"POST","path":"/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","query":"source=test\u0026x=1","received_at":"2025-01-15T10:30:00Z","rejected":"body larger than 1048576 bytes: answered 413","remote_addr":"203.0.113.7:51234","size":312,"verdicts":{"payload":{"problems":[],"status":"ok"},"signature":"valid","standard_signature":"valid","timestamp_skew_seconds":0}}
+// Capture Example: {"answered":200,"bin_id":"0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","body":"{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}","body_encoding":"utf8","headers":{"Content-Type":["application/json"],"User-Agent":["Hookrelay/1.0.0"],"X-Webhook-Attempt":["1"],"X-Webhook-Event":["conversation.started"],"X-Webhook-Id":["evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"],"X-Webhook-Signature":["3dc423ff28734dbb7e2d3ee32ddff64b4eb44fa401a4ffdaaa097069da1e8027"],"X-Webhook-Timestamp":["2025-01-15T10:30:00+00:00"],"webhook-id":["evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"],"webhook-signature":["v1,KRAnEPHfNP5VjmOYOS2ACRbrfz98AJ/19XMPV68NDsU="],"webhook-timestamp":["1736937000"]},"id":"req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","method":"POST","path":"/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","query":"source=test\u0026x=1","received_at":"2025-01-15T10:30:00Z","remote_addr":"203.0.113.7:51234","size":312,"verdicts":{"payload":{"problems":[],"status":"ok"},"signature":"valid","standard_signature":"valid","timestamp_skew_seconds":0}}
 type Capture struct {
 	// Answered Answered is the HTTP status the bin answered with; null on captures stored before it
 	// was kept.
@@ -659,7 +657,7 @@ type Capture struct {
 // CaptureBodyEncoding Example: utf8
 type CaptureBodyEncoding string
 
-// CaptureSummary Example: {"answered":200,"bin_id":"0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","body_encoding":"utf8","body_preview":"{\"event\":\"conversation.started\"","id":"req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","method":"POST","path":"/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","query":"source=test\u0026x=1","received_at":"2025-01-15T10:30:00Z","rejected":"body larger than 1048576 bytes: answered 413","remote_addr":"203.0.113.7:51234","size":312,"truncated":false,"verdicts":{"payload":{"problems":[],"status":"ok"},"signature":"valid","standard_signature":"valid","timestamp_skew_seconds":0}}
+// CaptureSummary Example: {"answered":200,"bin_id":"0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","body_encoding":"utf8","body_preview":"{\"event\":\"conversation.started\"","id":"req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","method":"POST","path":"/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","query":"source=test\u0026x=1","received_at":"2025-01-15T10:30:00Z","remote_addr":"203.0.113.7:51234","size":312,"truncated":false,"verdicts":{"payload":{"problems":[],"status":"ok"},"signature":"valid","standard_signature":"valid","timestamp_skew_seconds":0}}
 type CaptureSummary struct {
 	// Answered Answered is the HTTP status the bin answered with; null on captures stored before it
 	// was kept.
@@ -716,7 +714,7 @@ type CaptureSummary struct {
 // CaptureSummaryBodyEncoding Example: utf8
 type CaptureSummaryBodyEncoding string
 
-// CaptureSummaryList Example: {"data":[{"answered":200,"bin_id":"0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","body_encoding":"utf8","body_preview":"{\"event\":\"conversation.started\"","id":"req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","method":"POST","path":"/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","query":"source=test\u0026x=1","received_at":"2025-01-15T10:30:00Z","rejected":"body larger than 1048576 bytes: answered 413","remote_addr":"203.0.113.7:51234","size":312,"truncated":false,"verdicts":{"payload":{"problems":[],"status":"ok"},"signature":"valid","standard_signature":"valid","timestamp_skew_seconds":0}}],"next_cursor":null}
+// CaptureSummaryList Example: {"data":[{"answered":200,"bin_id":"0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","body_encoding":"utf8","body_preview":"{\"event\":\"conversation.started\"","id":"req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","method":"POST","path":"/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","query":"source=test\u0026x=1","received_at":"2025-01-15T10:30:00Z","remote_addr":"203.0.113.7:51234","size":312,"truncated":false,"verdicts":{"payload":{"problems":[],"status":"ok"},"signature":"valid","standard_signature":"valid","timestamp_skew_seconds":0}}],"next_cursor":null}
 type CaptureSummaryList struct {
 	Data       []CaptureSummary `json:"data"`
 	NextCursor *string          `json:"next_cursor"`
@@ -856,7 +854,7 @@ type ConversationStartedPayload struct {
 // ConversationStartedPayloadEvent Example: conversation.started
 type ConversationStartedPayloadEvent string
 
-// Delivery Example: {"attempt_count":1,"attempts":[{"delivery_id":"dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","duration_ms":42,"error":null,"format":"json","id":"att_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","number":1,"outcome":"succeeded","request_body":"{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}","request_headers":{"Content-Type":"application/json","User-Agent":"Hookrelay/1.0.0","X-Webhook-Attempt":"1","X-Webhook-Event":"conversation.started","X-Webhook-Id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","X-Webhook-Signature":"3dc423ff28734dbb7e2d3ee32ddff64b4eb44fa401a4ffdaaa097069da1e8027","X-Webhook-Timestamp":"2025-01-15T10:30:00+00:00","webhook-id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","webhook-signature":"v1,KRAnEPHfNP5VjmOYOS2ACRbrfz98AJ/19XMPV68NDsU=","webhook-timestamp":"1736937000"},"response_body":"{\"ok\":true}","response_headers":{"Content-Type":"application/json"},"response_status":200,"started_at":"2025-01-15T10:30:00Z"}],"created_at":"2025-01-15T10:30:00Z","event":"message.received","event_id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","id":"dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","last_error":null,"last_status_code":200,"next_attempt_at":"2025-01-15T10:30:00Z","replay_id":"rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","spilled":false,"status":"succeeded","test":false,"updated_at":"2025-01-15T10:30:00Z","webhook_id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"}
+// Delivery Example: {"attempt_count":1,"attempts":[{"delivery_id":"dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","duration_ms":42,"error":null,"format":"json","id":"att_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","number":1,"outcome":"succeeded","request_body":"{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}","request_headers":{"Content-Type":"application/json","User-Agent":"Hookrelay/1.0.0","X-Webhook-Attempt":"1","X-Webhook-Event":"conversation.started","X-Webhook-Id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","X-Webhook-Signature":"3dc423ff28734dbb7e2d3ee32ddff64b4eb44fa401a4ffdaaa097069da1e8027","X-Webhook-Timestamp":"2025-01-15T10:30:00+00:00","webhook-id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","webhook-signature":"v1,KRAnEPHfNP5VjmOYOS2ACRbrfz98AJ/19XMPV68NDsU=","webhook-timestamp":"1736937000"},"response_body":"{\"ok\":true}","response_headers":{"Content-Type":"application/json"},"response_status":200,"started_at":"2025-01-15T10:30:00Z"}],"created_at":"2025-01-15T10:30:00Z","event":"message.received","event_id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","id":"dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","last_error":null,"last_status_code":200,"next_attempt_at":null,"replay_id":"rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","spilled":false,"status":"succeeded","test":false,"updated_at":"2025-01-15T10:30:00Z","webhook_id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"}
 type Delivery struct {
 	// AttemptCount Example: 1
 	AttemptCount int        `json:"attempt_count"`
@@ -876,10 +874,8 @@ type Delivery struct {
 	LastError *string `json:"last_error"`
 
 	// LastStatusCode Example: 200
-	LastStatusCode *int `json:"last_status_code"`
-
-	// NextAttemptAt Example: 2025-01-15T10:30:00Z
-	NextAttemptAt *time.Time `json:"next_attempt_at"`
+	LastStatusCode *int       `json:"last_status_code"`
+	NextAttemptAt  *time.Time `json:"next_attempt_at"`
 
 	// ReplayId ReplayID names the replay job (GET /api/v1/replays/{id}) that queued this delivery;
 	// null for a delivery of a publish.
@@ -925,13 +921,13 @@ type DeliveryCounts struct {
 	Succeeded int `json:"succeeded"`
 }
 
-// DeliveryList Example: {"data":[{"attempt_count":1,"attempts":[{"delivery_id":"dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","duration_ms":42,"error":null,"format":"json","id":"att_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","number":1,"outcome":"succeeded","request_body":"{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}","request_headers":{"Content-Type":"application/json","User-Agent":"Hookrelay/1.0.0","X-Webhook-Attempt":"1","X-Webhook-Event":"conversation.started","X-Webhook-Id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","X-Webhook-Signature":"3dc423ff28734dbb7e2d3ee32ddff64b4eb44fa401a4ffdaaa097069da1e8027","X-Webhook-Timestamp":"2025-01-15T10:30:00+00:00","webhook-id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","webhook-signature":"v1,KRAnEPHfNP5VjmOYOS2ACRbrfz98AJ/19XMPV68NDsU=","webhook-timestamp":"1736937000"},"response_body":"{\"ok\":true}","response_headers":{"Content-Type":"application/json"},"response_status":200,"started_at":"2025-01-15T10:30:00Z"}],"created_at":"2025-01-15T10:30:00Z","event":"message.received","event_id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","id":"dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","last_error":null,"last_status_code":200,"next_attempt_at":"2025-01-15T10:30:00Z","replay_id":"rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","spilled":false,"status":"succeeded","test":false,"updated_at":"2025-01-15T10:30:00Z","webhook_id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"}],"next_cursor":null}
+// DeliveryList Example: {"data":[{"attempt_count":1,"attempts":[{"delivery_id":"dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","duration_ms":42,"error":null,"format":"json","id":"att_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","number":1,"outcome":"succeeded","request_body":"{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}","request_headers":{"Content-Type":"application/json","User-Agent":"Hookrelay/1.0.0","X-Webhook-Attempt":"1","X-Webhook-Event":"conversation.started","X-Webhook-Id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","X-Webhook-Signature":"3dc423ff28734dbb7e2d3ee32ddff64b4eb44fa401a4ffdaaa097069da1e8027","X-Webhook-Timestamp":"2025-01-15T10:30:00+00:00","webhook-id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","webhook-signature":"v1,KRAnEPHfNP5VjmOYOS2ACRbrfz98AJ/19XMPV68NDsU=","webhook-timestamp":"1736937000"},"response_body":"{\"ok\":true}","response_headers":{"Content-Type":"application/json"},"response_status":200,"started_at":"2025-01-15T10:30:00Z"}],"created_at":"2025-01-15T10:30:00Z","event":"message.received","event_id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","id":"dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","last_error":null,"last_status_code":200,"next_attempt_at":null,"replay_id":"rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","spilled":false,"status":"succeeded","test":false,"updated_at":"2025-01-15T10:30:00Z","webhook_id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"}],"next_cursor":null}
 type DeliveryList struct {
 	Data       []Delivery `json:"data"`
 	NextCursor *string    `json:"next_cursor"`
 }
 
-// Event Example: {"created_at":"2025-01-15T10:30:00Z","deliveries":[{"attempt_count":1,"attempts":[{"delivery_id":"dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","duration_ms":42,"error":null,"format":"json","id":"att_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","number":1,"outcome":"succeeded","request_body":"{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}","request_headers":{"Content-Type":"application/json","User-Agent":"Hookrelay/1.0.0","X-Webhook-Attempt":"1","X-Webhook-Event":"conversation.started","X-Webhook-Id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","X-Webhook-Signature":"3dc423ff28734dbb7e2d3ee32ddff64b4eb44fa401a4ffdaaa097069da1e8027","X-Webhook-Timestamp":"2025-01-15T10:30:00+00:00","webhook-id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","webhook-signature":"v1,KRAnEPHfNP5VjmOYOS2ACRbrfz98AJ/19XMPV68NDsU=","webhook-timestamp":"1736937000"},"response_body":"{\"ok\":true}","response_headers":{"Content-Type":"application/json"},"response_status":200,"started_at":"2025-01-15T10:30:00Z"}],"created_at":"2025-01-15T10:30:00Z","event":"message.received","event_id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","id":"dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","last_error":null,"last_status_code":200,"next_attempt_at":"2025-01-15T10:30:00Z","replay_id":"rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","spilled":false,"status":"succeeded","test":false,"updated_at":"2025-01-15T10:30:00Z","webhook_id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"}],"delivery_count":2,"delivery_counts":{"cancelled":0,"failed":0,"pending":1,"succeeded":1},"event":"conversation.started","id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","payload":{"data":{"conversation_id":123,"created_at":"2025-01-15T10:30:00+00:00","current_url":"https://example.com/products","status":"open","visitor_email":"john@example.com","visitor_ip":"192.168.1.100","visitor_name":"John Doe","visitor_phone":"+1234567890"},"event":"conversation.started","timestamp":"2025-01-15T10:30:00+00:00"},"timestamp":"2025-01-15T10:30:00+00:00"}
+// Event Example: {"created_at":"2025-01-15T10:30:00Z","deliveries":[{"attempt_count":1,"attempts":[{"delivery_id":"dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","duration_ms":42,"error":null,"format":"json","id":"att_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","number":1,"outcome":"succeeded","request_body":"{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}","request_headers":{"Content-Type":"application/json","User-Agent":"Hookrelay/1.0.0","X-Webhook-Attempt":"1","X-Webhook-Event":"conversation.started","X-Webhook-Id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","X-Webhook-Signature":"3dc423ff28734dbb7e2d3ee32ddff64b4eb44fa401a4ffdaaa097069da1e8027","X-Webhook-Timestamp":"2025-01-15T10:30:00+00:00","webhook-id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","webhook-signature":"v1,KRAnEPHfNP5VjmOYOS2ACRbrfz98AJ/19XMPV68NDsU=","webhook-timestamp":"1736937000"},"response_body":"{\"ok\":true}","response_headers":{"Content-Type":"application/json"},"response_status":200,"started_at":"2025-01-15T10:30:00Z"}],"created_at":"2025-01-15T10:30:00Z","event":"message.received","event_id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","id":"dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","last_error":null,"last_status_code":200,"next_attempt_at":null,"replay_id":"rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","spilled":false,"status":"succeeded","test":false,"updated_at":"2025-01-15T10:30:00Z","webhook_id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"}],"delivery_count":2,"delivery_counts":{"cancelled":0,"failed":0,"pending":1,"succeeded":1},"event":"conversation.started","id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","payload":{"data":{"conversation_id":123,"created_at":"2025-01-15T10:30:00+00:00","current_url":"https://example.com/products","status":"open","visitor_email":"john@example.com","visitor_ip":"192.168.1.100","visitor_name":"John Doe","visitor_phone":"+1234567890"},"event":"conversation.started","timestamp":"2025-01-15T10:30:00+00:00"},"timestamp":"2025-01-15T10:30:00+00:00"}
 type Event struct {
 	// CreatedAt Example: 2025-01-15T10:30:00Z
 	CreatedAt  time.Time   `json:"created_at"`
@@ -964,7 +960,7 @@ type EventInput struct {
 	union json.RawMessage
 }
 
-// EventList Example: {"data":[{"created_at":"2025-01-15T10:30:00Z","deliveries":[{"attempt_count":1,"attempts":[{"delivery_id":"dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","duration_ms":42,"error":null,"format":"json","id":"att_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","number":1,"outcome":"succeeded","request_body":"{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}","request_headers":{"Content-Type":"application/json","User-Agent":"Hookrelay/1.0.0","X-Webhook-Attempt":"1","X-Webhook-Event":"conversation.started","X-Webhook-Id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","X-Webhook-Signature":"3dc423ff28734dbb7e2d3ee32ddff64b4eb44fa401a4ffdaaa097069da1e8027","X-Webhook-Timestamp":"2025-01-15T10:30:00+00:00","webhook-id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","webhook-signature":"v1,KRAnEPHfNP5VjmOYOS2ACRbrfz98AJ/19XMPV68NDsU=","webhook-timestamp":"1736937000"},"response_body":"{\"ok\":true}","response_headers":{"Content-Type":"application/json"},"response_status":200,"started_at":"2025-01-15T10:30:00Z"}],"created_at":"2025-01-15T10:30:00Z","event":"message.received","event_id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","id":"dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","last_error":null,"last_status_code":200,"next_attempt_at":"2025-01-15T10:30:00Z","replay_id":"rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","spilled":false,"status":"succeeded","test":false,"updated_at":"2025-01-15T10:30:00Z","webhook_id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"}],"delivery_count":2,"delivery_counts":{"cancelled":0,"failed":0,"pending":1,"succeeded":1},"event":"conversation.started","id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","payload":{"data":{"conversation_id":123,"created_at":"2025-01-15T10:30:00+00:00","current_url":"https://example.com/products","status":"open","visitor_email":"john@example.com","visitor_ip":"192.168.1.100","visitor_name":"John Doe","visitor_phone":"+1234567890"},"event":"conversation.started","timestamp":"2025-01-15T10:30:00+00:00"},"timestamp":"2025-01-15T10:30:00+00:00"}],"next_cursor":null}
+// EventList Example: {"data":[{"created_at":"2025-01-15T10:30:00Z","deliveries":[{"attempt_count":1,"attempts":[{"delivery_id":"dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","duration_ms":42,"error":null,"format":"json","id":"att_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","number":1,"outcome":"succeeded","request_body":"{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}","request_headers":{"Content-Type":"application/json","User-Agent":"Hookrelay/1.0.0","X-Webhook-Attempt":"1","X-Webhook-Event":"conversation.started","X-Webhook-Id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","X-Webhook-Signature":"3dc423ff28734dbb7e2d3ee32ddff64b4eb44fa401a4ffdaaa097069da1e8027","X-Webhook-Timestamp":"2025-01-15T10:30:00+00:00","webhook-id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","webhook-signature":"v1,KRAnEPHfNP5VjmOYOS2ACRbrfz98AJ/19XMPV68NDsU=","webhook-timestamp":"1736937000"},"response_body":"{\"ok\":true}","response_headers":{"Content-Type":"application/json"},"response_status":200,"started_at":"2025-01-15T10:30:00Z"}],"created_at":"2025-01-15T10:30:00Z","event":"message.received","event_id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","id":"dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","last_error":null,"last_status_code":200,"next_attempt_at":null,"replay_id":"rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","spilled":false,"status":"succeeded","test":false,"updated_at":"2025-01-15T10:30:00Z","webhook_id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"}],"delivery_count":2,"delivery_counts":{"cancelled":0,"failed":0,"pending":1,"succeeded":1},"event":"conversation.started","id":"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","payload":{"data":{"conversation_id":123,"created_at":"2025-01-15T10:30:00+00:00","current_url":"https://example.com/products","status":"open","visitor_email":"john@example.com","visitor_ip":"192.168.1.100","visitor_name":"John Doe","visitor_phone":"+1234567890"},"event":"conversation.started","timestamp":"2025-01-15T10:30:00+00:00"},"timestamp":"2025-01-15T10:30:00+00:00"}],"next_cursor":null}
 type EventList struct {
 	Data       []Event `json:"data"`
 	NextCursor *string `json:"next_cursor"`
@@ -1037,23 +1033,25 @@ type ForwardResult struct {
 	Status *int `json:"status"`
 }
 
-// InspectorMessage Example: {"data":{"answered":200,"bin_id":"0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","body_encoding":"utf8","body_preview":"{\"event\":\"conversation.started\"","id":"req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","method":"POST","path":"/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","query":"source=test\u0026x=1","received_at":"2025-01-15T10:30:00Z","rejected":"body larger than 1048576 bytes: answered 413","remote_addr":"203.0.113.7:51234","size":312,"truncated":false,"verdicts":{"payload":{"problems":[],"status":"ok"},"signature":"valid","standard_signature":"valid","timestamp_skew_seconds":0}},"type":"request"}
+// InspectorMessage Example: {"data":{"answered":200,"bin_id":"0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","body_encoding":"utf8","body_preview":"{\"event\":\"conversation.started\"","id":"req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","method":"POST","path":"/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","query":"source=test\u0026x=1","received_at":"2025-01-15T10:30:00Z","remote_addr":"203.0.113.7:51234","size":312,"truncated":false,"verdicts":{"payload":{"problems":[],"status":"ok"},"signature":"valid","standard_signature":"valid","timestamp_skew_seconds":0}},"type":"request"}
 type InspectorMessage struct {
-	// Data Example: {"answered":200,"bin_id":"0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","body_encoding":"utf8","body_preview":"{\"event\":\"conversation.started\"","id":"req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","method":"POST","path":"/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","query":"source=test\u0026x=1","received_at":"2025-01-15T10:30:00Z","rejected":"body larger than 1048576 bytes: answered 413","remote_addr":"203.0.113.7:51234","size":312,"truncated":false,"verdicts":{"payload":{"problems":[],"status":"ok"},"signature":"valid","standard_signature":"valid","timestamp_skew_seconds":0}}
+	// Data Example: {"answered":200,"bin_id":"0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","body_encoding":"utf8","body_preview":"{\"event\":\"conversation.started\"","id":"req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","method":"POST","path":"/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","query":"source=test\u0026x=1","received_at":"2025-01-15T10:30:00Z","remote_addr":"203.0.113.7:51234","size":312,"truncated":false,"verdicts":{"payload":{"problems":[],"status":"ok"},"signature":"valid","standard_signature":"valid","timestamp_skew_seconds":0}}
 	Data CaptureSummary `json:"data"`
 
 	// Type Example: request
 	Type string `json:"type"`
 }
 
-// LastDelivery Example: {"at":"2025-01-15T10:30:00Z","status":"succeeded","status_code":null}
+// LastDelivery Example: {"at":"2025-01-15T10:30:00Z","status":"succeeded","status_code":200}
 type LastDelivery struct {
 	// At Example: 2025-01-15T10:30:00Z
 	At time.Time `json:"at"`
 
 	// Status Example: succeeded
-	Status     LastDeliveryStatus `json:"status"`
-	StatusCode *int               `json:"status_code"`
+	Status LastDeliveryStatus `json:"status"`
+
+	// StatusCode Example: 200
+	StatusCode *int `json:"status_code"`
 }
 
 // LastDeliveryStatus Example: succeeded
@@ -1257,15 +1255,13 @@ type ReplayInput struct {
 	Until *string `json:"until,omitempty"`
 }
 
-// ReplayJob Example: {"created_at":"2025-01-15T10:30:00Z","error":"the webhook was disabled","finished_at":"2025-01-15T10:30:00Z","id":"rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","only_failed":false,"queued":20,"since":"2025-01-15T10:30:00Z","status":"running","total":42,"until":"2025-01-15T10:30:00Z","webhook_id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"}
+// ReplayJob Example: {"created_at":"2025-01-15T10:30:00Z","finished_at":null,"id":"rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","only_failed":false,"queued":20,"since":"2025-01-14T00:00:00Z","status":"running","total":42,"until":"2025-01-15T00:00:00Z","webhook_id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"}
 type ReplayJob struct {
 	// CreatedAt Example: 2025-01-15T10:30:00Z
 	CreatedAt time.Time `json:"created_at"`
 
 	// Error Example: the webhook was disabled
-	Error *string `json:"error,omitempty"`
-
-	// FinishedAt Example: 2025-01-15T10:30:00Z
+	Error      *string    `json:"error,omitempty"`
 	FinishedAt *time.Time `json:"finished_at"`
 
 	// Id Example: rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f
@@ -1279,7 +1275,7 @@ type ReplayJob struct {
 	// Example: 20
 	Queued int `json:"queued"`
 
-	// Since Example: 2025-01-15T10:30:00Z
+	// Since Example: 2025-01-14T00:00:00Z
 	Since time.Time `json:"since"`
 
 	// Status Example: running
@@ -1290,7 +1286,7 @@ type ReplayJob struct {
 	// Example: 42
 	Total int `json:"total"`
 
-	// Until Example: 2025-01-15T10:30:00Z
+	// Until Example: 2025-01-15T00:00:00Z
 	Until time.Time `json:"until"`
 
 	// WebhookId Example: wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f
@@ -1300,13 +1296,13 @@ type ReplayJob struct {
 // ReplayJobStatus Example: running
 type ReplayJobStatus string
 
-// ReplayJobList Example: {"data":[{"created_at":"2025-01-15T10:30:00Z","error":"the webhook was disabled","finished_at":"2025-01-15T10:30:00Z","id":"rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","only_failed":false,"queued":20,"since":"2025-01-15T10:30:00Z","status":"running","total":42,"until":"2025-01-15T10:30:00Z","webhook_id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"}],"next_cursor":null}
+// ReplayJobList Example: {"data":[{"created_at":"2025-01-15T10:30:00Z","finished_at":null,"id":"rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","only_failed":false,"queued":20,"since":"2025-01-14T00:00:00Z","status":"running","total":42,"until":"2025-01-15T00:00:00Z","webhook_id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"}],"next_cursor":null}
 type ReplayJobList struct {
 	Data       []ReplayJob `json:"data"`
 	NextCursor *string     `json:"next_cursor"`
 }
 
-// ReplayPreview Example: {"events":42,"only_failed":false,"since":"2025-01-15T10:30:00Z","until":"2025-01-15T10:30:00Z"}
+// ReplayPreview Example: {"events":42,"only_failed":false,"since":"2025-01-14T00:00:00Z","until":"2025-01-15T00:00:00Z"}
 type ReplayPreview struct {
 	// Events Events is how many events the replay would queue now: one new delivery to this webhook
 	// each.
@@ -1317,16 +1313,16 @@ type ReplayPreview struct {
 	// OnlyFailed Example: false
 	OnlyFailed bool `json:"only_failed"`
 
-	// Since Example: 2025-01-15T10:30:00Z
+	// Since Example: 2025-01-14T00:00:00Z
 	Since time.Time `json:"since"`
 
-	// Until Example: 2025-01-15T10:30:00Z
+	// Until Example: 2025-01-15T00:00:00Z
 	Until time.Time `json:"until"`
 }
 
-// ReplayQueued Example: {"job":{"created_at":"2025-01-15T10:30:00Z","error":"the webhook was disabled","finished_at":"2025-01-15T10:30:00Z","id":"rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","only_failed":false,"queued":20,"since":"2025-01-15T10:30:00Z","status":"running","total":42,"until":"2025-01-15T10:30:00Z","webhook_id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"},"queued":42}
+// ReplayQueued Example: {"job":{"created_at":"2025-01-15T10:30:00Z","finished_at":null,"id":"rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","only_failed":false,"queued":20,"since":"2025-01-14T00:00:00Z","status":"running","total":42,"until":"2025-01-15T00:00:00Z","webhook_id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"},"queued":42}
 type ReplayQueued struct {
-	// Job Example: {"created_at":"2025-01-15T10:30:00Z","error":"the webhook was disabled","finished_at":"2025-01-15T10:30:00Z","id":"rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","only_failed":false,"queued":20,"since":"2025-01-15T10:30:00Z","status":"running","total":42,"until":"2025-01-15T10:30:00Z","webhook_id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"}
+	// Job Example: {"created_at":"2025-01-15T10:30:00Z","finished_at":null,"id":"rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","only_failed":false,"queued":20,"since":"2025-01-14T00:00:00Z","status":"running","total":42,"until":"2025-01-15T00:00:00Z","webhook_id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"}
 	Job ReplayJob `json:"job"`
 
 	// Queued events found, to be queued
@@ -1344,23 +1340,23 @@ type RotationInput struct {
 	ActivateAt *string `json:"activate_at,omitempty"`
 }
 
-// RotationStarted Example: {"activates_at":"2025-01-15T10:30:00Z","previous_expires_at":"2025-01-15T10:30:00Z","previous_valid_until":"2025-01-15T10:30:00Z","secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+// RotationStarted Example: {"activates_at":"2025-01-16T10:30:00Z","previous_expires_at":"2025-01-17T10:30:00Z","previous_valid_until":"2025-01-17T10:30:00Z","secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
 type RotationStarted struct {
 	// ActivatesAt When X-Webhook-Signature switches to it; null: when the rotation is activated.
 	//
-	// Example: 2025-01-15T10:30:00Z
+	// Example: 2025-01-16T10:30:00Z
 	ActivatesAt *time.Time `json:"activates_at"`
 
 	// PreviousExpiresAt The same as previous_valid_until, under the name POST …/secret/rotate always answered
 	// with; absent when null.
 	//
-	// Example: 2025-01-15T10:30:00Z
+	// Example: 2025-01-17T10:30:00Z
 	PreviousExpiresAt *time.Time `json:"previous_expires_at,omitempty"`
 
 	// PreviousValidUntil When the secret it replaces stops signing webhook-signature; null while that depends on
 	// a manual activation (24 h after it), and when there was no secret before.
 	//
-	// Example: 2025-01-15T10:30:00Z
+	// Example: 2025-01-17T10:30:00Z
 	PreviousValidUntil *time.Time `json:"previous_valid_until"`
 
 	// Secret Example: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
@@ -1381,23 +1377,17 @@ type Secret struct {
 	Secret string `json:"secret"`
 }
 
-// SecretRotation Example: {"activates_at":"2025-01-15T10:30:00Z","pending_since":"2025-01-15T10:30:00Z","previous_valid_until":"2025-01-15T10:30:00Z"}
+// SecretRotation Example: {"activates_at":null,"pending_since":null,"previous_valid_until":null}
 type SecretRotation struct {
 	// ActivatesAt When the pending secret takes over X-Webhook-Signature; null while pending: when an
 	// admin activates it.
-	//
-	// Example: 2025-01-15T10:30:00Z
 	ActivatesAt *time.Time `json:"activates_at"`
 
 	// PendingSince Set while a next secret is pending: it signs webhook-signature beside the current one.
-	//
-	// Example: 2025-01-15T10:30:00Z
 	PendingSince *time.Time `json:"pending_since"`
 
 	// PreviousValidUntil Set for 24 h after a rotation took effect: until then the replaced secret still signs
 	// webhook-signature.
-	//
-	// Example: 2025-01-15T10:30:00Z
 	PreviousValidUntil *time.Time `json:"previous_valid_until"`
 }
 
@@ -1486,7 +1476,7 @@ type VerdictsSignature string
 // VerdictsStandardSignature Example: valid
 type VerdictsStandardSignature string
 
-// Webhook Example: {"backlog":{"owed_events":1200,"spilled_since":"2025-01-15T10:30:00Z"},"created_at":"2025-01-15T10:30:00Z","disable_at":"2025-01-15T10:30:00Z","disabled_reason":null,"enabled":true,"events":["message.received","conversation.started"],"failing_since":"2025-01-15T10:30:00Z","format":"json","has_secret":true,"id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","last_delivery":{"at":"2025-01-15T10:30:00Z","status":"succeeded","status_code":null},"name":"Slack Notifications","pending_deliveries":0,"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw","secret_rotation":{"activates_at":"2025-01-15T10:30:00Z","pending_since":"2025-01-15T10:30:00Z","previous_valid_until":"2025-01-15T10:30:00Z"},"stats_24h":[{"failed":3,"succeeded":42,"tests_failed":0,"tests_succeeded":1}],"updated_at":"2025-01-15T10:30:00Z","url":"https://example.com/hooks/chat"}
+// Webhook Example: {"backlog":null,"created_at":"2025-01-15T10:30:00Z","disable_at":null,"disabled_reason":null,"enabled":true,"events":["message.received","conversation.started"],"failing_since":null,"format":"json","has_secret":true,"id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","last_delivery":{"at":"2025-01-15T10:30:00Z","status":"succeeded","status_code":200},"name":"Slack Notifications","pending_deliveries":0,"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw","secret_rotation":{"activates_at":null,"pending_since":null,"previous_valid_until":null},"stats_24h":[{"failed":3,"succeeded":42,"tests_failed":0,"tests_succeeded":1}],"updated_at":"2025-01-15T10:30:00Z","url":"https://example.com/hooks/chat"}
 type Webhook struct {
 	// Backlog Set while the webhook is spilled: it fell behind, and its newer events wait to be sent
 	// in order as the endpoint catches up (they count in pending_deliveries).
@@ -1498,8 +1488,6 @@ type Webhook struct {
 	// DisableAt When the server disables the webhook if no attempt succeeds before (failing_since plus
 	// --auto-disable-after; the check runs every minute); null when not failing or when the
 	// server never disables.
-	//
-	// Example: 2025-01-15T10:30:00Z
 	DisableAt      *time.Time `json:"disable_at"`
 	DisabledReason *string    `json:"disabled_reason"`
 
@@ -1510,8 +1498,6 @@ type Webhook struct {
 	Events []string `json:"events"`
 
 	// FailingSince Set while the webhook is enabled and every attempt since this time failed.
-	//
-	// Example: 2025-01-15T10:30:00Z
 	FailingSince *time.Time `json:"failing_since"`
 
 	// Format Example: json
@@ -1591,7 +1577,7 @@ type WebhookInput struct {
 // WebhookInputFormat Example: json
 type WebhookInputFormat string
 
-// WebhookList Example: {"data":[{"backlog":{"owed_events":1200,"spilled_since":"2025-01-15T10:30:00Z"},"created_at":"2025-01-15T10:30:00Z","disable_at":"2025-01-15T10:30:00Z","disabled_reason":null,"enabled":true,"events":["message.received","conversation.started"],"failing_since":"2025-01-15T10:30:00Z","format":"json","has_secret":true,"id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","last_delivery":{"at":"2025-01-15T10:30:00Z","status":"succeeded","status_code":null},"name":"Slack Notifications","pending_deliveries":0,"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw","secret_rotation":{"activates_at":"2025-01-15T10:30:00Z","pending_since":"2025-01-15T10:30:00Z","previous_valid_until":"2025-01-15T10:30:00Z"},"stats_24h":[{"failed":3,"succeeded":42,"tests_failed":0,"tests_succeeded":1}],"updated_at":"2025-01-15T10:30:00Z","url":"https://example.com/hooks/chat"}],"next_cursor":null}
+// WebhookList Example: {"data":[{"backlog":null,"created_at":"2025-01-15T10:30:00Z","disable_at":null,"disabled_reason":null,"enabled":true,"events":["message.received","conversation.started"],"failing_since":null,"format":"json","has_secret":true,"id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","last_delivery":{"at":"2025-01-15T10:30:00Z","status":"succeeded","status_code":200},"name":"Slack Notifications","pending_deliveries":0,"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw","secret_rotation":{"activates_at":null,"pending_since":null,"previous_valid_until":null},"stats_24h":[{"failed":3,"succeeded":42,"tests_failed":0,"tests_succeeded":1}],"updated_at":"2025-01-15T10:30:00Z","url":"https://example.com/hooks/chat"}],"next_cursor":null}
 type WebhookList struct {
 	Data       []Webhook `json:"data"`
 	NextCursor *string   `json:"next_cursor"`

@@ -39,7 +39,7 @@ type Capture struct {
 	ReceivedAt   time.Time           `json:"received_at"`
 	Verdicts     Verdicts            `json:"verdicts"`
 	// Rejected says why the request was refused (its body was not kept); absent when accepted.
-	Rejected string `json:"rejected,omitempty" example:"body larger than 1048576 bytes: answered 413"`
+	Rejected string `json:"rejected,omitempty" example:"body larger than 1048576 bytes: answered 413" extensions:"x-example-of=absent"`
 	// Answered is the HTTP status the bin answered with; null on captures stored before it
 	// was kept.
 	Answered *int `json:"answered" example:"200" extensions:"x-nullable"`
@@ -81,7 +81,7 @@ type CaptureSummary struct {
 	RemoteAddr   string    `json:"remote_addr" example:"203.0.113.7:51234"`
 	ReceivedAt   time.Time `json:"received_at"`
 	Verdicts     Verdicts  `json:"verdicts"`
-	Rejected     string    `json:"rejected,omitempty" example:"body larger than 1048576 bytes: answered 413"`
+	Rejected     string    `json:"rejected,omitempty" example:"body larger than 1048576 bytes: answered 413" extensions:"x-example-of=absent"`
 	// Answered is the HTTP status the bin answered with; null on captures stored before it
 	// was kept.
 	Answered *int `json:"answered" example:"200" extensions:"x-nullable"`

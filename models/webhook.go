@@ -112,6 +112,6 @@ type WebhookStats struct {
 // LastDelivery summarises a webhook's most recent attempt.
 type LastDelivery struct {
 	Status     string    `json:"status" enums:"succeeded,failed" example:"succeeded"`
-	StatusCode *int      `json:"status_code"`
+	StatusCode *int      `json:"status_code" example:"200"`
 	At         time.Time `json:"at"`
 }

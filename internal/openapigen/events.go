@@ -27,6 +27,11 @@ const (
 	// markedExample builds for its kind from the catalogue.
 	payloadMarker = "x-event-payload"
 	exampleMarker = "x-example-of"
+	// x-example-of=null and x-example-of=absent keep a field's own example for its schema but
+	// show it null, or leave it out, in its object's example: the state most objects are in (a
+	// webhook with no backlog, a capture that was accepted).
+	exampleNull   = "null"
+	exampleAbsent = "absent"
 )
 
 // timestampPattern is models.TimestampLayout as a pattern: the document states the fixed form
@@ -108,7 +113,8 @@ func markedFields(doc *openapi3.T) error {
 				continue
 			}
 			kind, ok := p.Extensions[exampleMarker]
-			if !ok {
+			if !ok || kind == exampleNull || kind == exampleAbsent {
+				// Left for the example builder, which removes them.
 				continue
 			}
 			delete(p.Extensions, exampleMarker)
@@ -159,7 +165,7 @@ func markedExample(kind string, p *openapi3.Schema) (any, error) {
 		// What a receiver built on a common framework answers to a delivery.
 		return map[string]any{"Content-Type": []any{"application/json; charset=utf-8"}, "Content-Length": []any{"11"}}, nil
 	}
-	return nil, fmt.Errorf("%s %q: want event-schema, delivery-body, delivery-headers, response-headers or empty", exampleMarker, kind)
+	return nil, fmt.Errorf("%s %q: want event-schema, delivery-body, delivery-headers, response-headers, empty, null or absent", exampleMarker, kind)
 }
 
 // publishedData is an event type's data as a publisher sends it, from the catalogue's JSON

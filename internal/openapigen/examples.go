@@ -346,6 +346,16 @@ func (b *exampleBuilder) of(ref *openapi3.SchemaRef, where string) (any, bool) {
 		ok := true
 		for _, name := range sortedKeys(s.Properties) {
 			p := s.Properties[name]
+			if p.Value != nil {
+				if kind, ok := p.Value.Extensions[exampleMarker]; ok {
+					delete(p.Value.Extensions, exampleMarker)
+					if kind == exampleAbsent {
+						continue
+					}
+					out[name] = nil
+					continue
+				}
+			}
 			v, has := b.of(p, where+"."+name)
 			if !has && p.Value != nil && p.Value.Nullable {
 				v, has = nil, true

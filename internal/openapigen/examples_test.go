@@ -155,3 +155,29 @@ func TestEventSchemasFollowTheCatalogue(t *testing.T) {
 		t.Errorf("Event.payload is %q, want a reference to %s", ref, eventPayloadSchema)
 	}
 }
+
+// x-example-of=null and =absent show a field null, or leave it out, in its object's example,
+// keeping the field's own example.
+func TestMarkedFieldsAreNullOrAbsentInTheirObjectsExample(t *testing.T) {
+	marked := func(kind string) *openapi3.SchemaRef {
+		s := openapi3.NewStringSchema()
+		s.Example = "the webhook was disabled"
+		s.Extensions = map[string]any{exampleMarker: kind}
+		return s.NewRef()
+	}
+	doc := thingDoc(openapi3.Schemas{
+		"id":    withExample(openapi3.NewStringSchema(), "thg_1"),
+		"error": marked(exampleAbsent),
+		"note":  marked(exampleNull),
+	}, nil)
+	if err := schemaExamples(doc); err != nil {
+		t.Fatal(err)
+	}
+	thing := doc.Components.Schemas["Thing"].Value
+	if got, want := thing.Example, map[string]any{"id": "thg_1", "note": nil}; !reflect.DeepEqual(got, want) {
+		t.Errorf("built example %v, want %v", got, want)
+	}
+	if ex := thing.Properties["error"].Value.Example; ex != "the webhook was disabled" {
+		t.Errorf("the field lost its own example: %v", ex)
+	}
+}

@@ -752,7 +752,7 @@ export interface components {
          * @example {
          *       "created_at": "2025-01-15T10:30:00Z",
          *       "id": "key_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
-         *       "last_used_at": "2025-01-15T10:30:00Z",
+         *       "last_used_at": null,
          *       "name": "chat backend",
          *       "prefix": "hr_3f9a1c2",
          *       "token": "hr_3f9a…"
@@ -766,10 +766,7 @@ export interface components {
             created_at: string;
             /** @example key_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f */
             id: string;
-            /**
-             * Format: date-time
-             * @example 2025-01-15T10:30:00Z
-             */
+            /** Format: date-time */
             last_used_at: string | null;
             /** @example chat backend */
             name: string;
@@ -793,7 +790,7 @@ export interface components {
          *         {
          *           "created_at": "2025-01-15T10:30:00Z",
          *           "id": "key_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
-         *           "last_used_at": "2025-01-15T10:30:00Z",
+         *           "last_used_at": null,
          *           "name": "chat backend",
          *           "prefix": "hr_3f9a1c2",
          *           "token": "hr_3f9a…"
@@ -1098,7 +1095,6 @@ export interface components {
          *       "path": "/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4",
          *       "query": "source=test&x=1",
          *       "received_at": "2025-01-15T10:30:00Z",
-         *       "rejected": "body larger than 1048576 bytes: answered 413",
          *       "remote_addr": "203.0.113.7:51234",
          *       "size": 312,
          *       "verdicts": {
@@ -1200,7 +1196,6 @@ export interface components {
          *       "path": "/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4",
          *       "query": "source=test&x=1",
          *       "received_at": "2025-01-15T10:30:00Z",
-         *       "rejected": "body larger than 1048576 bytes: answered 413",
          *       "remote_addr": "203.0.113.7:51234",
          *       "size": 312,
          *       "truncated": false,
@@ -1276,7 +1271,6 @@ export interface components {
          *           "path": "/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4",
          *           "query": "source=test&x=1",
          *           "received_at": "2025-01-15T10:30:00Z",
-         *           "rejected": "body larger than 1048576 bytes: answered 413",
          *           "remote_addr": "203.0.113.7:51234",
          *           "size": 312,
          *           "truncated": false,
@@ -1527,7 +1521,7 @@ export interface components {
          *       "id": "dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
          *       "last_error": null,
          *       "last_status_code": 200,
-         *       "next_attempt_at": "2025-01-15T10:30:00Z",
+         *       "next_attempt_at": null,
          *       "replay_id": "rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
          *       "spilled": false,
          *       "status": "succeeded",
@@ -1554,10 +1548,7 @@ export interface components {
             last_error: string | null;
             /** @example 200 */
             last_status_code: number | null;
-            /**
-             * Format: date-time
-             * @example 2025-01-15T10:30:00Z
-             */
+            /** Format: date-time */
             next_attempt_at: string | null;
             /**
              * @description ReplayID names the replay job (GET /api/v1/replays/{id}) that queued this delivery;
@@ -1646,7 +1637,7 @@ export interface components {
          *           "id": "dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
          *           "last_error": null,
          *           "last_status_code": 200,
-         *           "next_attempt_at": "2025-01-15T10:30:00Z",
+         *           "next_attempt_at": null,
          *           "replay_id": "rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
          *           "spilled": false,
          *           "status": "succeeded",
@@ -1704,7 +1695,7 @@ export interface components {
          *           "id": "dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
          *           "last_error": null,
          *           "last_status_code": 200,
-         *           "next_attempt_at": "2025-01-15T10:30:00Z",
+         *           "next_attempt_at": null,
          *           "replay_id": "rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
          *           "spilled": false,
          *           "status": "succeeded",
@@ -1821,7 +1812,7 @@ export interface components {
          *               "id": "dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
          *               "last_error": null,
          *               "last_status_code": 200,
-         *               "next_attempt_at": "2025-01-15T10:30:00Z",
+         *               "next_attempt_at": null,
          *               "replay_id": "rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
          *               "spilled": false,
          *               "status": "succeeded",
@@ -2204,7 +2195,6 @@ export interface components {
          *         "path": "/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4",
          *         "query": "source=test&x=1",
          *         "received_at": "2025-01-15T10:30:00Z",
-         *         "rejected": "body larger than 1048576 bytes: answered 413",
          *         "remote_addr": "203.0.113.7:51234",
          *         "size": 312,
          *         "truncated": false,
@@ -2230,7 +2220,7 @@ export interface components {
          * @example {
          *       "at": "2025-01-15T10:30:00Z",
          *       "status": "succeeded",
-         *       "status_code": null
+         *       "status_code": 200
          *     }
          */
         LastDelivery: {
@@ -2244,6 +2234,7 @@ export interface components {
              * @enum {string}
              */
             status: "succeeded" | "failed";
+            /** @example 200 */
             status_code: number | null;
         };
         /**
@@ -2513,15 +2504,14 @@ export interface components {
         /**
          * @example {
          *       "created_at": "2025-01-15T10:30:00Z",
-         *       "error": "the webhook was disabled",
-         *       "finished_at": "2025-01-15T10:30:00Z",
+         *       "finished_at": null,
          *       "id": "rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
          *       "only_failed": false,
          *       "queued": 20,
-         *       "since": "2025-01-15T10:30:00Z",
+         *       "since": "2025-01-14T00:00:00Z",
          *       "status": "running",
          *       "total": 42,
-         *       "until": "2025-01-15T10:30:00Z",
+         *       "until": "2025-01-15T00:00:00Z",
          *       "webhook_id": "wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"
          *     }
          */
@@ -2533,10 +2523,7 @@ export interface components {
             created_at: string;
             /** @example the webhook was disabled */
             error?: string;
-            /**
-             * Format: date-time
-             * @example 2025-01-15T10:30:00Z
-             */
+            /** Format: date-time */
             finished_at: string | null;
             /** @example rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f */
             id: string;
@@ -2549,7 +2536,7 @@ export interface components {
             queued: number;
             /**
              * Format: date-time
-             * @example 2025-01-15T10:30:00Z
+             * @example 2025-01-14T00:00:00Z
              */
             since: string;
             /**
@@ -2564,7 +2551,7 @@ export interface components {
             total: number;
             /**
              * Format: date-time
-             * @example 2025-01-15T10:30:00Z
+             * @example 2025-01-15T00:00:00Z
              */
             until: string;
             /** @example wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f */
@@ -2575,15 +2562,14 @@ export interface components {
          *       "data": [
          *         {
          *           "created_at": "2025-01-15T10:30:00Z",
-         *           "error": "the webhook was disabled",
-         *           "finished_at": "2025-01-15T10:30:00Z",
+         *           "finished_at": null,
          *           "id": "rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
          *           "only_failed": false,
          *           "queued": 20,
-         *           "since": "2025-01-15T10:30:00Z",
+         *           "since": "2025-01-14T00:00:00Z",
          *           "status": "running",
          *           "total": 42,
-         *           "until": "2025-01-15T10:30:00Z",
+         *           "until": "2025-01-15T00:00:00Z",
          *           "webhook_id": "wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"
          *         }
          *       ],
@@ -2598,8 +2584,8 @@ export interface components {
          * @example {
          *       "events": 42,
          *       "only_failed": false,
-         *       "since": "2025-01-15T10:30:00Z",
-         *       "until": "2025-01-15T10:30:00Z"
+         *       "since": "2025-01-14T00:00:00Z",
+         *       "until": "2025-01-15T00:00:00Z"
          *     }
          */
         ReplayPreview: {
@@ -2613,12 +2599,12 @@ export interface components {
             only_failed: boolean;
             /**
              * Format: date-time
-             * @example 2025-01-15T10:30:00Z
+             * @example 2025-01-14T00:00:00Z
              */
             since: string;
             /**
              * Format: date-time
-             * @example 2025-01-15T10:30:00Z
+             * @example 2025-01-15T00:00:00Z
              */
             until: string;
         };
@@ -2626,15 +2612,14 @@ export interface components {
          * @example {
          *       "job": {
          *         "created_at": "2025-01-15T10:30:00Z",
-         *         "error": "the webhook was disabled",
-         *         "finished_at": "2025-01-15T10:30:00Z",
+         *         "finished_at": null,
          *         "id": "rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
          *         "only_failed": false,
          *         "queued": 20,
-         *         "since": "2025-01-15T10:30:00Z",
+         *         "since": "2025-01-14T00:00:00Z",
          *         "status": "running",
          *         "total": 42,
-         *         "until": "2025-01-15T10:30:00Z",
+         *         "until": "2025-01-15T00:00:00Z",
          *         "webhook_id": "wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"
          *       },
          *       "queued": 42
@@ -2663,9 +2648,9 @@ export interface components {
         };
         /**
          * @example {
-         *       "activates_at": "2025-01-15T10:30:00Z",
-         *       "previous_expires_at": "2025-01-15T10:30:00Z",
-         *       "previous_valid_until": "2025-01-15T10:30:00Z",
+         *       "activates_at": "2025-01-16T10:30:00Z",
+         *       "previous_expires_at": "2025-01-17T10:30:00Z",
+         *       "previous_valid_until": "2025-01-17T10:30:00Z",
          *       "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
          *     }
          */
@@ -2673,21 +2658,21 @@ export interface components {
             /**
              * Format: date-time
              * @description When X-Webhook-Signature switches to it; null: when the rotation is activated.
-             * @example 2025-01-15T10:30:00Z
+             * @example 2025-01-16T10:30:00Z
              */
             activates_at: string | null;
             /**
              * Format: date-time
              * @description The same as previous_valid_until, under the name POST …/secret/rotate always answered
              *     with; absent when null.
-             * @example 2025-01-15T10:30:00Z
+             * @example 2025-01-17T10:30:00Z
              */
             previous_expires_at?: string;
             /**
              * Format: date-time
              * @description When the secret it replaces stops signing webhook-signature; null while that depends on
              *     a manual activation (24 h after it), and when there was no secret before.
-             * @example 2025-01-15T10:30:00Z
+             * @example 2025-01-17T10:30:00Z
              */
             previous_valid_until: string | null;
             /** @example whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw */
@@ -2714,9 +2699,9 @@ export interface components {
         };
         /**
          * @example {
-         *       "activates_at": "2025-01-15T10:30:00Z",
-         *       "pending_since": "2025-01-15T10:30:00Z",
-         *       "previous_valid_until": "2025-01-15T10:30:00Z"
+         *       "activates_at": null,
+         *       "pending_since": null,
+         *       "previous_valid_until": null
          *     }
          */
         SecretRotation: {
@@ -2724,20 +2709,17 @@ export interface components {
              * Format: date-time
              * @description When the pending secret takes over X-Webhook-Signature; null while pending: when an
              *     admin activates it.
-             * @example 2025-01-15T10:30:00Z
              */
             activates_at: string | null;
             /**
              * Format: date-time
              * @description Set while a next secret is pending: it signs webhook-signature beside the current one.
-             * @example 2025-01-15T10:30:00Z
              */
             pending_since: string | null;
             /**
              * Format: date-time
              * @description Set for 24 h after a rotation took effect: until then the replaced secret still signs
              *     webhook-signature.
-             * @example 2025-01-15T10:30:00Z
              */
             previous_valid_until: string | null;
         };
@@ -2867,34 +2849,31 @@ export interface components {
         };
         /**
          * @example {
-         *       "backlog": {
-         *         "owed_events": 1200,
-         *         "spilled_since": "2025-01-15T10:30:00Z"
-         *       },
+         *       "backlog": null,
          *       "created_at": "2025-01-15T10:30:00Z",
-         *       "disable_at": "2025-01-15T10:30:00Z",
+         *       "disable_at": null,
          *       "disabled_reason": null,
          *       "enabled": true,
          *       "events": [
          *         "message.received",
          *         "conversation.started"
          *       ],
-         *       "failing_since": "2025-01-15T10:30:00Z",
+         *       "failing_since": null,
          *       "format": "json",
          *       "has_secret": true,
          *       "id": "wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
          *       "last_delivery": {
          *         "at": "2025-01-15T10:30:00Z",
          *         "status": "succeeded",
-         *         "status_code": null
+         *         "status_code": 200
          *       },
          *       "name": "Slack Notifications",
          *       "pending_deliveries": 0,
          *       "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
          *       "secret_rotation": {
-         *         "activates_at": "2025-01-15T10:30:00Z",
-         *         "pending_since": "2025-01-15T10:30:00Z",
-         *         "previous_valid_until": "2025-01-15T10:30:00Z"
+         *         "activates_at": null,
+         *         "pending_since": null,
+         *         "previous_valid_until": null
          *       },
          *       "stats_24h": [
          *         {
@@ -2924,7 +2903,6 @@ export interface components {
              * @description When the server disables the webhook if no attempt succeeds before (failing_since plus
              *     --auto-disable-after; the check runs every minute); null when not failing or when the
              *     server never disables.
-             * @example 2025-01-15T10:30:00Z
              */
             disable_at: string | null;
             disabled_reason: string | null;
@@ -2940,7 +2918,6 @@ export interface components {
             /**
              * Format: date-time
              * @description Set while the webhook is enabled and every attempt since this time failed.
-             * @example 2025-01-15T10:30:00Z
              */
             failing_since: string | null;
             /**
@@ -3034,34 +3011,31 @@ export interface components {
          * @example {
          *       "data": [
          *         {
-         *           "backlog": {
-         *             "owed_events": 1200,
-         *             "spilled_since": "2025-01-15T10:30:00Z"
-         *           },
+         *           "backlog": null,
          *           "created_at": "2025-01-15T10:30:00Z",
-         *           "disable_at": "2025-01-15T10:30:00Z",
+         *           "disable_at": null,
          *           "disabled_reason": null,
          *           "enabled": true,
          *           "events": [
          *             "message.received",
          *             "conversation.started"
          *           ],
-         *           "failing_since": "2025-01-15T10:30:00Z",
+         *           "failing_since": null,
          *           "format": "json",
          *           "has_secret": true,
          *           "id": "wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
          *           "last_delivery": {
          *             "at": "2025-01-15T10:30:00Z",
          *             "status": "succeeded",
-         *             "status_code": null
+         *             "status_code": 200
          *           },
          *           "name": "Slack Notifications",
          *           "pending_deliveries": 0,
          *           "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
          *           "secret_rotation": {
-         *             "activates_at": "2025-01-15T10:30:00Z",
-         *             "pending_since": "2025-01-15T10:30:00Z",
-         *             "previous_valid_until": "2025-01-15T10:30:00Z"
+         *             "activates_at": null,
+         *             "pending_since": null,
+         *             "previous_valid_until": null
          *           },
          *           "stats_24h": [
          *             {
