@@ -71,7 +71,7 @@ func eventSchemas(doc *openapi3.T) error {
 		in := closedObject(fmt.Sprintf("Publishes a `%s` event: %s.", et.Name, lowerFirst(et.Description)))
 		in.Properties = openapi3.Schemas{"event": eventName(et.Name), "data": ref(name + "Data"), "timestamp": timestamp}
 		in.Required = []string{"data", "event"}
-		in.Example = map[string]any{"event": et.Name, "data": data.Example}
+		in.Example = json.RawMessage(`{"event":` + string(mustJSON(et.Name)) + `,"data":` + string(data.Example.(json.RawMessage)) + `}`)
 		schemas[name+"Input"] = &openapi3.SchemaRef{Value: in}
 		inputs.OneOf = append(inputs.OneOf, ref(name+"Input"))
 		inputs.Discriminator.Mapping[et.Name] = openapi3.MappingRef{Ref: "#/components/schemas/" + name + "Input"}
@@ -90,7 +90,29 @@ func eventSchemas(doc *openapi3.T) error {
 	}
 	schemas[eventInputSchema] = &openapi3.SchemaRef{Value: inputs}
 	schemas[eventPayloadSchema] = &openapi3.SchemaRef{Value: payloads}
+	publishExamples(doc)
 	return markedFields(doc)
+}
+
+// publishExamples names one example per event type on each body that is an EventInput, which
+// Swagger UI lists for "Try it out", unless the operation's annotation names its own.
+func publishExamples(doc *openapi3.T) {
+	for _, path := range doc.Paths.Keys() {
+		for _, op := range doc.Paths.Value(path).Operations() {
+			if op.RequestBody == nil || op.RequestBody.Value == nil {
+				continue
+			}
+			mt := op.RequestBody.Value.Content.Get("application/json")
+			if _, own := op.Extensions[requestExamplesExt]; own || mt == nil || mt.Schema == nil || mt.Schema.Ref != "#/components/schemas/"+eventInputSchema {
+				continue
+			}
+			mt.Examples = openapi3.Examples{}
+			for _, et := range models.Catalogue {
+				in := doc.Components.Schemas[typeName(et.Name)+"Input"].Value
+				mt.Examples[et.Name] = &openapi3.ExampleRef{Value: &openapi3.Example{Summary: et.Description, Value: in.Example}}
+			}
+		}
+	}
 }
 
 // markedFields replaces each field tagged x-event-payload with a reference to EventPayload and
@@ -178,8 +200,9 @@ func publishedData(et models.EventType) (*openapi3.Schema, error) {
 	s := closedObject(fmt.Sprintf("The data of a `%s` event as published. Fields left out (or null) are delivered as null, false for booleans, and the event's time for times.", et.Name))
 	s.Required = required
 	s.Properties = openapi3.Schemas{}
-	example := map[string]any{}
-	for _, f := range et.Fields {
+	// In the catalogue's order, as the body is delivered.
+	example := []byte{'{'}
+	for i, f := range et.Fields {
 		p, err := fieldSchema(props[f.Name], !f.Required)
 		if err != nil {
 			return nil, fmt.Errorf("catalogue %s.%s: %w", et.Name, f.Name, err)
@@ -188,9 +211,12 @@ func publishedData(et models.EventType) (*openapi3.Schema, error) {
 			p.Example = f.Example
 		}
 		s.Properties[f.Name] = &openapi3.SchemaRef{Value: p}
-		example[f.Name] = f.Example
+		if i > 0 {
+			example = append(example, ',')
+		}
+		example = append(append(append(example, mustJSON(f.Name)...), ':'), mustJSON(f.Example)...)
 	}
-	s.Example = example
+	s.Example = json.RawMessage(append(example, '}'))
 	return s, nil
 }
 
@@ -220,11 +246,8 @@ func deliveredBody(et models.EventType, at time.Time) (*openapi3.Schema, error) 
 	ts.Description = "When the event happened, UTC, whole seconds."
 	body.Properties = openapi3.Schemas{"event": eventName(et.Name), "timestamp": &openapi3.SchemaRef{Value: ts}, "data": &openapi3.SchemaRef{Value: data}}
 	body.Required = []string{"data", "event", "timestamp"}
-	var example map[string]any
-	if err := json.Unmarshal(et.Example(at), &example); err != nil {
-		return nil, fmt.Errorf("catalogue %s example: %w", et.Name, err)
-	}
-	body.Example = example
+	// The bytes as delivered: the document keeps an example's key order.
+	body.Example = json.RawMessage(et.Example(at))
 	return body, nil
 }
 
@@ -325,4 +348,14 @@ func backport(v2 *spec.Swagger, v3 *openapi3.T) {
 		}
 		v2.Definitions[name] = def
 	}
+}
+
+// mustJSON encodes a catalogue value (a name, a string, a number, a boolean or nil), which
+// cannot fail.
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

@@ -256,24 +256,7 @@ func schemaExamples(doc *openapi3.T) error {
 	for _, name := range sortedKeys(doc.Components.Schemas) {
 		b.component(name)
 	}
-	for _, path := range doc.Paths.Keys() {
-		item := doc.Paths.Value(path)
-		for _, method := range sortedKeys(item.Operations()) {
-			op := item.Operations()[method]
-			where := method + " " + path
-			if op.RequestBody != nil && op.RequestBody.Value != nil {
-				b.content(where+" request", op.RequestBody.Value.Content)
-			}
-			if op.Responses == nil {
-				continue
-			}
-			for _, code := range sortedKeys(op.Responses.Map()) {
-				if r := op.Responses.Value(code); r != nil && r.Ref == "" && r.Value != nil {
-					b.content(where+" "+code, r.Value.Content)
-				}
-			}
-		}
-	}
+	eachContent(doc, b.content)
 	if len(b.missing) > 0 {
 		return fmt.Errorf("schemas without an example (give the Go field an `example:\"…\"` tag):\n\t%s", strings.Join(b.missing, "\n\t"))
 	}
@@ -426,23 +409,7 @@ func validateExamples(doc *openapi3.T) error {
 			}
 		}
 	}
-	for _, path := range doc.Paths.Keys() {
-		item := doc.Paths.Value(path)
-		for _, method := range sortedKeys(item.Operations()) {
-			op := item.Operations()[method]
-			where := method + " " + path
-			if op.RequestBody != nil && op.RequestBody.Value != nil {
-				content(where+" request", op.RequestBody.Value.Content)
-			}
-			if op.Responses != nil {
-				for _, code := range sortedKeys(op.Responses.Map()) {
-					if r := op.Responses.Value(code); r.Value != nil {
-						content(where+" "+code, r.Value.Content)
-					}
-				}
-			}
-		}
-	}
+	eachContent(doc, content)
 	for _, name := range sortedKeys(doc.Components.Responses) {
 		if r := doc.Components.Responses[name]; r.Value != nil {
 			content("response "+name, r.Value.Content)
@@ -465,4 +432,27 @@ func jsonValue(v any) any {
 		return v
 	}
 	return out
+}
+
+// eachContent calls fn with the content of every operation's request body and of every
+// response it documents itself (shared ones live under components/responses), in a stable order.
+func eachContent(doc *openapi3.T, fn func(where string, c openapi3.Content)) {
+	for _, path := range doc.Paths.Keys() {
+		item := doc.Paths.Value(path)
+		for _, method := range sortedKeys(item.Operations()) {
+			op := item.Operations()[method]
+			where := method + " " + path
+			if op.RequestBody != nil && op.RequestBody.Value != nil {
+				fn(where+" request", op.RequestBody.Value.Content)
+			}
+			if op.Responses == nil {
+				continue
+			}
+			for _, code := range sortedKeys(op.Responses.Map()) {
+				if r := op.Responses.Value(code); r != nil && r.Ref == "" && r.Value != nil {
+					fn(where+" "+code, r.Value.Content)
+				}
+			}
+		}
+	}
 }

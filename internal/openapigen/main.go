@@ -231,25 +231,16 @@ func writeFile(path string, v any) error {
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", filepath.Base(path), err)
 	}
-	// Re-encode generically: the documents' own marshalers escape HTML, and descriptions hold
-	// `<token>` and `&` that should stay readable in the committed file. Keys come out sorted.
-	var tree any
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(&tree); err != nil {
-		return fmt.Errorf("re-read %s: %w", filepath.Base(path), err)
+	// Re-encode: the documents' own marshalers escape HTML, and descriptions hold `<token>`
+	// and `&` that should stay readable in the committed file.
+	out, err := documentJSON(raw)
+	if err != nil {
+		return fmt.Errorf("re-encode %s: %w", filepath.Base(path), err)
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(tree); err != nil {
-		return fmt.Errorf("encode %s: %w", filepath.Base(path), err)
-	}
-	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, buf.Bytes()) {
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, out) {
 		return nil
 	}
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(path, out, 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil

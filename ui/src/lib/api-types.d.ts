@@ -1354,13 +1354,13 @@ export interface components {
          * @description The data of a `conversation.started` event as published. Fields left out (or null) are delivered as null, false for booleans, and the event's time for times.
          * @example {
          *       "conversation_id": 123,
-         *       "created_at": "2025-01-15T10:30:00+00:00",
+         *       "visitor_name": "John Doe",
+         *       "visitor_email": "john@example.com",
+         *       "visitor_phone": "+1234567890",
+         *       "visitor_ip": "192.168.1.100",
          *       "current_url": "https://example.com/products",
          *       "status": "open",
-         *       "visitor_email": "john@example.com",
-         *       "visitor_ip": "192.168.1.100",
-         *       "visitor_name": "John Doe",
-         *       "visitor_phone": "+1234567890"
+         *       "created_at": "2025-01-15T10:30:00+00:00"
          *     }
          */
         ConversationStartedData: {
@@ -1409,17 +1409,17 @@ export interface components {
         /**
          * @description Publishes a `conversation.started` event: a visitor starts a new conversation.
          * @example {
+         *       "event": "conversation.started",
          *       "data": {
          *         "conversation_id": 123,
-         *         "created_at": "2025-01-15T10:30:00+00:00",
+         *         "visitor_name": "John Doe",
+         *         "visitor_email": "john@example.com",
+         *         "visitor_phone": "+1234567890",
+         *         "visitor_ip": "192.168.1.100",
          *         "current_url": "https://example.com/products",
          *         "status": "open",
-         *         "visitor_email": "john@example.com",
-         *         "visitor_ip": "192.168.1.100",
-         *         "visitor_name": "John Doe",
-         *         "visitor_phone": "+1234567890"
-         *       },
-         *       "event": "conversation.started"
+         *         "created_at": "2025-01-15T10:30:00+00:00"
+         *       }
          *     }
          */
         ConversationStartedInput: {
@@ -1435,18 +1435,18 @@ export interface components {
         /**
          * @description The body webhooks receive for a `conversation.started` event (a visitor starts a new conversation).
          * @example {
+         *       "event": "conversation.started",
+         *       "timestamp": "2025-01-15T10:30:00+00:00",
          *       "data": {
          *         "conversation_id": 123,
-         *         "created_at": "2025-01-15T10:30:00+00:00",
+         *         "visitor_name": "John Doe",
+         *         "visitor_email": "john@example.com",
+         *         "visitor_phone": "+1234567890",
+         *         "visitor_ip": "192.168.1.100",
          *         "current_url": "https://example.com/products",
          *         "status": "open",
-         *         "visitor_email": "john@example.com",
-         *         "visitor_ip": "192.168.1.100",
-         *         "visitor_name": "John Doe",
-         *         "visitor_phone": "+1234567890"
-         *       },
-         *       "event": "conversation.started",
-         *       "timestamp": "2025-01-15T10:30:00+00:00"
+         *         "created_at": "2025-01-15T10:30:00+00:00"
+         *       }
          *     }
          */
         ConversationStartedPayload: {
@@ -1714,18 +1714,18 @@ export interface components {
          *       "event": "conversation.started",
          *       "id": "evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
          *       "payload": {
+         *         "event": "conversation.started",
+         *         "timestamp": "2025-01-15T10:30:00+00:00",
          *         "data": {
          *           "conversation_id": 123,
-         *           "created_at": "2025-01-15T10:30:00+00:00",
+         *           "visitor_name": "John Doe",
+         *           "visitor_email": "john@example.com",
+         *           "visitor_phone": "+1234567890",
+         *           "visitor_ip": "192.168.1.100",
          *           "current_url": "https://example.com/products",
          *           "status": "open",
-         *           "visitor_email": "john@example.com",
-         *           "visitor_ip": "192.168.1.100",
-         *           "visitor_name": "John Doe",
-         *           "visitor_phone": "+1234567890"
-         *         },
-         *         "event": "conversation.started",
-         *         "timestamp": "2025-01-15T10:30:00+00:00"
+         *           "created_at": "2025-01-15T10:30:00+00:00"
+         *         }
          *       },
          *       "timestamp": "2025-01-15T10:30:00+00:00"
          *     }
@@ -1754,17 +1754,17 @@ export interface components {
         };
         /**
          * @example {
+         *       "event": "conversation.started",
          *       "data": {
          *         "conversation_id": 123,
-         *         "created_at": "2025-01-15T10:30:00+00:00",
+         *         "visitor_name": "John Doe",
+         *         "visitor_email": "john@example.com",
+         *         "visitor_phone": "+1234567890",
+         *         "visitor_ip": "192.168.1.100",
          *         "current_url": "https://example.com/products",
          *         "status": "open",
-         *         "visitor_email": "john@example.com",
-         *         "visitor_ip": "192.168.1.100",
-         *         "visitor_name": "John Doe",
-         *         "visitor_phone": "+1234567890"
-         *       },
-         *       "event": "conversation.started"
+         *         "created_at": "2025-01-15T10:30:00+00:00"
+         *       }
          *     }
          */
         EventInput: components["schemas"]["ConversationStartedInput"] | components["schemas"]["MessageReceivedInput"];
@@ -1831,18 +1831,18 @@ export interface components {
          *           "event": "conversation.started",
          *           "id": "evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
          *           "payload": {
+         *             "event": "conversation.started",
+         *             "timestamp": "2025-01-15T10:30:00+00:00",
          *             "data": {
          *               "conversation_id": 123,
-         *               "created_at": "2025-01-15T10:30:00+00:00",
+         *               "visitor_name": "John Doe",
+         *               "visitor_email": "john@example.com",
+         *               "visitor_phone": "+1234567890",
+         *               "visitor_ip": "192.168.1.100",
          *               "current_url": "https://example.com/products",
          *               "status": "open",
-         *               "visitor_email": "john@example.com",
-         *               "visitor_ip": "192.168.1.100",
-         *               "visitor_name": "John Doe",
-         *               "visitor_phone": "+1234567890"
-         *             },
-         *             "event": "conversation.started",
-         *             "timestamp": "2025-01-15T10:30:00+00:00"
+         *               "created_at": "2025-01-15T10:30:00+00:00"
+         *             }
          *           },
          *           "timestamp": "2025-01-15T10:30:00+00:00"
          *         }
@@ -1857,18 +1857,18 @@ export interface components {
         /**
          * @description The body every webhook receives for an event: exactly `event`, `timestamp` and `data`, in that order, with every field of the event type present (`null` where unknown) and times as `2025-01-15T10:30:00+00:00`.
          * @example {
+         *       "event": "conversation.started",
+         *       "timestamp": "2025-01-15T10:30:00+00:00",
          *       "data": {
          *         "conversation_id": 123,
-         *         "created_at": "2025-01-15T10:30:00+00:00",
+         *         "visitor_name": "John Doe",
+         *         "visitor_email": "john@example.com",
+         *         "visitor_phone": "+1234567890",
+         *         "visitor_ip": "192.168.1.100",
          *         "current_url": "https://example.com/products",
          *         "status": "open",
-         *         "visitor_email": "john@example.com",
-         *         "visitor_ip": "192.168.1.100",
-         *         "visitor_name": "John Doe",
-         *         "visitor_phone": "+1234567890"
-         *       },
-         *       "event": "conversation.started",
-         *       "timestamp": "2025-01-15T10:30:00+00:00"
+         *         "created_at": "2025-01-15T10:30:00+00:00"
+         *       }
          *     }
          */
         EventPayload: components["schemas"]["ConversationStartedPayload"] | components["schemas"]["MessageReceivedPayload"];
@@ -1876,18 +1876,18 @@ export interface components {
          * @example {
          *       "description": "A visitor starts a new conversation",
          *       "example": {
+         *         "event": "conversation.started",
+         *         "timestamp": "2025-01-15T10:30:00+00:00",
          *         "data": {
          *           "conversation_id": 123,
-         *           "created_at": "2025-01-15T10:30:00+00:00",
+         *           "visitor_name": "John Doe",
+         *           "visitor_email": "john@example.com",
+         *           "visitor_phone": "+1234567890",
+         *           "visitor_ip": "192.168.1.100",
          *           "current_url": "https://example.com/products",
          *           "status": "open",
-         *           "visitor_email": "john@example.com",
-         *           "visitor_ip": "192.168.1.100",
-         *           "visitor_name": "John Doe",
-         *           "visitor_phone": "+1234567890"
-         *         },
-         *         "event": "conversation.started",
-         *         "timestamp": "2025-01-15T10:30:00+00:00"
+         *           "created_at": "2025-01-15T10:30:00+00:00"
+         *         }
          *       },
          *       "name": "conversation.started",
          *       "schema": {
@@ -2032,18 +2032,18 @@ export interface components {
          *         {
          *           "description": "A visitor starts a new conversation",
          *           "example": {
+         *             "event": "conversation.started",
+         *             "timestamp": "2025-01-15T10:30:00+00:00",
          *             "data": {
          *               "conversation_id": 123,
-         *               "created_at": "2025-01-15T10:30:00+00:00",
+         *               "visitor_name": "John Doe",
+         *               "visitor_email": "john@example.com",
+         *               "visitor_phone": "+1234567890",
+         *               "visitor_ip": "192.168.1.100",
          *               "current_url": "https://example.com/products",
          *               "status": "open",
-         *               "visitor_email": "john@example.com",
-         *               "visitor_ip": "192.168.1.100",
-         *               "visitor_name": "John Doe",
-         *               "visitor_phone": "+1234567890"
-         *             },
-         *             "event": "conversation.started",
-         *             "timestamp": "2025-01-15T10:30:00+00:00"
+         *               "created_at": "2025-01-15T10:30:00+00:00"
+         *             }
          *           },
          *           "name": "conversation.started",
          *           "schema": {
@@ -2240,18 +2240,18 @@ export interface components {
         /**
          * @description The data of a `message.received` event as published. Fields left out (or null) are delivered as null, false for booleans, and the event's time for times.
          * @example {
-         *       "admin_name": null,
-         *       "content": "Hello, I need help with my order.",
-         *       "conversation_id": 123,
-         *       "created_at": "2025-01-15T10:31:00+00:00",
-         *       "current_url": "https://example.com/products",
-         *       "is_from_admin": false,
          *       "message_id": 456,
-         *       "status": "open",
-         *       "visitor_email": "john@example.com",
-         *       "visitor_ip": "192.168.1.100",
+         *       "content": "Hello, I need help with my order.",
+         *       "is_from_admin": false,
+         *       "admin_name": null,
+         *       "conversation_id": 123,
          *       "visitor_name": "John Doe",
-         *       "visitor_phone": "+1234567890"
+         *       "visitor_email": "john@example.com",
+         *       "visitor_phone": "+1234567890",
+         *       "visitor_ip": "192.168.1.100",
+         *       "current_url": "https://example.com/products",
+         *       "status": "open",
+         *       "created_at": "2025-01-15T10:31:00+00:00"
          *     }
          */
         MessageReceivedData: {
@@ -2318,21 +2318,21 @@ export interface components {
         /**
          * @description Publishes a `message.received` event: a visitor sends a new message.
          * @example {
+         *       "event": "message.received",
          *       "data": {
-         *         "admin_name": null,
-         *         "content": "Hello, I need help with my order.",
-         *         "conversation_id": 123,
-         *         "created_at": "2025-01-15T10:31:00+00:00",
-         *         "current_url": "https://example.com/products",
-         *         "is_from_admin": false,
          *         "message_id": 456,
-         *         "status": "open",
-         *         "visitor_email": "john@example.com",
-         *         "visitor_ip": "192.168.1.100",
+         *         "content": "Hello, I need help with my order.",
+         *         "is_from_admin": false,
+         *         "admin_name": null,
+         *         "conversation_id": 123,
          *         "visitor_name": "John Doe",
-         *         "visitor_phone": "+1234567890"
-         *       },
-         *       "event": "message.received"
+         *         "visitor_email": "john@example.com",
+         *         "visitor_phone": "+1234567890",
+         *         "visitor_ip": "192.168.1.100",
+         *         "current_url": "https://example.com/products",
+         *         "status": "open",
+         *         "created_at": "2025-01-15T10:31:00+00:00"
+         *       }
          *     }
          */
         MessageReceivedInput: {
@@ -2348,22 +2348,22 @@ export interface components {
         /**
          * @description The body webhooks receive for a `message.received` event (a visitor sends a new message).
          * @example {
-         *       "data": {
-         *         "admin_name": null,
-         *         "content": "Hello, I need help with my order.",
-         *         "conversation_id": 123,
-         *         "created_at": "2025-01-15T10:31:00+00:00",
-         *         "current_url": "https://example.com/products",
-         *         "is_from_admin": false,
-         *         "message_id": 456,
-         *         "status": "open",
-         *         "visitor_email": "john@example.com",
-         *         "visitor_ip": "192.168.1.100",
-         *         "visitor_name": "John Doe",
-         *         "visitor_phone": "+1234567890"
-         *       },
          *       "event": "message.received",
-         *       "timestamp": "2025-01-15T10:31:00+00:00"
+         *       "timestamp": "2025-01-15T10:31:00+00:00",
+         *       "data": {
+         *         "message_id": 456,
+         *         "content": "Hello, I need help with my order.",
+         *         "is_from_admin": false,
+         *         "admin_name": null,
+         *         "conversation_id": 123,
+         *         "visitor_name": "John Doe",
+         *         "visitor_email": "john@example.com",
+         *         "visitor_phone": "+1234567890",
+         *         "visitor_ip": "192.168.1.100",
+         *         "current_url": "https://example.com/products",
+         *         "status": "open",
+         *         "created_at": "2025-01-15T10:31:00+00:00"
+         *       }
          *     }
          */
         MessageReceivedPayload: {
