@@ -29,7 +29,7 @@ type Delivery struct {
 	ID             string     `json:"id" example:"dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"`
 	EventID        string     `json:"event_id" example:"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"`
 	WebhookID      string     `json:"webhook_id" example:"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"`
-	Event          string     `json:"event" example:"message.received"`
+	Event          string     `json:"event" example:"conversation.started"`
 	Status         string     `json:"status" enums:"pending,succeeded,failed,cancelled" example:"succeeded"`
 	AttemptCount   int        `json:"attempt_count" example:"1"`
 	NextAttemptAt  *time.Time `json:"next_attempt_at"`
@@ -38,7 +38,7 @@ type Delivery struct {
 	Test           bool       `json:"test" example:"false"`
 	// ReplayID names the replay job (GET /api/v1/replays/{id}) that queued this delivery;
 	// null for a delivery of a publish.
-	ReplayID *string `json:"replay_id" example:"rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f" extensions:"x-nullable"`
+	ReplayID *string `json:"replay_id" example:"rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f" extensions:"x-nullable,x-example-of=null"`
 	// Spilled is true while the delivery waits in its webhook's spill: the webhook fell
 	// behind, so its newer events are sent in order as the endpoint catches up. Such a
 	// delivery is pending with no attempts yet; it keeps its id once attempted.

@@ -166,7 +166,7 @@ func markedExample(kind string, p *openapi3.Schema) (any, error) {
 		return string(body), nil
 	case "delivery-headers":
 		// The real sender's headers for the catalogue's example, signed with the example secret.
-		sender := delivery.NewSender(delivery.SenderConfig{Version: "1.0.0"})
+		sender := delivery.NewSender(delivery.SenderConfig{Version: "1.4.0"})
 		h := sender.Headers(delivery.Request{Webhook: &models.Webhook{Secret: exampleSecret}, MessageID: exampleEventID,
 			EventType: et.Name, Body: body, Attempt: 1}, exampleTime)
 		multi := p.AdditionalProperties.Schema != nil && p.AdditionalProperties.Schema.Value != nil &&

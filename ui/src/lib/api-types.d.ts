@@ -815,7 +815,7 @@ export interface components {
          *       "request_body": "{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}",
          *       "request_headers": {
          *         "Content-Type": "application/json",
-         *         "User-Agent": "Hookrelay/1.0.0",
+         *         "User-Agent": "Hookrelay/1.4.0",
          *         "X-Webhook-Attempt": "1",
          *         "X-Webhook-Event": "conversation.started",
          *         "X-Webhook-Id": "evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
@@ -864,7 +864,7 @@ export interface components {
             /**
              * @example {
              *       "Content-Type": "application/json",
-             *       "User-Agent": "Hookrelay/1.0.0",
+             *       "User-Agent": "Hookrelay/1.4.0",
              *       "X-Webhook-Attempt": "1",
              *       "X-Webhook-Event": "conversation.started",
              *       "X-Webhook-Id": "evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
@@ -1063,7 +1063,7 @@ export interface components {
          *           "application/json"
          *         ],
          *         "User-Agent": [
-         *           "Hookrelay/1.0.0"
+         *           "Hookrelay/1.4.0"
          *         ],
          *         "X-Webhook-Attempt": [
          *           "1"
@@ -1130,7 +1130,7 @@ export interface components {
              *         "application/json"
              *       ],
              *       "User-Agent": [
-             *         "Hookrelay/1.0.0"
+             *         "Hookrelay/1.4.0"
              *       ],
              *       "X-Webhook-Attempt": [
              *         "1"
@@ -1294,24 +1294,6 @@ export interface components {
         };
         /**
          * @example {
-         *       "api_keys": {
-         *         "ids": [
-         *           "wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"
-         *         ],
-         *         "many": false
-         *       },
-         *       "deliveries": {
-         *         "ids": [
-         *           "wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"
-         *         ],
-         *         "many": false
-         *       },
-         *       "events": {
-         *         "ids": [
-         *           "wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"
-         *         ],
-         *         "many": false
-         *       },
          *       "type": "changes",
          *       "webhooks": {
          *         "ids": [
@@ -1497,7 +1479,7 @@ export interface components {
          *           "request_body": "{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}",
          *           "request_headers": {
          *             "Content-Type": "application/json",
-         *             "User-Agent": "Hookrelay/1.0.0",
+         *             "User-Agent": "Hookrelay/1.4.0",
          *             "X-Webhook-Attempt": "1",
          *             "X-Webhook-Event": "conversation.started",
          *             "X-Webhook-Id": "evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
@@ -1516,13 +1498,13 @@ export interface components {
          *         }
          *       ],
          *       "created_at": "2025-01-15T10:30:00Z",
-         *       "event": "message.received",
+         *       "event": "conversation.started",
          *       "event_id": "evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
          *       "id": "dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
          *       "last_error": null,
          *       "last_status_code": 200,
          *       "next_attempt_at": null,
-         *       "replay_id": "rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *       "replay_id": null,
          *       "spilled": false,
          *       "status": "succeeded",
          *       "test": false,
@@ -1539,7 +1521,7 @@ export interface components {
              * @example 2025-01-15T10:30:00Z
              */
             created_at: string;
-            /** @example message.received */
+            /** @example conversation.started */
             event: string;
             /** @example evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f */
             event_id: string;
@@ -1613,7 +1595,7 @@ export interface components {
          *               "request_body": "{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}",
          *               "request_headers": {
          *                 "Content-Type": "application/json",
-         *                 "User-Agent": "Hookrelay/1.0.0",
+         *                 "User-Agent": "Hookrelay/1.4.0",
          *                 "X-Webhook-Attempt": "1",
          *                 "X-Webhook-Event": "conversation.started",
          *                 "X-Webhook-Id": "evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
@@ -1632,13 +1614,13 @@ export interface components {
          *             }
          *           ],
          *           "created_at": "2025-01-15T10:30:00Z",
-         *           "event": "message.received",
+         *           "event": "conversation.started",
          *           "event_id": "evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
          *           "id": "dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
          *           "last_error": null,
          *           "last_status_code": 200,
          *           "next_attempt_at": null,
-         *           "replay_id": "rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *           "replay_id": null,
          *           "spilled": false,
          *           "status": "succeeded",
          *           "test": false,
@@ -1671,7 +1653,7 @@ export interface components {
          *               "request_body": "{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}",
          *               "request_headers": {
          *                 "Content-Type": "application/json",
-         *                 "User-Agent": "Hookrelay/1.0.0",
+         *                 "User-Agent": "Hookrelay/1.4.0",
          *                 "X-Webhook-Attempt": "1",
          *                 "X-Webhook-Event": "conversation.started",
          *                 "X-Webhook-Id": "evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
@@ -1690,13 +1672,13 @@ export interface components {
          *             }
          *           ],
          *           "created_at": "2025-01-15T10:30:00Z",
-         *           "event": "message.received",
+         *           "event": "conversation.started",
          *           "event_id": "evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
          *           "id": "dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
          *           "last_error": null,
          *           "last_status_code": 200,
          *           "next_attempt_at": null,
-         *           "replay_id": "rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *           "replay_id": null,
          *           "spilled": false,
          *           "status": "succeeded",
          *           "test": false,
@@ -1788,7 +1770,7 @@ export interface components {
          *                   "request_body": "{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}",
          *                   "request_headers": {
          *                     "Content-Type": "application/json",
-         *                     "User-Agent": "Hookrelay/1.0.0",
+         *                     "User-Agent": "Hookrelay/1.4.0",
          *                     "X-Webhook-Attempt": "1",
          *                     "X-Webhook-Event": "conversation.started",
          *                     "X-Webhook-Id": "evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
@@ -1807,13 +1789,13 @@ export interface components {
          *                 }
          *               ],
          *               "created_at": "2025-01-15T10:30:00Z",
-         *               "event": "message.received",
+         *               "event": "conversation.started",
          *               "event_id": "evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
          *               "id": "dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
          *               "last_error": null,
          *               "last_status_code": 200,
          *               "next_attempt_at": null,
-         *               "replay_id": "rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *               "replay_id": null,
          *               "spilled": false,
          *               "status": "succeeded",
          *               "test": false,
