@@ -1,6 +1,8 @@
 // Command openapigen regenerates openapi/ from the swag annotations in api/: the Swagger 2.0
 // document swag v1 produces (refined, see refine.go), its OpenAPI 3 conversion by kin-openapi
-// (see v3.go), and the UI's TypeScript types by openapi-typescript.
+// (see v3.go) with the event catalogue's schemas (events.go) and an example on every schema,
+// each validated (examples.go), and the UI's TypeScript types by openapi-typescript. The Go
+// client is generated from its output by oapi-codegen (see the Makefile).
 //
 // Run it with `make openapi` or `go generate ./...`; `make openapi-check` runs it into a
 // temporary directory and fails when the committed files differ. The output depends only on the
