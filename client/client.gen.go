@@ -604,7 +604,7 @@ type BinResponseInput struct {
 	Status *int `json:"status,omitempty"`
 }
 
-// Capture Example: {"answered":200,"bin_id":"0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","body":"{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}","body_encoding":"utf8","headers":{"Content-Type":["application/json"],"User-Agent":["Hookrelay/1.4.0"],"X-Webhook-Attempt":["1"],"X-Webhook-Event":["conversation.started"],"X-Webhook-Id":["evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"],"X-Webhook-Signature":["3dc423ff28734dbb7e2d3ee32ddff64b4eb44fa401a4ffdaaa097069da1e8027"],"X-Webhook-Timestamp":["2025-01-15T10:30:00+00:00"],"webhook-id":["evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"],"webhook-signature":["v1,KRAnEPHfNP5VjmOYOS2ACRbrfz98AJ/19XMPV68NDsU="],"webhook-timestamp":["1736937000"]},"id":"req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","method":"POST","path":"/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","query":"source=test\u0026x=1","received_at":"2025-01-15T10:30:00Z","remote_addr":"203.0.113.7:51234","size":312,"verdicts":{"payload":{"problems":[],"status":"ok"},"signature":"valid","standard_signature":"valid","timestamp_skew_seconds":0}}
+// Capture Example: {"answered":200,"bin_id":"0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","body":"{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}","body_encoding":"utf8","headers":{"Content-Type":["application/json"],"User-Agent":["Hookrelay/1.4.0"],"X-Webhook-Attempt":["1"],"X-Webhook-Event":["conversation.started"],"X-Webhook-Id":["evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"],"X-Webhook-Signature":["3dc423ff28734dbb7e2d3ee32ddff64b4eb44fa401a4ffdaaa097069da1e8027"],"X-Webhook-Timestamp":["2025-01-15T10:30:00+00:00"],"webhook-id":["evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"],"webhook-signature":["v1,KRAnEPHfNP5VjmOYOS2ACRbrfz98AJ/19XMPV68NDsU="],"webhook-timestamp":["1736937000"]},"id":"req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","method":"POST","path":"/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","query":"source=test\u0026x=1","received_at":"2025-01-15T10:30:00Z","remote_addr":"203.0.113.7:51234","size":325,"verdicts":{"payload":{"problems":[],"status":"ok"},"signature":"valid","standard_signature":"valid","timestamp_skew_seconds":0}}
 type Capture struct {
 	// Answered Answered is the HTTP status the bin answered with; null on captures stored before it
 	// was kept.
@@ -647,7 +647,7 @@ type Capture struct {
 	// RemoteAddr Example: 203.0.113.7:51234
 	RemoteAddr string `json:"remote_addr"`
 
-	// Size Example: 312
+	// Size Example: 325
 	Size int `json:"size"`
 
 	// Verdicts Example: {"payload":{"problems":[],"status":"ok"},"signature":"valid","standard_signature":"valid","timestamp_skew_seconds":0}
@@ -657,7 +657,7 @@ type Capture struct {
 // CaptureBodyEncoding Example: utf8
 type CaptureBodyEncoding string
 
-// CaptureSummary Example: {"answered":200,"bin_id":"0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","body_encoding":"utf8","body_preview":"{\"event\":\"conversation.started\"","id":"req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","method":"POST","path":"/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","query":"source=test\u0026x=1","received_at":"2025-01-15T10:30:00Z","remote_addr":"203.0.113.7:51234","size":312,"truncated":false,"verdicts":{"payload":{"problems":[],"status":"ok"},"signature":"valid","standard_signature":"valid","timestamp_skew_seconds":0}}
+// CaptureSummary Example: {"answered":200,"bin_id":"0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","body_encoding":"utf8","body_preview":"{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}","id":"req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","method":"POST","path":"/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","query":"source=test\u0026x=1","received_at":"2025-01-15T10:30:00Z","remote_addr":"203.0.113.7:51234","size":325,"truncated":false,"verdicts":{"payload":{"problems":[],"status":"ok"},"signature":"valid","standard_signature":"valid","timestamp_skew_seconds":0}}
 type CaptureSummary struct {
 	// Answered Answered is the HTTP status the bin answered with; null on captures stored before it
 	// was kept.
@@ -671,7 +671,7 @@ type CaptureSummary struct {
 	// BodyEncoding Example: utf8
 	BodyEncoding CaptureSummaryBodyEncoding `json:"body_encoding"`
 
-	// BodyPreview Example: {"event":"conversation.started"
+	// BodyPreview Example: {"event":"conversation.started","timestamp":"2025-01-15T10:30:00+00:00","data":{"conversation_id":123,"visitor_name":"John Doe","visitor_email":"john@example.com","visitor_phone":"+1234567890","visitor_ip":"192.168.1.100","current_url":"https://example.com/products","status":"open","created_at":"2025-01-15T10:30:00+00:00"}}
 	BodyPreview string `json:"body_preview"`
 
 	// Id Example: req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f
@@ -699,7 +699,7 @@ type CaptureSummary struct {
 	// RemoteAddr Example: 203.0.113.7:51234
 	RemoteAddr string `json:"remote_addr"`
 
-	// Size Example: 312
+	// Size Example: 325
 	Size int `json:"size"`
 
 	// Truncated the preview is not the whole body
@@ -714,7 +714,7 @@ type CaptureSummary struct {
 // CaptureSummaryBodyEncoding Example: utf8
 type CaptureSummaryBodyEncoding string
 
-// CaptureSummaryList Example: {"data":[{"answered":200,"bin_id":"0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","body_encoding":"utf8","body_preview":"{\"event\":\"conversation.started\"","id":"req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","method":"POST","path":"/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","query":"source=test\u0026x=1","received_at":"2025-01-15T10:30:00Z","remote_addr":"203.0.113.7:51234","size":312,"truncated":false,"verdicts":{"payload":{"problems":[],"status":"ok"},"signature":"valid","standard_signature":"valid","timestamp_skew_seconds":0}}],"next_cursor":null}
+// CaptureSummaryList Example: {"data":[{"answered":200,"bin_id":"0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","body_encoding":"utf8","body_preview":"{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}","id":"req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","method":"POST","path":"/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","query":"source=test\u0026x=1","received_at":"2025-01-15T10:30:00Z","remote_addr":"203.0.113.7:51234","size":325,"truncated":false,"verdicts":{"payload":{"problems":[],"status":"ok"},"signature":"valid","standard_signature":"valid","timestamp_skew_seconds":0}}],"next_cursor":null}
 type CaptureSummaryList struct {
 	Data       []CaptureSummary `json:"data"`
 	NextCursor *string          `json:"next_cursor"`
@@ -1028,9 +1028,9 @@ type ForwardResult struct {
 	Status *int `json:"status"`
 }
 
-// InspectorMessage Example: {"data":{"answered":200,"bin_id":"0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","body_encoding":"utf8","body_preview":"{\"event\":\"conversation.started\"","id":"req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","method":"POST","path":"/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","query":"source=test\u0026x=1","received_at":"2025-01-15T10:30:00Z","remote_addr":"203.0.113.7:51234","size":312,"truncated":false,"verdicts":{"payload":{"problems":[],"status":"ok"},"signature":"valid","standard_signature":"valid","timestamp_skew_seconds":0}},"type":"request"}
+// InspectorMessage Example: {"data":{"answered":200,"bin_id":"0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","body_encoding":"utf8","body_preview":"{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}","id":"req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","method":"POST","path":"/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","query":"source=test\u0026x=1","received_at":"2025-01-15T10:30:00Z","remote_addr":"203.0.113.7:51234","size":325,"truncated":false,"verdicts":{"payload":{"problems":[],"status":"ok"},"signature":"valid","standard_signature":"valid","timestamp_skew_seconds":0}},"type":"request"}
 type InspectorMessage struct {
-	// Data Example: {"answered":200,"bin_id":"0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","body_encoding":"utf8","body_preview":"{\"event\":\"conversation.started\"","id":"req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","method":"POST","path":"/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","query":"source=test\u0026x=1","received_at":"2025-01-15T10:30:00Z","remote_addr":"203.0.113.7:51234","size":312,"truncated":false,"verdicts":{"payload":{"problems":[],"status":"ok"},"signature":"valid","standard_signature":"valid","timestamp_skew_seconds":0}}
+	// Data Example: {"answered":200,"bin_id":"0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","body_encoding":"utf8","body_preview":"{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}","id":"req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","method":"POST","path":"/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4","query":"source=test\u0026x=1","received_at":"2025-01-15T10:30:00Z","remote_addr":"203.0.113.7:51234","size":325,"truncated":false,"verdicts":{"payload":{"problems":[],"status":"ok"},"signature":"valid","standard_signature":"valid","timestamp_skew_seconds":0}}
 	Data CaptureSummary `json:"data"`
 
 	// Type Example: request

@@ -34,7 +34,7 @@ type Capture struct {
 	Headers      map[string][]string `json:"headers" extensions:"x-example-of=delivery-headers"`
 	Body         string              `json:"body" extensions:"x-example-of=delivery-body"`
 	BodyEncoding string              `json:"body_encoding" enums:"utf8,base64" example:"utf8"`
-	Size         int64               `json:"size" example:"312"`
+	Size         int64               `json:"size" extensions:"x-example-of=delivery-body-size"`
 	RemoteAddr   string              `json:"remote_addr" example:"203.0.113.7:51234"`
 	ReceivedAt   time.Time           `json:"received_at"`
 	Verdicts     Verdicts            `json:"verdicts"`
@@ -74,10 +74,10 @@ type CaptureSummary struct {
 	Method       string    `json:"method" example:"POST"`
 	Path         string    `json:"path" example:"/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4"` // first 1 KiB
 	Query        string    `json:"query" example:"source=test&x=1"`                                      // first 1 KiB
-	BodyPreview  string    `json:"body_preview" example:"{\"event\":\"conversation.started\""`
+	BodyPreview  string    `json:"body_preview" extensions:"x-example-of=delivery-body"`
 	BodyEncoding string    `json:"body_encoding" enums:"utf8,base64" example:"utf8"`
 	Truncated    bool      `json:"truncated" example:"false"` // the preview is not the whole body
-	Size         int64     `json:"size" example:"312"`
+	Size         int64     `json:"size" extensions:"x-example-of=delivery-body-size"`
 	RemoteAddr   string    `json:"remote_addr" example:"203.0.113.7:51234"`
 	ReceivedAt   time.Time `json:"received_at"`
 	Verdicts     Verdicts  `json:"verdicts"`

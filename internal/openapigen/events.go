@@ -164,6 +164,8 @@ func markedExample(kind string, p *openapi3.Schema) (any, error) {
 		return et.JSONSchema(), nil
 	case "delivery-body":
 		return string(body), nil
+	case "delivery-body-size":
+		return len(body), nil
 	case "delivery-headers":
 		// The real sender's headers for the catalogue's example, signed with the example secret.
 		sender := delivery.NewSender(delivery.SenderConfig{Version: "1.4.0"})
@@ -187,7 +189,7 @@ func markedExample(kind string, p *openapi3.Schema) (any, error) {
 		// What a receiver built on a common framework answers to a delivery.
 		return map[string]any{"Content-Type": []any{"application/json; charset=utf-8"}, "Content-Length": []any{"11"}}, nil
 	}
-	return nil, fmt.Errorf("%s %q: want event-schema, delivery-body, delivery-headers, response-headers, empty, null or absent", exampleMarker, kind)
+	return nil, fmt.Errorf("%s %q: want event-schema, delivery-body, delivery-body-size, delivery-headers, response-headers, empty, null or absent", exampleMarker, kind)
 }
 
 // publishedData is an event type's data as a publisher sends it, from the catalogue's JSON

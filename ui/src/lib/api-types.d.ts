@@ -1096,7 +1096,7 @@ export interface components {
          *       "query": "source=test&x=1",
          *       "received_at": "2025-01-15T10:30:00Z",
          *       "remote_addr": "203.0.113.7:51234",
-         *       "size": 312,
+         *       "size": 325,
          *       "verdicts": {
          *         "payload": {
          *           "problems": [],
@@ -1181,7 +1181,7 @@ export interface components {
             rejected?: string;
             /** @example 203.0.113.7:51234 */
             remote_addr: string;
-            /** @example 312 */
+            /** @example 325 */
             size: number;
             verdicts: components["schemas"]["Verdicts"];
         };
@@ -1190,14 +1190,14 @@ export interface components {
          *       "answered": 200,
          *       "bin_id": "0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4",
          *       "body_encoding": "utf8",
-         *       "body_preview": "{\"event\":\"conversation.started\"",
+         *       "body_preview": "{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}",
          *       "id": "req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
          *       "method": "POST",
          *       "path": "/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4",
          *       "query": "source=test&x=1",
          *       "received_at": "2025-01-15T10:30:00Z",
          *       "remote_addr": "203.0.113.7:51234",
-         *       "size": 312,
+         *       "size": 325,
          *       "truncated": false,
          *       "verdicts": {
          *         "payload": {
@@ -1224,7 +1224,7 @@ export interface components {
              * @enum {string}
              */
             body_encoding: "utf8" | "base64";
-            /** @example {"event":"conversation.started" */
+            /** @example {"event":"conversation.started","timestamp":"2025-01-15T10:30:00+00:00","data":{"conversation_id":123,"visitor_name":"John Doe","visitor_email":"john@example.com","visitor_phone":"+1234567890","visitor_ip":"192.168.1.100","current_url":"https://example.com/products","status":"open","created_at":"2025-01-15T10:30:00+00:00"}} */
             body_preview: string;
             /** @example req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f */
             id: string;
@@ -1249,7 +1249,7 @@ export interface components {
             rejected?: string;
             /** @example 203.0.113.7:51234 */
             remote_addr: string;
-            /** @example 312 */
+            /** @example 325 */
             size: number;
             /**
              * @description the preview is not the whole body
@@ -1265,14 +1265,14 @@ export interface components {
          *           "answered": 200,
          *           "bin_id": "0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4",
          *           "body_encoding": "utf8",
-         *           "body_preview": "{\"event\":\"conversation.started\"",
+         *           "body_preview": "{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}",
          *           "id": "req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
          *           "method": "POST",
          *           "path": "/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4",
          *           "query": "source=test&x=1",
          *           "received_at": "2025-01-15T10:30:00Z",
          *           "remote_addr": "203.0.113.7:51234",
-         *           "size": 312,
+         *           "size": 325,
          *           "truncated": false,
          *           "verdicts": {
          *             "payload": {
@@ -2171,14 +2171,14 @@ export interface components {
          *         "answered": 200,
          *         "bin_id": "0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4",
          *         "body_encoding": "utf8",
-         *         "body_preview": "{\"event\":\"conversation.started\"",
+         *         "body_preview": "{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}",
          *         "id": "req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
          *         "method": "POST",
          *         "path": "/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4",
          *         "query": "source=test&x=1",
          *         "received_at": "2025-01-15T10:30:00Z",
          *         "remote_addr": "203.0.113.7:51234",
-         *         "size": 312,
+         *         "size": 325,
          *         "truncated": false,
          *         "verdicts": {
          *           "payload": {
