@@ -722,9 +722,14 @@ type CaptureSummaryList struct {
 
 // ChangeMessage Example: {"type":"changes","webhooks":{"ids":["wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"],"many":false}}
 type ChangeMessage struct {
-	ApiKeys    *ChangedIDs `json:"api_keys,omitempty"`
+	// ApiKeys Example: {"ids":["wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"],"many":false}
+	ApiKeys *ChangedIDs `json:"api_keys,omitempty"`
+
+	// Deliveries Example: {"ids":["wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"],"many":false}
 	Deliveries *ChangedIDs `json:"deliveries,omitempty"`
-	Events     *ChangedIDs `json:"events,omitempty"`
+
+	// Events Example: {"ids":["wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"],"many":false}
+	Events *ChangedIDs `json:"events,omitempty"`
 
 	// Type Example: changes
 	Type *ChangeMessageType `json:"type,omitempty"`
@@ -1471,7 +1476,7 @@ type VerdictsSignature string
 // VerdictsStandardSignature Example: valid
 type VerdictsStandardSignature string
 
-// Webhook Example: {"backlog":null,"created_at":"2025-01-15T10:30:00Z","disable_at":null,"disabled_reason":null,"enabled":true,"events":["message.received","conversation.started"],"failing_since":null,"format":"json","has_secret":true,"id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","last_delivery":{"at":"2025-01-15T10:30:00Z","status":"succeeded","status_code":200},"name":"Slack Notifications","pending_deliveries":0,"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw","secret_rotation":{"activates_at":null,"pending_since":null,"previous_valid_until":null},"stats_24h":[{"failed":3,"succeeded":42,"tests_failed":0,"tests_succeeded":1}],"updated_at":"2025-01-15T10:30:00Z","url":"https://example.com/hooks/chat"}
+// Webhook Example: {"backlog":{"owed_events":1200,"spilled_since":"2025-01-15T10:30:00Z"},"created_at":"2025-01-15T10:30:00Z","disable_at":null,"disabled_reason":null,"enabled":true,"events":["message.received","conversation.started"],"failing_since":null,"format":"json","has_secret":true,"id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","last_delivery":{"at":"2025-01-15T10:30:00Z","status":"succeeded","status_code":200},"name":"Slack Notifications","pending_deliveries":1204,"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw","secret_rotation":{"activates_at":null,"pending_since":null,"previous_valid_until":null},"stats_24h":[{"failed":3,"succeeded":42,"tests_failed":0,"tests_succeeded":1}],"updated_at":"2025-01-15T10:30:00Z","url":"https://example.com/hooks/chat"}
 type Webhook struct {
 	// Backlog Set while the webhook is spilled: it fell behind, and its newer events wait to be sent
 	// in order as the endpoint catches up (they count in pending_deliveries).
@@ -1511,7 +1516,7 @@ type Webhook struct {
 	// PendingDeliveries Deliveries not finished yet: in flight, due, waiting for a retry, or waiting in the
 	// webhook's spill. GET /deliveries?webhook_id=…&status=pending lists every one of them.
 	//
-	// Example: 0
+	// Example: 1204
 	PendingDeliveries int `json:"pending_deliveries"`
 
 	// Secret Example: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
@@ -1572,7 +1577,7 @@ type WebhookInput struct {
 // WebhookInputFormat Example: json
 type WebhookInputFormat string
 
-// WebhookList Example: {"data":[{"backlog":null,"created_at":"2025-01-15T10:30:00Z","disable_at":null,"disabled_reason":null,"enabled":true,"events":["message.received","conversation.started"],"failing_since":null,"format":"json","has_secret":true,"id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","last_delivery":{"at":"2025-01-15T10:30:00Z","status":"succeeded","status_code":200},"name":"Slack Notifications","pending_deliveries":0,"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw","secret_rotation":{"activates_at":null,"pending_since":null,"previous_valid_until":null},"stats_24h":[{"failed":3,"succeeded":42,"tests_failed":0,"tests_succeeded":1}],"updated_at":"2025-01-15T10:30:00Z","url":"https://example.com/hooks/chat"}],"next_cursor":null}
+// WebhookList Example: {"data":[{"backlog":{"owed_events":1200,"spilled_since":"2025-01-15T10:30:00Z"},"created_at":"2025-01-15T10:30:00Z","disable_at":null,"disabled_reason":null,"enabled":true,"events":["message.received","conversation.started"],"failing_since":null,"format":"json","has_secret":true,"id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","last_delivery":{"at":"2025-01-15T10:30:00Z","status":"succeeded","status_code":200},"name":"Slack Notifications","pending_deliveries":1204,"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw","secret_rotation":{"activates_at":null,"pending_since":null,"previous_valid_until":null},"stats_24h":[{"failed":3,"succeeded":42,"tests_failed":0,"tests_succeeded":1}],"updated_at":"2025-01-15T10:30:00Z","url":"https://example.com/hooks/chat"}],"next_cursor":null}
 type WebhookList struct {
 	Data       []Webhook `json:"data"`
 	NextCursor *string   `json:"next_cursor"`

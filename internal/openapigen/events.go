@@ -329,22 +329,23 @@ func backport(v2 *spec.Swagger, v3 *openapi3.T) {
 			def.Example = s3.Value.Example
 		}
 		for prop, p := range def.Properties {
-			marked := false
-			for _, m := range []string{payloadMarker, exampleMarker} {
-				if _, ok := p.Extensions[m]; ok {
-					delete(p.Extensions, m)
-					marked = true
-				}
-			}
-			if p3 := s3.Value.Properties[prop]; marked && p3 != nil {
-				if p3.Value != nil && p3.Value.Example != nil {
-					p.Example = p3.Value.Example
-				} else if name, ok := strings.CutPrefix(p3.Ref, "#/components/schemas/"); ok && v3.Components.Schemas[name] != nil {
-					p.Example = v3.Components.Schemas[name].Value.Example
-				}
-			}
+			_, payload := p.Extensions[payloadMarker]
+			_, marked := p.Extensions[exampleMarker]
+			delete(p.Extensions, payloadMarker)
+			delete(p.Extensions, exampleMarker)
 			if len(p.Extensions) == 0 {
 				p.Extensions = nil
+			}
+			p3 := s3.Value.Properties[prop]
+			switch {
+			case p3 == nil:
+			case payload:
+				p.Example = v3.Components.Schemas[eventPayloadSchema].Value.Example
+			case marked && p3.Value != nil && p3.Value.Example != nil:
+				p.Example = p3.Value.Example
+			case marked && p3.Ref != "" && len(p.AllOf) == 1 && p.Extensions == nil && p.Description == "":
+				// The allOf only carried the marker (see bareRef).
+				p = spec.Schema{SchemaProps: spec.SchemaProps{Ref: p.AllOf[0].Ref}}
 			}
 			def.Properties[prop] = p
 		}

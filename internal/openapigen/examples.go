@@ -332,6 +332,7 @@ func (b *exampleBuilder) of(ref *openapi3.SchemaRef, where string) (any, bool) {
 			if p.Value != nil {
 				if kind, ok := p.Value.Extensions[exampleMarker]; ok {
 					delete(p.Value.Extensions, exampleMarker)
+					s.Properties[name] = bareRef(p)
 					if kind == exampleAbsent {
 						continue
 					}
@@ -455,4 +456,18 @@ func eachContent(doc *openapi3.T, fn func(where string, c openapi3.Content)) {
 			}
 		}
 	}
+}
+
+// bareRef undoes the allOf that swag wraps around a reference to carry a field's extensions,
+// once the generator has consumed them: a lone allOf is what linters call illogical.
+func bareRef(p *openapi3.SchemaRef) *openapi3.SchemaRef {
+	if p.Value == nil || len(p.Value.AllOf) != 1 || p.Value.AllOf[0].Ref == "" || len(p.Value.Extensions) > 0 {
+		return p
+	}
+	rest := *p.Value
+	rest.AllOf, rest.Extensions = nil, nil
+	if b, err := json.Marshal(&rest); err != nil || string(b) != "{}" {
+		return p
+	}
+	return openapi3.NewSchemaRef(p.Value.AllOf[0].Ref, nil)
 }

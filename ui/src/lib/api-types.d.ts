@@ -2831,7 +2831,10 @@ export interface components {
         };
         /**
          * @example {
-         *       "backlog": null,
+         *       "backlog": {
+         *         "owed_events": 1200,
+         *         "spilled_since": "2025-01-15T10:30:00Z"
+         *       },
          *       "created_at": "2025-01-15T10:30:00Z",
          *       "disable_at": null,
          *       "disabled_reason": null,
@@ -2850,7 +2853,7 @@ export interface components {
          *         "status_code": 200
          *       },
          *       "name": "Slack Notifications",
-         *       "pending_deliveries": 0,
+         *       "pending_deliveries": 1204,
          *       "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
          *       "secret_rotation": {
          *         "activates_at": null,
@@ -2917,7 +2920,7 @@ export interface components {
             /**
              * @description Deliveries not finished yet: in flight, due, waiting for a retry, or waiting in the
              *     webhook's spill. GET /deliveries?webhook_id=…&status=pending lists every one of them.
-             * @example 0
+             * @example 1204
              */
             pending_deliveries: number;
             /** @example whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw */
@@ -2993,7 +2996,10 @@ export interface components {
          * @example {
          *       "data": [
          *         {
-         *           "backlog": null,
+         *           "backlog": {
+         *             "owed_events": 1200,
+         *             "spilled_since": "2025-01-15T10:30:00Z"
+         *           },
          *           "created_at": "2025-01-15T10:30:00Z",
          *           "disable_at": null,
          *           "disabled_reason": null,
@@ -3012,7 +3018,7 @@ export interface components {
          *             "status_code": 200
          *           },
          *           "name": "Slack Notifications",
-         *           "pending_deliveries": 0,
+         *           "pending_deliveries": 1204,
          *           "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
          *           "secret_rotation": {
          *             "activates_at": null,
