@@ -996,12 +996,12 @@ type EventTypeList struct {
 	NextCursor *string     `json:"next_cursor"`
 }
 
-// FieldError Example: {"field":"url","message":"must be an absolute http or https URL"}
+// FieldError Example: {"field":"name","message":"is required"}
 type FieldError struct {
-	// Field Example: url
+	// Field Example: name
 	Field string `json:"field"`
 
-	// Message Example: must be an absolute http or https URL
+	// Message Example: is required
 	Message string `json:"message"`
 }
 
@@ -1203,7 +1203,7 @@ type PayloadVerdict struct {
 // PayloadVerdictStatus Example: ok
 type PayloadVerdictStatus string
 
-// Problem Example: {"detail":"name: is required","errors":[{"field":"url","message":"must be an absolute http or https URL"}],"status":422,"title":"Validation failed","type":"urn:hookrelay:problem:validation"}
+// Problem Example: {"detail":"name: is required","errors":[{"field":"name","message":"is required"}],"status":422,"title":"Validation failed","type":"urn:hookrelay:problem:validation"}
 type Problem struct {
 	// Detail Example: name: is required
 	Detail string        `json:"detail"`
@@ -1598,22 +1598,22 @@ type WebhookStats struct {
 	TestsSucceeded int `json:"tests_succeeded"`
 }
 
-// Forbidden Example: {"detail":"name: is required","errors":[{"field":"url","message":"must be an absolute http or https URL"}],"status":422,"title":"Validation failed","type":"urn:hookrelay:problem:validation"}
+// Forbidden Example: {"detail":"name: is required","errors":[{"field":"name","message":"is required"}],"status":422,"title":"Validation failed","type":"urn:hookrelay:problem:validation"}
 type Forbidden = Problem
 
-// InternalError Example: {"detail":"name: is required","errors":[{"field":"url","message":"must be an absolute http or https URL"}],"status":422,"title":"Validation failed","type":"urn:hookrelay:problem:validation"}
+// InternalError Example: {"detail":"name: is required","errors":[{"field":"name","message":"is required"}],"status":422,"title":"Validation failed","type":"urn:hookrelay:problem:validation"}
 type InternalError = Problem
 
-// TooLarge Example: {"detail":"name: is required","errors":[{"field":"url","message":"must be an absolute http or https URL"}],"status":422,"title":"Validation failed","type":"urn:hookrelay:problem:validation"}
+// TooLarge Example: {"detail":"name: is required","errors":[{"field":"name","message":"is required"}],"status":422,"title":"Validation failed","type":"urn:hookrelay:problem:validation"}
 type TooLarge = Problem
 
-// TooManyFailedSignIns Example: {"detail":"name: is required","errors":[{"field":"url","message":"must be an absolute http or https URL"}],"status":422,"title":"Validation failed","type":"urn:hookrelay:problem:validation"}
+// TooManyFailedSignIns Example: {"detail":"name: is required","errors":[{"field":"name","message":"is required"}],"status":422,"title":"Validation failed","type":"urn:hookrelay:problem:validation"}
 type TooManyFailedSignIns = Problem
 
-// Unauthorized Example: {"detail":"name: is required","errors":[{"field":"url","message":"must be an absolute http or https URL"}],"status":422,"title":"Validation failed","type":"urn:hookrelay:problem:validation"}
+// Unauthorized Example: {"detail":"name: is required","errors":[{"field":"name","message":"is required"}],"status":422,"title":"Validation failed","type":"urn:hookrelay:problem:validation"}
 type Unauthorized = Problem
 
-// UnsupportedMediaType Example: {"detail":"name: is required","errors":[{"field":"url","message":"must be an absolute http or https URL"}],"status":422,"title":"Validation failed","type":"urn:hookrelay:problem:validation"}
+// UnsupportedMediaType Example: {"detail":"name: is required","errors":[{"field":"name","message":"is required"}],"status":422,"title":"Validation failed","type":"urn:hookrelay:problem:validation"}
 type UnsupportedMediaType = Problem
 
 // ListAPIKeysParams defines parameters for ListAPIKeys.

@@ -2101,14 +2101,14 @@ export interface components {
         };
         /**
          * @example {
-         *       "field": "url",
-         *       "message": "must be an absolute http or https URL"
+         *       "field": "name",
+         *       "message": "is required"
          *     }
          */
         FieldError: {
-            /** @example url */
+            /** @example name */
             field: string;
-            /** @example must be an absolute http or https URL */
+            /** @example is required */
             message: string;
         };
         /**
@@ -2409,8 +2409,8 @@ export interface components {
          *       "detail": "name: is required",
          *       "errors": [
          *         {
-         *           "field": "url",
-         *           "message": "must be an absolute http or https URL"
+         *           "field": "name",
+         *           "message": "is required"
          *         }
          *       ],
          *       "status": 422,
