@@ -29,7 +29,7 @@ type Delivery struct {
 	ID             string     `json:"id" example:"dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"`
 	EventID        string     `json:"event_id" example:"evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"`
 	WebhookID      string     `json:"webhook_id" example:"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"`
-	Event          string     `json:"event" example:"message.received"`
+	Event          string     `json:"event" example:"conversation.started"`
 	Status         string     `json:"status" enums:"pending,succeeded,failed,cancelled" example:"succeeded"`
 	AttemptCount   int        `json:"attempt_count" example:"1"`
 	NextAttemptAt  *time.Time `json:"next_attempt_at"`
@@ -38,7 +38,7 @@ type Delivery struct {
 	Test           bool       `json:"test" example:"false"`
 	// ReplayID names the replay job (GET /api/v1/replays/{id}) that queued this delivery;
 	// null for a delivery of a publish.
-	ReplayID *string `json:"replay_id" example:"rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f" extensions:"x-nullable"`
+	ReplayID *string `json:"replay_id" example:"rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f" extensions:"x-nullable,x-example-of=null"`
 	// Spilled is true while the delivery waits in its webhook's spill: the webhook fell
 	// behind, so its newer events are sent in order as the endpoint catches up. Such a
 	// delivery is pending with no attempts yet; it keeps its id once attempted.
@@ -55,15 +55,15 @@ type Attempt struct {
 	Number         int               `json:"number" example:"1"`
 	StartedAt      time.Time         `json:"started_at"`
 	DurationMs     int64             `json:"duration_ms" example:"42"`
-	RequestHeaders map[string]string `json:"request_headers"`
+	RequestHeaders map[string]string `json:"request_headers" extensions:"x-example-of=delivery-headers"`
 	// Format is the body format the request was sent in (the webhook's at the time); empty
 	// for attempts recorded before it was kept.
 	Format string `json:"format" enums:"json,slack,discord," example:"json"`
 	// RequestBody is the exact body sent, rebuilt from the event's stored body in Format;
 	// null when that is not known (an older attempt, or an event pruned since).
-	RequestBody     *string           `json:"request_body" example:"{\"event\":\"message.received\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{}}" extensions:"x-nullable"`
+	RequestBody     *string           `json:"request_body" extensions:"x-nullable,x-example-of=delivery-body"`
 	ResponseStatus  *int              `json:"response_status" example:"200"`
-	ResponseHeaders map[string]string `json:"response_headers"`
+	ResponseHeaders map[string]string `json:"response_headers" example:"Content-Type:application/json"`
 	ResponseBody    string            `json:"response_body" example:"{\"ok\":true}"`
 	Error           *string           `json:"error"`
 	Outcome         string            `json:"outcome" enums:"succeeded,failed" example:"succeeded"`

@@ -164,6 +164,7 @@ func (s *Server) docsRoutes(r *gin.Engine) {
 //	@Produce		json
 //	@Success		200	{object}	map[string]any	"OpenAPI 3 document"
 //	@Failure		500	{object}	Problem
+//	@x-response-examples	{"200": {"openapi": "3.0.3", "info": {"title": "Hookrelay API", "version": "1.0.0"}, "servers": [{"url": "https://hooks.example.com", "description": "This Hookrelay server"}], "paths": {}}}
 //	@Router			/openapi.json [get]
 func (s *Server) openapiJSON(c *gin.Context, doc []byte) {
 	if doc == nil {
@@ -182,6 +183,7 @@ func (s *Server) openapiJSON(c *gin.Context, doc []byte) {
 //	@Tags			docs
 //	@Produce		html
 //	@Success		200	{string}	string	"HTML page"
+//	@x-response-examples	{"200": "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Hookrelay API</title>"}
 //	@Router			/docs [get]
 func (s *Server) docsIndex(c *gin.Context, csp string) {
 	docsHeaders(c, csp)

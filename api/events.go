@@ -48,7 +48,7 @@ type Event struct {
 	// Deliveries by status now: pending (not finished, retries to come), succeeded, failed
 	// (out of attempts or refused) and cancelled (the webhook was disabled or deleted).
 	DeliveryCounts models.DeliveryCounts `json:"delivery_counts"`
-	Payload        json.RawMessage       `json:"payload,omitempty" swaggertype:"object"`
+	Payload        json.RawMessage       `json:"payload,omitempty" swaggertype:"object" extensions:"x-event-payload"`
 	Deliveries     []Delivery            `json:"deliveries,omitempty"`
 } // @name Event
 
@@ -56,8 +56,8 @@ type Event struct {
 type EventType struct {
 	Name        string          `json:"name" example:"conversation.started"`
 	Description string          `json:"description" example:"A visitor starts a new conversation"`
-	Schema      map[string]any  `json:"schema" swaggertype:"object"`
-	Example     json.RawMessage `json:"example" swaggertype:"object"`
+	Schema      map[string]any  `json:"schema" swaggertype:"object" extensions:"x-example-of=event-schema"`
+	Example     json.RawMessage `json:"example" swaggertype:"object" extensions:"x-event-payload"`
 } // @name EventType
 
 func eventOut(e *models.Event) Event {
@@ -82,7 +82,6 @@ func eventOut(e *models.Event) Event {
 //	@Failure		413				{object}	Problem
 //	@Failure		415				{object}	Problem
 //	@Failure		422				{object}	Problem
-//	@x-request-examples	{"conversation.started":{"summary":"A visitor starts a conversation","value":{"event":"conversation.started","data":{"conversation_id":123,"visitor_name":"John Doe","visitor_email":"john@example.com","visitor_phone":"+1234567890","visitor_ip":"192.168.1.100","current_url":"https://example.com/products","status":"open","created_at":"2025-01-15T10:30:00+00:00"}}},"message.received":{"summary":"A visitor sends a message","value":{"event":"message.received","data":{"message_id":456,"content":"Hello, I need help with my order.","is_from_admin":false,"admin_name":null,"conversation_id":123,"visitor_name":"John Doe","visitor_email":"john@example.com","visitor_phone":"+1234567890","visitor_ip":"192.168.1.100","current_url":"https://example.com/products","status":"open","created_at":"2025-01-15T10:31:00+00:00"}}}}
 //	@x-problem-409		"Idempotency-Key \"conv-123-started\" was used for a different request"
 //	@x-problem-422		{"detail":"data.conversation_id: must be a positive integer","errors":[{"field":"data.conversation_id","message":"must be a positive integer"}]}
 //	@Router			/api/v1/events [post]

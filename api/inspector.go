@@ -464,6 +464,7 @@ func (h *inspectorAPI) binSocket(c *gin.Context) {
 //	@x-problem-404		"no inspector bin has this id"
 //	@x-problem-413		"the body is larger than 1048576 bytes; the request was recorded as rejected"
 //	@x-problem-429		"this bin accepts at most 50 requests per second"
+//	@x-response-examples	{"200": "{\"ok\":true}", "default": "{\"error\":\"temporarily unavailable\"}"}
 //	@Router			/inspect/{id} [get]
 //	@Router			/inspect/{id} [post]
 //	@Router			/inspect/{id} [put]

@@ -28,13 +28,13 @@ type ReplayRunner interface {
 type ReplayJob struct {
 	ID         string     `json:"id" example:"rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"`
 	WebhookID  string     `json:"webhook_id" example:"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"`
-	Since      time.Time  `json:"since"`
-	Until      time.Time  `json:"until"`
+	Since      time.Time  `json:"since" example:"2025-01-14T00:00:00Z"`
+	Until      time.Time  `json:"until" example:"2025-01-15T00:00:00Z"`
 	OnlyFailed bool       `json:"only_failed" example:"false"`
 	Status     string     `json:"status" enums:"running,done,stopped" example:"running"`
 	Total      int64      `json:"total" example:"42"`  // events found when the replay was asked for
 	Queued     int64      `json:"queued" example:"20"` // deliveries queued so far
-	Error      string     `json:"error,omitempty" example:"the webhook was disabled"`
+	Error      string     `json:"error,omitempty" example:"the webhook was disabled" extensions:"x-example-of=absent"`
 	CreatedAt  time.Time  `json:"created_at"`
 	FinishedAt *time.Time `json:"finished_at" extensions:"x-nullable"`
 } // @name ReplayJob
@@ -99,8 +99,8 @@ type ReplayPreview struct {
 	// Events is how many events the replay would queue now: one new delivery to this webhook
 	// each.
 	Events     int64     `json:"events" example:"42"`
-	Since      time.Time `json:"since"`
-	Until      time.Time `json:"until"`
+	Since      time.Time `json:"since" example:"2025-01-14T00:00:00Z"`
+	Until      time.Time `json:"until" example:"2025-01-15T00:00:00Z"`
 	OnlyFailed bool      `json:"only_failed" example:"false"`
 } // @name ReplayPreview
 

@@ -29,13 +29,13 @@ type RotationInput struct {
 type RotationStarted struct {
 	Secret string `json:"secret" example:"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"`
 	// When X-Webhook-Signature switches to it; null: when the rotation is activated.
-	ActivatesAt *time.Time `json:"activates_at"`
+	ActivatesAt *time.Time `json:"activates_at" example:"2025-01-16T10:30:00Z"`
 	// When the secret it replaces stops signing webhook-signature; null while that depends on
 	// a manual activation (24 h after it), and when there was no secret before.
-	PreviousValidUntil *time.Time `json:"previous_valid_until"`
+	PreviousValidUntil *time.Time `json:"previous_valid_until" example:"2025-01-17T10:30:00Z"`
 	// The same as previous_valid_until, under the name POST …/secret/rotate always answered
 	// with; absent when null.
-	PreviousExpiresAt *time.Time `json:"previous_expires_at,omitempty"`
+	PreviousExpiresAt *time.Time `json:"previous_expires_at,omitempty" example:"2025-01-17T10:30:00Z"`
 } // @name RotationStarted
 
 // SecretRotation is a webhook's signing-secret state, without any secret.

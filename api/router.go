@@ -212,6 +212,7 @@ func (s *Server) logRequests(c *gin.Context) {
 //	@Tags		health
 //	@Produce	json
 //	@Success	200	{object}	map[string]string
+//	@x-response-examples	{"200": {"status": "ok"}}
 //	@Router		/healthz [get]
 func (s *Server) healthz(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
@@ -224,6 +225,7 @@ func (s *Server) healthz(c *gin.Context) {
 //	@Produce	json
 //	@Success	200	{object}	map[string]string
 //	@Failure	503	{object}	Problem
+//	@x-response-examples	{"200": {"status": "ready"}}
 //	@Router		/readyz [get]
 func (s *Server) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)

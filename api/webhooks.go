@@ -47,7 +47,7 @@ type Webhook struct {
 	Stats24h []models.WebhookStats `json:"stats_24h"`
 	// Deliveries not finished yet: in flight, due, waiting for a retry, or waiting in the
 	// webhook's spill. GET /deliveries?webhook_id=…&status=pending lists every one of them.
-	PendingDeliveries int64 `json:"pending_deliveries" example:"0"`
+	PendingDeliveries int64 `json:"pending_deliveries" example:"1204"`
 	// Set while the webhook is spilled: it fell behind, and its newer events wait to be sent
 	// in order as the endpoint catches up (they count in pending_deliveries).
 	Backlog *WebhookBacklog `json:"backlog"`

@@ -56,9 +56,9 @@ const DefaultWindow = 300 * time.Millisecond
 type Message struct {
 	Type       string   `json:"type" example:"changes" enums:"changes"`
 	Webhooks   *Changed `json:"webhooks,omitempty"`
-	Events     *Changed `json:"events,omitempty"`
-	Deliveries *Changed `json:"deliveries,omitempty"`
-	APIKeys    *Changed `json:"api_keys,omitempty"`
+	Events     *Changed `json:"events,omitempty" extensions:"x-example-of=absent"`
+	Deliveries *Changed `json:"deliveries,omitempty" extensions:"x-example-of=absent"`
+	APIKeys    *Changed `json:"api_keys,omitempty" extensions:"x-example-of=absent"`
 } // @name ChangeMessage
 
 // Changed is what changed of one kind.

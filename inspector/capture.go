@@ -31,15 +31,15 @@ type Capture struct {
 	Method       string              `json:"method" example:"POST"`
 	Path         string              `json:"path" example:"/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4"`
 	Query        string              `json:"query" example:"source=test&x=1"`
-	Headers      map[string][]string `json:"headers"`
-	Body         string              `json:"body" example:"{\"event\":\"conversation.started\"}"`
+	Headers      map[string][]string `json:"headers" extensions:"x-example-of=delivery-headers"`
+	Body         string              `json:"body" extensions:"x-example-of=delivery-body"`
 	BodyEncoding string              `json:"body_encoding" enums:"utf8,base64" example:"utf8"`
-	Size         int64               `json:"size" example:"312"`
+	Size         int64               `json:"size" extensions:"x-example-of=delivery-body-size"`
 	RemoteAddr   string              `json:"remote_addr" example:"203.0.113.7:51234"`
 	ReceivedAt   time.Time           `json:"received_at"`
 	Verdicts     Verdicts            `json:"verdicts"`
 	// Rejected says why the request was refused (its body was not kept); absent when accepted.
-	Rejected string `json:"rejected,omitempty" example:"body larger than 1048576 bytes: answered 413"`
+	Rejected string `json:"rejected,omitempty" example:"body larger than 1048576 bytes: answered 413" extensions:"x-example-of=absent"`
 	// Answered is the HTTP status the bin answered with; null on captures stored before it
 	// was kept.
 	Answered *int `json:"answered" example:"200" extensions:"x-nullable"`
@@ -57,7 +57,7 @@ type Verdicts struct {
 // PayloadVerdict is the body checked against the event catalogue.
 type PayloadVerdict struct {
 	Status   string   `json:"status" enums:"ok,problems,unknown_event" example:"ok"`
-	Problems []string `json:"problems"`
+	Problems []string `json:"problems" extensions:"x-example-of=empty"`
 } // @name PayloadVerdict
 
 // PreviewBytes is how much of a body a summary carries.
@@ -74,14 +74,14 @@ type CaptureSummary struct {
 	Method       string    `json:"method" example:"POST"`
 	Path         string    `json:"path" example:"/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4"` // first 1 KiB
 	Query        string    `json:"query" example:"source=test&x=1"`                                      // first 1 KiB
-	BodyPreview  string    `json:"body_preview" example:"{\"event\":\"conversation.started\""`
+	BodyPreview  string    `json:"body_preview" extensions:"x-example-of=delivery-body"`
 	BodyEncoding string    `json:"body_encoding" enums:"utf8,base64" example:"utf8"`
 	Truncated    bool      `json:"truncated" example:"false"` // the preview is not the whole body
-	Size         int64     `json:"size" example:"312"`
+	Size         int64     `json:"size" extensions:"x-example-of=delivery-body-size"`
 	RemoteAddr   string    `json:"remote_addr" example:"203.0.113.7:51234"`
 	ReceivedAt   time.Time `json:"received_at"`
 	Verdicts     Verdicts  `json:"verdicts"`
-	Rejected     string    `json:"rejected,omitempty" example:"body larger than 1048576 bytes: answered 413"`
+	Rejected     string    `json:"rejected,omitempty" example:"body larger than 1048576 bytes: answered 413" extensions:"x-example-of=absent"`
 	// Answered is the HTTP status the bin answered with; null on captures stored before it
 	// was kept.
 	Answered *int `json:"answered" example:"200" extensions:"x-nullable"`

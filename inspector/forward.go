@@ -20,7 +20,7 @@ import (
 // ForwardResult is what forwarding a capture produced.
 type ForwardResult struct {
 	Status     *int                `json:"status" example:"200"` // null when there was no response
-	Headers    map[string][]string `json:"headers"`
+	Headers    map[string][]string `json:"headers" extensions:"x-example-of=response-headers"`
 	Body       string              `json:"body" example:"{\"ok\":true}"` // first 4 KiB of the response body
 	DurationMS int64               `json:"duration_ms" example:"42"`
 	Error      *string             `json:"error"` // transport error, SSRF refusal or timeout; null when a response came

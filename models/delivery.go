@@ -67,10 +67,10 @@ type Attempt struct {
 
 // DeliveryCounts is how an event's deliveries stand, by status.
 type DeliveryCounts struct {
-	Pending   int `json:"pending"`
-	Succeeded int `json:"succeeded"`
-	Failed    int `json:"failed"`
-	Cancelled int `json:"cancelled"`
+	Pending   int `json:"pending" example:"1"`
+	Succeeded int `json:"succeeded" example:"1"`
+	Failed    int `json:"failed" example:"0"`
+	Cancelled int `json:"cancelled" example:"0"`
 }
 
 // Add counts one delivery of the given status.

@@ -13,8 +13,8 @@ var (
 
 // FieldError names the input field that is wrong and why, for RFC 9457 problem bodies.
 type FieldError struct {
-	Field   string `json:"field"`
-	Message string `json:"message"`
+	Field   string `json:"field" example:"name"`
+	Message string `json:"message" example:"is required"`
 }
 
 // ValidationError is a list of field errors; the API answers it with 422.

@@ -103,15 +103,15 @@ func (w *Webhook) SecretsAt(now time.Time) (hex string, standard []string) {
 // WebhookStats is the outcome count of one hour: the attempts of deliveries, and apart from
 // them the test action's requests.
 type WebhookStats struct {
-	Succeeded      int `json:"succeeded"`
-	Failed         int `json:"failed"`
-	TestsSucceeded int `json:"tests_succeeded"`
-	TestsFailed    int `json:"tests_failed"`
+	Succeeded      int `json:"succeeded" example:"42"`
+	Failed         int `json:"failed" example:"3"`
+	TestsSucceeded int `json:"tests_succeeded" example:"1"`
+	TestsFailed    int `json:"tests_failed" example:"0"`
 }
 
 // LastDelivery summarises a webhook's most recent attempt.
 type LastDelivery struct {
-	Status     string    `json:"status"`
-	StatusCode *int      `json:"status_code"`
+	Status     string    `json:"status" enums:"succeeded,failed" example:"succeeded"`
+	StatusCode *int      `json:"status_code" example:"200"`
 	At         time.Time `json:"at"`
 }

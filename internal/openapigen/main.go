@@ -1,6 +1,8 @@
 // Command openapigen regenerates openapi/ from the swag annotations in api/: the Swagger 2.0
 // document swag v1 produces (refined, see refine.go), its OpenAPI 3 conversion by kin-openapi
-// (see v3.go), and the UI's TypeScript types by openapi-typescript.
+// (see v3.go) with the event catalogue's schemas (events.go) and an example on every schema,
+// each validated (examples.go), and the UI's TypeScript types by openapi-typescript. The Go
+// client is generated from its output by oapi-codegen (see the Makefile).
 //
 // Run it with `make openapi` or `go generate ./...`; `make openapi-check` runs it into a
 // temporary directory and fails when the committed files differ. The output depends only on the
@@ -108,6 +110,7 @@ func run(ctx context.Context, root, out, ts string, verbose bool) error {
 	if err != nil {
 		return err
 	}
+	backport(v2, v3)
 
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", out, err)
@@ -230,25 +233,16 @@ func writeFile(path string, v any) error {
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", filepath.Base(path), err)
 	}
-	// Re-encode generically: the documents' own marshalers escape HTML, and descriptions hold
-	// `<token>` and `&` that should stay readable in the committed file. Keys come out sorted.
-	var tree any
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(&tree); err != nil {
-		return fmt.Errorf("re-read %s: %w", filepath.Base(path), err)
+	// Re-encode: the documents' own marshalers escape HTML, and descriptions hold `<token>`
+	// and `&` that should stay readable in the committed file.
+	out, err := documentJSON(raw)
+	if err != nil {
+		return fmt.Errorf("re-encode %s: %w", filepath.Base(path), err)
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(tree); err != nil {
-		return fmt.Errorf("encode %s: %w", filepath.Base(path), err)
-	}
-	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, buf.Bytes()) {
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, out) {
 		return nil
 	}
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(path, out, 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil

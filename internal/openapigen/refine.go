@@ -72,7 +72,10 @@ func refineSwagger(raw []byte, structs *structIndex, routes map[string]string) (
 			f, ok := structs.field(st, prop)
 			if m, isMap := props[prop].(map[string]any); ok && isMap && f.time && m["type"] == "string" && m["format"] == nil {
 				m["format"] = "date-time"
-				if m["example"] == nil {
+				// A nullable time is shown null in its object's example (built from the
+				// properties' examples): one fixed time on every such field would have a
+				// running replay finished and a healthy webhook about to be disabled.
+				if m["example"] == nil && (!f.pointer || f.omitEmpty) {
 					m["example"] = "2025-01-15T10:30:00Z"
 				}
 			}

@@ -50,7 +50,13 @@ func toOpenAPI3(ctx context.Context, v2 *spec.Swagger) (*openapi3.T, error) {
 		return nil, err
 	}
 	sharedResponses(doc)
+	if err := eventSchemas(doc); err != nil {
+		return nil, err
+	}
 	if err := examples(doc); err != nil {
+		return nil, err
+	}
+	if err := schemaExamples(doc); err != nil {
 		return nil, err
 	}
 
@@ -67,6 +73,9 @@ func toOpenAPI3(ctx context.Context, v2 *spec.Swagger) (*openapi3.T, error) {
 	}
 	if err := loaded.Validate(ctx); err != nil {
 		return nil, fmt.Errorf("generated OpenAPI 3 is invalid: %w", err)
+	}
+	if err := validateExamples(loaded); err != nil {
+		return nil, err
 	}
 	return doc, nil
 }

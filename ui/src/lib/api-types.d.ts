@@ -748,6 +748,16 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * @example {
+         *       "created_at": "2025-01-15T10:30:00Z",
+         *       "id": "key_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *       "last_used_at": null,
+         *       "name": "chat backend",
+         *       "prefix": "hr_3f9a1c2",
+         *       "token": "hr_3f9a…"
+         *     }
+         */
         APIKey: {
             /**
              * Format: date-time
@@ -756,10 +766,7 @@ export interface components {
             created_at: string;
             /** @example key_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f */
             id: string;
-            /**
-             * Format: date-time
-             * @example 2025-01-15T10:30:00Z
-             */
+            /** Format: date-time */
             last_used_at: string | null;
             /** @example chat backend */
             name: string;
@@ -768,14 +775,64 @@ export interface components {
             /** @example hr_3f9a… */
             token?: string;
         };
+        /**
+         * @example {
+         *       "name": "chat backend"
+         *     }
+         */
         APIKeyInput: {
             /** @example chat backend */
             name?: string;
         };
+        /**
+         * @example {
+         *       "data": [
+         *         {
+         *           "created_at": "2025-01-15T10:30:00Z",
+         *           "id": "key_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *           "last_used_at": null,
+         *           "name": "chat backend",
+         *           "prefix": "hr_3f9a1c2",
+         *           "token": "hr_3f9a…"
+         *         }
+         *       ],
+         *       "next_cursor": null
+         *     }
+         */
         APIKeyList: {
             data: components["schemas"]["APIKey"][];
             next_cursor: string | null;
         };
+        /**
+         * @example {
+         *       "delivery_id": "dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *       "duration_ms": 42,
+         *       "error": null,
+         *       "format": "json",
+         *       "id": "att_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *       "number": 1,
+         *       "outcome": "succeeded",
+         *       "request_body": "{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}",
+         *       "request_headers": {
+         *         "Content-Type": "application/json",
+         *         "User-Agent": "Hookrelay/1.4.0",
+         *         "X-Webhook-Attempt": "1",
+         *         "X-Webhook-Event": "conversation.started",
+         *         "X-Webhook-Id": "evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *         "X-Webhook-Signature": "3dc423ff28734dbb7e2d3ee32ddff64b4eb44fa401a4ffdaaa097069da1e8027",
+         *         "X-Webhook-Timestamp": "2025-01-15T10:30:00+00:00",
+         *         "webhook-id": "evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *         "webhook-signature": "v1,KRAnEPHfNP5VjmOYOS2ACRbrfz98AJ/19XMPV68NDsU=",
+         *         "webhook-timestamp": "1736937000"
+         *       },
+         *       "response_body": "{\"ok\":true}",
+         *       "response_headers": {
+         *         "Content-Type": "application/json"
+         *       },
+         *       "response_status": 200,
+         *       "started_at": "2025-01-15T10:30:00Z"
+         *     }
+         */
         Attempt: {
             /** @example dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f */
             delivery_id: string;
@@ -801,14 +858,33 @@ export interface components {
             /**
              * @description RequestBody is the exact body sent, rebuilt from the event's stored body in Format;
              *     null when that is not known (an older attempt, or an event pruned since).
-             * @example {"event":"message.received","timestamp":"2025-01-15T10:30:00+00:00","data":{}}
+             * @example {"event":"conversation.started","timestamp":"2025-01-15T10:30:00+00:00","data":{"conversation_id":123,"visitor_name":"John Doe","visitor_email":"john@example.com","visitor_phone":"+1234567890","visitor_ip":"192.168.1.100","current_url":"https://example.com/products","status":"open","created_at":"2025-01-15T10:30:00+00:00"}}
              */
             request_body: string | null;
+            /**
+             * @example {
+             *       "Content-Type": "application/json",
+             *       "User-Agent": "Hookrelay/1.4.0",
+             *       "X-Webhook-Attempt": "1",
+             *       "X-Webhook-Event": "conversation.started",
+             *       "X-Webhook-Id": "evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+             *       "X-Webhook-Signature": "3dc423ff28734dbb7e2d3ee32ddff64b4eb44fa401a4ffdaaa097069da1e8027",
+             *       "X-Webhook-Timestamp": "2025-01-15T10:30:00+00:00",
+             *       "webhook-id": "evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+             *       "webhook-signature": "v1,KRAnEPHfNP5VjmOYOS2ACRbrfz98AJ/19XMPV68NDsU=",
+             *       "webhook-timestamp": "1736937000"
+             *     }
+             */
             request_headers: {
                 [key: string]: string;
             };
             /** @example {"ok":true} */
             response_body: string;
+            /**
+             * @example {
+             *       "Content-Type": "application/json"
+             *     }
+             */
             response_headers: {
                 [key: string]: string;
             };
@@ -859,6 +935,22 @@ export interface components {
         BatchInput: {
             events?: components["schemas"]["EventInput"][];
         };
+        /**
+         * @example {
+         *       "created_at": "2025-01-15T10:30:00Z",
+         *       "has_secret": false,
+         *       "id": "0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4",
+         *       "name": "Staging test",
+         *       "response": {
+         *         "body": "{\"ok\":true}",
+         *         "content_type": "application/json",
+         *         "delay_ms": 0,
+         *         "status": 200
+         *       },
+         *       "url": "http://localhost:8080/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4",
+         *       "webhook_id": "wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"
+         *     }
+         */
         Bin: {
             /**
              * Format: date-time
@@ -877,6 +969,19 @@ export interface components {
             /** @example wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f */
             webhook_id: string | null;
         };
+        /**
+         * @example {
+         *       "name": "Staging test",
+         *       "response": {
+         *         "body": "{\"ok\":true}",
+         *         "content_type": "application/json",
+         *         "delay_ms": 0,
+         *         "status": 200
+         *       },
+         *       "secret": "your-webhook-secret",
+         *       "webhook_id": "wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"
+         *     }
+         */
         BinInput: {
             /** @example Staging test */
             name?: string;
@@ -886,10 +991,39 @@ export interface components {
             /** @example wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f */
             webhook_id?: string;
         };
+        /**
+         * @example {
+         *       "data": [
+         *         {
+         *           "created_at": "2025-01-15T10:30:00Z",
+         *           "has_secret": false,
+         *           "id": "0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4",
+         *           "name": "Staging test",
+         *           "response": {
+         *             "body": "{\"ok\":true}",
+         *             "content_type": "application/json",
+         *             "delay_ms": 0,
+         *             "status": 200
+         *           },
+         *           "url": "http://localhost:8080/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4",
+         *           "webhook_id": "wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"
+         *         }
+         *       ],
+         *       "next_cursor": null
+         *     }
+         */
         BinList: {
             data: components["schemas"]["Bin"][];
             next_cursor: string | null;
         };
+        /**
+         * @example {
+         *       "body": "{\"ok\":true}",
+         *       "content_type": "application/json",
+         *       "delay_ms": 0,
+         *       "status": 200
+         *     }
+         */
         BinResponse: {
             /** @example {"ok":true} */
             body: string;
@@ -900,6 +1034,14 @@ export interface components {
             /** @example 200 */
             status: number;
         };
+        /**
+         * @example {
+         *       "body": "{\"ok\":true}",
+         *       "content_type": "application/json",
+         *       "delay_ms": 0,
+         *       "status": 200
+         *     }
+         */
         BinResponseInput: {
             /** @example {"ok":true} */
             body?: string;
@@ -910,6 +1052,62 @@ export interface components {
             /** @example 200 */
             status?: number;
         };
+        /**
+         * @example {
+         *       "answered": 200,
+         *       "bin_id": "0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4",
+         *       "body": "{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}",
+         *       "body_encoding": "utf8",
+         *       "headers": {
+         *         "Content-Type": [
+         *           "application/json"
+         *         ],
+         *         "User-Agent": [
+         *           "Hookrelay/1.4.0"
+         *         ],
+         *         "X-Webhook-Attempt": [
+         *           "1"
+         *         ],
+         *         "X-Webhook-Event": [
+         *           "conversation.started"
+         *         ],
+         *         "X-Webhook-Id": [
+         *           "evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"
+         *         ],
+         *         "X-Webhook-Signature": [
+         *           "3dc423ff28734dbb7e2d3ee32ddff64b4eb44fa401a4ffdaaa097069da1e8027"
+         *         ],
+         *         "X-Webhook-Timestamp": [
+         *           "2025-01-15T10:30:00+00:00"
+         *         ],
+         *         "webhook-id": [
+         *           "evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"
+         *         ],
+         *         "webhook-signature": [
+         *           "v1,KRAnEPHfNP5VjmOYOS2ACRbrfz98AJ/19XMPV68NDsU="
+         *         ],
+         *         "webhook-timestamp": [
+         *           "1736937000"
+         *         ]
+         *       },
+         *       "id": "req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *       "method": "POST",
+         *       "path": "/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4",
+         *       "query": "source=test&x=1",
+         *       "received_at": "2025-01-15T10:30:00Z",
+         *       "remote_addr": "203.0.113.7:51234",
+         *       "size": 325,
+         *       "verdicts": {
+         *         "payload": {
+         *           "problems": [],
+         *           "status": "ok"
+         *         },
+         *         "signature": "valid",
+         *         "standard_signature": "valid",
+         *         "timestamp_skew_seconds": 0
+         *       }
+         *     }
+         */
         Capture: {
             /**
              * @description Answered is the HTTP status the bin answered with; null on captures stored before it
@@ -919,13 +1117,47 @@ export interface components {
             answered: number | null;
             /** @example 0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4 */
             bin_id: string;
-            /** @example {"event":"conversation.started"} */
+            /** @example {"event":"conversation.started","timestamp":"2025-01-15T10:30:00+00:00","data":{"conversation_id":123,"visitor_name":"John Doe","visitor_email":"john@example.com","visitor_phone":"+1234567890","visitor_ip":"192.168.1.100","current_url":"https://example.com/products","status":"open","created_at":"2025-01-15T10:30:00+00:00"}} */
             body: string;
             /**
              * @example utf8
              * @enum {string}
              */
             body_encoding: "utf8" | "base64";
+            /**
+             * @example {
+             *       "Content-Type": [
+             *         "application/json"
+             *       ],
+             *       "User-Agent": [
+             *         "Hookrelay/1.4.0"
+             *       ],
+             *       "X-Webhook-Attempt": [
+             *         "1"
+             *       ],
+             *       "X-Webhook-Event": [
+             *         "conversation.started"
+             *       ],
+             *       "X-Webhook-Id": [
+             *         "evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"
+             *       ],
+             *       "X-Webhook-Signature": [
+             *         "3dc423ff28734dbb7e2d3ee32ddff64b4eb44fa401a4ffdaaa097069da1e8027"
+             *       ],
+             *       "X-Webhook-Timestamp": [
+             *         "2025-01-15T10:30:00+00:00"
+             *       ],
+             *       "webhook-id": [
+             *         "evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"
+             *       ],
+             *       "webhook-signature": [
+             *         "v1,KRAnEPHfNP5VjmOYOS2ACRbrfz98AJ/19XMPV68NDsU="
+             *       ],
+             *       "webhook-timestamp": [
+             *         "1736937000"
+             *       ]
+             *     }
+             */
             headers: {
                 [key: string]: string[];
             };
@@ -949,10 +1181,35 @@ export interface components {
             rejected?: string;
             /** @example 203.0.113.7:51234 */
             remote_addr: string;
-            /** @example 312 */
+            /** @example 325 */
             size: number;
             verdicts: components["schemas"]["Verdicts"];
         };
+        /**
+         * @example {
+         *       "answered": 200,
+         *       "bin_id": "0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4",
+         *       "body_encoding": "utf8",
+         *       "body_preview": "{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}",
+         *       "id": "req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *       "method": "POST",
+         *       "path": "/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4",
+         *       "query": "source=test&x=1",
+         *       "received_at": "2025-01-15T10:30:00Z",
+         *       "remote_addr": "203.0.113.7:51234",
+         *       "size": 325,
+         *       "truncated": false,
+         *       "verdicts": {
+         *         "payload": {
+         *           "problems": [],
+         *           "status": "ok"
+         *         },
+         *         "signature": "valid",
+         *         "standard_signature": "valid",
+         *         "timestamp_skew_seconds": 0
+         *       }
+         *     }
+         */
         CaptureSummary: {
             /**
              * @description Answered is the HTTP status the bin answered with; null on captures stored before it
@@ -967,7 +1224,7 @@ export interface components {
              * @enum {string}
              */
             body_encoding: "utf8" | "base64";
-            /** @example {"event":"conversation.started" */
+            /** @example {"event":"conversation.started","timestamp":"2025-01-15T10:30:00+00:00","data":{"conversation_id":123,"visitor_name":"John Doe","visitor_email":"john@example.com","visitor_phone":"+1234567890","visitor_ip":"192.168.1.100","current_url":"https://example.com/products","status":"open","created_at":"2025-01-15T10:30:00+00:00"}} */
             body_preview: string;
             /** @example req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f */
             id: string;
@@ -992,7 +1249,7 @@ export interface components {
             rejected?: string;
             /** @example 203.0.113.7:51234 */
             remote_addr: string;
-            /** @example 312 */
+            /** @example 325 */
             size: number;
             /**
              * @description the preview is not the whole body
@@ -1001,10 +1258,51 @@ export interface components {
             truncated: boolean;
             verdicts: components["schemas"]["Verdicts"];
         };
+        /**
+         * @example {
+         *       "data": [
+         *         {
+         *           "answered": 200,
+         *           "bin_id": "0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4",
+         *           "body_encoding": "utf8",
+         *           "body_preview": "{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}",
+         *           "id": "req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *           "method": "POST",
+         *           "path": "/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4",
+         *           "query": "source=test&x=1",
+         *           "received_at": "2025-01-15T10:30:00Z",
+         *           "remote_addr": "203.0.113.7:51234",
+         *           "size": 325,
+         *           "truncated": false,
+         *           "verdicts": {
+         *             "payload": {
+         *               "problems": [],
+         *               "status": "ok"
+         *             },
+         *             "signature": "valid",
+         *             "standard_signature": "valid",
+         *             "timestamp_skew_seconds": 0
+         *           }
+         *         }
+         *       ],
+         *       "next_cursor": null
+         *     }
+         */
         CaptureSummaryList: {
             data: components["schemas"]["CaptureSummary"][];
             next_cursor: string | null;
         };
+        /**
+         * @example {
+         *       "type": "changes",
+         *       "webhooks": {
+         *         "ids": [
+         *           "wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"
+         *         ],
+         *         "many": false
+         *       }
+         *     }
+         */
         ChangeMessage: {
             api_keys?: components["schemas"]["ChangedIDs"];
             deliveries?: components["schemas"]["ChangedIDs"];
@@ -1016,6 +1314,14 @@ export interface components {
             type?: "changes";
             webhooks?: components["schemas"]["ChangedIDs"];
         };
+        /**
+         * @example {
+         *       "ids": [
+         *         "wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"
+         *       ],
+         *       "many": false
+         *     }
+         */
         ChangedIDs: {
             /**
              * @example [
@@ -1026,6 +1332,186 @@ export interface components {
             /** @example false */
             many?: boolean;
         };
+        /**
+         * @description The data of a `conversation.started` event as published. Fields left out (or null) are delivered as null, false for booleans, and the event's time for times.
+         * @example {
+         *       "conversation_id": 123,
+         *       "visitor_name": "John Doe",
+         *       "visitor_email": "john@example.com",
+         *       "visitor_phone": "+1234567890",
+         *       "visitor_ip": "192.168.1.100",
+         *       "current_url": "https://example.com/products",
+         *       "status": "open",
+         *       "created_at": "2025-01-15T10:30:00+00:00"
+         *     }
+         */
+        ConversationStartedData: {
+            /**
+             * @description Conversation id in the chat application
+             * @example 123
+             */
+            conversation_id: number;
+            /**
+             * Format: date-time
+             * @description When the conversation or message was created (defaults to the event time)
+             * @example 2025-01-15T10:30:00+00:00
+             */
+            created_at?: string | null;
+            /**
+             * @description Page the visitor was on, null when unknown
+             * @example https://example.com/products
+             */
+            current_url?: string | null;
+            /**
+             * @description Conversation status
+             * @example open
+             */
+            status?: string | null;
+            /**
+             * @description Visitor's email, null when unknown
+             * @example john@example.com
+             */
+            visitor_email?: string | null;
+            /**
+             * @description Visitor's IP address, null when unknown
+             * @example 192.168.1.100
+             */
+            visitor_ip?: string | null;
+            /**
+             * @description Visitor's name, null when unknown
+             * @example John Doe
+             */
+            visitor_name?: string | null;
+            /**
+             * @description Visitor's phone, null when unknown
+             * @example +1234567890
+             */
+            visitor_phone?: string | null;
+        };
+        /**
+         * @description Publishes a `conversation.started` event: a visitor starts a new conversation.
+         * @example {
+         *       "event": "conversation.started",
+         *       "data": {
+         *         "conversation_id": 123,
+         *         "visitor_name": "John Doe",
+         *         "visitor_email": "john@example.com",
+         *         "visitor_phone": "+1234567890",
+         *         "visitor_ip": "192.168.1.100",
+         *         "current_url": "https://example.com/products",
+         *         "status": "open",
+         *         "created_at": "2025-01-15T10:30:00+00:00"
+         *       }
+         *     }
+         */
+        ConversationStartedInput: {
+            data: components["schemas"]["ConversationStartedData"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "conversation.started";
+            /** @example 2025-01-15T10:30:00+00:00 */
+            timestamp?: string | null;
+        };
+        /**
+         * @description The body webhooks receive for a `conversation.started` event (a visitor starts a new conversation).
+         * @example {
+         *       "event": "conversation.started",
+         *       "timestamp": "2025-01-15T10:30:00+00:00",
+         *       "data": {
+         *         "conversation_id": 123,
+         *         "visitor_name": "John Doe",
+         *         "visitor_email": "john@example.com",
+         *         "visitor_phone": "+1234567890",
+         *         "visitor_ip": "192.168.1.100",
+         *         "current_url": "https://example.com/products",
+         *         "status": "open",
+         *         "created_at": "2025-01-15T10:30:00+00:00"
+         *       }
+         *     }
+         */
+        ConversationStartedPayload: {
+            data: {
+                /** @description Conversation id in the chat application */
+                conversation_id: number;
+                /**
+                 * Format: date-time
+                 * @description When the conversation or message was created (defaults to the event time)
+                 */
+                created_at: string;
+                /** @description Page the visitor was on, null when unknown */
+                current_url: string | null;
+                /** @description Conversation status */
+                status: string | null;
+                /** @description Visitor's email, null when unknown */
+                visitor_email: string | null;
+                /** @description Visitor's IP address, null when unknown */
+                visitor_ip: string | null;
+                /** @description Visitor's name, null when unknown */
+                visitor_name: string | null;
+                /** @description Visitor's phone, null when unknown */
+                visitor_phone: string | null;
+            };
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "conversation.started";
+            /**
+             * Format: date-time
+             * @description When the event happened, UTC, whole seconds.
+             */
+            timestamp: string;
+        };
+        /**
+         * @example {
+         *       "attempt_count": 1,
+         *       "attempts": [
+         *         {
+         *           "delivery_id": "dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *           "duration_ms": 42,
+         *           "error": null,
+         *           "format": "json",
+         *           "id": "att_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *           "number": 1,
+         *           "outcome": "succeeded",
+         *           "request_body": "{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}",
+         *           "request_headers": {
+         *             "Content-Type": "application/json",
+         *             "User-Agent": "Hookrelay/1.4.0",
+         *             "X-Webhook-Attempt": "1",
+         *             "X-Webhook-Event": "conversation.started",
+         *             "X-Webhook-Id": "evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *             "X-Webhook-Signature": "3dc423ff28734dbb7e2d3ee32ddff64b4eb44fa401a4ffdaaa097069da1e8027",
+         *             "X-Webhook-Timestamp": "2025-01-15T10:30:00+00:00",
+         *             "webhook-id": "evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *             "webhook-signature": "v1,KRAnEPHfNP5VjmOYOS2ACRbrfz98AJ/19XMPV68NDsU=",
+         *             "webhook-timestamp": "1736937000"
+         *           },
+         *           "response_body": "{\"ok\":true}",
+         *           "response_headers": {
+         *             "Content-Type": "application/json"
+         *           },
+         *           "response_status": 200,
+         *           "started_at": "2025-01-15T10:30:00Z"
+         *         }
+         *       ],
+         *       "created_at": "2025-01-15T10:30:00Z",
+         *       "event": "conversation.started",
+         *       "event_id": "evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *       "id": "dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *       "last_error": null,
+         *       "last_status_code": 200,
+         *       "next_attempt_at": null,
+         *       "replay_id": null,
+         *       "spilled": false,
+         *       "status": "succeeded",
+         *       "test": false,
+         *       "updated_at": "2025-01-15T10:30:00Z",
+         *       "webhook_id": "wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"
+         *     }
+         */
         Delivery: {
             /** @example 1 */
             attempt_count: number;
@@ -1035,7 +1521,7 @@ export interface components {
              * @example 2025-01-15T10:30:00Z
              */
             created_at: string;
-            /** @example message.received */
+            /** @example conversation.started */
             event: string;
             /** @example evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f */
             event_id: string;
@@ -1044,10 +1530,7 @@ export interface components {
             last_error: string | null;
             /** @example 200 */
             last_status_code: number | null;
-            /**
-             * Format: date-time
-             * @example 2025-01-15T10:30:00Z
-             */
+            /** Format: date-time */
             next_attempt_at: string | null;
             /**
              * @description ReplayID names the replay job (GET /api/v1/replays/{id}) that queued this delivery;
@@ -1077,16 +1560,158 @@ export interface components {
             /** @example wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f */
             webhook_id: string;
         };
+        /**
+         * @example {
+         *       "cancelled": 0,
+         *       "failed": 0,
+         *       "pending": 1,
+         *       "succeeded": 1
+         *     }
+         */
         DeliveryCounts: {
+            /** @example 0 */
             cancelled: number;
+            /** @example 0 */
             failed: number;
+            /** @example 1 */
             pending: number;
+            /** @example 1 */
             succeeded: number;
         };
+        /**
+         * @example {
+         *       "data": [
+         *         {
+         *           "attempt_count": 1,
+         *           "attempts": [
+         *             {
+         *               "delivery_id": "dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *               "duration_ms": 42,
+         *               "error": null,
+         *               "format": "json",
+         *               "id": "att_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *               "number": 1,
+         *               "outcome": "succeeded",
+         *               "request_body": "{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}",
+         *               "request_headers": {
+         *                 "Content-Type": "application/json",
+         *                 "User-Agent": "Hookrelay/1.4.0",
+         *                 "X-Webhook-Attempt": "1",
+         *                 "X-Webhook-Event": "conversation.started",
+         *                 "X-Webhook-Id": "evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *                 "X-Webhook-Signature": "3dc423ff28734dbb7e2d3ee32ddff64b4eb44fa401a4ffdaaa097069da1e8027",
+         *                 "X-Webhook-Timestamp": "2025-01-15T10:30:00+00:00",
+         *                 "webhook-id": "evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *                 "webhook-signature": "v1,KRAnEPHfNP5VjmOYOS2ACRbrfz98AJ/19XMPV68NDsU=",
+         *                 "webhook-timestamp": "1736937000"
+         *               },
+         *               "response_body": "{\"ok\":true}",
+         *               "response_headers": {
+         *                 "Content-Type": "application/json"
+         *               },
+         *               "response_status": 200,
+         *               "started_at": "2025-01-15T10:30:00Z"
+         *             }
+         *           ],
+         *           "created_at": "2025-01-15T10:30:00Z",
+         *           "event": "conversation.started",
+         *           "event_id": "evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *           "id": "dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *           "last_error": null,
+         *           "last_status_code": 200,
+         *           "next_attempt_at": null,
+         *           "replay_id": null,
+         *           "spilled": false,
+         *           "status": "succeeded",
+         *           "test": false,
+         *           "updated_at": "2025-01-15T10:30:00Z",
+         *           "webhook_id": "wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"
+         *         }
+         *       ],
+         *       "next_cursor": null
+         *     }
+         */
         DeliveryList: {
             data: components["schemas"]["Delivery"][];
             next_cursor: string | null;
         };
+        /**
+         * @example {
+         *       "created_at": "2025-01-15T10:30:00Z",
+         *       "deliveries": [
+         *         {
+         *           "attempt_count": 1,
+         *           "attempts": [
+         *             {
+         *               "delivery_id": "dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *               "duration_ms": 42,
+         *               "error": null,
+         *               "format": "json",
+         *               "id": "att_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *               "number": 1,
+         *               "outcome": "succeeded",
+         *               "request_body": "{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}",
+         *               "request_headers": {
+         *                 "Content-Type": "application/json",
+         *                 "User-Agent": "Hookrelay/1.4.0",
+         *                 "X-Webhook-Attempt": "1",
+         *                 "X-Webhook-Event": "conversation.started",
+         *                 "X-Webhook-Id": "evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *                 "X-Webhook-Signature": "3dc423ff28734dbb7e2d3ee32ddff64b4eb44fa401a4ffdaaa097069da1e8027",
+         *                 "X-Webhook-Timestamp": "2025-01-15T10:30:00+00:00",
+         *                 "webhook-id": "evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *                 "webhook-signature": "v1,KRAnEPHfNP5VjmOYOS2ACRbrfz98AJ/19XMPV68NDsU=",
+         *                 "webhook-timestamp": "1736937000"
+         *               },
+         *               "response_body": "{\"ok\":true}",
+         *               "response_headers": {
+         *                 "Content-Type": "application/json"
+         *               },
+         *               "response_status": 200,
+         *               "started_at": "2025-01-15T10:30:00Z"
+         *             }
+         *           ],
+         *           "created_at": "2025-01-15T10:30:00Z",
+         *           "event": "conversation.started",
+         *           "event_id": "evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *           "id": "dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *           "last_error": null,
+         *           "last_status_code": 200,
+         *           "next_attempt_at": null,
+         *           "replay_id": null,
+         *           "spilled": false,
+         *           "status": "succeeded",
+         *           "test": false,
+         *           "updated_at": "2025-01-15T10:30:00Z",
+         *           "webhook_id": "wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"
+         *         }
+         *       ],
+         *       "delivery_count": 2,
+         *       "delivery_counts": {
+         *         "cancelled": 0,
+         *         "failed": 0,
+         *         "pending": 1,
+         *         "succeeded": 1
+         *       },
+         *       "event": "conversation.started",
+         *       "id": "evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *       "payload": {
+         *         "event": "conversation.started",
+         *         "timestamp": "2025-01-15T10:30:00+00:00",
+         *         "data": {
+         *           "conversation_id": 123,
+         *           "visitor_name": "John Doe",
+         *           "visitor_email": "john@example.com",
+         *           "visitor_phone": "+1234567890",
+         *           "visitor_ip": "192.168.1.100",
+         *           "current_url": "https://example.com/products",
+         *           "status": "open",
+         *           "created_at": "2025-01-15T10:30:00+00:00"
+         *         }
+         *       },
+         *       "timestamp": "2025-01-15T10:30:00+00:00"
+         *     }
+         */
         Event: {
             /**
              * Format: date-time
@@ -1105,59 +1730,412 @@ export interface components {
             event: string;
             /** @example evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f */
             id: string;
-            payload?: Record<string, never>;
+            payload?: components["schemas"]["EventPayload"];
             /** @example 2025-01-15T10:30:00+00:00 */
             timestamp: string;
         };
         /**
          * @example {
+         *       "event": "conversation.started",
          *       "data": {
          *         "conversation_id": 123,
-         *         "created_at": "2025-01-15T10:30:00+00:00",
+         *         "visitor_name": "John Doe",
+         *         "visitor_email": "john@example.com",
+         *         "visitor_phone": "+1234567890",
+         *         "visitor_ip": "192.168.1.100",
          *         "current_url": "https://example.com/products",
          *         "status": "open",
-         *         "visitor_email": "john@example.com",
-         *         "visitor_ip": "192.168.1.100",
-         *         "visitor_name": "John Doe",
-         *         "visitor_phone": "+1234567890"
-         *       },
-         *       "event": "conversation.started"
+         *         "created_at": "2025-01-15T10:30:00+00:00"
+         *       }
          *     }
          */
-        EventInput: {
-            data: Record<string, never>;
-            /**
-             * @example conversation.started
-             * @enum {string}
-             */
-            event: "conversation.started" | "message.received";
-            /** @example 2025-01-15T10:30:00+00:00 */
-            timestamp?: string | null;
-        };
+        EventInput: components["schemas"]["ConversationStartedInput"] | components["schemas"]["MessageReceivedInput"];
+        /**
+         * @example {
+         *       "data": [
+         *         {
+         *           "created_at": "2025-01-15T10:30:00Z",
+         *           "deliveries": [
+         *             {
+         *               "attempt_count": 1,
+         *               "attempts": [
+         *                 {
+         *                   "delivery_id": "dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *                   "duration_ms": 42,
+         *                   "error": null,
+         *                   "format": "json",
+         *                   "id": "att_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *                   "number": 1,
+         *                   "outcome": "succeeded",
+         *                   "request_body": "{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}",
+         *                   "request_headers": {
+         *                     "Content-Type": "application/json",
+         *                     "User-Agent": "Hookrelay/1.4.0",
+         *                     "X-Webhook-Attempt": "1",
+         *                     "X-Webhook-Event": "conversation.started",
+         *                     "X-Webhook-Id": "evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *                     "X-Webhook-Signature": "3dc423ff28734dbb7e2d3ee32ddff64b4eb44fa401a4ffdaaa097069da1e8027",
+         *                     "X-Webhook-Timestamp": "2025-01-15T10:30:00+00:00",
+         *                     "webhook-id": "evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *                     "webhook-signature": "v1,KRAnEPHfNP5VjmOYOS2ACRbrfz98AJ/19XMPV68NDsU=",
+         *                     "webhook-timestamp": "1736937000"
+         *                   },
+         *                   "response_body": "{\"ok\":true}",
+         *                   "response_headers": {
+         *                     "Content-Type": "application/json"
+         *                   },
+         *                   "response_status": 200,
+         *                   "started_at": "2025-01-15T10:30:00Z"
+         *                 }
+         *               ],
+         *               "created_at": "2025-01-15T10:30:00Z",
+         *               "event": "conversation.started",
+         *               "event_id": "evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *               "id": "dlv_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *               "last_error": null,
+         *               "last_status_code": 200,
+         *               "next_attempt_at": null,
+         *               "replay_id": null,
+         *               "spilled": false,
+         *               "status": "succeeded",
+         *               "test": false,
+         *               "updated_at": "2025-01-15T10:30:00Z",
+         *               "webhook_id": "wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"
+         *             }
+         *           ],
+         *           "delivery_count": 2,
+         *           "delivery_counts": {
+         *             "cancelled": 0,
+         *             "failed": 0,
+         *             "pending": 1,
+         *             "succeeded": 1
+         *           },
+         *           "event": "conversation.started",
+         *           "id": "evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *           "payload": {
+         *             "event": "conversation.started",
+         *             "timestamp": "2025-01-15T10:30:00+00:00",
+         *             "data": {
+         *               "conversation_id": 123,
+         *               "visitor_name": "John Doe",
+         *               "visitor_email": "john@example.com",
+         *               "visitor_phone": "+1234567890",
+         *               "visitor_ip": "192.168.1.100",
+         *               "current_url": "https://example.com/products",
+         *               "status": "open",
+         *               "created_at": "2025-01-15T10:30:00+00:00"
+         *             }
+         *           },
+         *           "timestamp": "2025-01-15T10:30:00+00:00"
+         *         }
+         *       ],
+         *       "next_cursor": null
+         *     }
+         */
         EventList: {
             data: components["schemas"]["Event"][];
             next_cursor: string | null;
         };
+        /**
+         * @description The body every webhook receives for an event: exactly `event`, `timestamp` and `data`, in that order, with every field of the event type present (`null` where unknown) and times as `2025-01-15T10:30:00+00:00`.
+         * @example {
+         *       "event": "conversation.started",
+         *       "timestamp": "2025-01-15T10:30:00+00:00",
+         *       "data": {
+         *         "conversation_id": 123,
+         *         "visitor_name": "John Doe",
+         *         "visitor_email": "john@example.com",
+         *         "visitor_phone": "+1234567890",
+         *         "visitor_ip": "192.168.1.100",
+         *         "current_url": "https://example.com/products",
+         *         "status": "open",
+         *         "created_at": "2025-01-15T10:30:00+00:00"
+         *       }
+         *     }
+         */
+        EventPayload: components["schemas"]["ConversationStartedPayload"] | components["schemas"]["MessageReceivedPayload"];
+        /**
+         * @example {
+         *       "description": "A visitor starts a new conversation",
+         *       "example": {
+         *         "event": "conversation.started",
+         *         "timestamp": "2025-01-15T10:30:00+00:00",
+         *         "data": {
+         *           "conversation_id": 123,
+         *           "visitor_name": "John Doe",
+         *           "visitor_email": "john@example.com",
+         *           "visitor_phone": "+1234567890",
+         *           "visitor_ip": "192.168.1.100",
+         *           "current_url": "https://example.com/products",
+         *           "status": "open",
+         *           "created_at": "2025-01-15T10:30:00+00:00"
+         *         }
+         *       },
+         *       "name": "conversation.started",
+         *       "schema": {
+         *         "$schema": "https://json-schema.org/draft/2020-12/schema",
+         *         "additionalProperties": false,
+         *         "properties": {
+         *           "conversation_id": {
+         *             "description": "Conversation id in the chat application",
+         *             "minimum": 1,
+         *             "type": "integer"
+         *           },
+         *           "created_at": {
+         *             "description": "When the conversation or message was created (defaults to the event time)",
+         *             "format": "date-time",
+         *             "type": "string"
+         *           },
+         *           "current_url": {
+         *             "description": "Page the visitor was on, null when unknown",
+         *             "type": [
+         *               "string",
+         *               "null"
+         *             ]
+         *           },
+         *           "status": {
+         *             "description": "Conversation status",
+         *             "type": [
+         *               "string",
+         *               "null"
+         *             ]
+         *           },
+         *           "visitor_email": {
+         *             "description": "Visitor's email, null when unknown",
+         *             "type": [
+         *               "string",
+         *               "null"
+         *             ]
+         *           },
+         *           "visitor_ip": {
+         *             "description": "Visitor's IP address, null when unknown",
+         *             "type": [
+         *               "string",
+         *               "null"
+         *             ]
+         *           },
+         *           "visitor_name": {
+         *             "description": "Visitor's name, null when unknown",
+         *             "type": [
+         *               "string",
+         *               "null"
+         *             ]
+         *           },
+         *           "visitor_phone": {
+         *             "description": "Visitor's phone, null when unknown",
+         *             "type": [
+         *               "string",
+         *               "null"
+         *             ]
+         *           }
+         *         },
+         *         "required": [
+         *           "conversation_id"
+         *         ],
+         *         "type": "object"
+         *       }
+         *     }
+         */
         EventType: {
             /** @example A visitor starts a new conversation */
             description: string;
-            example: Record<string, never>;
+            example: components["schemas"]["EventPayload"];
             /** @example conversation.started */
             name: string;
+            /**
+             * @example {
+             *       "$schema": "https://json-schema.org/draft/2020-12/schema",
+             *       "additionalProperties": false,
+             *       "properties": {
+             *         "conversation_id": {
+             *           "description": "Conversation id in the chat application",
+             *           "minimum": 1,
+             *           "type": "integer"
+             *         },
+             *         "created_at": {
+             *           "description": "When the conversation or message was created (defaults to the event time)",
+             *           "format": "date-time",
+             *           "type": "string"
+             *         },
+             *         "current_url": {
+             *           "description": "Page the visitor was on, null when unknown",
+             *           "type": [
+             *             "string",
+             *             "null"
+             *           ]
+             *         },
+             *         "status": {
+             *           "description": "Conversation status",
+             *           "type": [
+             *             "string",
+             *             "null"
+             *           ]
+             *         },
+             *         "visitor_email": {
+             *           "description": "Visitor's email, null when unknown",
+             *           "type": [
+             *             "string",
+             *             "null"
+             *           ]
+             *         },
+             *         "visitor_ip": {
+             *           "description": "Visitor's IP address, null when unknown",
+             *           "type": [
+             *             "string",
+             *             "null"
+             *           ]
+             *         },
+             *         "visitor_name": {
+             *           "description": "Visitor's name, null when unknown",
+             *           "type": [
+             *             "string",
+             *             "null"
+             *           ]
+             *         },
+             *         "visitor_phone": {
+             *           "description": "Visitor's phone, null when unknown",
+             *           "type": [
+             *             "string",
+             *             "null"
+             *           ]
+             *         }
+             *       },
+             *       "required": [
+             *         "conversation_id"
+             *       ],
+             *       "type": "object"
+             *     }
+             */
             schema: Record<string, never>;
         };
+        /**
+         * @example {
+         *       "data": [
+         *         {
+         *           "description": "A visitor starts a new conversation",
+         *           "example": {
+         *             "event": "conversation.started",
+         *             "timestamp": "2025-01-15T10:30:00+00:00",
+         *             "data": {
+         *               "conversation_id": 123,
+         *               "visitor_name": "John Doe",
+         *               "visitor_email": "john@example.com",
+         *               "visitor_phone": "+1234567890",
+         *               "visitor_ip": "192.168.1.100",
+         *               "current_url": "https://example.com/products",
+         *               "status": "open",
+         *               "created_at": "2025-01-15T10:30:00+00:00"
+         *             }
+         *           },
+         *           "name": "conversation.started",
+         *           "schema": {
+         *             "$schema": "https://json-schema.org/draft/2020-12/schema",
+         *             "additionalProperties": false,
+         *             "properties": {
+         *               "conversation_id": {
+         *                 "description": "Conversation id in the chat application",
+         *                 "minimum": 1,
+         *                 "type": "integer"
+         *               },
+         *               "created_at": {
+         *                 "description": "When the conversation or message was created (defaults to the event time)",
+         *                 "format": "date-time",
+         *                 "type": "string"
+         *               },
+         *               "current_url": {
+         *                 "description": "Page the visitor was on, null when unknown",
+         *                 "type": [
+         *                   "string",
+         *                   "null"
+         *                 ]
+         *               },
+         *               "status": {
+         *                 "description": "Conversation status",
+         *                 "type": [
+         *                   "string",
+         *                   "null"
+         *                 ]
+         *               },
+         *               "visitor_email": {
+         *                 "description": "Visitor's email, null when unknown",
+         *                 "type": [
+         *                   "string",
+         *                   "null"
+         *                 ]
+         *               },
+         *               "visitor_ip": {
+         *                 "description": "Visitor's IP address, null when unknown",
+         *                 "type": [
+         *                   "string",
+         *                   "null"
+         *                 ]
+         *               },
+         *               "visitor_name": {
+         *                 "description": "Visitor's name, null when unknown",
+         *                 "type": [
+         *                   "string",
+         *                   "null"
+         *                 ]
+         *               },
+         *               "visitor_phone": {
+         *                 "description": "Visitor's phone, null when unknown",
+         *                 "type": [
+         *                   "string",
+         *                   "null"
+         *                 ]
+         *               }
+         *             },
+         *             "required": [
+         *               "conversation_id"
+         *             ],
+         *             "type": "object"
+         *           }
+         *         }
+         *       ],
+         *       "next_cursor": null
+         *     }
+         */
         EventTypeList: {
             data: components["schemas"]["EventType"][];
             next_cursor: string | null;
         };
+        /**
+         * @example {
+         *       "field": "name",
+         *       "message": "is required"
+         *     }
+         */
         FieldError: {
+            /** @example name */
             field: string;
+            /** @example is required */
             message: string;
         };
+        /**
+         * @example {
+         *       "url": "http://localhost:3000/webhook"
+         *     }
+         */
         ForwardInput: {
             /** @example http://localhost:3000/webhook */
             url?: string;
         };
+        /**
+         * @example {
+         *       "body": "{\"ok\":true}",
+         *       "duration_ms": 42,
+         *       "error": null,
+         *       "headers": {
+         *         "Content-Length": [
+         *           "11"
+         *         ],
+         *         "Content-Type": [
+         *           "application/json; charset=utf-8"
+         *         ]
+         *       },
+         *       "status": 200
+         *     }
+         */
         ForwardResult: {
             /**
              * @description first 4 KiB of the response body
@@ -1168,6 +2146,16 @@ export interface components {
             duration_ms: number;
             /** @description transport error, SSRF refusal or timeout; null when a response came */
             error: string | null;
+            /**
+             * @example {
+             *       "Content-Length": [
+             *         "11"
+             *       ],
+             *       "Content-Type": [
+             *         "application/json; charset=utf-8"
+             *       ]
+             *     }
+             */
             headers: {
                 [key: string]: string[];
             };
@@ -1177,21 +2165,238 @@ export interface components {
              */
             status: number | null;
         };
+        /**
+         * @example {
+         *       "data": {
+         *         "answered": 200,
+         *         "bin_id": "0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4",
+         *         "body_encoding": "utf8",
+         *         "body_preview": "{\"event\":\"conversation.started\",\"timestamp\":\"2025-01-15T10:30:00+00:00\",\"data\":{\"conversation_id\":123,\"visitor_name\":\"John Doe\",\"visitor_email\":\"john@example.com\",\"visitor_phone\":\"+1234567890\",\"visitor_ip\":\"192.168.1.100\",\"current_url\":\"https://example.com/products\",\"status\":\"open\",\"created_at\":\"2025-01-15T10:30:00+00:00\"}}",
+         *         "id": "req_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *         "method": "POST",
+         *         "path": "/inspect/0190c3f1a2b3c6b1e1d4f3a2b5c8d7e6f9a0b1c2d3e4",
+         *         "query": "source=test&x=1",
+         *         "received_at": "2025-01-15T10:30:00Z",
+         *         "remote_addr": "203.0.113.7:51234",
+         *         "size": 325,
+         *         "truncated": false,
+         *         "verdicts": {
+         *           "payload": {
+         *             "problems": [],
+         *             "status": "ok"
+         *           },
+         *           "signature": "valid",
+         *           "standard_signature": "valid",
+         *           "timestamp_skew_seconds": 0
+         *         }
+         *       },
+         *       "type": "request"
+         *     }
+         */
         InspectorMessage: {
             data: components["schemas"]["CaptureSummary"];
             /** @example request */
             type: string;
         };
+        /**
+         * @example {
+         *       "at": "2025-01-15T10:30:00Z",
+         *       "status": "succeeded",
+         *       "status_code": 200
+         *     }
+         */
         LastDelivery: {
             /**
              * Format: date-time
              * @example 2025-01-15T10:30:00Z
              */
             at: string;
-            status: string;
+            /**
+             * @example succeeded
+             * @enum {string}
+             */
+            status: "succeeded" | "failed";
+            /** @example 200 */
             status_code: number | null;
         };
+        /**
+         * @description The data of a `message.received` event as published. Fields left out (or null) are delivered as null, false for booleans, and the event's time for times.
+         * @example {
+         *       "message_id": 456,
+         *       "content": "Hello, I need help with my order.",
+         *       "is_from_admin": false,
+         *       "admin_name": null,
+         *       "conversation_id": 123,
+         *       "visitor_name": "John Doe",
+         *       "visitor_email": "john@example.com",
+         *       "visitor_phone": "+1234567890",
+         *       "visitor_ip": "192.168.1.100",
+         *       "current_url": "https://example.com/products",
+         *       "status": "open",
+         *       "created_at": "2025-01-15T10:31:00+00:00"
+         *     }
+         */
+        MessageReceivedData: {
+            /** @description Admin's name when is_from_admin, else null */
+            admin_name?: string | null;
+            /**
+             * @description Message text
+             * @example Hello, I need help with my order.
+             */
+            content: string;
+            /**
+             * @description Conversation id in the chat application
+             * @example 123
+             */
+            conversation_id: number;
+            /**
+             * Format: date-time
+             * @description When the conversation or message was created (defaults to the event time)
+             * @example 2025-01-15T10:31:00+00:00
+             */
+            created_at?: string | null;
+            /**
+             * @description Page the visitor was on, null when unknown
+             * @example https://example.com/products
+             */
+            current_url?: string | null;
+            /**
+             * @description Whether an admin wrote it (default false)
+             * @default false
+             * @example false
+             */
+            is_from_admin: boolean | null;
+            /**
+             * @description Message id in the chat application
+             * @example 456
+             */
+            message_id: number;
+            /**
+             * @description Conversation status
+             * @example open
+             */
+            status?: string | null;
+            /**
+             * @description Visitor's email, null when unknown
+             * @example john@example.com
+             */
+            visitor_email?: string | null;
+            /**
+             * @description Visitor's IP address, null when unknown
+             * @example 192.168.1.100
+             */
+            visitor_ip?: string | null;
+            /**
+             * @description Visitor's name, null when unknown
+             * @example John Doe
+             */
+            visitor_name?: string | null;
+            /**
+             * @description Visitor's phone, null when unknown
+             * @example +1234567890
+             */
+            visitor_phone?: string | null;
+        };
+        /**
+         * @description Publishes a `message.received` event: a visitor sends a new message.
+         * @example {
+         *       "event": "message.received",
+         *       "data": {
+         *         "message_id": 456,
+         *         "content": "Hello, I need help with my order.",
+         *         "is_from_admin": false,
+         *         "admin_name": null,
+         *         "conversation_id": 123,
+         *         "visitor_name": "John Doe",
+         *         "visitor_email": "john@example.com",
+         *         "visitor_phone": "+1234567890",
+         *         "visitor_ip": "192.168.1.100",
+         *         "current_url": "https://example.com/products",
+         *         "status": "open",
+         *         "created_at": "2025-01-15T10:31:00+00:00"
+         *       }
+         *     }
+         */
+        MessageReceivedInput: {
+            data: components["schemas"]["MessageReceivedData"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "message.received";
+            /** @example 2025-01-15T10:30:00+00:00 */
+            timestamp?: string | null;
+        };
+        /**
+         * @description The body webhooks receive for a `message.received` event (a visitor sends a new message).
+         * @example {
+         *       "event": "message.received",
+         *       "timestamp": "2025-01-15T10:31:00+00:00",
+         *       "data": {
+         *         "message_id": 456,
+         *         "content": "Hello, I need help with my order.",
+         *         "is_from_admin": false,
+         *         "admin_name": null,
+         *         "conversation_id": 123,
+         *         "visitor_name": "John Doe",
+         *         "visitor_email": "john@example.com",
+         *         "visitor_phone": "+1234567890",
+         *         "visitor_ip": "192.168.1.100",
+         *         "current_url": "https://example.com/products",
+         *         "status": "open",
+         *         "created_at": "2025-01-15T10:31:00+00:00"
+         *       }
+         *     }
+         */
+        MessageReceivedPayload: {
+            data: {
+                /** @description Admin's name when is_from_admin, else null */
+                admin_name: string | null;
+                /** @description Message text */
+                content: string;
+                /** @description Conversation id in the chat application */
+                conversation_id: number;
+                /**
+                 * Format: date-time
+                 * @description When the conversation or message was created (defaults to the event time)
+                 */
+                created_at: string;
+                /** @description Page the visitor was on, null when unknown */
+                current_url: string | null;
+                /** @description Whether an admin wrote it (default false) */
+                is_from_admin: boolean;
+                /** @description Message id in the chat application */
+                message_id: number;
+                /** @description Conversation status */
+                status: string | null;
+                /** @description Visitor's email, null when unknown */
+                visitor_email: string | null;
+                /** @description Visitor's IP address, null when unknown */
+                visitor_ip: string | null;
+                /** @description Visitor's name, null when unknown */
+                visitor_name: string | null;
+                /** @description Visitor's phone, null when unknown */
+                visitor_phone: string | null;
+            };
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "message.received";
+            /**
+             * Format: date-time
+             * @description When the event happened, UTC, whole seconds.
+             */
+            timestamp: string;
+        };
+        /**
+         * @example {
+         *       "problems": [],
+         *       "status": "ok"
+         *     }
+         */
         PayloadVerdict: {
+            /** @example [] */
             problems: string[];
             /**
              * @example ok
@@ -1199,6 +2404,20 @@ export interface components {
              */
             status: "ok" | "problems" | "unknown_event";
         };
+        /**
+         * @example {
+         *       "detail": "name: is required",
+         *       "errors": [
+         *         {
+         *           "field": "name",
+         *           "message": "is required"
+         *         }
+         *       ],
+         *       "status": 422,
+         *       "title": "Validation failed",
+         *       "type": "urn:hookrelay:problem:validation"
+         *     }
+         */
         Problem: {
             /** @example name: is required */
             detail: string;
@@ -1210,6 +2429,19 @@ export interface components {
             /** @example urn:hookrelay:problem:validation */
             type: string;
         };
+        /**
+         * @example {
+         *       "deliveries": 4,
+         *       "events": [
+         *         {
+         *           "deliveries": 2,
+         *           "event": "conversation.started",
+         *           "id": "evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *           "timestamp": "2025-01-15T10:30:00+00:00"
+         *         }
+         *       ]
+         *     }
+         */
         PublishedBatch: {
             /**
              * @description in all
@@ -1218,6 +2450,14 @@ export interface components {
             deliveries: number;
             events: components["schemas"]["PublishedEvent"][];
         };
+        /**
+         * @example {
+         *       "deliveries": 2,
+         *       "event": "conversation.started",
+         *       "id": "evt_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *       "timestamp": "2025-01-15T10:30:00+00:00"
+         *     }
+         */
         PublishedEvent: {
             /** @example 2 */
             deliveries: number;
@@ -1228,6 +2468,13 @@ export interface components {
             /** @example 2025-01-15T10:30:00+00:00 */
             timestamp: string;
         };
+        /**
+         * @example {
+         *       "only_failed": false,
+         *       "since": "2025-01-15T00:00:00+00:00",
+         *       "until": "2025-01-16T00:00:00+00:00"
+         *     }
+         */
         ReplayInput: {
             /** @example false */
             only_failed?: boolean;
@@ -1236,6 +2483,20 @@ export interface components {
             /** @example 2025-01-16T00:00:00+00:00 */
             until?: string | null;
         };
+        /**
+         * @example {
+         *       "created_at": "2025-01-15T10:30:00Z",
+         *       "finished_at": null,
+         *       "id": "rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *       "only_failed": false,
+         *       "queued": 20,
+         *       "since": "2025-01-14T00:00:00Z",
+         *       "status": "running",
+         *       "total": 42,
+         *       "until": "2025-01-15T00:00:00Z",
+         *       "webhook_id": "wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"
+         *     }
+         */
         ReplayJob: {
             /**
              * Format: date-time
@@ -1244,10 +2505,7 @@ export interface components {
             created_at: string;
             /** @example the webhook was disabled */
             error?: string;
-            /**
-             * Format: date-time
-             * @example 2025-01-15T10:30:00Z
-             */
+            /** Format: date-time */
             finished_at: string | null;
             /** @example rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f */
             id: string;
@@ -1260,7 +2518,7 @@ export interface components {
             queued: number;
             /**
              * Format: date-time
-             * @example 2025-01-15T10:30:00Z
+             * @example 2025-01-14T00:00:00Z
              */
             since: string;
             /**
@@ -1275,16 +2533,43 @@ export interface components {
             total: number;
             /**
              * Format: date-time
-             * @example 2025-01-15T10:30:00Z
+             * @example 2025-01-15T00:00:00Z
              */
             until: string;
             /** @example wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f */
             webhook_id: string;
         };
+        /**
+         * @example {
+         *       "data": [
+         *         {
+         *           "created_at": "2025-01-15T10:30:00Z",
+         *           "finished_at": null,
+         *           "id": "rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *           "only_failed": false,
+         *           "queued": 20,
+         *           "since": "2025-01-14T00:00:00Z",
+         *           "status": "running",
+         *           "total": 42,
+         *           "until": "2025-01-15T00:00:00Z",
+         *           "webhook_id": "wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"
+         *         }
+         *       ],
+         *       "next_cursor": null
+         *     }
+         */
         ReplayJobList: {
             data: components["schemas"]["ReplayJob"][];
             next_cursor: string | null;
         };
+        /**
+         * @example {
+         *       "events": 42,
+         *       "only_failed": false,
+         *       "since": "2025-01-14T00:00:00Z",
+         *       "until": "2025-01-15T00:00:00Z"
+         *     }
+         */
         ReplayPreview: {
             /**
              * @description Events is how many events the replay would queue now: one new delivery to this webhook
@@ -1296,15 +2581,32 @@ export interface components {
             only_failed: boolean;
             /**
              * Format: date-time
-             * @example 2025-01-15T10:30:00Z
+             * @example 2025-01-14T00:00:00Z
              */
             since: string;
             /**
              * Format: date-time
-             * @example 2025-01-15T10:30:00Z
+             * @example 2025-01-15T00:00:00Z
              */
             until: string;
         };
+        /**
+         * @example {
+         *       "job": {
+         *         "created_at": "2025-01-15T10:30:00Z",
+         *         "finished_at": null,
+         *         "id": "rpl_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *         "only_failed": false,
+         *         "queued": 20,
+         *         "since": "2025-01-14T00:00:00Z",
+         *         "status": "running",
+         *         "total": 42,
+         *         "until": "2025-01-15T00:00:00Z",
+         *         "webhook_id": "wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"
+         *       },
+         *       "queued": 42
+         *     }
+         */
         ReplayQueued: {
             job: components["schemas"]["ReplayJob"];
             /**
@@ -1313,6 +2615,11 @@ export interface components {
              */
             queued: number;
         };
+        /**
+         * @example {
+         *       "activate_at": "2025-01-16T09:00:00Z"
+         *     }
+         */
         RotationInput: {
             /**
              * @description When the new secret replaces the current one in X-Webhook-Signature; absent or null:
@@ -1321,30 +2628,44 @@ export interface components {
              */
             activate_at?: string | null;
         };
+        /**
+         * @example {
+         *       "activates_at": "2025-01-16T10:30:00Z",
+         *       "previous_expires_at": "2025-01-17T10:30:00Z",
+         *       "previous_valid_until": "2025-01-17T10:30:00Z",
+         *       "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+         *     }
+         */
         RotationStarted: {
             /**
              * Format: date-time
              * @description When X-Webhook-Signature switches to it; null: when the rotation is activated.
-             * @example 2025-01-15T10:30:00Z
+             * @example 2025-01-16T10:30:00Z
              */
             activates_at: string | null;
             /**
              * Format: date-time
              * @description The same as previous_valid_until, under the name POST …/secret/rotate always answered
              *     with; absent when null.
-             * @example 2025-01-15T10:30:00Z
+             * @example 2025-01-17T10:30:00Z
              */
             previous_expires_at?: string;
             /**
              * Format: date-time
              * @description When the secret it replaces stops signing webhook-signature; null while that depends on
              *     a manual activation (24 h after it), and when there was no secret before.
-             * @example 2025-01-15T10:30:00Z
+             * @example 2025-01-17T10:30:00Z
              */
             previous_valid_until: string | null;
             /** @example whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw */
             secret: string;
         };
+        /**
+         * @example {
+         *       "next_secret": "whsec_9xQm2WcLrT0bV7yKpN4sHdJf6gA1eZuC",
+         *       "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+         *     }
+         */
         Secret: {
             /**
              * @description The pending secret of a rotation under way (it already signs webhook-signature); absent
@@ -1358,32 +2679,47 @@ export interface components {
              */
             secret: string;
         };
+        /**
+         * @example {
+         *       "activates_at": null,
+         *       "pending_since": null,
+         *       "previous_valid_until": null
+         *     }
+         */
         SecretRotation: {
             /**
              * Format: date-time
              * @description When the pending secret takes over X-Webhook-Signature; null while pending: when an
              *     admin activates it.
-             * @example 2025-01-15T10:30:00Z
              */
             activates_at: string | null;
             /**
              * Format: date-time
              * @description Set while a next secret is pending: it signs webhook-signature beside the current one.
-             * @example 2025-01-15T10:30:00Z
              */
             pending_since: string | null;
             /**
              * Format: date-time
              * @description Set for 24 h after a rotation took effect: until then the replaced secret still signs
              *     webhook-signature.
-             * @example 2025-01-15T10:30:00Z
              */
             previous_valid_until: string | null;
         };
+        /**
+         * @example {
+         *       "token": "hr_3f9a…"
+         *     }
+         */
         SessionInput: {
             /** @example hr_3f9a… */
             token?: string;
         };
+        /**
+         * @example {
+         *       "authenticated": true,
+         *       "method": "session"
+         *     }
+         */
         SessionStatus: {
             /** @example true */
             authenticated: boolean;
@@ -1393,6 +2729,31 @@ export interface components {
              */
             method: string;
         };
+        /**
+         * @example {
+         *       "allow_http": false,
+         *       "allow_private_targets": false,
+         *       "auto_disable_after_seconds": 432000,
+         *       "delivery_timeout_seconds": 10,
+         *       "inspector_max_body_bytes": 1048576,
+         *       "inspector_rate": 50,
+         *       "max_attempts": 9,
+         *       "max_body_bytes": 1048576,
+         *       "retention_seconds": 2592000,
+         *       "retry_schedule_seconds": [
+         *         10,
+         *         60,
+         *         300,
+         *         1800,
+         *         7200,
+         *         21600,
+         *         43200,
+         *         86400
+         *       ],
+         *       "retry_window_seconds": 160170,
+         *       "version": "1.4.0"
+         *     }
+         */
         Settings: {
             /** @example false */
             allow_http: boolean;
@@ -1430,10 +2791,26 @@ export interface components {
             /** @example 1.4.0 */
             version: string;
         };
+        /**
+         * @example {
+         *       "event": "conversation.started"
+         *     }
+         */
         TestInput: {
             /** @example conversation.started */
             event?: string;
         };
+        /**
+         * @example {
+         *       "payload": {
+         *         "problems": [],
+         *         "status": "ok"
+         *       },
+         *       "signature": "valid",
+         *       "standard_signature": "valid",
+         *       "timestamp_skew_seconds": 0
+         *     }
+         */
         Verdicts: {
             payload: components["schemas"]["PayloadVerdict"];
             /**
@@ -1452,6 +2829,49 @@ export interface components {
              */
             timestamp_skew_seconds: number | null;
         };
+        /**
+         * @example {
+         *       "backlog": {
+         *         "owed_events": 1200,
+         *         "spilled_since": "2025-01-15T10:30:00Z"
+         *       },
+         *       "created_at": "2025-01-15T10:30:00Z",
+         *       "disable_at": null,
+         *       "disabled_reason": null,
+         *       "enabled": true,
+         *       "events": [
+         *         "message.received",
+         *         "conversation.started"
+         *       ],
+         *       "failing_since": null,
+         *       "format": "json",
+         *       "has_secret": true,
+         *       "id": "wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *       "last_delivery": {
+         *         "at": "2025-01-15T10:30:00Z",
+         *         "status": "succeeded",
+         *         "status_code": 200
+         *       },
+         *       "name": "Slack Notifications",
+         *       "pending_deliveries": 1204,
+         *       "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+         *       "secret_rotation": {
+         *         "activates_at": null,
+         *         "pending_since": null,
+         *         "previous_valid_until": null
+         *       },
+         *       "stats_24h": [
+         *         {
+         *           "failed": 3,
+         *           "succeeded": 42,
+         *           "tests_failed": 0,
+         *           "tests_succeeded": 1
+         *         }
+         *       ],
+         *       "updated_at": "2025-01-15T10:30:00Z",
+         *       "url": "https://example.com/hooks/chat"
+         *     }
+         */
         Webhook: {
             /**
              * @description Set while the webhook is spilled: it fell behind, and its newer events wait to be sent
@@ -1468,7 +2888,6 @@ export interface components {
              * @description When the server disables the webhook if no attempt succeeds before (failing_since plus
              *     --auto-disable-after; the check runs every minute); null when not failing or when the
              *     server never disables.
-             * @example 2025-01-15T10:30:00Z
              */
             disable_at: string | null;
             disabled_reason: string | null;
@@ -1484,7 +2903,6 @@ export interface components {
             /**
              * Format: date-time
              * @description Set while the webhook is enabled and every attempt since this time failed.
-             * @example 2025-01-15T10:30:00Z
              */
             failing_since: string | null;
             /**
@@ -1502,7 +2920,7 @@ export interface components {
             /**
              * @description Deliveries not finished yet: in flight, due, waiting for a retry, or waiting in the
              *     webhook's spill. GET /deliveries?webhook_id=…&status=pending lists every one of them.
-             * @example 0
+             * @example 1204
              */
             pending_deliveries: number;
             /** @example whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw */
@@ -1519,6 +2937,12 @@ export interface components {
             /** @example https://example.com/hooks/chat */
             url: string;
         };
+        /**
+         * @example {
+         *       "owed_events": 1200,
+         *       "spilled_since": "2025-01-15T10:30:00Z"
+         *     }
+         */
         WebhookBacklog: {
             /**
              * @description Events published since then that it still owes; counted when one webhook is read, null
@@ -1532,6 +2956,19 @@ export interface components {
              */
             spilled_since: string;
         };
+        /**
+         * @example {
+         *       "enabled": true,
+         *       "events": [
+         *         "message.received"
+         *       ],
+         *       "format": "json",
+         *       "generate_secret": false,
+         *       "name": "Slack Notifications",
+         *       "secret": "your-webhook-secret",
+         *       "url": "https://example.com/hooks/chat"
+         *     }
+         */
         WebhookInput: {
             /** @example true */
             enabled?: boolean;
@@ -1555,14 +2992,74 @@ export interface components {
             /** @example https://example.com/hooks/chat */
             url?: string;
         };
+        /**
+         * @example {
+         *       "data": [
+         *         {
+         *           "backlog": {
+         *             "owed_events": 1200,
+         *             "spilled_since": "2025-01-15T10:30:00Z"
+         *           },
+         *           "created_at": "2025-01-15T10:30:00Z",
+         *           "disable_at": null,
+         *           "disabled_reason": null,
+         *           "enabled": true,
+         *           "events": [
+         *             "message.received",
+         *             "conversation.started"
+         *           ],
+         *           "failing_since": null,
+         *           "format": "json",
+         *           "has_secret": true,
+         *           "id": "wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f",
+         *           "last_delivery": {
+         *             "at": "2025-01-15T10:30:00Z",
+         *             "status": "succeeded",
+         *             "status_code": 200
+         *           },
+         *           "name": "Slack Notifications",
+         *           "pending_deliveries": 1204,
+         *           "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+         *           "secret_rotation": {
+         *             "activates_at": null,
+         *             "pending_since": null,
+         *             "previous_valid_until": null
+         *           },
+         *           "stats_24h": [
+         *             {
+         *               "failed": 3,
+         *               "succeeded": 42,
+         *               "tests_failed": 0,
+         *               "tests_succeeded": 1
+         *             }
+         *           ],
+         *           "updated_at": "2025-01-15T10:30:00Z",
+         *           "url": "https://example.com/hooks/chat"
+         *         }
+         *       ],
+         *       "next_cursor": null
+         *     }
+         */
         WebhookList: {
             data: components["schemas"]["Webhook"][];
             next_cursor: string | null;
         };
+        /**
+         * @example {
+         *       "failed": 3,
+         *       "succeeded": 42,
+         *       "tests_failed": 0,
+         *       "tests_succeeded": 1
+         *     }
+         */
         WebhookStats: {
+            /** @example 3 */
             failed: number;
+            /** @example 42 */
             succeeded: number;
+            /** @example 0 */
             tests_failed: number;
+            /** @example 1 */
             tests_succeeded: number;
         };
     };
@@ -5128,6 +6625,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example <!DOCTYPE html>
+                     *     <html lang="en">
+                     *     <head>
+                     *     <meta charset="utf-8">
+                     *     <title>Hookrelay API</title>
+                     */
                     "text/html": string;
                 };
             };
@@ -5149,6 +6653,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "status": "ok"
+                     *     }
+                     */
                     "application/json": {
                         [key: string]: string;
                     };
@@ -5175,6 +6684,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {"ok":true} */
                     "*/*": string;
                 };
             };
@@ -5253,6 +6763,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {"error":"temporarily unavailable"} */
                     "*/*": string;
                 };
             };
@@ -5276,6 +6787,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {"ok":true} */
                     "*/*": string;
                 };
             };
@@ -5354,6 +6866,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {"error":"temporarily unavailable"} */
                     "*/*": string;
                 };
             };
@@ -5377,6 +6890,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {"ok":true} */
                     "*/*": string;
                 };
             };
@@ -5455,6 +6969,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {"error":"temporarily unavailable"} */
                     "*/*": string;
                 };
             };
@@ -5478,6 +6993,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {"ok":true} */
                     "*/*": string;
                 };
             };
@@ -5556,6 +7072,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {"error":"temporarily unavailable"} */
                     "*/*": string;
                 };
             };
@@ -5579,6 +7096,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {"ok":true} */
                     "*/*": string;
                 };
             };
@@ -5657,6 +7175,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {"error":"temporarily unavailable"} */
                     "*/*": string;
                 };
             };
@@ -5680,6 +7199,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {"ok":true} */
                     "*/*": string;
                 };
             };
@@ -5758,6 +7278,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {"error":"temporarily unavailable"} */
                     "*/*": string;
                 };
             };
@@ -5781,6 +7302,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {"ok":true} */
                     "*/*": string;
                 };
             };
@@ -5859,6 +7381,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {"error":"temporarily unavailable"} */
                     "*/*": string;
                 };
             };
@@ -5884,6 +7407,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {"ok":true} */
                     "*/*": string;
                 };
             };
@@ -5962,6 +7486,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {"error":"temporarily unavailable"} */
                     "*/*": string;
                 };
             };
@@ -5987,6 +7512,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {"ok":true} */
                     "*/*": string;
                 };
             };
@@ -6065,6 +7591,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {"error":"temporarily unavailable"} */
                     "*/*": string;
                 };
             };
@@ -6090,6 +7617,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {"ok":true} */
                     "*/*": string;
                 };
             };
@@ -6168,6 +7696,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {"error":"temporarily unavailable"} */
                     "*/*": string;
                 };
             };
@@ -6193,6 +7722,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {"ok":true} */
                     "*/*": string;
                 };
             };
@@ -6271,6 +7801,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {"error":"temporarily unavailable"} */
                     "*/*": string;
                 };
             };
@@ -6296,6 +7827,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {"ok":true} */
                     "*/*": string;
                 };
             };
@@ -6374,6 +7906,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {"error":"temporarily unavailable"} */
                     "*/*": string;
                 };
             };
@@ -6399,6 +7932,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {"ok":true} */
                     "*/*": string;
                 };
             };
@@ -6477,6 +8011,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {"error":"temporarily unavailable"} */
                     "*/*": string;
                 };
             };
@@ -6502,6 +8037,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {"ok":true} */
                     "*/*": string;
                 };
             };
@@ -6580,6 +8116,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example {"error":"temporarily unavailable"} */
                     "*/*": string;
                 };
             };
@@ -6600,6 +8137,22 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "info": {
+                     *         "title": "Hookrelay API",
+                     *         "version": "1.0.0"
+                     *       },
+                     *       "openapi": "3.0.3",
+                     *       "paths": {},
+                     *       "servers": [
+                     *         {
+                     *           "description": "This Hookrelay server",
+                     *           "url": "https://hooks.example.com"
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": {
                         [key: string]: unknown;
                     };
@@ -6639,6 +8192,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "status": "ready"
+                     *     }
+                     */
                     "application/json": {
                         [key: string]: string;
                     };
