@@ -27,7 +27,7 @@ func TestConfigDefaultsFollowTheSpec(t *testing.T) {
 	}
 	if c.addr != ":8080" || c.db != "hookrelay.db" || c.publicURL != "http://localhost:8080" || c.timeout != 10*time.Second ||
 		c.retention != 720*time.Hour || c.inspectorRate != 50 || c.logFormat != "text" || c.allowHTTP || c.allowPrivate ||
-		c.adminToken != "" || c.workers != engine.DefaultWorkers() {
+		c.adminToken != "" || c.workers != engine.DefaultWorkers() || c.otlpEndpoint != "" {
 		t.Fatalf("defaults: %+v", c)
 	}
 	want := []time.Duration{10 * time.Second, time.Minute, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour}
@@ -47,6 +47,7 @@ func TestEnvironmentConfiguresAndFlagsWin(t *testing.T) {
 		"HOOKRELAY_ALLOW_PRIVATE_TARGETS": "1", "HOOKRELAY_DELIVERY_TIMEOUT": "3s", "HOOKRELAY_RETRY_SCHEDULE": "1s,2s",
 		"HOOKRELAY_WORKERS": "7", "HOOKRELAY_INSPECTOR_RATE": "0", "HOOKRELAY_LOG_FORMAT": "json",
 		"HOOKRELAY_PUBLIC_URL": "https://hooks.example.com/", "HOOKRELAY_ADMIN_TOKEN": "0123456789abcdef",
+		"HOOKRELAY_OTLP_ENDPOINT": "http://collector:4318",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +57,7 @@ func TestEnvironmentConfiguresAndFlagsWin(t *testing.T) {
 	}
 	if c.db != "/tmp/x.db" || !c.allowHTTP || !c.allowPrivate || c.timeout != 3*time.Second || len(c.schedule) != 2 ||
 		c.workers != 7 || c.inspectorRate != 0 || c.logFormat != "json" || c.publicURL != "https://hooks.example.com" ||
-		c.adminToken != "0123456789abcdef" {
+		c.adminToken != "0123456789abcdef" || c.otlpEndpoint != "http://collector:4318" {
 		t.Errorf("environment not applied: %+v", c)
 	}
 }
@@ -81,6 +82,8 @@ func TestBadConfigurationNamesTheFlagOrVariable(t *testing.T) {
 		{[]string{"--claim-lease", "5s", "--delivery-timeout", "10s"}, nil, "--claim-lease"},
 		{[]string{"--nope"}, nil, "nope"},
 		{[]string{"--trusted-proxies", "10.0.0.0/8,proxy.internal"}, nil, "--trusted-proxies"},
+		{[]string{"--otlp-endpoint", "localhost:4318"}, nil, "--otlp-endpoint"},
+		{nil, map[string]string{"HOOKRELAY_OTLP_ENDPOINT": "grpc://collector"}, "--otlp-endpoint"},
 		{[]string{"extra"}, nil, "extra"},
 		{nil, map[string]string{"HOOKRELAY_WORKERS": "lots"}, "HOOKRELAY_WORKERS"},
 		{nil, map[string]string{"HOOKRELAY_ALLOW_HTTP": "maybe"}, "HOOKRELAY_ALLOW_HTTP"},
@@ -236,6 +239,7 @@ func TestHelpListsEveryFlagWithItsDefaultAndMeaning(t *testing.T) {
 			"--allow-http bool\n      accept http:// webhook URLs (default false)",
 			"--claim-lease duration\n", "(default 2 × --delivery-timeout + 30s)",
 			"env HOOKRELAY_MAX_CONNECTIONS_PER_ADDRESS",
+			"--otlp-endpoint string\n      OTLP/HTTP collector to export traces to", "(default none: tracing off)\n      env HOOKRELAY_OTLP_ENDPOINT",
 			"  hookrelay listen --forward-to URL ", "  hookrelay trigger EVENT ", "  hookrelay verify --secret S FILE ",
 		} {
 			if !strings.Contains(help.usage, want) {
@@ -251,8 +255,8 @@ func TestHelpListsEveryFlagWithItsDefaultAndMeaning(t *testing.T) {
 				t.Errorf("%s: flag block without meaning, default or variable: %q", arg, block)
 			}
 		}
-		if n != 18 {
-			t.Errorf("%s: %d flags listed, want 18:\n%s", arg, n, help.usage)
+		if n != 19 {
+			t.Errorf("%s: %d flags listed, want 19:\n%s", arg, n, help.usage)
 		}
 	}
 }

@@ -106,6 +106,11 @@ type Result struct {
 	Owed      *OwedDelivery
 	EventType string
 	TakenAt   time.Time
+
+	// TraceParent is the attempt's send span and HandedAt when the result reached the
+	// recorder: the record span hangs from the one and starts at the other. Empty untraced.
+	TraceParent string
+	HandedAt    time.Time
 }
 
 // OwedDelivery marks a delivery taken from a spill whose row is not written yet.

@@ -1512,6 +1512,12 @@ export interface components {
             /** @description Attempt outcomes per clock hour (UTC), 24 of them, oldest first; the last is this hour. */
             stats_24h: components["schemas"]["WebhookStats"][];
             /**
+             * @description Attempts carry a W3C traceparent header continuing the event's trace (only when the
+             *     server exports traces, --otlp-endpoint).
+             * @example false
+             */
+            trace_context: boolean;
+            /**
              * Format: date-time
              * @example 2025-01-15T10:30:00Z
              */
@@ -1552,6 +1558,12 @@ export interface components {
             name?: string;
             /** @example your-webhook-secret */
             secret?: string | null;
+            /**
+             * @description Send a W3C traceparent header with each attempt, continuing the event's trace (only
+             *     when the server exports traces); default false.
+             * @example false
+             */
+            trace_context?: boolean;
             /** @example https://example.com/hooks/chat */
             url?: string;
         };
