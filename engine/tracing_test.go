@@ -348,3 +348,43 @@ func TestNoTraceParentWithTracingOff(t *testing.T) {
 		t.Errorf("tracing off, yet the event stored traceparent %q", *ev.TraceParent)
 	}
 }
+
+// A batch is one transaction, so one enqueue span: each of its events' attempts hangs from it.
+func TestBatchPublishSharesOneEnqueueSpan(t *testing.T) {
+	tracer, exp := newTracer(t)
+	rc := testsrv.NewReceiver(t, nil)
+	s := testsrv.Start(t, testsrv.Options{AllowHTTP: true, AllowPrivate: true, Tracer: tracer})
+	s.CreateWebhook(t, map[string]any{"name": "traced", "url": rc.URL, "events": []string{"conversation.started"},
+		"trace_context": true})
+	events := make([]map[string]any, 3)
+	for i := range events {
+		events[i] = map[string]any{"event": "conversation.started", "data": map[string]any{"conversation_id": i + 1, "visitor_name": "Ann"}}
+	}
+	s.Do(t, http.MethodPost, "/api/v1/events/batch", map[string]any{"events": events}, http.StatusAccepted, nil)
+	spans := spansOf(t, exp, "record", 3)
+	publish, enqueue := named(spans, "publish"), named(spans, "enqueue")
+	if len(publish) != 1 || len(enqueue) != 1 {
+		t.Fatalf("%d publish and %d enqueue spans for one batch, want one each", len(publish), len(enqueue))
+	}
+	childOf(t, enqueue[0], publish[0])
+	if n := attr(enqueue[0], "hookrelay.event.count").AsInt64(); n != 3 {
+		t.Errorf("enqueue span counts %d events, want 3", n)
+	}
+	claims := named(spans, "claim")
+	if len(claims) != 3 {
+		t.Fatalf("%d claim spans, want 3", len(claims))
+	}
+	seen := map[string]bool{}
+	for _, c := range claims {
+		childOf(t, c, enqueue[0])
+		seen[attr(c, "hookrelay.event.id").AsString()] = true
+	}
+	if len(seen) != 3 {
+		t.Errorf("claim spans name events %v, want three different ones", keys(seen))
+	}
+	for _, c := range rc.Captures() {
+		if sc := parseTraceParent(t, c.Header); sc.TraceID() != publish[0].SpanContext.TraceID() {
+			t.Errorf("receiver's traceparent is in trace %s, want the batch's %s", sc.TraceID(), publish[0].SpanContext.TraceID())
+		}
+	}
+}
