@@ -388,3 +388,35 @@ func TestBatchPublishSharesOneEnqueueSpan(t *testing.T) {
 		}
 	}
 }
+
+// A redelivery, however long after, joins the event's original trace: the context is the
+// event's, not the request's that asked for it.
+func TestRedeliveryJoinsTheOriginalTrace(t *testing.T) {
+	tracer, exp := newTracer(t)
+	rc := testsrv.NewReceiver(t, func(n int, w http.ResponseWriter, _ *http.Request) {
+		if n == 1 {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	s := testsrv.Start(t, testsrv.Options{AllowHTTP: true, AllowPrivate: true, Tracer: tracer, RetrySchedule: []time.Duration{}})
+	s.CreateWebhook(t, map[string]any{"name": "traced", "url": rc.URL, "events": []string{"conversation.started"},
+		"trace_context": true})
+	pub := s.Publish(t, "conversation.started", conversation, "")
+	d := s.WaitDelivery(t, s.EventDelivery(t, pub.ID).ID, 10*time.Second, testsrv.Finished)
+	if d.Status != "failed" {
+		t.Fatalf("first attempt left the delivery %s, want failed", d.Status)
+	}
+	s.Do(t, http.MethodPost, "/api/v1/deliveries/"+d.ID+"/retry", nil, http.StatusAccepted, nil)
+	s.WaitDelivery(t, d.ID, 10*time.Second, func(d api.Delivery) bool { return d.Status == "succeeded" })
+	spans := spansOf(t, exp, "record", 2)
+	enqueue := named(spans, "enqueue")
+	claims := named(spans, "claim")
+	if len(enqueue) != 1 || len(claims) != 2 {
+		t.Fatalf("%d enqueue and %d claim spans, want 1 and 2", len(enqueue), len(claims))
+	}
+	for _, c := range claims {
+		childOf(t, c, enqueue[0])
+	}
+}
