@@ -5,12 +5,14 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
 
 	"github.com/hookrelay/hookrelay/app"
+	"github.com/hookrelay/hookrelay/internal/race"
 	"github.com/hookrelay/hookrelay/internal/testsrv"
 	"github.com/hookrelay/hookrelay/models"
 	"github.com/hookrelay/hookrelay/tracing"
@@ -19,13 +21,15 @@ import (
 )
 
 // publishAllocsBefore is what POST /api/v1/events (two subscribed webhooks, SQLite, the
-// router called directly) allocated before tracing existed, at ccfc25a with Go 1.26: the
-// most of five runs, which vary by one (the group commit's goroutine hand-off).
-const publishAllocsBefore = 259
+// router called directly) allocated before tracing existed, at ccfc25a with Go 1.26.
+const publishAllocsBefore = 258
 
 // A publish allocates no more with tracing off than it did before tracing existed, even when
 // the publisher sends a traceparent: the nil Tracer does not read it.
 func TestPublishAllocatesAsBeforeWithTracingOff(t *testing.T) {
+	if race.Enabled {
+		t.Skip("the race detector's instrumentation allocates unevenly; the budget is for normal builds")
+	}
 	off := publishAllocs(t, nil)
 	tr := tracing.New(sdktrace.NewTracerProvider(sdktrace.WithSyncer(tracetest.NewNoopExporter())))
 	on := publishAllocs(t, tr)
@@ -51,15 +55,21 @@ func publishAllocs(t *testing.T, tr *tracing.Tracer) float64 {
 		}
 	}
 	body := []byte(`{"event":"conversation.started","data":{"conversation_id":123,"visitor_name":"John Doe"}}`)
-	return testing.AllocsPerRun(200, func() {
-		req := httptest.NewRequest(http.MethodPost, "/api/v1/events", bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+testsrv.AdminToken)
-		req.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-		rec := httptest.NewRecorder()
-		a.Router.ServeHTTP(rec, req)
-		if rec.Code != http.StatusAccepted {
-			t.Fatalf("publish: %d %s", rec.Code, rec.Body)
-		}
-	})
+	// The least of several rounds: the database pool's and the group commit's goroutines now
+	// and then allocate in the middle of a round, which says nothing about the publish.
+	least := math.Inf(1)
+	for range 5 {
+		least = min(least, testing.AllocsPerRun(100, func() {
+			req := httptest.NewRequest(http.MethodPost, "/api/v1/events", bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+testsrv.AdminToken)
+			req.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+			rec := httptest.NewRecorder()
+			a.Router.ServeHTTP(rec, req)
+			if rec.Code != http.StatusAccepted {
+				t.Fatalf("publish: %d %s", rec.Code, rec.Body)
+			}
+		}))
+	}
+	return least
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/delivery"
+	"github.com/hookrelay/hookrelay/internal/race"
 	"github.com/hookrelay/hookrelay/models"
 	"github.com/hookrelay/hookrelay/store"
 	"github.com/hookrelay/hookrelay/tracing"
@@ -24,6 +26,9 @@ const attemptAllocsBefore = 77
 // One attempt allocates no more with tracing off than it did before tracing existed: the
 // nil Tracer's calls cost nothing, and a webhook's trace_context is not even looked at.
 func TestAttemptAllocatesAsBeforeWithTracingOff(t *testing.T) {
+	if race.Enabled {
+		t.Skip("the race detector's instrumentation allocates unevenly; the budget is for normal builds")
+	}
 	off := attemptAllocs(t, nil, false)
 	offAsked := attemptAllocs(t, nil, true)
 	tr := tracing.New(sdktrace.NewTracerProvider(sdktrace.WithSyncer(tracetest.NewNoopExporter())))
@@ -58,12 +63,17 @@ func attemptAllocs(t *testing.T, tr *tracing.Tracer, traceContext bool) float64 
 		stored = enq.TraceParent()
 		enq.End(nil)
 	}
-	const runs = 200
-	allocs := testing.AllocsPerRun(runs, func() {
-		d.sends.Add(1)
-		d.attempt(ctx, dl, wh, payload, stored, time.Now())
-	})
-	for range runs + 1 {
+	// The least of several rounds: the receiver's and the connection pool's goroutines now
+	// and then allocate in the middle of a round, which says nothing about the attempt.
+	const rounds, runs = 5, 100
+	allocs := math.Inf(1)
+	for range rounds {
+		allocs = min(allocs, testing.AllocsPerRun(runs, func() {
+			d.sends.Add(1)
+			d.attempt(ctx, dl, wh, payload, stored, time.Now())
+		}))
+	}
+	for range rounds * (runs + 1) {
 		if r := <-d.rec.in; r.Status != models.StatusSucceeded {
 			t.Fatalf("attempt %s, want succeeded", r.Status)
 		}
