@@ -318,6 +318,7 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *models.Delivery, wh *model
 	var res models.Result
 	span := d.cfg.Tracer.StartAttempt(traceParent, claimedAt,
 		tracing.Delivery{DeliveryID: dl.ID, WebhookID: dl.WebhookID, EventID: dl.EventID, Attempt: n})
+	sendTrace := span.TraceParent() // the receiver's header and the record span's parent
 	switch {
 	case wh == nil || !wh.Enabled:
 		// Deleted or disabled after the claim: nothing to send; the delivery is cancelled.
@@ -332,7 +333,7 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *models.Delivery, wh *model
 		req := delivery.Request{Webhook: wh, MessageID: dl.EventID, EventType: dl.EventType,
 			Body: delivery.BodyFor(wh.Format, payload), Attempt: n}
 		if wh.TraceContext {
-			req.TraceParent = span.TraceParent()
+			req.TraceParent = sendTrace
 		}
 		resp := d.cfg.Sender.Send(ctx, req)
 		dec := delivery.Decide(resp, n, d.cfg.RetrySchedule, d.cfg.Jitter())
@@ -353,8 +354,8 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *models.Delivery, wh *model
 	if dl.Owed != nil {
 		res.Owed, res.EventID, res.EventType, res.TakenAt = dl.Owed, dl.EventID, dl.EventType, dl.CreatedAt
 	}
-	if res.TraceParent = span.TraceParent(); res.TraceParent != "" {
-		res.HandedAt = time.Now()
+	if sendTrace != "" {
+		res.TraceParent, res.HandedAt = sendTrace, time.Now()
 	}
 	// The slot is freed once the recorder has taken the result (see resultBuffer).
 	d.rec.add(res)

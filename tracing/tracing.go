@@ -184,7 +184,9 @@ func (a Attempt) TraceParent() string {
 	return format(a.send.SpanContext())
 }
 
-// End ends the send span with the receiver's answer: status (0 when none) or err.
+// End ends the send span with the receiver's answer: status (0 when none) or err, and the
+// delivery's outcome. An attempt that sent nothing (the webhook was disabled meanwhile) is
+// not an error.
 func (a Attempt) End(status int, err error, outcome string) {
 	if a.send == nil {
 		return
@@ -196,7 +198,7 @@ func (a Attempt) End(status int, err error, outcome string) {
 	switch {
 	case err != nil:
 		a.send.SetStatus(codes.Error, err.Error())
-	case status < 200 || status > 299:
+	case status != 0 && (status < 200 || status > 299):
 		a.send.SetStatus(codes.Error, http.StatusText(status))
 	}
 	a.send.End()
