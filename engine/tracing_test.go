@@ -196,17 +196,22 @@ func keys[V any](m map[string]V) []string {
 	return out
 }
 
+// failFirst answers the first request with status, the others 200.
+func failFirst(status int) testsrv.Respond {
+	return func(n int, w http.ResponseWriter, _ *http.Request) {
+		if n == 1 {
+			w.WriteHeader(status)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}
+}
+
 // A retry is a second claim → send → record under the same enqueue span; each send span
 // carries its answer, and each attempt's traceparent names its own send span.
 func TestTraceShowsEachAttemptOfARetry(t *testing.T) {
 	tracer, exp := newTracer(t)
-	rc := testsrv.NewReceiver(t, func(n int, w http.ResponseWriter, _ *http.Request) {
-		if n == 1 {
-			w.WriteHeader(http.StatusInternalServerError)
-			return
-		}
-		w.WriteHeader(http.StatusOK)
-	})
+	rc := testsrv.NewReceiver(t, failFirst(http.StatusInternalServerError))
 	s := testsrv.Start(t, testsrv.Options{AllowHTTP: true, AllowPrivate: true, Tracer: tracer,
 		RetrySchedule: []time.Duration{50 * time.Millisecond}})
 	s.CreateWebhook(t, map[string]any{"name": "flaky", "url": rc.URL, "events": []string{"conversation.started"},
@@ -393,13 +398,7 @@ func TestBatchPublishSharesOneEnqueueSpan(t *testing.T) {
 // event's, not the request's that asked for it.
 func TestRedeliveryJoinsTheOriginalTrace(t *testing.T) {
 	tracer, exp := newTracer(t)
-	rc := testsrv.NewReceiver(t, func(n int, w http.ResponseWriter, _ *http.Request) {
-		if n == 1 {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		w.WriteHeader(http.StatusOK)
-	})
+	rc := testsrv.NewReceiver(t, failFirst(http.StatusBadRequest))
 	s := testsrv.Start(t, testsrv.Options{AllowHTTP: true, AllowPrivate: true, Tracer: tracer, RetrySchedule: []time.Duration{}})
 	s.CreateWebhook(t, map[string]any{"name": "traced", "url": rc.URL, "events": []string{"conversation.started"},
 		"trace_context": true})
