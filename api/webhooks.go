@@ -206,7 +206,9 @@ func (s *Server) applyWebhookInput(in *WebhookInput, w *models.Webhook, create b
 	} else if create {
 		w.Enabled = true
 	}
-	if tc, ok := in.TraceContext.get(verr, "trace_context"); ok {
+	if tc, ok := in.TraceContext.get(verr, "trace_context"); in.TraceContext.Null {
+		verr.Add("trace_context", "must be true or false")
+	} else if ok {
 		w.TraceContext = tc
 	}
 	gen, _ := in.GenerateSecret.get(verr, "generate_secret")
