@@ -255,7 +255,7 @@ func run(cfg *config, out io.Writer) error {
 	var tracer *tracing.Tracer // nil: tracing off, at no cost
 	if cfg.otlpEndpoint != "" {
 		var err error
-		if tracer, err = tracing.NewOTLP(ctx, cfg.otlpEndpoint, version); err != nil {
+		if tracer, err = tracing.NewOTLP(ctx, cfg.otlpEndpoint, version, logger); err != nil {
 			return fmt.Errorf("--otlp-endpoint: %w", err)
 		}
 	}

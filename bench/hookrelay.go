@@ -69,7 +69,7 @@ func startInProcess(o serverOptions) (*inProcess, error) {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: benchLogLevel()}))
 	var tracer *tracing.Tracer
 	if o.otlp != "" {
-		if tracer, err = tracing.NewOTLP(context.Background(), o.otlp, "bench"); err != nil {
+		if tracer, err = tracing.NewOTLP(context.Background(), o.otlp, "bench", logger); err != nil {
 			ln.Close()
 			return nil, err
 		}

@@ -6,17 +6,20 @@
 // Tracing is off unless a Tracer is built, and off means a nil *Tracer: every method
 // returns at once on nil, without allocating, so the publish and attempt paths cost what
 // they did before tracing existed. The global OpenTelemetry provider is never used, so
-// nothing else in the process can switch it on behind the server's back.
+// nothing else in the process can switch it on behind the server's back (only the SDK's
+// error handler is global, as the SDK offers no other).
 package tracing
 
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -38,8 +41,10 @@ func New(tp trace.TracerProvider) *Tracer {
 }
 
 // NewOTLP traces to an OTLP/HTTP collector at endpoint (http://host:4318; a URL without a
-// path gets the standard /v1/traces). Spans are exported in batches, off the request path.
-func NewOTLP(ctx context.Context, endpoint, version string) (*Tracer, error) {
+// path gets the standard /v1/traces). Spans are exported in batches, off the request path;
+// a failed export is logged to logger (nil: slog's default), in the server's log format,
+// and the spans are dropped: tracing never holds up deliveries.
+func NewOTLP(ctx context.Context, endpoint, version string, logger *slog.Logger) (*Tracer, error) {
 	u, err := url.Parse(endpoint)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("%q is not an http(s) URL such as http://localhost:4318", endpoint)
@@ -52,6 +57,11 @@ func NewOTLP(ctx context.Context, endpoint, version string) (*Tracer, error) {
 	if err != nil {
 		return nil, err
 	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	// The SDK reports export failures only through this process-wide handler.
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { logger.Warn("export traces", "err", err) }))
 	res := resource.NewSchemaless(attribute.String("service.name", "hookrelay"), attribute.String("service.version", version))
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 	t := New(tp)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -85,7 +86,7 @@ func TestOTLPExportPostsSpansToTheCollector(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	}))
 	defer collector.Close()
-	tr, err := tracing.NewOTLP(context.Background(), collector.URL, "test")
+	tr, err := tracing.NewOTLP(context.Background(), collector.URL, "test", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +116,7 @@ func TestOTLPExportPostsSpansToTheCollector(t *testing.T) {
 
 func TestNewOTLPRefusesWhatIsNotAnHTTPURL(t *testing.T) {
 	for _, bad := range []string{"localhost:4318", "grpc://collector:4317", "http://"} {
-		if _, err := tracing.NewOTLP(context.Background(), bad, "test"); err == nil {
+		if _, err := tracing.NewOTLP(context.Background(), bad, "test", nil); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
 	}
@@ -156,3 +157,35 @@ func TestRecordSpanHangsFromTheSendSpan(t *testing.T) {
 		t.Errorf("record span attributes %v lack the batch size", rec.Attributes)
 	}
 }
+
+// A collector that refuses the spans costs a warning in the server's log, nothing more.
+func TestFailedExportIsLogged(t *testing.T) {
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusBadRequest)
+	}))
+	defer collector.Close()
+	var logged strings.Builder
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logged.Write(p)
+	}), nil))
+	tr, err := tracing.NewOTLP(context.Background(), collector.URL+"/v1/traces", "test", logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, enq := tr.StartEnqueue(context.Background())
+	enq.End(nil)
+	_ = tr.Shutdown(context.Background())
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logged.String(), "level=WARN msg=\"export traces\"") {
+		t.Errorf("log %q: want a warning about the failed export", logged.String())
+	}
+}
+
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
