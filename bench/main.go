@@ -20,6 +20,7 @@
 //	go run ./bench -db sqlite,postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 //	go run ./bench -scenarios throughput -cpuprofile cpu.pprof -memprofile mem.pprof
 //	go run ./bench -db postgres://postgres@127.0.0.1:5432/test?sslmode=disable -scenarios replicas
+//	go run ./bench -scenarios throughput,latency -tracing   # against a run without, for tracing's cost
 package main
 
 import (

@@ -355,7 +355,7 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *models.Delivery, wh *model
 		res.Owed, res.EventID, res.EventType, res.TakenAt = dl.Owed, dl.EventID, dl.EventType, dl.CreatedAt
 	}
 	if sendTrace != "" {
-		res.TraceParent, res.HandedAt = sendTrace, time.Now()
+		res.Traced = &models.TracedResult{SendSpan: sendTrace, HandedAt: time.Now()}
 	}
 	// The slot is freed once the recorder has taken the result (see resultBuffer).
 	d.rec.add(res)
@@ -367,7 +367,9 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *models.Delivery, wh *model
 func (d *Dispatcher) recorded(batch []models.Result) {
 	retries := map[string]int64{}
 	for _, r := range batch {
-		d.cfg.Tracer.Recorded(r.TraceParent, r.HandedAt, len(batch), nil)
+		if r.Traced != nil {
+			d.cfg.Tracer.Recorded(r.Traced.SendSpan, r.Traced.HandedAt, len(batch), nil)
+		}
 		if r.Status == models.StatusPending {
 			if at, ok := retries[r.WebhookID]; !ok || r.NextAttemptAt < at {
 				retries[r.WebhookID] = r.NextAttemptAt
@@ -387,7 +389,9 @@ func (d *Dispatcher) lost(batch []models.Result, err error) {
 	d.cfg.Logger.Error("record attempts", "err", err, "count", len(batch))
 	var owedHooks []string
 	for _, r := range batch {
-		d.cfg.Tracer.Recorded(r.TraceParent, r.HandedAt, len(batch), err)
+		if r.Traced != nil {
+			d.cfg.Tracer.Recorded(r.Traced.SendSpan, r.Traced.HandedAt, len(batch), err)
+		}
 		if r.Owed != nil {
 			owedHooks = append(owedHooks, r.WebhookID)
 		}

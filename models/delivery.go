@@ -107,10 +107,16 @@ type Result struct {
 	EventType string
 	TakenAt   time.Time
 
-	// TraceParent is the attempt's send span and HandedAt when the result reached the
-	// recorder: the record span hangs from the one and starts at the other. Empty untraced.
-	TraceParent string
-	HandedAt    time.Time
+	// Traced is set for a traced attempt, for its record span; a pointer, so that results,
+	// which are copied in bulk on their way to the database, grow by one word untraced.
+	Traced *TracedResult
+}
+
+// TracedResult is what a record span needs: the attempt's send span (a W3C traceparent) to
+// hang from, and when the result reached the recorder, where it starts.
+type TracedResult struct {
+	SendSpan string
+	HandedAt time.Time
 }
 
 // OwedDelivery marks a delivery taken from a spill whose row is not written yet.

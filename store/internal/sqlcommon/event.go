@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hookrelay/hookrelay/models"
@@ -125,20 +126,33 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 	return out, nil
 }
 
-var eventColumns = []string{"id", "type", "payload", "occurred_at", "idempotency_key", "request_hash", "test",
-	"delivery_count", "created_at", "trace_parent"}
+var (
+	eventColumns       = []string{"id", "type", "payload", "occurred_at", "idempotency_key", "request_hash", "test", "delivery_count", "created_at"}
+	tracedEventColumns = append(append([]string{}, eventColumns...), "trace_parent")
+)
 
+// insertEvents writes new events. trace_parent is written only by batches that carry one, so
+// that without tracing the statement is the one it was before tracing existed.
 func (s *Base) insertEvents(tx *gorm.DB, events []*models.Event) error {
-	return s.hooks.InsertRows(tx, "events", eventColumns, len(events), func(i int, args []any) []any {
+	cols := eventColumns
+	if slices.ContainsFunc(events, func(e *models.Event) bool { return e.TraceParent != nil }) {
+		cols = tracedEventColumns
+	}
+	return s.hooks.InsertRows(tx, "events", cols, len(events), func(i int, args []any) []any {
 		e := events[i]
-		var key, tp any
+		var key any
 		if e.IdempotencyKey != nil {
 			key = *e.IdempotencyKey
 		}
-		if e.TraceParent != nil {
-			tp = *e.TraceParent
+		args = append(args, e.ID, e.Type, e.Payload, e.OccurredAt, key, e.RequestHash, e.Test, int64(e.DeliveryCount), e.CreatedAt)
+		if len(cols) == len(tracedEventColumns) {
+			var tp any
+			if e.TraceParent != nil {
+				tp = *e.TraceParent
+			}
+			args = append(args, tp)
 		}
-		return append(args, e.ID, e.Type, e.Payload, e.OccurredAt, key, e.RequestHash, e.Test, int64(e.DeliveryCount), e.CreatedAt, tp)
+		return args
 	})
 }
 
