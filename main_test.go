@@ -2,9 +2,12 @@ package main
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -317,5 +320,55 @@ func TestMakeDepsInstallsNodeOnlyWhenMissing(t *testing.T) {
 	writeStub("npm", "exit 0")
 	if got := run(); got != "" {
 		t.Fatalf("with node and npm present, apt-get was called with:\n%s", got)
+	}
+}
+
+// --otlp-endpoint makes the binary export its spans over OTLP/HTTP: an event published to a
+// webhook that asks for trace context reaches the receiver with a traceparent, and by the end
+// of a clean shutdown the collector holds every span of that trace.
+func TestOTLPEndpointExportsTheBinarysTraces(t *testing.T) {
+	var mu sync.Mutex
+	var exports []string
+	var spans []byte
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		exports = append(exports, r.Method+" "+r.URL.Path+" "+r.Header.Get("Content-Type"))
+		spans = append(spans, b...)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	defer collector.Close()
+	rc := testsrv.NewReceiver(t, nil)
+	bin := testsrv.BuildBinary(t)
+	p := testsrv.StartBinary(t, bin, "--db", filepath.Join(t.TempDir(), "hookrelay.db"), "--allow-http",
+		"--allow-private-targets", "--otlp-endpoint", collector.URL)
+	p.CreateWebhook(t, map[string]any{"name": "traced", "url": rc.URL, "events": []string{"conversation.started"},
+		"trace_context": true})
+	pub := p.Publish(t, "conversation.started", map[string]any{"conversation_id": 1, "visitor_name": "Ann"}, "")
+	p.WaitDelivery(t, p.EventDelivery(t, pub.ID).ID, 30*time.Second, testsrv.Finished)
+	caps := rc.Captures()
+	if len(caps) != 1 {
+		t.Fatalf("receiver got %d requests, want 1", len(caps))
+	}
+	m := regexp.MustCompile(`^00-([0-9a-f]{32})-[0-9a-f]{16}-01$`).FindStringSubmatch(caps[0].Header.Get("traceparent"))
+	if m == nil {
+		t.Fatalf("traceparent %q is not a sampled W3C traceparent", caps[0].Header.Get("traceparent"))
+	}
+	traceID, _ := hex.DecodeString(m[1])
+	p.Terminate(t, 30*time.Second)
+
+	mu.Lock()
+	defer mu.Unlock()
+	if len(exports) == 0 || exports[0] != "POST /v1/traces application/x-protobuf" {
+		t.Fatalf("collector got %v, want POST /v1/traces of protobuf", exports)
+	}
+	if !bytes.Contains(spans, traceID) {
+		t.Errorf("the exported spans lack the receiver's trace %s", m[1])
+	}
+	for _, name := range []string{"publish", "enqueue", "claim", "send", "record"} {
+		if !bytes.Contains(spans, []byte(name)) {
+			t.Errorf("the exported spans lack a %s span", name)
+		}
 	}
 }
