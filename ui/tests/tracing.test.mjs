@@ -54,6 +54,9 @@ test('Send trace context puts a traceparent on the receiver’s requests', { ski
   const plain = await createThroughForm(`Untraced ${run}`, `/plain-${run}`, false);
   assert.equal((await call('GET', `/api/v1/webhooks/${traced}`)).trace_context, true, 'the ticked box was saved');
   assert.equal((await call('GET', `/api/v1/webhooks/${plain}`)).trace_context, false);
+  assert.match(await page.getByTestId('webhook-trace-context-setting').innerText(), /^Not sent/, 'the untraced webhook’s page says so');
+  await page.goto(`/webhooks/${traced}`);
+  assert.match(await page.getByTestId('webhook-trace-context-setting').innerText(), /^Sent/, 'the traced webhook’s page says so');
 
   // The form shows the saved setting when the webhook is edited again.
   await page.goto(`/webhooks/${traced}/edit`);
