@@ -419,3 +419,55 @@ func TestRedeliveryJoinsTheOriginalTrace(t *testing.T) {
 		childOf(t, c, enqueue[0])
 	}
 }
+
+// A spilled webhook's events are sent without delivery rows of their own (SQLite), their
+// bodies taken from the spill: their attempts still continue each event's trace.
+func TestSpilledEventsContinueTheirTraces(t *testing.T) {
+	tracer, exp := newTracer(t)
+	release := make(chan struct{})
+	rc := testsrv.NewReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
+		select {
+		case <-release:
+		case <-time.After(wait.Timeout):
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	s := testsrv.Start(t, testsrv.Options{AllowHTTP: true, AllowPrivate: true, Tracer: tracer})
+	if s.Store.IsPostgres() {
+		t.Skip("only the SQLite store spills")
+	}
+	wh := s.CreateWebhook(t, map[string]any{"name": "spilled", "url": rc.URL, "events": []string{"conversation.started"},
+		"trace_context": true})
+	s.Store.RequestSpill([]string{wh.ID}) // applied by the next publish
+	var ids []string
+	for range 3 {
+		ids = append(ids, s.Publish(t, "conversation.started", conversation, "").ID)
+	}
+	spilled, err := s.Store.SpilledWebhooks(context.Background())
+	if err != nil || !slices.Contains(spilled, wh.ID) {
+		t.Fatalf("spilled webhooks %v (%v): want %s, its requests are held", spilled, err, wh.ID)
+	}
+	close(release)
+	spans := spansOf(t, exp, "record", 3)
+	enqueues := map[string]tracetest.SpanStub{} // by event id
+	for _, e := range named(spans, "enqueue") {
+		enqueues[attr(e, "hookrelay.event.id").AsString()] = e
+	}
+	for _, c := range named(spans, "claim") {
+		ev := attr(c, "hookrelay.event.id").AsString()
+		if !slices.Contains(ids, ev) {
+			t.Fatalf("claim span for event %q, not one published here", ev)
+		}
+		childOf(t, c, enqueues[ev])
+	}
+	if n := len(named(spans, "claim")); n != 3 {
+		t.Errorf("%d claim spans, want one per event", n)
+	}
+	for _, c := range rc.Captures() {
+		sc := parseTraceParent(t, c.Header)
+		want := enqueues[c.Header.Get("X-Webhook-Id")].SpanContext.TraceID()
+		if sc.TraceID() != want {
+			t.Errorf("event %s reached the receiver in trace %s, want its own %s", c.Header.Get("X-Webhook-Id"), sc.TraceID(), want)
+		}
+	}
+}
