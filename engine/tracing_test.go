@@ -407,7 +407,12 @@ func TestRedeliveryJoinsTheOriginalTrace(t *testing.T) {
 	if d.Status != "failed" {
 		t.Fatalf("first attempt left the delivery %s, want failed", d.Status)
 	}
-	s.Do(t, http.MethodPost, "/api/v1/deliveries/"+d.ID+"/retry", nil, http.StatusAccepted, nil)
+	// The API shows the outcome once it is committed; the lease goes just after, and until
+	// then the redelivery is refused as under way.
+	wait.Until(t, "the redelivery is accepted", func() bool {
+		status, _, err := s.Request(context.Background(), http.MethodPost, "/api/v1/deliveries/"+d.ID+"/retry", nil, nil)
+		return err == nil && status == http.StatusAccepted
+	})
 	s.WaitDelivery(t, d.ID, 10*time.Second, func(d api.Delivery) bool { return d.Status == "succeeded" })
 	spans := spansOf(t, exp, "record", 2)
 	enqueue := named(spans, "enqueue")
