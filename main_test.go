@@ -5,9 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -327,18 +325,7 @@ func TestMakeDepsInstallsNodeOnlyWhenMissing(t *testing.T) {
 // webhook that asks for trace context reaches the receiver with a traceparent, and by the end
 // of a clean shutdown the collector holds every span of that trace.
 func TestOTLPEndpointExportsTheBinarysTraces(t *testing.T) {
-	var mu sync.Mutex
-	var exports []string
-	var spans []byte
-	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		exports = append(exports, r.Method+" "+r.URL.Path+" "+r.Header.Get("Content-Type"))
-		spans = append(spans, b...)
-		mu.Unlock()
-		w.Header().Set("Content-Type", "application/x-protobuf")
-	}))
-	defer collector.Close()
+	collector := testsrv.NewCollector(t, http.StatusOK)
 	rc := testsrv.NewReceiver(t, nil)
 	bin := testsrv.BuildBinary(t)
 	p := testsrv.StartBinary(t, bin, "--db", filepath.Join(t.TempDir(), "hookrelay.db"), "--allow-http",
@@ -358,8 +345,7 @@ func TestOTLPEndpointExportsTheBinarysTraces(t *testing.T) {
 	traceID, _ := hex.DecodeString(m[1])
 	p.Terminate(t, 30*time.Second)
 
-	mu.Lock()
-	defer mu.Unlock()
+	exports, spans := collector.Exports(), collector.Spans()
 	if len(exports) == 0 || exports[0] != "POST /v1/traces application/x-protobuf" {
 		t.Fatalf("collector got %v, want POST /v1/traces of protobuf", exports)
 	}

@@ -3,7 +3,6 @@ package tracing_test
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookrelay/hookrelay/internal/testsrv"
 	"github.com/hookrelay/hookrelay/tracing"
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -73,19 +73,7 @@ func TestAttemptOfAnUntracedEventIsNotTraced(t *testing.T) {
 // NewOTLP exports over real HTTP to an OTLP/HTTP endpoint: what is buffered goes out at
 // Shutdown, as protobuf POSTed to /v1/traces when the URL has no path.
 func TestOTLPExportPostsSpansToTheCollector(t *testing.T) {
-	var mu sync.Mutex
-	var got []string
-	var body []byte
-	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		got = append(got, r.Method+" "+r.URL.Path+" "+r.Header.Get("Content-Type"))
-		body = append(body, b...)
-		mu.Unlock()
-		w.Header().Set("Content-Type", "application/x-protobuf")
-		w.WriteHeader(http.StatusOK)
-	}))
-	defer collector.Close()
+	collector := testsrv.NewCollector(t, http.StatusOK)
 	tr, err := tracing.NewOTLP(context.Background(), collector.URL, "test", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -102,11 +90,10 @@ func TestOTLPExportPostsSpansToTheCollector(t *testing.T) {
 	if err := tr.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(got) == 0 || got[0] != "POST /v1/traces application/x-protobuf" {
+	if got := collector.Exports(); len(got) == 0 || got[0] != "POST /v1/traces application/x-protobuf" {
 		t.Fatalf("collector got %v, want a POST /v1/traces of protobuf", got)
 	}
+	body := collector.Spans()
 	for _, name := range []string{"publish", "enqueue", "claim", "send", "record", "hookrelay"} {
 		if !strings.Contains(string(body), name) {
 			t.Errorf("exported spans lack %q", name)
@@ -160,11 +147,7 @@ func TestRecordSpanHangsFromTheSendSpan(t *testing.T) {
 
 // A collector that refuses the spans costs a warning in the server's log, nothing more.
 func TestFailedExportIsLogged(t *testing.T) {
-	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.WriteHeader(http.StatusBadRequest)
-	}))
-	defer collector.Close()
+	collector := testsrv.NewCollector(t, http.StatusBadRequest)
 	var logged strings.Builder
 	var mu sync.Mutex
 	logger := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
