@@ -23,6 +23,7 @@ import (
 	"github.com/hookrelay/hookrelay/cli"
 	"github.com/hookrelay/hookrelay/delivery"
 	"github.com/hookrelay/hookrelay/engine"
+	"github.com/hookrelay/hookrelay/tracing"
 )
 
 var version = "dev"
@@ -36,6 +37,7 @@ type config struct {
 	maxConns, maxConnsPerAddr                  int
 	inspectorRate                              float64
 	trustedProxies                             []string
+	otlpEndpoint                               string
 }
 
 func main() {
@@ -83,6 +85,7 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format, text or json (logs go to standard error)")
 	fs.IntVar(&c.maxConns, "max-connections", 0, "client connections held open at once (default half the file descriptor limit, 256 to 16384)")
 	fs.IntVar(&c.maxConnsPerAddr, "max-connections-per-address", 0, "client connections one address may hold open; -1 for no limit (default a quarter of --max-connections)")
+	fs.StringVar(&c.otlpEndpoint, "otlp-endpoint", "", "OTLP/HTTP collector to export traces to, such as http://localhost:4318 (default none: tracing off)")
 	var proxies string
 	fs.StringVar(&proxies, "trusted-proxies", "", "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For names the client (default none)")
 
@@ -182,6 +185,11 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 		return nil, fmt.Errorf("--public-url: %q is not an absolute http(s) URL", c.publicURL)
 	}
 	c.publicURL = strings.TrimSuffix(c.publicURL, "/")
+	if c.otlpEndpoint != "" {
+		if u, err := url.Parse(c.otlpEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("--otlp-endpoint: %q is not an absolute http(s) URL", c.otlpEndpoint)
+		}
+	}
 	if c.adminToken != "" && len(c.adminToken) < 16 {
 		return nil, fmt.Errorf("--admin-token: must be at least 16 characters")
 	}
@@ -244,13 +252,20 @@ func run(cfg *config, out io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	var tracer *tracing.Tracer // nil: tracing off, at no cost
+	if cfg.otlpEndpoint != "" {
+		var err error
+		if tracer, err = tracing.NewOTLP(ctx, cfg.otlpEndpoint, version, logger); err != nil {
+			return fmt.Errorf("--otlp-endpoint: %w", err)
+		}
+	}
 	a, err := app.New(ctx, app.Config{
 		DB: cfg.db, PublicURL: cfg.publicURL, AdminToken: cfg.adminToken,
 		AllowHTTP: cfg.allowHTTP, AllowPrivate: cfg.allowPrivate, TrustedProxies: cfg.trustedProxies,
 		MaxConnections: cfg.maxConns, MaxConnectionsPerAddress: cfg.maxConnsPerAddr,
 		DeliveryTimeout: cfg.timeout, RetrySchedule: cfg.schedule, Workers: cfg.workers, PerWebhook: cfg.perWebhook,
 		ClaimLease: cfg.lease, Retention: cfg.retention, AutoDisableAfter: cfg.autoDisable,
-		InspectorRate: cfg.inspectorRate, Version: version, UI: uiDist(), Logger: logger,
+		InspectorRate: cfg.inspectorRate, Version: version, UI: uiDist(), Logger: logger, Tracer: tracer,
 	})
 	if err != nil {
 		return fmt.Errorf("--db: %w", err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -27,7 +28,7 @@ func TestConfigDefaultsFollowTheSpec(t *testing.T) {
 	}
 	if c.addr != ":8080" || c.db != "hookrelay.db" || c.publicURL != "http://localhost:8080" || c.timeout != 10*time.Second ||
 		c.retention != 720*time.Hour || c.inspectorRate != 50 || c.logFormat != "text" || c.allowHTTP || c.allowPrivate ||
-		c.adminToken != "" || c.workers != engine.DefaultWorkers() {
+		c.adminToken != "" || c.workers != engine.DefaultWorkers() || c.otlpEndpoint != "" {
 		t.Fatalf("defaults: %+v", c)
 	}
 	want := []time.Duration{10 * time.Second, time.Minute, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour}
@@ -47,6 +48,7 @@ func TestEnvironmentConfiguresAndFlagsWin(t *testing.T) {
 		"HOOKRELAY_ALLOW_PRIVATE_TARGETS": "1", "HOOKRELAY_DELIVERY_TIMEOUT": "3s", "HOOKRELAY_RETRY_SCHEDULE": "1s,2s",
 		"HOOKRELAY_WORKERS": "7", "HOOKRELAY_INSPECTOR_RATE": "0", "HOOKRELAY_LOG_FORMAT": "json",
 		"HOOKRELAY_PUBLIC_URL": "https://hooks.example.com/", "HOOKRELAY_ADMIN_TOKEN": "0123456789abcdef",
+		"HOOKRELAY_OTLP_ENDPOINT": "http://collector:4318",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +58,7 @@ func TestEnvironmentConfiguresAndFlagsWin(t *testing.T) {
 	}
 	if c.db != "/tmp/x.db" || !c.allowHTTP || !c.allowPrivate || c.timeout != 3*time.Second || len(c.schedule) != 2 ||
 		c.workers != 7 || c.inspectorRate != 0 || c.logFormat != "json" || c.publicURL != "https://hooks.example.com" ||
-		c.adminToken != "0123456789abcdef" {
+		c.adminToken != "0123456789abcdef" || c.otlpEndpoint != "http://collector:4318" {
 		t.Errorf("environment not applied: %+v", c)
 	}
 }
@@ -81,6 +83,8 @@ func TestBadConfigurationNamesTheFlagOrVariable(t *testing.T) {
 		{[]string{"--claim-lease", "5s", "--delivery-timeout", "10s"}, nil, "--claim-lease"},
 		{[]string{"--nope"}, nil, "nope"},
 		{[]string{"--trusted-proxies", "10.0.0.0/8,proxy.internal"}, nil, "--trusted-proxies"},
+		{[]string{"--otlp-endpoint", "localhost:4318"}, nil, "--otlp-endpoint"},
+		{nil, map[string]string{"HOOKRELAY_OTLP_ENDPOINT": "grpc://collector"}, "--otlp-endpoint"},
 		{[]string{"extra"}, nil, "extra"},
 		{nil, map[string]string{"HOOKRELAY_WORKERS": "lots"}, "HOOKRELAY_WORKERS"},
 		{nil, map[string]string{"HOOKRELAY_ALLOW_HTTP": "maybe"}, "HOOKRELAY_ALLOW_HTTP"},
@@ -236,6 +240,7 @@ func TestHelpListsEveryFlagWithItsDefaultAndMeaning(t *testing.T) {
 			"--allow-http bool\n      accept http:// webhook URLs (default false)",
 			"--claim-lease duration\n", "(default 2 × --delivery-timeout + 30s)",
 			"env HOOKRELAY_MAX_CONNECTIONS_PER_ADDRESS",
+			"--otlp-endpoint string\n      OTLP/HTTP collector to export traces to", "(default none: tracing off)\n      env HOOKRELAY_OTLP_ENDPOINT",
 			"  hookrelay listen --forward-to URL ", "  hookrelay trigger EVENT ", "  hookrelay verify --secret S FILE ",
 		} {
 			if !strings.Contains(help.usage, want) {
@@ -251,8 +256,8 @@ func TestHelpListsEveryFlagWithItsDefaultAndMeaning(t *testing.T) {
 				t.Errorf("%s: flag block without meaning, default or variable: %q", arg, block)
 			}
 		}
-		if n != 18 {
-			t.Errorf("%s: %d flags listed, want 18:\n%s", arg, n, help.usage)
+		if n != 19 {
+			t.Errorf("%s: %d flags listed, want 19:\n%s", arg, n, help.usage)
 		}
 	}
 }
@@ -313,5 +318,43 @@ func TestMakeDepsInstallsNodeOnlyWhenMissing(t *testing.T) {
 	writeStub("npm", "exit 0")
 	if got := run(); got != "" {
 		t.Fatalf("with node and npm present, apt-get was called with:\n%s", got)
+	}
+}
+
+// --otlp-endpoint makes the binary export its spans over OTLP/HTTP: an event published to a
+// webhook that asks for trace context reaches the receiver with a traceparent, and by the end
+// of a clean shutdown the collector holds every span of that trace.
+func TestOTLPEndpointExportsTheBinarysTraces(t *testing.T) {
+	collector := testsrv.NewCollector(t, http.StatusOK)
+	rc := testsrv.NewReceiver(t, nil)
+	bin := testsrv.BuildBinary(t)
+	p := testsrv.StartBinary(t, bin, "--db", filepath.Join(t.TempDir(), "hookrelay.db"), "--allow-http",
+		"--allow-private-targets", "--otlp-endpoint", collector.URL)
+	p.CreateWebhook(t, map[string]any{"name": "traced", "url": rc.URL, "events": []string{"conversation.started"},
+		"trace_context": true})
+	pub := p.Publish(t, "conversation.started", map[string]any{"conversation_id": 1, "visitor_name": "Ann"}, "")
+	p.WaitDelivery(t, p.EventDelivery(t, pub.ID).ID, 30*time.Second, testsrv.Finished)
+	caps := rc.Captures()
+	if len(caps) != 1 {
+		t.Fatalf("receiver got %d requests, want 1", len(caps))
+	}
+	m := regexp.MustCompile(`^00-([0-9a-f]{32})-[0-9a-f]{16}-01$`).FindStringSubmatch(caps[0].Header.Get("traceparent"))
+	if m == nil {
+		t.Fatalf("traceparent %q is not a sampled W3C traceparent", caps[0].Header.Get("traceparent"))
+	}
+	traceID, _ := hex.DecodeString(m[1])
+	p.Terminate(t, 30*time.Second)
+
+	exports, spans := collector.Exports(), collector.Spans()
+	if len(exports) == 0 || exports[0] != "POST /v1/traces application/x-protobuf" {
+		t.Fatalf("collector got %v, want POST /v1/traces of protobuf", exports)
+	}
+	if !bytes.Contains(spans, traceID) {
+		t.Errorf("the exported spans lack the receiver's trace %s", m[1])
+	}
+	for _, name := range []string{"publish", "enqueue", "claim", "send", "record"} {
+		if !bytes.Contains(spans, []byte(name)) {
+			t.Errorf("the exported spans lack a %s span", name)
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/hookrelay/hookrelay/models"
 	"github.com/hookrelay/hookrelay/store"
+	"github.com/hookrelay/hookrelay/tracing"
 )
 
 // EventStore is what publishing one event and reading events need.
@@ -86,6 +87,8 @@ func eventOut(e *models.Event) Event {
 //	@x-problem-422		{"detail":"data.conversation_id: must be a positive integer","errors":[{"field":"data.conversation_id","message":"must be a positive integer"}]}
 //	@Router			/api/v1/events [post]
 func (s *Server) publishEvent(c *gin.Context) {
+	ctx, span := s.cfg.Tracer.StartPublish(c.Request.Context(), c.Request)
+	defer endPublish(span, c)
 	event, ok := readInput[EventInput](c, false)
 	if !ok {
 		return
@@ -100,8 +103,14 @@ func (s *Server) publishEvent(c *gin.Context) {
 		return
 	}
 	in.IdempotencyKey, in.RequestHash = key, hash
+	ctx, enqueue := s.cfg.Tracer.StartEnqueue(ctx)
+	in.TraceParent = enqueue.TraceParent()
 	// Shares a transaction with concurrent publishes (group commit); answers once it committed.
-	p, err := s.events.PublishOne(c.Request.Context(), in)
+	p, err := s.events.PublishOne(ctx, in)
+	if err == nil {
+		enqueue.SetEvents(p.Event.ID)
+	}
+	enqueue.End(err)
 	if err != nil {
 		storeProblem(c, err)
 		return
@@ -115,6 +124,9 @@ func (s *Server) publishEvent(c *gin.Context) {
 	c.JSON(http.StatusAccepted, PublishedEvent{ID: p.Event.ID, Event: p.Event.Type,
 		Timestamp: models.FormatTimestamp(p.Event.OccurredAt), Deliveries: p.Event.DeliveryCount})
 }
+
+// endPublish ends a publish span with the status the request was answered with.
+func endPublish(span tracing.Span, c *gin.Context) { span.EndHTTP(c.Writer.Status()) }
 
 // idempotencyKey reads the Idempotency-Key header (answering 400 itself when it is too long)
 // and the hash of the raw body that tells a retried request from the key reused for another.

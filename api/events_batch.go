@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/hookrelay/hookrelay/models"
 	"github.com/hookrelay/hookrelay/store"
+	"github.com/hookrelay/hookrelay/tracing"
 )
 
 // BatchStore is what publishing a batch of events needs.
@@ -55,6 +56,8 @@ type PublishedBatch struct {
 //	@x-problem-422		{"detail":"events[1].data.content: must be a non-empty string","errors":[{"field":"events[1].data.content","message":"must be a non-empty string"}]}
 //	@Router			/api/v1/events/batch [post]
 func (s *Server) publishEventBatch(c *gin.Context) {
+	ctx, span := s.cfg.Tracer.StartPublish(c.Request.Context(), c.Request)
+	defer endPublish(span, c)
 	raw, ok := readBody(c, false)
 	if !ok {
 		return
@@ -86,7 +89,17 @@ func (s *Server) publishEventBatch(c *gin.Context) {
 			in[i].IdempotencyKey, in[i].RequestHash = key+"#"+strconv.Itoa(i), hash
 		}
 	}
-	res, err := s.batches.Publish(c.Request.Context(), in)
+	// One enqueue span for the batch, as it is one transaction: every event of it stores
+	// the same trace context.
+	ctx, enqueue := s.cfg.Tracer.StartEnqueue(ctx)
+	if tp := enqueue.TraceParent(); tp != "" {
+		for i := range in {
+			in[i].TraceParent = tp
+		}
+	}
+	res, err := s.batches.Publish(ctx, in)
+	enqueue.SetEvents(eventIDs(enqueue, res)...)
+	enqueue.End(err)
 	if key != "" && errors.Is(err, models.ErrConflict) {
 		// The store names the per-item key; the client knows only the batch's.
 		problem(c, http.StatusConflict, "Idempotency-Key "+strconv.Quote(key)+" was used for a different request")
@@ -111,6 +124,18 @@ func (s *Server) publishEventBatch(c *gin.Context) {
 	}
 	s.observePublished(res)
 	c.JSON(http.StatusAccepted, out)
+}
+
+// eventIDs lists the events a traced enqueue span published (none when it is not traced).
+func eventIDs(span tracing.Span, res []store.Published) []string {
+	if !span.Recording() {
+		return nil
+	}
+	ids := make([]string, len(res))
+	for i, p := range res {
+		ids[i] = p.Event.ID
+	}
+	return ids
 }
 
 // quickBatch decodes and validates a well-formed batch in one pass over the body, where

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/tracing"
 )
 
 // Dispatcher is what the API needs from the delivery engine.
@@ -66,6 +67,8 @@ type Config struct {
 	// Changes is the admin change stream: told what writes changed, and serving
 	// GET /api/v1/changes; optional.
 	Changes ChangeFeed
+	// Tracer starts the publish and enqueue spans; nil traces nothing.
+	Tracer *tracing.Tracer
 }
 
 // PublishObserver is told about each newly published event (Prometheus metrics implement it).

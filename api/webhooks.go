@@ -32,12 +32,15 @@ type WebhookStore interface {
 // Webhook is a webhook as the API shows it. The secret appears only on create, rotate and
 // reveal.
 type Webhook struct {
-	ID             string               `json:"id" example:"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"`
-	Name           string               `json:"name" example:"Slack Notifications"`
-	URL            string               `json:"url" example:"https://example.com/hooks/chat"`
-	Events         []string             `json:"events" example:"message.received,conversation.started"`
-	Format         string               `json:"format" enums:"json,slack,discord" example:"json"`
-	Enabled        bool                 `json:"enabled" example:"true"`
+	ID      string   `json:"id" example:"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f"`
+	Name    string   `json:"name" example:"Slack Notifications"`
+	URL     string   `json:"url" example:"https://example.com/hooks/chat"`
+	Events  []string `json:"events" example:"message.received,conversation.started"`
+	Format  string   `json:"format" enums:"json,slack,discord" example:"json"`
+	Enabled bool     `json:"enabled" example:"true"`
+	// Attempts carry a W3C traceparent header continuing the event's trace (only when the
+	// server exports traces, --otlp-endpoint).
+	TraceContext   bool                 `json:"trace_context" example:"false"`
 	HasSecret      bool                 `json:"has_secret" example:"true"`
 	DisabledReason *string              `json:"disabled_reason"`
 	CreatedAt      time.Time            `json:"created_at"`
@@ -79,6 +82,9 @@ type WebhookInput struct {
 	Events         Optional[[]string] `json:"events" example:"message.received"`
 	Format         Optional[string]   `json:"format" enums:"json,slack,discord" example:"json"`
 	Enabled        Optional[bool]     `json:"enabled" example:"true"`
+	// Send a W3C traceparent header with each attempt, continuing the event's trace (only
+	// when the server exports traces); default false.
+	TraceContext Optional[bool] `json:"trace_context" example:"false"`
 }
 
 // Secret is a webhook's signing secret.
@@ -124,7 +130,7 @@ func (s *Server) activity(c *gin.Context, ids []string, countOwed bool) (webhook
 
 func (s *Server) webhookOut(w *models.Webhook, a webhookActivity) Webhook {
 	out := Webhook{ID: w.ID, Name: w.Name, URL: w.URL, Events: w.EventList(), Format: w.Format, Enabled: w.Enabled,
-		HasSecret: w.Secret != "", CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt, LastDelivery: a.last[w.ID],
+		TraceContext: w.TraceContext, HasSecret: w.Secret != "", CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt, LastDelivery: a.last[w.ID],
 		Stats24h: a.stats[w.ID], PendingDeliveries: a.pending[w.ID]}
 	if b := a.backlogs[w.ID]; b != nil {
 		out.Backlog = &WebhookBacklog{SpilledSince: b.SpilledSince.UTC(), OwedEvents: b.OwedEvents}
@@ -199,6 +205,11 @@ func (s *Server) applyWebhookInput(in *WebhookInput, w *models.Webhook, create b
 		w.Enabled = enabled
 	} else if create {
 		w.Enabled = true
+	}
+	if tc, ok := in.TraceContext.get(verr, "trace_context"); in.TraceContext.Null {
+		verr.Add("trace_context", "must be true or false")
+	} else if ok {
+		w.TraceContext = tc
 	}
 	gen, _ := in.GenerateSecret.get(verr, "generate_secret")
 	if in.Secret.Set || gen {

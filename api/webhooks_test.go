@@ -26,7 +26,7 @@ func hookWith(field, raw string) string {
 		m[field] = raw
 	}
 	parts := make([]string, 0, len(m))
-	for _, k := range []string{"name", "url", "events", "secret", "generate_secret", "format", "enabled", "colour"} {
+	for _, k := range []string{"name", "url", "events", "secret", "generate_secret", "format", "enabled", "trace_context", "colour"} {
 		if v, ok := m[k]; ok {
 			parts = append(parts, `"`+k+`":`+v)
 		}
@@ -106,6 +106,9 @@ func TestCreateWebhookRejectsBadInput(t *testing.T) {
 		{name: "format slack", req: post(hookWith("format", `"slack"`)), status: 201, fields: map[string]any{"format": "slack"}},
 		{name: "enabled not a boolean", req: post(hookWith("enabled", `"yes"`)), status: 422, problemField: "enabled"},
 		{name: "enabled false", req: post(hookWith("enabled", `false`)), status: 201, fields: map[string]any{"enabled": false}},
+		{name: "trace_context not a boolean", req: post(hookWith("trace_context", `"yes"`)), status: 422, problemField: "trace_context"},
+		{name: "trace_context null", req: post(hookWith("trace_context", `null`)), status: 422, problemField: "trace_context"},
+		{name: "trace_context true", req: post(hookWith("trace_context", `true`)), status: 201, fields: map[string]any{"trace_context": true}},
 		{name: "secret and generate_secret", req: post(`{"name":"n","url":"https://example.com/h","events":["message.received"],"secret":"abc","generate_secret":true}`),
 			status: 422, problemField: "generate_secret"},
 		{name: "secret empty", req: post(hookWith("secret", `""`)), status: 422, problemField: "secret"},
@@ -145,7 +148,11 @@ func TestWebhookDefaultsAndSecretVisibility(t *testing.T) {
 		{name: "get hides the secret", req: req{method: "GET", path: "/api/v1/webhooks/" + created.ID}, status: 200,
 			contains: []string{`"has_secret":true`}, absent: []string{secret, `"secret"`}},
 		{name: "patch of another field hides the secret", req: req{method: "PATCH", path: "/api/v1/webhooks/" + created.ID, body: `{"name":"renamed"}`},
-			status: 200, fields: map[string]any{"name": "renamed", "has_secret": true, "format": "json"}, absent: []string{secret, `"secret"`}},
+			status: 200, fields: map[string]any{"name": "renamed", "has_secret": true, "format": "json", "trace_context": false}, absent: []string{secret, `"secret"`}},
+		{name: "patch turns trace context on", req: req{method: "PATCH", path: "/api/v1/webhooks/" + created.ID, body: `{"trace_context":true}`},
+			status: 200, fields: map[string]any{"trace_context": true, "name": "renamed"}},
+		{name: "a patch of another field keeps trace context", req: req{method: "PATCH", path: "/api/v1/webhooks/" + created.ID, body: `{"format":"json"}`},
+			status: 200, fields: map[string]any{"trace_context": true, "name": "renamed"}},
 		{name: "patch with generate_secret false hides the secret", req: req{method: "PATCH", path: "/api/v1/webhooks/" + created.ID, body: `{"generate_secret":false}`},
 			status: 200, absent: []string{secret, `"secret"`}},
 		{name: "reveal shows it", req: req{method: "GET", path: "/api/v1/webhooks/" + created.ID + "/secret"}, status: 200,

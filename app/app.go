@@ -27,6 +27,7 @@ import (
 	"github.com/hookrelay/hookrelay/models"
 	"github.com/hookrelay/hookrelay/replay"
 	"github.com/hookrelay/hookrelay/store"
+	"github.com/hookrelay/hookrelay/tracing"
 )
 
 // Config is everything New needs. Zero values take the defaults the binary documents, except
@@ -61,6 +62,9 @@ type Config struct {
 	Version string
 	UI      fs.FS // the built admin UI; nil serves a placeholder
 	Logger  *slog.Logger
+	// Tracer traces events from publish to each attempt (tracing.NewOTLP); nil traces
+	// nothing. Shutdown flushes it.
+	Tracer *tracing.Tracer
 
 	// What tests and tools adjust; production leaves them zero.
 
@@ -151,7 +155,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		Logger: cfg.Logger})
 	a.Dispatcher = engine.New(engine.Config{Store: store, Sender: a.Sender, Workers: cfg.Workers,
 		PerWebhook: cfg.PerWebhook, Lease: cfg.ClaimLease, RetrySchedule: cfg.RetrySchedule, Logger: cfg.Logger,
-		Metrics: a.Metrics, Changes: a.Changes})
+		Metrics: a.Metrics, Changes: a.Changes, Tracer: cfg.Tracer})
 	a.Replays = replay.New(store, cfg.Logger)
 	a.maint = &maintenance.Jobs{Store: store, Retention: cfg.Retention, AutoDisableAfter: cfg.AutoDisableAfter,
 		Every: cfg.MaintenanceEvery, Logger: cfg.Logger, Changed: a.jobsChanged}
@@ -178,7 +182,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		AllowHTTP: cfg.AllowHTTP, AllowPrivate: cfg.AllowPrivate, AutoDisableAfter: cfg.AutoDisableAfter, UI: cfg.UI, Logger: cfg.Logger,
 		Version: cfg.Version, Metrics: a.Metrics, Extra: routes, TrustedProxies: cfg.TrustedProxies,
 		SignInLimits: cfg.SignInLimits, CredentialEnded: a.credentialEnded, Replays: a.Replays,
-		Changes: a.Changes,
+		Changes: a.Changes, Tracer: cfg.Tracer,
 		Settings: api.ServerSettings{DeliveryTimeout: cfg.DeliveryTimeout, RetrySchedule: cfg.RetrySchedule,
 			AutoDisableAfter: cfg.AutoDisableAfter, Retention: cfg.Retention, InspectorRate: cfg.InspectorRate},
 	})
@@ -285,6 +289,10 @@ func (a *App) shutdown(ctx context.Context) error {
 		a.Replays.Wait()
 	}
 	a.Sender.CloseIdleConnections()
+	// After the dispatcher: the record spans of the last attempts are exported too.
+	if err := a.cfg.Tracer.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("export traces: %w", err))
+	}
 	if err := a.Store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close store: %w", err))
 	}

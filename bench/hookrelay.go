@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/app"
+	"github.com/hookrelay/hookrelay/tracing"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -36,6 +37,8 @@ type serverOptions struct {
 	schedule []time.Duration
 	// inspectorRate is the per-bin capture limit (captures per second); 0 is unlimited.
 	inspectorRate float64
+	// otlp is where traces go (-tracing); "" leaves tracing off.
+	otlp string
 }
 
 // hookrelay is one running Hookrelay: in this process or a child process.
@@ -64,10 +67,17 @@ func startInProcess(o serverOptions) (*inProcess, error) {
 	}
 	base := "http://" + ln.Addr().String()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: benchLogLevel()}))
+	var tracer *tracing.Tracer
+	if o.otlp != "" {
+		if tracer, err = tracing.NewOTLP(context.Background(), o.otlp, "bench", logger); err != nil {
+			ln.Close()
+			return nil, err
+		}
+	}
 	a, err := app.New(context.Background(), app.Config{DB: o.dsn, PublicURL: base, AdminToken: benchToken,
 		AllowHTTP: true, AllowPrivate: true, DeliveryTimeout: o.timeout, Workers: o.workers, RetrySchedule: o.schedule,
 		InspectorRate: o.inspectorRate,
-		Version:       "bench", Logger: logger})
+		Version:       "bench", Logger: logger, Tracer: tracer})
 	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("start hookrelay: %w", err)
@@ -105,6 +115,9 @@ func startChild(bin string, o serverOptions) (*child, error) {
 		"--inspector-rate", strconv.FormatFloat(o.inspectorRate, 'f', -1, 64)}
 	if o.workers > 0 {
 		args = append(args, "--workers", strconv.Itoa(o.workers))
+	}
+	if o.otlp != "" {
+		args = append(args, "--otlp-endpoint", o.otlp)
 	}
 	if o.schedule != nil {
 		delays := make([]string, len(o.schedule))

@@ -23,6 +23,8 @@ type client struct {
 	base  string
 	token string
 	http  *http.Client
+	// traceContext: the webhooks it creates ask for traceparent headers (-tracing).
+	traceContext bool
 }
 
 func newClient(base, token string, conns int) *client {
@@ -60,7 +62,7 @@ func (c *client) createWebhook(ctx context.Context, name, url string) (string, e
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	body, _ := json.Marshal(map[string]any{"name": name, "url": url, "secret": "whsec_" + base64.StdEncoding.EncodeToString(key),
-		"events": []string{"message.received"}})
+		"events": []string{"message.received"}, "trace_context": c.traceContext})
 	status, resp, err := c.post(ctx, "/api/v1/webhooks", body)
 	if err != nil {
 		return "", fmt.Errorf("create webhook: %w", err)

@@ -20,6 +20,7 @@
 //	go run ./bench -db sqlite,postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 //	go run ./bench -scenarios throughput -cpuprofile cpu.pprof -memprofile mem.pprof
 //	go run ./bench -db postgres://postgres@127.0.0.1:5432/test?sslmode=disable -scenarios replicas
+//	go run ./bench -scenarios throughput,latency -tracing   # against a run without, for tracing's cost
 package main
 
 import (
@@ -62,6 +63,7 @@ type options struct {
 	soakEvery       time.Duration
 	soakRate        float64
 	replicasAlways  bool // asked for by name: fail on SQLite instead of leaving it out
+	tracing         bool
 }
 
 var allScenarios = []string{"throughput", "latency", "isolation", "backlog", "inspector", "flood", "replicas"}
@@ -96,6 +98,7 @@ func parseOptions(args []string) (options, error) {
 	fs.DurationVar(&o.soakDuration, "soak-duration", 30*time.Minute, "soak: how long to publish against the unreliable receiver")
 	fs.DurationVar(&o.soakEvery, "soak-every", time.Minute, "soak: how often to sample goroutines, memory, descriptors and the queue")
 	fs.Float64Var(&o.soakRate, "soak-rate", 100, "soak: events published per second")
+	fs.BoolVar(&o.tracing, "tracing", false, "trace every publish and attempt, exported over OTLP/HTTP to a collector in this process that discards it; the webhooks ask for trace context (compare with a run without)")
 	fs.StringVar(&o.memprofile, "memprofile", "", "write the cumulative allocation profile after each scenario (in-process only)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -145,6 +148,7 @@ type Report struct {
 	CPUs       int       `json:"cpus"`
 	GoVersion  string    `json:"go_version"`
 	Mode       string    `json:"mode"` // in-process or binary
+	Tracing    bool      `json:"tracing"`
 	LoadBefore string    `json:"load_avg_before"`
 	LoadAfter  string    `json:"load_avg_after"`
 	Options    struct {
@@ -217,7 +221,7 @@ func run(ctx context.Context, o options) (*Report, error) {
 	}
 	defer os.RemoveAll(dir)
 	rep := &Report{StartedAt: time.Now().UTC(), CPUs: runtime.NumCPU(), GoVersion: runtime.Version(),
-		Mode: "in-process", LoadBefore: loadAvg()}
+		Mode: "in-process", LoadBefore: loadAvg(), Tracing: o.tracing}
 	rep.Options.N, rep.Options.C, rep.Options.K, rep.Options.Batch = o.n, o.c, o.k, o.batch
 	rep.Options.Rate, rep.Options.Duration, rep.Options.Hang = o.rate, o.duration.String(), o.hang
 	rep.Options.HangTimeout, rep.Options.Backlog, rep.Options.Workers = o.hangTimeout.String(), o.backlog, o.workers
@@ -231,6 +235,18 @@ func run(ctx context.Context, o options) (*Report, error) {
 	if bin != "" {
 		rep.Mode = "binary"
 	}
+	otlp := ""
+	if o.tracing {
+		c, err := startCollector()
+		if err != nil {
+			return nil, err
+		}
+		defer func() {
+			c.close()
+			fmt.Fprintf(os.Stderr, "trace collector: %d exports, %.1f MB of spans\n", c.requests.Load(), mb(c.bytes.Load()))
+		}()
+		otlp = c.url
+	}
 	for _, db := range strings.Split(o.db, ",") {
 		db = strings.TrimSpace(db)
 		be := backend{name: "sqlite", dir: dir}
@@ -241,7 +257,7 @@ func run(ctx context.Context, o options) (*Report, error) {
 		default:
 			return nil, fmt.Errorf("-db: %q is neither sqlite nor a postgres:// URL", db)
 		}
-		r := &runner{o: o, be: be, bin: bin, replicaBin: bin}
+		r := &runner{o: o, be: be, bin: bin, replicaBin: bin, otlp: otlp}
 		if be.name == "postgres" && slices.Contains(o.scenarios, "replicas") && r.replicaBin == "" {
 			if r.replicaBin, err = buildBinary(dir); err != nil {
 				return nil, err

@@ -54,7 +54,7 @@ func (r *runner) replicaPhase(ctx context.Context, replicas int) (*ReplicaResult
 	defer s.close()
 	var clients []*client
 	for range replicas {
-		h, err := startChild(r.replicaBin, serverOptions{dsn: dsn, timeout: r.o.deliveryTimeout, workers: r.o.workers})
+		h, err := startChild(r.replicaBin, serverOptions{dsn: dsn, timeout: r.o.deliveryTimeout, workers: r.o.workers, otlp: r.otlp})
 		if err != nil {
 			return nil, err
 		}

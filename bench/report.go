@@ -162,8 +162,12 @@ func completeness(complete bool, got int64) string {
 }
 
 func printTable(w io.Writer, rep *Report) {
-	fmt.Fprintf(w, "Hookrelay bench, %s, %d CPUs, %s, %s; load average %s before, %s after.\n",
-		rep.StartedAt.Format("2006-01-02 15:04 UTC"), rep.CPUs, rep.GoVersion, rep.Mode, rep.LoadBefore, rep.LoadAfter)
+	traced := "tracing off"
+	if rep.Tracing {
+		traced = "tracing on (OTLP/HTTP)"
+	}
+	fmt.Fprintf(w, "Hookrelay bench, %s, %d CPUs, %s, %s, %s; load average %s before, %s after.\n",
+		rep.StartedAt.Format("2006-01-02 15:04 UTC"), rep.CPUs, rep.GoVersion, rep.Mode, traced, rep.LoadBefore, rep.LoadAfter)
 	fmt.Fprintln(w, "Figures are noisy when other work shares the machine.")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "store\tscenario\tmetric\tvalue\ttarget\tmet")

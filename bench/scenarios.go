@@ -30,6 +30,8 @@ type runner struct {
 	// replicaBin is the binary the replicas scenario starts several of (built when -binary is
 	// not given: replicas are processes).
 	replicaBin string
+	// otlp is the trace collector's URL with -tracing, else "".
+	otlp string
 }
 
 func (r *runner) logf(format string, args ...any) {
@@ -45,6 +47,7 @@ func (r *runner) start(dsn string, timeout time.Duration, schedule ...time.Durat
 func (r *runner) startWith(o serverOptions) (hookrelay, *client, func(), error) {
 	var h hookrelay
 	var err error
+	o.otlp = r.otlp
 	if r.bin != "" {
 		h, err = startChild(r.bin, o)
 	} else {
@@ -54,6 +57,7 @@ func (r *runner) startWith(o serverOptions) (hookrelay, *client, func(), error) 
 		return nil, nil, nil, err
 	}
 	cl := newClient(h.baseURL(), benchToken, r.o.c*2)
+	cl.traceContext = r.otlp != ""
 	stop := func() {
 		// Connections the client dialed but never used would hold up the server's graceful
 		// shutdown for seconds: close them first.

@@ -1476,7 +1476,7 @@ type VerdictsSignature string
 // VerdictsStandardSignature Example: valid
 type VerdictsStandardSignature string
 
-// Webhook Example: {"backlog":{"owed_events":1200,"spilled_since":"2025-01-15T10:30:00Z"},"created_at":"2025-01-15T10:30:00Z","disable_at":null,"disabled_reason":null,"enabled":true,"events":["message.received","conversation.started"],"failing_since":null,"format":"json","has_secret":true,"id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","last_delivery":{"at":"2025-01-15T10:30:00Z","status":"succeeded","status_code":200},"name":"Slack Notifications","pending_deliveries":1204,"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw","secret_rotation":{"activates_at":null,"pending_since":null,"previous_valid_until":null},"stats_24h":[{"failed":3,"succeeded":42,"tests_failed":0,"tests_succeeded":1}],"updated_at":"2025-01-15T10:30:00Z","url":"https://example.com/hooks/chat"}
+// Webhook Example: {"backlog":{"owed_events":1200,"spilled_since":"2025-01-15T10:30:00Z"},"created_at":"2025-01-15T10:30:00Z","disable_at":null,"disabled_reason":null,"enabled":true,"events":["message.received","conversation.started"],"failing_since":null,"format":"json","has_secret":true,"id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","last_delivery":{"at":"2025-01-15T10:30:00Z","status":"succeeded","status_code":200},"name":"Slack Notifications","pending_deliveries":1204,"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw","secret_rotation":{"activates_at":null,"pending_since":null,"previous_valid_until":null},"stats_24h":[{"failed":3,"succeeded":42,"tests_failed":0,"tests_succeeded":1}],"trace_context":false,"updated_at":"2025-01-15T10:30:00Z","url":"https://example.com/hooks/chat"}
 type Webhook struct {
 	// Backlog Set while the webhook is spilled: it fell behind, and its newer events wait to be sent
 	// in order as the endpoint catches up (they count in pending_deliveries).
@@ -1528,6 +1528,12 @@ type Webhook struct {
 	// Stats24h Attempt outcomes per clock hour (UTC), 24 of them, oldest first; the last is this hour.
 	Stats24h []WebhookStats `json:"stats_24h"`
 
+	// TraceContext Attempts carry a W3C traceparent header continuing the event's trace (only when the
+	// server exports traces, --otlp-endpoint).
+	//
+	// Example: false
+	TraceContext bool `json:"trace_context"`
+
 	// UpdatedAt Example: 2025-01-15T10:30:00Z
 	UpdatedAt time.Time `json:"updated_at"`
 
@@ -1550,7 +1556,7 @@ type WebhookBacklog struct {
 	SpilledSince time.Time `json:"spilled_since"`
 }
 
-// WebhookInput Example: {"enabled":true,"events":["message.received"],"format":"json","generate_secret":false,"name":"Slack Notifications","secret":"your-webhook-secret","url":"https://example.com/hooks/chat"}
+// WebhookInput Example: {"enabled":true,"events":["message.received"],"format":"json","generate_secret":false,"name":"Slack Notifications","secret":"your-webhook-secret","trace_context":false,"url":"https://example.com/hooks/chat"}
 type WebhookInput struct {
 	// Enabled Example: true
 	Enabled *bool `json:"enabled,omitempty"`
@@ -1570,6 +1576,12 @@ type WebhookInput struct {
 	// Secret Example: your-webhook-secret
 	Secret *string `json:"secret,omitempty"`
 
+	// TraceContext Send a W3C traceparent header with each attempt, continuing the event's trace (only
+	// when the server exports traces); default false.
+	//
+	// Example: false
+	TraceContext *bool `json:"trace_context,omitempty"`
+
 	// Url Example: https://example.com/hooks/chat
 	Url *string `json:"url,omitempty"`
 }
@@ -1577,7 +1589,7 @@ type WebhookInput struct {
 // WebhookInputFormat Example: json
 type WebhookInputFormat string
 
-// WebhookList Example: {"data":[{"backlog":{"owed_events":1200,"spilled_since":"2025-01-15T10:30:00Z"},"created_at":"2025-01-15T10:30:00Z","disable_at":null,"disabled_reason":null,"enabled":true,"events":["message.received","conversation.started"],"failing_since":null,"format":"json","has_secret":true,"id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","last_delivery":{"at":"2025-01-15T10:30:00Z","status":"succeeded","status_code":200},"name":"Slack Notifications","pending_deliveries":1204,"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw","secret_rotation":{"activates_at":null,"pending_since":null,"previous_valid_until":null},"stats_24h":[{"failed":3,"succeeded":42,"tests_failed":0,"tests_succeeded":1}],"updated_at":"2025-01-15T10:30:00Z","url":"https://example.com/hooks/chat"}],"next_cursor":null}
+// WebhookList Example: {"data":[{"backlog":{"owed_events":1200,"spilled_since":"2025-01-15T10:30:00Z"},"created_at":"2025-01-15T10:30:00Z","disable_at":null,"disabled_reason":null,"enabled":true,"events":["message.received","conversation.started"],"failing_since":null,"format":"json","has_secret":true,"id":"wh_0190c3f1a2b34c5d8e9f0a1b2c3d4e5f","last_delivery":{"at":"2025-01-15T10:30:00Z","status":"succeeded","status_code":200},"name":"Slack Notifications","pending_deliveries":1204,"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw","secret_rotation":{"activates_at":null,"pending_since":null,"previous_valid_until":null},"stats_24h":[{"failed":3,"succeeded":42,"tests_failed":0,"tests_succeeded":1}],"trace_context":false,"updated_at":"2025-01-15T10:30:00Z","url":"https://example.com/hooks/chat"}],"next_cursor":null}
 type WebhookList struct {
 	Data       []Webhook `json:"data"`
 	NextCursor *string   `json:"next_cursor"`

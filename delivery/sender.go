@@ -37,6 +37,9 @@ type Request struct {
 	Body      []byte // exact bytes; signed as they are
 	Attempt   int
 	Test      bool
+	// TraceParent, when set, goes out as the W3C traceparent header: the attempt's send span,
+	// for webhooks that ask for trace context.
+	TraceParent string
 }
 
 // Response is what an attempt produced.
@@ -175,6 +178,9 @@ func (s *Sender) Headers(r Request, at time.Time) http.Header {
 	set("X-Webhook-Attempt", strconv.Itoa(r.Attempt))
 	if r.Test {
 		set("X-Webhook-Test", "true")
+	}
+	if r.TraceParent != "" {
+		set("traceparent", r.TraceParent)
 	}
 	unix := at.Unix()
 	set("webhook-id", r.MessageID)

@@ -13,7 +13,11 @@ import (
 	"github.com/hookrelay/hookrelay/delivery"
 	"github.com/hookrelay/hookrelay/models"
 	"github.com/hookrelay/hookrelay/store"
+	"github.com/hookrelay/hookrelay/tracing"
 )
+
+// errEventMissing fails the send span of a delivery whose event is gone.
+var errEventMissing = errors.New("event body missing")
 
 // Dispatcher runs the delivery loop: it plans, claims and starts attempts (this file), keeps
 // one state per webhook in its table (webhook.go) planned by a pure planner (planner.go),
@@ -78,7 +82,7 @@ func New(cfg Config) *Dispatcher {
 // queued learns what the store just queued: the bodies of fresh events, and where work is.
 func (d *Dispatcher) queued(q store.Queued) {
 	for id, b := range q.Payloads {
-		d.payloads.put(id, b.Payload, b.Deliveries)
+		d.payloads.put(id, b.Payload, b.TraceParent, b.Deliveries)
 	}
 	if len(q.Spilled) > 0 {
 		d.table.spilledByPublish(q.Spilled)
@@ -197,7 +201,7 @@ func (d *Dispatcher) claimAndSend(ctx, sendCtx context.Context) time.Duration {
 		}
 		now := time.Now()
 		if len(ready) > 0 {
-			d.start(ctx, sendCtx, ready)
+			d.start(ctx, sendCtx, ready, now)
 		}
 		if len(p.Claim) == 0 {
 			continue
@@ -216,7 +220,7 @@ func (d *Dispatcher) claimAndSend(ctx, sendCtx context.Context) time.Duration {
 			// Only rows released while the claim read (they show up at the next look).
 			return time.Millisecond
 		}
-		d.start(ctx, sendCtx, claimed)
+		d.start(ctx, sendCtx, claimed, now)
 	}
 	return time.Second
 }
@@ -249,12 +253,13 @@ func (d *Dispatcher) rescanIfDue(ctx context.Context) {
 	d.table.rescanned(pending, spilled)
 }
 
-// start loads what the claimed deliveries need and launches their attempts.
-func (d *Dispatcher) start(ctx, sendCtx context.Context, claimed []*models.Delivery) {
+// start loads what the claimed deliveries need and launches their attempts; claimedAt is
+// when their claim began (the claim span's start).
+func (d *Dispatcher) start(ctx, sendCtx context.Context, claimed []*models.Delivery, claimedAt time.Time) {
 	hookIDs := make([]string, 0, len(claimed))
 	// The bodies are held here for the attempts: the shared cache may evict one before
 	// its attempt starts.
-	bodies := make(map[string][]byte, len(claimed))
+	bodies := make(map[string]store.EventBody, len(claimed))
 	uses := make(map[string]int, len(claimed)) // deliveries of each event in this claim
 	seenHook := make(map[string]bool, 4)
 	for _, c := range claimed {
@@ -267,8 +272,8 @@ func (d *Dispatcher) start(ctx, sendCtx context.Context, claimed []*models.Deliv
 	}
 	var missing []string
 	for id, n := range uses {
-		if b := d.payloads.take(id, n); b != nil {
-			bodies[id] = b
+		if b, tp := d.payloads.take(id, n); b != nil {
+			bodies[id] = store.EventBody{Payload: b, TraceParent: tp}
 		} else {
 			missing = append(missing, id)
 		}
@@ -278,9 +283,9 @@ func (d *Dispatcher) start(ctx, sendCtx context.Context, claimed []*models.Deliv
 		var events map[string]store.EventBody
 		events, err = d.store.EventPayloads(ctx, missing)
 		for id, b := range events {
-			bodies[id] = b.Payload
+			bodies[id] = b
 			// The rest of the fan-out is likely close behind (the other webhooks' cursors).
-			d.payloads.put(id, b.Payload, b.Deliveries-uses[id])
+			d.payloads.put(id, b.Payload, b.TraceParent, b.Deliveries-uses[id])
 		}
 	}
 	if err != nil {
@@ -300,26 +305,37 @@ func (d *Dispatcher) start(ctx, sendCtx context.Context, claimed []*models.Deliv
 	d.table.started(claimed)
 	for _, c := range claimed {
 		d.sends.Add(1)
-		go d.attempt(sendCtx, c, webhooks[c.WebhookID], bodies[c.EventID])
+		b := bodies[c.EventID]
+		go d.attempt(sendCtx, c, webhooks[c.WebhookID], b.Payload, b.TraceParent, claimedAt)
 	}
 }
 
-// attempt sends one delivery and hands the result to the recorder.
-func (d *Dispatcher) attempt(ctx context.Context, dl *models.Delivery, wh *models.Webhook, payload []byte) {
+// attempt sends one delivery and hands the result to the recorder. traceParent is the
+// event's stored trace context: the attempt's spans continue it.
+func (d *Dispatcher) attempt(ctx context.Context, dl *models.Delivery, wh *models.Webhook, payload []byte, traceParent string, claimedAt time.Time) {
 	defer d.sends.Done()
 	n := dl.AttemptCount + 1
 	var res models.Result
+	span := d.cfg.Tracer.StartAttempt(traceParent, claimedAt,
+		tracing.Delivery{DeliveryID: dl.ID, WebhookID: dl.WebhookID, EventID: dl.EventID, Attempt: n})
+	sendTrace := span.TraceParent() // the receiver's header and the record span's parent
 	switch {
 	case wh == nil || !wh.Enabled:
 		// Deleted or disabled after the claim: nothing to send; the delivery is cancelled.
 		res = models.Result{DeliveryID: dl.ID, WebhookID: dl.WebhookID, EventID: dl.EventID, Status: models.StatusCancelled}
+		span.End(0, nil, res.Status)
 	case payload == nil:
 		// The event was pruned or deleted under the delivery: nothing can be sent.
 		res = models.Result{DeliveryID: dl.ID, WebhookID: dl.WebhookID, EventID: dl.EventID, Status: models.StatusFailed}
 		d.cfg.Logger.Error("event body missing", "delivery", dl.ID, "event", dl.EventID)
+		span.End(0, errEventMissing, res.Status)
 	default:
-		resp := d.cfg.Sender.Send(ctx, delivery.Request{Webhook: wh, MessageID: dl.EventID, EventType: dl.EventType,
-			Body: delivery.BodyFor(wh.Format, payload), Attempt: n})
+		req := delivery.Request{Webhook: wh, MessageID: dl.EventID, EventType: dl.EventType,
+			Body: delivery.BodyFor(wh.Format, payload), Attempt: n}
+		if wh.TraceContext {
+			req.TraceParent = sendTrace
+		}
+		resp := d.cfg.Sender.Send(ctx, req)
 		dec := delivery.Decide(resp, n, d.cfg.RetrySchedule, d.cfg.Jitter())
 		res = models.Result{
 			Attempt:    delivery.NewAttempt(dl.ID, wh, n, resp, false),
@@ -329,6 +345,7 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *models.Delivery, wh *model
 		if dec.Status == models.StatusPending {
 			res.NextAttemptAt = time.Now().Add(dec.Delay).UnixMilli()
 		}
+		span.End(resp.Status, resp.Err, dec.Status)
 		d.table.adjust(wh.ID, resp)
 		if d.cfg.Metrics != nil {
 			d.cfg.Metrics.Attempted(wh.ID, resp, dec.Status)
@@ -336,6 +353,9 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *models.Delivery, wh *model
 	}
 	if dl.Owed != nil {
 		res.Owed, res.EventID, res.EventType, res.TakenAt = dl.Owed, dl.EventID, dl.EventType, dl.CreatedAt
+	}
+	if sendTrace != "" {
+		res.Traced = &models.TracedResult{SendSpan: sendTrace, HandedAt: time.Now()}
 	}
 	// The slot is freed once the recorder has taken the result (see resultBuffer).
 	d.rec.add(res)
@@ -347,6 +367,9 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *models.Delivery, wh *model
 func (d *Dispatcher) recorded(batch []models.Result) {
 	retries := map[string]int64{}
 	for _, r := range batch {
+		if r.Traced != nil {
+			d.cfg.Tracer.Recorded(r.Traced.SendSpan, r.Traced.HandedAt, len(batch), nil)
+		}
 		if r.Status == models.StatusPending {
 			if at, ok := retries[r.WebhookID]; !ok || r.NextAttemptAt < at {
 				retries[r.WebhookID] = r.NextAttemptAt
@@ -366,6 +389,9 @@ func (d *Dispatcher) lost(batch []models.Result, err error) {
 	d.cfg.Logger.Error("record attempts", "err", err, "count", len(batch))
 	var owedHooks []string
 	for _, r := range batch {
+		if r.Traced != nil {
+			d.cfg.Tracer.Recorded(r.Traced.SendSpan, r.Traced.HandedAt, len(batch), err)
+		}
 		if r.Owed != nil {
 			owedHooks = append(owedHooks, r.WebhookID)
 		}

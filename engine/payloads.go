@@ -38,7 +38,8 @@ type payloadCache struct {
 type cachedBody struct {
 	id    string
 	b     []byte
-	left  int // deliveries still expected to take it
+	tp    string // the event's stored traceparent, for its attempts' spans
+	left  int    // deliveries still expected to take it
 	at    time.Time
 	taken bool
 }
@@ -49,26 +50,27 @@ func newPayloadCache(maxBytes int) *payloadCache {
 
 func (e *cachedBody) size() int { return len(e.b) + len(e.id) }
 
-// take returns the body of event id for n of its deliveries, or nil when it is not held.
-// The body leaves the cache once all the deliveries it was put for have taken it.
-func (c *payloadCache) take(id string, n int) []byte {
+// take returns the body of event id, and its traceparent, for n of its deliveries, or nil
+// when it is not held. The body leaves the cache once all the deliveries it was put for have
+// taken it.
+func (c *payloadCache) take(id string, n int) ([]byte, string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.m[id]
 	if e == nil {
-		return nil
+		return nil, ""
 	}
-	b := e.b
+	b, tp := e.b, e.tp
 	e.taken = true
 	if e.left -= n; e.left <= 0 {
 		c.drop(e)
 	}
-	return b
+	return b, tp
 }
 
 // put offers the body of event id, which deliveries more deliveries will take. It is refused
 // when the cache is full of bodies still wanted sooner (see waitedAfter).
-func (c *payloadCache) put(id string, b []byte, deliveries int) {
+func (c *payloadCache) put(id string, b []byte, traceParent string, deliveries int) {
 	size := len(b) + len(id)
 	if deliveries <= 0 || size > c.maxBytes {
 		return
@@ -89,7 +91,7 @@ func (c *payloadCache) put(id string, b []byte, deliveries int) {
 		}
 		c.drop(old)
 	}
-	e := &cachedBody{id: id, b: b, left: deliveries, at: now}
+	e := &cachedBody{id: id, b: b, tp: traceParent, left: deliveries, at: now}
 	c.m[id] = e
 	c.bytes += size
 	c.fifo = append(c.fifo, e)

@@ -9,6 +9,7 @@ import (
 	"github.com/hookrelay/hookrelay/delivery"
 	"github.com/hookrelay/hookrelay/models"
 	"github.com/hookrelay/hookrelay/store"
+	"github.com/hookrelay/hookrelay/tracing"
 )
 
 // Queue is what the engine needs from storage: claiming due deliveries under a lease, taking
@@ -45,9 +46,10 @@ type Config struct {
 	RetrySchedule []time.Duration
 	Lease         time.Duration // how long a claim holds a delivery before others may take it
 	Logger        *slog.Logger
-	Jitter        func() float64 // in [0,1); injectable for tests
-	Metrics       Observer       // optional
-	Changes       ChangeObserver // optional
+	Jitter        func() float64  // in [0,1); injectable for tests
+	Metrics       Observer        // optional
+	Changes       ChangeObserver  // optional
+	Tracer        *tracing.Tracer // nil: no tracing, at no cost
 }
 
 // ChangeObserver is told what the engine changed that admins see, once it is stored (the

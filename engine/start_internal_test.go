@@ -46,7 +46,7 @@ func TestClaimedDeliveriesKeepTheirBodiesWhenTheCacheEvictsThem(t *testing.T) {
 	if err != nil || len(claimed) != 3 {
 		t.Fatalf("claimed %d, %v; want 3", len(claimed), err)
 	}
-	d.start(ctx, ctx, claimed)
+	d.start(ctx, ctx, claimed, time.Now())
 	d.sends.Wait()
 	for range claimed {
 		if r := <-d.rec.in; r.Status != models.StatusSucceeded {
@@ -64,53 +64,53 @@ func TestPayloadCacheKeepsTheQueuesHead(t *testing.T) {
 	clock := time.Unix(1_000_000, 0)
 	c.now = func() time.Time { return clock }
 	for _, id := range []string{"ev01", "ev02", "ev03"} {
-		c.put(id, body(100), 2)
+		c.put(id, body(100), "", 2)
 	}
-	c.put("ev04", body(100), 2)
-	if c.take("ev04", 1) != nil {
+	c.put("ev04", body(100), "", 2)
+	if takeBody(c, "ev04", 1) != nil {
 		t.Error("a full cache of fresh, untaken bodies took a fourth: it should refuse the newest")
 	}
 	for delivery := range 2 {
-		if c.take("ev01", 1) == nil {
+		if takeBody(c, "ev01", 1) == nil {
 			t.Fatalf("ev01 was not held for delivery %d of its 2", delivery+1)
 		}
 	}
-	if c.take("ev01", 1) != nil {
+	if takeBody(c, "ev01", 1) != nil {
 		t.Error("ev01 is still held after its whole fan-out took it")
 	}
-	c.put("ev04", body(100), 2) // ev01's room
-	c.put("ev02", body(100), 9) // already held: neither counted twice nor replaced
+	c.put("ev04", body(100), "", 2) // ev01's room
+	c.put("ev02", body(100), "", 9) // already held: neither counted twice nor replaced
 	if got := c.m["ev02"].left; got != 2 {
 		t.Errorf("ev02 expects %d more takes after a second put, want 2", got)
 	}
-	if c.take("ev02", 1) == nil {
+	if takeBody(c, "ev02", 1) == nil {
 		t.Fatal("ev02 lost")
 	}
 	// ev02 waits on the rest of its fan-out; past waitedAfter it gives way to a new body.
 	clock = clock.Add(waitedAfter)
-	c.put("ev05", body(100), 1)
+	c.put("ev05", body(100), "", 1)
 	if c.m["ev02"] != nil || c.m["ev05"] == nil {
 		t.Error("a body taken by part of its fan-out and then left waiting was not evicted for a new one")
 	}
 	// ev03 was never taken: it stays until staleAfter, then goes too.
-	c.put("ev06", body(100), 1)
+	c.put("ev06", body(100), "", 1)
 	if c.m["ev03"] == nil || c.m["ev06"] != nil {
 		t.Error("an untaken body younger than staleAfter was evicted for a newer one")
 	}
 	clock = clock.Add(staleAfter)
-	c.put("ev06", body(100), 1)
+	c.put("ev06", body(100), "", 1)
 	if c.m["ev03"] != nil || c.m["ev06"] == nil {
 		t.Error("an untaken body older than staleAfter kept a new one out")
 	}
-	c.put("huge", body(1000), 1)
-	c.put("none", body(10), 0)
+	c.put("huge", body(1000), "", 1)
+	c.put("none", body(10), "", 0)
 	if c.m["huge"] != nil || c.m["none"] != nil {
 		t.Error("held a body larger than the cache, or one no delivery will take")
 	}
 	// Long churn: the held bytes, ids and queue stay bounded and agree with each other.
 	for i := range 20000 {
 		id := fmt.Sprintf("e%04d", i)
-		c.put(id, body(10+i%150), 1+i%3)
+		c.put(id, body(10+i%150), "", 1+i%3)
 		if i%4 != 0 {
 			c.take(id, 3)
 		}
@@ -129,4 +129,9 @@ func TestPayloadCacheKeepsTheQueuesHead(t *testing.T) {
 	if len(c.fifo) > 2048+2*len(c.m) {
 		t.Errorf("the queue kept %d slots for %d bodies: taken bodies pin their slots", len(c.fifo), len(c.m))
 	}
+}
+
+func takeBody(c *payloadCache, id string, n int) []byte {
+	b, _ := c.take(id, n)
+	return b
 }

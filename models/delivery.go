@@ -106,6 +106,17 @@ type Result struct {
 	Owed      *OwedDelivery
 	EventType string
 	TakenAt   time.Time
+
+	// Traced is set for a traced attempt, for its record span; a pointer, so that results,
+	// which are copied in bulk on their way to the database, grow by one word untraced.
+	Traced *TracedResult
+}
+
+// TracedResult is what a record span needs: the attempt's send span (a W3C traceparent) to
+// hang from, and when the result reached the recorder, where it starts.
+type TracedResult struct {
+	SendSpan string
+	HandedAt time.Time
 }
 
 // OwedDelivery marks a delivery taken from a spill whose row is not written yet.

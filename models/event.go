@@ -15,4 +15,7 @@ type Event struct {
 	Test           bool
 	DeliveryCount  int
 	CreatedAt      time.Time
+	// TraceParent is the W3C traceparent of the event's enqueue span, nil when published
+	// without tracing.
+	TraceParent *string
 }

@@ -32,11 +32,14 @@ type Webhook struct {
 	Events          string // comma-separated catalogue names, sorted
 	Format          string
 	Enabled         bool
-	DisabledReason  string
-	LastSuccessAt   *time.Time
-	FailingSince    *time.Time
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
+	// TraceContext: attempts carry a W3C traceparent continuing the event's trace (when the
+	// server traces at all).
+	TraceContext   bool
+	DisabledReason string
+	LastSuccessAt  *time.Time
+	FailingSince   *time.Time
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
 }
 
 // EventList returns the subscribed event types.

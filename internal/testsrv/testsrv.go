@@ -19,6 +19,7 @@ import (
 	"github.com/hookrelay/hookrelay/inspector"
 	"github.com/hookrelay/hookrelay/internal/apivalidate"
 	"github.com/hookrelay/hookrelay/internal/storetest"
+	"github.com/hookrelay/hookrelay/tracing"
 )
 
 // AdminToken is the bootstrap admin token of every test server.
@@ -62,6 +63,8 @@ type Options struct {
 	TrustedProxies []string
 	// AutoDisableAfter as --auto-disable-after; 0 never disables.
 	AutoDisableAfter time.Duration
+	// Tracer traces publishes and attempts, as --otlp-endpoint does; nil traces nothing.
+	Tracer *tracing.Tracer
 }
 
 // Server is a running in-process Hookrelay.
@@ -107,7 +110,7 @@ func Start(t testing.TB, o Options) *Server {
 		AllowHTTP: o.AllowHTTP, AllowPrivate: o.AllowPrivate,
 		DeliveryTimeout: o.Timeout, RetrySchedule: o.RetrySchedule, Workers: o.Workers, PerWebhook: o.PerWebhook,
 		InspectorRate: o.InspectorRate, Version: "test", UI: o.UI, Logger: o.Logger,
-		NoDispatch: o.NoDispatch, AutoDisableAfter: o.AutoDisableAfter, Hub: o.Hub, Routes: o.Extra, SignInLimits: signInLimits, TrustedProxies: o.TrustedProxies,
+		NoDispatch: o.NoDispatch, Tracer: o.Tracer, AutoDisableAfter: o.AutoDisableAfter, Hub: o.Hub, Routes: o.Extra, SignInLimits: signInLimits, TrustedProxies: o.TrustedProxies,
 		// Counted afresh on every scrape, so tests see the queue gauges move.
 		QueueStatsEvery: time.Nanosecond,
 	})

@@ -72,6 +72,7 @@ var cases = []struct {
 	{"EventDeliveryCountsByStatus", testEventDeliveryCountsByStatus},
 	{"WebhookActivityCountsTestsApart", testWebhookActivityCountsTestsApart},
 	{"CaptureKeepsItsAnswer", testCaptureKeepsItsAnswer},
+	{"EventsKeepTheirTraceContext", testEventsKeepTheirTraceContext},
 }
 
 // Run runs every case of the suite against b, each as a subtest.

@@ -254,3 +254,46 @@ func testQueueReplayStopsWhenTheWebhookIsDisabled(t *testing.T, b Backend) {
 		t.Fatalf("deleted webhook: %v", err)
 	}
 }
+
+// The trace context an event is published with comes back wherever an attempt reads it (the
+// publish's queued bodies, EventPayloads, GetEvent), so any process continues the trace;
+// an event published without one stays NULL. A webhook keeps its trace_context setting.
+func testEventsKeepTheirTraceContext(t *testing.T, b Backend) {
+	ctx := context.Background()
+	s := b.Open(t, b.DSN(t))
+	w := NewWebhook(t, s, "message.received", true)
+	if _, err := s.ModifyWebhook(ctx, w.ID, func(w *models.Webhook) error { w.TraceContext = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.WebhooksToSend(ctx, []string{w.ID}); err != nil || !got[w.ID].TraceContext {
+		t.Fatalf("webhook to send %+v err %v: want trace_context kept", got[w.ID], err)
+	}
+	var queued []store.EventBody
+	s.OnQueued(func(q store.Queued) {
+		for _, b := range q.Payloads {
+			queued = append(queued, b)
+		}
+	})
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	et, _ := models.LookupEventType("message.received")
+	now := time.Now()
+	out, err := s.Publish(ctx, []store.PublishInput{{Type: et.Name, Payload: et.Example(now), OccurredAt: now, TraceParent: tp},
+		{Type: et.Name, Payload: et.Example(now), OccurredAt: now}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	traced, plain := out[0].Event.ID, out[1].Event.ID
+	if len(queued) != 2 || queued[0].TraceParent+queued[1].TraceParent != tp {
+		t.Errorf("queued bodies %+v: want one with traceparent %s, one without", queued, tp)
+	}
+	bodies, err := s.EventPayloads(ctx, []string{traced, plain})
+	if err != nil || bodies[traced].TraceParent != tp || bodies[plain].TraceParent != "" {
+		t.Fatalf("event payloads %+v err %v: want %s on %s only", bodies, err, tp, traced)
+	}
+	if ev, err := s.GetEvent(ctx, traced); err != nil || ev.TraceParent == nil || *ev.TraceParent != tp {
+		t.Fatalf("stored event %+v err %v: want traceparent %s", ev, err, tp)
+	}
+	if ev, err := s.GetEvent(ctx, plain); err != nil || ev.TraceParent != nil {
+		t.Fatalf("stored event %+v err %v: want no traceparent", ev, err)
+	}
+}

@@ -56,6 +56,9 @@ type Queued struct {
 type EventBody struct {
 	Payload    []byte
 	Deliveries int
+	// TraceParent is the W3C traceparent stored with the event ("" when it was published
+	// without tracing): attempts continue its trace.
+	TraceParent string
 }
 
 // PublishInput is one event to publish.
@@ -65,6 +68,7 @@ type PublishInput struct {
 	OccurredAt     time.Time
 	IdempotencyKey string // optional
 	RequestHash    string // hash of the request, to tell a retry from a key reused for other content
+	TraceParent    string // W3C traceparent of the event's enqueue span; "" stores NULL
 }
 
 // Published is the outcome of publishing one event.

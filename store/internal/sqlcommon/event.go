@@ -2,8 +2,10 @@ package sqlcommon
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hookrelay/hookrelay/models"
@@ -72,6 +74,10 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 				k := p.IdempotencyKey
 				ev.IdempotencyKey = &k
 			}
+			if p.TraceParent != "" {
+				tp := p.TraceParent
+				ev.TraceParent = &tp
+			}
 			events = append(events, ev)
 			ds := make([]*models.Delivery, 0, len(subs))
 			for _, w := range subs {
@@ -109,24 +115,44 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 	for _, p := range out {
 		// Owed events (spilled webhooks) have no rows but are sent all the same.
 		if !p.Replayed && p.Event.DeliveryCount > 0 {
-			q.Payloads[p.Event.ID] = EventBody{Payload: p.Event.Payload, Deliveries: p.Event.DeliveryCount}
+			b := EventBody{Payload: p.Event.Payload, Deliveries: p.Event.DeliveryCount}
+			if p.Event.TraceParent != nil {
+				b.TraceParent = *p.Event.TraceParent
+			}
+			q.Payloads[p.Event.ID] = b
 		}
 	}
 	s.queued(q)
 	return out, nil
 }
 
-var eventColumns = []string{"id", "type", "payload", "occurred_at", "idempotency_key", "request_hash", "test",
-	"delivery_count", "created_at"}
+var (
+	eventColumns       = []string{"id", "type", "payload", "occurred_at", "idempotency_key", "request_hash", "test", "delivery_count", "created_at"}
+	tracedEventColumns = append(append([]string{}, eventColumns...), "trace_parent")
+)
 
+// insertEvents writes new events. trace_parent is written only by batches that carry one, so
+// that without tracing the statement is the one it was before tracing existed.
 func (s *Base) insertEvents(tx *gorm.DB, events []*models.Event) error {
-	return s.hooks.InsertRows(tx, "events", eventColumns, len(events), func(i int, args []any) []any {
+	cols := eventColumns
+	if slices.ContainsFunc(events, func(e *models.Event) bool { return e.TraceParent != nil }) {
+		cols = tracedEventColumns
+	}
+	return s.hooks.InsertRows(tx, "events", cols, len(events), func(i int, args []any) []any {
 		e := events[i]
 		var key any
 		if e.IdempotencyKey != nil {
 			key = *e.IdempotencyKey
 		}
-		return append(args, e.ID, e.Type, e.Payload, e.OccurredAt, key, e.RequestHash, e.Test, int64(e.DeliveryCount), e.CreatedAt)
+		args = append(args, e.ID, e.Type, e.Payload, e.OccurredAt, key, e.RequestHash, e.Test, int64(e.DeliveryCount), e.CreatedAt)
+		if len(cols) == len(tracedEventColumns) {
+			var tp any
+			if e.TraceParent != nil {
+				tp = *e.TraceParent
+			}
+			args = append(args, tp)
+		}
+		return args
 	})
 }
 
@@ -176,7 +202,7 @@ func (s *Base) ListEvents(ctx context.Context, eventType string, p models.Page) 
 // EventPayloads reads the body bytes of the given events.
 func (s *Base) EventPayloads(ctx context.Context, ids []string) (map[string]EventBody, error) {
 	// Read without the ORM's reflection: the dispatcher asks for every batch it starts.
-	rows, err := s.Reader.WithContext(ctx).Raw(`SELECT id, payload, delivery_count FROM events WHERE id IN ?`, ids).Rows()
+	rows, err := s.Reader.WithContext(ctx).Raw(`SELECT id, payload, delivery_count, trace_parent FROM events WHERE id IN ?`, ids).Rows()
 	if err != nil {
 		return nil, fmt.Errorf("event payloads: %w", err)
 	}
@@ -185,9 +211,11 @@ func (s *Base) EventPayloads(ctx context.Context, ids []string) (map[string]Even
 	for rows.Next() {
 		var id string
 		var b EventBody
-		if err := rows.Scan(&id, &b.Payload, &b.Deliveries); err != nil {
+		var tp sql.NullString
+		if err := rows.Scan(&id, &b.Payload, &b.Deliveries, &tp); err != nil {
 			return nil, fmt.Errorf("event payloads: %w", err)
 		}
+		b.TraceParent = tp.String
 		out[id] = b
 	}
 	if err := rows.Err(); err != nil {

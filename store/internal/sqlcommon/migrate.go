@@ -276,6 +276,13 @@ UPDATE webhook_activity SET tests_succeeded = t.ok, tests_failed = t.bad,
 	{13, "capture answer status", `
 ALTER TABLE captures ADD COLUMN answered INTEGER NOT NULL DEFAULT 0;
 `},
+	// Tracing: an event keeps the W3C traceparent of its enqueue span, so attempts made after
+	// a retry delay or a restart (or by another replica) continue the publish's trace; a
+	// webhook says whether its receivers get that context.
+	{14, "trace context", `
+ALTER TABLE events ADD COLUMN trace_parent TEXT NULL;
+ALTER TABLE webhooks ADD COLUMN trace_context BOOLEAN NOT NULL DEFAULT FALSE;
+`},
 }
 
 // Migrate brings the schema up to date: each migration not yet recorded in

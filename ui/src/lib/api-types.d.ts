@@ -2868,6 +2868,7 @@ export interface components {
          *           "tests_succeeded": 1
          *         }
          *       ],
+         *       "trace_context": false,
          *       "updated_at": "2025-01-15T10:30:00Z",
          *       "url": "https://example.com/hooks/chat"
          *     }
@@ -2930,6 +2931,12 @@ export interface components {
             /** @description Attempt outcomes per clock hour (UTC), 24 of them, oldest first; the last is this hour. */
             stats_24h: components["schemas"]["WebhookStats"][];
             /**
+             * @description Attempts carry a W3C traceparent header continuing the event's trace (only when the
+             *     server exports traces, --otlp-endpoint).
+             * @example false
+             */
+            trace_context: boolean;
+            /**
              * Format: date-time
              * @example 2025-01-15T10:30:00Z
              */
@@ -2966,6 +2973,7 @@ export interface components {
          *       "generate_secret": false,
          *       "name": "Slack Notifications",
          *       "secret": "your-webhook-secret",
+         *       "trace_context": false,
          *       "url": "https://example.com/hooks/chat"
          *     }
          */
@@ -2989,6 +2997,12 @@ export interface components {
             name?: string;
             /** @example your-webhook-secret */
             secret?: string | null;
+            /**
+             * @description Send a W3C traceparent header with each attempt, continuing the event's trace (only
+             *     when the server exports traces); default false.
+             * @example false
+             */
+            trace_context?: boolean;
             /** @example https://example.com/hooks/chat */
             url?: string;
         };
@@ -3033,6 +3047,7 @@ export interface components {
          *               "tests_succeeded": 1
          *             }
          *           ],
+         *           "trace_context": false,
          *           "updated_at": "2025-01-15T10:30:00Z",
          *           "url": "https://example.com/hooks/chat"
          *         }
