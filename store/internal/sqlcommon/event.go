@@ -39,6 +39,7 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 		newSpills = started
 		var events []*models.Event
 		var deliveries []*models.Delivery
+		var owed map[string][]string
 		for i, p := range in {
 			if p.IdempotencyKey != "" {
 				var prev models.Event
@@ -77,6 +78,10 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 			for _, w := range subs {
 				if spilled[w.ID] {
 					due[w.ID] = now.UnixMilli() // owed through its spill, with no row of its own yet
+					if owed == nil {
+						owed = map[string][]string{}
+					}
+					owed[w.ID] = append(owed[w.ID], ev.ID)
 					continue
 				}
 				d := &models.Delivery{ID: models.NewID("dlv"), EventID: ev.ID, WebhookID: w.ID, EventType: p.Type,
@@ -94,7 +99,12 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 		if err := s.insertDeliveries(tx, deliveries); err != nil {
 			return err
 		}
-		if len(deliveries) > 0 {
+		if len(owed) > 0 {
+			if err := s.hooks.OweEvents(tx, owed, now); err != nil {
+				return err
+			}
+		}
+		if len(due) > 0 {
 			return s.hooks.EndPublish(tx, due)
 		}
 		return nil
