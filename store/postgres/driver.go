@@ -35,7 +35,14 @@ var _ storedriver.Driver = (*Driver)(nil)
 
 // Open connects to the database at dsn (a postgres:// URL) and migrates it.
 func Open(ctx context.Context, dsn string) (*Driver, error) {
-	db, err := gorm.Open(gormpostgres.Open(dsn), sqlcommon.GormConfig())
+	cfg := sqlcommon.GormConfig()
+	// No process-wide cache of prepared statements: pgx prepares and caches each statement
+	// per connection already. gorm's cache prepared a new statement on a connection of its
+	// own, and a transaction needing that statement waited for it under the cache's lock; with
+	// every connection held by such transactions, the preparation never got one and the pool
+	// stalled with all of them idle in transaction (pool_test.go).
+	cfg.PrepareStmt = false
+	db, err := gorm.Open(gormpostgres.Open(dsn), cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
