@@ -77,6 +77,9 @@ func (hooks) Subscribers(tx *gorm.DB, eventType string) ([]*models.Webhook, erro
 
 func (h hooks) WroteRows(ds []*models.Delivery) { h.d.spills.WroteRows(ds) }
 
+// ListsOwed is true: no position says what a spill owes here, each publish lists it.
+func (hooks) ListsOwed() bool { return true }
+
 func (hooks) OweEvents(tx *gorm.DB, owed map[string][]string, now time.Time) error {
 	return oweEvents(tx, owed, now)
 }

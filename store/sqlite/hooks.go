@@ -54,7 +54,10 @@ func (h hooks) Subscribers(tx *gorm.DB, eventType string) ([]*models.Webhook, er
 
 func (h hooks) WroteRows(ds []*models.Delivery) { h.d.spills.WroteRows(ds) }
 
-// OweEvents has nothing to record: the spill position covers every later event.
+// ListsOwed is false: the spill position covers every later event.
+func (hooks) ListsOwed() bool { return false }
+
+// OweEvents is never called (ListsOwed).
 func (hooks) OweEvents(*gorm.DB, map[string][]string, time.Time) error { return nil }
 
 // EndPublish has nothing to add: the dispatcher is in this process and hears of the commit

@@ -40,6 +40,7 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 		var events []*models.Event
 		var deliveries []*models.Delivery
 		var owed map[string][]string
+		listOwed := len(spilled) > 0 && s.hooks.ListsOwed()
 		for i, p := range in {
 			if p.IdempotencyKey != "" {
 				var prev models.Event
@@ -78,10 +79,12 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 			for _, w := range subs {
 				if spilled[w.ID] {
 					due[w.ID] = now.UnixMilli() // owed through its spill, with no row of its own yet
-					if owed == nil {
-						owed = map[string][]string{}
+					if listOwed {
+						if owed == nil {
+							owed = map[string][]string{}
+						}
+						owed[w.ID] = append(owed[w.ID], ev.ID)
 					}
-					owed[w.ID] = append(owed[w.ID], ev.ID)
 					continue
 				}
 				d := &models.Delivery{ID: models.NewID("dlv"), EventID: ev.ID, WebhookID: w.ID, EventType: p.Type,
