@@ -333,12 +333,7 @@ func (d *Driver) Backlogs(ctx context.Context, ids []string, count bool) (map[st
 	}
 	out := make(map[string]*storedriver.Backlog, len(rows))
 	for _, r := range rows {
-		b := &storedriver.Backlog{SpilledSince: r.Since}
-		if count {
-			n := r.Owed
-			b.OwedEvents = &n
-		}
-		out[r.WebhookID] = b
+		out[r.WebhookID] = sqlcommon.BacklogOf(r.Since, r.Owed, count)
 	}
 	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store/internal/sqlcommon"
 	"github.com/hookrelay/hookrelay/store/storedriver"
 	"gorm.io/gorm"
 )
@@ -147,12 +148,7 @@ func (s *Driver) Backlogs(ctx context.Context, ids []string, count bool) (map[st
 	}
 	out := make(map[string]*storedriver.Backlog, len(list))
 	for _, o := range list {
-		b := &storedriver.Backlog{SpilledSince: o.SpilledSince}
-		if count {
-			n := o.Events
-			b.OwedEvents = &n
-		}
-		out[o.WebhookID] = b
+		out[o.WebhookID] = sqlcommon.BacklogOf(o.SpilledSince, o.Events, count)
 	}
 	return out, nil
 }

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store/storedriver"
 	"gorm.io/gorm"
 )
 
@@ -110,4 +112,14 @@ func OwedDeliveryID(eventID, webhookID string) string {
 		return "dlv_" + hex.EncodeToString(sum[:16]) // not NewID's form; still one id per pair
 	}
 	return "dlv_" + eventID[4:20] + hex.EncodeToString(sum[:8])
+}
+
+// BacklogOf is a spilled webhook's Backlog as Backlogs returns it: what it owes only when
+// counted.
+func BacklogOf(since time.Time, owed int64, counted bool) *storedriver.Backlog {
+	b := &storedriver.Backlog{SpilledSince: since}
+	if counted {
+		b.OwedEvents = &owed
+	}
+	return b
 }
