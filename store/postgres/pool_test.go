@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/internal/storetest"
+	"github.com/hookrelay/hookrelay/store"
+	"github.com/hookrelay/hookrelay/store/conformance"
 	"github.com/hookrelay/hookrelay/store/postgres"
 	"gorm.io/gorm"
 )
@@ -126,5 +128,42 @@ func TestAJobLockTakesNoConnectionFromThePool(t *testing.T) {
 	})
 	if err != nil || !ran {
 		t.Fatalf("job with one free connection: ran %v, err %v", ran, err)
+	}
+}
+
+// A take that finds nothing more owed ends the spill only when no publish that may still owe
+// the webhook events is running, and it does not wait for one: it holds owed rows by then, and
+// a drop of the spill (the webhook disabled) waiting for those rows while holding the spill's
+// lock would deadlock with it. Once the publish is done, the next take ends the spill.
+func TestATakeDoesNotWaitForAPublishInFlightToEndASpill(t *testing.T) {
+	d, _ := openForPool(t)
+	s := store.New(d)
+	ctx := context.Background()
+	w := conformance.NewWebhook(t, s, "message.received", true)
+	if _, err := s.Spill(ctx, []string{w.ID}); err != nil {
+		t.Fatal(err)
+	}
+	conformance.Publish(t, s, "message.received", "")
+	inFlight := d.Writer.Begin()
+	if err := inFlight.Exec(`SELECT pg_advisory_xact_lock_shared(?, hashtext(?))`, postgres.SpillLockClass, w.ID).Error; err != nil {
+		t.Fatal(err)
+	}
+	take := func() store.SpillTake {
+		t.Helper()
+		tctx, cancel := context.WithTimeout(ctx, stallBound)
+		defer cancel()
+		got, err := s.TakeSpilled(tctx, store.TakeRequest{Owner: "t", Now: time.Now(), Lease: time.Minute,
+			Hooks: []store.OwedQuota{{WebhookID: w.ID, Rows: 10}}})
+		if err != nil {
+			t.Fatalf("take with a publish in flight: %v", err)
+		}
+		return got[w.ID]
+	}
+	if got := take(); len(got.Taken) != 1 || !got.Spilled {
+		t.Errorf("take beside a publish in flight: %d taken, spilled %v; want the one owed event and the spill kept", len(got.Taken), got.Spilled)
+	}
+	inFlight.Rollback()
+	if got := take(); len(got.Taken) != 0 || got.Spilled {
+		t.Errorf("take after the publish: %d taken, spilled %v; want nothing and the spill ended", len(got.Taken), got.Spilled)
 	}
 }

@@ -34,8 +34,8 @@ import (
 // webhook spilled. A publish holds a shared advisory lock per spilled webhook it owes to
 // until it commits, taken before the read of the spilled set it acts on; ending a spill (or
 // dropping it with its webhook) takes the lock exclusively, so it waits for those publishes
-// and then sees their owed rows. Locks are taken in id order, so publishes and ends cannot
-// wait for each other in a cycle.
+// and then sees their owed rows; a take ends a spill only if it gets that lock at once. Locks
+// are taken in id order, so publishes and ends cannot wait for each other in a cycle.
 
 // spillLockClass is the first key of the advisory locks on spills (the second is a hash of
 // the webhook id), apart from the single-key locks of jobs and migrations.
@@ -92,7 +92,8 @@ func startSpills(tx *gorm.DB, ids []string, now time.Time) ([]string, error) {
 }
 
 // lockSpills takes the advisory locks of the webhooks' spills (ids sorted): shared by a
-// publish that owes them events, exclusive by what ends a spill.
+// publish that owes them events, exclusive by what drops a spill (a take ending one only tries
+// it).
 func lockSpills(tx *gorm.DB, ids []string, shared bool) error {
 	fn := "pg_advisory_xact_lock"
 	if shared {
@@ -265,10 +266,18 @@ func (d *Driver) takeOwed(ctx context.Context, want storedriver.OwedQuota, now t
 		if got.More {
 			return nil
 		}
-		// All it found is taken: end the spill if nothing more is owed, once the publishes
-		// that may still add to it have committed (see the top of the file).
-		if err := lockSpills(tx, []string{want.WebhookID}, false); err != nil {
+		// All it found is taken: end the spill if nothing more is owed and no publish that
+		// may still add to it is running (see the top of the file). Only if that holds right
+		// now: waiting for the lock while holding owed rows could deadlock with a drop of the
+		// spill, which holds the lock and deletes those rows. A spill left here ends at a take
+		// after the next publish, which hints the webhook due.
+		var free bool
+		if err := tx.Raw(`SELECT pg_try_advisory_xact_lock(?, hashtext(?))`, spillLockClass, want.WebhookID).
+			Scan(&free).Error; err != nil {
 			return err
+		}
+		if !free {
+			return nil
 		}
 		res := tx.Exec(`DELETE FROM webhook_spills WHERE webhook_id = ?
 			AND NOT EXISTS (SELECT 1 FROM webhook_owed WHERE webhook_id = ?)`, want.WebhookID, want.WebhookID)
