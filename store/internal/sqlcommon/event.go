@@ -12,7 +12,7 @@ import (
 
 // Publish writes the events and one pending delivery per enabled subscribed webhook in one
 // transaction (the outbox): once it returns, a crash cannot lose them. A spilled webhook
-// (see storedriver.Spiller) gets no row: the event is owed to it through its spill position instead, and
+// (see storedriver.Spiller) gets no row: the event is owed to it through its spill instead, and
 // still counts in the event's DeliveryCount. A batch shares the
 // transaction, which is how many events per second stay cheap on one SQLite writer.
 func (s *Base) Publish(ctx context.Context, in []PublishInput) ([]Published, error) {
