@@ -592,7 +592,7 @@ func TestSpilledWebhookShowsItsBacklog(t *testing.T) {
 
 // An admin looking at a webhook whose endpoint hangs sees every event waiting for it as a
 // pending delivery, and their count, whether the deliveries have rows yet or wait in the
-// webhook's spill (SQLite spills such a webhook after a few dozen events).
+// webhook's spill (the store spills such a webhook after a few dozen events).
 func TestEveryPendingDeliveryOfAHangingWebhookIsListedAndCounted(t *testing.T) {
 	e := newEnv(t, withLocalTargets())
 	release := make(chan struct{})

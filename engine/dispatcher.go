@@ -74,7 +74,7 @@ func New(cfg Config) *Dispatcher {
 		inFlight = cfg.Metrics.InFlight
 	}
 	d.table = newTable(cfg.PerWebhook, inFlight)
-	d.spill = newSpiller(cfg.Store, d.table, d.owner, cfg.Logger, d.nudge, d.requestRescan)
+	d.spill = newSpiller(cfg.Store, d.table, d.owner, cfg.Lease, cfg.Logger, d.nudge, d.requestRescan)
 	d.rec = newRecorder(cfg.Store, d.recorded, d.lost)
 	return d
 }

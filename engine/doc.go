@@ -31,8 +31,8 @@
 //
 // # Spill policy
 //
-// Only the SQLite store spills (Queue.SpillSupported); on PostgreSQL every delivery is a row.
-// The policy and its thresholds are the engine's (spill.go); the store only applies them, in
+// Both stores spill (Queue.SpillSupported): SQLite owes the events after a position in its
+// events table, PostgreSQL lists each publish's owed events in one row. The policy and its thresholds are the engine's (spill.go); the store only applies them, in
 // the publish transaction that would otherwise write the rows a spill saves. A webhook is
 // spilled when either of two signs shows it falling behind:
 //   - its backlog: spillPending deliveries pending, which the engine hands the store with
@@ -47,7 +47,9 @@
 // loop starts before claiming anything for it. The spill ends when a take finds nothing owed
 // and nothing in flight. Taken events that will not be recorded are abandoned
 // (Queue.AbandonOwed): the store takes them again from the stored position, so nothing is
-// lost and only what was in flight may be sent twice.
+// lost and only what was in flight may be sent twice. (On PostgreSQL a take writes the
+// deliveries' rows, leased to this process, so what it hands out is ordinary claimed work: a
+// spill ends when nothing is owed, and what is abandoned waits for its lease like any claim.)
 //
 // # Ordered delivery per key (next)
 //

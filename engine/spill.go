@@ -56,14 +56,15 @@ type spiller struct {
 	store  Queue
 	table  *table
 	owner  string
+	lease  time.Duration
 	logger *slog.Logger
 	notify func() // wakes the claim loop
 	rescan func() // makes the claim loop look for work everywhere
 	run    chan struct{}
 }
 
-func newSpiller(q Queue, t *table, owner string, logger *slog.Logger, notify, rescan func()) *spiller {
-	return &spiller{store: q, table: t, owner: owner, logger: logger, notify: notify, rescan: rescan,
+func newSpiller(q Queue, t *table, owner string, lease time.Duration, logger *slog.Logger, notify, rescan func()) *spiller {
+	return &spiller{store: q, table: t, owner: owner, lease: lease, logger: logger, notify: notify, rescan: rescan,
 		run: make(chan struct{}, 1)}
 }
 
@@ -101,7 +102,7 @@ func (s *spiller) take(ctx context.Context, wants []store.OwedQuota, gens map[st
 	if len(wants) == 0 {
 		return nil
 	}
-	got, err := s.store.TakeSpilled(ctx, store.TakeRequest{Owner: s.owner, Now: time.Now(), Hooks: wants})
+	got, err := s.store.TakeSpilled(ctx, store.TakeRequest{Owner: s.owner, Now: time.Now(), Lease: s.lease, Hooks: wants})
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,7 @@
 // relies on of webhooks, events and the publish transaction, claims and leases, recorded
 // attempts, captures, keys and sessions, retention, replicas and migrations, whatever the
 // database. Each driver's package calls Run from a test with a Backend that opens it; what
-// only one driver does (spills, the group commit's cancellation, the checkpointer, array
+// only one driver does (how a spill's taken deliveries get their rows, the group commit's cancellation, the checkpointer, array
 // inserts) is tested in that driver's package.
 //
 // The cases are plain functions of one concern per file, so a failing case names its
@@ -67,7 +67,16 @@ var cases = []struct {
 	{"PruneKeepsFinishedWorkNewerThanTheCutoff", testPruneKeepsFinishedWorkNewerThanTheCutoff},
 	{"JobLockAdmitsOneReplicaAtATime", testJobLockAdmitsOneReplicaAtATime},
 	{"NotifyReachesListeners", testNotifyReachesListeners},
-	{"SpillOnlyOnSQLite", testSpillOnlyOnSQLite},
+	{"SpillSupported", testSpillSupported},
+	{"SpilledWebhookOwesEventsAndTakesThemInOrderExactlyOnce", testSpilledWebhookOwesEventsAndTakesThemInOrderExactlyOnce},
+	{"SpillTakesOnlyEventsTheWebhookSubscribesTo", testSpillTakesOnlyEventsTheWebhookSubscribesTo},
+	{"SpillEndsWithTheWebhookAndKeepsOwedEventsFromPruning", testSpillEndsWithTheWebhookAndKeepsOwedEventsFromPruning},
+	{"SpillSurvivesReopeningTheStore", testSpillSurvivesReopeningTheStore},
+	{"PublishSpillsBackloggedWebhooksWhenADispatcherListens", testPublishSpillsBackloggedWebhooksWhenADispatcherListens},
+	{"PublishSpillsByBacklogOnlyAtTheThresholdTheEngineGave", testPublishSpillsByBacklogOnlyAtTheThresholdTheEngineGave},
+	{"ReplaySkipsEventsTheSpillOwes", testReplaySkipsEventsTheSpillOwes},
+	{"OwedDeliveriesAreListedCountedAndReadUnderTheirFutureIDs", testOwedDeliveriesAreListedCountedAndReadUnderTheirFutureIDs},
+	{"ReplicasTakeEachOwedEventOnce", testReplicasTakeEachOwedEventOnce},
 	{"AttemptsKeepTheirFormatAndReplaysTheirJob", testAttemptsKeepTheirFormatAndReplaysTheirJob},
 	{"EventDeliveryCountsByStatus", testEventDeliveryCountsByStatus},
 	{"WebhookActivityCountsTestsApart", testWebhookActivityCountsTestsApart},

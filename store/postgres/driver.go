@@ -3,9 +3,10 @@
 // Sharing is what its parts are for. Claims lease deliveries in the locked_until column with
 // FOR UPDATE SKIP LOCKED, so replicas claim disjoint rows (claim.go); a publish wakes every
 // replica's dispatcher with NOTIFY at commit, and jobs that only one replica should run take
-// an advisory lock (notify.go); bulk inserts send each column as one array (insert.go). Every
-// delivery gets its row at publish: concurrent writers commit out of id order, so a position
-// in the events table cannot say which events a webhook owes, and nothing spills.
+// an advisory lock (notify.go); bulk inserts send each column as one array (insert.go). A
+// webhook that falls behind is spilled: each publish lists what it owes in one row instead of
+// writing a row per event, and takes, which replicas share with SKIP LOCKED, turn those into
+// leased deliveries (spill.go).
 //
 // The statements it shares with SQLite are in store/internal/sqlcommon; this package supplies
 // the parts that differ through sqlcommon.Hooks (hooks.go).
@@ -26,14 +27,22 @@ import (
 // Driver is the PostgreSQL store. It implements storedriver.Driver.
 type Driver struct {
 	*sqlcommon.Base
-	dsn string // for the connections LISTEN holds
+	dsn    string                 // for the connections LISTEN holds
+	spills *sqlcommon.SpillPolicy // when this process's publishes start spills (spill.go)
 }
 
 var _ storedriver.Driver = (*Driver)(nil)
 
 // Open connects to the database at dsn (a postgres:// URL) and migrates it.
 func Open(ctx context.Context, dsn string) (*Driver, error) {
-	db, err := gorm.Open(gormpostgres.Open(dsn), sqlcommon.GormConfig())
+	cfg := sqlcommon.GormConfig()
+	// No process-wide cache of prepared statements: pgx prepares and caches each statement
+	// per connection already. gorm's cache prepared a new statement on a connection of its
+	// own, and a transaction needing that statement waited for it under the cache's lock; with
+	// every connection held by such transactions, the preparation never got one and the pool
+	// stalled with all of them idle in transaction (pool_test.go).
+	cfg.PrepareStmt = false
+	db, err := gorm.Open(gormpostgres.Open(dsn), cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
@@ -44,7 +53,7 @@ func Open(ctx context.Context, dsn string) (*Driver, error) {
 	sqlDB.SetMaxOpenConns(32)
 	sqlDB.SetMaxIdleConns(32)
 	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
-	d := &Driver{dsn: dsn}
+	d := &Driver{dsn: dsn, spills: sqlcommon.NewSpillPolicy()}
 	d.Base = sqlcommon.New(db, db, []*sql.DB{sqlDB}, hooks{d})
 	if err := d.Ping(ctx); err != nil {
 		d.Close()
@@ -60,5 +69,5 @@ func Open(ctx context.Context, dsn string) (*Driver, error) {
 // IsPostgres is true.
 func (d *Driver) IsPostgres() bool { return true }
 
-// SpillSupported is false: see the package comment.
-func (d *Driver) SpillSupported() bool { return false }
+// SpillSupported is true: see spill.go.
+func (d *Driver) SpillSupported() bool { return true }

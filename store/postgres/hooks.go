@@ -66,15 +66,23 @@ func (hooks) JSONCol(i int, sqlType string) string {
 	return col
 }
 
-// BeginPublish finds no spilled webhook.
-func (hooks) BeginPublish(*gorm.DB) (map[string]bool, []string, error) { return nil, nil, nil }
+func (h hooks) BeginPublish(tx *gorm.DB) (map[string]bool, []string, error) {
+	return h.d.beginPublish(tx)
+}
 
 // Subscribers reads the webhooks inside tx every time: other replicas change them too.
 func (hooks) Subscribers(tx *gorm.DB, eventType string) ([]*models.Webhook, error) {
 	return sqlcommon.EnabledSubscribers(tx, eventType)
 }
 
-func (hooks) WroteRows([]*models.Delivery) {}
+func (h hooks) WroteRows(ds []*models.Delivery) { h.d.spills.WroteRows(ds) }
+
+// ListsOwed is true: no position says what a spill owes here, each publish lists it.
+func (hooks) ListsOwed() bool { return true }
+
+func (hooks) OweEvents(tx *gorm.DB, owed map[string][]string, now time.Time) error {
+	return oweEvents(tx, owed, now)
+}
 
 // EndPublish notifies at commit: it wakes the other replicas' dispatchers so they share the
 // work at once, naming the webhooks so they need not scan for it.
@@ -90,21 +98,24 @@ func (hooks) LockForChange(q *gorm.DB) *gorm.DB {
 // SubscribersChanged has no cache to invalidate.
 func (hooks) SubscribersChanged() {}
 
-// DropSpill has no spill to end.
-func (hooks) DropSpill(*gorm.DB, string) error { return nil }
+func (hooks) DropSpill(tx *gorm.DB, webhookID string) error { return dropSpill(tx, webhookID) }
 
-// KeepOwed spares nothing: no event is owed.
-func (hooks) KeepOwed() string { return "" }
-
-func (hooks) GetOwed(context.Context, string) (*models.Delivery, error) {
-	return nil, models.ErrNotFound
+// KeepOwed spares the events listed in webhook_owed.
+func (hooks) KeepOwed() string {
+	return ` AND id NOT IN (SELECT unnest(string_to_array(o.events, ',')) FROM webhook_owed o)`
 }
 
-func (hooks) ListOwed(context.Context, storedriver.DeliveryFilter, string, int) ([]*models.Delivery, error) {
-	return nil, nil
+func (h hooks) GetOwed(ctx context.Context, id string) (*models.Delivery, error) {
+	return h.d.getOwed(ctx, id)
 }
 
-func (hooks) SkipOwed(q *gorm.DB, _ string) *gorm.DB { return q }
+func (h hooks) ListOwed(ctx context.Context, f storedriver.DeliveryFilter, cursor string, limit int) ([]*models.Delivery, error) {
+	return h.d.listOwed(ctx, f, cursor, limit)
+}
+
+func (hooks) SkipOwed(q *gorm.DB, webhookID string) *gorm.DB {
+	return q.Where(`events.id NOT IN (SELECT unnest(string_to_array(o.events, ',')) FROM webhook_owed o WHERE o.webhook_id = ?)`, webhookID)
+}
 
 // Leased is false: leases are in the table, which RequeueDelivery's update checks.
 func (hooks) Leased(string, int64) bool { return false }
@@ -127,7 +138,7 @@ func (hooks) LockForRecord(tx *gorm.DB, results []models.Result) error {
 	return tx.Exec(`SELECT 1 FROM deliveries WHERE id IN ? ORDER BY id FOR UPDATE`, slices.Compact(ids)).Error
 }
 
-// RecordOwed has no owed deliveries to write: TakeSpilled hands none out.
+// RecordOwed has no owed deliveries to write: a take writes the rows (spill.go).
 func (hooks) RecordOwed(*gorm.DB, []models.Result, time.Time) (map[string]bool, func(), error) {
 	return map[string]bool{}, nil, nil
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"gorm.io/gorm"
 )
 
 // How replicas sharing the database tell each other things: LISTEN/NOTIFY, and advisory
@@ -60,23 +59,32 @@ func (s *Driver) listenOnce(ctx context.Context, channel string, fn func(string)
 	}
 }
 
-// WithJobLock runs fn only if no other replica is running the job named key right now
-// (a transaction-scoped advisory lock). It reports whether fn ran.
+// WithJobLock runs fn only if no other replica is running the job named key right now, and
+// reports whether it ran. The lock is held by a connection of its own, not one of the pool:
+// fn needs pool connections for its work, and a lock holding one of them while fn waits for
+// another could starve the job, or with every other connection busy, stall it for good
+// (pool_test.go). If that connection drops, the server releases the lock, as it would a
+// transaction's.
 func (s *Driver) WithJobLock(ctx context.Context, key int64, fn func(ctx context.Context) error) (bool, error) {
-	ran := false
-	err := s.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var got bool
-		if err := tx.Raw(`SELECT pg_try_advisory_xact_lock(?)`, key).Scan(&got).Error; err != nil {
-			return err
-		}
-		if !got {
-			return nil
-		}
-		ran = true
-		return fn(ctx)
-	})
-	if err != nil && !errors.Is(err, context.Canceled) {
-		return ran, fmt.Errorf("job %d: %w", key, err)
+	conn, err := pgx.Connect(ctx, s.dsn)
+	if err != nil {
+		return false, fmt.Errorf("job %d: %w", key, err)
 	}
-	return ran, err
+	defer conn.Close(context.WithoutCancel(ctx))
+	var got bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&got); err != nil {
+		return false, fmt.Errorf("job %d: %w", key, err)
+	}
+	if !got {
+		return false, nil
+	}
+	err = fn(ctx)
+	// Closing the connection would release it too; unlocking first frees it at once.
+	if _, uerr := conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, key); uerr != nil && err == nil {
+		err = uerr
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return true, fmt.Errorf("job %d: %w", key, err)
+	}
+	return true, err
 }

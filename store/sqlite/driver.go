@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"sync"
 
 	gormsqlite "github.com/glebarez/sqlite"
 	"github.com/hookrelay/hookrelay/store/internal/sqlcommon"
@@ -36,12 +35,8 @@ type Driver struct {
 	// subs caches the enabled webhooks for Publish: every webhook write goes through this
 	// process.
 	subs subscriberCache
-	// sinceCheck counts, per webhook, the rows publishes wrote since its backlog was last
-	// looked at (spill.go); touched by the one writer.
-	sinceCheck   map[string]int
-	spillWanted  map[string]bool // see RequestSpill
-	spillAt      int             // see SpillWhenPending
-	sinceCheckMu sync.Mutex      // guards sinceCheck, spillWanted and spillAt
+	// spills is when publishes start spills (spill.go).
+	spills *sqlcommon.SpillPolicy
 	// takes is what this process took of each spill without rows yet (take.go).
 	takes owedTracks
 	// checkpoints folds the WAL into the file in the background.
@@ -121,7 +116,7 @@ func open(ctx context.Context, path string) (*Driver, error) {
 	}
 	rdb.SetMaxOpenConns(8)
 	rdb.SetMaxIdleConns(8)
-	d := &Driver{leases: newMemLeases(), sinceCheck: map[string]int{}, spillWanted: map[string]bool{},
+	d := &Driver{leases: newMemLeases(), spills: sqlcommon.NewSpillPolicy(),
 		takes: owedTracks{byHook: map[string]*owedTrack{}}}
 	d.Base = sqlcommon.New(w, r, []*sql.DB{wdb, rdb}, hooks{d})
 	d.SoleWriter()

@@ -52,7 +52,13 @@ func (h hooks) Subscribers(tx *gorm.DB, eventType string) ([]*models.Webhook, er
 	return h.d.enabledSubscribers(tx, eventType)
 }
 
-func (h hooks) WroteRows(ds []*models.Delivery) { h.d.wroteRows(ds) }
+func (h hooks) WroteRows(ds []*models.Delivery) { h.d.spills.WroteRows(ds) }
+
+// ListsOwed is false: the spill position covers every later event.
+func (hooks) ListsOwed() bool { return false }
+
+// OweEvents is never called (ListsOwed).
+func (hooks) OweEvents(*gorm.DB, map[string][]string, time.Time) error { return nil }
 
 // EndPublish has nothing to add: the dispatcher is in this process and hears of the commit
 // through OnQueued.

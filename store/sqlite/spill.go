@@ -3,10 +3,10 @@ package sqlite
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store/internal/sqlcommon"
 	"github.com/hookrelay/hookrelay/store/storedriver"
 	"gorm.io/gorm"
 )
@@ -25,18 +25,14 @@ import (
 // is lost in between: the events and the spill position are durable, and the position moves
 // only in the transactions that write the rows it passes.
 //
-// Only SQLite spills. On PostgreSQL, concurrent writers commit out of id order, so a
-// position in the events table cannot say which events are owed; there every delivery gets
-// its row at publish, and replicas share the writing.
+// On PostgreSQL, concurrent writers commit out of id order, so a position in the events table
+// cannot say which events are owed: that driver records each publish's owed events in a row
+// of webhook_owed instead (store/postgres/spill.go). When a spill starts is the same on both
+// (sqlcommon.SpillPolicy).
 
 // SpillWhenPending sets the backlog at which publishing spills a webhook (the engine's
-// policy): n deliveries pending. Checked once per n rows written for the webhook, so the
-// check costs one bounded index read per that many rows; 0 turns the check off.
-func (s *Driver) SpillWhenPending(n int) {
-	s.sinceCheckMu.Lock()
-	s.spillAt = max(n, 0)
-	s.sinceCheckMu.Unlock()
-}
+// policy, sqlcommon.SpillPolicy).
+func (s *Driver) SpillWhenPending(n int) { s.spills.SpillWhenPending(n) }
 
 // Spill makes the given enabled webhooks owe the events published from now on instead of
 // getting a delivery row for each, in one transaction. It returns the ids spilled afterwards
@@ -152,41 +148,13 @@ func (s *Driver) Backlogs(ctx context.Context, ids []string, count bool) (map[st
 	}
 	out := make(map[string]*storedriver.Backlog, len(list))
 	for _, o := range list {
-		b := &storedriver.Backlog{SpilledSince: o.SpilledSince}
-		if count {
-			n := o.Events
-			b.OwedEvents = &n
-		}
-		out[o.WebhookID] = b
+		out[o.WebhookID] = sqlcommon.BacklogOf(o.SpilledSince, o.Events, count)
 	}
 	return out, nil
 }
 
-// RequestSpill asks for webhooks to be spilled by the next publish (the dispatcher sees that
-// they stopped answering): applied there, inside the transaction that would otherwise write
-// their rows, it costs no transaction of its own. A no-op on PostgreSQL.
-func (s *Driver) RequestSpill(webhookIDs []string) {
-	if len(webhookIDs) == 0 {
-		return
-	}
-	s.sinceCheckMu.Lock()
-	for _, id := range webhookIDs {
-		s.spillWanted[id] = true
-	}
-	s.sinceCheckMu.Unlock()
-}
-
-// wroteRows notes the delivery rows a publish writes, per webhook.
-func (s *Driver) wroteRows(ds []*models.Delivery) {
-	if len(ds) == 0 {
-		return
-	}
-	s.sinceCheckMu.Lock()
-	for _, d := range ds {
-		s.sinceCheck[d.WebhookID]++
-	}
-	s.sinceCheckMu.Unlock()
-}
+// RequestSpill asks the next publish to spill these webhooks (sqlcommon.SpillPolicy).
+func (s *Driver) RequestSpill(webhookIDs []string) { s.spills.RequestSpill(webhookIDs) }
 
 // spillBacklogged runs at the start of a publish transaction: when a dispatcher listens
 // (OnQueued), it spills the webhooks whose pending deliveries reached the SpillWhenPending
@@ -204,43 +172,12 @@ func (s *Driver) spillBacklogged(tx *gorm.DB) (map[string]bool, []string, error)
 	if err != nil {
 		return nil, nil, err
 	}
-	var check, wanted []string
-	s.sinceCheckMu.Lock()
-	spillAt := s.spillAt
-	for id, n := range s.sinceCheck {
-		if spillAt > 0 && n >= spillAt {
-			delete(s.sinceCheck, id)
-			if !spilled[id] {
-				check = append(check, id)
-			}
-		}
+	toSpill, err := s.spills.ToSpill(tx, spilled)
+	if err != nil {
+		return nil, nil, err
 	}
-	for id := range s.spillWanted {
-		if !spilled[id] {
-			wanted = append(wanted, id)
-		}
-	}
-	clear(s.spillWanted)
-	s.sinceCheckMu.Unlock()
 	var started []string
-	for _, id := range wanted {
-		if err := startSpill(tx, id, time.Now().UTC()); err != nil {
-			return nil, nil, err
-		}
-		started = append(started, id)
-	}
-	for _, id := range check {
-		if slices.Contains(wanted, id) {
-			continue
-		}
-		var n int64
-		if err := tx.Raw(`SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE webhook_id = ? AND status = 'pending' LIMIT ?) AS backlog`,
-			id, spillAt).Scan(&n).Error; err != nil {
-			return nil, nil, fmt.Errorf("webhook backlog: %w", err)
-		}
-		if n < int64(spillAt) {
-			continue
-		}
+	for _, id := range toSpill {
 		if err := startSpill(tx, id, time.Now().UTC()); err != nil {
 			return nil, nil, err
 		}

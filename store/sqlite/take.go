@@ -2,8 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"math"
 	"sync"
@@ -424,16 +422,8 @@ func (s *Driver) insertOwed(tx *gorm.DB, rs []models.Result, now time.Time, writ
 	return nil
 }
 
-// owedDeliveryID is the id of the delivery of an owed event to a webhook: NewID's form, with
-// the event id's time and sub-millisecond order and, in place of the random bits, a hash of
-// the pair, so taking the same event twice (only after a failed record) makes the same id and
-// still one row. It sorts like its event, which is also what retention goes by.
 func owedDeliveryID(eventID, webhookID string) string {
-	sum := sha256.Sum256([]byte(eventID + "/" + webhookID))
-	if len(eventID) != 36 {
-		return "dlv_" + hex.EncodeToString(sum[:16]) // not NewID's form; still one id per pair
-	}
-	return "dlv_" + eventID[4:20] + hex.EncodeToString(sum[:8])
+	return sqlcommon.OwedDeliveryID(eventID, webhookID)
 }
 
 // AbandonOwed is told that deliveries taken without rows will not be recorded (their record

@@ -35,6 +35,9 @@ type SpillTake struct {
 type TakeRequest struct {
 	Owner string
 	Now   time.Time
+	// Lease is how long the deliveries taken are held for Owner where a take writes their
+	// rows leased (PostgreSQL); a take of rowless deliveries (SQLite) ignores it.
+	Lease time.Duration
 	Hooks []OwedQuota
 }
 

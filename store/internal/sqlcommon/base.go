@@ -62,7 +62,14 @@ type Hooks interface {
 	Subscribers(tx *gorm.DB, eventType string) ([]*models.Webhook, error)
 	// WroteRows is told the delivery rows a publish writes.
 	WroteRows(ds []*models.Delivery)
-	// EndPublish runs last in a publish transaction that wrote delivery rows.
+	// ListsOwed reports whether publishes must tell the driver which events they owe to
+	// spilled webhooks (OweEvents); a driver whose spill position covers them says no, and
+	// publishes skip collecting them.
+	ListsOwed() bool
+	// OweEvents records, inside a publish transaction, the events it owes each spilled
+	// webhook instead of writing their rows (ids in publish order).
+	OweEvents(tx *gorm.DB, owed map[string][]string, now time.Time) error
+	// EndPublish runs last in a publish transaction that queued deliveries (rows or owed).
 	EndPublish(tx *gorm.DB, due map[string]int64) error
 
 	// LockForChange makes a read inside a write transaction lock what it reads.

@@ -84,7 +84,7 @@ func (s *Base) PendingByWebhook(ctx context.Context) (map[string]int64, error) {
 	return out, nil
 }
 
-// SpilledWebhooks returns the ids of the spilled webhooks (none where nothing spills).
+// SpilledWebhooks returns the ids of the spilled webhooks.
 func (s *Base) SpilledWebhooks(ctx context.Context) ([]string, error) {
 	var ids []string
 	if err := s.Reader.WithContext(ctx).Raw(`SELECT webhook_id FROM webhook_spills ORDER BY webhook_id`).Scan(&ids).Error; err != nil {

@@ -14,7 +14,7 @@ import (
 
 // Publish writes the events and one pending delivery per enabled subscribed webhook in one
 // transaction (the outbox): once it returns, a crash cannot lose them. A spilled webhook
-// (see storedriver.Spiller) gets no row: the event is owed to it through its spill position instead, and
+// (see storedriver.Spiller) gets no row: the event is owed to it through its spill instead, and
 // still counts in the event's DeliveryCount. A batch shares the
 // transaction, which is how many events per second stay cheap on one SQLite writer.
 func (s *Base) Publish(ctx context.Context, in []PublishInput) ([]Published, error) {
@@ -41,6 +41,8 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 		newSpills = started
 		var events []*models.Event
 		var deliveries []*models.Delivery
+		var owed map[string][]string
+		listOwed := len(spilled) > 0 && s.hooks.ListsOwed()
 		for i, p := range in {
 			if p.IdempotencyKey != "" {
 				var prev models.Event
@@ -83,6 +85,12 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 			for _, w := range subs {
 				if spilled[w.ID] {
 					due[w.ID] = now.UnixMilli() // owed through its spill, with no row of its own yet
+					if listOwed {
+						if owed == nil {
+							owed = map[string][]string{}
+						}
+						owed[w.ID] = append(owed[w.ID], ev.ID)
+					}
 					continue
 				}
 				d := &models.Delivery{ID: models.NewID("dlv"), EventID: ev.ID, WebhookID: w.ID, EventType: p.Type,
@@ -100,7 +108,12 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 		if err := s.insertDeliveries(tx, deliveries); err != nil {
 			return err
 		}
-		if len(deliveries) > 0 {
+		if len(owed) > 0 {
+			if err := s.hooks.OweEvents(tx, owed, now); err != nil {
+				return err
+			}
+		}
+		if len(due) > 0 {
 			return s.hooks.EndPublish(tx, due)
 		}
 		return nil

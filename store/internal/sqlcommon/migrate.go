@@ -157,7 +157,7 @@ DROP INDEX attempts_started;
 DROP INDEX deliveries_created_at;
 `},
 	// A spilled webhook owes the events after after_seq (an events rowid) that match its
-	// subscription, without a delivery row for each yet: see the SQLite driver's spill.go. Only SQLite spills; the table exists on both so the
+	// subscription, without a delivery row for each yet: see the SQLite driver's spill.go. PostgreSQL spills too, with webhook_owed (migration 15); the table exists on both so the
 	// schema history stays one.
 	{5, "webhook spills", `
 CREATE TABLE webhook_spills (
@@ -282,6 +282,23 @@ ALTER TABLE captures ADD COLUMN answered INTEGER NOT NULL DEFAULT 0;
 	{14, "trace context", `
 ALTER TABLE events ADD COLUMN trace_parent TEXT NULL;
 ALTER TABLE webhooks ADD COLUMN trace_context BOOLEAN NOT NULL DEFAULT FALSE;
+`},
+	// What a spilled webhook owes on PostgreSQL, where concurrent writers commit out of id
+	// order and a position in the events table (webhook_spills.after_seq, SQLite's way)
+	// cannot say what is owed: each publish adds one row per spilled webhook listing the
+	// events it owes (comma-separated ids, in publish order; count of them), so a dead
+	// endpoint costs a row per publish, not per event. Takes turn them into leased deliveries
+	// (store/postgres/spill.go). SQLite leaves it empty; it exists on both so the schema
+	// history stays one.
+	{15, "webhook owed events", `
+CREATE TABLE webhook_owed (
+	webhook_id TEXT NOT NULL,
+	first_event TEXT NOT NULL,
+	events TEXT NOT NULL,
+	count INTEGER NOT NULL,
+	created_at {{ts}} NOT NULL,
+	PRIMARY KEY (webhook_id, first_event)
+);
 `},
 }
 

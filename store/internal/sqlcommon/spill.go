@@ -1,0 +1,125 @@
+package sqlcommon
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store/storedriver"
+	"gorm.io/gorm"
+)
+
+// SpillPolicy is when a publish starts a webhook's spill, the same on both drivers: when the
+// dispatcher asked for it (RequestSpill), or when the webhook's pending deliveries reached the
+// threshold the engine set (SpillWhenPending). The backlog is looked at once per that many
+// rows written for the webhook by this process, so the check costs one bounded index read per
+// threshold's worth of rows. How a spill is then stored and taken is each driver's own.
+type SpillPolicy struct {
+	mu         sync.Mutex
+	sinceCheck map[string]int  // rows written per webhook since its backlog was last looked at
+	wanted     map[string]bool // see RequestSpill
+	at         int             // see SpillWhenPending
+}
+
+// NewSpillPolicy returns a policy that starts spills only on request.
+func NewSpillPolicy() *SpillPolicy {
+	return &SpillPolicy{sinceCheck: map[string]int{}, wanted: map[string]bool{}}
+}
+
+// SpillWhenPending sets the backlog at which publishing spills a webhook: n deliveries
+// pending; 0 turns the check off.
+func (p *SpillPolicy) SpillWhenPending(n int) {
+	p.mu.Lock()
+	p.at = max(n, 0)
+	p.mu.Unlock()
+}
+
+// RequestSpill asks for webhooks to be spilled by the next publish: applied inside the
+// transaction that would otherwise write their rows, it costs no transaction of its own.
+func (p *SpillPolicy) RequestSpill(webhookIDs []string) {
+	if len(webhookIDs) == 0 {
+		return
+	}
+	p.mu.Lock()
+	for _, id := range webhookIDs {
+		p.wanted[id] = true
+	}
+	p.mu.Unlock()
+}
+
+// WroteRows notes the delivery rows a publish writes, per webhook.
+func (p *SpillPolicy) WroteRows(ds []*models.Delivery) {
+	if len(ds) == 0 {
+		return
+	}
+	p.mu.Lock()
+	for _, d := range ds {
+		p.sinceCheck[d.WebhookID]++
+	}
+	p.mu.Unlock()
+}
+
+// ToSpill returns, sorted by id, the webhooks not in spilled that the publish running tx
+// should spill: those asked for, and those whose backlog it finds at the threshold.
+// Concurrent publishes on PostgreSQL start the spills they find in this one order, so two of
+// them never wait for each other's spill rows in opposite orders.
+func (p *SpillPolicy) ToSpill(tx *gorm.DB, spilled map[string]bool) ([]string, error) {
+	var check, out []string
+	p.mu.Lock()
+	at := p.at
+	for id, n := range p.sinceCheck {
+		if at > 0 && n >= at {
+			delete(p.sinceCheck, id)
+			if !spilled[id] && !p.wanted[id] {
+				check = append(check, id)
+			}
+		}
+	}
+	for id := range p.wanted {
+		if !spilled[id] {
+			out = append(out, id)
+		}
+	}
+	clear(p.wanted)
+	p.mu.Unlock()
+	slices.Sort(check)
+	for _, id := range check {
+		var n int64
+		if err := tx.Raw(`SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE webhook_id = ? AND status = 'pending' LIMIT ?) AS backlog`,
+			id, at).Scan(&n).Error; err != nil {
+			return nil, fmt.Errorf("webhook backlog: %w", err)
+		}
+		if n >= int64(at) {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// OwedDeliveryID is the id of the delivery of an owed event to a webhook: NewID's form, with
+// the event id's time and sub-millisecond order and, in place of the random bits, a hash of
+// the pair. So an owed delivery is shown under the id its row will have, taking the same
+// event twice (SQLite, only after a failed record) still makes one row, and it sorts like its
+// event, which is also what retention goes by.
+func OwedDeliveryID(eventID, webhookID string) string {
+	sum := sha256.Sum256([]byte(eventID + "/" + webhookID))
+	if len(eventID) != 36 {
+		return "dlv_" + hex.EncodeToString(sum[:16]) // not NewID's form; still one id per pair
+	}
+	return "dlv_" + eventID[4:20] + hex.EncodeToString(sum[:8])
+}
+
+// BacklogOf is a spilled webhook's Backlog as Backlogs returns it: what it owes only when
+// counted.
+func BacklogOf(since time.Time, owed int64, counted bool) *storedriver.Backlog {
+	b := &storedriver.Backlog{SpilledSince: since}
+	if counted {
+		b.OwedEvents = &owed
+	}
+	return b
+}

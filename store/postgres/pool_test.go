@@ -1,0 +1,169 @@
+package postgres_test
+
+import (
+	"context"
+	"database/sql"
+	"testing"
+	"time"
+
+	"github.com/hookrelay/hookrelay/internal/storetest"
+	"github.com/hookrelay/hookrelay/store"
+	"github.com/hookrelay/hookrelay/store/conformance"
+	"github.com/hookrelay/hookrelay/store/postgres"
+	"gorm.io/gorm"
+)
+
+// The batch phase of the bench on PostgreSQL used to stall for good with the pool's 32
+// connections "idle in transaction". These tests build the two ways it happened one step at
+// a time, each step waiting for the state the previous one must reach (never for a time), and
+// give up only after a generous bound that a stalled pool never meets.
+
+// stallBound is how long a step may take before the test calls the pool stalled.
+const stallBound = 15 * time.Second
+
+func openForPool(t *testing.T) (*postgres.Driver, *sql.DB) {
+	t.Helper()
+	requirePostgres(t)
+	d, err := postgres.Open(context.Background(), storetest.PostgresDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	pool, err := d.Writer.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, pool
+}
+
+// holdConns opens n transactions, each holding one of the pool's connections, and returns
+// them; they are rolled back at the end of the test.
+func holdConns(t *testing.T, d *postgres.Driver, n int) []*gorm.DB {
+	t.Helper()
+	txs := make([]*gorm.DB, n)
+	for i := range txs {
+		tx := d.Writer.Begin()
+		if tx.Error != nil {
+			t.Fatal(tx.Error)
+		}
+		if err := tx.Exec(`SELECT 1`).Error; err != nil {
+			t.Fatal(err)
+		}
+		txs[i] = tx
+	}
+	t.Cleanup(func() {
+		for _, tx := range txs {
+			tx.Rollback()
+		}
+	})
+	return txs
+}
+
+// waitFor polls cond until it holds, or fails the test after stallBound.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(stallBound)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not reached after %s", what, stallBound)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A transaction that holds a connection runs a statement that a call outside any
+// transaction is preparing for the first time, while that call waits for a free connection.
+// With a process-wide cache of prepared statements (gorm's PrepareStmt), the transaction waited
+// for that preparation, which waited for the connection the transaction held: with every
+// connection held by publishes (32 publishers, 32 connections) nothing moved again. Each
+// connection caches its own statements (pgx), so the transaction just runs it.
+func TestATransactionNeverWaitsForAStatementPreparedOutsideIt(t *testing.T) {
+	d, pool := openForPool(t)
+	txs := holdConns(t, d, pool.Stats().MaxOpenConnections)
+	const query = `SELECT 42 AS answer_prepared_outside_a_transaction`
+	waits := pool.Stats().WaitCount
+	outside := make(chan error, 1)
+	go func() {
+		var n int
+		outside <- d.Writer.Raw(query).Scan(&n).Error
+	}()
+	waitFor(t, "the call outside a transaction waits for a connection", func() bool { return pool.Stats().WaitCount > waits })
+
+	inside := make(chan error, 1)
+	go func() {
+		var n int
+		inside <- txs[0].Raw(query).Scan(&n).Error
+	}()
+	select {
+	case err := <-inside:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(stallBound):
+		t.Fatal("the transaction waits for a statement prepared outside it, which waits for the transaction's connection")
+	}
+	txs[0].Rollback()
+	select {
+	case err := <-outside:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(stallBound):
+		t.Fatal("the call outside a transaction never got the connection freed for it")
+	}
+}
+
+// A job holds its lock while it runs, and what it runs needs connections of its own. Holding
+// the lock in a transaction of the shared pool took one of them away for the whole job: with
+// the others all busy, the job waited for a connection while holding one. The lock lives on a
+// connection of its own, so the job needs one from the pool, like any caller.
+func TestAJobLockTakesNoConnectionFromThePool(t *testing.T) {
+	d, pool := openForPool(t)
+	holdConns(t, d, pool.Stats().MaxOpenConnections-1)
+	ctx, cancel := context.WithTimeout(context.Background(), stallBound)
+	defer cancel()
+	ran, err := d.WithJobLock(ctx, 4242, func(ctx context.Context) error {
+		var n int
+		return d.Writer.WithContext(ctx).Raw(`SELECT 1`).Scan(&n).Error
+	})
+	if err != nil || !ran {
+		t.Fatalf("job with one free connection: ran %v, err %v", ran, err)
+	}
+}
+
+// A take that finds nothing more owed ends the spill only when no publish that may still owe
+// the webhook events is running, and it does not wait for one: it holds owed rows by then, and
+// a drop of the spill (the webhook disabled) waiting for those rows while holding the spill's
+// lock would deadlock with it. Once the publish is done, the next take ends the spill.
+func TestATakeDoesNotWaitForAPublishInFlightToEndASpill(t *testing.T) {
+	d, _ := openForPool(t)
+	s := store.New(d)
+	ctx := context.Background()
+	w := conformance.NewWebhook(t, s, "message.received", true)
+	if _, err := s.Spill(ctx, []string{w.ID}); err != nil {
+		t.Fatal(err)
+	}
+	conformance.Publish(t, s, "message.received", "")
+	inFlight := d.Writer.Begin()
+	if err := inFlight.Exec(`SELECT pg_advisory_xact_lock_shared(?, hashtext(?))`, postgres.SpillLockClass, w.ID).Error; err != nil {
+		t.Fatal(err)
+	}
+	take := func() store.SpillTake {
+		t.Helper()
+		tctx, cancel := context.WithTimeout(ctx, stallBound)
+		defer cancel()
+		got, err := s.TakeSpilled(tctx, store.TakeRequest{Owner: "t", Now: time.Now(), Lease: time.Minute,
+			Hooks: []store.OwedQuota{{WebhookID: w.ID, Rows: 10}}})
+		if err != nil {
+			t.Fatalf("take with a publish in flight: %v", err)
+		}
+		return got[w.ID]
+	}
+	if got := take(); len(got.Taken) != 1 || !got.Spilled {
+		t.Errorf("take beside a publish in flight: %d taken, spilled %v; want the one owed event and the spill kept", len(got.Taken), got.Spilled)
+	}
+	inFlight.Rollback()
+	if got := take(); len(got.Taken) != 0 || got.Spilled {
+		t.Errorf("take after the publish: %d taken, spilled %v; want nothing and the spill ended", len(got.Taken), got.Spilled)
+	}
+}
