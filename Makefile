@@ -43,21 +43,24 @@ test-postgres:
 test: deps lint ui-check ui-typecheck openapi-check openapi-lint test-go test-postgres test-browser
 
 # openapi regenerates openapi/swagger.json, openapi/openapi.json and the UI's
-# ui/src/lib/api-types.d.ts from the swag annotations, then the Go client client/client.gen.go
-# from openapi.json with oapi-codegen (the `tool` in go.mod); `go generate ./...` does the same.
-OAPI_CODEGEN = cd client && $(GO) tool oapi-codegen -config oapi-codegen.yaml
+# ui/src/lib/api-types.d.ts from the swag annotations, then the Go client (client/types.gen.go,
+# client/client.gen.go) from openapi.json with oapi-codegen (the `tool` in go.mod);
+# `go generate ./...` does the same.
+OAPI_CODEGEN = cd client && $(GO) tool oapi-codegen
 openapi: deps
 	$(GO) run ./internal/openapigen
-	$(OAPI_CODEGEN) -o client.gen.go ../openapi/openapi.json
+	$(OAPI_CODEGEN) -config oapi-codegen.types.yaml -o types.gen.go ../openapi/openapi.json
+	$(OAPI_CODEGEN) -config oapi-codegen.yaml -o client.gen.go ../openapi/openapi.json
 
 # openapi-check fails when the committed documents, UI types or Go client differ from what the
 # code generates.
 openapi-check: deps
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	$(GO) run ./internal/openapigen -out "$$tmp" -ts "$$tmp/api-types.d.ts" || exit 1; \
-	($(OAPI_CODEGEN) -o "$$tmp/client.gen.go" "$$tmp/openapi.json") || exit 1; \
+	($(OAPI_CODEGEN) -config oapi-codegen.types.yaml -o "$$tmp/types.gen.go" "$$tmp/openapi.json") || exit 1; \
+	($(OAPI_CODEGEN) -config oapi-codegen.yaml -o "$$tmp/client.gen.go" "$$tmp/openapi.json") || exit 1; \
 	stale=0; \
-	for pair in "openapi/swagger.json:swagger.json" "openapi/openapi.json:openapi.json" "ui/src/lib/api-types.d.ts:api-types.d.ts" "client/client.gen.go:client.gen.go"; do \
+	for pair in "openapi/swagger.json:swagger.json" "openapi/openapi.json:openapi.json" "ui/src/lib/api-types.d.ts:api-types.d.ts" "client/types.gen.go:types.gen.go" "client/client.gen.go:client.gen.go"; do \
 		have=$${pair%%:*}; want="$$tmp/$${pair#*:}"; \
 		if ! cmp -s "$$have" "$$want"; then stale=1; echo "stale: $$have"; diff -u "$$have" "$$want" 2>&1 | head -40; fi; \
 	done; \
