@@ -438,9 +438,6 @@ func TestSpilledEventsContinueTheirTraces(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	})
 	s := testsrv.Start(t, testsrv.Options{AllowHTTP: true, AllowPrivate: true, Tracer: tracer})
-	if s.Store.IsPostgres() {
-		t.Skip("only the SQLite store spills")
-	}
 	wh := s.CreateWebhook(t, map[string]any{"name": "spilled", "url": rc.URL, "events": []string{"conversation.started"},
 		"trace_context": true})
 	s.Store.RequestSpill([]string{wh.ID}) // applied by the next publish
