@@ -119,7 +119,6 @@ func open(ctx context.Context, path string) (*Driver, error) {
 	d := &Driver{leases: newMemLeases(), spills: sqlcommon.NewSpillPolicy(),
 		takes: owedTracks{byHook: map[string]*owedTrack{}}}
 	d.Base = sqlcommon.New(w, r, []*sql.DB{wdb, rdb}, hooks{d})
-	d.SoleWriter()
 	d.checkpoints = startCheckpointer(wdb, rdb, checkpointEvery, walRestartBytes)
 	if err := d.Ping(ctx); err != nil {
 		d.Close()

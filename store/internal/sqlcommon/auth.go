@@ -173,9 +173,6 @@ func (s *Base) Prune(ctx context.Context, before time.Time) (int64, error) {
 			{`DELETE FROM captures WHERE received_at < ?`, before.UTC()},
 			{`DELETE FROM webhook_activity WHERE hour < ?`, before.Unix() / 3600},
 		}
-		if s.captureCounts != nil {
-			s.captureCounts.forgetAll() // captures go by age here, whatever their bin
-		}
 		for _, st := range steps {
 			res := tx.Exec(st.q, st.arg)
 			if res.Error != nil {

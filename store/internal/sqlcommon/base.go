@@ -120,19 +120,12 @@ type Base struct {
 	sendCache  sendCache     // see WebhooksToSend
 	webhookGen atomic.Uint64 // webhook changes made through this store (WebhooksChanged)
 	onQueued   atomic.Pointer[func(Queued)]
-	// captureCounts is nil unless the driver said this store is the database's only writer
-	// (SoleWriter).
-	captureCounts *captureCounts
 }
 
 // New returns a Base on the given handles; pools are what Ping checks and Close closes.
 func New(w, r *gorm.DB, pools []*sql.DB, hooks Hooks) *Base {
 	return &Base{Writer: w, Reader: r, pools: pools, hooks: hooks}
 }
-
-// SoleWriter tells Base that no other process writes this database (a SQLite file is opened
-// by one process only), so it may keep counts of what it wrote in memory.
-func (s *Base) SoleWriter() { s.captureCounts = &captureCounts{} }
 
 // GormConfig is how both drivers open gorm: no implicit transactions (every write chooses
 // its own), prepared statements, no logging, times in UTC.

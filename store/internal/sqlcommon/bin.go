@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hookrelay/hookrelay/models"
@@ -68,9 +69,6 @@ func (s *Base) DeleteBin(ctx context.Context, id string) error {
 		if err := tx.Exec(`DELETE FROM captures WHERE bin_id = ?`, id).Error; err != nil {
 			return fmt.Errorf("delete captures: %w", err)
 		}
-		if s.captureCounts != nil {
-			s.captureCounts.forget(id)
-		}
 		return nil
 	})
 }
@@ -81,7 +79,6 @@ func (s *Base) DeleteBin(ctx context.Context, id string) error {
 // exists nothing is stored and the error is models.ErrNotFound (the caller retries the
 // others alone).
 func (s *Base) InsertCaptures(ctx context.Context, cs []*models.Capture, keep int) error {
-	added := map[string]int64{}
 	var bins []string
 	for _, c := range cs {
 		if c.ID == "" {
@@ -90,14 +87,9 @@ func (s *Base) InsertCaptures(ctx context.Context, cs []*models.Capture, keep in
 		if c.Body == nil {
 			c.Body = []byte{} // the column is NOT NULL; a nil slice would be written as NULL
 		}
-		if added[c.BinID] == 0 {
+		if !slices.Contains(bins, c.BinID) {
 			bins = append(bins, c.BinID)
 		}
-		added[c.BinID]++
-	}
-	var writer uint64
-	if s.captureCounts != nil {
-		writer = s.captureCounts.begin()
 	}
 	err := s.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var found int64
@@ -118,19 +110,12 @@ func (s *Base) InsertCaptures(ctx context.Context, cs []*models.Capture, keep in
 			return nil
 		}
 		for _, bin := range bins {
-			if err := s.boundBin(tx, writer, bin, added[bin], keep); err != nil {
+			if err := boundBin(tx, bin, keep); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	if s.captureCounts != nil {
-		if err != nil {
-			s.captureCounts.forget(bins...)
-		} else {
-			s.captureCounts.settle(writer, bins)
-		}
-	}
 	if errors.Is(err, models.ErrNotFound) {
 		return err
 	}
@@ -143,36 +128,18 @@ func (s *Base) InsertCaptures(ctx context.Context, cs []*models.Capture, keep in
 var captureCols = []string{"id", "bin_id", "method", "path", "query", "headers", "body", "size",
 	"remote_addr", "received_at", "verdicts", "rejected", "answered"}
 
-// boundBin deletes a bin's oldest captures beyond keep, in tx, after added were inserted.
-func (s *Base) boundBin(tx *gorm.DB, writer uint64, bin string, added int64, keep int) error {
-	if s.captureCounts == nil {
-		// Ids sort by time, so everything older than the keep-th newest goes.
-		var oldestKept []string
-		if err := tx.Raw(`SELECT id FROM captures WHERE bin_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?`,
-			bin, keep-1).Scan(&oldestKept).Error; err != nil {
-			return err
-		}
-		if len(oldestKept) == 0 {
-			return nil
-		}
-		return tx.Exec(`DELETE FROM captures WHERE bin_id = ? AND id < ?`, bin, oldestKept[0]).Error
-	}
-	n, ok := s.captureCounts.get(bin)
-	if ok {
-		n += added
-	} else if err := tx.Model(&models.Capture{}).Where("bin_id = ?", bin).Count(&n).Error; err != nil {
+// boundBin deletes a bin's oldest captures beyond keep, in tx.
+func boundBin(tx *gorm.DB, bin string, keep int) error {
+	// Ids sort by time, so everything older than the keep-th newest goes.
+	var oldestKept []string
+	if err := tx.Raw(`SELECT id FROM captures WHERE bin_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?`,
+		bin, keep-1).Scan(&oldestKept).Error; err != nil {
 		return err
 	}
-	if over := n - int64(keep); over > 0 {
-		// The over oldest, found from the old end of the bin's index.
-		res := tx.Exec(`DELETE FROM captures WHERE id IN (SELECT id FROM captures WHERE bin_id = ? ORDER BY id LIMIT ?)`, bin, over)
-		if res.Error != nil {
-			return res.Error
-		}
-		n -= res.RowsAffected
+	if len(oldestKept) == 0 {
+		return nil
 	}
-	s.captureCounts.set(writer, bin, n)
-	return nil
+	return tx.Exec(`DELETE FROM captures WHERE bin_id = ? AND id < ?`, bin, oldestKept[0]).Error
 }
 
 // ListCaptures returns one page of a bin's captures, newest first.
