@@ -293,6 +293,29 @@ func TestPublishHonoursAnIncomingTraceParent(t *testing.T) {
 	}
 }
 
+// A malformed traceparent is not the publisher's trace: the event is accepted and delivered
+// as without one, in a trace of its own that the receiver still gets.
+func TestPublishWithAMalformedTraceParentStartsATraceOfItsOwn(t *testing.T) {
+	tracer, exp := newTracer(t)
+	rc := testsrv.NewReceiver(t, nil)
+	s := testsrv.Start(t, testsrv.Options{AllowHTTP: true, AllowPrivate: true, Tracer: tracer})
+	s.CreateWebhook(t, map[string]any{"name": "traced", "url": rc.URL, "events": []string{"conversation.started"},
+		"trace_context": true})
+	pub := publishWithHeader(t, s, http.Header{"Traceparent": {"00-not-a-trace-01"}, "Tracestate": {"vendor=opaque"}})
+	s.WaitDelivery(t, s.EventDelivery(t, pub.ID).ID, 10*time.Second, testsrv.Finished)
+	spans := spansOf(t, exp, "record", 1)
+	publish := named(spans, "publish")
+	if len(publish) != 1 {
+		t.Fatalf("%d publish spans, want 1", len(publish))
+	}
+	if publish[0].Parent.IsValid() {
+		t.Errorf("publish span has parent %s from a malformed traceparent", publish[0].Parent.SpanID())
+	}
+	if sc := parseTraceParent(t, rc.Captures()[0].Header); sc.TraceID() != publish[0].SpanContext.TraceID() {
+		t.Errorf("receiver's traceparent is in trace %s, want the event's own %s", sc.TraceID(), publish[0].SpanContext.TraceID())
+	}
+}
+
 // The trace context is stored with the event, so a process that starts later on the same
 // database (here: after the first stopped without sending anything) continues the trace its
 // predecessor began.
