@@ -486,6 +486,7 @@ func (h *inspectorAPI) receive(c *gin.Context) {
 		problem(c, http.StatusNotFound, "no inspector bin has this id")
 		return
 	case errors.Is(err, inspector.ErrRateLimited):
+		h.insp.HoldRefused(c.Request)
 		c.Header("Retry-After", "1")
 		problem(c, http.StatusTooManyRequests, "this bin accepts at most "+h.rateText()+" requests per second")
 		return

@@ -41,16 +41,20 @@ type Config struct {
 	AllowHTTP    bool
 	AllowPrivate bool
 
-	DeliveryTimeout  time.Duration    // per attempt (10 s)
-	RetrySchedule    []time.Duration  // delays before attempts 2, 3, …; nil: the default schedule
-	Workers          int              // deliveries in flight in total (engine.DefaultWorkers)
-	PerWebhook       int              // most in flight to one webhook (Workers/4)
-	ClaimLease       time.Duration    // 0: 2 × DeliveryTimeout + 30 s
-	Retention        time.Duration    // 0 keeps everything
-	AutoDisableAfter time.Duration    // 0 never disables
-	InspectorRate    float64          // captures per second per bin; 0 is unlimited
-	TrustedProxies   []string         // reverse proxies whose X-Forwarded-For names the client
-	SignInLimits     api.SignInLimits // failed sign-ins allowed; zero: the defaults
+	DeliveryTimeout  time.Duration   // per attempt (10 s)
+	RetrySchedule    []time.Duration // delays before attempts 2, 3, …; nil: the default schedule
+	Workers          int             // deliveries in flight in total (engine.DefaultWorkers)
+	PerWebhook       int             // most in flight to one webhook (Workers/4)
+	ClaimLease       time.Duration   // 0: 2 × DeliveryTimeout + 30 s
+	Retention        time.Duration   // 0 keeps everything
+	AutoDisableAfter time.Duration   // 0 never disables
+	InspectorRate    float64         // captures per second per bin; 0 is unlimited
+	// InspectorRefusedHold and InspectorMaxHeld: see inspector.Config's RefusedHold and
+	// MaxHeld (zero: 1 s and 512).
+	InspectorRefusedHold time.Duration
+	InspectorMaxHeld     int
+	TrustedProxies       []string         // reverse proxies whose X-Forwarded-For names the client
+	SignInLimits         api.SignInLimits // failed sign-ins allowed; zero: the defaults
 	// MaxConnections bounds the client connections held open (0: connlimit.DefaultTotal), and
 	// MaxConnectionsPerAddress those of one client address (0: a quarter of that; -1: none).
 	MaxConnections           int
@@ -169,6 +173,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	}
 	a.Inspector = inspector.New(inspector.Config{Store: store, Hub: a.Hub, Publisher: publisher,
 		PublicURL: cfg.PublicURL, Rate: cfg.InspectorRate, AllowPrivate: cfg.AllowPrivate,
+		RefusedHold: cfg.InspectorRefusedHold, MaxHeld: cfg.InspectorMaxHeld,
 		ForwardTimeout: cfg.DeliveryTimeout, Logger: cfg.Logger, OwnCookies: []string{api.SessionCookie}})
 
 	routes := append([]func(*gin.Engine, *gin.RouterGroup){
@@ -196,6 +201,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
 	// Shutdown does not wait for hijacked connections: say goodbye to WebSocket clients.
 	a.Server.RegisterOnShutdown(a.Hub.Close)
+	a.Server.RegisterOnShutdown(a.Inspector.ReleaseHeld)
 	a.Server.RegisterOnShutdown(a.Changes.Hub().Close)
 	return a, nil
 }

@@ -27,6 +27,8 @@ const adminToken = testsrv.AdminToken
 type envOptions struct {
 	dbPath       string
 	rate         float64
+	refusedHold  time.Duration // 0: 10 ms, so tests that meet the limit do not wait a second each
+	maxHeld      int
 	allowPrivate bool
 	dispatch     bool // run the delivery loop (published events are sent)
 	hub          inspector.HubConfig
@@ -48,7 +50,11 @@ type env struct {
 
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
+	if o.refusedHold == 0 {
+		o.refusedHold = 10 * time.Millisecond
+	}
 	srv := testsrv.Start(t, testsrv.Options{DBPath: o.dbPath, InspectorRate: o.rate, AllowPrivate: o.allowPrivate,
+		RefusedHold: o.refusedHold, MaxHeld: o.maxHeld,
 		Timeout: 10 * time.Second, RetrySchedule: []time.Duration{time.Hour}, Workers: 4, NoDispatch: !o.dispatch,
 		Hub: o.hub, ConnState: o.connState, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	// Every exchange is checked against openapi/openapi.json (see internal/apivalidate).

@@ -54,7 +54,12 @@ type Config struct {
 	Publisher Publisher // where captures are announced; defaults to Hub
 	PublicURL string    // base of the bin URLs, e.g. https://hooks.example.com
 	// Rate is captures per second accepted per bin (burst twice that); 0 is unlimited.
-	Rate           float64
+	Rate float64
+	// RefusedHold is how long a request refused for the rate waits before its 429 (1 s, the
+	// Retry-After it carries; negative answers at once), and MaxHeld how many such requests
+	// wait at once (512); past that they are answered at once.
+	RefusedHold    time.Duration
+	MaxHeld        int
 	AllowPrivate   bool          // forward may target loopback/private addresses
 	ForwardTimeout time.Duration // bounds one forward, connect to last byte (10 s)
 	Logger         *slog.Logger
@@ -67,11 +72,14 @@ type Config struct {
 
 // Inspector receives, stores, verifies and announces captures.
 type Inspector struct {
-	cfg      Config
-	store    CaptureStore
-	pub      Publisher
-	limiters *limiters
-	forward  forwarder
+	cfg       Config
+	store     CaptureStore
+	pub       Publisher
+	limiters  *limiters
+	forward   forwarder
+	held      chan struct{} // a slot per refused request being held
+	closing   chan struct{} // closed by ReleaseHeld
+	closeOnce sync.Once
 }
 
 // New builds an Inspector.
@@ -91,10 +99,59 @@ func New(cfg Config) *Inspector {
 	if cfg.ForwardTimeout <= 0 {
 		cfg.ForwardTimeout = 10 * time.Second
 	}
+	if cfg.RefusedHold == 0 {
+		cfg.RefusedHold = time.Second
+	}
+	if cfg.MaxHeld <= 0 {
+		cfg.MaxHeld = 512
+	}
 	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
 	return &Inspector{cfg: cfg, store: cfg.Store, pub: cfg.Publisher, limiters: newLimiters(cfg.Rate),
-		forward: newForwarder(cfg.PublicURL, cfg.AllowPrivate, cfg.ForwardTimeout)}
+		forward: newForwarder(cfg.PublicURL, cfg.AllowPrivate, cfg.ForwardTimeout),
+		held:    make(chan struct{}, cfg.MaxHeld), closing: make(chan struct{})}
 }
+
+// HoldRefused keeps a request refused for the rate waiting before it is answered, as a
+// rate limiter that delays excess requests does. A sender that retries a 429 at once, on as
+// many connections as it likes, would otherwise have the server refuse it as fast as the
+// machine can answer: CPU taken from deliveries while nothing is stored. Held, each of its
+// connections costs a parked goroutine for the Retry-After it is told anyway. At most
+// MaxHeld requests wait at once, so holding cannot pile up connections; past that, when the
+// client hangs up and when the server shuts down, the answer goes at once.
+//
+// The body is read first (up to holdBodyBytes; a longer one is not held): net/http notices a
+// client hanging up only once the request's body has been read.
+func (in *Inspector) HoldRefused(r *http.Request) {
+	if in.cfg.RefusedHold <= 0 || r.ContentLength > holdBodyBytes {
+		return
+	}
+	if n, _ := io.Copy(io.Discard, io.LimitReader(r.Body, holdBodyBytes+1)); n > holdBodyBytes {
+		return
+	}
+	select {
+	case in.held <- struct{}{}:
+	default:
+		return
+	}
+	defer func() { <-in.held }()
+	t := time.NewTimer(in.cfg.RefusedHold)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-r.Context().Done():
+	case <-in.closing:
+	}
+}
+
+// holdBodyBytes is the longest body of a refused request that is read so it can be held.
+const holdBodyBytes = 64 << 10
+
+// ReleaseHeld answers every held request at once, and those refused later too: the server
+// is shutting down and waits for them.
+func (in *Inspector) ReleaseHeld() { in.closeOnce.Do(func() { close(in.closing) }) }
+
+// Held is how many refused requests are being held now.
+func (in *Inspector) Held() int { return len(in.held) }
 
 // Hub returns the WebSocket hub of this process.
 func (in *Inspector) Hub() *Hub { return in.cfg.Hub }

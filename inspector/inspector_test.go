@@ -265,6 +265,80 @@ func TestReceiverLimits(t *testing.T) {
 	})
 }
 
+// A request past the limit waits out its Retry-After before the 429, so a sender retrying at
+// once cannot keep the server refusing as fast as it can answer; the hold is bounded in
+// number and ends when the client hangs up.
+func TestRefusedRequestsAreHeldBoundedAndReleasedOnHangUp(t *testing.T) {
+	t.Run("a refused request is answered after the hold", func(t *testing.T) {
+		e := newEnv(t, envOptions{rate: 1, refusedHold: 300 * time.Millisecond}) // burst 2
+		bin := e.createBin(nil)
+		for range 2 {
+			if status, _ := e.send("POST", bin.URL, nil, []byte("x")); status != 200 {
+				t.Fatalf("within the burst: %d", status)
+			}
+		}
+		start := time.Now()
+		status, body := e.send("POST", bin.URL, nil, []byte("x"))
+		if status != 429 || !strings.Contains(string(body), "rate-limited") {
+			t.Fatalf("past the burst: %d %s", status, body)
+		}
+		if waited := time.Since(start); waited < 300*time.Millisecond {
+			t.Errorf("answered after %v, before the 300ms hold", waited)
+		}
+	})
+	t.Run("past MaxHeld the answer goes at once; a hang-up and a shutdown end the hold", func(t *testing.T) {
+		e := newEnv(t, envOptions{rate: 1, refusedHold: time.Hour, maxHeld: 2})
+		bin := e.createBin(nil)
+		for range 2 {
+			if status, _ := e.send("POST", bin.URL, nil, []byte("x")); status != 200 {
+				t.Fatalf("within the burst: %d", status)
+			}
+		}
+		type answer struct {
+			status int
+			err    error
+		}
+		held := make([]context.CancelFunc, 2)
+		answers := make(chan answer, 2)
+		for i := range held {
+			ctx, cancel := context.WithCancel(context.Background())
+			held[i] = cancel
+			defer cancel()
+			go func() {
+				req, _ := http.NewRequestWithContext(ctx, "POST", bin.URL, strings.NewReader("x"))
+				resp, err := http.DefaultClient.Do(req)
+				if err == nil {
+					resp.Body.Close()
+					answers <- answer{resp.StatusCode, nil}
+					return
+				}
+				answers <- answer{0, err}
+			}()
+		}
+		wait.Until(t, "two requests held", func() bool { return e.insp.Held() == 2 })
+		if status, _ := e.send("POST", bin.URL, nil, []byte("x")); status != 429 {
+			t.Fatalf("a third refused request: %d, want 429", status)
+		}
+		if n := e.insp.Held(); n != 2 {
+			t.Fatalf("%d held after the third was answered, want still 2", n)
+		}
+		select {
+		case a := <-answers:
+			t.Fatalf("a held request was answered (%d, %v) before its hold ended", a.status, a.err)
+		default:
+		}
+		held[0]()
+		if a := <-answers; a.err == nil {
+			t.Fatalf("the client that hung up got an answer: %d", a.status)
+		}
+		wait.Until(t, "the hung-up request's slot freed", func() bool { return e.insp.Held() == 1 }) // Shutting down answers the request still held rather than waiting an hour for it.
+		e.stop()
+		if a := <-answers; a.err != nil || a.status != 429 {
+			t.Fatalf("the request held at shutdown: %d, %v; want a 429", a.status, a.err)
+		}
+	})
+}
+
 func TestRateLimitPerBinAnswers429AndRecordsOnlyAccepted(t *testing.T) {
 	e := newEnv(t, envOptions{rate: 5}) // burst 10
 	limited := e.createBin(nil)

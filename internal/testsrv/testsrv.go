@@ -37,6 +37,9 @@ type Options struct {
 	Workers       int
 	PerWebhook    int
 	InspectorRate float64 // 0: unlimited
+	// RefusedHold and MaxHeld: app.Config's InspectorRefusedHold and InspectorMaxHeld.
+	RefusedHold time.Duration
+	MaxHeld     int
 	// NoDispatch leaves published deliveries pending: nothing claims them.
 	NoDispatch bool
 	// DBPath reuses a database file (a restart); empty means a new database (storetest.DSN).
@@ -109,7 +112,8 @@ func Start(t testing.TB, o Options) *Server {
 		DB: o.DBPath, PublicURL: o.PublicURL, AdminToken: AdminToken,
 		AllowHTTP: o.AllowHTTP, AllowPrivate: o.AllowPrivate,
 		DeliveryTimeout: o.Timeout, RetrySchedule: o.RetrySchedule, Workers: o.Workers, PerWebhook: o.PerWebhook,
-		InspectorRate: o.InspectorRate, Version: "test", UI: o.UI, Logger: o.Logger,
+		InspectorRate:        o.InspectorRate,
+		InspectorRefusedHold: o.RefusedHold, InspectorMaxHeld: o.MaxHeld, Version: "test", UI: o.UI, Logger: o.Logger,
 		NoDispatch: o.NoDispatch, Tracer: o.Tracer, AutoDisableAfter: o.AutoDisableAfter, Hub: o.Hub, Routes: o.Extra, SignInLimits: signInLimits, TrustedProxies: o.TrustedProxies,
 		// Counted afresh on every scrape, so tests see the queue gauges move.
 		QueueStatsEvery: time.Nanosecond,
