@@ -331,7 +331,8 @@ func TestRefusedRequestsAreHeldBoundedAndReleasedOnHangUp(t *testing.T) {
 		if a := <-answers; a.err == nil {
 			t.Fatalf("the client that hung up got an answer: %d", a.status)
 		}
-		wait.Until(t, "the hung-up request's slot freed", func() bool { return e.insp.Held() == 1 }) // Shutting down answers the request still held rather than waiting an hour for it.
+		wait.Until(t, "the hung-up request's slot freed", func() bool { return e.insp.Held() == 1 })
+		// Shutting down answers the request still held rather than waiting an hour for it.
 		e.stop()
 		if a := <-answers; a.err != nil || a.status != 429 {
 			t.Fatalf("the request held at shutdown: %d, %v; want a 429", a.status, a.err)
