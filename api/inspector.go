@@ -64,7 +64,7 @@ type BinStore interface {
 	ListBins(ctx context.Context, p models.Page) ([]*models.Bin, string, error)
 	UpdateBin(ctx context.Context, b *models.Bin) error
 	DeleteBin(ctx context.Context, id string) error
-	ListCaptures(ctx context.Context, binID string, p models.Page, preview int) ([]*models.Capture, string, error)
+	ListCaptures(ctx context.Context, binID string, p models.Page, preview, keep int) ([]*models.Capture, string, error)
 	GetCapture(ctx context.Context, binID, id string) (*models.Capture, error)
 	GetWebhook(ctx context.Context, id string) (*models.Webhook, error)
 }
@@ -346,7 +346,7 @@ func (h *inspectorAPI) listCaptures(c *gin.Context) {
 	if !ok {
 		return
 	}
-	list, next, err := h.bins.ListCaptures(c.Request.Context(), b.ID, p, inspector.PreviewBytes)
+	list, next, err := h.bins.ListCaptures(c.Request.Context(), b.ID, p, inspector.PreviewBytes, inspector.KeepPerBin)
 	if err != nil {
 		storeProblem(c, err)
 		return

@@ -165,7 +165,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		Every: cfg.MaintenanceEvery, Logger: cfg.Logger, Changed: a.jobsChanged}
 
 	a.Hub = inspector.NewHub(hubCfg)
-	var publisher inspector.Publisher = a.Hub
+	var publisher inspector.Publisher = inspector.Local{Hub: a.Hub}
 	if store.IsPostgres() {
 		// Browsers may be connected to any replica: captures cross over LISTEN/NOTIFY.
 		a.replicated = inspector.NewReplicated(store, a.Hub, cfg.Logger)

@@ -94,9 +94,16 @@ type Message struct {
 } // @name InspectorMessage
 
 // SummaryOut converts a stored capture, whole or as ListCaptures reads it, to its summary.
-func SummaryOut(c *models.Capture) CaptureSummary {
+func SummaryOut(c *models.Capture) CaptureSummary { return summaryOut(c, verdictsOf(c)) }
+
+// summaryOut is SummaryOut with the verdicts at hand (a capture just made), rather than
+// decoded again from the JSON they were stored as.
+func summaryOut(c *models.Capture, v Verdicts) CaptureSummary {
+	if v.Payload.Problems == nil {
+		v.Payload.Problems = []string{}
+	}
 	out := CaptureSummary{ID: c.ID, BinID: c.BinID, Method: c.Method, Path: cut(c.Path, 1024), Query: cut(c.Query, 1024),
-		Size: c.Size, RemoteAddr: c.RemoteAddr, ReceivedAt: c.ReceivedAt.UTC(), Rejected: c.Rejected, Verdicts: verdictsOf(c), Answered: answered(c)}
+		Size: c.Size, RemoteAddr: c.RemoteAddr, ReceivedAt: c.ReceivedAt.UTC(), Rejected: c.Rejected, Verdicts: v, Answered: answered(c)}
 	body := c.Body
 	if len(body) > PreviewBytes {
 		body = body[:PreviewBytes]
@@ -109,6 +116,15 @@ func SummaryOut(c *models.Capture) CaptureSummary {
 		out.BodyPreview, out.BodyEncoding = base64.StdEncoding.EncodeToString(body), "base64"
 	}
 	return out
+}
+
+// message is a summary as the bin's WebSocket sends it; nil if it cannot be encoded.
+func message(s CaptureSummary) []byte {
+	msg, err := json.Marshal(Message{Type: "request", Data: s})
+	if err != nil {
+		return nil
+	}
+	return msg
 }
 
 func cut(s string, n int) string {

@@ -2,11 +2,29 @@ package inspector
 
 import "github.com/hookrelay/hookrelay/livesocket"
 
-// Publisher fans a capture message out to a bin's live subscribers. Hub does it for the
-// clients connected to this process; a cross-replica fan-out (PostgreSQL LISTEN/NOTIFY) can
-// implement it by notifying every replica, each of which calls its own Hub.Publish.
+// Publisher fans a capture out to a bin's live subscribers. Local does it for the clients
+// connected to this process; Replicated also tells the other replicas (PostgreSQL
+// LISTEN/NOTIFY), each of which pushes to its own.
 type Publisher interface {
-	Publish(binID string, msg []byte)
+	// Publish announces capture captureID of bin binID; msg renders its message and is
+	// called only when someone here is watching the bin, so an unwatched bin's captures
+	// cost no encoding.
+	Publish(binID, captureID string, msg func() []byte)
+}
+
+// Local is the Publisher of a single process: the hub's clients.
+type Local struct{ Hub *Hub }
+
+// Publish implements Publisher.
+func (l Local) Publish(binID, _ string, msg func() []byte) { publishLocal(l.Hub, binID, msg) }
+
+func publishLocal(h *Hub, binID string, msg func() []byte) {
+	if h.Clients(binID) == 0 {
+		return
+	}
+	if m := msg(); m != nil {
+		h.Publish(binID, m)
+	}
 }
 
 // The inspector's live sockets are livesocket's, one topic per bin.

@@ -51,7 +51,7 @@ var (
 type Config struct {
 	Store     CaptureStore
 	Hub       *Hub      // WebSocket clients of this process
-	Publisher Publisher // where captures are announced; defaults to Hub
+	Publisher Publisher // where captures are announced; defaults to Local{Hub}
 	PublicURL string    // base of the bin URLs, e.g. https://hooks.example.com
 	// Rate is captures per second accepted per bin (burst twice that); 0 is unlimited.
 	Rate float64
@@ -94,7 +94,7 @@ func New(cfg Config) *Inspector {
 		cfg.Hub = NewHub(HubConfig{PublicURL: cfg.PublicURL, Logger: cfg.Logger})
 	}
 	if cfg.Publisher == nil {
-		cfg.Publisher = cfg.Hub
+		cfg.Publisher = Local{Hub: cfg.Hub}
 	}
 	if cfg.ForwardTimeout <= 0 {
 		cfg.ForwardTimeout = 10 * time.Second
@@ -218,10 +218,8 @@ func (in *Inspector) Receive(r *http.Request, binID string) (*models.Bin, *Captu
 	if err := in.store.InsertCapture(context.WithoutCancel(ctx), c, KeepPerBin); err != nil {
 		return b, nil, err
 	}
-	out := SummaryOut(c)
-	if msg, err := json.Marshal(Message{Type: "request", Data: out}); err == nil {
-		in.pub.Publish(b.ID, msg)
-	}
+	out := summaryOut(c, v)
+	in.pub.Publish(b.ID, c.ID, func() []byte { return message(out) })
 	if tooLarge {
 		return b, &out, ErrTooLarge
 	}

@@ -906,7 +906,7 @@ func TestDeletingABinDeletesItsCapturesAndClosesItsSockets(t *testing.T) {
 
 	e.must(http.StatusNoContent, "DELETE", "/api/v1/inspector/bins/"+bin.ID, nil, nil)
 	e.waitClients(bin.ID, 0)
-	if n, err := e.store.CountCaptures(context.Background(), bin.ID); err != nil || n != 0 {
+	if n, err := e.store.CountCaptures(context.Background(), bin.ID, 0); err != nil || n != 0 {
 		t.Errorf("captures left after delete: %d (%v)", n, err)
 	}
 	if status, _ := e.send("POST", bin.URL, nil, []byte("x")); status != 404 {

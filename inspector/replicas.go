@@ -2,7 +2,6 @@ package inspector
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"strings"
 
@@ -39,17 +38,9 @@ func NewReplicated(store ReplicaStore, hub *Hub, logger *slog.Logger) *Replicate
 }
 
 // Publish implements Publisher.
-func (r *Replicated) Publish(binID string, msg []byte) {
-	r.hub.Publish(binID, msg)
-	var m struct {
-		Data struct {
-			ID string `json:"id"`
-		} `json:"data"`
-	}
-	if json.Unmarshal(msg, &m) != nil || m.Data.ID == "" {
-		return
-	}
-	if err := r.store.Notify(context.Background(), store.ChannelCaptures, r.self+" "+binID+" "+m.Data.ID); err != nil {
+func (r *Replicated) Publish(binID, captureID string, msg func() []byte) {
+	publishLocal(r.hub, binID, msg)
+	if err := r.store.Notify(context.Background(), store.ChannelCaptures, r.self+" "+binID+" "+captureID); err != nil {
 		r.logger.Warn("announce capture to other replicas", "bin", binID, "err", err)
 	}
 }
@@ -80,9 +71,7 @@ func (r *Replicated) Run(ctx context.Context) {
 				}
 				continue
 			}
-			if msg, err := json.Marshal(Message{Type: "request", Data: SummaryOut(c)}); err == nil {
-				r.hub.Publish(l[0], msg)
-			}
+			publishLocal(r.hub, l[0], func() []byte { return message(SummaryOut(c)) })
 		}
 	}
 }

@@ -164,7 +164,7 @@ func testCaptureKeepsItsAnswer(t *testing.T, b Backend) {
 	if err := s.InsertCapture(ctx, c, 10); err != nil {
 		t.Fatal(err)
 	}
-	list, _, err := s.ListCaptures(ctx, bin.ID, models.Page{Limit: 10}, 16)
+	list, _, err := s.ListCaptures(ctx, bin.ID, models.Page{Limit: 10}, 16, 10)
 	if err != nil || len(list) != 1 || list[0].Answered != 503 {
 		t.Fatalf("listed %+v, %v; want answered 503", list, err)
 	}

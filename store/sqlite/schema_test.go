@@ -83,7 +83,7 @@ func TestDatabaseOfSchemaV7OpensWithItsData(t *testing.T) {
 	if v, err := s.GetSetting(ctx, "fixture"); err != nil || v != "kept" {
 		t.Errorf("setting: %q, %v", v, err)
 	}
-	if c, err := s.CountCaptures(ctx, "bin_fixture"); err != nil || c != 1 {
+	if c, err := s.CountCaptures(ctx, "bin_fixture", 0); err != nil || c != 1 {
 		t.Errorf("captures: %d, %v", c, err)
 	}
 	spilled, err := s.SpilledWebhooks(ctx)

@@ -198,12 +198,15 @@ type Captures interface {
 	UpdateBin(ctx context.Context, b *models.Bin) error
 	// DeleteBin removes a bin and its captures.
 	DeleteBin(ctx context.Context, id string) error
-	// InsertCaptures stores captures in one transaction and drops their bins' oldest
-	// captures beyond keep; models.ErrNotFound, and nothing stored, when a bin is gone.
+	// InsertCaptures stores captures in one transaction and keeps their bins to their newest
+	// keep captures: reads given the same keep never show more, and the ones beyond are
+	// deleted a tenth of keep at a time; models.ErrNotFound, and nothing stored, when a bin
+	// is gone.
 	InsertCaptures(ctx context.Context, cs []*models.Capture, keep int) error
-	ListCaptures(ctx context.Context, binID string, p models.Page, preview int) ([]*models.Capture, string, error)
+	// ListCaptures and CountCaptures see a bin's newest keep captures (all with keep 0).
+	ListCaptures(ctx context.Context, binID string, p models.Page, preview, keep int) ([]*models.Capture, string, error)
 	GetCapture(ctx context.Context, binID, id string) (*models.Capture, error)
-	CountCaptures(ctx context.Context, binID string) (int64, error)
+	CountCaptures(ctx context.Context, binID string, keep int) (int64, error)
 }
 
 // Auth is API keys, browser sessions and process-wide settings.

@@ -120,6 +120,7 @@ type Base struct {
 	sendCache  sendCache     // see WebhooksToSend
 	webhookGen atomic.Uint64 // webhook changes made through this store (WebhooksChanged)
 	onQueued   atomic.Pointer[func(Queued)]
+	bounds     captureBounds
 }
 
 // New returns a Base on the given handles; pools are what Ping checks and Close closes.

@@ -69,15 +69,16 @@ func (s *Base) DeleteBin(ctx context.Context, id string) error {
 		if err := tx.Exec(`DELETE FROM captures WHERE bin_id = ?`, id).Error; err != nil {
 			return fmt.Errorf("delete captures: %w", err)
 		}
+		s.bounds.forget(id)
 		return nil
 	})
 }
 
-// InsertCaptures stores captures in one transaction and, in it, drops each of their bins'
-// oldest captures beyond keep, so a busy bin stays bounded without a separate pruning job
-// and pays for one pruning query per transaction, not per capture. When a bin no longer
-// exists nothing is stored and the error is models.ErrNotFound (the caller retries the
-// others alone).
+// InsertCaptures stores captures in one transaction and keeps each of their bins to its
+// newest keep captures without a separate pruning job: the oldest beyond keep are deleted in
+// the transaction that finds the bin due (see captureBounds), a tenth of keep at a time, and
+// reads never show more than keep meanwhile. When a bin no longer exists nothing is stored
+// and the error is models.ErrNotFound (the caller retries the others alone).
 func (s *Base) InsertCaptures(ctx context.Context, cs []*models.Capture, keep int) error {
 	var bins []string
 	for _, c := range cs {
@@ -90,6 +91,10 @@ func (s *Base) InsertCaptures(ctx context.Context, cs []*models.Capture, keep in
 		if !slices.Contains(bins, c.BinID) {
 			bins = append(bins, c.BinID)
 		}
+	}
+	var due []string
+	if keep > 0 {
+		due = s.bounds.due(cs, bins, keep)
 	}
 	err := s.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var found int64
@@ -109,13 +114,16 @@ func (s *Base) InsertCaptures(ctx context.Context, cs []*models.Capture, keep in
 		if keep <= 0 {
 			return nil
 		}
-		for _, bin := range bins {
+		for _, bin := range due {
 			if err := boundBin(tx, bin, keep); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+	if err == nil && keep > 0 {
+		s.bounds.stored(cs, due)
+	}
 	if errors.Is(err, models.ErrNotFound) {
 		return err
 	}
@@ -142,17 +150,23 @@ func boundBin(tx *gorm.DB, bin string, keep int) error {
 	return tx.Exec(`DELETE FROM captures WHERE bin_id = ? AND id < ?`, bin, oldestKept[0]).Error
 }
 
-// ListCaptures returns one page of a bin's captures, newest first.
+// ListCaptures returns one page of a bin's newest keep captures (all when keep is 0), newest
+// first.
 //
 // A list is a page of summaries: the body is cut to its first preview bytes, path and query to
 // 1 KiB, and headers are left out, in the query itself, so a page of 1 MiB captures costs what
 // a page of small ones does (a reader fetches one capture whole with GetCapture).
-func (s *Base) ListCaptures(ctx context.Context, binID string, p models.Page, preview int) ([]*models.Capture, string, error) {
+func (s *Base) ListCaptures(ctx context.Context, binID string, p models.Page, preview, keep int) ([]*models.Capture, string, error) {
 	q := s.Reader.WithContext(ctx).Select(`id, bin_id, method, substr(path, 1, 1024) AS path, substr(query, 1, 1024) AS query,
 		substr(body, 1, ?) AS body, size, remote_addr, received_at, verdicts, rejected, answered`, preview).
 		Where("bin_id = ?", binID).Order("id DESC").Limit(p.Limit + 1)
 	if p.Cursor != "" {
 		q = q.Where("id < ?", p.Cursor)
+	}
+	// Captures beyond keep that the bin's next bound will delete stay out of sight; a first
+	// page within keep cannot reach them, so it skips the walk to the keep-th newest.
+	if keep > 0 && (p.Cursor != "" || p.Limit+1 > keep) {
+		q = q.Where(`id >= COALESCE((SELECT id FROM captures WHERE bin_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?), '')`, binID, keep-1)
 	}
 	var list []*models.Capture
 	if err := q.Find(&list).Error; err != nil {
@@ -175,11 +189,15 @@ func (s *Base) GetCapture(ctx context.Context, binID, id string) (*models.Captur
 	return &c, nil
 }
 
-// CountCaptures returns how many captures a bin holds.
-func (s *Base) CountCaptures(ctx context.Context, binID string) (int64, error) {
+// CountCaptures returns how many captures a bin holds, at most keep (when keep is not 0): what
+// ListCaptures would show.
+func (s *Base) CountCaptures(ctx context.Context, binID string, keep int) (int64, error) {
 	var n int64
 	if err := s.Reader.WithContext(ctx).Model(&models.Capture{}).Where("bin_id = ?", binID).Count(&n).Error; err != nil {
 		return 0, fmt.Errorf("count captures: %w", err)
+	}
+	if keep > 0 {
+		n = min(n, int64(keep))
 	}
 	return n, nil
 }
