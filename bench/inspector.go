@@ -40,6 +40,9 @@ type CapturePhase struct {
 	Pushed  int64   `json:"pushed"`   // live messages the viewer received
 	Valid   int64   `json:"verified"` // of those, how many carried a valid signature and payload
 	Seconds float64 `json:"seconds"`
+	// CPUMicros is the CPU time of the bench and the server per capture: steadier than the
+	// rate when other work shares the machine.
+	CPUMicros float64 `json:"cpu_us_per_capture"`
 }
 
 // FloodResult is the flood scenario: batch deliveries without and with one bin taking
@@ -119,7 +122,7 @@ func (r *runner) capturePhase(ctx context.Context, watched bool) (*CapturePhase,
 		return nil, err
 	}
 	defer cleanup()
-	_, cl, stop, err := r.start(dsn, r.o.deliveryTimeout)
+	h, cl, stop, err := r.start(dsn, r.o.deliveryTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -145,10 +148,12 @@ func (r *runner) capturePhase(ctx context.Context, watched bool) (*CapturePhase,
 	hc := newHTTPClient(r.o.c)
 	defer hc.CloseIdleConnections()
 	url := cl.base + "/inspect/" + binID
+	cpuStart := h.cpuSeconds()
 	elapsed, failed, firstErr := closedLoop(ctx, r.o.n, r.o.c, func(ctx context.Context, i int) error {
 		return postCapture(ctx, hc, url, i)
 	})
 	stopProfile()
+	p.CPUMicros = (h.cpuSeconds() - cpuStart) / float64(max(1, r.o.n-failed)) * 1e6
 	p.Seconds, p.Failed = elapsed.Seconds(), failed
 	p.PerSec = float64(r.o.n-failed) / elapsed.Seconds()
 	if failed > 0 {

@@ -101,6 +101,7 @@ func rows(rep *Report) []row {
 				}
 				what := fmt.Sprintf("(%s, %d signed captures, c=%d)", p.name, in.Captures, in.Concurrency)
 				add("inspector", "captures/s "+what, num(p.phase.PerSec), "", nil)
+				add("inspector", "CPU µs per capture, bench + server "+what, fmt.Sprintf("%.0f", p.phase.CPUMicros), "", nil)
 				if in.CeilingRPS > 0 {
 					add("inspector", "captures/s ÷ loopback ceiling "+what, fmt.Sprintf("%.2f", p.phase.Ratio), "≥ 0.40",
 						check(p.phase.Failed == 0 && p.phase.Ratio >= 0.40))
