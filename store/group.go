@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"runtime"
 	"sync"
 )
 
@@ -48,6 +49,14 @@ func (g *group[In, Out]) do(ctx context.Context, in In) (Out, error) {
 	}
 	g.leading = true
 	for !c.done {
+		// Yield once before taking the batch: callers that are runnable now (requests being
+		// read and checked, on this core or the other) join this transaction instead of
+		// waiting for the next. Under load a transaction then holds several calls rather
+		// than one or two, and its commit, the bulk of its cost, is shared; with nothing
+		// runnable the yield returns at once.
+		g.mu.Unlock()
+		runtime.Gosched()
+		g.mu.Lock()
 		n := max(1, min(len(g.queue), g.take(g.queue)))
 		batch := g.queue[:n]
 		g.queue = append([]*call[In, Out](nil), g.queue[n:]...)
