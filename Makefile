@@ -101,7 +101,8 @@ bench:
 
 # fuzz runs each fuzz target for FUZZTIME (1m); `go test` alone runs only their seed inputs.
 FUZZTIME ?= 1m
-FUZZ_TARGETS := ./api:FuzzEventInput ./api:FuzzBatchInput ./api:FuzzWebhookInput ./inspector:FuzzVerify ./delivery:FuzzReadFinal
+FUZZ_TARGETS := ./api:FuzzEventInput ./api:FuzzBatchInput ./api:FuzzWebhookInput ./inspector:FuzzVerify ./delivery:FuzzReadFinal \
+	./models:FuzzCheckDelivered ./models:FuzzBuildBody ./models:FuzzJSONScanner ./models:FuzzPlainTimestamp
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t#*:}; echo "== $$name ($$pkg, $(FUZZTIME))"; \

@@ -21,8 +21,10 @@ import (
 )
 
 // publishAllocsBefore is what POST /api/v1/events (two subscribed webhooks, SQLite, the
-// router called directly) allocated before tracing existed, at ccfc25a with Go 1.26.
-const publishAllocsBefore = 258
+// router called directly) allocated before tracing existed, at ccfc25a with Go 1.26 (258),
+// less the 19 that BuildBody stopped allocating when it took data apart with its own scanner
+// rather than encoding/json: measured again, so that the budget catches those coming back.
+const publishAllocsBefore = 239
 
 // A publish allocates no more with tracing off than it did before tracing existed, even when
 // the publisher sends a traceparent: the nil Tracer does not read it.

@@ -127,36 +127,35 @@ func ParseEventTime(s string) (time.Time, error) {
 // every key present (null where unknown) and times in TimestampLayout. Field names in errors are
 // prefixed with "data.".
 func (et EventType) BuildBody(data json.RawMessage, occurred time.Time) ([]byte, error) {
-	verr := &ValidationError{}
-	obj := map[string]json.RawMessage{}
-	dec := json.NewDecoder(bytes.NewReader(data))
 	if len(bytes.TrimSpace(data)) == 0 || bytes.Equal(bytes.TrimSpace(data), []byte("null")) {
-		verr.Add("data", "is required")
-		return nil, verr
+		return nil, &ValidationError{Errors: []FieldError{{Field: "data", Message: "is required"}}}
 	}
-	if err := dec.Decode(&obj); err != nil {
-		verr.Add("data", "must be a JSON object")
-		return nil, verr
-	}
-	for key := range obj {
-		if !slices.ContainsFunc(et.Fields, func(f Field) bool { return f.Name == key }) {
-			verr.Add("data."+key, "unknown field for %s", et.Name)
+	var given [16]member
+	obj, ok := scanPublishedData(data, given[:0])
+	if !ok {
+		if obj, ok = decodePublishedData(data, given[:0]); !ok {
+			return nil, &ValidationError{Errors: []FieldError{{Field: "data", Message: "must be a JSON object"}}}
 		}
 	}
+	var verr ValidationError // returned as a copy, so that it stays off the heap when the data is valid
 	var buf bytes.Buffer
-	buf.Grow(512)
+	buf.Grow(len(data) + 256)
 	buf.WriteString(`{"event":`)
 	writeJSONString(&buf, et.Name)
 	buf.WriteString(`,"timestamp":"`)
-	buf.WriteString(FormatTimestamp(occurred))
+	buf.Write(appendTimestamp(buf.AvailableBuffer(), occurred))
 	buf.WriteString(`","data":{`)
+	found := 0
 	for i, f := range et.Fields {
 		if i > 0 {
 			buf.WriteByte(',')
 		}
 		writeJSONString(&buf, f.Name)
 		buf.WriteByte(':')
-		raw, given := obj[f.Name]
+		raw, given := lookupMember(obj, f.Name, i)
+		if given {
+			found++
+		}
 		if given && bytes.Equal(bytes.TrimSpace(raw), []byte("null")) && f.kind != kindStringOrNull {
 			given = false // null means "not given" for fields that have a default or are required
 		}
@@ -167,7 +166,9 @@ func (et EventType) BuildBody(data json.RawMessage, occurred time.Time) ([]byte,
 			case f.kind == kindBool:
 				buf.WriteString("false")
 			case f.kind == kindTime:
-				buf.WriteString(`"` + FormatTimestamp(occurred) + `"`)
+				buf.WriteByte('"')
+				buf.Write(appendTimestamp(buf.AvailableBuffer(), occurred))
+				buf.WriteByte('"')
 			default:
 				buf.WriteString("null")
 			}
@@ -178,22 +179,91 @@ func (et EventType) BuildBody(data json.RawMessage, occurred time.Time) ([]byte,
 		}
 	}
 	buf.WriteString("}}")
-	if err := verr.OrNil(); err != nil {
+	if found < len(obj) { // the keys are distinct, so only then are some unknown
+		for _, m := range obj {
+			if !et.hasField(m.key) {
+				verr.Add("data."+string(m.key), "unknown field for %s", et.Name)
+			}
+		}
+	}
+	if len(verr.Errors) > 0 {
 		slices.SortFunc(verr.Errors, func(a, b FieldError) int { return strings.Compare(a.Field, b.Field) })
-		return nil, err
+		return nil, &ValidationError{Errors: verr.Errors}
 	}
 	return buf.Bytes(), nil
+}
+
+// scanPublishedData takes apart the object that json.Decoder would read from data: the first
+// value, whatever follows it unread. It declines what decodePublishedData must judge: anything
+// but an object of distinct plain keys.
+func scanPublishedData(data []byte, dst []member) ([]member, bool) {
+	s := jsonScanner{data: data}
+	s.skipSpace()
+	if s.peek() != '{' {
+		return nil, false
+	}
+	obj, ok := s.object(1, dst)
+	return obj, ok && distinctKeys(obj)
+}
+
+// decodePublishedData is how BuildBody always read data: a "null" followed by anything but
+// space reads as no keys at all, keys are unescaped, and the last of duplicate keys wins.
+func decodePublishedData(data []byte, dst []member) ([]member, bool) {
+	obj := map[string]json.RawMessage{}
+	if err := json.NewDecoder(bytes.NewReader(data)).Decode(&obj); err != nil {
+		return nil, false
+	}
+	for key, raw := range obj {
+		dst = append(dst, member{key: []byte(key), raw: raw})
+	}
+	return dst, true
+}
+
+func distinctKeys(obj []member) bool {
+	for i, m := range obj {
+		for _, prev := range obj[:i] {
+			// Comparing the last bytes first spares most calls to compare the keys whole.
+			if len(m.key) == len(prev.key) && (len(m.key) == 0 || m.key[len(m.key)-1] == prev.key[len(m.key)-1]) &&
+				string(m.key) == string(prev.key) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// lookupMember finds key in obj, looking first at position at, where the key is when obj
+// follows the catalogue's order as every body Hookrelay writes does.
+func lookupMember(obj []member, key string, at int) ([]byte, bool) {
+	if at < len(obj) && string(obj[at].key) == key {
+		return obj[at].raw, true
+	}
+	for _, m := range obj {
+		if string(m.key) == key {
+			return m.raw, true
+		}
+	}
+	return nil, false
+}
+
+func (et EventType) hasField(name []byte) bool {
+	for _, f := range et.Fields {
+		if f.Name == string(name) {
+			return true
+		}
+	}
+	return false
 }
 
 // writeValue validates raw for the field and writes its normalised JSON; it returns a
 // message when raw does not fit.
 func (f Field) writeValue(buf *bytes.Buffer, raw json.RawMessage) string {
+	if out, msg, ok := f.plainValue(raw); ok {
+		buf.Write(out)
+		return msg
+	}
 	switch f.kind {
 	case kindPositiveInt:
-		if i, ok := plainPositiveInt(raw); ok {
-			buf.Write(strconv.AppendInt(buf.AvailableBuffer(), i, 10))
-			return ""
-		}
 		var n json.Number
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.UseNumber()
@@ -205,25 +275,14 @@ func (f Field) writeValue(buf *bytes.Buffer, raw json.RawMessage) string {
 		if err != nil || i <= 0 {
 			return "must be a positive integer"
 		}
-		fmt.Fprintf(buf, "%d", i)
+		buf.Write(strconv.AppendInt(buf.AvailableBuffer(), i, 10))
 	case kindNonEmptyString:
-		if plain, ok := plainJSONString(raw); ok {
-			if strings.TrimSpace(string(plain[1:len(plain)-1])) == "" {
-				return "must be a non-empty string"
-			}
-			buf.Write(plain)
-			return ""
-		}
 		var s string
 		if json.Unmarshal(raw, &s) != nil || strings.TrimSpace(s) == "" {
 			return "must be a non-empty string"
 		}
 		writeJSONString(buf, s)
 	case kindStringOrNull:
-		if plain, ok := plainJSONString(raw); ok {
-			buf.Write(plain)
-			return ""
-		}
 		var s *string
 		if json.Unmarshal(raw, &s) != nil {
 			return "must be a string or null"
@@ -238,20 +297,96 @@ func (f Field) writeValue(buf *bytes.Buffer, raw json.RawMessage) string {
 		if json.Unmarshal(raw, &b) != nil {
 			return "must be true or false"
 		}
-		fmt.Fprintf(buf, "%t", b)
+		buf.Write(strconv.AppendBool(buf.AvailableBuffer(), b))
 	case kindTime:
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
+		s, ok := decodeString(raw)
+		if !ok {
 			return "must be an RFC 3339 time string"
 		}
 		t, err := ParseEventTime(s)
 		if err != nil {
 			return err.Error()
 		}
-		buf.WriteString(`"` + FormatTimestamp(t) + `"`)
+		buf.WriteByte('"')
+		buf.Write(appendTimestamp(buf.AvailableBuffer(), t))
+		buf.WriteByte('"')
 	}
 	return ""
 }
+
+// plainValue judges raw without decoding it when it has the form that Hookrelay and nearly
+// every publisher write, in which writeValue would write raw back unchanged; it returns raw,
+// trimmed, or the message. ok false leaves raw to the full decode.
+func (f Field) plainValue(raw []byte) (out []byte, msg string, ok bool) {
+	raw = bytes.TrimSpace(raw)
+	switch f.kind {
+	case kindPositiveInt:
+		_, ok = plainPositiveInt(raw)
+	case kindNonEmptyString:
+		if raw, ok = plainJSONString(raw); ok && len(bytes.TrimSpace(raw[1:len(raw)-1])) == 0 {
+			return nil, "must be a non-empty string", true
+		}
+	case kindStringOrNull:
+		if ok = string(raw) == "null"; !ok {
+			raw, ok = plainJSONString(raw)
+		}
+	case kindBool:
+		ok = string(raw) == "true" || string(raw) == "false"
+	case kindTime:
+		ok = len(raw) == len(TimestampLayout)+2 && raw[0] == '"' && plainTimestamp(raw[1:len(raw)-1]) && raw[len(raw)-1] == '"'
+	}
+	if !ok {
+		return nil, "", false
+	}
+	return raw, "", true
+}
+
+// decodeString is json.Unmarshal into a string (which takes null as ""), without its work
+// for a string that reads as written.
+func decodeString(raw []byte) (string, bool) {
+	if plain, ok := plainJSONString(raw); ok {
+		return string(plain[1 : len(plain)-1]), true
+	}
+	var s string
+	err := json.Unmarshal(raw, &s)
+	return s, err == nil
+}
+
+// plainTimestamp reports whether b is a time written in TimestampLayout that exists: then
+// time.Parse takes it with that layout and with RFC 3339, and FormatTimestamp writes it back
+// byte for byte. Checking that by hand spares a string and a parse per time on the hot paths.
+func plainTimestamp(b []byte) bool {
+	if len(b) != len(TimestampLayout) || b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' ||
+		string(b[19:]) != "+00:00" {
+		return false
+	}
+	num := func(b []byte) int {
+		n := 0
+		for _, c := range b {
+			if c < '0' || c > '9' {
+				return -1
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n
+	}
+	year, month, day := num(b[0:4]), num(b[5:7]), num(b[8:10])
+	if year < 0 || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) {
+		return false
+	}
+	hour, minute, sec := num(b[11:13]), num(b[14:16]), num(b[17:19])
+	return 0 <= hour && hour <= 23 && 0 <= minute && minute <= 59 && 0 <= sec && sec <= 59
+}
+
+func daysIn(month, year int) int {
+	if month == 2 && year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+		return 29
+	}
+	return [...]int{31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}[month-1]
+}
+
+// appendTimestamp is FormatTimestamp for a buffer, without a string to copy.
+func appendTimestamp(b []byte, t time.Time) []byte { return t.UTC().AppendFormat(b, TimestampLayout) }
 
 // plainJSONString returns raw, trimmed, when it is a JSON string that decoding and writing
 // again with writeJSONString would reproduce byte for byte: no escapes, no control
@@ -263,6 +398,9 @@ func plainJSONString(raw []byte) ([]byte, bool) {
 		return nil, false
 	}
 	inner := raw[1 : len(raw)-1]
+	if plainPrefix(inner) == len(inner) {
+		return raw, true
+	}
 	for _, c := range inner {
 		if c < 0x20 || c == '"' || c == '\\' {
 			return nil, false
@@ -352,52 +490,177 @@ func (et EventType) JSONSchema() map[string]any {
 // the envelope, the event type, and every data key present with the right type and the documented
 // time format. It returns the event type found and the problems (none means the payload is ok).
 func CheckDelivered(body []byte) (eventType string, known bool, problems []string) {
-	var env struct {
-		Event     *string                    `json:"event"`
-		Timestamp *string                    `json:"timestamp"`
-		Data      map[string]json.RawMessage `json:"data"`
+	var data [16]member
+	env, ok := scanEnvelope(body, data[:0])
+	if !ok {
+		if env, ok = decodeEnvelope(body); !ok {
+			return "", false, []string{"body is not a JSON object with event, timestamp and data"}
+		}
 	}
-	if err := json.Unmarshal(body, &env); err != nil {
-		return "", false, []string{"body is not a JSON object with event, timestamp and data"}
-	}
-	if env.Event == nil {
+	if !env.hasEvent {
 		return "", false, []string{"event: missing"}
 	}
-	et, ok := LookupEventType(*env.Event)
+	et, ok := LookupEventType(string(env.event))
 	if !ok {
-		return *env.Event, false, []string{fmt.Sprintf("event: unknown type %q", *env.Event)}
+		name := string(env.event)
+		return name, false, []string{fmt.Sprintf("event: unknown type %q", name)}
 	}
-	if env.Timestamp == nil {
+	if !env.hasTimestamp {
 		problems = append(problems, "timestamp: missing")
-	} else if _, err := time.Parse(TimestampLayout, *env.Timestamp); err != nil {
-		problems = append(problems, "timestamp: not in the form 2025-01-15T10:30:00+00:00")
+	} else if !plainTimestamp(env.timestamp) {
+		if _, err := time.Parse(TimestampLayout, string(env.timestamp)); err != nil {
+			problems = append(problems, "timestamp: not in the form 2025-01-15T10:30:00+00:00")
+		}
 	}
-	if env.Data == nil {
+	if !env.hasData {
 		return et.Name, true, append(problems, "data: missing or not an object")
 	}
-	for _, f := range et.Fields {
-		raw, ok := env.Data[f.Name]
+	found := 0
+	for i, f := range et.Fields {
+		raw, ok := lookupMember(env.data, f.Name, i)
 		if !ok {
 			problems = append(problems, "data."+f.Name+": missing")
 			continue
 		}
+		found++
 		if msg := f.checkDelivered(raw); msg != "" {
 			problems = append(problems, "data."+f.Name+": "+msg)
 		}
 	}
-	for key := range env.Data {
-		if !slices.ContainsFunc(et.Fields, func(f Field) bool { return f.Name == key }) {
-			problems = append(problems, "data."+key+": unknown field")
+	if found < len(env.data) { // the keys are distinct, so only then are some unknown
+		for _, m := range env.data {
+			if !et.hasField(m.key) {
+				problems = append(problems, "data."+string(m.key)+": unknown field")
+			}
 		}
 	}
 	slices.Sort(problems)
 	return et.Name, true, problems
 }
 
+// envelope is a delivered body taken apart. A missing or null member is not had.
+type envelope struct {
+	event, timestamp                []byte
+	data                            []member
+	hasEvent, hasTimestamp, hasData bool
+}
+
+// envelopeKeys are the members CheckDelivered reads, indexed by keyEvent, keyTimestamp and keyData.
+var envelopeKeys = [...]string{"event", "timestamp", "data"}
+
+const (
+	keyEvent = iota
+	keyTimestamp
+	keyData
+)
+
+// scanEnvelope takes body apart as json.Unmarshal into CheckDelivered's struct would, appending
+// the data members to dst. It declines what decodeEnvelope must judge: repeated members (later
+// ones win there, and data objects merge), keys that match a member only case-insensitively,
+// values of other types than the struct's (an error there), and anything jsonScanner declines.
+func scanEnvelope(body []byte, dst []member) (env envelope, ok bool) {
+	s := jsonScanner{data: body}
+	s.skipSpace()
+	if s.peek() != '{' {
+		return env, false
+	}
+	s.i++
+	var seen [len(envelopeKeys)]bool
+	for first := true; ; first = false {
+		key, plain, more, ok := s.member(first)
+		if !ok || !plain {
+			return env, false
+		}
+		if !more {
+			break
+		}
+		k := envelopeKey(key)
+		if k == -1 {
+			if !s.value(1) {
+				return env, false
+			}
+			continue
+		}
+		if k < 0 || seen[k] {
+			return env, false
+		}
+		seen[k] = true
+		switch c := s.peek(); {
+		case c == 'n':
+			if !s.literal("null") {
+				return env, false
+			}
+		case c == '"' && k != keyData:
+			text, plain, ok := s.str()
+			if !ok || !plain {
+				return env, false
+			}
+			if k == keyEvent {
+				env.event, env.hasEvent = text, true
+			} else {
+				env.timestamp, env.hasTimestamp = text, true
+			}
+		case c == '{' && k == keyData:
+			if env.data, ok = s.object(2, dst); !ok || !distinctKeys(env.data) {
+				return env, false
+			}
+			env.hasData = true
+		default:
+			return env, false
+		}
+	}
+	s.skipSpace()
+	return env, s.i == len(body)
+}
+
+// envelopeKey returns the index of key in envelopeKeys, -1 for another member, or -2 for one
+// that encoding/json would match case-insensitively.
+func envelopeKey(key []byte) int {
+	for i, k := range envelopeKeys {
+		if string(key) == k {
+			return i
+		}
+	}
+	for _, k := range envelopeKeys {
+		if strings.EqualFold(string(key), k) {
+			return -2
+		}
+	}
+	return -1
+}
+
+// decodeEnvelope is how CheckDelivered always read body.
+func decodeEnvelope(body []byte) (env envelope, ok bool) {
+	var v struct {
+		Event     *string                    `json:"event"`
+		Timestamp *string                    `json:"timestamp"`
+		Data      map[string]json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(body, &v); err != nil {
+		return env, false
+	}
+	if v.Event != nil {
+		env.event, env.hasEvent = []byte(*v.Event), true
+	}
+	if v.Timestamp != nil {
+		env.timestamp, env.hasTimestamp = []byte(*v.Timestamp), true
+	}
+	if v.Data != nil {
+		env.hasData = true
+		for key, raw := range v.Data {
+			env.data = append(env.data, member{key: []byte(key), raw: raw})
+		}
+	}
+	return env, true
+}
+
 func (f Field) checkDelivered(raw json.RawMessage) string {
+	if _, msg, ok := f.plainValue(raw); ok {
+		return msg
+	}
 	if f.kind == kindTime {
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
+		s, ok := decodeString(raw)
+		if !ok {
 			return "must be a time string"
 		}
 		if _, err := time.Parse(TimestampLayout, s); err != nil {
