@@ -102,7 +102,8 @@ bench:
 # fuzz runs each fuzz target for FUZZTIME (1m); `go test` alone runs only their seed inputs.
 FUZZTIME ?= 1m
 FUZZ_TARGETS := ./api:FuzzEventInput ./api:FuzzBatchInput ./api:FuzzWebhookInput ./inspector:FuzzVerify ./delivery:FuzzReadFinal \
-	./models:FuzzCheckDelivered ./models:FuzzBuildBody ./models:FuzzJSONScanner ./models:FuzzPlainTimestamp
+	./models:FuzzCheckDelivered ./models:FuzzBuildBody ./models:FuzzJSONScanner ./models:FuzzPlainTimestamp \
+	./inspector:FuzzEncodeHeadersDecodesAsJSONMarshal
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t#*:}; echo "== $$name ($$pkg, $(FUZZTIME))"; \
