@@ -242,8 +242,15 @@ func (s *Base) RecordResults(ctx context.Context, results []models.Result) error
 
 // updateDelivered applies the outcome of sent attempts to deliveries still pending, in one
 // statement, and returns the ids it updated.
+//
+// "Still pending" is compared with a value each row carries rather than with the constant
+// 'pending': against the constant, PostgreSQL may answer the condition from the partial
+// index of pending deliveries, and with statistics that lag a fast-growing queue (a young
+// table, a burst) it estimates a handful of pending rows and hashes all of them, tens of
+// thousands, on every record. Compared with a value from the other side of the join, the
+// condition can only filter rows found by id.
 func (s *Base) updateDelivered(tx *gorm.DB, rs []models.Result, now time.Time) ([]string, error) {
-	data := NewJSONRows(96 * len(rs))
+	data := NewJSONRows(104 * len(rs))
 	for _, r := range rs {
 		data.Row()
 		data.Str(r.DeliveryID)
@@ -252,11 +259,13 @@ func (s *Base) updateDelivered(tx *gorm.DB, rs []models.Result, now time.Time) (
 		data.Int(r.NextAttemptAt)
 		data.IntPtr(r.Attempt.ResponseStatus)
 		data.StrPtr(r.Attempt.Error)
+		data.Str(models.StatusPending)
 	}
 	q := `UPDATE deliveries SET status = ` + s.hooks.JSONCol(1, "text") + `, attempt_count = ` + s.hooks.JSONCol(2, "int") +
 		`, next_attempt_at = ` + s.hooks.JSONCol(3, "bigint") + `, locked_until = 0, locked_by = '', last_status_code = ` +
 		s.hooks.JSONCol(4, "int") + `, last_error = ` + s.hooks.JSONCol(5, "text") + `, updated_at = ?
-		FROM ` + s.hooks.JSONSource() + ` WHERE deliveries.id = ` + s.hooks.JSONCol(0, "text") + ` AND deliveries.status = 'pending'
+		FROM ` + s.hooks.JSONSource() + ` WHERE deliveries.id = ` + s.hooks.JSONCol(0, "text") + `
+			AND deliveries.status = ` + s.hooks.JSONCol(6, "text") + `
 		RETURNING deliveries.id`
 	rows, err := tx.Raw(q, now, data.String()).Rows()
 	if err != nil {
