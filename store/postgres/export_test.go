@@ -1,4 +1,12 @@
 package postgres
 
+import "github.com/hookrelay/hookrelay/store/internal/sqlcommon"
+
 // SpillLockClass lets the tests hold a spill's lock as a publish in flight does.
 const SpillLockClass = spillLockClass
+
+// RecordPlanSQL is what a record transaction runs first to settle how it joins.
+const RecordPlanSQL = recordPlanSQL
+
+// UpdateDeliveredSQL is the statement that records results, as this driver writes it.
+func UpdateDeliveredSQL(d *Driver) string { return sqlcommon.UpdateDeliveredSQL(hooks{d}) }

@@ -129,7 +129,12 @@ func (hooks) Rescanning() {}
 // LockForRecord locks the batch's rows in id order first. Two replicas can record the same
 // delivery (a lease that expired while its attempt was out); in one order, their
 // transactions cannot take the same rows in opposite orders and deadlock.
+//
+// It also settles how the transaction's statements join (recordPlanSQL).
 func (hooks) LockForRecord(tx *gorm.DB, results []models.Result) error {
+	if err := tx.Exec(recordPlanSQL).Error; err != nil {
+		return err
+	}
 	ids := make([]string, 0, len(results))
 	for _, r := range results {
 		ids = append(ids, r.DeliveryID)
@@ -137,6 +142,14 @@ func (hooks) LockForRecord(tx *gorm.DB, results []models.Result) error {
 	slices.Sort(ids)
 	return tx.Exec(`SELECT 1 FROM deliveries WHERE id IN ? ORDER BY id FOR UPDATE`, slices.Compact(ids)).Error
 }
+
+// recordPlanSQL makes a record transaction join by nested loops only. Its update joins a
+// few hundred results to their deliveries, which the primary key finds in microseconds
+// each; but the planner's cost model, with statistics that lag a queue growing fast (a young
+// table, a burst), prices a hash join over a scan of the table (or of every pending
+// delivery) lower, and a record then reads tens of thousands of rows to update a few
+// hundred. The settings last until the transaction ends.
+const recordPlanSQL = `SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`
 
 // RecordOwed has no owed deliveries to write: a take writes the rows (spill.go).
 func (hooks) RecordOwed(*gorm.DB, []models.Result, time.Time) (map[string]bool, func(), error) {

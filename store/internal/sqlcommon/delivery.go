@@ -261,13 +261,7 @@ func (s *Base) updateDelivered(tx *gorm.DB, rs []models.Result, now time.Time) (
 		data.StrPtr(r.Attempt.Error)
 		data.Str(models.StatusPending)
 	}
-	q := `UPDATE deliveries SET status = ` + s.hooks.JSONCol(1, "text") + `, attempt_count = ` + s.hooks.JSONCol(2, "int") +
-		`, next_attempt_at = ` + s.hooks.JSONCol(3, "bigint") + `, locked_until = 0, locked_by = '', last_status_code = ` +
-		s.hooks.JSONCol(4, "int") + `, last_error = ` + s.hooks.JSONCol(5, "text") + `, updated_at = ?
-		FROM ` + s.hooks.JSONSource() + ` WHERE deliveries.id = ` + s.hooks.JSONCol(0, "text") + `
-			AND deliveries.status = ` + s.hooks.JSONCol(6, "text") + `
-		RETURNING deliveries.id`
-	rows, err := tx.Raw(q, now, data.String()).Rows()
+	rows, err := tx.Raw(UpdateDeliveredSQL(s.hooks), now, data.String()).Rows()
 	if err != nil {
 		return nil, fmt.Errorf("record deliveries: %w", err)
 	}
@@ -284,6 +278,17 @@ func (s *Base) updateDelivered(tx *gorm.DB, rs []models.Result, now time.Time) (
 		return nil, fmt.Errorf("record deliveries: %w", err)
 	}
 	return ids, nil
+}
+
+// UpdateDeliveredSQL is updateDelivered's statement for a driver; its arguments are the time
+// and the rows as JSON (id, status, attempts, next attempt, status code, error, "pending").
+func UpdateDeliveredSQL(h Hooks) string {
+	return `UPDATE deliveries SET status = ` + h.JSONCol(1, "text") + `, attempt_count = ` + h.JSONCol(2, "int") +
+		`, next_attempt_at = ` + h.JSONCol(3, "bigint") + `, locked_until = 0, locked_by = '', last_status_code = ` +
+		h.JSONCol(4, "int") + `, last_error = ` + h.JSONCol(5, "text") + `, updated_at = ?
+		FROM ` + h.JSONSource() + ` WHERE deliveries.id = ` + h.JSONCol(0, "text") + `
+			AND deliveries.status = ` + h.JSONCol(6, "text") + `
+		RETURNING deliveries.id`
 }
 
 // ReleaseLeases frees deliveries this process claimed but will not attempt (shutdown), so
