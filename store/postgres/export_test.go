@@ -5,6 +5,9 @@ import "github.com/hookrelay/hookrelay/store/internal/sqlcommon"
 // SpillLockClass lets the tests hold a spill's lock as a publish in flight does.
 const SpillLockClass = spillLockClass
 
+// SpillStartClass lets the tests hold a spill's start as a publish starting it does.
+const SpillStartClass = spillStartClass
+
 // RecordPlanSQL is what a record transaction runs first to settle how it joins.
 const RecordPlanSQL = recordPlanSQL
 

@@ -167,3 +167,34 @@ func TestATakeDoesNotWaitForAPublishInFlightToEndASpill(t *testing.T) {
 		t.Errorf("take after the publish: %d taken, spilled %v; want nothing and the spill ended", len(got.Taken), got.Spilled)
 	}
 }
+
+// Publishers that see the same backlog decide to spill the same webhook together. While one
+// of them is starting the spill, another does not wait for it (its insert of the spill's row
+// would, until the first commits): it writes the webhook's delivery row as before the spill.
+func TestAPublishDoesNotWaitForAnotherStartingTheSameSpill(t *testing.T) {
+	d, _ := openForPool(t)
+	d.OnQueued(func(store.Queued) {}) // a dispatcher listens: publishes may start spills
+	s := store.New(d)
+	w := conformance.NewWebhook(t, s, "message.received", true)
+	starting := d.Writer.Begin()
+	defer starting.Rollback()
+	if err := starting.Exec(`SELECT pg_advisory_xact_lock(?, hashtext(?))`, postgres.SpillStartClass, w.ID).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := starting.Exec(`INSERT INTO webhook_spills (webhook_id, after_seq, since) VALUES (?, 0, now())`, w.ID).Error; err != nil {
+		t.Fatal(err)
+	}
+	d.RequestSpill([]string{w.ID})
+	done := make(chan store.Published, 1)
+	go func() { done <- conformance.Publish(t, s, "message.received", "") }()
+	select {
+	case res := <-done:
+		var rows int64
+		if err := d.Writer.Raw(`SELECT COUNT(*) FROM deliveries WHERE webhook_id = ? AND event_id = ?`, w.ID, res.Event.ID).
+			Scan(&rows).Error; err != nil || rows != 1 {
+			t.Errorf("the publish beside a spill being started wrote %d delivery rows (%v), want 1", rows, err)
+		}
+	case <-time.After(stallBound):
+		t.Fatal("the publish waited for another transaction starting the same spill")
+	}
+}

@@ -41,6 +41,10 @@ import (
 // the webhook id), apart from the single-key locks of jobs and migrations.
 const spillLockClass = 0x68727370
 
+// spillStartClass keys the locks a publish takes on the spills it starts (see
+// claimSpillStarts).
+const spillStartClass = 0x68727374
+
 // takeLease is the lease of taken deliveries when the request gives none.
 const takeLease = 5 * time.Minute
 
@@ -91,6 +95,31 @@ func startSpills(tx *gorm.DB, ids []string, now time.Time) ([]string, error) {
 	return started, nil
 }
 
+// claimSpillStarts keeps, of the webhooks (ids sorted) a publish is about to spill, those no
+// other transaction is spilling at this moment. Publishers that all see the same backlog
+// decide to spill the same webhooks together, and the second insert of a spill's row waits
+// for the first transaction to end (it cannot tell a conflict before): with 32 publishers,
+// a spill's start held a queue of publishes for tens of milliseconds. A publish that finds
+// the start taken writes its rows as if the webhook were not spilled yet, which is what any
+// publish that read the spilled set a moment earlier does.
+func claimSpillStarts(tx *gorm.DB, ids []string) ([]string, error) {
+	rows, err := tx.Statement.ConnPool.QueryContext(tx.Statement.Context,
+		`SELECT k FROM unnest($2::text[]) AS u(k) WHERE pg_try_advisory_xact_lock($1, hashtext(k))`, spillStartClass, ids)
+	if err != nil {
+		return nil, fmt.Errorf("claim spill starts: %w", err)
+	}
+	defer rows.Close()
+	var mine []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("claim spill starts: %w", err)
+		}
+		mine = append(mine, id)
+	}
+	return mine, rows.Err()
+}
+
 // lockSpills takes the advisory locks of the webhooks' spills (ids sorted): shared by a
 // publish that owes them events, exclusive by what drops a spill (a take ending one only tries
 // it).
@@ -124,6 +153,11 @@ func (d *Driver) beginPublish(tx *gorm.DB) (map[string]bool, []string, error) {
 		toSpill, err := d.spills.ToSpill(tx, seenSet)
 		if err != nil {
 			return nil, nil, err
+		}
+		if len(toSpill) > 0 {
+			if toSpill, err = claimSpillStarts(tx, toSpill); err != nil {
+				return nil, nil, err
+			}
 		}
 		if len(toSpill) > 0 {
 			if started, err = startSpills(tx, toSpill, time.Now().UTC()); err != nil {
