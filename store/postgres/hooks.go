@@ -126,12 +126,11 @@ func (h hooks) Claim(ctx context.Context, r storedriver.ClaimForRequest, hs []st
 
 func (hooks) Rescanning() {}
 
-// LockForRecord locks the batch's rows in id order first. Two replicas can record the same
-// delivery (a lease that expired while its attempt was out); in one order, their
-// transactions cannot take the same rows in opposite orders and deadlock.
-//
-// It also settles how the transaction's statements join (recordPlanSQL).
-func (hooks) LockForRecord(tx *gorm.DB, results []models.Result) error {
+// BeginRecord settles how the transaction's statements join (recordPlanSQL), then locks
+// the batch's rows in id order. Two replicas can record the same delivery (a lease that
+// expired while its attempt was out); in one order, their transactions cannot take the same
+// rows in opposite orders and deadlock.
+func (hooks) BeginRecord(tx *gorm.DB, results []models.Result) error {
 	if err := tx.Exec(recordPlanSQL).Error; err != nil {
 		return err
 	}

@@ -99,8 +99,9 @@ func (h hooks) Claim(ctx context.Context, r storedriver.ClaimForRequest, hs []st
 // Rescanning rewinds every claim cursor: leases that ran out lie behind them.
 func (h hooks) Rescanning() { h.d.leases.rewindAll() }
 
-// LockForRecord has nothing to lock: the writer is one connection.
-func (hooks) LockForRecord(*gorm.DB, []models.Result) error { return nil }
+// BeginRecord has nothing to settle: the writer is one connection, and SQLite's planner
+// finds the recorded rows by id.
+func (hooks) BeginRecord(*gorm.DB, []models.Result) error { return nil }
 
 func (h hooks) RecordOwed(tx *gorm.DB, owed []models.Result, now time.Time) (map[string]bool, func(), error) {
 	return h.d.owedRecord(tx, owed, now)

@@ -98,8 +98,9 @@ type Hooks interface {
 	Claim(ctx context.Context, r ClaimForRequest, hooks []storedriver.WebhookQuota) (claimed []*models.Delivery, exhausted []string, err error)
 	// Rescanning is told that the dispatcher is about to look for work it was not told about.
 	Rescanning()
-	// LockForRecord runs first in a record transaction, given the deliveries it records.
-	LockForRecord(tx *gorm.DB, results []models.Result) error
+	// BeginRecord runs first in a record transaction, given the deliveries it records: what
+	// the driver must settle before the transaction's statements (row locks, its plan).
+	BeginRecord(tx *gorm.DB, results []models.Result) error
 	// RecordOwed writes the rows of deliveries taken without one; it returns the ids it wrote
 	// and what to apply once the transaction commits.
 	RecordOwed(tx *gorm.DB, owed []models.Result, now time.Time) (map[string]bool, func(), error)

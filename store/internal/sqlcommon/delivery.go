@@ -117,7 +117,7 @@ func (s *Base) RecordResults(ctx context.Context, results []models.Result) error
 	}
 	var applyOwed func()
 	err := s.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := s.hooks.LockForRecord(tx, results); err != nil {
+		if err := s.hooks.BeginRecord(tx, results); err != nil {
 			return fmt.Errorf("record deliveries: %w", err)
 		}
 		written := map[string]bool{}
