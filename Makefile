@@ -103,7 +103,7 @@ bench:
 FUZZTIME ?= 1m
 FUZZ_TARGETS := ./api:FuzzEventInput ./api:FuzzBatchInput ./api:FuzzWebhookInput ./inspector:FuzzVerify ./delivery:FuzzReadFinal \
 	./models:FuzzCheckDelivered ./models:FuzzBuildBody ./models:FuzzJSONScanner ./models:FuzzPlainTimestamp \
-	./inspector:FuzzEncodeHeadersDecodesAsJSONMarshal
+	./inspector:FuzzEncodeHeadersDecodesAsJSONMarshal ./api:FuzzSplitBodyMatchesEncodingJSON
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t#*:}; echo "== $$name ($$pkg, $(FUZZTIME))"; \

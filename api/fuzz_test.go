@@ -1,6 +1,11 @@
 package api
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"reflect"
 	"testing"
 )
 
@@ -54,5 +59,34 @@ func FuzzWebhookInput(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		_, _ = parseInput[WebhookInput](raw, true)
+	})
+}
+
+// splitBodyReference is splitBody as it was before the scanner: encoding/json alone.
+func splitBodyReference(raw []byte) (object, error) {
+	var obj object
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(&obj); err != nil || obj == nil {
+		return nil, badBody("the body must be a JSON object: " + jsonErrorText(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, badBody("the body must hold a single JSON object with nothing after it")
+	}
+	return obj, nil
+}
+
+// The scanner's path must take a body apart exactly as encoding/json did, and refuse what it
+// refused with the same words.
+func FuzzSplitBodyMatchesEncodingJSON(f *testing.F) {
+	for _, s := range append(eventSeeds, `{"a":1,"a":2}`, ` {"a" : [1, {"b":null}] } `, `{"a":1} {}`, `{"a":1}]`, `{"\u0061":1}`,
+		`{"é":1}`, `null`, `{"a":"`+"\xff"+`"}`, `{"a":1,}`, "{\"a\":1}\n\t ", `{}`, `{"a":tru}`) {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		got, gotErr := splitBody(raw)
+		want, wantErr := splitBodyReference(raw)
+		if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(gotErr, wantErr) {
+			t.Fatalf("%q: split as %q (%v), encoding/json as %q (%v)", raw, got, gotErr, want, wantErr)
+		}
 	})
 }

@@ -89,15 +89,9 @@ func parseInput[T any](raw []byte, emptyOK bool) (T, error) {
 		}
 		return in, badBody("the body must be a JSON object")
 	}
-	var obj object
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(&obj); err != nil || obj == nil {
-		return in, badBody("the body must be a JSON object: " + jsonErrorText(err))
-	}
-	// Decoder.More is false before a stray "}" or "]", so ask for the next token instead:
-	// only the end of input is acceptable after the object.
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return in, badBody("the body must hold a single JSON object with nothing after it")
+	obj, err := splitBody(raw)
+	if err != nil {
+		return in, err
 	}
 	// Unknown keys refuse the body before anything in it is judged.
 	verr := &models.ValidationError{}
@@ -105,6 +99,25 @@ func parseInput[T any](raw []byte, emptyOK bool) (T, error) {
 		decodeFields(obj, v, "", verr)
 	}
 	return in, verr.OrNil()
+}
+
+// splitBody takes apart a body that must be one JSON object: the scanner reads the usual ones
+// in one pass; encoding/json reads the rest, and words the errors.
+func splitBody(raw []byte) (object, error) {
+	if obj, ok := models.SplitObject(raw); ok {
+		return obj, nil
+	}
+	var obj object
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(&obj); err != nil || obj == nil {
+		return nil, badBody("the body must be a JSON object: " + jsonErrorText(err))
+	}
+	// Decoder.More is false before a stray "}" or "]", so ask for the next token instead:
+	// only the end of input is acceptable after the object.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, badBody("the body must hold a single JSON object with nothing after it")
+	}
+	return obj, nil
 }
 
 // invalid answers 422 naming one field.

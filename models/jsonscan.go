@@ -2,6 +2,7 @@ package models
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"unicode/utf8"
 )
 
@@ -290,4 +291,31 @@ func skipDigits(d []byte, i int) int {
 		i++
 	}
 	return i
+}
+
+// SplitObject takes apart body when it is one JSON object with nothing after it but
+// whitespace: each key, as written, to its value, as written (a slice of body), the last of
+// duplicate keys winning, as json.Unmarshal into a map[string]json.RawMessage would have it.
+// ok is false for anything else, and for objects the scanner declines (escaped or non-ASCII
+// keys): the caller decodes those with encoding/json, which also words the errors.
+func SplitObject(body []byte) (obj map[string]json.RawMessage, ok bool) {
+	s := jsonScanner{data: body}
+	s.skipSpace()
+	if s.peek() != '{' {
+		return nil, false
+	}
+	var buf [8]member
+	members, ok := s.object(1, buf[:0])
+	if !ok {
+		return nil, false
+	}
+	s.skipSpace()
+	if s.i != len(s.data) {
+		return nil, false
+	}
+	obj = make(map[string]json.RawMessage, len(members))
+	for _, m := range members {
+		obj[string(m.key)] = m.raw
+	}
+	return obj, true
 }
