@@ -2,7 +2,7 @@
 //
 // Sharing is what its parts are for. Claims lease deliveries in the locked_until column with
 // FOR UPDATE SKIP LOCKED, so replicas claim disjoint rows (claim.go); a publish wakes every
-// replica's dispatcher with NOTIFY at commit, and jobs that only one replica should run take
+// replica's dispatcher with a NOTIFY sent after its commit (waker.go), and jobs that only one replica should run take
 // an advisory lock (notify.go); bulk inserts send each column as one array (insert.go). A
 // webhook that falls behind is spilled: each publish lists what it owes in one row instead of
 // writing a row per event, and takes, which replicas share with SKIP LOCKED, turn those into
@@ -29,6 +29,7 @@ type Driver struct {
 	*sqlcommon.Base
 	dsn    string                 // for the connections LISTEN holds
 	spills *sqlcommon.SpillPolicy // when this process's publishes start spills (spill.go)
+	waker  *waker                 // notifies the other replicas of publishes (waker.go)
 }
 
 var _ storedriver.Driver = (*Driver)(nil)
@@ -55,6 +56,7 @@ func Open(ctx context.Context, dsn string) (*Driver, error) {
 	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	d := &Driver{dsn: dsn, spills: sqlcommon.NewSpillPolicy()}
 	d.Base = sqlcommon.New(db, db, []*sql.DB{sqlDB}, hooks{d})
+	d.waker = newWaker(d.Notify)
 	if err := d.Ping(ctx); err != nil {
 		d.Close()
 		return nil, err
@@ -64,6 +66,12 @@ func Open(ctx context.Context, dsn string) (*Driver, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// Close sends the notifications still queued, then closes the connections.
+func (d *Driver) Close() error {
+	d.waker.close()
+	return d.Base.Close()
 }
 
 // IsPostgres is true.

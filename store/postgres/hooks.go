@@ -84,11 +84,9 @@ func (hooks) OweEvents(tx *gorm.DB, owed map[string][]string, now time.Time) err
 	return oweEvents(tx, owed, now)
 }
 
-// EndPublish notifies at commit: it wakes the other replicas' dispatchers so they share the
-// work at once, naming the webhooks so they need not scan for it.
-func (hooks) EndPublish(tx *gorm.DB, due map[string]int64) error {
-	return tx.Exec(`SELECT pg_notify(?, ?)`, storedriver.ChannelWake, storedriver.WakePayload(due)).Error
-}
+// Published wakes the other replicas' dispatchers so they share the work at once, naming the
+// webhooks so they need not scan for it (waker.go).
+func (h hooks) Published(due map[string]int64) { h.d.waker.add(due) }
 
 // LockForChange locks the rows read (FOR UPDATE): writers run concurrently here.
 func (hooks) LockForChange(q *gorm.DB) *gorm.DB {

@@ -13,7 +13,9 @@ import (
 // How replicas sharing the database tell each other things: LISTEN/NOTIFY, and advisory
 // locks for jobs only one of them should run at a time.
 
-// Notify sends a notification to every replica listening on channel.
+// Notify sends a notification to every replica listening on channel, in a transaction of its
+// own: one that writes nothing else commits without waiting for the disk, so it holds
+// PostgreSQL's database-wide notification lock only briefly (waker.go).
 func (s *Driver) Notify(ctx context.Context, channel, payload string) error {
 	return s.Writer.WithContext(ctx).Exec(`SELECT pg_notify(?, ?)`, channel, payload).Error
 }

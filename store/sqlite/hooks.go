@@ -60,9 +60,9 @@ func (hooks) ListsOwed() bool { return false }
 // OweEvents is never called (ListsOwed).
 func (hooks) OweEvents(*gorm.DB, map[string][]string, time.Time) error { return nil }
 
-// EndPublish has nothing to add: the dispatcher is in this process and hears of the commit
+// Published has nothing to add: the dispatcher is in this process and hears of the commit
 // through OnQueued.
-func (hooks) EndPublish(*gorm.DB, map[string]int64) error { return nil }
+func (hooks) Published(map[string]int64) {}
 
 // LockForChange adds nothing: a write transaction holds the one writer already.
 func (hooks) LockForChange(q *gorm.DB) *gorm.DB { return q }

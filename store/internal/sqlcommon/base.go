@@ -69,8 +69,9 @@ type Hooks interface {
 	// OweEvents records, inside a publish transaction, the events it owes each spilled
 	// webhook instead of writing their rows (ids in publish order).
 	OweEvents(tx *gorm.DB, owed map[string][]string, now time.Time) error
-	// EndPublish runs last in a publish transaction that queued deliveries (rows or owed).
-	EndPublish(tx *gorm.DB, due map[string]int64) error
+	// Published is told, after it commits, of a publish that queued deliveries (rows or owed)
+	// for the webhooks in due.
+	Published(due map[string]int64)
 
 	// LockForChange makes a read inside a write transaction lock what it reads.
 	LockForChange(q *gorm.DB) *gorm.DB

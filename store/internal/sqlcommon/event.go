@@ -113,9 +113,6 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 				return err
 			}
 		}
-		if len(due) > 0 {
-			return s.hooks.EndPublish(tx, due)
-		}
 		return nil
 	})
 	if err != nil {
@@ -123,6 +120,9 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 			return nil, err
 		}
 		return nil, fmt.Errorf("publish: %w", err)
+	}
+	if len(due) > 0 {
+		s.hooks.Published(due)
 	}
 	q := Queued{Due: due, Payloads: make(map[string]EventBody, len(in)), Spilled: newSpills}
 	for _, p := range out {

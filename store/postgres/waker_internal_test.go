@@ -1,0 +1,70 @@
+package postgres
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookrelay/hookrelay/store/storedriver"
+)
+
+// The publishes that commit while a notification goes out share the next one, and closing
+// sends what is still queued.
+func TestWakerSharesANotificationAmongThePublishesThatWaitedForIt(t *testing.T) {
+	sent := make(chan string)
+	release := make(chan struct{})
+	w := newWaker(func(ctx context.Context, channel, payload string) error {
+		if channel != storedriver.ChannelWake {
+			t.Errorf("notified on %q", channel)
+		}
+		sent <- payload
+		<-release
+		return nil
+	})
+	w.add(map[string]int64{"wh_a": 1})
+	if got := receive(t, sent); got != "wh_a" {
+		t.Fatalf("first notification %q, want wh_a", got)
+	}
+	// While that one is out, three publishes commit.
+	w.add(map[string]int64{"wh_b": 2})
+	w.add(map[string]int64{"wh_c": 3, "wh_b": 1})
+	w.add(map[string]int64{"wh_a": 4})
+	release <- struct{}{}
+	got := strings.Split(receive(t, sent), ",")
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"wh_a", "wh_b", "wh_c"}) {
+		t.Fatalf("second notification names %q, want wh_a, wh_b and wh_c in one", got)
+	}
+	// A publish that commits before Close is announced by it.
+	w.add(map[string]int64{"wh_d": 5})
+	closed := make(chan struct{})
+	go func() { w.close(); close(closed) }()
+	release <- struct{}{}
+	if got := receive(t, sent); got != "wh_d" {
+		t.Fatalf("notification at close %q, want wh_d", got)
+	}
+	release <- struct{}{}
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("close did not return")
+	}
+	select {
+	case p := <-sent:
+		t.Fatalf("a notification after close: %q", p)
+	default:
+	}
+}
+
+func receive(t *testing.T, sent chan string) string {
+	t.Helper()
+	select {
+	case p := <-sent:
+		return p
+	case <-time.After(10 * time.Second):
+		t.Fatal("no notification")
+		return ""
+	}
+}
