@@ -70,14 +70,13 @@ func (w *waker) run() {
 // replicas' fallback poll finds the work.
 func (w *waker) send() {
 	w.mu.Lock()
-	due := w.due
-	if len(due) > 0 {
-		w.due = map[string]int64{}
-	}
-	w.mu.Unlock()
-	if len(due) == 0 {
+	if len(w.due) == 0 {
+		w.mu.Unlock()
 		return
 	}
+	due := w.due
+	w.due = map[string]int64{}
+	w.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := w.notify(ctx, storedriver.ChannelWake, storedriver.WakePayload(due)); err != nil {
