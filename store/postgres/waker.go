@@ -13,12 +13,12 @@ import (
 // after the commit and shared by the publishes that committed while the previous one went out.
 //
 // A NOTIFY inside the publish would cost more than the notification: at commit, PostgreSQL
-// takes one database-wide lock for every notifying transaction and holds it until the commit
-// is flushed to disk, so notifying publishes commit one flush after another instead of
-// sharing flushes (sampled in pg_stat_activity on the batch throughput run: more publishes
-// were waiting for that lock or for their own flush than inserting). Sent afterwards, in a
-// transaction that writes nothing and so need not wait for its flush, the lock is held for
-// microseconds. What that gives up is only the notification's atomicity with the publish: a
+// takes one database-wide lock for every notifying transaction and holds it until the commit is
+// flushed to disk, so notifying publishes commit one flush after another instead of sharing
+// flushes (sampled in pg_stat_activity through the bench's batch throughput phase: an eighth of
+// the active backends' samples were commits waiting for that lock). Sent afterwards, in a
+// transaction that writes nothing and so need not wait for its flush, the lock is not held
+// across a flush. What that gives up is only the notification's atomicity with the publish: a
 // process that dies between its commit and the notification leaves the other replicas to find
 // the work by their fallback poll, as they would after a dropped LISTEN connection.
 type waker struct {
