@@ -16,12 +16,12 @@ func BenchmarkSplitBody(b *testing.B) {
 	}
 }
 
-// BenchmarkSplitBodyReference is BenchmarkSplitBody with encoding/json alone, as before the
+// BenchmarkSplitBodyJSON is BenchmarkSplitBody with encoding/json alone, as before the
 // scanner.
-func BenchmarkSplitBodyReference(b *testing.B) {
+func BenchmarkSplitBodyJSON(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := splitBodyReference(splitBenchBody); err != nil {
+		if _, err := splitBodyJSON(splitBenchBody); err != nil {
 			b.Fatal(err)
 		}
 	}

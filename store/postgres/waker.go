@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
@@ -41,11 +42,7 @@ func newWaker(notify func(ctx context.Context, channel, payload string) error) *
 // add queues a committed publish's webhooks for the next notification; it never blocks.
 func (w *waker) add(due map[string]int64) {
 	w.mu.Lock()
-	for id, at := range due {
-		if prev, ok := w.due[id]; !ok || at < prev {
-			w.due[id] = at
-		}
-	}
+	maps.Copy(w.due, due) // only the ids are announced
 	w.mu.Unlock()
 	select {
 	case w.kick <- struct{}{}:
