@@ -47,9 +47,10 @@
 // loop starts before claiming anything for it. The spill ends when a take finds nothing owed
 // and nothing in flight. Taken events that will not be recorded are abandoned
 // (Queue.AbandonOwed): the store takes them again from the stored position, so nothing is
-// lost and only what was in flight may be sent twice. (On PostgreSQL a take writes the
-// deliveries' rows, leased to this process, so what it hands out is ordinary claimed work: a
-// spill ends when nothing is owed, and what is abandoned waits for its lease like any claim.)
+// lost and only what was in flight may be sent twice. (On PostgreSQL a take leases the owed
+// rows it hands out; the next take of an abandoned webhook gives up this process's leases and
+// takes the events again, and a replica that dies leaves them to the others when the leases
+// run out.)
 //
 // # Ordered delivery per key (next)
 //

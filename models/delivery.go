@@ -121,6 +121,7 @@ type TracedResult struct {
 
 // OwedDelivery marks a delivery taken from a spill whose row is not written yet.
 type OwedDelivery struct {
-	Seq   int64  // the event's rowid: its place in the spill
-	Epoch uint64 // the bookkeeping (owedTrack) the take came from
+	Seq   int64  // SQLite: the event's rowid, its place in the spill
+	Epoch uint64 // SQLite: the bookkeeping (owedTrack) the take came from
+	Chunk string // PostgreSQL: the key (first_event) of the leased webhook_owed row listing the event
 }

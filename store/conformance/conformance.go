@@ -2,12 +2,13 @@
 // relies on of webhooks, events and the publish transaction, claims and leases, recorded
 // attempts, captures, keys and sessions, retention, replicas and migrations, whatever the
 // database. Each driver's package calls Run from a test with a Backend that opens it; what
-// only one driver does (how a spill's taken deliveries get their rows, the group commit's cancellation, the checkpointer, array
-// inserts) is tested in that driver's package.
+// only one driver does (how a spill's taken events become owed again when their taker goes
+// away, the group commit's cancellation, the checkpointer, array inserts) is tested in that
+// driver's package.
 //
 // The cases are plain functions of one concern per file, so a failing case names its
 // concern: migrations.go, webhooks.go, events.go, claims.go, attempts.go, captures.go,
-// auth.go, retention.go, replicas.go, spill.go, provenance.go.
+// auth.go, retention.go, replicas.go, spill.go, takes.go, provenance.go.
 package conformance
 
 import (
@@ -77,6 +78,9 @@ var cases = []struct {
 	{"ReplaySkipsEventsTheSpillOwes", testReplaySkipsEventsTheSpillOwes},
 	{"OwedDeliveriesAreListedCountedAndReadUnderTheirFutureIDs", testOwedDeliveriesAreListedCountedAndReadUnderTheirFutureIDs},
 	{"ReplicasTakeEachOwedEventOnce", testReplicasTakeEachOwedEventOnce},
+	{"TakenDeliveriesGetTheirRowWhenRecorded", testTakenDeliveriesGetTheirRowWhenRecorded},
+	{"EventsTakenAgainAfterAnAbandonedRecordKeepOneRowEach", testEventsTakenAgainAfterAnAbandonedRecordKeepOneRowEach},
+	{"TakenDeliveriesOfADisabledOrDeletedWebhook", testTakenDeliveriesOfADisabledOrDeletedWebhook},
 	{"AttemptsKeepTheirFormatAndReplaysTheirJob", testAttemptsKeepTheirFormatAndReplaysTheirJob},
 	{"EventDeliveryCountsByStatus", testEventDeliveryCountsByStatus},
 	{"WebhookActivityCountsTestsApart", testWebhookActivityCountsTestsApart},

@@ -16,10 +16,9 @@ import (
 
 // Spills, on both drivers: a webhook that falls behind owes events instead of getting a row
 // per event at publish, and takes turn what it owes into deliveries. SQLite keeps a position
-// in the events table; PostgreSQL a row per publish listing the events owed. What happens
-// between a take and the record of its attempts differs (rows written at the record on
-// SQLite, leased rows written by the take on PostgreSQL) and is tested in each driver's
-// package; what an admin and the dispatcher see is the same, and tested here.
+// in the events table; PostgreSQL a row per publish listing the events owed. On both, a taken
+// delivery's row is written by the record of its attempt (takes.go); what an admin and the
+// dispatcher see is the same, and tested here.
 
 func testSpillSupported(t *testing.T, b Backend) {
 	s := b.Open(t, b.DSN(t))

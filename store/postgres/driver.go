@@ -5,8 +5,8 @@
 // replica's dispatcher with a NOTIFY sent after its commit (waker.go), and jobs that only one replica should run take
 // an advisory lock (notify.go); bulk inserts send each column as one array (insert.go). A
 // webhook that falls behind is spilled: each publish lists what it owes in one row instead of
-// writing a row per event, and takes, which replicas share with SKIP LOCKED, turn those into
-// leased deliveries (spill.go).
+// writing a row per event; takes, which replicas share with SKIP LOCKED, lease those rows, and
+// the record of each attempt writes its delivery's row (spill.go, owed_record.go).
 //
 // The statements it shares with SQLite are in store/internal/sqlcommon; this package supplies
 // the parts that differ through sqlcommon.Hooks (hooks.go).
@@ -30,6 +30,9 @@ type Driver struct {
 	dsn    string                 // for the connections LISTEN holds
 	spills *sqlcommon.SpillPolicy // when this process's publishes start spills (spill.go)
 	waker  *waker                 // notifies the other replicas of publishes (waker.go)
+	// abandoned holds the webhooks whose next take gives up this process's leases first
+	// (owed_record.go).
+	abandoned abandonedSet
 }
 
 var _ storedriver.Driver = (*Driver)(nil)

@@ -134,7 +134,12 @@ func (hooks) BeginRecord(tx *gorm.DB, results []models.Result) error {
 	}
 	ids := make([]string, 0, len(results))
 	for _, r := range results {
-		ids = append(ids, r.DeliveryID)
+		if r.Owed == nil { // a taken delivery has no row yet (owed_record.go)
+			ids = append(ids, r.DeliveryID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
 	}
 	slices.Sort(ids)
 	return tx.Exec(`SELECT 1 FROM deliveries WHERE id IN ? ORDER BY id FOR UPDATE`, slices.Compact(ids)).Error
@@ -148,9 +153,11 @@ func (hooks) BeginRecord(tx *gorm.DB, results []models.Result) error {
 // hundred. The settings last until the transaction ends.
 const recordPlanSQL = `SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`
 
-// RecordOwed has no owed deliveries to write: a take writes the rows (spill.go).
-func (hooks) RecordOwed(*gorm.DB, []models.Result, time.Time) (map[string]bool, func(), error) {
-	return map[string]bool{}, nil, nil
+// RecordOwed writes the rows of taken deliveries and takes their events off the owed rows
+// (owed_record.go).
+func (h hooks) RecordOwed(tx *gorm.DB, rs []models.Result, now time.Time) (map[string]bool, func(), error) {
+	written, err := h.d.recordOwed(tx, rs, now)
+	return written, nil, err
 }
 
 func (hooks) Recorded([]models.Result) {}

@@ -21,6 +21,13 @@ const pgInsertChunk = 5000
 // server parse and plan 4,500 parameters for every publish, and the server's CPU is what the
 // publish path waits on there.
 func insertRows(tx *gorm.DB, table string, cols []string, n int, rowArgs func(i int, args []any) []any) error {
+	return insertRowsThen(tx, table, cols, n, rowArgs, "", nil)
+}
+
+// insertRowsThen is insertRows with a clause after the SELECT (ON CONFLICT ... RETURNING);
+// when returned is set, it gets the first column of each row the statement returns.
+func insertRowsThen(tx *gorm.DB, table string, cols []string, n int, rowArgs func(i int, args []any) []any,
+	suffix string, returned func(string)) error {
 	ins, err := pgInsertFor(tx, table, cols)
 	if err != nil {
 		return err
@@ -48,11 +55,34 @@ func insertRows(tx *gorm.DB, table string, cols []string, n int, rowArgs func(i 
 			params[c] = a.value()
 		}
 		// Straight to the transaction's connection: gorm would expand each array into a list.
-		if _, err := tx.Statement.ConnPool.ExecContext(tx.Statement.Context, ins.statement, params...); err != nil {
+		if returned == nil {
+			if _, err := tx.Statement.ConnPool.ExecContext(tx.Statement.Context, ins.statement+suffix, params...); err != nil {
+				return fmt.Errorf("insert %s: %w", table, err)
+			}
+			continue
+		}
+		if err := scanStrings(tx, ins.statement+suffix, params, returned); err != nil {
 			return fmt.Errorf("insert %s: %w", table, err)
 		}
 	}
 	return nil
+}
+
+// scanStrings runs query on tx's connection and hands each row's first column to got.
+func scanStrings(tx *gorm.DB, query string, params []any, got func(string)) error {
+	rows, err := tx.Statement.ConnPool.QueryContext(tx.Statement.Context, query, params...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return err
+		}
+		got(v)
+	}
+	return rows.Err()
 }
 
 // pgInsert is the statement inserting into some columns of a table, and those columns'

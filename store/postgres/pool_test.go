@@ -131,10 +131,11 @@ func TestAJobLockTakesNoConnectionFromThePool(t *testing.T) {
 	}
 }
 
-// A take that finds nothing more owed ends the spill only when no publish that may still owe
-// the webhook events is running, and it does not wait for one: it holds owed rows by then, and
-// a drop of the spill (the webhook disabled) waiting for those rows while holding the spill's
-// lock would deadlock with it. Once the publish is done, the next take ends the spill.
+// A take or a record that leaves nothing owed ends the spill only when no publish that may
+// still owe the webhook events is running, and neither waits for one: each holds owed rows by
+// then, and a drop of the spill (the webhook disabled) waiting for those rows while holding
+// the spill's lock would deadlock with it. Once the publish is done, the next take ends the
+// spill.
 func TestATakeDoesNotWaitForAPublishInFlightToEndASpill(t *testing.T) {
 	d, _ := openForPool(t)
 	s := store.New(d)
@@ -159,8 +160,17 @@ func TestATakeDoesNotWaitForAPublishInFlightToEndASpill(t *testing.T) {
 		}
 		return got[w.ID]
 	}
-	if got := take(); len(got.Taken) != 1 || !got.Spilled {
+	got := take()
+	if len(got.Taken) != 1 || !got.Spilled {
 		t.Errorf("take beside a publish in flight: %d taken, spilled %v; want the one owed event and the spill kept", len(got.Taken), got.Spilled)
+	}
+	rctx, cancel := context.WithTimeout(ctx, stallBound)
+	defer cancel()
+	if err := s.RecordResults(rctx, conformance.Delivered(got.Taken...)); err != nil {
+		t.Fatalf("record with a publish in flight: %v", err)
+	}
+	if spilled, _ := s.SpilledWebhooks(ctx); len(spilled) != 1 {
+		t.Errorf("spilled after the record beside a publish in flight: %v, want the spill kept", spilled)
 	}
 	inFlight.Rollback()
 	if got := take(); len(got.Taken) != 0 || got.Spilled {

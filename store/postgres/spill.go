@@ -23,12 +23,16 @@ import (
 // cannot work here: concurrent publishes commit out of id order, so no position in the events
 // table separates what is owed from what is not.
 //
-// A take (TakeSpilled) locks a webhook's oldest owed rows with FOR UPDATE SKIP LOCKED, turns
-// the events it takes into delivery rows leased to the taker, and deletes or shortens the
-// owed rows, in one transaction: replicas taking the same webhook get disjoint events, and
-// each owed event becomes exactly one delivery. From there a taken delivery is an ordinary
-// leased row (Delivery.Owed stays nil): recorded, released or, if its replica dies, claimed
-// again when the lease runs out.
+// A take (TakeSpilled) locks a webhook's oldest owed rows that no live lease holds, with FOR
+// UPDATE SKIP LOCKED, and leases them to the taker (locked_by, locked_until), splitting the
+// row that meets its quota: replicas taking the same webhook get disjoint events. The events
+// go to the dispatcher as deliveries without rows (Delivery.Owed names the owed row), and the
+// record of each attempt writes the delivery's row once, in its final state, and takes the
+// event off its owed row (owed_record.go). So an event is owed until its attempt is recorded;
+// a taker that dies leaves its rows leased until the lease runs out, when any replica takes
+// them again, under the same delivery ids. A take writes no delivery rows: writing a leased
+// row per event at the take and updating it at the record cost two writes to every index of
+// deliveries, and was what limited PostgreSQL's throughput once webhooks spill.
 //
 // Ending a spill must not strand an owed row written by a publish that still thought the
 // webhook spilled. A publish holds a shared advisory lock per spilled webhook it owes to
@@ -242,6 +246,7 @@ func (d *Driver) TakeSpilled(ctx context.Context, r storedriver.TakeRequest) (ma
 }
 
 func (d *Driver) takeOwed(ctx context.Context, want storedriver.OwedQuota, now time.Time, owner string, lease time.Duration) (storedriver.SpillTake, error) {
+	release := d.abandoned.pop(want.WebhookID)
 	var got storedriver.SpillTake
 	err := d.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		got = storedriver.SpillTake{}
@@ -257,101 +262,214 @@ func (d *Driver) takeOwed(ctx context.Context, want storedriver.OwedQuota, now t
 			return dropSpill(tx, want.WebhookID)
 		}
 		got.Spilled = true
+		if release {
+			// What this process took and then gave up on (AbandonOwed) is taken again now,
+			// not when its lease runs out.
+			if err := tx.Exec(`UPDATE webhook_owed SET locked_until = 0 WHERE webhook_id = ? AND locked_by = ? AND locked_until > 0`,
+				want.WebhookID, owner).Error; err != nil {
+				return err
+			}
+		}
 		if want.Rows <= 0 {
 			return nil
 		}
-		// Each owed row holds one event at least, so this many rows hold enough. Rows another
-		// replica's take holds are passed: it sends those.
-		var chunks []struct{ FirstEvent, Events string }
-		if err := tx.Raw(`SELECT first_event, events FROM webhook_owed WHERE webhook_id = ?
-			ORDER BY first_event LIMIT ? FOR UPDATE SKIP LOCKED`, want.WebhookID, want.Rows).Scan(&chunks).Error; err != nil {
+		taken, more, err := leaseOwed(tx, want, now, owner, now.Add(lease).UnixMilli())
+		if err != nil {
 			return err
 		}
-		var ids, done []string
-		for _, c := range chunks {
-			evs := strings.Split(c.Events, ",")
-			room := want.Rows - len(ids)
-			if len(evs) <= room {
-				ids = append(ids, evs...)
-				done = append(done, c.FirstEvent)
-				continue
-			}
-			ids = append(ids, evs[:room]...)
-			rest := evs[room:]
-			if err := tx.Exec(`UPDATE webhook_owed SET events = ?, count = ? WHERE webhook_id = ? AND first_event = ?`,
-				strings.Join(rest, ","), len(rest), want.WebhookID, c.FirstEvent).Error; err != nil {
-				return err
-			}
-			break
-		}
-		if len(done) > 0 {
-			if err := tx.Exec(`DELETE FROM webhook_owed WHERE webhook_id = ? AND first_event IN ?`, want.WebhookID, done).Error; err != nil {
-				return err
-			}
-		}
-		got.More = len(ids) == want.Rows
-		if len(ids) > 0 {
-			taken, err := writeTaken(tx, ids, want.WebhookID, now, owner, now.Add(lease).UnixMilli())
-			if err != nil {
-				return err
-			}
-			got.Taken = taken
-		}
-		if got.More {
+		got.Taken, got.More = taken, more
+		if more {
 			return nil
 		}
-		// All it found is taken: end the spill if nothing more is owed and no publish that
-		// may still add to it is running (see the top of the file). Only if that holds right
-		// now: waiting for the lock while holding owed rows could deadlock with a drop of the
-		// spill, which holds the lock and deletes those rows. A spill left here ends at a take
-		// after the next publish, which hints the webhook due.
-		var free bool
-		if err := tx.Raw(`SELECT pg_try_advisory_xact_lock(?, hashtext(?))`, spillLockClass, want.WebhookID).
-			Scan(&free).Error; err != nil {
-			return err
-		}
-		if !free {
-			return nil
-		}
-		res := tx.Exec(`DELETE FROM webhook_spills WHERE webhook_id = ?
-			AND NOT EXISTS (SELECT 1 FROM webhook_owed WHERE webhook_id = ?)`, want.WebhookID, want.WebhookID)
-		if res.Error != nil {
-			return res.Error
-		}
-		got.Spilled = res.RowsAffected == 0
-		return nil
+		// All it found is taken: end the spill if nothing more is owed, in flight included,
+		// and no publish that may still add to it is running (see the top of the file). Only
+		// if that holds right now: waiting for the lock while holding owed rows could deadlock
+		// with a drop of the spill, which holds the lock and deletes those rows. A spill left
+		// here ends at the record of what is in flight, or at a take after the next publish,
+		// which hints the webhook due.
+		ended, err := tryEndSpill(tx, want.WebhookID)
+		got.Spilled = !ended
+		return err
 	})
+	if err != nil && release {
+		d.abandoned.add([]string{want.WebhookID}) // still to be done
+	}
 	return got, err
 }
 
-var takenColumns = []string{"id", "event_id", "webhook_id", "event_type", "status", "next_attempt_at",
-	"locked_until", "locked_by", "created_at", "updated_at"}
-
-// writeTaken writes the rows of the taken events' deliveries, leased to owner until until,
-// under the ids the owed view showed them by, and returns them oldest first. An event pruned
-// meanwhile (retention spares owed events, so only one deleted by hand) is skipped.
-func writeTaken(tx *gorm.DB, eventIDs []string, webhookID string, now time.Time, owner string, until int64) ([]*models.Delivery, error) {
-	var evs []struct{ ID, Type string }
-	if err := tx.Raw(`SELECT id, type FROM events WHERE id IN ? ORDER BY id`, eventIDs).Scan(&evs).Error; err != nil {
-		return nil, err
+// tryEndSpill ends a webhook's spill if it owes nothing (taken or not) and no publish holds
+// the spill's lock at this moment; it never waits for the lock.
+func tryEndSpill(tx *gorm.DB, webhookID string) (bool, error) {
+	var free bool
+	if err := tx.Raw(`SELECT pg_try_advisory_xact_lock(?, hashtext(?))`, spillLockClass, webhookID).
+		Scan(&free).Error; err != nil {
+		return false, err
 	}
-	ds := make([]*models.Delivery, len(evs))
-	for i, e := range evs {
-		ds[i] = &models.Delivery{ID: sqlcommon.OwedDeliveryID(e.ID, webhookID), EventID: e.ID, WebhookID: webhookID,
-			EventType: e.Type, Status: models.StatusPending, NextAttemptAt: now.UnixMilli(), LockedUntil: until,
-			LockedBy: owner, CreatedAt: now, UpdatedAt: now}
+	if !free {
+		return false, nil
 	}
-	err := insertRows(tx, "deliveries", takenColumns, len(ds), func(i int, args []any) []any {
-		d := ds[i]
-		return append(args, d.ID, d.EventID, d.WebhookID, d.EventType, d.Status, d.NextAttemptAt, d.LockedUntil,
-			d.LockedBy, d.CreatedAt, d.UpdatedAt)
-	})
-	return ds, err
+	res := tx.Exec(`DELETE FROM webhook_spills WHERE webhook_id = ?
+		AND NOT EXISTS (SELECT 1 FROM webhook_owed WHERE webhook_id = ?)`, webhookID, webhookID)
+	return res.RowsAffected > 0, res.Error
 }
 
-// AbandonOwed has nothing to do: taken deliveries are leased rows, released or claimed again
-// when their lease runs out like any other.
-func (d *Driver) AbandonOwed(webhookIDs []string) {}
+// owedRow is a webhook_owed row a take holds.
+type owedRow struct {
+	FirstEvent string
+	Events     string
+	LockedBy   string
+	CreatedAt  time.Time
+
+	ids     []string // Events, less what the take found delivered or gone
+	changed bool     // ids differs from Events
+}
+
+// leaseOwed takes up to want.Rows of a webhook's owed events that no live lease holds,
+// oldest rows first, and leases the rows listing them to owner until until (unix ms). It
+// returns the events as deliveries without rows (Delivery.Owed), oldest first, and whether
+// it found as many as asked (there may be more).
+func leaseOwed(tx *gorm.DB, want storedriver.OwedQuota, now time.Time, owner string, until int64) ([]*models.Delivery, bool, error) {
+	// Each owed row holds one event at least, so this many rows hold enough. Rows another
+	// replica's take or record holds at this moment are passed: it has them.
+	var rows []*owedRow
+	if err := tx.Raw(`SELECT first_event, events, locked_by, created_at FROM webhook_owed
+		WHERE webhook_id = ? AND locked_until < ? ORDER BY first_event LIMIT ? FOR UPDATE SKIP LOCKED`,
+		want.WebhookID, now.UnixMilli(), want.Rows).Scan(&rows).Error; err != nil {
+		return nil, false, err
+	}
+	var again []string // owed delivery ids of rows leased before, whose lease ran out or was given up
+	for _, r := range rows {
+		r.ids = strings.Split(r.Events, ",")
+		if r.LockedBy != "" {
+			for _, e := range r.ids {
+				again = append(again, sqlcommon.OwedDeliveryID(e, want.WebhookID))
+			}
+		}
+	}
+	if len(again) > 0 {
+		// Their attempts may have been recorded by a replica whose lease had run out (its
+		// record writes the row and removes the event from the owed row it was taken from,
+		// which a take since may have split): those are delivered, not owed.
+		var delivered []string
+		if err := tx.Raw(`SELECT event_id FROM deliveries WHERE id IN ?`, again).Scan(&delivered).Error; err != nil {
+			return nil, false, err
+		}
+		if len(delivered) > 0 {
+			gone := make(map[string]bool, len(delivered))
+			for _, e := range delivered {
+				gone[e] = true
+			}
+			for _, r := range rows {
+				r.drop(gone)
+			}
+		}
+	}
+	// The rows are walked in order until the quota is met; the row that meets it is split,
+	// its rest going back as a row of its own that the next take finds first.
+	var walked []*owedRow
+	var rest *owedRow
+	var ids []string
+	for _, r := range rows {
+		room := want.Rows - len(ids)
+		if room == 0 {
+			break
+		}
+		walked = append(walked, r)
+		if len(r.ids) > room {
+			rest = &owedRow{FirstEvent: r.ids[room], ids: r.ids[room:], LockedBy: r.LockedBy, CreatedAt: r.CreatedAt}
+			r.ids, r.changed = r.ids[:room], true
+		}
+		ids = append(ids, r.ids...)
+	}
+	more := len(ids) == want.Rows
+	var evs []struct{ ID, Type string }
+	if len(ids) > 0 {
+		if err := tx.Raw(`SELECT id, type FROM events WHERE id IN ? ORDER BY id`, ids).Scan(&evs).Error; err != nil {
+			return nil, false, err
+		}
+	}
+	if len(evs) < len(ids) {
+		// Deleted by hand (retention spares owed events): nothing can be sent for them.
+		found := make(map[string]bool, len(evs))
+		for _, e := range evs {
+			found[e.ID] = true
+		}
+		gone := map[string]bool{}
+		for _, id := range ids {
+			if !found[id] {
+				gone[id] = true
+			}
+		}
+		for _, r := range walked {
+			r.drop(gone)
+		}
+	}
+	chunkOf := make(map[string]string, len(ids))
+	var emptied, leased []string
+	for _, r := range walked {
+		switch {
+		case len(r.ids) == 0:
+			emptied = append(emptied, r.FirstEvent)
+		case r.changed:
+			if err := tx.Exec(`UPDATE webhook_owed SET events = ?, count = ?, locked_until = ?, locked_by = ?
+				WHERE webhook_id = ? AND first_event = ?`, strings.Join(r.ids, ","), len(r.ids), until, owner,
+				want.WebhookID, r.FirstEvent).Error; err != nil {
+				return nil, false, err
+			}
+		default:
+			leased = append(leased, r.FirstEvent)
+		}
+		for _, e := range r.ids {
+			chunkOf[e] = r.FirstEvent
+		}
+	}
+	if len(leased) > 0 {
+		if err := tx.Exec(`UPDATE webhook_owed SET locked_until = ?, locked_by = ? WHERE webhook_id = ? AND first_event IN ?`,
+			until, owner, want.WebhookID, leased).Error; err != nil {
+			return nil, false, err
+		}
+	}
+	if len(emptied) > 0 {
+		if err := tx.Exec(`DELETE FROM webhook_owed WHERE webhook_id = ? AND first_event IN ?`, want.WebhookID, emptied).Error; err != nil {
+			return nil, false, err
+		}
+	}
+	if rest != nil && len(rest.ids) > 0 {
+		// The rest's first event is in no other row, so it is a free key.
+		err := insertRows(tx, "webhook_owed", restColumns, 1, func(_ int, args []any) []any {
+			return append(args, want.WebhookID, rest.ids[0], strings.Join(rest.ids, ","), len(rest.ids), rest.CreatedAt, rest.LockedBy)
+		})
+		if err != nil {
+			return nil, false, err
+		}
+	}
+	taken := make([]*models.Delivery, 0, len(evs))
+	for _, e := range evs {
+		chunk, ok := chunkOf[e.ID]
+		if !ok {
+			continue
+		}
+		taken = append(taken, &models.Delivery{ID: sqlcommon.OwedDeliveryID(e.ID, want.WebhookID), EventID: e.ID,
+			WebhookID: want.WebhookID, EventType: e.Type, Status: models.StatusPending, NextAttemptAt: now.UnixMilli(),
+			LockedUntil: until, LockedBy: owner, CreatedAt: now, UpdatedAt: now, Owed: &models.OwedDelivery{Chunk: chunk}})
+	}
+	return taken, more, nil
+}
+
+var restColumns = []string{"webhook_id", "first_event", "events", "count", "created_at", "locked_by"}
+
+// drop removes the events in gone from the row's list.
+func (r *owedRow) drop(gone map[string]bool) {
+	kept := r.ids[:0:0]
+	for _, e := range r.ids {
+		if !gone[e] {
+			kept = append(kept, e)
+		}
+	}
+	if len(kept) != len(r.ids) {
+		r.ids, r.changed = kept, true
+	}
+}
 
 // Backlogs returns the spilled webhooks among ids (all with ids nil) with, when count is set,
 // how many events each still owes.

@@ -300,6 +300,15 @@ CREATE TABLE webhook_owed (
 	PRIMARY KEY (webhook_id, first_event)
 );
 `},
+	// A take leases the webhook_owed rows it hands out instead of turning them into leased
+	// delivery rows: each delivery's row is then written once, by the record of its attempt,
+	// which also removes its event from the owed row (store/postgres/spill.go). A row whose
+	// lease ran out is taken again; locked_by stays set after a release, so that take knows to
+	// look for rows a late record wrote.
+	{16, "owed event leases", `
+ALTER TABLE webhook_owed ADD COLUMN locked_until BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE webhook_owed ADD COLUMN locked_by TEXT NOT NULL DEFAULT ''
+`},
 }
 
 // Migrate brings the schema up to date: each migration not yet recorded in

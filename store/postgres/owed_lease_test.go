@@ -1,0 +1,170 @@
+package postgres_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/hookrelay/hookrelay/internal/storetest"
+	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
+	"github.com/hookrelay/hookrelay/store/conformance"
+)
+
+// Takes lease the owed rows they hand out; a taker that goes away leaves them owed until the
+// lease runs out. These tests move the clock by the take's Now instead of waiting.
+
+// replicasSpilledWith opens two replicas of one database with a spilled webhook owing the
+// events of one publish of n events (one owed row), whose ids it returns in order.
+func replicasSpilledWith(t *testing.T, n int) (a, b *store.Store, w *models.Webhook, ids []string) {
+	t.Helper()
+	requirePostgres(t)
+	dsn := storetest.PostgresDSN(t)
+	a, b = open(t, dsn), open(t, dsn)
+	w = conformance.NewWebhook(t, a, "message.received", true)
+	if _, err := a.Spill(context.Background(), []string{w.ID}); err != nil {
+		t.Fatal(err)
+	}
+	in := make([]store.PublishInput, n)
+	for i := range in {
+		in[i] = store.PublishInput{Type: "message.received", Payload: []byte(`{"n":1}`), OccurredAt: time.Now()}
+	}
+	out, err := a.Publish(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range out {
+		ids = append(ids, p.Event.ID)
+	}
+	return a, b, w, ids
+}
+
+func takeAt(t *testing.T, s *store.Store, owner string, now time.Time, webhookID string, n int) store.SpillTake {
+	t.Helper()
+	got, err := s.TakeSpilled(context.Background(), store.TakeRequest{Owner: owner, Now: now, Lease: time.Minute,
+		Hooks: []store.OwedQuota{{WebhookID: webhookID, Rows: n}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got[webhookID]
+}
+
+func eventsOf(ds []*models.Delivery) []string {
+	var out []string
+	for _, d := range ds {
+		out = append(out, d.EventID)
+	}
+	return out
+}
+
+// checkDeliveredOnce checks that each event has one row for the webhook, with one attempt,
+// and that nothing is owed or spilled any more.
+func checkDeliveredOnce(t *testing.T, s *store.Store, webhookID string, events []string) {
+	t.Helper()
+	ctx := context.Background()
+	if rows := conformance.RowsOf(t, s, webhookID); !slices.Equal(rows, events) {
+		t.Errorf("rows for events %v, want one for each of %v", rows, events)
+	}
+	ds, _, err := s.ListDeliveries(ctx, store.DeliveryFilter{WebhookID: webhookID}, models.Page{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds {
+		if attempts, err := s.ListAttempts(ctx, d.ID); err != nil || len(attempts) != 1 || d.AttemptCount != 1 {
+			t.Errorf("delivery %s: %d attempts logged (%v), count %d; want 1", d.ID, len(attempts), err, d.AttemptCount)
+		}
+	}
+	if st := conformance.QueueStats(t, s); st.Spilled != 0 || st.Owed != 0 || st.Pending != 0 {
+		t.Errorf("queue stats %+v, want nothing spilled, owed or pending", st)
+	}
+}
+
+// A replica that took events and died leaves them owed but leased: another replica takes only
+// what is not leased until the lease runs out, then takes the dead one's events again, under
+// the same delivery ids.
+func TestEventsOfATakerThatDiedAreTakenAgainWhenTheLeaseRunsOut(t *testing.T) {
+	a, b, w, ids := replicasSpilledWith(t, 5)
+	t0 := time.Now()
+	first := takeAt(t, a, "a", t0, w.ID, 3) // a dies with these in flight
+	if got := eventsOf(first.Taken); !slices.Equal(got, ids[:3]) {
+		t.Fatalf("first take: %v, want %v", got, ids[:3])
+	}
+	if bl, err := b.Backlogs(context.Background(), []string{w.ID}, true); err != nil || *bl[w.ID].OwedEvents != 5 {
+		t.Errorf("owed while taken: %+v, %v; want all 5 (taken events are owed until recorded)", bl[w.ID], err)
+	}
+	during := takeAt(t, b, "b", t0.Add(30*time.Second), w.ID, 10)
+	if got := eventsOf(during.Taken); !slices.Equal(got, ids[3:]) || !during.Spilled || during.More {
+		t.Fatalf("take beside a live lease: %v (spilled %v, more %v), want %v and the spill kept", got, during.Spilled, during.More, ids[3:])
+	}
+	// a's lease has run out, not b's own.
+	after := takeAt(t, b, "b", t0.Add(70*time.Second), w.ID, 10)
+	if got := eventsOf(after.Taken); !slices.Equal(got, ids[:3]) {
+		t.Fatalf("take after the lease ran out: %v, want %v", got, ids[:3])
+	}
+	for i, d := range after.Taken {
+		if d.ID != first.Taken[i].ID {
+			t.Errorf("event %s taken again as %s, first as %s; want one id", d.EventID, d.ID, first.Taken[i].ID)
+		}
+	}
+	for _, tk := range []store.SpillTake{during, after} {
+		if err := b.RecordResults(context.Background(), conformance.Delivered(tk.Taken...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkDeliveredOnce(t, b, w.ID, ids)
+}
+
+// A replica whose lease ran out may still record: its attempts were made. Meanwhile another
+// replica took part of its owed row again, which split the row. The late record writes the
+// rows of all it sent; the other replica's record of the same events writes none; the rest of
+// the split row, which the late record could not find, is found delivered by the next take,
+// not sent again. Each event ends with one row and one attempt, and the spill ends.
+func TestALateRecordAfterTheLeaseRanOutLeavesEachEventOneRow(t *testing.T) {
+	a, b, w, ids := replicasSpilledWith(t, 5)
+	ctx := context.Background()
+	t0 := time.Now()
+	slow := takeAt(t, a, "a", t0, w.ID, 10)
+	if len(slow.Taken) != 5 || slow.More {
+		t.Fatalf("first take: %d (more %v), want all 5", len(slow.Taken), slow.More)
+	}
+	retaken := takeAt(t, b, "b", t0.Add(2*time.Minute), w.ID, 2)
+	if got := eventsOf(retaken.Taken); !slices.Equal(got, ids[:2]) || !retaken.More {
+		t.Fatalf("take of 2 after the lease ran out: %v (more %v), want %v", got, retaken.More, ids[:2])
+	}
+	if err := a.RecordResults(ctx, conformance.Delivered(slow.Taken...)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.RecordResults(ctx, conformance.Delivered(retaken.Taken...)); err != nil {
+		t.Fatal(err)
+	}
+	last := takeAt(t, b, "b", t0.Add(2*time.Minute), w.ID, 10)
+	if len(last.Taken) != 0 || last.Spilled {
+		t.Errorf("take after the late record: %v (spilled %v), want nothing and the spill ended", eventsOf(last.Taken), last.Spilled)
+	}
+	checkDeliveredOnce(t, b, w.ID, ids)
+}
+
+// Recording takes each event off its owed row as its row is written, so a record of part of
+// a taken row leaves the rest owed, and a crash between records loses nothing: what was
+// recorded is not taken again when the lease runs out, what was not is.
+func TestARecordOfPartOfATakenRowLeavesTheRestOwed(t *testing.T) {
+	a, b, w, ids := replicasSpilledWith(t, 4)
+	ctx := context.Background()
+	t0 := time.Now()
+	tk := takeAt(t, a, "a", t0, w.ID, 10)
+	if err := a.RecordResults(ctx, conformance.Delivered(tk.Taken[1], tk.Taken[3])); err != nil {
+		t.Fatal(err)
+	}
+	if bl, err := b.Backlogs(ctx, []string{w.ID}, true); err != nil || *bl[w.ID].OwedEvents != 2 {
+		t.Errorf("owed after recording 2 of 4: %+v, %v; want 2", bl[w.ID], err)
+	}
+	again := takeAt(t, b, "b", t0.Add(2*time.Minute), w.ID, 10)
+	if got, want := eventsOf(again.Taken), []string{ids[0], ids[2]}; !slices.Equal(got, want) {
+		t.Fatalf("taken after the lease ran out: %v, want the 2 not recorded %v", got, want)
+	}
+	if err := b.RecordResults(ctx, conformance.Delivered(again.Taken...)); err != nil {
+		t.Fatal(err)
+	}
+	checkDeliveredOnce(t, b, w.ID, ids)
+}
