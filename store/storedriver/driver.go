@@ -181,12 +181,13 @@ type Spiller interface {
 	// Backlogs returns the spilled webhooks among ids with, when count is set, how many
 	// events each still owes.
 	Backlogs(ctx context.Context, ids []string, count bool) (map[string]*Backlog, error)
-	// TakeSpilled hands out the next owed events of spilled webhooks, oldest first: as
-	// deliveries without rows (Delivery.Owed set) whose rows RecordResults writes (SQLite), or
-	// as delivery rows it writes leased to the request's owner (PostgreSQL).
+	// TakeSpilled hands out the next owed events of spilled webhooks, oldest first, as
+	// deliveries without rows (Delivery.Owed set) whose rows RecordResults writes. On
+	// PostgreSQL what it hands out is leased to the request's owner until it is recorded.
 	TakeSpilled(ctx context.Context, r TakeRequest) (map[string]SpillTake, error)
 	// AbandonOwed is told that deliveries taken without rows will not be recorded: their
-	// webhooks' events are taken again from the stored position.
+	// webhooks' events are taken again (from the stored position on SQLite; by releasing this
+	// process's leases at the next take on PostgreSQL).
 	AbandonOwed(webhookIDs []string)
 }
 

@@ -35,8 +35,8 @@ type SpillTake struct {
 type TakeRequest struct {
 	Owner string
 	Now   time.Time
-	// Lease is how long the deliveries taken are held for Owner where a take writes their
-	// rows leased (PostgreSQL); a take of rowless deliveries (SQLite) ignores it.
+	// Lease is how long what a take hands out is held for Owner where other processes could
+	// take it too (PostgreSQL leases the owed rows); SQLite, one process, ignores it.
 	Lease time.Duration
 	Hooks []OwedQuota
 }

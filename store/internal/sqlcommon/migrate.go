@@ -287,8 +287,8 @@ ALTER TABLE webhooks ADD COLUMN trace_context BOOLEAN NOT NULL DEFAULT FALSE;
 	// order and a position in the events table (webhook_spills.after_seq, SQLite's way)
 	// cannot say what is owed: each publish adds one row per spilled webhook listing the
 	// events it owes (comma-separated ids, in publish order; count of them), so a dead
-	// endpoint costs a row per publish, not per event. Takes turn them into leased deliveries
-	// (store/postgres/spill.go). SQLite leaves it empty; it exists on both so the schema
+	// endpoint costs a row per publish, not per event. Takes lease them (migration 16,
+	// store/postgres/spill.go). SQLite leaves it empty; it exists on both so the schema
 	// history stays one.
 	{15, "webhook owed events", `
 CREATE TABLE webhook_owed (
