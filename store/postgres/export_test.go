@@ -1,6 +1,10 @@
 package postgres
 
-import "github.com/hookrelay/hookrelay/store/internal/sqlcommon"
+import (
+	"database/sql/driver"
+
+	"github.com/hookrelay/hookrelay/store/internal/sqlcommon"
+)
 
 // SpillLockClass lets the tests hold a spill's lock as a publish in flight does.
 const SpillLockClass = spillLockClass
@@ -13,3 +17,6 @@ const RecordPlanSQL = recordPlanSQL
 
 // UpdateDeliveredSQL is the statement that records results, as this driver writes it.
 func UpdateDeliveredSQL(d *Driver) string { return sqlcommon.UpdateDeliveredSQL(hooks{d}) }
+
+// TextArray is how the driver binds a list of ids as one parameter.
+func TextArray(ss []string) driver.Valuer { return textArray(ss) }

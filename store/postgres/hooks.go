@@ -27,6 +27,11 @@ var schemaTypes = strings.NewReplacer("{{ts}}", "TIMESTAMPTZ", "{{blob}}", "BYTE
 
 func (hooks) SchemaSQL(q string) string { return schemaTypes.Replace(q) }
 
+// IDsIn binds the list as one array (idlist.go).
+func (hooks) IDsIn(col string, ids []string) (string, any) {
+	return col + " = ANY(CAST(? AS text[]))", textArray(ids)
+}
+
 // migrationLock is the advisory lock held while migrating.
 const migrationLock = 727274
 
@@ -142,7 +147,7 @@ func (hooks) BeginRecord(tx *gorm.DB, results []models.Result) error {
 		return nil
 	}
 	slices.Sort(ids)
-	return tx.Exec(`SELECT 1 FROM deliveries WHERE id IN ? ORDER BY id FOR UPDATE`, slices.Compact(ids)).Error
+	return tx.Exec(`SELECT 1 FROM deliveries WHERE id = ANY(CAST(? AS text[])) ORDER BY id FOR UPDATE`, textArray(slices.Compact(ids))).Error
 }
 
 // recordPlanSQL makes a record transaction join by nested loops only. Its update joins a

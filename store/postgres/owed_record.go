@@ -154,7 +154,7 @@ func writeOwned(tx *gorm.DB, rs []models.Result, now time.Time) (map[string]bool
 		ID      string
 		Enabled bool
 	}
-	if err := tx.Raw(`SELECT id, enabled FROM webhooks WHERE id IN ?`, slices.Collect(maps.Keys(hooks))).Scan(&states).Error; err != nil {
+	if err := tx.Raw(`SELECT id, enabled FROM webhooks WHERE id = ANY(CAST(? AS text[]))`, textArray(slices.Collect(maps.Keys(hooks)))).Scan(&states).Error; err != nil {
 		return nil, err
 	}
 	enabled := make(map[string]bool, len(states))

@@ -351,7 +351,7 @@ func leaseOwed(tx *gorm.DB, want storedriver.OwedQuota, now time.Time, owner str
 		// record writes the row and removes the event from the owed row it was taken from,
 		// which a take since may have split): those are delivered, not owed.
 		var delivered []string
-		if err := tx.Raw(`SELECT event_id FROM deliveries WHERE id IN ?`, again).Scan(&delivered).Error; err != nil {
+		if err := tx.Raw(`SELECT event_id FROM deliveries WHERE id = ANY(CAST(? AS text[]))`, textArray(again)).Scan(&delivered).Error; err != nil {
 			return nil, false, err
 		}
 		if len(delivered) > 0 {
@@ -384,7 +384,7 @@ func leaseOwed(tx *gorm.DB, want storedriver.OwedQuota, now time.Time, owner str
 	more := len(ids) == want.Rows
 	var evs []struct{ ID, Type string }
 	if len(ids) > 0 {
-		if err := tx.Raw(`SELECT id, type FROM events WHERE id IN ? ORDER BY id`, ids).Scan(&evs).Error; err != nil {
+		if err := tx.Raw(`SELECT id, type FROM events WHERE id = ANY(CAST(? AS text[])) ORDER BY id`, textArray(ids)).Scan(&evs).Error; err != nil {
 			return nil, false, err
 		}
 	}
@@ -424,13 +424,13 @@ func leaseOwed(tx *gorm.DB, want storedriver.OwedQuota, now time.Time, owner str
 		}
 	}
 	if len(leased) > 0 {
-		if err := tx.Exec(`UPDATE webhook_owed SET locked_until = ?, locked_by = ? WHERE webhook_id = ? AND first_event IN ?`,
-			until, owner, want.WebhookID, leased).Error; err != nil {
+		if err := tx.Exec(`UPDATE webhook_owed SET locked_until = ?, locked_by = ? WHERE webhook_id = ? AND first_event = ANY(CAST(? AS text[]))`,
+			until, owner, want.WebhookID, textArray(leased)).Error; err != nil {
 			return nil, false, err
 		}
 	}
 	if len(emptied) > 0 {
-		if err := tx.Exec(`DELETE FROM webhook_owed WHERE webhook_id = ? AND first_event IN ?`, want.WebhookID, emptied).Error; err != nil {
+		if err := tx.Exec(`DELETE FROM webhook_owed WHERE webhook_id = ? AND first_event = ANY(CAST(? AS text[]))`, want.WebhookID, textArray(emptied)).Error; err != nil {
 			return nil, false, err
 		}
 	}

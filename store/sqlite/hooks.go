@@ -23,6 +23,10 @@ var schemaTypes = strings.NewReplacer("{{ts}}", "DATETIME", "{{blob}}", "BLOB",
 
 func (hooks) SchemaSQL(q string) string { return schemaTypes.Replace(q) }
 
+// IDsIn is a plain IN list: SQLite parses every statement anew anyway, and has no cache of
+// statements for varying lists to crowd.
+func (hooks) IDsIn(col string, ids []string) (string, any) { return col + " IN ?", ids }
+
 // LockMigrations has nothing to lock: one process opens the file, and the writer connection
 // runs one migration at a time.
 func (hooks) LockMigrations(*gorm.DB) (func(), error) { return func() {}, nil }

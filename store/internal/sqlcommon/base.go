@@ -39,6 +39,9 @@ type Hooks interface {
 	// SchemaSQL turns a migration's placeholders ({{ts}}, {{blob}}, {{hour started_at}})
 	// into the database's own SQL.
 	SchemaSQL(migration string) string
+	// IDsIn is the condition that col is one of ids, with its one argument, for statements
+	// on the hot path whose lists vary in length.
+	IDsIn(col string, ids []string) (string, any)
 	// LockMigrations keeps processes starting together from migrating at the same time; the
 	// returned func lets go.
 	LockMigrations(db *gorm.DB) (unlock func(), err error)

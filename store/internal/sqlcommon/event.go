@@ -215,7 +215,8 @@ func (s *Base) ListEvents(ctx context.Context, eventType string, p models.Page) 
 // EventPayloads reads the body bytes of the given events.
 func (s *Base) EventPayloads(ctx context.Context, ids []string) (map[string]EventBody, error) {
 	// Read without the ORM's reflection: the dispatcher asks for every batch it starts.
-	rows, err := s.Reader.WithContext(ctx).Raw(`SELECT id, payload, delivery_count, trace_parent FROM events WHERE id IN ?`, ids).Rows()
+	cond, arg := s.hooks.IDsIn("id", ids)
+	rows, err := s.Reader.WithContext(ctx).Raw(`SELECT id, payload, delivery_count, trace_parent FROM events WHERE `+cond, arg).Rows()
 	if err != nil {
 		return nil, fmt.Errorf("event payloads: %w", err)
 	}
