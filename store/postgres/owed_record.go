@@ -22,8 +22,8 @@ import (
 // insert and an update that touched every index of deliveries; and a crash anywhere leaves
 // each event either recorded or still owed, never both.
 
-// ownedColumns are the columns of a taken delivery's row, written by its record.
-var ownedColumns = []string{"id", "event_id", "webhook_id", "event_type", "status", "attempt_count",
+// takenRowColumns are the columns of a taken delivery's row, written by its record.
+var takenRowColumns = []string{"id", "event_id", "webhook_id", "event_type", "status", "attempt_count",
 	"next_attempt_at", "last_status_code", "last_error", "created_at", "updated_at"}
 
 // recordOwed is RecordResults' part for taken deliveries: it writes the rows of those
@@ -36,7 +36,7 @@ func (d *Driver) recordOwed(tx *gorm.DB, rs []models.Result, now time.Time) (map
 	if err != nil {
 		return nil, fmt.Errorf("record taken deliveries: %w", err)
 	}
-	written, err := writeOwned(tx, rs, now)
+	written, err := writeTakenRows(tx, rs, now)
 	if err != nil {
 		return nil, fmt.Errorf("record taken deliveries: %w", err)
 	}
@@ -135,9 +135,9 @@ func unlistRecorded(tx *gorm.DB, rs []models.Result) ([]string, error) {
 	return slices.Compact(delHooks), nil
 }
 
-// writeOwned writes the rows of the attempted results and returns the ids it wrote, in id
-// order (so two records of the same deliveries wait for each other one way).
-func writeOwned(tx *gorm.DB, rs []models.Result, now time.Time) (map[string]bool, error) {
+// writeTakenRows writes the rows of the attempted results, in id order (so two records of the
+// same deliveries wait for each other one way), and returns the ids it wrote.
+func writeTakenRows(tx *gorm.DB, rs []models.Result, now time.Time) (map[string]bool, error) {
 	written := map[string]bool{}
 	var sent []models.Result
 	hooks := map[string]bool{}
@@ -166,7 +166,7 @@ func writeOwned(tx *gorm.DB, rs []models.Result, now time.Time) (map[string]bool
 		return !ok // deleted with its webhook: an attempt row would be an orphan
 	})
 	slices.SortFunc(sent, func(a, b models.Result) int { return strings.Compare(a.DeliveryID, b.DeliveryID) })
-	err := insertRowsThen(tx, "deliveries", ownedColumns, len(sent), func(i int, args []any) []any {
+	err := insertRowsThen(tx, "deliveries", takenRowColumns, len(sent), func(i int, args []any) []any {
 		r := &sent[i]
 		status, next := r.Status, r.NextAttemptAt
 		if !enabled[r.WebhookID] {
