@@ -175,14 +175,20 @@ func sigkillMidRun(t *testing.T, delay time.Duration) {
 // spills counts the spilled webhooks in a database a running process may be using (WAL
 // lets another connection read it).
 func spills(t *testing.T, db string) int64 {
+	return countIn(t, "sqlite", db, `SELECT COUNT(*) FROM webhook_spills`)
+}
+
+// countIn runs a COUNT query on a database a running process is using; 0 before the process
+// has migrated it.
+func countIn(t *testing.T, driverName, dsn, query string) int64 {
 	t.Helper()
-	conn, err := sql.Open("sqlite", db)
+	conn, err := sql.Open(driverName, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	var n int64
-	if err := conn.QueryRow(`SELECT COUNT(*) FROM webhook_spills`).Scan(&n); err != nil {
+	if err := conn.QueryRow(query).Scan(&n); err != nil {
 		return 0 // not migrated yet
 	}
 	return n

@@ -2,7 +2,6 @@ package engine_test
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"net/http"
 	"os"
@@ -178,15 +177,5 @@ func killOneReplica(t *testing.T, delay time.Duration) {
 
 // leasedOwed counts the owed rows a take has leased: a spilled webhook's events in flight.
 func leasedOwed(t *testing.T, dsn string) int64 {
-	t.Helper()
-	conn, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	var n int64
-	if err := conn.QueryRow(`SELECT COUNT(*) FROM webhook_owed WHERE locked_until > 0`).Scan(&n); err != nil {
-		return 0 // not migrated yet
-	}
-	return n
+	return countIn(t, "pgx", dsn, `SELECT COUNT(*) FROM webhook_owed WHERE locked_until > 0`)
 }

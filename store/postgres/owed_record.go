@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store/internal/sqlcommon"
 	"gorm.io/gorm"
 )
 
@@ -140,40 +141,29 @@ func unlistRecorded(tx *gorm.DB, rs []models.Result) ([]string, error) {
 func writeTakenRows(tx *gorm.DB, rs []models.Result, now time.Time) (map[string]bool, error) {
 	written := map[string]bool{}
 	var sent []models.Result
-	hooks := map[string]bool{}
+	hookIDs := map[string]bool{}
 	for _, r := range rs {
 		if r.Attempt != nil {
 			sent = append(sent, r)
-			hooks[r.WebhookID] = true
+			hookIDs[r.WebhookID] = true
 		}
 	}
 	if len(sent) == 0 {
 		return written, nil
 	}
-	var states []struct {
-		ID      string
-		Enabled bool
-	}
-	if err := tx.Raw(`SELECT id, enabled FROM webhooks WHERE id = ANY(CAST(? AS text[]))`, textArray(slices.Collect(maps.Keys(hooks)))).Scan(&states).Error; err != nil {
+	cond, arg := hooks{}.IDsIn("id", slices.Collect(maps.Keys(hookIDs)))
+	enabled, err := sqlcommon.WebhooksEnabled(tx, cond, arg)
+	if err != nil {
 		return nil, err
-	}
-	enabled := make(map[string]bool, len(states))
-	for _, st := range states {
-		enabled[st.ID] = st.Enabled
 	}
 	sent = slices.DeleteFunc(sent, func(r models.Result) bool {
 		_, ok := enabled[r.WebhookID]
 		return !ok // deleted with its webhook: an attempt row would be an orphan
 	})
 	slices.SortFunc(sent, func(a, b models.Result) int { return strings.Compare(a.DeliveryID, b.DeliveryID) })
-	err := insertRowsThen(tx, "deliveries", takenRowColumns, len(sent), func(i int, args []any) []any {
+	err = insertRowsThen(tx, "deliveries", takenRowColumns, len(sent), func(i int, args []any) []any {
 		r := &sent[i]
-		status, next := r.Status, r.NextAttemptAt
-		if !enabled[r.WebhookID] {
-			status, next = models.StatusCancelled, 0 // disabled while in flight, like its pending rows
-		} else if status != models.StatusPending {
-			next = 0
-		}
+		status, next := sqlcommon.TakenRowState(*r, enabled[r.WebhookID])
 		var code, errText any
 		if r.Attempt.ResponseStatus != nil {
 			code = *r.Attempt.ResponseStatus

@@ -107,21 +107,13 @@ func startSpills(tx *gorm.DB, ids []string, now time.Time) ([]string, error) {
 // the start taken writes its rows as if the webhook were not spilled yet, which is what any
 // publish that read the spilled set a moment earlier does.
 func claimSpillStarts(tx *gorm.DB, ids []string) ([]string, error) {
-	rows, err := tx.Statement.ConnPool.QueryContext(tx.Statement.Context,
-		`SELECT k FROM unnest($2::text[]) AS u(k) WHERE pg_try_advisory_xact_lock($1, hashtext(k))`, spillStartClass, ids)
+	var mine []string
+	err := scanStrings(tx, `SELECT k FROM unnest($2::text[]) AS u(k) WHERE pg_try_advisory_xact_lock($1, hashtext(k))`,
+		[]any{spillStartClass, ids}, func(id string) { mine = append(mine, id) })
 	if err != nil {
 		return nil, fmt.Errorf("claim spill starts: %w", err)
 	}
-	defer rows.Close()
-	var mine []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("claim spill starts: %w", err)
-		}
-		mine = append(mine, id)
-	}
-	return mine, rows.Err()
+	return mine, nil
 }
 
 // lockSpills takes the advisory locks of the webhooks' spills (ids sorted): shared by a
@@ -460,15 +452,9 @@ var restColumns = []string{"webhook_id", "first_event", "events", "count", "crea
 
 // drop removes the events in gone from the row's list.
 func (r *owedRow) drop(gone map[string]bool) {
-	kept := r.ids[:0:0]
-	for _, e := range r.ids {
-		if !gone[e] {
-			kept = append(kept, e)
-		}
-	}
-	if len(kept) != len(r.ids) {
-		r.ids, r.changed = kept, true
-	}
+	n := len(r.ids)
+	r.ids = slices.DeleteFunc(r.ids, func(e string) bool { return gone[e] })
+	r.changed = r.changed || len(r.ids) != n
 }
 
 // Backlogs returns the spilled webhooks among ids (all with ids nil) with, when count is set,

@@ -329,24 +329,18 @@ func (s *Driver) owedRecord(tx *gorm.DB, rs []models.Result, now time.Time) (map
 // twice, after a failed record) is left as it is: owed deliveries have ids derived from their
 // event and webhook (owedDeliveryID), so INSERT OR IGNORE finds it on the primary key.
 func (s *Driver) insertOwed(tx *gorm.DB, rs []models.Result, now time.Time, written map[string]bool) error {
-	var hooks []string
+	var hookIDs []string
 	seen := map[string]bool{}
 	for _, r := range rs {
 		if !seen[r.WebhookID] {
 			seen[r.WebhookID] = true
-			hooks = append(hooks, r.WebhookID)
+			hookIDs = append(hookIDs, r.WebhookID)
 		}
 	}
-	var states []struct {
-		ID      string
-		Enabled bool
-	}
-	if err := tx.Raw(`SELECT id, enabled FROM webhooks WHERE id IN ?`, hooks).Scan(&states).Error; err != nil {
+	cond, arg := hooks{}.IDsIn("id", hookIDs)
+	enabled, err := sqlcommon.WebhooksEnabled(tx, cond, arg)
+	if err != nil {
 		return fmt.Errorf("write taken deliveries: %w", err)
-	}
-	enabled := make(map[string]bool, len(states))
-	for _, st := range states {
-		enabled[st.ID] = st.Enabled
 	}
 	// Rows that differ only in their ids go in one statement: most results of a batch are
 	// first attempts that succeeded, taken together, so a batch is a few statements whose
@@ -367,12 +361,8 @@ func (s *Driver) insertOwed(tx *gorm.DB, rs []models.Result, now time.Time, writ
 		if !ok {
 			continue // deleted with its webhook: an attempt row would be an orphan
 		}
-		k := groupKey{webhook: r.WebhookID, status: r.Status, attempts: r.Attempt.Number, next: r.NextAttemptAt, takenAt: r.TakenAt}
-		if !on {
-			k.status, k.next = models.StatusCancelled, 0 // disabled while in flight, like its pending rows
-		} else if k.status != models.StatusPending {
-			k.next = 0
-		}
+		k := groupKey{webhook: r.WebhookID, attempts: r.Attempt.Number, takenAt: r.TakenAt}
+		k.status, k.next = sqlcommon.TakenRowState(r, on)
 		if r.Attempt.ResponseStatus != nil {
 			k.code = *r.Attempt.ResponseStatus
 		}

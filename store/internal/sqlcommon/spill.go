@@ -114,6 +114,37 @@ func OwedDeliveryID(eventID, webhookID string) string {
 	return "dlv_" + eventID[4:20] + hex.EncodeToString(sum[:8])
 }
 
+// WebhooksEnabled reads whether each of the webhooks that cond and arg select (Hooks.IDsIn)
+// is enabled; a deleted one is absent. The record of taken deliveries asks, as their rows
+// depend on it (TakenRowState).
+func WebhooksEnabled(tx *gorm.DB, cond string, arg any) (map[string]bool, error) {
+	var states []struct {
+		ID      string
+		Enabled bool
+	}
+	if err := tx.Raw(`SELECT id, enabled FROM webhooks WHERE `+cond, arg).Scan(&states).Error; err != nil {
+		return nil, err
+	}
+	enabled := make(map[string]bool, len(states))
+	for _, st := range states {
+		enabled[st.ID] = st.Enabled
+	}
+	return enabled, nil
+}
+
+// TakenRowState is the status and next attempt a taken delivery's row is written with when
+// its attempt is recorded: the result's, cancelled if its webhook was disabled while it was in
+// flight (like the webhook's pending rows), and no next attempt unless it is still pending.
+func TakenRowState(r models.Result, webhookEnabled bool) (status string, next int64) {
+	switch {
+	case !webhookEnabled:
+		return models.StatusCancelled, 0
+	case r.Status != models.StatusPending:
+		return r.Status, 0
+	}
+	return r.Status, r.NextAttemptAt
+}
+
 // BacklogOf is a spilled webhook's Backlog as Backlogs returns it: what it owes only when
 // counted.
 func BacklogOf(since time.Time, owed int64, counted bool) *storedriver.Backlog {
