@@ -21,6 +21,7 @@
 //	go run ./bench -scenarios throughput -cpuprofile cpu.pprof -memprofile mem.pprof
 //	go run ./bench -db postgres://postgres@127.0.0.1:5432/test?sslmode=disable -scenarios replicas
 //	go run ./bench -scenarios throughput,latency -tracing   # against a run without, for tracing's cost
+//	go run ./bench -scenarios throughput -runs 4 -against /tmp/bench-before   # paired rounds, median and worst
 package main
 
 import (
@@ -64,6 +65,11 @@ type options struct {
 	soakRate        float64
 	replicasAlways  bool // asked for by name: fail on SQLite instead of leaving it out
 	tracing         bool
+	runs            int
+	against         string
+	// passthrough is the command line less -runs, -against and -json: what the bench named by
+	// -against is run with.
+	passthrough []string
 }
 
 var allScenarios = []string{"throughput", "latency", "isolation", "backlog", "inspector", "flood", "replicas"}
@@ -100,9 +106,16 @@ func parseOptions(args []string) (options, error) {
 	fs.Float64Var(&o.soakRate, "soak-rate", 100, "soak: events published per second")
 	fs.BoolVar(&o.tracing, "tracing", false, "trace every publish and attempt, exported over OTLP/HTTP to a collector in this process that discards it; the webhooks ask for trace context (compare with a run without)")
 	fs.StringVar(&o.memprofile, "memprofile", "", "write the cumulative allocation profile after each scenario (in-process only)")
+	fs.IntVar(&o.runs, "runs", 1, "measure this many rounds and report each figure's median and worst")
+	fs.StringVar(&o.against, "against", "", "a bench binary built from other code, run alternately with this one every round (paired runs)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name != "runs" && f.Name != "against" && f.Name != "json" {
+			o.passthrough = append(o.passthrough, "-"+f.Name+"="+f.Value.String())
+		}
+	})
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
@@ -138,6 +151,12 @@ func parseOptions(args []string) (options, error) {
 		return o, errors.New("-backlog must be at least 1 and -hang not negative")
 	case o.binary != "" && (o.cpuprofile != "" || o.memprofile != ""):
 		return o, errors.New("-cpuprofile and -memprofile profile the in-process server: drop -binary")
+	case o.runs < 1 || o.runs > 100:
+		return o, errors.New("-runs must be between 1 and 100")
+	case (o.runs > 1 || o.against != "") && (o.cpuprofile != "" || o.memprofile != "" || slices.Contains(o.scenarios, "soak")):
+		return o, errors.New("-runs and -against measure rounds: profile, or soak, in a run of its own")
+	case o.against != "" && o.binary != "":
+		return o, errors.New("-against compares two benches, each with its own build in-process: drop -binary")
 	}
 	return o, nil
 }
@@ -194,24 +213,43 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if o.runs > 1 || o.against != "" {
+		os.Exit(mainRounds(ctx, o))
+	}
 	rep, err := run(ctx, o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
-	table := io.Writer(os.Stdout)
+	emit(o, rep, func(w io.Writer) { printTable(w, rep) })
+	if failed(rep) {
+		os.Exit(1)
+	}
+}
+
+// emit prints the table, on standard output, or, with -json, v as JSON there and the table on
+// standard error.
+func emit(o options, v any, table func(io.Writer)) {
+	w := io.Writer(os.Stdout)
 	if o.json {
-		table = os.Stderr
+		w = os.Stderr
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(rep)
+		_ = enc.Encode(v)
 	}
-	printTable(table, rep)
-	for _, r := range rep.Runs {
-		if len(r.Errors) > 0 {
-			os.Exit(1)
+	table(w)
+}
+
+// failed reports whether a scenario failed in any of reps.
+func failed(reps ...*Report) bool {
+	for _, rep := range reps {
+		for _, r := range rep.Runs {
+			if len(r.Errors) > 0 {
+				return true
+			}
 		}
 	}
+	return false
 }
 
 func run(ctx context.Context, o options) (*Report, error) {

@@ -104,7 +104,7 @@ func TestEveryScenarioRunsToCompletionAtToySizes(t *testing.T) {
 	}
 	var out bytes.Buffer
 	printTable(&out, rep)
-	for _, want := range []string{"events accepted/s (single", "deliveries/s ÷ ceiling (batch;", "ingest→receipt p99 ms",
+	for _, want := range []string{"events accepted/s (single", "deliveries/s ÷ ceiling (batch;", "ingest→receipt p50 ms", "events published/s (100/s asked for", "ingest→receipt p99 ms",
 		"healthy p99 ÷ latency p99", "drain deliveries/s", "peak RSS MB", "captures/s ÷ loopback ceiling (watched", "deliveries/s flooded ÷ quiet, the bin unlimited"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
@@ -132,7 +132,8 @@ func TestPercentileIsNearestRank(t *testing.T) {
 func TestOptionsRejectNonsense(t *testing.T) {
 	for _, args := range [][]string{
 		{"-n", "0"}, {"-batch", "1001"}, {"-rate", "0"}, {"-scenarios", "throughput,speed"}, {"-backlog", "0"},
-		{"-binary", "build", "-cpuprofile", "x"}, {"extra"},
+		{"-binary", "build", "-cpuprofile", "x"}, {"extra"}, {"-runs", "0"}, {"-runs", "3", "-cpuprofile", "x"},
+		{"-against", "/tmp/other", "-binary", "build"}, {"-runs", "2", "-scenarios", "soak"},
 	} {
 		if _, err := parseOptions(args); err == nil {
 			t.Errorf("%v accepted", args)
