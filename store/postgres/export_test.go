@@ -4,6 +4,7 @@ import (
 	"database/sql/driver"
 
 	"github.com/hookrelay/hookrelay/store/internal/sqlcommon"
+	"gorm.io/gorm"
 )
 
 // SpillLockClass lets the tests hold a spill's lock as a publish in flight does.
@@ -20,3 +21,9 @@ func UpdateDeliveredSQL(d *Driver) string { return sqlcommon.UpdateDeliveredSQL(
 
 // TextArray is how the driver binds a list of ids as one parameter.
 func TextArray(ss []string) driver.Valuer { return textArray(ss) }
+
+// InsertRowSets writes several tables' rows as a publish does.
+func InsertRowSets(tx *gorm.DB, sets []sqlcommon.Rows) error { return insertRowSets(tx, sets) }
+
+// InsertChunk is the most rows one array insert takes.
+const InsertChunk = pgInsertChunk

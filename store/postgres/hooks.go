@@ -52,6 +52,10 @@ func (hooks) InsertRows(tx *gorm.DB, table string, cols []string, n int, rowArgs
 	return insertRows(tx, table, cols, n, rowArgs)
 }
 
+func (hooks) InsertPublished(tx *gorm.DB, events, deliveries, owed sqlcommon.Rows) error {
+	return insertRowSets(tx, []sqlcommon.Rows{events, deliveries, owed})
+}
+
 // InsertAttempts takes a batch's attempts in one array insert (grouping them by what they
 // share, as SQLite does, measured slower here).
 func (hooks) InsertAttempts(tx *gorm.DB, attempts []*models.Attempt) error {
@@ -85,8 +89,8 @@ func (h hooks) WroteRows(ds []*models.Delivery) { h.d.spills.WroteRows(ds) }
 // ListsOwed is true: no position says what a spill owes here, each publish lists it.
 func (hooks) ListsOwed() bool { return true }
 
-func (hooks) OweEvents(tx *gorm.DB, owed map[string][]string, now time.Time) error {
-	return oweEvents(tx, owed, now)
+func (hooks) OwedRows(owed map[string][]string, now time.Time) sqlcommon.Rows {
+	return owedRows(owed, now)
 }
 
 // Published wakes the other replicas' dispatchers so they share the work at once, naming the

@@ -2,11 +2,13 @@ package postgres
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/hookrelay/hookrelay/store/internal/sqlcommon"
 	"gorm.io/gorm"
 )
 
@@ -32,27 +34,10 @@ func insertRowsThen(tx *gorm.DB, table string, cols []string, n int, rowArgs fun
 	if err != nil {
 		return err
 	}
-	args := make([]any, 0, len(cols))
 	for from := 0; from < n; from += pgInsertChunk {
-		rows := min(pgInsertChunk, n-from)
-		arrays := make([]pgArray, len(cols))
-		for c, t := range ins.types {
-			arrays[c] = newPGArray(t, rows)
-		}
-		for i := from; i < from+rows; i++ {
-			args = rowArgs(i, args[:0])
-			if len(args) != len(cols) {
-				return fmt.Errorf("insert %s: row %d has %d values for %d columns", table, i, len(args), len(cols))
-			}
-			for c, v := range args {
-				if err := arrays[c].add(v); err != nil {
-					return fmt.Errorf("insert %s: column %s: %w", table, cols[c], err)
-				}
-			}
-		}
-		params := make([]any, len(arrays))
-		for c, a := range arrays {
-			params[c] = a.value()
+		params, err := ins.arrays(table, cols, from, min(pgInsertChunk, n-from), rowArgs)
+		if err != nil {
+			return err
 		}
 		// Straight to the transaction's connection: gorm would expand each array into a list.
 		if returned == nil {
@@ -64,6 +49,83 @@ func insertRowsThen(tx *gorm.DB, table string, cols []string, n int, rowArgs fun
 		if err := scanStrings(tx, ins.statement+suffix, params, returned); err != nil {
 			return fmt.Errorf("insert %s: %w", table, err)
 		}
+	}
+	return nil
+}
+
+// arrays builds the statement's parameters for rows from..from+rows-1: one array per column.
+func (ins *pgInsert) arrays(table string, cols []string, from, rows int, rowArgs func(i int, args []any) []any) ([]any, error) {
+	arrays := make([]pgArray, len(cols))
+	for c, t := range ins.types {
+		arrays[c] = newPGArray(t, rows)
+	}
+	args := make([]any, 0, len(cols))
+	for i := from; i < from+rows; i++ {
+		args = rowArgs(i, args[:0])
+		if len(args) != len(cols) {
+			return nil, fmt.Errorf("insert %s: row %d has %d values for %d columns", table, i, len(args), len(cols))
+		}
+		for c, v := range args {
+			if err := arrays[c].add(v); err != nil {
+				return nil, fmt.Errorf("insert %s: column %s: %w", table, cols[c], err)
+			}
+		}
+	}
+	params := make([]any, len(arrays))
+	for c, a := range arrays {
+		params[c] = a.value()
+	}
+	return params, nil
+}
+
+// insertRowSets writes the sets' rows in one statement, each set but the last in a
+// data-modifying WITH: one round trip where a publish took one per table (its events, then
+// their deliveries or owed rows). Sets larger than one chunk go one by one.
+func insertRowSets(tx *gorm.DB, sets []sqlcommon.Rows) error {
+	sets = slices.DeleteFunc(slices.Clone(sets), func(r sqlcommon.Rows) bool { return r.N == 0 })
+	if len(sets) == 1 || slices.ContainsFunc(sets, func(r sqlcommon.Rows) bool { return r.N > pgInsertChunk }) {
+		for _, r := range sets {
+			if err := insertRows(tx, r.Table, r.Cols, r.N, r.Row); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if len(sets) == 0 {
+		return nil
+	}
+	var sb strings.Builder
+	var params []any
+	names := make([]string, len(sets))
+	for i, r := range sets {
+		ins, err := pgInsertFor(tx, r.Table, r.Cols)
+		if err != nil {
+			return err
+		}
+		p, err := ins.arrays(r.Table, r.Cols, 0, r.N, r.Row)
+		if err != nil {
+			return err
+		}
+		switch {
+		case i == 0:
+			sb.WriteString("WITH ")
+		case i < len(sets)-1:
+			sb.WriteString(", ")
+		default:
+			sb.WriteString(" ")
+		}
+		if i < len(sets)-1 {
+			sb.WriteString("w" + strconv.Itoa(i) + " AS (")
+		}
+		sb.WriteString(ins.at(len(params)))
+		if i < len(sets)-1 {
+			sb.WriteString(")")
+		}
+		params = append(params, p...)
+		names[i] = r.Table
+	}
+	if _, err := tx.Statement.ConnPool.ExecContext(tx.Statement.Context, sb.String(), params...); err != nil {
+		return fmt.Errorf("insert %s: %w", strings.Join(names, ", "), err)
 	}
 	return nil
 }
@@ -89,7 +151,18 @@ func scanStrings(tx *gorm.DB, query string, params []any, got func(string)) erro
 // types as PostgreSQL names them.
 type pgInsert struct {
 	statement string
+	table     string
+	cols      []string
 	types     []string
+}
+
+// at is the statement with its parameters numbered from offset+1.
+func (ins *pgInsert) at(offset int) string {
+	params := make([]string, len(ins.cols))
+	for i, t := range ins.types {
+		params[i] = "$" + strconv.Itoa(offset+i+1) + "::" + t + "[]"
+	}
+	return "INSERT INTO " + ins.table + " (" + strings.Join(ins.cols, ", ") + ") SELECT * FROM unnest(" + strings.Join(params, ", ") + ")"
 }
 
 // pgInserts caches pgInsert by table(columns). The types are read once per process: every
@@ -113,17 +186,15 @@ func pgInsertFor(tx *gorm.DB, table string, cols []string) (*pgInsert, error) {
 	for _, f := range found {
 		byName[f.Name] = f.Type
 	}
-	ins := &pgInsert{types: make([]string, len(cols))}
-	params := make([]string, len(cols))
+	ins := &pgInsert{table: table, cols: cols, types: make([]string, len(cols))}
 	for i, c := range cols {
 		t, ok := byName[c]
 		if !ok {
 			return nil, fmt.Errorf("insert %s: no column %s", table, c)
 		}
 		ins.types[i] = t
-		params[i] = "$" + strconv.Itoa(i+1) + "::" + t + "[]"
 	}
-	ins.statement = "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") SELECT * FROM unnest(" + strings.Join(params, ", ") + ")"
+	ins.statement = ins.at(0)
 	pgInserts.Store(key, ins)
 	return ins, nil
 }

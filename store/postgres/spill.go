@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -187,19 +188,14 @@ func (d *Driver) beginPublish(tx *gorm.DB) (map[string]bool, []string, error) {
 
 var owedColumns = []string{"webhook_id", "first_event", "events", "count", "created_at"}
 
-// oweEvents writes one webhook_owed row per spilled webhook a publish owes events to.
-func oweEvents(tx *gorm.DB, owed map[string][]string, now time.Time) error {
-	hooks := slices.Sorted(func(yield func(string) bool) {
-		for id := range owed {
-			if !yield(id) {
-				return
-			}
-		}
-	})
-	return insertRows(tx, "webhook_owed", owedColumns, len(hooks), func(i int, args []any) []any {
+// owedRows are one webhook_owed row per spilled webhook a publish owes events to, in id
+// order.
+func owedRows(owed map[string][]string, now time.Time) sqlcommon.Rows {
+	hooks := slices.Sorted(maps.Keys(owed))
+	return sqlcommon.Rows{Table: "webhook_owed", Cols: owedColumns, N: len(hooks), Row: func(i int, args []any) []any {
 		evs := owed[hooks[i]]
 		return append(args, hooks[i], evs[0], strings.Join(evs, ","), len(evs), now)
-	})
+	}}
 }
 
 // dropSpill ends a webhook's spill without sending what it still owed (it was disabled or

@@ -39,6 +39,18 @@ func (hooks) InsertRows(tx *gorm.DB, table string, cols []string, n int, rowArgs
 	return insertRows(tx, table, cols, n, rowArgs)
 }
 
+func (hooks) InsertPublished(tx *gorm.DB, events, deliveries, owed sqlcommon.Rows) error {
+	for _, r := range [...]sqlcommon.Rows{events, deliveries, owed} {
+		if r.N == 0 {
+			continue
+		}
+		if err := insertRows(tx, r.Table, r.Cols, r.N, r.Row); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (hooks) InsertAttempts(tx *gorm.DB, attempts []*models.Attempt) error {
 	return insertAttempts(tx, attempts)
 }
@@ -61,8 +73,8 @@ func (h hooks) WroteRows(ds []*models.Delivery) { h.d.spills.WroteRows(ds) }
 // ListsOwed is false: the spill position covers every later event.
 func (hooks) ListsOwed() bool { return false }
 
-// OweEvents is never called (ListsOwed).
-func (hooks) OweEvents(*gorm.DB, map[string][]string, time.Time) error { return nil }
+// OwedRows is never called (ListsOwed).
+func (hooks) OwedRows(map[string][]string, time.Time) sqlcommon.Rows { return sqlcommon.Rows{} }
 
 // Published has nothing to add: the dispatcher is in this process and hears of the commit
 // through OnQueued.

@@ -102,18 +102,11 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 			out[i] = Published{Event: ev, Deliveries: ds}
 		}
 		s.hooks.WroteRows(deliveries)
-		if err := s.insertEvents(tx, events); err != nil {
-			return err
-		}
-		if err := s.insertDeliveries(tx, deliveries); err != nil {
-			return err
-		}
+		var owedRows Rows
 		if len(owed) > 0 {
-			if err := s.hooks.OweEvents(tx, owed, now); err != nil {
-				return err
-			}
+			owedRows = s.hooks.OwedRows(owed, now)
 		}
-		return nil
+		return s.hooks.InsertPublished(tx, eventRows(events), deliveryRows(deliveries, deliveryColumns, ""), owedRows)
 	})
 	if err != nil {
 		if errors.Is(err, models.ErrConflict) {
@@ -144,14 +137,14 @@ var (
 	tracedEventColumns = append(append([]string{}, eventColumns...), "trace_parent")
 )
 
-// insertEvents writes new events. trace_parent is written only by batches that carry one, so
-// that without tracing the statement is the one it was before tracing existed.
-func (s *Base) insertEvents(tx *gorm.DB, events []*models.Event) error {
+// eventRows are new events' rows. trace_parent is written only by batches that carry one, so
+// the statement of the others stays as it was.
+func eventRows(events []*models.Event) Rows {
 	cols := eventColumns
 	if slices.ContainsFunc(events, func(e *models.Event) bool { return e.TraceParent != nil }) {
 		cols = tracedEventColumns
 	}
-	return s.hooks.InsertRows(tx, "events", cols, len(events), func(i int, args []any) []any {
+	return Rows{Table: "events", Cols: cols, N: len(events), Row: func(i int, args []any) []any {
 		e := events[i]
 		var key any
 		if e.IdempotencyKey != nil {
@@ -166,28 +159,24 @@ func (s *Base) insertEvents(tx *gorm.DB, events []*models.Event) error {
 			args = append(args, tp)
 		}
 		return args
-	})
+	}}
 }
 
 var deliveryColumns = []string{"id", "event_id", "webhook_id", "event_type", "status", "next_attempt_at", "created_at", "updated_at"}
 
-// insertDeliveries writes new pending deliveries; the columns left out start at their
-// defaults (no attempt, no lease, no last status, no replay).
-func (s *Base) insertDeliveries(tx *gorm.DB, ds []*models.Delivery) error {
-	return s.hooks.InsertRows(tx, "deliveries", deliveryColumns, len(ds), func(i int, args []any) []any {
-		d := ds[i]
-		return append(args, d.ID, d.EventID, d.WebhookID, d.EventType, d.Status, d.NextAttemptAt, d.CreatedAt, d.UpdatedAt)
-	})
-}
-
 var replayedColumns = append(append([]string{}, deliveryColumns...), "replay_id")
 
-// insertReplayed writes the pending deliveries of a replay job, each naming the job.
-func (s *Base) insertReplayed(tx *gorm.DB, ds []*models.Delivery, replayID string) error {
-	return s.hooks.InsertRows(tx, "deliveries", replayedColumns, len(ds), func(i int, args []any) []any {
+// deliveryRows are new pending deliveries' rows (cols: deliveryColumns, or replayedColumns
+// for a replay job's, each naming the job); the columns left out start at their defaults.
+func deliveryRows(ds []*models.Delivery, cols []string, replayID string) Rows {
+	return Rows{Table: "deliveries", Cols: cols, N: len(ds), Row: func(i int, args []any) []any {
 		d := ds[i]
-		return append(args, d.ID, d.EventID, d.WebhookID, d.EventType, d.Status, d.NextAttemptAt, d.CreatedAt, d.UpdatedAt, replayID)
-	})
+		args = append(args, d.ID, d.EventID, d.WebhookID, d.EventType, d.Status, d.NextAttemptAt, d.CreatedAt, d.UpdatedAt)
+		if len(cols) == len(replayedColumns) {
+			args = append(args, replayID)
+		}
+		return args
+	}}
 }
 
 // GetEvent reads one event.
@@ -335,7 +324,8 @@ func (s *Base) queueReplayBatch(tx *gorm.DB, f ReplayFilter, after string, batch
 		ds[i] = &models.Delivery{ID: models.NewID("dlv"), EventID: r.ID, WebhookID: f.WebhookID, EventType: r.Type,
 			Status: models.StatusPending, NextAttemptAt: now.UnixMilli(), ReplayID: replayID, CreatedAt: now, UpdatedAt: now}
 	}
-	if err := s.insertReplayed(tx, ds, replayID); err != nil {
+	dr := deliveryRows(ds, replayedColumns, replayID)
+	if err := s.hooks.InsertRows(tx, dr.Table, dr.Cols, dr.N, dr.Row); err != nil {
 		return 0, after, err
 	}
 	if err := tx.Exec(`UPDATE events SET delivery_count = delivery_count + 1 WHERE id IN ?`, ids).Error; err != nil {
