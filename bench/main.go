@@ -67,6 +67,8 @@ type options struct {
 	tracing         bool
 	runs            int
 	against         string
+	// self is this build's bench binary, which -runs and -against run once per round.
+	self string
 	// passthrough is the command line less -runs, -against and -json: what the bench named by
 	// -against is run with.
 	passthrough []string
@@ -214,6 +216,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if o.runs > 1 || o.against != "" {
+		if o.self, err = os.Executable(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
 		os.Exit(mainRounds(ctx, o))
 	}
 	rep, err := run(ctx, o)
