@@ -79,7 +79,7 @@ type Hooks interface {
 	// WroteRows is told the delivery rows a publish writes.
 	WroteRows(ds []*models.Delivery)
 	// ListsOwed reports whether publishes must tell the driver which events they owe to
-	// spilled webhooks (OweEvents); a driver whose spill position covers them says no, and
+	// spilled webhooks (OwedRows); a driver whose spill position covers them says no, and
 	// publishes skip collecting them.
 	ListsOwed() bool
 	// OwedRows are the rows recording, inside a publish transaction, the events it owes each
