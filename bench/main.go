@@ -69,8 +69,8 @@ type options struct {
 	against         string
 	// self is this build's bench binary, which -runs and -against run once per round.
 	self string
-	// passthrough is the command line less -runs, -against and -json: what the bench named by
-	// -against is run with.
+	// passthrough is the command line less -runs, -against and -json: what each round's bench,
+	// this build's and the one -against names, is run with.
 	passthrough []string
 }
 

@@ -108,13 +108,12 @@ type figure struct {
 // summary is a table row over the rounds: its figure per build.
 type summary struct {
 	row
-	better  int
-	builds  [2]*figure // this build, against
-	ordered int        // first appearance, for a stable order
+	better int
+	builds [2]*figure // this build, against
 }
 
-// summarize groups the rounds' rows by store, scenario and metric. Rows without a number
-// (verdicts, soak samples) are left out.
+// summarize groups the rounds' rows by store, scenario and metric, in the order they first
+// appear. Rows without a number (verdicts, soak samples) are left out.
 func summarize(rs *Rounds) []*summary {
 	byKey := map[string]*summary{}
 	var out []*summary
@@ -128,7 +127,7 @@ func summarize(rs *Rounds) []*summary {
 				k := r.store + "\x00" + r.scenario + "\x00" + r.key()
 				s := byKey[k]
 				if s == nil {
-					s = &summary{row: r, better: better(r), ordered: len(out)}
+					s = &summary{row: r, better: better(r)}
 					s.metric = r.key()
 					byKey[k] = s
 					out = append(out, s)

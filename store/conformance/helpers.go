@@ -159,3 +159,12 @@ func Delivered(ds ...*models.Delivery) []models.Result {
 	}
 	return out
 }
+
+// RecordDelivered records ds as delivered on their first attempt, failing the test if the
+// store refuses.
+func RecordDelivered(t testing.TB, s *store.Store, ds ...*models.Delivery) {
+	t.Helper()
+	if err := s.RecordResults(context.Background(), Delivered(ds...)); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -127,12 +127,8 @@ func testEventsTakenAgainAfterAnAbandonedRecordKeepOneRowEach(t *testing.T, b Ba
 			t.Errorf("delivery %d: %s then %s for event %s; want one id for event %s", i, first[i].ID, second[i].ID, first[i].EventID, want[i])
 		}
 	}
-	if err := s.RecordResults(ctx, Delivered(first...)); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.RecordResults(ctx, Delivered(second...)); err != nil {
-		t.Fatal(err)
-	}
+	RecordDelivered(t, s, first...)
+	RecordDelivered(t, s, second...)
 	if rows := RowsOf(t, s, w.ID); !slices.Equal(rows, want) {
 		t.Errorf("rows: %v, want %v once each", rows, want)
 	}
@@ -158,9 +154,7 @@ func testTakenDeliveriesOfADisabledOrDeletedWebhook(t *testing.T, b Backend) {
 		if err := s.DisableWebhook(ctx, w.ID, "test"); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.RecordResults(ctx, Delivered(taken...)); err != nil {
-			t.Fatal(err)
-		}
+		RecordDelivered(t, s, taken...)
 		if rows := RowsOf(t, s, w.ID); !SameSet(rows, want) {
 			t.Fatalf("rows: %v, want %v", rows, want)
 		}
@@ -185,9 +179,7 @@ func testTakenDeliveriesOfADisabledOrDeletedWebhook(t *testing.T, b Backend) {
 		if err := s.DeleteWebhook(ctx, w.ID); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.RecordResults(ctx, Delivered(taken...)); err != nil {
-			t.Fatal(err)
-		}
+		RecordDelivered(t, s, taken...)
 		for _, d := range taken {
 			if _, err := s.GetDelivery(ctx, d.ID); !errors.Is(err, models.ErrNotFound) {
 				t.Errorf("delivery %s of a deleted webhook: %v, want not found", d.ID, err)

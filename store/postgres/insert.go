@@ -35,7 +35,7 @@ func insertRowsThen(tx *gorm.DB, table string, cols []string, n int, rowArgs fun
 		return err
 	}
 	for from := 0; from < n; from += pgInsertChunk {
-		params, err := ins.arrays(table, cols, from, min(pgInsertChunk, n-from), rowArgs)
+		params, err := ins.arrays(from, min(pgInsertChunk, n-from), rowArgs)
 		if err != nil {
 			return err
 		}
@@ -54,20 +54,20 @@ func insertRowsThen(tx *gorm.DB, table string, cols []string, n int, rowArgs fun
 }
 
 // arrays builds the statement's parameters for rows from..from+rows-1: one array per column.
-func (ins *pgInsert) arrays(table string, cols []string, from, rows int, rowArgs func(i int, args []any) []any) ([]any, error) {
-	arrays := make([]pgArray, len(cols))
+func (ins *pgInsert) arrays(from, rows int, rowArgs func(i int, args []any) []any) ([]any, error) {
+	arrays := make([]pgArray, len(ins.cols))
 	for c, t := range ins.types {
 		arrays[c] = newPGArray(t, rows)
 	}
-	args := make([]any, 0, len(cols))
+	args := make([]any, 0, len(ins.cols))
 	for i := from; i < from+rows; i++ {
 		args = rowArgs(i, args[:0])
-		if len(args) != len(cols) {
-			return nil, fmt.Errorf("insert %s: row %d has %d values for %d columns", table, i, len(args), len(cols))
+		if len(args) != len(ins.cols) {
+			return nil, fmt.Errorf("insert %s: row %d has %d values for %d columns", ins.table, i, len(args), len(ins.cols))
 		}
 		for c, v := range args {
 			if err := arrays[c].add(v); err != nil {
-				return nil, fmt.Errorf("insert %s: column %s: %w", table, cols[c], err)
+				return nil, fmt.Errorf("insert %s: column %s: %w", ins.table, ins.cols[c], err)
 			}
 		}
 	}
@@ -83,15 +83,12 @@ func (ins *pgInsert) arrays(table string, cols []string, from, rows int, rowArgs
 // their deliveries or owed rows). Sets larger than one chunk go one by one.
 func insertRowSets(tx *gorm.DB, sets []sqlcommon.Rows) error {
 	sets = slices.DeleteFunc(slices.Clone(sets), func(r sqlcommon.Rows) bool { return r.N == 0 })
-	if len(sets) == 1 || slices.ContainsFunc(sets, func(r sqlcommon.Rows) bool { return r.N > pgInsertChunk }) {
+	if len(sets) <= 1 || slices.ContainsFunc(sets, func(r sqlcommon.Rows) bool { return r.N > pgInsertChunk }) {
 		for _, r := range sets {
 			if err := insertRows(tx, r.Table, r.Cols, r.N, r.Row); err != nil {
 				return err
 			}
 		}
-		return nil
-	}
-	if len(sets) == 0 {
 		return nil
 	}
 	var sb strings.Builder
@@ -102,7 +99,7 @@ func insertRowSets(tx *gorm.DB, sets []sqlcommon.Rows) error {
 		if err != nil {
 			return err
 		}
-		p, err := ins.arrays(r.Table, r.Cols, 0, r.N, r.Row)
+		p, err := ins.arrays(0, r.N, r.Row)
 		if err != nil {
 			return err
 		}

@@ -108,9 +108,7 @@ func TestEventsOfATakerThatDiedAreTakenAgainWhenTheLeaseRunsOut(t *testing.T) {
 		}
 	}
 	for _, tk := range []store.SpillTake{during, after} {
-		if err := b.RecordResults(context.Background(), conformance.Delivered(tk.Taken...)); err != nil {
-			t.Fatal(err)
-		}
+		conformance.RecordDelivered(t, b, tk.Taken...)
 	}
 	checkDeliveredOnce(t, b, w.ID, ids)
 }
@@ -122,7 +120,6 @@ func TestEventsOfATakerThatDiedAreTakenAgainWhenTheLeaseRunsOut(t *testing.T) {
 // not sent again. Each event ends with one row and one attempt, and the spill ends.
 func TestALateRecordAfterTheLeaseRanOutLeavesEachEventOneRow(t *testing.T) {
 	a, b, w, ids := replicasSpilledWith(t, 5)
-	ctx := context.Background()
 	t0 := time.Now()
 	slow := takeAt(t, a, "a", t0, w.ID, 10)
 	if len(slow.Taken) != 5 || slow.More {
@@ -132,12 +129,8 @@ func TestALateRecordAfterTheLeaseRanOutLeavesEachEventOneRow(t *testing.T) {
 	if got := eventsOf(retaken.Taken); !slices.Equal(got, ids[:2]) || !retaken.More {
 		t.Fatalf("take of 2 after the lease ran out: %v (more %v), want %v", got, retaken.More, ids[:2])
 	}
-	if err := a.RecordResults(ctx, conformance.Delivered(slow.Taken...)); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.RecordResults(ctx, conformance.Delivered(retaken.Taken...)); err != nil {
-		t.Fatal(err)
-	}
+	conformance.RecordDelivered(t, a, slow.Taken...)
+	conformance.RecordDelivered(t, b, retaken.Taken...)
 	last := takeAt(t, b, "b", t0.Add(2*time.Minute), w.ID, 10)
 	if len(last.Taken) != 0 || last.Spilled {
 		t.Errorf("take after the late record: %v (spilled %v), want nothing and the spill ended", eventsOf(last.Taken), last.Spilled)
@@ -153,9 +146,7 @@ func TestARecordOfPartOfATakenRowLeavesTheRestOwed(t *testing.T) {
 	ctx := context.Background()
 	t0 := time.Now()
 	tk := takeAt(t, a, "a", t0, w.ID, 10)
-	if err := a.RecordResults(ctx, conformance.Delivered(tk.Taken[1], tk.Taken[3])); err != nil {
-		t.Fatal(err)
-	}
+	conformance.RecordDelivered(t, a, tk.Taken[1], tk.Taken[3])
 	if bl, err := b.Backlogs(ctx, []string{w.ID}, true); err != nil || *bl[w.ID].OwedEvents != 2 {
 		t.Errorf("owed after recording 2 of 4: %+v, %v; want 2", bl[w.ID], err)
 	}
@@ -163,8 +154,6 @@ func TestARecordOfPartOfATakenRowLeavesTheRestOwed(t *testing.T) {
 	if got, want := eventsOf(again.Taken), []string{ids[0], ids[2]}; !slices.Equal(got, want) {
 		t.Fatalf("taken after the lease ran out: %v, want the 2 not recorded %v", got, want)
 	}
-	if err := b.RecordResults(ctx, conformance.Delivered(again.Taken...)); err != nil {
-		t.Fatal(err)
-	}
+	conformance.RecordDelivered(t, b, again.Taken...)
 	checkDeliveredOnce(t, b, w.ID, ids)
 }
