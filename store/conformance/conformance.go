@@ -75,6 +75,7 @@ var cases = []struct {
 	{"SpillSurvivesReopeningTheStore", testSpillSurvivesReopeningTheStore},
 	{"PublishSpillsBackloggedWebhooksWhenADispatcherListens", testPublishSpillsBackloggedWebhooksWhenADispatcherListens},
 	{"PublishSpillsByBacklogOnlyAtTheThresholdTheEngineGave", testPublishSpillsByBacklogOnlyAtTheThresholdTheEngineGave},
+	{"PublishCountsOnlyDeliveriesDueForAWhileAsABacklog", testPublishCountsOnlyDeliveriesDueForAWhileAsABacklog},
 	{"ReplaySkipsEventsTheSpillOwes", testReplaySkipsEventsTheSpillOwes},
 	{"OwedDeliveriesAreListedCountedAndReadUnderTheirFutureIDs", testOwedDeliveriesAreListedCountedAndReadUnderTheirFutureIDs},
 	{"ReplicasTakeEachOwedEventOnce", testReplicasTakeEachOwedEventOnce},

@@ -212,7 +212,7 @@ func testPublishSpillsBackloggedWebhooksWhenADispatcherListens(t *testing.T, b B
 	s := b.Open(t, b.DSN(t))
 	var told []string
 	s.OnQueued(func(q store.Queued) { told = append(told, q.Spilled...) })
-	s.SpillWhenPending(32) // what the engine sets
+	s.SpillWhenPending(32, 0) // the engine's threshold; every row counts at once
 	behind := NewWebhook(t, s, "message.received", true)
 	asked := NewWebhook(t, s, "message.received", true)
 	const events = 200
@@ -249,12 +249,37 @@ func testPublishSpillsByBacklogOnlyAtTheThresholdTheEngineGave(t *testing.T, b B
 	if st := QueueStats(t, s); st.Spilled != 0 || len(RowsOf(t, s, w.ID)) != 100 {
 		t.Fatalf("without a threshold: %+v, want no spill and a row per event", st)
 	}
-	s.SpillWhenPending(50)
+	s.SpillWhenPending(50, 0)
 	for range 100 {
 		Publish(t, s, "message.received", "")
 	}
 	if n := len(RowsOf(t, s, w.ID)); QueueStats(t, s).Spilled != 1 || n > 150 {
 		t.Errorf("with a threshold of 50: %d rows, want the webhook spilled within the next 50 events (its 100 pending are past it already)", n)
+	}
+}
+
+// A burst of fresh deliveries is not a backlog: only those due for the time the engine gave
+// count, so a receiver that keeps up is not spilled by a pause of a few milliseconds, and
+// one whose deliveries have waited that long is.
+func testPublishCountsOnlyDeliveriesDueForAWhileAsABacklog(t *testing.T, b Backend) {
+	s := b.Open(t, b.DSN(t))
+	s.OnQueued(func(store.Queued) {})
+	w := NewWebhook(t, s, "message.received", true)
+	s.SpillWhenPending(32, time.Hour)
+	for range 100 {
+		Publish(t, s, "message.received", "")
+	}
+	if st := QueueStats(t, s); st.Spilled != 0 || len(RowsOf(t, s, w.ID)) != 100 {
+		t.Fatalf("100 deliveries due for less than an hour: %+v, want no spill and a row per event", st)
+	}
+	const dueFor = 50 * time.Millisecond
+	s.SpillWhenPending(32, dueFor)
+	time.Sleep(2 * dueFor) // the 100 pending have been due for longer now
+	for range 40 {
+		Publish(t, s, "message.received", "")
+	}
+	if n := len(RowsOf(t, s, w.ID)); QueueStats(t, s).Spilled != 1 || n > 132 {
+		t.Errorf("100 deliveries due for %s: %d rows, want the webhook spilled within the next 32 events", 2*dueFor, n)
 	}
 }
 

@@ -16,6 +16,9 @@ const SpillStartClass = spillStartClass
 // RecordPlanSQL is what a record transaction runs first to settle how it joins.
 const RecordPlanSQL = recordPlanSQL
 
+// LockRecordedSQL is how a record transaction locks its rows, in id order.
+const LockRecordedSQL = lockRecordedSQL
+
 // UpdateDeliveredSQL is the statement that records results, as this driver writes it.
 func UpdateDeliveredSQL(d *Driver) string { return sqlcommon.UpdateDeliveredSQL(hooks{d}) }
 

@@ -75,11 +75,12 @@ func (hooks) JSONCol(i int, sqlType string) string {
 	return col
 }
 
-func (h hooks) BeginPublish(tx *gorm.DB) (map[string]bool, []string, error) {
+func (h hooks) BeginPublish(tx *gorm.DB) (sqlcommon.PublishStart, error) {
 	return h.d.beginPublish(tx)
 }
 
-// Subscribers reads the webhooks inside tx every time: other replicas change them too.
+// Subscribers reads the webhooks inside tx every time: other replicas change them too. A
+// publish reads them with the spills instead (beginPublish).
 func (hooks) Subscribers(tx *gorm.DB, eventType string) ([]*models.Webhook, error) {
 	return sqlcommon.EnabledSubscribers(tx, eventType)
 }
@@ -127,7 +128,7 @@ func (hooks) SkipOwed(q *gorm.DB, webhookID string) *gorm.DB {
 // Leased is false: leases are in the table, which RequeueDelivery's update checks.
 func (hooks) Leased(string, int64) bool { return false }
 
-func (h hooks) Claim(ctx context.Context, r storedriver.ClaimForRequest, hs []storedriver.WebhookQuota) ([]*models.Delivery, []string, error) {
+func (h hooks) Claim(ctx context.Context, r storedriver.ClaimForRequest, hs []storedriver.WebhookQuota) ([]*models.Delivery, []string, map[string]int64, error) {
 	return h.d.claim(ctx, r, hs)
 }
 
@@ -151,16 +152,25 @@ func (hooks) BeginRecord(tx *gorm.DB, results []models.Result) error {
 		return nil
 	}
 	slices.Sort(ids)
-	return tx.Exec(`SELECT 1 FROM deliveries WHERE id = ANY(CAST(? AS text[])) ORDER BY id FOR UPDATE`, textArray(slices.Compact(ids))).Error
+	return tx.Exec(lockRecordedSQL, textArray(slices.Compact(ids))).Error
 }
 
-// recordPlanSQL makes a record transaction join by nested loops only. Its update joins a
-// few hundred results to their deliveries, which the primary key finds in microseconds
-// each; but the planner's cost model, with statistics that lag a queue growing fast (a young
+// lockRecordedSQL locks the rows a record transaction is about to write, in id order.
+const lockRecordedSQL = `SELECT 1 FROM deliveries WHERE id = ANY(CAST(? AS text[])) ORDER BY id FOR UPDATE`
+
+// recordPlanSQL makes a record transaction find its rows by index and join by nested loops
+// only. Its statements look up a few hundred results by primary key, in microseconds each;
+// but the planner's cost model, with statistics that lag a queue growing fast (a young
 // table, a burst), prices a hash join over a scan of the table (or of every pending
 // delivery) lower, and a record then reads tens of thousands of rows to update a few
-// hundred. The settings last until the transaction ends.
-const recordPlanSQL = `SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`
+// hundred. A plan made that way also stays: pgx prepares each statement once per
+// connection, and the generic plan PostgreSQL settles on after five runs is kept for the
+// connection's life, so the row lock of BeginRecord, planned while the table held a few
+// hundred rows, went on scanning the whole table (2–7 ms a record at a few thousand rows,
+// and growing with it). The settings last until the transaction ends; the generic plans of
+// its statements are made under them too.
+const recordPlanSQL = `SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),
+	set_config('enable_seqscan', 'off', true)`
 
 // RecordOwed writes the rows of taken deliveries and takes their events off the owed rows
 // (owed_record.go).

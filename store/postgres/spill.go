@@ -54,7 +54,9 @@ const spillStartClass = 0x68727374
 const takeLease = 5 * time.Minute
 
 // SpillWhenPending sets the backlog at which publishing spills a webhook (sqlcommon.SpillPolicy).
-func (d *Driver) SpillWhenPending(n int) { d.spills.SpillWhenPending(n) }
+func (d *Driver) SpillWhenPending(n int, dueFor time.Duration) {
+	d.spills.SpillWhenPending(n, dueFor)
+}
 
 // RequestSpill asks the next publish of this process to spill these webhooks.
 func (d *Driver) RequestSpill(webhookIDs []string) { d.spills.RequestSpill(webhookIDs) }
@@ -133,11 +135,15 @@ func lockSpills(tx *gorm.DB, ids []string, shared bool) error {
 }
 
 // beginPublish returns the spilled webhooks a publish owes its events to instead of writing
-// rows, holding their spills' shared locks until it commits, and the spills it started.
-func (d *Driver) beginPublish(tx *gorm.DB) (map[string]bool, []string, error) {
-	var seen []string
-	if err := tx.Raw(`SELECT webhook_id FROM webhook_spills ORDER BY webhook_id`).Scan(&seen).Error; err != nil {
-		return nil, nil, fmt.Errorf("spilled webhooks: %w", err)
+// rows, holding their spills' shared locks until it commits, the spills it started, and the
+// enabled webhooks. The webhooks come with the spills in one read (enabledWithSpills): the
+// subscribers were a round trip of their own on every publish. When spills are found, both
+// are read again under their locks, so the webhooks a publish writes for are as of a moment
+// when no spill it acts on can end.
+func (d *Driver) beginPublish(tx *gorm.DB) (sqlcommon.PublishStart, error) {
+	enabled, seen, err := enabledWithSpills(tx)
+	if err != nil {
+		return sqlcommon.PublishStart{}, err
 	}
 	seenSet := make(map[string]bool, len(seen))
 	for _, id := range seen {
@@ -149,41 +155,67 @@ func (d *Driver) beginPublish(tx *gorm.DB) (map[string]bool, []string, error) {
 		// spill owed: spills made explicitly count, backlogs start none (as on SQLite).
 		toSpill, err := d.spills.ToSpill(tx, seenSet)
 		if err != nil {
-			return nil, nil, err
+			return sqlcommon.PublishStart{}, err
 		}
 		if len(toSpill) > 0 {
 			if toSpill, err = claimSpillStarts(tx, toSpill); err != nil {
-				return nil, nil, err
+				return sqlcommon.PublishStart{}, err
 			}
 		}
 		if len(toSpill) > 0 {
 			if started, err = startSpills(tx, toSpill, time.Now().UTC()); err != nil {
-				return nil, nil, err
+				return sqlcommon.PublishStart{}, err
 			}
 		}
 	}
+	out := sqlcommon.PublishStart{Started: started, Enabled: enabled, EnabledRead: true}
 	if len(seen) == 0 && len(started) == 0 {
-		return nil, nil, nil
+		return out, nil
 	}
-	spilled := make(map[string]bool, len(seen)+len(started))
+	out.Spilled = make(map[string]bool, len(seen)+len(started))
 	if len(seen) > 0 {
 		if err := lockSpills(tx, seen, true); err != nil {
-			return nil, nil, fmt.Errorf("lock spills: %w", err)
+			return sqlcommon.PublishStart{}, fmt.Errorf("lock spills: %w", err)
 		}
 		// Read again under the locks (a new snapshot): a spill that ended before they were
 		// granted is gone, and what is still here cannot end before this commits.
 		var still []string
-		if err := tx.Raw(`SELECT webhook_id FROM webhook_spills WHERE webhook_id IN ?`, seen).Scan(&still).Error; err != nil {
-			return nil, nil, fmt.Errorf("spilled webhooks: %w", err)
+		if out.Enabled, still, err = enabledWithSpills(tx); err != nil {
+			return sqlcommon.PublishStart{}, err
 		}
 		for _, id := range still {
-			spilled[id] = true
+			if seenSet[id] {
+				out.Spilled[id] = true
+			}
 		}
 	}
 	for _, id := range started {
-		spilled[id] = true
+		out.Spilled[id] = true
 	}
-	return spilled, started, nil
+	return out, nil
+}
+
+// enabledWithSpills reads the enabled webhooks and which of them are spilled (in id order,
+// the order their locks are taken in). A disabled webhook's spill does not matter to a
+// publish, which writes nothing for it; disabling one drops its spill.
+func enabledWithSpills(tx *gorm.DB) ([]*models.Webhook, []string, error) {
+	var rows []struct {
+		models.Webhook
+		PublishSpilled bool
+	}
+	if err := tx.Raw(`SELECT w.*, sp.webhook_id IS NOT NULL AS publish_spilled FROM webhooks w
+		LEFT JOIN webhook_spills sp ON sp.webhook_id = w.id WHERE w.enabled ORDER BY w.id`).Scan(&rows).Error; err != nil {
+		return nil, nil, fmt.Errorf("webhooks and spills: %w", err)
+	}
+	enabled := make([]*models.Webhook, len(rows))
+	var spilled []string
+	for i := range rows {
+		enabled[i] = &rows[i].Webhook
+		if rows[i].PublishSpilled {
+			spilled = append(spilled, rows[i].ID)
+		}
+	}
+	return enabled, spilled, nil
 }
 
 var owedColumns = []string{"webhook_id", "first_event", "events", "count", "created_at"}

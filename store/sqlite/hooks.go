@@ -60,8 +60,9 @@ func (hooks) JSONSource() string { return `json_each(?) AS j` }
 // JSONCol leaves the JSON value its own type: integers stay integers, null is NULL.
 func (hooks) JSONCol(i int, _ string) string { return "j.value->>" + strconv.Itoa(i) }
 
-func (h hooks) BeginPublish(tx *gorm.DB) (map[string]bool, []string, error) {
-	return h.d.spillBacklogged(tx)
+func (h hooks) BeginPublish(tx *gorm.DB) (sqlcommon.PublishStart, error) {
+	spilled, started, err := h.d.spillBacklogged(tx)
+	return sqlcommon.PublishStart{Spilled: spilled, Started: started}, err
 }
 
 func (h hooks) Subscribers(tx *gorm.DB, eventType string) ([]*models.Webhook, error) {
@@ -108,8 +109,9 @@ func (hooks) SkipOwed(q *gorm.DB, webhookID string) *gorm.DB {
 
 func (h hooks) Leased(id string, now int64) bool { return h.d.leases.live(id, now) }
 
-func (h hooks) Claim(ctx context.Context, r storedriver.ClaimForRequest, hs []storedriver.WebhookQuota) ([]*models.Delivery, []string, error) {
-	return h.d.claim(ctx, r, hs)
+func (h hooks) Claim(ctx context.Context, r storedriver.ClaimForRequest, hs []storedriver.WebhookQuota) ([]*models.Delivery, []string, map[string]int64, error) {
+	claimed, exhausted, err := h.d.claim(ctx, r, hs)
+	return claimed, exhausted, nil, err
 }
 
 // Rescanning rewinds every claim cursor: leases that ran out lie behind them.

@@ -173,9 +173,10 @@ type Spiller interface {
 	// RequestSpill asks the next publish to spill these webhooks.
 	RequestSpill(webhookIDs []string)
 	// SpillWhenPending makes publishes spill a webhook once n of its deliveries are pending
-	// (checked once per n rows written for it). 0, the default, starts spills only on
-	// request. The engine sets it: the thresholds of the spill policy are all its own.
-	SpillWhenPending(n int)
+	// and have been due for dueFor or longer (checked once per n rows written for it). n = 0,
+	// the default, starts spills only on request. The engine sets it: the thresholds of the
+	// spill policy are all its own.
+	SpillWhenPending(n int, dueFor time.Duration)
 	// SpilledWebhooks returns the ids of the spilled webhooks.
 	SpilledWebhooks(ctx context.Context) ([]string, error)
 	// Backlogs returns the spilled webhooks among ids with, when count is set, how many

@@ -42,6 +42,16 @@ type Rows struct {
 	Row   func(i int, args []any) []any
 }
 
+// PublishStart is what a publish transaction learns first (Hooks.BeginPublish).
+type PublishStart struct {
+	Spilled map[string]bool // the webhooks that get no row: they owe the events
+	Started []string        // the spills this transaction started
+	// Enabled are the enabled webhooks as of the transaction, when EnabledRead: a driver
+	// that reads them with the spills saves the publish a round trip to the database.
+	Enabled     []*models.Webhook
+	EnabledRead bool
+}
+
 // Hooks are the parts of the shared statements that a driver supplies. Each is called once
 // per transaction or per request, never per row.
 type Hooks interface {
@@ -71,10 +81,11 @@ type Hooks interface {
 	JSONSource() string
 	JSONCol(i int, sqlType string) string
 
-	// BeginPublish runs first in a publish transaction and returns the webhooks that get no
-	// row (spilled) and those this transaction spilled.
-	BeginPublish(tx *gorm.DB) (spilled map[string]bool, started []string, err error)
-	// Subscribers returns the enabled webhooks listening to eventType, as of tx.
+	// BeginPublish runs first in a publish transaction and returns what the publish needs
+	// to know before it writes.
+	BeginPublish(tx *gorm.DB) (PublishStart, error)
+	// Subscribers returns the enabled webhooks listening to eventType, as of tx; a publish
+	// asks only when BeginPublish did not read the enabled webhooks.
 	Subscribers(tx *gorm.DB, eventType string) ([]*models.Webhook, error)
 	// WroteRows is told the delivery rows a publish writes.
 	WroteRows(ds []*models.Delivery)
@@ -112,8 +123,10 @@ type Hooks interface {
 	Leased(id string, now int64) bool
 
 	// Claim leases up to h.Free due deliveries of each webhook (all have free slots) and
-	// returns them with the webhooks whose due deliveries it took all of.
-	Claim(ctx context.Context, r ClaimForRequest, hooks []storedriver.WebhookQuota) (claimed []*models.Delivery, exhausted []string, err error)
+	// returns them with the webhooks whose due deliveries it took all of. next, when not nil,
+	// says for each of those when its earliest later delivery is due (0: none), read with
+	// the claim; when nil, ClaimFor reads it.
+	Claim(ctx context.Context, r ClaimForRequest, hooks []storedriver.WebhookQuota) (claimed []*models.Delivery, exhausted []string, next map[string]int64, err error)
 	// Rescanning is told that the dispatcher is about to look for work it was not told about.
 	Rescanning()
 	// BeginRecord runs first in a record transaction, given the deliveries it records: what

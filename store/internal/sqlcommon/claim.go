@@ -29,13 +29,14 @@ func (s *Base) ClaimFor(ctx context.Context, r ClaimForRequest) ([]*models.Deliv
 	if len(hooks) == 0 {
 		return nil, map[string]int64{}, nil
 	}
-	claimed, exhausted, err := s.hooks.Claim(ctx, r, hooks)
+	claimed, exhausted, next, err := s.hooks.Claim(ctx, r, hooks)
 	if err != nil {
 		return nil, nil, err
 	}
-	next, err := s.nextDueAfter(ctx, exhausted, r.Now.UnixMilli())
-	if err != nil {
-		return nil, nil, err
+	if next == nil {
+		if next, err = s.nextDueAfter(ctx, exhausted, r.Now.UnixMilli()); err != nil {
+			return nil, nil, err
+		}
 	}
 	return claimed, next, nil
 }

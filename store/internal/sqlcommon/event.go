@@ -34,11 +34,12 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 	var newSpills []string
 	err := s.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var subsByType = map[string][]*models.Webhook{}
-		spilled, started, err := s.hooks.BeginPublish(tx)
+		begun, err := s.hooks.BeginPublish(tx)
 		if err != nil {
 			return err
 		}
-		newSpills = started
+		spilled := begun.Spilled
+		newSpills = begun.Started
 		var events []*models.Event
 		var deliveries []*models.Delivery
 		var owed map[string][]string
@@ -64,9 +65,13 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 			}
 			subs, ok := subsByType[p.Type]
 			if !ok {
-				var err error
-				if subs, err = s.hooks.Subscribers(tx, p.Type); err != nil {
-					return err
+				if begun.EnabledRead {
+					subs = subscribersOf(begun.Enabled, p.Type)
+				} else {
+					var err error
+					if subs, err = s.hooks.Subscribers(tx, p.Type); err != nil {
+						return err
+					}
 				}
 				subsByType[p.Type] = subs
 			}

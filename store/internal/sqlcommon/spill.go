@@ -14,15 +14,17 @@ import (
 )
 
 // SpillPolicy is when a publish starts a webhook's spill, the same on both drivers: when the
-// dispatcher asked for it (RequestSpill), or when the webhook's pending deliveries reached the
-// threshold the engine set (SpillWhenPending). The backlog is looked at once per that many
-// rows written for the webhook by this process, so the check costs one bounded index read per
-// threshold's worth of rows. How a spill is then stored and taken is each driver's own.
+// dispatcher asked for it (RequestSpill), or when the webhook's pending deliveries that have
+// been due for a while reached the threshold the engine set (SpillWhenPending). The backlog
+// is looked at once per that many rows written for the webhook by this process, so the check
+// costs one bounded index read per threshold's worth of rows. How a spill is then stored and
+// taken is each driver's own.
 type SpillPolicy struct {
 	mu         sync.Mutex
 	sinceCheck map[string]int  // rows written per webhook since its backlog was last looked at
 	wanted     map[string]bool // see RequestSpill
 	at         int             // see SpillWhenPending
+	dueFor     time.Duration   // see SpillWhenPending
 }
 
 // NewSpillPolicy returns a policy that starts spills only on request.
@@ -31,10 +33,16 @@ func NewSpillPolicy() *SpillPolicy {
 }
 
 // SpillWhenPending sets the backlog at which publishing spills a webhook: n deliveries
-// pending; 0 turns the check off.
-func (p *SpillPolicy) SpillWhenPending(n int) {
+// pending that have been due for dueFor or longer (in flight, waiting for a slot, or a retry
+// whose time came); n = 0 turns the check off.
+//
+// Only deliveries due for a while count, so that a receiver that keeps up is not spilled by
+// a burst or a pause of a few milliseconds: a spill ends only once the webhook has nothing
+// owed and nothing in flight, which under a steady stream of events may take as long as the
+// stream lasts, and meanwhile every event takes the spill's longer path.
+func (p *SpillPolicy) SpillWhenPending(n int, dueFor time.Duration) {
 	p.mu.Lock()
-	p.at = max(n, 0)
+	p.at, p.dueFor = max(n, 0), max(dueFor, 0)
 	p.mu.Unlock()
 }
 
@@ -70,7 +78,7 @@ func (p *SpillPolicy) WroteRows(ds []*models.Delivery) {
 func (p *SpillPolicy) ToSpill(tx *gorm.DB, spilled map[string]bool) ([]string, error) {
 	var check, out []string
 	p.mu.Lock()
-	at := p.at
+	at, dueBefore := p.at, time.Now().Add(-p.dueFor).UnixMilli()
 	for id, n := range p.sinceCheck {
 		if at > 0 && n >= at {
 			delete(p.sinceCheck, id)
@@ -89,8 +97,8 @@ func (p *SpillPolicy) ToSpill(tx *gorm.DB, spilled map[string]bool) ([]string, e
 	slices.Sort(check)
 	for _, id := range check {
 		var n int64
-		if err := tx.Raw(`SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE webhook_id = ? AND status = 'pending' LIMIT ?) AS backlog`,
-			id, at).Scan(&n).Error; err != nil {
+		if err := tx.Raw(`SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE webhook_id = ? AND status = 'pending'
+			AND next_attempt_at <= ? LIMIT ?) AS backlog`, id, dueBefore, at).Scan(&n).Error; err != nil {
 			return nil, fmt.Errorf("webhook backlog: %w", err)
 		}
 		if n >= int64(at) {

@@ -315,3 +315,15 @@ func EnabledSubscribers(tx *gorm.DB, eventType string) ([]*models.Webhook, error
 	}
 	return out, nil
 }
+
+// subscribersOf returns the webhooks of enabled listening to eventType, in a list of their
+// own: a publish of several types filters the one list once per type.
+func subscribersOf(enabled []*models.Webhook, eventType string) []*models.Webhook {
+	var out []*models.Webhook
+	for _, w := range enabled {
+		if w.Subscribes(eventType) {
+			out = append(out, w)
+		}
+	}
+	return out
+}
