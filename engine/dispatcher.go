@@ -135,7 +135,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	// is due at once.
 	d.store.OnQueued(d.queued)
 	if d.store.SpillSupported() {
-		d.store.SpillWhenPending(spillPending, spillAfter)
+		d.store.SpillWhenPending(spillThreshold(d.store.IsPostgres()))
 	}
 	// Other replicas announce new work over LISTEN/NOTIFY (PostgreSQL); a no-op on SQLite.
 	go d.store.Listen(ctx, store.ChannelWake, func(payload string) {

@@ -35,9 +35,10 @@
 // events table, PostgreSQL lists each publish's owed events in one row. The policy and its thresholds are the engine's (spill.go); the store only applies them, in
 // the publish transaction that would otherwise write the rows a spill saves. A webhook is
 // spilled when either of two signs shows it falling behind:
-//   - its backlog: spillPending deliveries pending that have been due for spillAfter, which
-//     the engine hands the store with Queue.SpillWhenPending and each publish checks once
-//     per spillPending rows it wrote for the webhook;
+//   - its backlog: spillDue deliveries pending (on PostgreSQL, due for spillAfter, or
+//     spillPending pending at all; spillThreshold says why), which the engine hands the
+//     store with Queue.SpillWhenPending and each publish checks once per spillDue rows it
+//     wrote for the webhook;
 //   - its claims: due work that found no slot (backlogged) for spillAfter, or requests that
 //     stopped coming back (stalled for stallAfter), which the planner sees and the engine
 //     asks for with Queue.RequestSpill.

@@ -27,7 +27,7 @@ type Queue interface {
 
 	SpillSupported() bool
 	RequestSpill(webhookIDs []string)
-	SpillWhenPending(n int, dueFor time.Duration)
+	SpillWhenPending(t store.SpillThreshold)
 	SpilledWebhooks(ctx context.Context) ([]string, error)
 	TakeSpilled(ctx context.Context, r store.TakeRequest) (map[string]store.SpillTake, error)
 	AbandonOwed(webhookIDs []string)

@@ -10,6 +10,7 @@ type (
 	DeliveryFilter  = storedriver.DeliveryFilter
 	EventBody       = storedriver.EventBody
 	WebhookQuota    = storedriver.WebhookQuota
+	SpillThreshold  = storedriver.SpillThreshold
 	PublishInput    = storedriver.PublishInput
 	Published       = storedriver.Published
 	QueueStats      = storedriver.QueueStats

@@ -212,7 +212,7 @@ func testPublishSpillsBackloggedWebhooksWhenADispatcherListens(t *testing.T, b B
 	s := b.Open(t, b.DSN(t))
 	var told []string
 	s.OnQueued(func(q store.Queued) { told = append(told, q.Spilled...) })
-	s.SpillWhenPending(32, 0) // the engine's threshold; every row counts at once
+	s.SpillWhenPending(store.SpillThreshold{Due: 32}) // every row due counts at once
 	behind := NewWebhook(t, s, "message.received", true)
 	asked := NewWebhook(t, s, "message.received", true)
 	const events = 200
@@ -249,7 +249,7 @@ func testPublishSpillsByBacklogOnlyAtTheThresholdTheEngineGave(t *testing.T, b B
 	if st := QueueStats(t, s); st.Spilled != 0 || len(RowsOf(t, s, w.ID)) != 100 {
 		t.Fatalf("without a threshold: %+v, want no spill and a row per event", st)
 	}
-	s.SpillWhenPending(50, 0)
+	s.SpillWhenPending(store.SpillThreshold{Due: 50})
 	for range 100 {
 		Publish(t, s, "message.received", "")
 	}
@@ -258,14 +258,15 @@ func testPublishSpillsByBacklogOnlyAtTheThresholdTheEngineGave(t *testing.T, b B
 	}
 }
 
-// A burst of fresh deliveries is not a backlog: only those due for the time the engine gave
-// count, so a receiver that keeps up is not spilled by a pause of a few milliseconds, and
-// one whose deliveries have waited that long is.
+// A burst of fresh deliveries is not a backlog unless it is a large one: only those due for
+// the time the engine gave count towards its first threshold, so a receiver that keeps up is
+// not spilled by a pause of a few milliseconds, and one whose deliveries have waited that
+// long is; any pending delivery counts towards the second.
 func testPublishCountsOnlyDeliveriesDueForAWhileAsABacklog(t *testing.T, b Backend) {
 	s := b.Open(t, b.DSN(t))
 	s.OnQueued(func(store.Queued) {})
 	w := NewWebhook(t, s, "message.received", true)
-	s.SpillWhenPending(32, time.Hour)
+	s.SpillWhenPending(store.SpillThreshold{Due: 32, DueFor: time.Hour})
 	for range 100 {
 		Publish(t, s, "message.received", "")
 	}
@@ -273,13 +274,28 @@ func testPublishCountsOnlyDeliveriesDueForAWhileAsABacklog(t *testing.T, b Backe
 		t.Fatalf("100 deliveries due for less than an hour: %+v, want no spill and a row per event", st)
 	}
 	const dueFor = 50 * time.Millisecond
-	s.SpillWhenPending(32, dueFor)
+	s.SpillWhenPending(store.SpillThreshold{Due: 32, DueFor: dueFor})
 	time.Sleep(2 * dueFor) // the 100 pending have been due for longer now
 	for range 40 {
 		Publish(t, s, "message.received", "")
 	}
 	if n := len(RowsOf(t, s, w.ID)); QueueStats(t, s).Spilled != 1 || n > 132 {
 		t.Errorf("100 deliveries due for %s: %d rows, want the webhook spilled within the next 32 events", 2*dueFor, n)
+	}
+
+	big := NewWebhook(t, s, "conversation.started", true)
+	s.SpillWhenPending(store.SpillThreshold{Due: 32, DueFor: time.Hour, Pending: 100})
+	for range 99 {
+		Publish(t, s, "conversation.started", "")
+	}
+	if st := QueueStats(t, s); st.Spilled != 1 {
+		t.Fatalf("99 fresh deliveries with a threshold of 100 pending: %+v, want only the first webhook spilled", st)
+	}
+	for range 40 {
+		Publish(t, s, "conversation.started", "")
+	}
+	if n := len(RowsOf(t, s, big.ID)); QueueStats(t, s).Spilled != 2 || n > 132 {
+		t.Errorf("fresh deliveries past a threshold of 100 pending: %d rows, want the webhook spilled within 32 events of it", n)
 	}
 }
 

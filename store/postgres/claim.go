@@ -18,10 +18,12 @@ import (
 // of every event, before its attempt could start.
 //
 // Every webhook asked for yields a row (left join), with the columns of a claimed delivery or
-// NULL in them. Rows another replica's claim held locked at that moment are skipped by SKIP
-// LOCKED but seen by the check for more (the statement's snapshot shows them unleased), so
-// the webhook is not taken for exhausted while they are still due; the rows this statement
-// picked are left out of that check, as its snapshot shows them unleased too.
+// NULL in them. A webhook that got all it asked for has more, as before; for one that got
+// less, rows another replica's claim held locked at that moment are skipped by SKIP LOCKED
+// but seen by the check for more (the statement's snapshot shows them unleased), so it is not
+// taken for exhausted while they are still due; the rows this statement picked are left out
+// of that check, as its snapshot shows them unleased too. Only an exhausted webhook's next due
+// time is read.
 //
 // The statement is per number of webhooks: the webhooks and their free slots go in as a
 // VALUES list rather than arrays, so that the planner's estimates do not depend on the
@@ -40,19 +42,20 @@ func claimSQL(n int) string {
 		sb.WriteString(`(?::text, ?::int)`)
 	}
 	sb.WriteString(`) AS v(webhook_id, n)),
-picked AS (SELECT d.id FROM h CROSS JOIN LATERAL (
+picked AS (SELECT d.id, h.webhook_id FROM h CROSS JOIN LATERAL (
 	SELECT id FROM deliveries WHERE webhook_id = h.webhook_id AND status = 'pending'
 		AND next_attempt_at <= ? AND locked_until < ?
 	ORDER BY next_attempt_at LIMIT h.n FOR UPDATE SKIP LOCKED) d),
 claimed AS (UPDATE deliveries SET locked_until = ?, locked_by = ? FROM picked
 	WHERE deliveries.id = picked.id RETURNING deliveries.*)
-SELECT h.webhook_id AS claim_webhook,
-	EXISTS (SELECT 1 FROM deliveries x WHERE x.webhook_id = h.webhook_id AND x.status = 'pending'
-		AND x.next_attempt_at <= ? AND x.locked_until < ? AND x.id NOT IN (SELECT id FROM picked)) AS claim_more,
-	(SELECT MIN(x.next_attempt_at) FROM deliveries x WHERE x.webhook_id = h.webhook_id AND x.status = 'pending'
-		AND x.next_attempt_at > ?) AS claim_next,
+SELECT h.webhook_id AS claim_webhook, m.more AS claim_more,
+	CASE WHEN NOT m.more THEN (SELECT MIN(x.next_attempt_at) FROM deliveries x WHERE x.webhook_id = h.webhook_id
+		AND x.status = 'pending' AND x.next_attempt_at > ?) END AS claim_next,
 	c.*
-FROM h LEFT JOIN claimed c ON c.webhook_id = h.webhook_id`)
+FROM h CROSS JOIN LATERAL (SELECT (SELECT count(*) FROM picked p WHERE p.webhook_id = h.webhook_id) >= h.n
+	OR EXISTS (SELECT 1 FROM deliveries x WHERE x.webhook_id = h.webhook_id AND x.status = 'pending'
+		AND x.next_attempt_at <= ? AND x.locked_until < ? AND x.id NOT IN (SELECT id FROM picked)) AS more) m
+LEFT JOIN claimed c ON c.webhook_id = h.webhook_id`)
 	q := sb.String()
 	claimSQLs.Store(n, q)
 	return q

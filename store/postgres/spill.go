@@ -54,9 +54,7 @@ const spillStartClass = 0x68727374
 const takeLease = 5 * time.Minute
 
 // SpillWhenPending sets the backlog at which publishing spills a webhook (sqlcommon.SpillPolicy).
-func (d *Driver) SpillWhenPending(n int, dueFor time.Duration) {
-	d.spills.SpillWhenPending(n, dueFor)
-}
+func (d *Driver) SpillWhenPending(t storedriver.SpillThreshold) { d.spills.SpillWhenPending(t) }
 
 // RequestSpill asks the next publish of this process to spill these webhooks.
 func (d *Driver) RequestSpill(webhookIDs []string) { d.spills.RequestSpill(webhookIDs) }

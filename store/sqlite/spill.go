@@ -32,9 +32,7 @@ import (
 
 // SpillWhenPending sets the backlog at which publishing spills a webhook (the engine's
 // policy, sqlcommon.SpillPolicy).
-func (s *Driver) SpillWhenPending(n int, dueFor time.Duration) {
-	s.spills.SpillWhenPending(n, dueFor)
-}
+func (s *Driver) SpillWhenPending(t storedriver.SpillThreshold) { s.spills.SpillWhenPending(t) }
 
 // Spill makes the given enabled webhooks owe the events published from now on instead of
 // getting a delivery row for each, in one transaction. It returns the ids spilled afterwards

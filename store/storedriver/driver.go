@@ -163,6 +163,15 @@ type Claims interface {
 	ReleaseAllLeases(ctx context.Context) error
 }
 
+// SpillThreshold is the backlog at which a publish spills a webhook: Due of its deliveries pending
+// that have been due for DueFor or longer (in flight, waiting for a slot, or a retry whose
+// time came), or Pending of them pending at all. A zero count turns its test off.
+type SpillThreshold struct {
+	Due     int
+	DueFor  time.Duration
+	Pending int
+}
+
 // Spiller keeps a saturated webhook from costing a row per event: a spilled webhook owes the
 // events published after a position instead, taken a chunk at a time as it frees capacity.
 // A driver without SpillSupported spills nothing and answers as if no webhook were spilled.
@@ -172,11 +181,10 @@ type Spiller interface {
 	Spill(ctx context.Context, webhookIDs []string) (map[string]bool, error)
 	// RequestSpill asks the next publish to spill these webhooks.
 	RequestSpill(webhookIDs []string)
-	// SpillWhenPending makes publishes spill a webhook once n of its deliveries are pending
-	// and have been due for dueFor or longer (checked once per n rows written for it). n = 0,
-	// the default, starts spills only on request. The engine sets it: the thresholds of the
-	// spill policy are all its own.
-	SpillWhenPending(n int, dueFor time.Duration)
+	// SpillWhenPending makes publishes spill a webhook once its backlog reaches t (checked
+	// once per t.Due rows written for it). The zero SpillThreshold, the default, starts spills only
+	// on request. The engine sets it: the thresholds of the spill policy are all its own.
+	SpillWhenPending(t SpillThreshold)
 	// SpilledWebhooks returns the ids of the spilled webhooks.
 	SpilledWebhooks(ctx context.Context) ([]string, error)
 	// Backlogs returns the spilled webhooks among ids with, when count is set, how many

@@ -14,17 +14,15 @@ import (
 )
 
 // SpillPolicy is when a publish starts a webhook's spill, the same on both drivers: when the
-// dispatcher asked for it (RequestSpill), or when the webhook's pending deliveries that have
-// been due for a while reached the threshold the engine set (SpillWhenPending). The backlog
-// is looked at once per that many rows written for the webhook by this process, so the check
-// costs one bounded index read per threshold's worth of rows. How a spill is then stored and
-// taken is each driver's own.
+// dispatcher asked for it (RequestSpill), or when the webhook's backlog reached the one the
+// engine set (SpillWhenPending). The backlog is looked at once per its smaller count of rows
+// written for the webhook by this process, so the check costs one bounded index read per
+// that many rows. How a spill is then stored and taken is each driver's own.
 type SpillPolicy struct {
 	mu         sync.Mutex
-	sinceCheck map[string]int  // rows written per webhook since its backlog was last looked at
-	wanted     map[string]bool // see RequestSpill
-	at         int             // see SpillWhenPending
-	dueFor     time.Duration   // see SpillWhenPending
+	sinceCheck map[string]int             // rows written per webhook since its backlog was last looked at
+	wanted     map[string]bool            // see RequestSpill
+	at         storedriver.SpillThreshold // see SpillWhenPending
 }
 
 // NewSpillPolicy returns a policy that starts spills only on request.
@@ -32,17 +30,11 @@ func NewSpillPolicy() *SpillPolicy {
 	return &SpillPolicy{sinceCheck: map[string]int{}, wanted: map[string]bool{}}
 }
 
-// SpillWhenPending sets the backlog at which publishing spills a webhook: n deliveries
-// pending that have been due for dueFor or longer (in flight, waiting for a slot, or a retry
-// whose time came); n = 0 turns the check off.
-//
-// Only deliveries due for a while count, so that a receiver that keeps up is not spilled by
-// a burst or a pause of a few milliseconds: a spill ends only once the webhook has nothing
-// owed and nothing in flight, which under a steady stream of events may take as long as the
-// stream lasts, and meanwhile every event takes the spill's longer path.
-func (p *SpillPolicy) SpillWhenPending(n int, dueFor time.Duration) {
+// SpillWhenPending sets the backlog at which publishing spills a webhook; the zero
+// SpillThreshold turns the check off.
+func (p *SpillPolicy) SpillWhenPending(t storedriver.SpillThreshold) {
 	p.mu.Lock()
-	p.at, p.dueFor = max(n, 0), max(dueFor, 0)
+	p.at = storedriver.SpillThreshold{Due: max(t.Due, 0), DueFor: max(t.DueFor, 0), Pending: max(t.Pending, 0)}
 	p.mu.Unlock()
 }
 
@@ -78,9 +70,13 @@ func (p *SpillPolicy) WroteRows(ds []*models.Delivery) {
 func (p *SpillPolicy) ToSpill(tx *gorm.DB, spilled map[string]bool) ([]string, error) {
 	var check, out []string
 	p.mu.Lock()
-	at, dueBefore := p.at, time.Now().Add(-p.dueFor).UnixMilli()
+	at := p.at
+	every := at.Due
+	if every == 0 || at.Pending > 0 && at.Pending < every {
+		every = at.Pending
+	}
 	for id, n := range p.sinceCheck {
-		if at > 0 && n >= at {
+		if every > 0 && n >= every {
 			delete(p.sinceCheck, id)
 			if !spilled[id] && !p.wanted[id] {
 				check = append(check, id)
@@ -95,13 +91,16 @@ func (p *SpillPolicy) ToSpill(tx *gorm.DB, spilled map[string]bool) ([]string, e
 	clear(p.wanted)
 	p.mu.Unlock()
 	slices.Sort(check)
+	dueBefore := time.Now().Add(-at.DueFor).UnixMilli()
 	for _, id := range check {
-		var n int64
-		if err := tx.Raw(`SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE webhook_id = ? AND status = 'pending'
-			AND next_attempt_at <= ? LIMIT ?) AS backlog`, id, dueBefore, at).Scan(&n).Error; err != nil {
+		// The oldest first: among them are the deliveries due for longest.
+		var n []struct{ Pending, Due int }
+		if err := tx.Raw(`SELECT COUNT(*) AS pending, COUNT(*) FILTER (WHERE next_attempt_at <= ?) AS due
+			FROM (SELECT next_attempt_at FROM deliveries WHERE webhook_id = ? AND status = 'pending'
+				ORDER BY next_attempt_at LIMIT ?) AS backlog`, dueBefore, id, max(at.Due, at.Pending)).Scan(&n).Error; err != nil {
 			return nil, fmt.Errorf("webhook backlog: %w", err)
 		}
-		if n >= int64(at) {
+		if len(n) == 1 && (at.Due > 0 && n[0].Due >= at.Due || at.Pending > 0 && n[0].Pending >= at.Pending) {
 			out = append(out, id)
 		}
 	}
