@@ -26,9 +26,9 @@ const (
 )
 
 // spillDue and spillPending are the backlog at which a publish spills a webhook
-// (Queue.SpillWhenPending, spillThreshold): spillDue deliveries pending (in flight, waiting for
-// a slot, or a retry whose time came), and on PostgreSQL only those due for spillAfter or
-// longer, or spillPending pending at all. A webhook that hangs or falls behind passes the
+// (Queue.SpillWhenPending, spillThreshold): spillDue deliveries due (in flight, waiting for a
+// slot, or a retry whose time came), on PostgreSQL only those due for spillAfter or longer,
+// or there spillPending pending at all (a retry still waiting for its time too). A webhook that hangs or falls behind passes the
 // first within a few dozen events; a publisher that outruns its receiver by far passes the
 // second first. The store applies them inside the publish that would write the rows, where
 // they cost no transaction of their own.
@@ -39,7 +39,7 @@ const (
 
 // spillThreshold is the backlog at which the store's publishes spill a webhook.
 //
-// On SQLite every pending delivery counts: an owed event costs the one writer a row at its
+// On SQLite every due delivery counts, however fresh: an owed event costs the one writer a row at its
 // record instead of a row at publish and an update at its record, and no round trip, so even
 // a webhook that keeps up is better off spilled when its events come faster than a window's
 // worth at a time. Counting only deliveries due for 100 ms measured 20% fewer deliveries/s
