@@ -79,12 +79,6 @@ func (h hooks) BeginPublish(tx *gorm.DB) (sqlcommon.PublishStart, error) {
 	return h.d.beginPublish(tx)
 }
 
-// Subscribers reads the webhooks inside tx every time: other replicas change them too. A
-// publish reads them with the spills instead (beginPublish).
-func (hooks) Subscribers(tx *gorm.DB, eventType string) ([]*models.Webhook, error) {
-	return sqlcommon.EnabledSubscribers(tx, eventType)
-}
-
 func (h hooks) WroteRows(ds []*models.Delivery) { h.d.spills.WroteRows(ds) }
 
 // ListsOwed is true: no position says what a spill owes here, each publish lists it.

@@ -166,7 +166,7 @@ func (d *Driver) beginPublish(tx *gorm.DB) (sqlcommon.PublishStart, error) {
 			}
 		}
 	}
-	out := sqlcommon.PublishStart{Started: started, Enabled: enabled, EnabledRead: true}
+	out := sqlcommon.PublishStart{Started: started, Enabled: enabled}
 	if len(seen) == 0 && len(started) == 0 {
 		return out, nil
 	}

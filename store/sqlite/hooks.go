@@ -61,12 +61,7 @@ func (hooks) JSONSource() string { return `json_each(?) AS j` }
 func (hooks) JSONCol(i int, _ string) string { return "j.value->>" + strconv.Itoa(i) }
 
 func (h hooks) BeginPublish(tx *gorm.DB) (sqlcommon.PublishStart, error) {
-	spilled, started, err := h.d.spillBacklogged(tx)
-	return sqlcommon.PublishStart{Spilled: spilled, Started: started}, err
-}
-
-func (h hooks) Subscribers(tx *gorm.DB, eventType string) ([]*models.Webhook, error) {
-	return h.d.enabledSubscribers(tx, eventType)
+	return h.d.spillBacklogged(tx)
 }
 
 func (h hooks) WroteRows(ds []*models.Delivery) { h.d.spills.WroteRows(ds) }

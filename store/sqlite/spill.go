@@ -159,34 +159,30 @@ func (s *Driver) RequestSpill(webhookIDs []string) { s.spills.RequestSpill(webho
 // spillBacklogged runs at the start of a publish transaction: when a dispatcher listens
 // (OnQueued), it spills the webhooks whose pending deliveries reached the SpillWhenPending
 // threshold (looking only at those that got that many rows since their last look), and
-// returns the spilled set the publish must skip. A spill made
-// here starts before this transaction's events, so they are owed like any later ones.
-func (s *Driver) spillBacklogged(tx *gorm.DB) (map[string]bool, []string, error) {
-	if !s.Listening() {
+// returns the enabled webhooks and the spilled set the publish must skip. A spill made here
+// starts before this transaction's events, so they are owed like any later ones.
+func (s *Driver) spillBacklogged(tx *gorm.DB) (sqlcommon.PublishStart, error) {
+	enabled, spilled, err := s.enabledAndSpilled(tx)
+	if err != nil || !s.Listening() {
 		// No dispatcher in this process to take what a spill would owe: spills made
 		// explicitly still count, but backlogs start none.
-		spilled, err := s.spilledSet(tx)
-		return spilled, nil, err
-	}
-	spilled, err := s.spilledSet(tx)
-	if err != nil {
-		return nil, nil, err
+		return sqlcommon.PublishStart{Spilled: spilled, Enabled: enabled}, err
 	}
 	toSpill, err := s.spills.ToSpill(tx, spilled)
 	if err != nil {
-		return nil, nil, err
+		return sqlcommon.PublishStart{}, err
 	}
 	var started []string
 	for _, id := range toSpill {
 		if err := startSpill(tx, id, time.Now().UTC()); err != nil {
-			return nil, nil, err
+			return sqlcommon.PublishStart{}, err
 		}
 		started = append(started, id)
 	}
 	if len(started) == 0 {
-		return spilled, nil, nil
+		return sqlcommon.PublishStart{Spilled: spilled, Enabled: enabled}, nil
 	}
 	s.WebhooksChanged()
-	spilled, err = s.spilledSet(tx)
-	return spilled, started, err
+	enabled, spilled, err = s.enabledAndSpilled(tx)
+	return sqlcommon.PublishStart{Spilled: spilled, Started: started, Enabled: enabled}, err
 }

@@ -48,31 +48,15 @@ func (c *subscriberCache) load(tx *gorm.DB) error {
 	return nil
 }
 
-// enabledSubscribers returns the enabled webhooks listening to eventType, from the cache
-// (re-read inside tx when stale), so the event and its fan-out are decided atomically.
-func (s *Driver) enabledSubscribers(tx *gorm.DB, eventType string) ([]*models.Webhook, error) {
+// enabledAndSpilled returns the enabled webhooks and the spilled set as the cache knows them,
+// read inside tx when stale, so an event and its fan-out are decided atomically. A reload
+// replaces both, so the caller may keep them.
+func (s *Driver) enabledAndSpilled(tx *gorm.DB) ([]*models.Webhook, map[string]bool, error) {
 	c := &s.subs
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.load(tx); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var out []*models.Webhook
-	for _, w := range c.all {
-		if w.Subscribes(eventType) {
-			out = append(out, w)
-		}
-	}
-	return out, nil
-}
-
-// spilledSet returns the spilled webhooks as the cache knows them, read inside tx when stale.
-func (s *Driver) spilledSet(tx *gorm.DB) (map[string]bool, error) {
-	c := &s.subs
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.load(tx); err != nil {
-		return nil, err
-	}
-	return c.spilled, nil
+	return c.all, c.spilled, nil
 }

@@ -46,10 +46,9 @@ type Rows struct {
 type PublishStart struct {
 	Spilled map[string]bool // the webhooks that get no row: they owe the events
 	Started []string        // the spills this transaction started
-	// Enabled are the enabled webhooks as of the transaction, when EnabledRead: a driver
-	// that reads them with the spills saves the publish a round trip to the database.
-	Enabled     []*models.Webhook
-	EnabledRead bool
+	// Enabled are the enabled webhooks as of the transaction (read with the spills, or from
+	// a cache the transaction checked); the publish keeps each event type's subscribers.
+	Enabled []*models.Webhook
 }
 
 // Hooks are the parts of the shared statements that a driver supplies. Each is called once
@@ -84,9 +83,6 @@ type Hooks interface {
 	// BeginPublish runs first in a publish transaction and returns what the publish needs
 	// to know before it writes.
 	BeginPublish(tx *gorm.DB) (PublishStart, error)
-	// Subscribers returns the enabled webhooks listening to eventType, as of tx; a publish
-	// asks only when BeginPublish did not read the enabled webhooks.
-	Subscribers(tx *gorm.DB, eventType string) ([]*models.Webhook, error)
 	// WroteRows is told the delivery rows a publish writes.
 	WroteRows(ds []*models.Delivery)
 	// ListsOwed reports whether publishes must tell the driver which events they owe to

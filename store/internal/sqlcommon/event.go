@@ -65,14 +65,7 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 			}
 			subs, ok := subsByType[p.Type]
 			if !ok {
-				if begun.EnabledRead {
-					subs = subscribersOf(begun.Enabled, p.Type)
-				} else {
-					var err error
-					if subs, err = s.hooks.Subscribers(tx, p.Type); err != nil {
-						return err
-					}
-				}
+				subs = subscribersOf(begun.Enabled, p.Type)
 				subsByType[p.Type] = subs
 			}
 			ev := &models.Event{ID: models.NewID("evt"), Type: p.Type, Payload: p.Payload, OccurredAt: p.OccurredAt.UTC(),

@@ -300,22 +300,6 @@ func recordActivity(tx *gorm.DB, attempts []*models.Attempt) error {
 	return nil
 }
 
-// EnabledSubscribers returns the enabled webhooks listening to eventType, read inside tx so
-// the event and its fan-out are decided atomically.
-func EnabledSubscribers(tx *gorm.DB, eventType string) ([]*models.Webhook, error) {
-	var list []*models.Webhook
-	if err := tx.Where("enabled = ?", true).Find(&list).Error; err != nil {
-		return nil, err
-	}
-	out := list[:0]
-	for _, w := range list {
-		if w.Subscribes(eventType) {
-			out = append(out, w)
-		}
-	}
-	return out, nil
-}
-
 // subscribersOf returns the webhooks of enabled listening to eventType, in a list of their
 // own: a publish of several types filters the one list once per type.
 func subscribersOf(enabled []*models.Webhook, eventType string) []*models.Webhook {
