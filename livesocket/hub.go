@@ -46,7 +46,7 @@ type Hub struct {
 }
 
 type client struct {
-	conn  *websocket.Conn
+	conn  *websocket.Conn // nil until the handshake is answered; set under the hub's lock
 	topic string
 	send  chan []byte // closed by the hub, under its lock, when the client is unregistered
 	auth  Credential
@@ -141,7 +141,7 @@ func (h *Hub) Publish(topic string, msg []byte) {
 		if c.queued.Load()+int64(len(msg)) > int64(h.cfg.QueueBytes) {
 			h.cfg.Logger.Info(h.cfg.Name+": dropping a WebSocket client that is not keeping up", "topic", topic)
 			h.removeLocked(c)
-			_ = c.conn.Close()
+			c.closeConn()
 			continue
 		}
 		select {
@@ -151,7 +151,7 @@ func (h *Hub) Publish(topic string, msg []byte) {
 			h.cfg.Logger.Info(h.cfg.Name+": dropping a WebSocket client that is not keeping up", "topic", topic)
 			h.removeLocked(c)
 			// Closing the connection unblocks its writer at once instead of after WriteWait.
-			_ = c.conn.Close()
+			c.closeConn()
 		}
 	}
 }
@@ -181,6 +181,13 @@ func (h *Hub) CloseTopic(topic string) {
 	defer h.mu.Unlock()
 	for c := range h.topics[topic] {
 		h.removeLocked(c)
+	}
+}
+
+// closeConn closes the client's connection if it has one yet; the hub's lock is held.
+func (c *client) closeConn() {
+	if c.conn != nil {
+		_ = c.conn.Close()
 	}
 }
 
@@ -227,17 +234,25 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, topic string, auth
 	if fail != nil {
 		up.Error = func(_ http.ResponseWriter, _ *http.Request, status int, reason error) { fail(status, reason.Error()) }
 	}
+	// Subscribed before the handshake's answer: a client whose dial has returned gets every
+	// message published from then on (a capture posted right after the dial was lost when the
+	// socket joined only after the 101). What arrives meanwhile waits in its queue.
+	c := &client{topic: topic, send: make(chan []byte, h.cfg.QueueSize), auth: auth}
+	registered := h.register(c)
 	conn, err := up.Upgrade(w, r, nil)
 	if err != nil {
+		h.unregister(c)
 		return // answered already
 	}
-	c := &client{conn: conn, topic: topic, send: make(chan []byte, h.cfg.QueueSize), auth: auth}
-	if !h.register(c) {
+	if !registered {
 		_ = conn.WriteControl(websocket.CloseMessage,
 			websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(h.cfg.WriteWait))
 		_ = conn.Close()
 		return
 	}
+	h.mu.Lock()
+	c.conn = conn // read under the lock by Publish's drop; the goroutines below start after
+	h.mu.Unlock()
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
