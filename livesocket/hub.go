@@ -47,6 +47,7 @@ type Hub struct {
 
 type client struct {
 	conn  *websocket.Conn // nil until the handshake is answered; set under the hub's lock
+	cork  *corkedConn     // the connection under conn
 	topic string
 	send  chan []byte // closed by the hub, under its lock, when the client is unregistered
 	auth  Credential
@@ -239,7 +240,8 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, topic string, auth
 	// socket joined only after the 101). What arrives meanwhile waits in its queue.
 	c := &client{topic: topic, send: make(chan []byte, h.cfg.QueueSize), auth: auth}
 	registered := h.register(c)
-	conn, err := up.Upgrade(w, r, nil)
+	cw := &corkingWriter{ResponseWriter: w}
+	conn, err := up.Upgrade(cw, r, nil)
 	if err != nil {
 		h.unregister(c)
 		return // answered already
@@ -251,7 +253,7 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, topic string, auth
 		return
 	}
 	h.mu.Lock()
-	c.conn = conn // read under the lock by Publish's drop; the goroutines below start after
+	c.conn, c.cork = conn, cw.conn // read under the lock by Publish's drop; the goroutines below start after
 	h.mu.Unlock()
 	writerDone := make(chan struct{})
 	go func() {
@@ -280,10 +282,15 @@ func (h *Hub) read(c *client) {
 	}
 }
 
-// write is the connection's only writer: queued messages and pings, each under a deadline.
+// write is the connection's only writer: queued messages, each burst in one write (see
+// corkedConn), and pings, each under a deadline.
 func (h *Hub) write(c *client) {
 	ping := time.NewTicker(h.cfg.PingInterval)
 	defer ping.Stop()
+	fail := func() {
+		h.unregister(c)
+		_ = c.conn.Close()
+	}
 	for {
 		select {
 		case msg, ok := <-c.send:
@@ -291,11 +298,13 @@ func (h *Hub) write(c *client) {
 				h.goodbye(c)
 				return
 			}
-			c.queued.Add(-int64(len(msg)))
-			_ = c.conn.SetWriteDeadline(time.Now().Add(h.cfg.WriteWait))
-			if err := c.conn.WriteMessage(websocket.TextMessage, msg); err != nil {
-				h.unregister(c)
-				_ = c.conn.Close()
+			open, err := h.burst(c, msg)
+			if err != nil {
+				fail()
+				return
+			}
+			if !open {
+				h.goodbye(c)
 				return
 			}
 		case <-ping.C:
@@ -308,12 +317,41 @@ func (h *Hub) write(c *client) {
 			}
 			_ = c.conn.SetWriteDeadline(time.Now().Add(h.cfg.WriteWait))
 			if err := c.conn.WriteMessage(websocket.PingMessage, nil); err != nil {
-				h.unregister(c)
-				_ = c.conn.Close()
+				fail()
 				return
 			}
 		}
 	}
+}
+
+// burst writes msg and whatever else is queued already, up to maxBurst bytes, in one write.
+// It reports whether the queue is still open.
+func (h *Hub) burst(c *client, msg []byte) (open bool, err error) {
+	c.cork.cork()
+	open = true
+	for {
+		c.queued.Add(-int64(len(msg)))
+		_ = c.conn.SetWriteDeadline(time.Now().Add(h.cfg.WriteWait))
+		if err = c.conn.WriteMessage(websocket.TextMessage, msg); err != nil {
+			break
+		}
+		if c.cork.pending() >= maxBurst {
+			break
+		}
+		var more bool
+		select {
+		case msg, open = <-c.send:
+			more = open
+		default:
+		}
+		if !more {
+			break
+		}
+	}
+	if ferr := c.cork.flush(h.cfg.WriteWait); err == nil {
+		err = ferr
+	}
+	return open, err
 }
 
 // goodbye sends the close frame (policy violation when the credential ended) and closes.
