@@ -16,6 +16,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/hookrelay/hookrelay/store/internal/sqlcommon"
@@ -33,6 +34,9 @@ type Driver struct {
 	// abandoned holds the webhooks whose next take gives up this process's leases first
 	// (owed_record.go).
 	abandoned abandonedSet
+	// spilledSeen is the spilled set the last publish read, whose locks the next publish takes
+	// before its read (beginPublish); never nil.
+	spilledSeen atomic.Pointer[[]string]
 }
 
 var _ storedriver.Driver = (*Driver)(nil)
@@ -58,6 +62,7 @@ func Open(ctx context.Context, dsn string) (*Driver, error) {
 	sqlDB.SetMaxIdleConns(32)
 	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	d := &Driver{dsn: dsn, spills: sqlcommon.NewSpillPolicy()}
+	d.spilledSeen.Store(new([]string))
 	d.Base = sqlcommon.New(db, db, []*sql.DB{sqlDB}, hooks{d})
 	d.waker = newWaker(d.Notify)
 	if err := d.Ping(ctx); err != nil {

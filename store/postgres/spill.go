@@ -83,7 +83,25 @@ func (d *Driver) Spill(ctx context.Context, webhookIDs []string) (map[string]boo
 	if err != nil {
 		return nil, fmt.Errorf("spill webhooks: %w", err)
 	}
+	d.noteSpilled(slices.Collect(maps.Keys(out)))
 	return out, nil
+}
+
+// noteSpilled adds spills this process started to those the next publish locks first
+// (beginPublish), so that it owes them its events already.
+func (d *Driver) noteSpilled(ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	for {
+		old := d.spilledSeen.Load()
+		merged := slices.Concat(*old, ids)
+		slices.Sort(merged)
+		merged = slices.Compact(merged)
+		if len(merged) == len(*old) || d.spilledSeen.CompareAndSwap(old, &merged) {
+			return
+		}
+	}
 }
 
 // startSpills spills the enabled webhooks among ids (sorted), and returns those this
@@ -134,24 +152,36 @@ func lockSpills(tx *gorm.DB, ids []string, shared bool) error {
 
 // beginPublish returns the spilled webhooks a publish owes its events to instead of writing
 // rows, holding their spills' shared locks until it commits, the spills it started, and the
-// enabled webhooks. The webhooks come with the spills in one read (enabledWithSpills): the
-// subscribers were a round trip of their own on every publish. When spills are found, both
-// are read again under their locks, so the webhooks a publish writes for are as of a moment
-// when no spill it acts on can end.
+// enabled webhooks. The webhooks come with the spills in one read (enabledWithSpills), taken
+// after the locks of the spills the previous publish found (Driver.spilledSeen), so the read
+// shows each of those as of a moment when it cannot end before this commits. A spill that
+// started since holds no lock of this publish, which writes rows for it as a publish a moment
+// earlier would have; the next publish locks it first. (Reading, locking what was found and
+// reading again cost every publish a read of every webhook more while any was spilled, which
+// under a backlog or with endpoints hanging is most of the time.)
 func (d *Driver) beginPublish(tx *gorm.DB) (sqlcommon.PublishStart, error) {
-	enabled, seen, err := enabledWithSpills(tx)
+	locked := *d.spilledSeen.Load()
+	if len(locked) > 0 {
+		if err := lockSpills(tx, locked, true); err != nil {
+			return sqlcommon.PublishStart{}, fmt.Errorf("lock spills: %w", err)
+		}
+	}
+	enabled, read, err := enabledWithSpills(tx)
 	if err != nil {
 		return sqlcommon.PublishStart{}, err
 	}
-	seenSet := make(map[string]bool, len(seen))
-	for _, id := range seen {
-		seenSet[id] = true
+	if !slices.Equal(read, locked) {
+		d.spilledSeen.Store(&read)
+	}
+	readSet := make(map[string]bool, len(read))
+	for _, id := range read {
+		readSet[id] = true
 	}
 	var started []string
 	if d.Listening() {
 		// Without a dispatcher in this process, nothing here would take what a backlog's
 		// spill owed: spills made explicitly count, backlogs start none (as on SQLite).
-		toSpill, err := d.spills.ToSpill(tx, seenSet)
+		toSpill, err := d.spills.ToSpill(tx, readSet)
 		if err != nil {
 			return sqlcommon.PublishStart{}, err
 		}
@@ -166,28 +196,20 @@ func (d *Driver) beginPublish(tx *gorm.DB) (sqlcommon.PublishStart, error) {
 			}
 		}
 	}
+	d.noteSpilled(started)
 	out := sqlcommon.PublishStart{Started: started, Enabled: enabled}
-	if len(seen) == 0 && len(started) == 0 {
-		return out, nil
-	}
-	out.Spilled = make(map[string]bool, len(seen)+len(started))
-	if len(seen) > 0 {
-		if err := lockSpills(tx, seen, true); err != nil {
-			return sqlcommon.PublishStart{}, fmt.Errorf("lock spills: %w", err)
-		}
-		// Read again under the locks (a new snapshot): a spill that ended before they were
-		// granted is gone, and what is still here cannot end before this commits.
-		var still []string
-		if out.Enabled, still, err = enabledWithSpills(tx); err != nil {
-			return sqlcommon.PublishStart{}, err
-		}
-		for _, id := range still {
-			if seenSet[id] {
-				out.Spilled[id] = true
+	for _, id := range read {
+		if _, held := slices.BinarySearch(locked, id); held {
+			if out.Spilled == nil {
+				out.Spilled = make(map[string]bool, len(read)+len(started))
 			}
+			out.Spilled[id] = true
 		}
 	}
 	for _, id := range started {
+		if out.Spilled == nil {
+			out.Spilled = make(map[string]bool, len(started))
+		}
 		out.Spilled[id] = true
 	}
 	return out, nil
