@@ -47,7 +47,8 @@ type PublishStart struct {
 	Spilled map[string]bool // the webhooks that get no row: they owe the events
 	Started []string        // the spills this transaction started
 	// Enabled are the enabled webhooks as of the transaction (read with the spills, or from
-	// a cache the transaction checked); the publish keeps each event type's subscribers.
+	// a cache the transaction checked); the publish keeps each event type's subscribers. Of
+	// each, a publish uses only ID and Events, which is all PostgreSQL reads.
 	Enabled []*models.Webhook
 }
 
