@@ -143,7 +143,7 @@ func TestAPublishedFloodArrivesInOrder(t *testing.T) {
 			}
 		}
 	}
-	readAll(t, conn, msgs) // the pong handler runs as reads pass it
+	readAll(t, conn, msgs)                       // the pong handler runs as reads pass it
 	go func() { _, _, _ = conn.ReadMessage() }() // for a pong that came after the last message
 	select {
 	case <-pong:

@@ -170,7 +170,7 @@ func (d *Driver) beginPublish(tx *gorm.DB) (sqlcommon.PublishStart, error) {
 	if err != nil {
 		return sqlcommon.PublishStart{}, err
 	}
-	slices.Sort(read) // as the database ordered them, unless its collation differs for some id
+	slices.Sort(read) // in Go's order for the searches below; a collation could order some ids otherwise
 	if !slices.Equal(read, locked) {
 		d.spilledSeen.Store(&read)
 	}
