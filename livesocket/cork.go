@@ -88,6 +88,3 @@ func (w *corkingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	w.conn = &corkedConn{Conn: nc}
 	return w.conn, brw, nil
 }
-
-// Unwrap lets http.ResponseController reach the writer underneath.
-func (w *corkingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

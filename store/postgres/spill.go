@@ -174,14 +174,14 @@ func (d *Driver) beginPublish(tx *gorm.DB) (sqlcommon.PublishStart, error) {
 	if !slices.Equal(read, locked) {
 		d.spilledSeen.Store(&read)
 	}
-	readSet := make(map[string]bool, len(read))
-	for _, id := range read {
-		readSet[id] = true
-	}
 	var started []string
 	if d.Listening() {
 		// Without a dispatcher in this process, nothing here would take what a backlog's
 		// spill owed: spills made explicitly count, backlogs start none (as on SQLite).
+		readSet := make(map[string]bool, len(read))
+		for _, id := range read {
+			readSet[id] = true
+		}
 		toSpill, err := d.spills.ToSpill(tx, readSet)
 		if err != nil {
 			return sqlcommon.PublishStart{}, err
@@ -199,19 +199,15 @@ func (d *Driver) beginPublish(tx *gorm.DB) (sqlcommon.PublishStart, error) {
 	}
 	d.noteSpilled(started)
 	out := sqlcommon.PublishStart{Started: started, Enabled: enabled}
-	for _, id := range read {
-		if _, held := slices.BinarySearch(locked, id); held {
-			if out.Spilled == nil {
-				out.Spilled = make(map[string]bool, len(read)+len(started))
-			}
+	owes := slices.Concat(started, slices.DeleteFunc(slices.Clone(read), func(id string) bool { // read is kept as spilledSeen
+		_, held := slices.BinarySearch(locked, id)
+		return !held
+	}))
+	if len(owes) > 0 {
+		out.Spilled = make(map[string]bool, len(owes))
+		for _, id := range owes {
 			out.Spilled[id] = true
 		}
-	}
-	for _, id := range started {
-		if out.Spilled == nil {
-			out.Spilled = make(map[string]bool, len(started))
-		}
-		out.Spilled[id] = true
 	}
 	return out, nil
 }
