@@ -128,6 +128,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		// SQLite is one process's file: whatever is leased belongs to a previous run of this
 		// process that crashed, so take it back now rather than after the lease.
 		if err := d.store.ReleaseAllLeases(ctx); err != nil {
+			if ctx.Err() != nil {
+				// Stopped before it began: nothing was claimed, so there is nothing to drain.
+				return nil
+			}
 			return err
 		}
 	}

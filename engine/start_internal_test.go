@@ -135,3 +135,38 @@ func takeBody(c *payloadCache, id string, n int) []byte {
 	b, _ := c.take(id, n)
 	return b
 }
+
+// A dispatcher stopped before its loop began (a server shut down as soon as it started) has
+// claimed nothing and returns no error; the deliveries it would have sent are still due for
+// the next run.
+func TestADispatcherStoppedBeforeItBeganReturnsNoErrorAndLeavesItsWork(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "stopped.db")
+	db, err := store.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	w := &models.Webhook{Name: "r", URL: "http://127.0.0.1:1/", Events: models.EventConversationStarted, Enabled: true}
+	if err := db.CreateWebhook(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	et, _ := models.LookupEventType(models.EventConversationStarted)
+	now := time.Now().UTC()
+	if _, err := db.Publish(ctx, []store.PublishInput{{Type: et.Name, Payload: et.Example(now), OccurredAt: now}}); err != nil {
+		t.Fatal(err)
+	}
+	sender := delivery.NewSender(delivery.SenderConfig{Timeout: 5 * time.Second, AllowPrivate: true, Version: "test"})
+	t.Cleanup(sender.CloseIdleConnections)
+	d := New(Config{Store: db, Sender: sender, Workers: 8, RetrySchedule: delivery.DefaultRetrySchedule})
+	stopped, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := d.Run(stopped); err != nil {
+		t.Fatalf("Run stopped before it began = %v, want nil", err)
+	}
+	due, _, err := db.ClaimFor(ctx, store.ClaimForRequest{Owner: "next run", Now: time.Now(), Lease: time.Minute,
+		Hooks: []store.WebhookQuota{{WebhookID: w.ID, Free: 8}}})
+	if err != nil || len(due) != 1 {
+		t.Fatalf("the next run finds %d due, %v; want the one delivery", len(due), err)
+	}
+}
