@@ -30,8 +30,8 @@ const (
 // slot, or a retry whose time came), on PostgreSQL only those due for spillAfter or longer,
 // or there spillPending pending at all (a retry still waiting for its time too). A webhook
 // that hangs or falls behind passes the first within a few dozen events; a publisher that
-// outruns its receiver by far passes the second first. The store applies them inside the publish that would write the rows, where
-// they cost no transaction of their own.
+// outruns its receiver by far passes the second first. The store applies them inside the
+// publish that would write the rows, where they cost no transaction of their own.
 const (
 	spillDue     = 32
 	spillPending = 256

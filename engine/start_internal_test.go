@@ -18,27 +18,10 @@ import (
 // concurrent publishes keep filling, evicts them before the attempts start.
 func TestClaimedDeliveriesKeepTheirBodiesWhenTheCacheEvictsThem(t *testing.T) {
 	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "start.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
 	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
 	t.Cleanup(rc.Close)
-	w := &models.Webhook{Name: "r", URL: rc.URL, Events: models.EventConversationStarted, Enabled: true}
-	if err := db.CreateWebhook(ctx, w); err != nil {
-		t.Fatal(err)
-	}
-	et, _ := models.LookupEventType(models.EventConversationStarted)
-	now := time.Now().UTC().Truncate(time.Second)
-	in := []store.PublishInput{{Type: et.Name, Payload: et.Example(now), OccurredAt: now},
-		{Type: et.Name, Payload: et.Example(now), OccurredAt: now}, {Type: et.Name, Payload: et.Example(now), OccurredAt: now}}
-	if _, err := db.Publish(ctx, in); err != nil {
-		t.Fatal(err)
-	}
-	sender := delivery.NewSender(delivery.SenderConfig{Timeout: 5 * time.Second, AllowPrivate: true, Version: "test"})
-	t.Cleanup(sender.CloseIdleConnections)
-	d := New(Config{Store: db, Sender: sender, Workers: 8, RetrySchedule: delivery.DefaultRetrySchedule})
+	db, w, in := publishedTo(t, rc.URL, 3)
+	d := newTestDispatcher(t, db)
 	// Room for one body: the others are read back but not kept.
 	d.payloads = newPayloadCache(len(in[0].Payload) + len(models.NewID("evt")))
 	claimed, _, err := db.ClaimFor(ctx, store.ClaimForRequest{Owner: "t", Now: time.Now(), Lease: time.Minute,
@@ -141,24 +124,8 @@ func takeBody(c *payloadCache, id string, n int) []byte {
 // the next run.
 func TestADispatcherStoppedBeforeItBeganReturnsNoErrorAndLeavesItsWork(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "stopped.db")
-	db, err := store.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	w := &models.Webhook{Name: "r", URL: "http://127.0.0.1:1/", Events: models.EventConversationStarted, Enabled: true}
-	if err := db.CreateWebhook(ctx, w); err != nil {
-		t.Fatal(err)
-	}
-	et, _ := models.LookupEventType(models.EventConversationStarted)
-	now := time.Now().UTC()
-	if _, err := db.Publish(ctx, []store.PublishInput{{Type: et.Name, Payload: et.Example(now), OccurredAt: now}}); err != nil {
-		t.Fatal(err)
-	}
-	sender := delivery.NewSender(delivery.SenderConfig{Timeout: 5 * time.Second, AllowPrivate: true, Version: "test"})
-	t.Cleanup(sender.CloseIdleConnections)
-	d := New(Config{Store: db, Sender: sender, Workers: 8, RetrySchedule: delivery.DefaultRetrySchedule})
+	db, w, _ := publishedTo(t, "http://127.0.0.1:1/", 1)
+	d := newTestDispatcher(t, db)
 	stopped, cancel := context.WithCancel(ctx)
 	cancel()
 	if err := d.Run(stopped); err != nil {
@@ -169,4 +136,36 @@ func TestADispatcherStoppedBeforeItBeganReturnsNoErrorAndLeavesItsWork(t *testin
 	if err != nil || len(due) != 1 {
 		t.Fatalf("the next run finds %d due, %v; want the one delivery", len(due), err)
 	}
+}
+
+// publishedTo opens a SQLite store with one webhook to url and n events published to it.
+func publishedTo(t *testing.T, url string, n int) (*store.Store, *models.Webhook, []store.PublishInput) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "start.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	w := &models.Webhook{Name: "r", URL: url, Events: models.EventConversationStarted, Enabled: true}
+	if err := db.CreateWebhook(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	et, _ := models.LookupEventType(models.EventConversationStarted)
+	now := time.Now().UTC().Truncate(time.Second)
+	in := make([]store.PublishInput, n)
+	for i := range in {
+		in[i] = store.PublishInput{Type: et.Name, Payload: et.Example(now), OccurredAt: now}
+	}
+	if _, err := db.Publish(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	return db, w, in
+}
+
+func newTestDispatcher(t *testing.T, db *store.Store) *Dispatcher {
+	t.Helper()
+	sender := delivery.NewSender(delivery.SenderConfig{Timeout: 5 * time.Second, AllowPrivate: true, Version: "test"})
+	t.Cleanup(sender.CloseIdleConnections)
+	return New(Config{Store: db, Sender: sender, Workers: 8, RetrySchedule: delivery.DefaultRetrySchedule})
 }
