@@ -267,6 +267,36 @@ func procCPU(pid int) float64 {
 	return (utime + stime) / ticks
 }
 
+// machineCPU reads the CPU time every process on the machine has used since boot, from the
+// first line of /proc/stat, in seconds; 0 when unavailable. Idle and I/O wait are left out.
+// Against procCPU it shows what the rest of the machine took: on PostgreSQL, mostly its server,
+// which the bench's own figure does not count.
+func machineCPU() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	var busy float64
+	// user nice system idle iowait irq softirq steal: guest time is counted in user already.
+	for i, v := range f[1:9] {
+		if i == 3 || i == 4 {
+			continue
+		}
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return 0
+		}
+		busy += n
+	}
+	const ticks = 100 // USER_HZ on Linux
+	return busy / ticks
+}
+
 // resetPeakRSS restarts this process's VmHWM from its current RSS (Linux ≥ 4.0), so a
 // scenario's peak is not an earlier scenario's.
 func resetPeakRSS() {

@@ -53,6 +53,18 @@ func TestEveryScenarioRunsToCompletionAtToySizes(t *testing.T) {
 	if tp.Single != nil && tp.Single.CPUCores <= 0 {
 		t.Errorf("single phase: CPU cores used %v, want a positive figure", tp.Single.CPUCores)
 	}
+	// The machine's busy time holds the process's own: apart by more than the clock's ticks
+	// (10 ms a core, on each of the four reads) would mean /proc/stat was read wrong.
+	for _, p := range []*PhaseResult{tp.Single, tp.Batch} {
+		if p == nil || p.DeliverSeconds <= 0 {
+			continue
+		}
+		slack := 0.08 / p.DeliverSeconds
+		if p.MachineCores <= 0 || p.MachineCores < p.CPUCores-slack || p.MachineCores > float64(rep.CPUs)+slack {
+			t.Errorf("%s phase: %.2f cores busy on the machine, %.2f used by the process, of %d: want the machine's between the process's and the core count",
+				p.Mode, p.MachineCores, p.CPUCores, rep.CPUs)
+		}
+	}
 	if tp.CeilingBefore <= 0 || tp.CeilingBetween <= 0 || tp.CeilingAfter <= 0 ||
 		tp.CeilingSingle != (tp.CeilingBefore+tp.CeilingBetween)/2 || tp.CeilingBatch != (tp.CeilingBetween+tp.CeilingAfter)/2 {
 		t.Errorf("ceilings %v before, %v between and %v after; %v for single, %v for batch: want each phase to use the two around it",
@@ -67,6 +79,9 @@ func TestEveryScenarioRunsToCompletionAtToySizes(t *testing.T) {
 	for name, l := range map[string]*LatencyResult{"latency": r.Latency, "isolation": r.Isolation.Healthy} {
 		if l == nil || !l.Complete || l.Events != 50 || l.Received != 50 || l.P50ms <= 0 || l.P99ms < l.P50ms || l.MaxMs < l.P99ms {
 			t.Errorf("%s: %+v: want 50 of 50 received with ordered percentiles", name, l)
+		}
+		if l != nil && (l.MachineCores <= 0 || l.MachineCores > float64(rep.CPUs)+0.08/l.SendSeconds) {
+			t.Errorf("%s: %.2f cores busy on the machine of %d: want a positive share of them", name, l.MachineCores, rep.CPUs)
 		}
 	}
 	if r.Isolation.HangHits == 0 {

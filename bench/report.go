@@ -38,6 +38,9 @@ func rows(rep *Report) []row {
 				add("throughput", "deliveries/s "+what+completeness(p.Complete, p.Delivered), num(p.DeliveriesPerSec), "≥ 10,000",
 					check(p.Complete && p.DeliveriesPerSec >= 10000))
 				add("throughput", "CPU cores used by bench + server ("+p.Mode+")", fmt.Sprintf("%.2f of %d", p.CPUCores, rep.CPUs), "", nil)
+				if p.MachineCores > 0 {
+					add("throughput", "CPU cores busy on the machine, every process ("+p.Mode+")", fmt.Sprintf("%.2f of %d", p.MachineCores, rep.CPUs), "", nil)
+				}
 				add("throughput", fmt.Sprintf("connections opened to the sink for %s deliveries (%s)", num(float64(p.Delivered)), p.Mode),
 					num(p.ConnsOpened), "", nil)
 				if p.DeliveriesPerSec > 0 {
@@ -149,6 +152,9 @@ func latencyRows(add func(string, string, string, string, *bool), scenario strin
 	add(scenario, "ingest→receipt p50 ms", fmt.Sprintf("%.1f", l.P50ms), "", nil)
 	add(scenario, "ingest→receipt p99 ms"+completeness(l.Complete, l.Received), fmt.Sprintf("%.1f", l.P99ms), target, met)
 	add(scenario, "ingest→receipt max ms", fmt.Sprintf("%.1f", l.MaxMs), "", nil)
+	if l.MachineCores > 0 {
+		add(scenario, "CPU cores busy on the machine, every process, while publishing", fmt.Sprintf("%.2f", l.MachineCores), "", nil)
+	}
 	if l.WarmupSeconds > 0 {
 		add(scenario, fmt.Sprintf("ingest→receipt max ms in the %gs warm-up (not measured above)", l.WarmupSeconds),
 			fmt.Sprintf("%.1f", l.WarmupMaxMs), "", nil)

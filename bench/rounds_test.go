@@ -17,7 +17,8 @@ func roundsOf(ratios, p99s []float64) []*Report {
 	var out []*Report
 	for i, r := range ratios {
 		tp := &ThroughputResult{Events: 100, Webhooks: 4, Concurrency: 32, CeilingSingle: 50000,
-			Single: &PhaseResult{Mode: "single", Complete: i != 1, Delivered: 400, DeliveriesPerSec: r * 50000, CPUCores: 1.5}}
+			Single: &PhaseResult{Mode: "single", Complete: i != 1, Delivered: 400, DeliveriesPerSec: r * 50000, CPUCores: 1.5,
+				MachineCores: 1.9 + float64(i)/20}}
 		lat := &LatencyResult{Rate: 1000, Events: 5000, Received: 5000, Complete: true, P99ms: p99s[i], AchievedRate: 1000}
 		out = append(out, &Report{CPUs: 2, Runs: []*Run{{Store: "sqlite", Throughput: tp, Latency: lat}}})
 	}
@@ -40,6 +41,7 @@ func TestSummaryIsTheMedianAndTheWorstRound(t *testing.T) {
 		{"deliveries/s (single, 100×4, c=32)", "15,000 (14,000)", "13,000 (12,500)"},
 		{"ingest→receipt p99 ms", "3.7 (4.0)", "5.5 (6.0)"},
 		{"CPU cores used by bench + server (single)", "1.50", "1.50"},
+		{"CPU cores busy on the machine, every process (single)", "1.95 (1.90–2.00)", "1.92 (1.90–1.95)"},
 	} {
 		s := got[c.metric]
 		if s == nil {

@@ -92,6 +92,10 @@ type PhaseResult struct {
 	// CPUCores is the CPU time the bench and Hookrelay used over the phase ÷ its wall time.
 	// Well under the machine's core count on a CPU-bound run means others took the rest.
 	CPUCores float64 `json:"cpu_cores_used"`
+	// MachineCores is the CPU time every process on the machine used over the phase ÷ its wall
+	// time (0 where /proc/stat is not there). Near the core count while CPUCores is well under
+	// it, the phase is bound by CPU that others spend: on PostgreSQL, its server's.
+	MachineCores float64 `json:"machine_cores_busy"`
 	// FloodCapturesPerSec is, in the flood scenario, the captures one bin took meanwhile.
 	FloodCapturesPerSec float64 `json:"flood_captures_per_sec,omitempty"`
 }
@@ -223,7 +227,7 @@ func (r *runner) throughputPhase(ctx context.Context, batch bool, flood flooded)
 		defer stopFlood()
 	}
 	connsBefore, _ := scrape(ctx, cl, "hookrelay_delivery_connections_opened_total")
-	cpuStart := h.cpuSeconds()
+	cpuStart, machineStart := h.cpuSeconds(), machineCPU()
 	start := time.Now()
 	var elapsed time.Duration
 	var failures int
@@ -251,7 +255,11 @@ func (r *runner) throughputPhase(ctx context.Context, batch bool, flood flooded)
 	if res.Complete {
 		end = time.Unix(0, s.last.Load())
 	}
-	res.CPUCores = (h.cpuSeconds() - cpuStart) / time.Since(start).Seconds()
+	wall := time.Since(start).Seconds()
+	res.CPUCores = (h.cpuSeconds() - cpuStart) / wall
+	if machineStart > 0 {
+		res.MachineCores = (machineCPU() - machineStart) / wall
+	}
 	res.Delivered = s.count.Load()
 	res.DeliverSeconds = end.Sub(start).Seconds()
 	res.DeliveriesPerSec = float64(res.Delivered) / res.DeliverSeconds
@@ -270,8 +278,8 @@ func (r *runner) throughputPhase(ctx context.Context, batch bool, flood flooded)
 	if v, err := scrape(ctx, cl, "hookrelay_delivery_connections_opened_total"); err == nil {
 		res.ConnsOpened = v - connsBefore
 	}
-	r.logf("throughput (%s): %.0f events/s accepted, %.0f deliveries/s, %.2f CPU cores used", mode, res.AcceptedPerSec,
-		res.DeliveriesPerSec, res.CPUCores)
+	r.logf("throughput (%s): %.0f events/s accepted, %.0f deliveries/s, %.2f CPU cores used (%.2f busy on the machine)", mode,
+		res.AcceptedPerSec, res.DeliveriesPerSec, res.CPUCores, res.MachineCores)
 	return res, nil
 }
 
@@ -426,6 +434,9 @@ type LatencyResult struct {
 	// models/spill.go) settle then. WarmupMaxMs is the slowest event of that period.
 	WarmupSeconds float64 `json:"warmup_seconds"`
 	WarmupMaxMs   float64 `json:"warmup_max_ms"`
+	// MachineCores is the CPU time every process on the machine used while the events were
+	// published ÷ that time (see PhaseResult.MachineCores).
+	MachineCores float64 `json:"machine_cores_busy"`
 }
 
 // IsolationResult is scenario 3.
@@ -479,11 +490,15 @@ func (r *runner) latency(ctx context.Context, hang int) (*LatencyResult, int64, 
 	defer stopProfile()
 	res := &LatencyResult{Rate: r.o.rate, Events: measured, WarmupSeconds: r.o.warmup.Seconds()}
 	measureFrom := time.Now().Add(r.o.warmup)
+	machineStart := machineCPU()
 	elapsed, failures, late, firstErr := openLoop(ctx, r.o.rate, total, 512, func(ctx context.Context, i int, sched time.Time) error {
 		return expect(cl.post(ctx, "/api/v1/events", eventBody(i, sched)))
 	})
 	res.SendSeconds, res.Late, res.PublishErrs = elapsed.Seconds(), late, failures
 	res.AchievedRate = float64(total) / elapsed.Seconds()
+	if machineStart > 0 {
+		res.MachineCores = (machineCPU() - machineStart) / elapsed.Seconds()
+	}
 	if failures > 0 {
 		r.logf("%s: %d publishes failed, first: %v", label, failures, firstErr)
 	}
