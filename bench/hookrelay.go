@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/app"
+	"github.com/hookrelay/hookrelay/internal/procstat"
 	"github.com/hookrelay/hookrelay/tracing"
 	"github.com/jackc/pgx/v5"
 )
@@ -90,7 +91,7 @@ func startInProcess(o serverOptions) (*inProcess, error) {
 func (p *inProcess) baseURL() string     { return p.base }
 func (p *inProcess) peakRSS() int64      { return procStatus(os.Getpid(), "VmHWM") }
 func (p *inProcess) rssScope() string    { return "bench process (server + sink + load generator)" }
-func (p *inProcess) cpuSeconds() float64 { return procCPU(os.Getpid()) }
+func (p *inProcess) cpuSeconds() float64 { return procstat.Process(os.Getpid()) }
 
 func (p *inProcess) stop() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -188,7 +189,7 @@ func (c *child) peakRSS() int64 {
 }
 func (c *child) rssScope() string { return "hookrelay process" }
 func (c *child) cpuSeconds() float64 {
-	return procCPU(os.Getpid()) + procCPU(c.cmd.Process.Pid)
+	return procstat.Process(os.Getpid()) + procstat.Process(c.cmd.Process.Pid)
 }
 
 func (c *child) stop() error {
@@ -240,61 +241,6 @@ func procStatus(pid int, field string) int64 {
 		}
 	}
 	return 0
-}
-
-// procCPU reads the user and system CPU time of a process from /proc/<pid>/stat, in seconds;
-// 0 when unavailable.
-func procCPU(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name, which may hold spaces but ends at the last ')'.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	utime, err1 := strconv.ParseFloat(f[11], 64)
-	stime, err2 := strconv.ParseFloat(f[12], 64)
-	if err1 != nil || err2 != nil {
-		return 0
-	}
-	const ticks = 100 // USER_HZ on Linux
-	return (utime + stime) / ticks
-}
-
-// machineCPU reads the CPU time every process on the machine has used since boot, from the
-// first line of /proc/stat, in seconds; 0 when unavailable. Idle and I/O wait are left out.
-// Against procCPU it shows what the rest of the machine took: on PostgreSQL, mostly its server,
-// which the bench's own figure does not count.
-func machineCPU() float64 {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 9 || f[0] != "cpu" {
-		return 0
-	}
-	var busy float64
-	// user nice system idle iowait irq softirq steal: guest time is counted in user already.
-	for i, v := range f[1:9] {
-		if i == 3 || i == 4 {
-			continue
-		}
-		n, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			return 0
-		}
-		busy += n
-	}
-	const ticks = 100 // USER_HZ on Linux
-	return busy / ticks
 }
 
 // resetPeakRSS restarts this process's VmHWM from its current RSS (Linux ≥ 4.0), so a

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hookrelay/hookrelay/internal/procstat"
 	"github.com/hookrelay/hookrelay/models"
 	"github.com/hookrelay/hookrelay/store"
 )
@@ -227,7 +228,7 @@ func (r *runner) throughputPhase(ctx context.Context, batch bool, flood flooded)
 		defer stopFlood()
 	}
 	connsBefore, _ := scrape(ctx, cl, "hookrelay_delivery_connections_opened_total")
-	cpuStart, machineStart := h.cpuSeconds(), machineCPU()
+	cpuStart, machineStart := h.cpuSeconds(), procstat.Machine()
 	start := time.Now()
 	var elapsed time.Duration
 	var failures int
@@ -258,7 +259,7 @@ func (r *runner) throughputPhase(ctx context.Context, batch bool, flood flooded)
 	wall := time.Since(start).Seconds()
 	res.CPUCores = (h.cpuSeconds() - cpuStart) / wall
 	if machineStart > 0 {
-		res.MachineCores = (machineCPU() - machineStart) / wall
+		res.MachineCores = (procstat.Machine() - machineStart) / wall
 	}
 	res.Delivered = s.count.Load()
 	res.DeliverSeconds = end.Sub(start).Seconds()
@@ -490,14 +491,14 @@ func (r *runner) latency(ctx context.Context, hang int) (*LatencyResult, int64, 
 	defer stopProfile()
 	res := &LatencyResult{Rate: r.o.rate, Events: measured, WarmupSeconds: r.o.warmup.Seconds()}
 	measureFrom := time.Now().Add(r.o.warmup)
-	machineStart := machineCPU()
+	machineStart := procstat.Machine()
 	elapsed, failures, late, firstErr := openLoop(ctx, r.o.rate, total, 512, func(ctx context.Context, i int, sched time.Time) error {
 		return expect(cl.post(ctx, "/api/v1/events", eventBody(i, sched)))
 	})
 	res.SendSeconds, res.Late, res.PublishErrs = elapsed.Seconds(), late, failures
 	res.AchievedRate = float64(total) / elapsed.Seconds()
 	if machineStart > 0 {
-		res.MachineCores = (machineCPU() - machineStart) / elapsed.Seconds()
+		res.MachineCores = (procstat.Machine() - machineStart) / elapsed.Seconds()
 	}
 	if failures > 0 {
 		r.logf("%s: %d publishes failed, first: %v", label, failures, firstErr)
