@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hookrelay/hookrelay/models"
 	"github.com/hookrelay/hookrelay/store/internal/sqlcommon"
 	"github.com/hookrelay/hookrelay/store/storedriver"
 	gormpostgres "gorm.io/driver/postgres"
@@ -37,6 +38,9 @@ type Driver struct {
 	// spilledSeen is the spilled set the last publish read, whose locks the next publish takes
 	// before its read (beginPublish); never nil.
 	spilledSeen atomic.Pointer[[]string]
+	// instance names this driver in the wake notifications it sends, so that its own Listen
+	// can tell them from other replicas' (waker.go).
+	instance string
 }
 
 var _ storedriver.Driver = (*Driver)(nil)
@@ -61,10 +65,10 @@ func Open(ctx context.Context, dsn string) (*Driver, error) {
 	sqlDB.SetMaxOpenConns(32)
 	sqlDB.SetMaxIdleConns(32)
 	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
-	d := &Driver{dsn: dsn, spills: sqlcommon.NewSpillPolicy()}
+	d := &Driver{dsn: dsn, spills: sqlcommon.NewSpillPolicy(), instance: models.RandomToken(8)}
 	d.spilledSeen.Store(new([]string))
 	d.Base = sqlcommon.New(db, db, []*sql.DB{sqlDB}, hooks{d})
-	d.waker = newWaker(d.Notify)
+	d.waker = newWaker(d.instance, d.Notify)
 	if err := d.Ping(ctx); err != nil {
 		d.Close()
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/hookrelay/hookrelay/store/storedriver"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -21,8 +22,17 @@ func (s *Driver) Notify(ctx context.Context, channel, payload string) error {
 }
 
 // Listen calls fn for every notification on channel until ctx is done, reconnecting after
-// errors. fn must not block.
+// errors. fn must not block. On storedriver.ChannelWake, fn gets what the notification
+// announces, and never this driver's own (waker.go).
 func (s *Driver) Listen(ctx context.Context, channel string, fn func(payload string)) {
+	if channel == storedriver.ChannelWake {
+		all := fn
+		fn = func(payload string) {
+			if sender, ids := wakeFrom(payload); sender != s.instance {
+				all(ids)
+			}
+		}
+	}
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		err := s.listenOnce(ctx, channel, fn, func() { backoff = 100 * time.Millisecond })

@@ -17,11 +17,15 @@ import (
 func TestWakerSharesANotificationAmongThePublishesThatWaitedForIt(t *testing.T) {
 	sent := make(chan string)
 	release := make(chan struct{})
-	w := newWaker(func(ctx context.Context, channel, payload string) error {
+	w := newWaker("me", func(ctx context.Context, channel, payload string) error {
 		if channel != storedriver.ChannelWake {
 			t.Errorf("notified on %q", channel)
 		}
-		sent <- payload
+		sender, ids := wakeFrom(payload)
+		if sender != "me" {
+			t.Errorf("notification %q names %q as its sender, want me", payload, sender)
+		}
+		sent <- ids
 		<-release
 		return nil
 	})
@@ -77,13 +81,14 @@ func receive(t *testing.T, sent chan string) string {
 func TestWakerAnnouncesEveryPublishUnderConcurrentCommits(t *testing.T) {
 	var mu sync.Mutex
 	heard := map[string]bool{}
-	w := newWaker(func(ctx context.Context, channel, payload string) error {
+	w := newWaker("me", func(ctx context.Context, channel, payload string) error {
 		mu.Lock()
 		defer mu.Unlock()
-		if payload == "" {
-			t.Error("a look-everywhere notification for ids that fit in one")
+		sender, ids := wakeFrom(payload)
+		if sender != "me" || ids == "" {
+			t.Errorf("notification %q: want it sent by me, naming ids that fit in one", payload)
 		}
-		for _, id := range strings.Split(payload, ",") {
+		for _, id := range strings.Split(ids, ",") {
 			heard[id] = true
 		}
 		return nil
