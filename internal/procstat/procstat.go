@@ -42,7 +42,8 @@ func Machine() float64 {
 	return busy / ticks
 }
 
-// Process is the user and system CPU time of a process, in seconds, from /proc/<pid>/stat.
+// Process is the user and system CPU time of a process, in seconds, from /proc/<pid>/stat; 0
+// when the process or the file is not there.
 func Process(pid int) float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
