@@ -28,6 +28,3 @@ const (
 	ChannelCaptures = storedriver.ChannelCaptures
 	ChannelChanges  = storedriver.ChannelChanges
 )
-
-// WakePayload is the ChannelWake notification for deliveries queued for these webhooks.
-func WakePayload(due map[string]int64) string { return storedriver.WakePayload(due) }

@@ -25,7 +25,7 @@ func open(t testing.TB, dsn string) *store.Store {
 
 // requirePostgres skips without a server to test on; with HOOKRELAY_TEST_POSTGRES_URL set
 // (as in CI) the tests run.
-func requirePostgres(t *testing.T) {
+func requirePostgres(t testing.TB) {
 	if os.Getenv(storetest.PostgresEnv) == "" {
 		t.Skipf("PostgreSQL suite skipped: %s is not set", storetest.PostgresEnv)
 	}

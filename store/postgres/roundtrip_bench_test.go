@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"os"
 	"strconv"
 	"testing"
 
@@ -19,9 +18,7 @@ import (
 //
 //	go test ./store/postgres -run '^$' -bench RoundTrip (with HOOKRELAY_TEST_POSTGRES_URL set)
 func BenchmarkRoundTrip(b *testing.B) {
-	if os.Getenv(storetest.PostgresEnv) == "" {
-		b.Skipf("%s is not set", storetest.PostgresEnv)
-	}
+	requirePostgres(b)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, storetest.PostgresDSN(b))
 	if err != nil {

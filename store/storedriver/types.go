@@ -123,14 +123,14 @@ type Setting struct {
 // Notification channels (PostgreSQL's LISTEN/NOTIFY; a SQLite driver has one process and
 // sends none).
 const (
-	ChannelWake     = "hookrelay_wake"     // deliveries became due
+	ChannelWake     = "hookrelay_wake"     // deliveries became due; payload: "<sender> <WakePayload>"
 	ChannelCaptures = "hookrelay_captures" // an inspector capture was stored; payload: "<replica id> <bin id> <capture id>"
 	ChannelChanges  = "hookrelay_changes"  // admin-visible state changed; payload: "<replica id> <changes.Message JSON>"
 )
 
-// WakePayload is the ChannelWake notification for deliveries queued for these webhooks: their
-// ids, comma-separated, or "" (meaning: look everywhere) when they would not fit in one
-// notification.
+// WakePayload is what a ChannelWake notification announces for deliveries queued for these
+// webhooks: their ids, comma-separated, or "" (meaning: look everywhere) when they would not
+// fit in one notification. The PostgreSQL driver sends it after its sender's name.
 func WakePayload(due map[string]int64) string {
 	var sb strings.Builder
 	for id := range due {
