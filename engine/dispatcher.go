@@ -36,6 +36,10 @@ type Dispatcher struct {
 	// rescanAt is when the next periodic rescan is due (unix ns; 0: at once). Only the loop
 	// reads it; anyone may make it due at once.
 	rescanAt atomic.Int64
+	// handed holds deliveries publishes leased to this dispatcher (lease.go), until the loop
+	// starts them; their slots are counted already.
+	handMu sync.Mutex
+	handed []*models.Delivery
 
 	sends sync.WaitGroup
 }
@@ -84,6 +88,7 @@ func (d *Dispatcher) queued(q store.Queued) {
 	for id, b := range q.Payloads {
 		d.payloads.put(id, b.Payload, b.TraceParent, b.Deliveries)
 	}
+
 	if len(q.Spilled) > 0 {
 		d.table.spilledByPublish(q.Spilled)
 		for _, id := range q.Spilled {
@@ -138,6 +143,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	// The spilled webhooks a previous run left are found by the first loop's rescan, which
 	// is due at once.
 	d.store.OnQueued(d.queued)
+	d.store.LeaseAtPublish(lessee{d})
 	if d.store.SpillSupported() {
 		d.store.SpillWhenPending(spillThreshold(d.store.IsPostgres()))
 	}
@@ -177,6 +183,13 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
+			// Publishes holding slots commit or fail first; what they leased is sent like
+			// any delivery in flight.
+			d.store.LeaseAtPublish(nil)
+			d.table.closeGrants()
+			if h := d.takeHanded(); len(h) > 0 {
+				d.start(context.WithoutCancel(ctx), sendCtx, h, time.Now(), true)
+			}
 			<-spillerDone // a take under way ends first
 			d.sends.Wait()
 			d.rec.close()
@@ -193,6 +206,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 // nothing else wakes the loop.
 func (d *Dispatcher) claimAndSend(ctx, sendCtx context.Context) time.Duration {
 	for ctx.Err() == nil {
+		if h := d.takeHanded(); len(h) > 0 {
+			d.start(ctx, sendCtx, h, time.Now(), true)
+		}
 		d.rescanIfDue(ctx)
 		p, ready, seq := d.table.plan(time.Now(), d.cfg.Workers, d.canSpill)
 		if d.canSpill {
@@ -205,28 +221,41 @@ func (d *Dispatcher) claimAndSend(ctx, sendCtx context.Context) time.Duration {
 		}
 		now := time.Now()
 		if len(ready) > 0 {
-			d.start(ctx, sendCtx, ready, now)
+			d.start(ctx, sendCtx, ready, now, false)
 		}
 		if len(p.Claim) == 0 {
 			continue
 		}
-		claimed, next, err := d.store.ClaimFor(ctx, store.ClaimForRequest{Owner: d.owner, Now: now, Lease: d.cfg.Lease, Hooks: p.Claim})
+		claimed, next, err := d.claim(ctx, store.ClaimForRequest{Owner: d.owner, Now: now, Lease: d.cfg.Lease, Hooks: p.Claim})
 		if err != nil {
+			d.table.claimFailed()
 			if ctx.Err() == nil {
 				d.cfg.Logger.Error("claim deliveries", "err", err)
 			}
 			return time.Second
 		}
-		if d.table.claimed(p.Claim, next, now, seq) {
+		if d.table.claimed(p.Claim, claimed, next, now, seq) {
 			d.spill.wake()
 		}
 		if len(claimed) == 0 {
 			// Only rows released while the claim read (they show up at the next look).
 			return time.Millisecond
 		}
-		d.start(ctx, sendCtx, claimed, now)
+		d.start(ctx, sendCtx, claimed, now, true)
 	}
 	return time.Second
+}
+
+// claimTimeout bounds a claim that shutdown does not interrupt.
+const claimTimeout = 10 * time.Second
+
+// claim runs one claim to its end even when shutdown begins meanwhile: on PostgreSQL the
+// statement may have leased its rows on the server when a cancel cuts the answer short, and
+// the rows it leased would then wait out their lease instead of being sent now.
+func (d *Dispatcher) claim(ctx context.Context, r store.ClaimForRequest) ([]*models.Delivery, map[string]int64, error) {
+	claimCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
+	defer cancel()
+	return d.store.ClaimFor(claimCtx, r)
 }
 
 // rescanIfDue looks for pending work in every webhook's queue once a rescan is due: work
@@ -258,8 +287,9 @@ func (d *Dispatcher) rescanIfDue(ctx context.Context) {
 }
 
 // start loads what the claimed deliveries need and launches their attempts; claimedAt is
-// when their claim began (the claim span's start).
-func (d *Dispatcher) start(ctx, sendCtx context.Context, claimed []*models.Delivery, claimedAt time.Time) {
+// when their claim began (the claim span's start). counted: the table counts them in flight
+// already (a claim's, or a publish's lease); otherwise start counts them.
+func (d *Dispatcher) start(ctx, sendCtx context.Context, claimed []*models.Delivery, claimedAt time.Time, counted bool) {
 	hookIDs := make([]string, 0, len(claimed))
 	// The bodies are held here for the attempts: the shared cache may evict one before
 	// its attempt starts.
@@ -304,9 +334,14 @@ func (d *Dispatcher) start(ctx, sendCtx context.Context, claimed []*models.Deliv
 		}
 		_ = d.store.ReleaseLeases(context.WithoutCancel(ctx), ids)
 		d.spill.abandon(owedHooks)
+		if counted {
+			d.table.unstarted(claimed)
+		}
 		return
 	}
-	d.table.started(claimed)
+	if !counted {
+		d.table.started(claimed)
+	}
 	for _, c := range claimed {
 		d.sends.Add(1)
 		b := bodies[c.EventID]

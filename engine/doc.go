@@ -9,8 +9,10 @@
 //	   ▲                          │ ├──error, schedule left──▶ pending, due after the delay (retry)
 //	   └──────────────────────────┘ └──error, schedule spent─▶ failed (410 Gone: at once)
 //
-// A claim leases a row to this process (Config.Lease); the recorder writes the attempt and
-// the row's next state in one transaction. A process that dies mid-attempt leaves the lease
+// A claim leases a row to this process (Config.Lease); on PostgreSQL a publish may write its
+// new rows leased to this process already, when the dispatcher has slots for them at once
+// (lease.go), and they start without a claim. The recorder writes the attempt and the row's
+// next state in one transaction. A process that dies mid-attempt leaves the lease
 // to expire, and the delivery is attempted again: delivery is at least once. A webhook
 // disabled or deleted under a claim has its delivery cancelled.
 //
@@ -27,7 +29,8 @@
 // (planner.go) turns the states, the free global slots, the per-webhook limit and the time
 // into what to start from ready work, what to claim, what to spill and what is now
 // backlogged; the dispatcher applies it. The recorder (recorder.go) batches results into
-// RecordResults; the spiller (spill.go) runs the takes.
+// RecordResults; the spiller (spill.go) runs the takes; the lessee (lease.go) grants a
+// publish slots for the rows it writes leased.
 //
 // # Spill policy
 //

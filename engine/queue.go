@@ -33,6 +33,7 @@ type Queue interface {
 	AbandonOwed(webhookIDs []string)
 
 	OnQueued(fn func(store.Queued))
+	LeaseAtPublish(l store.Lessee) bool
 	Listen(ctx context.Context, channel string, fn func(payload string))
 	IsPostgres() bool
 }

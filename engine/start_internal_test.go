@@ -29,7 +29,7 @@ func TestClaimedDeliveriesKeepTheirBodiesWhenTheCacheEvictsThem(t *testing.T) {
 	if err != nil || len(claimed) != 3 {
 		t.Fatalf("claimed %d, %v; want 3", len(claimed), err)
 	}
-	d.start(ctx, ctx, claimed, time.Now())
+	d.start(ctx, ctx, claimed, time.Now(), false)
 	d.sends.Wait()
 	for range claimed {
 		if r := <-d.rec.in; r.Status != models.StatusSucceeded {

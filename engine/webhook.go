@@ -81,6 +81,12 @@ type table struct {
 	inflight int    // sum of the webhooks' inflight
 	hintSeq  uint64 // counts hints, for webhook.hinted
 	scratch  []*webhook
+	// grants counts the reservations (reserve) whose publish has neither committed nor
+	// failed yet; once closed, none is granted, so that shutdown can wait for them.
+	grants sync.WaitGroup
+	closed bool
+	// claiming is the slots the running claim was planned to fill: reserve leaves them to it.
+	claiming int
 }
 
 func newTable(perWebhook int, inFlight func(int)) *table {
@@ -151,6 +157,10 @@ func (t *table) plan(now time.Time, workers int, canSpill bool) (roundPlan, []*m
 	for _, id := range p.Backlogged {
 		t.hooks[id].backlogSince = now
 	}
+	t.claiming = 0
+	for _, c := range p.Claim {
+		t.claiming += c.Free
+	}
 	var out []*models.Delivery
 	for _, s := range p.Ready {
 		w := t.hooks[s.WebhookID]
@@ -167,9 +177,13 @@ func (t *table) plan(now time.Time, workers int, canSpill bool) (roundPlan, []*m
 // claimed settles the table after a claim at now for the planned slots: next holds, for each
 // webhook whose due work the claim exhausted, when it next has work (0: none known). Spilled
 // webhooks with no row left to send get a take asked for; it reports whether any did.
-func (t *table) claimed(slots []store.WebhookQuota, next map[string]int64, now time.Time, seq uint64) (askedTake bool) {
+func (t *table) claimed(slots []store.WebhookQuota, got []*models.Delivery, next map[string]int64, now time.Time, seq uint64) (askedTake bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	// What the claim got is in flight from now: the slots it was planned for pass to it in
+	// one step, so reserve never sees them free.
+	t.claiming = 0
+	t.startedLocked(got)
 	planned := make(map[string]int, len(slots))
 	for _, s := range slots {
 		planned[s.WebhookID] = s.Free
@@ -205,10 +219,17 @@ func (t *table) claimed(slots []store.WebhookQuota, next map[string]int64, now t
 	return askedTake
 }
 
-// started counts claimed deliveries as in flight.
-func (t *table) started(claimed []*models.Delivery) {
+// started counts deliveries as in flight.
+func (t *table) started(ds []*models.Delivery) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.startedLocked(ds)
+}
+
+func (t *table) startedLocked(claimed []*models.Delivery) {
+	if len(claimed) == 0 {
+		return
+	}
 	for _, c := range claimed {
 		w := t.get(c.WebhookID)
 		if w.inflight == 0 {
@@ -246,4 +267,88 @@ func (t *table) adjust(webhookID string, resp *delivery.Response) {
 	} else if resp.OK() {
 		w.limit = math.Min(float64(t.perWebhook), w.limit+1)
 	}
+}
+
+// reserve grants a publish slots for its new deliveries (want: per webhook), which it then
+// writes leased to this dispatcher (lease.go). A webhook gets them only when nothing stands
+// before them: it is proven (new and failing webhooks go through claims, where the planner
+// shares the slots fairly), has no due work waiting (which would otherwise be overtaken),
+// no spill, no take and no backlog, and has room in its window; the global bound holds too.
+// Granted slots count as in flight at once.
+func (t *table) reserve(want map[string]int, now time.Time, workers int) map[string]int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil
+	}
+	free := workers - t.inflight - t.claiming
+	nowMs := now.UnixMilli()
+	var granted map[string]int
+	for id, n := range want {
+		if free <= 0 {
+			break
+		}
+		w := t.hooks[id]
+		if w == nil || !w.proven || w.spilled || w.taking || len(w.ready) > 0 || !w.backlogSince.IsZero() ||
+			w.due && w.dueAt <= nowMs {
+			continue
+		}
+		k := min(n, min(int(w.limit), t.perWebhook)-w.inflight, free)
+		if k <= 0 {
+			continue
+		}
+		if granted == nil {
+			granted = make(map[string]int, len(want))
+		}
+		granted[id] = k
+		free -= k
+		if w.inflight == 0 {
+			w.busySince = now
+		}
+		w.inflight += k
+		t.inflight += k
+	}
+	if granted != nil {
+		t.grants.Add(1)
+		t.inFlight(t.inflight)
+	}
+	return granted
+}
+
+// unstarted gives back the slots of deliveries counted in flight that could not be started.
+func (t *table) unstarted(ds []*models.Delivery) {
+	counts := map[string]int{}
+	for _, d := range ds {
+		counts[d.WebhookID]++
+	}
+	t.unreserve(counts)
+}
+
+// unreserve gives back slots that were counted in flight but started nothing: a grant whose
+// publish failed, or deliveries that could not be started (unstarted).
+func (t *table) unreserve(counts map[string]int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for id, n := range counts {
+		t.inflight -= n
+		if w := t.hooks[id]; w != nil {
+			w.inflight -= n
+		}
+	}
+	t.inFlight(t.inflight)
+}
+
+// claimFailed ends a claim that returned nothing.
+func (t *table) claimFailed() {
+	t.mu.Lock()
+	t.claiming = 0
+	t.mu.Unlock()
+}
+
+// closeGrants stops granting and waits for the publishes holding grants to settle.
+func (t *table) closeGrants() {
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+	t.grants.Wait()
 }

@@ -15,6 +15,7 @@ type (
 	Published       = storedriver.Published
 	QueueStats      = storedriver.QueueStats
 	Queued          = storedriver.Queued
+	Lessee          = storedriver.Lessee
 	ReplayFilter    = storedriver.ReplayFilter
 	Setting         = storedriver.Setting
 	SpillTake       = storedriver.SpillTake

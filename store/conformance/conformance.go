@@ -7,7 +7,7 @@
 // driver's package.
 //
 // The cases are plain functions of one concern per file, so a failing case names its
-// concern: migrations.go, webhooks.go, events.go, claims.go, attempts.go, captures.go,
+// concern: migrations.go, webhooks.go, events.go, claims.go, leases.go, attempts.go, captures.go,
 // auth.go, retention.go, replicas.go, spill.go, takes.go, provenance.go.
 package conformance
 
@@ -49,6 +49,7 @@ var cases = []struct {
 	{"QueueReplayWalksEveryMatchingEventInBatches", testQueueReplayWalksEveryMatchingEventInBatches},
 	{"QueueReplayStopsWhenTheWebhookIsDisabled", testQueueReplayStopsWhenTheWebhookIsDisabled},
 	{"ClaimForTakesAtMostTheFreeSlotsAndNeverALeasedDelivery", testClaimForTakesAtMostTheFreeSlotsAndNeverALeasedDelivery},
+	{"PublishLeasesWhatTheLesseeGrants", testPublishLeasesWhatTheLesseeGrants},
 	{"ClaimForReportsWhenAWebhooksNextDeliveryIsDue", testClaimForReportsWhenAWebhooksNextDeliveryIsDue},
 	{"ClaimForReachesAHealthyWebhookBehindAnotherWebhooksBacklog", testClaimForReachesAHealthyWebhookBehindAnotherWebhooksBacklog},
 	{"RedeliveryOfADeliveryInFlightIsRefused", testRedeliveryOfADeliveryInFlightIsRefused},

@@ -91,3 +91,9 @@ func (d *Driver) IsPostgres() bool { return true }
 
 // SpillSupported is true: see spill.go.
 func (d *Driver) SpillSupported() bool { return true }
+
+// LeaseAtPublish is supported: a lease is two columns of the row the publish writes anyway.
+func (d *Driver) LeaseAtPublish(l storedriver.Lessee) bool {
+	d.SetLessee(l)
+	return true
+}

@@ -138,6 +138,10 @@ func (d *Driver) IsPostgres() bool { return false }
 // what a spill position needs (see spill.go).
 func (d *Driver) SpillSupported() bool { return true }
 
+// LeaseAtPublish is not supported: leases are held in memory by rowid (leases.go), which a
+// publish does not learn, and a claim here is a read on a reader, with nothing to save.
+func (d *Driver) LeaseAtPublish(storedriver.Lessee) bool { return false }
+
 // Close stops the checkpointer and closes the pools; closing the last connection
 // checkpoints what is left and removes the WAL.
 func (d *Driver) Close() error {

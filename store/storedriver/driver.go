@@ -153,14 +153,19 @@ type Claims interface {
 	// reports for each listed webhook whose due deliveries were all taken when its next
 	// pending delivery becomes due (unix ms; 0 when none).
 	ClaimFor(ctx context.Context, r ClaimForRequest) ([]*models.Delivery, map[string]int64, error)
-	// PendingByWebhook returns, for every webhook with pending deliveries, when the earliest
-	// of them is or was due (unix ms).
+	// PendingByWebhook returns, for every webhook with pending deliveries that no lease holds,
+	// when the earliest of them is or was due (unix ms).
 	PendingByWebhook(ctx context.Context) (map[string]int64, error)
 	// ReleaseLeases frees deliveries this process claimed but will not attempt (shutdown).
 	ReleaseLeases(ctx context.Context, ids []string) error
 	// ReleaseAllLeases frees every lease: for a database only this process uses, whose
 	// leases at start-up were left by a crash of this same server.
 	ReleaseAllLeases(ctx context.Context) error
+	// LeaseAtPublish makes publishes offer their new deliveries to l (nil: to no one) and
+	// reports whether this driver does: where leases are rows (PostgreSQL), a publish can
+	// write them leased; SQLite's leases live in its claim's memory, and its claims write
+	// nothing anyway.
+	LeaseAtPublish(l Lessee) bool
 }
 
 // SpillThreshold is the backlog at which a publish spills a webhook: Due of its deliveries pending

@@ -54,6 +54,21 @@ type Queued struct {
 	Spilled  []string             // webhooks the commit spilled: they owe the events it holds
 }
 
+// Lessee is the dispatcher of this process, offered a publish's new deliveries before they
+// are written (Claims.LeaseAtPublish): the rows it takes are written leased to it, and it
+// starts them without a claim, a statement less on the path of every event.
+type Lessee interface {
+	// Reserve is asked inside the publish transaction how many of want (new deliveries per
+	// webhook) it takes now. A grant is settled by exactly one of Leased and Release; owner
+	// and until are the lease the rows are written with (until in unix ms).
+	Reserve(want map[string]int, now time.Time) (granted map[string]int, owner string, until int64)
+	// Leased hands over, after the commit (and after OnQueued's call), the deliveries written
+	// leased in the granted slots: they are in no Queued.Due, and no one else claims them.
+	Leased(ds []*models.Delivery)
+	// Release gives back the slots of a Reserve whose publish did not commit.
+	Release(granted map[string]int)
+}
+
 // EventBody is an event's body and the number of deliveries it fans out to (spilled webhooks
 // included), which bounds how many attempts will ask for it.
 type EventBody struct {

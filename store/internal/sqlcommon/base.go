@@ -149,6 +149,7 @@ type Base struct {
 	sendCache  sendCache     // see WebhooksToSend
 	webhookGen atomic.Uint64 // webhook changes made through this store (WebhooksChanged)
 	onQueued   atomic.Pointer[func(Queued)]
+	lessee     atomic.Pointer[storedriver.Lessee] // see SetLessee
 	bounds     captureBounds
 }
 
@@ -203,6 +204,16 @@ func (s *Base) ScanSQL(ctx context.Context, dest any, query string, args ...any)
 // queued. The dispatcher uses it to know where work is without scanning the queue, and to
 // send fresh events without reading their bodies back. fn must not block.
 func (s *Base) OnQueued(fn func(Queued)) { s.onQueued.Store(&fn) }
+
+// SetLessee makes publishes offer their new deliveries to l (nil: to no one), for a driver
+// that writes leases in the rows (storedriver.Claims.LeaseAtPublish).
+func (s *Base) SetLessee(l storedriver.Lessee) {
+	if l == nil {
+		s.lessee.Store(nil)
+		return
+	}
+	s.lessee.Store(&l)
+}
 
 // Listening reports whether a dispatcher in this process listens (OnQueued).
 func (s *Base) Listening() bool { return s.onQueued.Load() != nil }

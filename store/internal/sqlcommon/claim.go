@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
 	"github.com/hookrelay/hookrelay/models"
 	"github.com/hookrelay/hookrelay/store/storedriver"
@@ -62,9 +63,13 @@ func (s *Base) nextDueAfter(ctx context.Context, hooks []string, now int64) (map
 	return out, nil
 }
 
-// PendingByWebhook returns, for every webhook with pending deliveries, when the earliest of
-// them is or was due (unix ms). It costs one index probe per webhook, whatever the backlog,
-// so the dispatcher can rescan periodically for work it was not told about.
+// PendingByWebhook returns, for every webhook with pending deliveries not under a lease, when
+// the earliest of them is or was due (unix ms). It costs one index probe per webhook, whatever
+// the backlog (rows under a lease, skipped, are at most what is in flight), so the dispatcher
+// can rescan periodically for work it was not told about. Leased rows are left out so that
+// work in flight does not make its webhook look due: a claim would find nothing, and the
+// webhook's next publishes would not be leased meanwhile (engine/lease.go). SQLite's leases
+// are not in the rows, which it reports as they are.
 func (s *Base) PendingByWebhook(ctx context.Context) (map[string]int64, error) {
 	var rows []struct {
 		ID   string
@@ -72,7 +77,8 @@ func (s *Base) PendingByWebhook(ctx context.Context) (map[string]int64, error) {
 	}
 	s.hooks.Rescanning()
 	err := s.Reader.WithContext(ctx).Raw(`SELECT w.id AS id, (SELECT MIN(d.next_attempt_at) FROM deliveries d
-		WHERE d.webhook_id = w.id AND d.status = 'pending') AS next FROM webhooks w`).Scan(&rows).Error
+		WHERE d.webhook_id = w.id AND d.status = 'pending' AND d.locked_until < ?) AS next FROM webhooks w`,
+		time.Now().UnixMilli()).Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("pending deliveries by webhook: %w", err)
 	}

@@ -5,10 +5,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
 	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store/storedriver"
 	"gorm.io/gorm"
 )
 
@@ -32,6 +34,12 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 	now := time.Now().UTC()
 	due := map[string]int64{}
 	var newSpills []string
+	var lessee storedriver.Lessee
+	if l := s.lessee.Load(); l != nil {
+		lessee = *l
+	}
+	var granted map[string]int
+	var leased []*models.Delivery
 	err := s.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var subsByType = map[string][]*models.Webhook{}
 		begun, err := s.hooks.BeginPublish(tx)
@@ -94,18 +102,33 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 				d := &models.Delivery{ID: models.NewID("dlv"), EventID: ev.ID, WebhookID: w.ID, EventType: p.Type,
 					Status: models.StatusPending, NextAttemptAt: now.UnixMilli(), CreatedAt: now, UpdatedAt: now}
 				ds = append(ds, d)
-				due[w.ID] = d.NextAttemptAt
 			}
 			deliveries = append(deliveries, ds...)
 			out[i] = Published{Event: ev, Deliveries: ds}
+		}
+		cols := deliveryColumns
+		if lessee != nil && len(deliveries) > 0 {
+			// Asked last, once every read is done: a granted slot is held until the commit.
+			granted, leased = leaseNew(lessee, deliveries, now)
+			if len(leased) > 0 {
+				cols = leasedColumns
+			}
+		}
+		for _, d := range deliveries {
+			if d.LockedBy == "" {
+				due[d.WebhookID] = d.NextAttemptAt
+			}
 		}
 		s.hooks.WroteRows(deliveries)
 		var owedRows Rows
 		if len(owed) > 0 {
 			owedRows = s.hooks.OwedRows(owed, now)
 		}
-		return s.hooks.InsertPublished(tx, eventRows(events), deliveryRows(deliveries, deliveryColumns, ""), owedRows)
+		return s.hooks.InsertPublished(tx, eventRows(events), deliveryRows(deliveries, cols, ""), owedRows)
 	})
+	if err != nil && len(granted) > 0 {
+		lessee.Release(granted)
+	}
 	if err != nil {
 		if errors.Is(err, models.ErrConflict) {
 			return nil, err
@@ -126,7 +149,10 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 			q.Payloads[p.Event.ID] = b
 		}
 	}
-	s.queued(q)
+	s.queued(q) // the bodies first: the lessee starts its deliveries with them
+	if len(leased) > 0 {
+		lessee.Leased(leased)
+	}
 	return out, nil
 }
 
@@ -162,19 +188,50 @@ func eventRows(events []*models.Event) Rows {
 
 var deliveryColumns = []string{"id", "event_id", "webhook_id", "event_type", "status", "next_attempt_at", "created_at", "updated_at"}
 
-var replayedColumns = append(append([]string{}, deliveryColumns...), "replay_id")
+var (
+	replayedColumns = append(append([]string{}, deliveryColumns...), "replay_id")
+	leasedColumns   = append(append([]string{}, deliveryColumns...), "locked_until", "locked_by")
+)
 
-// deliveryRows are new pending deliveries' rows (cols: deliveryColumns, or replayedColumns
-// for a replay job's, each naming the job); the columns left out start at their defaults.
+// deliveryRows are new pending deliveries' rows (cols: deliveryColumns; replayedColumns for a
+// replay job's, each naming the job; leasedColumns for a publish that leased some of them);
+// the columns left out start at their defaults.
 func deliveryRows(ds []*models.Delivery, cols []string, replayID string) Rows {
 	return Rows{Table: "deliveries", Cols: cols, N: len(ds), Row: func(i int, args []any) []any {
 		d := ds[i]
 		args = append(args, d.ID, d.EventID, d.WebhookID, d.EventType, d.Status, d.NextAttemptAt, d.CreatedAt, d.UpdatedAt)
-		if len(cols) == len(replayedColumns) {
+		switch len(cols) {
+		case len(replayedColumns):
 			args = append(args, replayID)
+		case len(leasedColumns):
+			args = append(args, d.LockedUntil, d.LockedBy)
 		}
 		return args
 	}}
+}
+
+// leaseNew offers a publish's new deliveries to the lessee and leases to it, in publish order,
+// as many of each webhook's as it grants. It returns the grant and the deliveries leased.
+func leaseNew(l storedriver.Lessee, ds []*models.Delivery, now time.Time) (map[string]int, []*models.Delivery) {
+	want := map[string]int{}
+	for _, d := range ds {
+		want[d.WebhookID]++
+	}
+	granted, owner, until := l.Reserve(want, now)
+	if len(granted) == 0 {
+		return nil, nil
+	}
+	left := maps.Clone(granted)
+	var leased []*models.Delivery
+	for _, d := range ds {
+		if left[d.WebhookID] > 0 {
+			left[d.WebhookID]--
+			d.LockedUntil, d.LockedBy = until, owner
+			c := *d // the publish's caller keeps d; the lessee's attempt gets its own
+			leased = append(leased, &c)
+		}
+	}
+	return granted, leased
 }
 
 // GetEvent reads one event.
