@@ -83,10 +83,16 @@ func TestReserveGrantsOnlyWhatWouldBeClaimedAtOnce(t *testing.T) {
 	}
 }
 
-// claimCounter counts the deliveries the dispatcher claims, on the real store underneath.
+// claimCounter counts the deliveries the dispatcher claims and the bodies it reads back, on
+// the real store underneath.
 type claimCounter struct {
 	Queue
-	claimed atomic.Int64
+	claimed, bodiesRead atomic.Int64
+}
+
+func (c *claimCounter) EventPayloads(ctx context.Context, ids []string) (map[string]store.EventBody, error) {
+	c.bodiesRead.Add(int64(len(ids)))
+	return c.Queue.EventPayloads(ctx, ids)
 }
 
 func (c *claimCounter) ClaimFor(ctx context.Context, r store.ClaimForRequest) ([]*models.Delivery, map[string]int64, error) {
@@ -171,6 +177,9 @@ func TestPublishesLeasedToTheDispatcherAreSentWithoutAClaimAndNoneIsLeftAtShutdo
 	for i := range oneByOne {
 		publish()
 		waitReceived(2 + i)
+	}
+	if n := counter.bodiesRead.Load(); n != 0 {
+		t.Errorf("%d event bodies read back: a publish hands its bodies to the dispatcher, leased or not", n)
 	}
 	if extra := counter.claimed.Load() - proven; db.IsPostgres() && extra != 0 {
 		t.Errorf("%d of %d events published one by one were claimed; leased at publish, none should be", extra, oneByOne)

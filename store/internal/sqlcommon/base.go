@@ -219,7 +219,8 @@ func (s *Base) SetLessee(l storedriver.Lessee) {
 func (s *Base) Listening() bool { return s.onQueued.Load() != nil }
 
 func (s *Base) queued(q Queued) {
-	if len(q.Due) == 0 && len(q.Spilled) == 0 {
+	// A publish whose deliveries were all leased has nothing due, but its bodies are wanted.
+	if len(q.Due) == 0 && len(q.Spilled) == 0 && len(q.Payloads) == 0 {
 		return
 	}
 	s.hooks.Queued(q.Due)
