@@ -208,56 +208,72 @@ func newPGArray(pgType string, n int) pgArray {
 	case "bytea":
 		return &bytesArray{make([][]byte, 0, n)}
 	case "timestamp with time zone":
-		return &ptrArray[time.Time]{make([]*time.Time, 0, n)}
+		return &valArray[time.Time]{vals: make([]time.Time, 0, n)}
 	case "integer", "bigint", "smallint":
-		return &intArray{make([]*int64, 0, n)}
+		return &valArray[int64]{vals: make([]int64, 0, n), conv: toInt64}
 	case "boolean":
-		return &ptrArray[bool]{make([]*bool, 0, n)}
+		return &valArray[bool]{vals: make([]bool, 0, n)}
 	default:
-		return &ptrArray[string]{make([]*string, 0, n)}
+		return &valArray[string]{vals: make([]string, 0, n)}
 	}
 }
 
-type ptrArray[T any] struct{ vals []*T }
+// valArray holds a column's values as a []T, which pgx encodes without reflection, and the
+// column as a []*T (reflection, and a pointer to follow per value) only when it holds a NULL.
+// Most columns never do; encoding them through []*T took a tenth of the publishing process's
+// CPU with 50 spilled webhooks.
+type valArray[T any] struct {
+	vals []T
+	null []bool // nil until the first NULL
+	conv func(v any) (T, bool)
+}
 
-func (a *ptrArray[T]) add(v any) error {
+func (a *valArray[T]) add(v any) error {
+	var zero T
 	if v == nil {
-		a.vals = append(a.vals, nil)
+		if a.null == nil {
+			a.null = make([]bool, len(a.vals), cap(a.vals))
+		}
+		a.vals = append(a.vals, zero)
+		a.null = append(a.null, true)
 		return nil
 	}
 	x, ok := v.(T)
+	if !ok && a.conv != nil {
+		x, ok = a.conv(v)
+	}
 	if !ok {
-		var want T
-		return fmt.Errorf("got %T, want %T", v, want)
+		return fmt.Errorf("got %T, want %T", v, zero)
 	}
-	a.vals = append(a.vals, &x)
+	a.vals = append(a.vals, x)
+	if a.null != nil {
+		a.null = append(a.null, false)
+	}
 	return nil
 }
 
-func (a *ptrArray[T]) value() any { return a.vals }
+func (a *valArray[T]) value() any {
+	if a.null == nil {
+		return a.vals
+	}
+	ptrs := make([]*T, len(a.vals))
+	for i := range a.vals {
+		if !a.null[i] {
+			ptrs[i] = &a.vals[i]
+		}
+	}
+	return ptrs
+}
 
-type intArray struct{ vals []*int64 }
-
-func (a *intArray) add(v any) error {
-	var x int64
+func toInt64(v any) (int64, bool) {
 	switch n := v.(type) {
-	case nil:
-		a.vals = append(a.vals, nil)
-		return nil
-	case int64:
-		x = n
 	case int:
-		x = int64(n)
+		return int64(n), true
 	case int32:
-		x = int64(n)
-	default:
-		return fmt.Errorf("got %T, want an integer", v)
+		return int64(n), true
 	}
-	a.vals = append(a.vals, &x)
-	return nil
+	return 0, false
 }
-
-func (a *intArray) value() any { return a.vals }
 
 type bytesArray struct{ vals [][]byte }
 

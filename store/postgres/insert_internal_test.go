@@ -6,8 +6,9 @@ import (
 	"time"
 )
 
-// Each column's values become the slice pgx encodes to that column's array type, with nil as
-// NULL; a value of another type is refused, naming what was given, instead of being sent as
+// Each column's values become the slice pgx encodes to that column's array type: a []T when
+// the column holds no NULL (encoded without reflection), a []*T with nil as NULL when it does;
+// a value of another type is refused, naming what was given, instead of being sent as
 // something else.
 func TestPGArraysCarryEachColumnsValuesAndNulls(t *testing.T) {
 	at := time.Date(2025, 1, 15, 10, 30, 0, 0, time.UTC)
@@ -17,10 +18,14 @@ func TestPGArraysCarryEachColumnsValuesAndNulls(t *testing.T) {
 		want   any
 	}{
 		{"text", []any{"a", nil, ""}, []*string{ptr("a"), nil, ptr("")}},
+		{"text", []any{nil, "x"}, []*string{nil, ptr("x")}},
+		{"text", []any{"a", ""}, []string{"a", ""}},
 		{"bigint", []any{int64(7), nil, 3, int32(-1)}, []*int64{ptr(int64(7)), nil, ptr(int64(3)), ptr(int64(-1))}},
-		{"integer", []any{int64(200)}, []*int64{ptr(int64(200))}},
+		{"integer", []any{int64(200), 3}, []int64{200, 3}},
 		{"boolean", []any{true, nil, false}, []*bool{ptr(true), nil, ptr(false)}},
+		{"boolean", []any{false}, []bool{false}},
 		{"timestamp with time zone", []any{at, nil}, []*time.Time{&at, nil}},
+		{"timestamp with time zone", []any{at}, []time.Time{at}},
 		{"bytea", []any{[]byte("{}"), nil, []byte(nil), "x"}, [][]byte{[]byte("{}"), nil, {}, []byte("x")}},
 	}
 	for _, c := range cases {
