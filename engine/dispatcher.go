@@ -88,7 +88,6 @@ func (d *Dispatcher) queued(q store.Queued) {
 	for id, b := range q.Payloads {
 		d.payloads.put(id, b.Payload, b.TraceParent, b.Deliveries)
 	}
-
 	if len(q.Spilled) > 0 {
 		d.table.spilledByPublish(q.Spilled)
 		for _, id := range q.Spilled {

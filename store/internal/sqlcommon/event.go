@@ -40,6 +40,18 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 	}
 	var granted map[string]int
 	var leased []*models.Delivery
+	committed := false
+	defer func() {
+		// Every grant is settled, even by a panic under the transaction: the dispatcher's
+		// shutdown waits for it.
+		switch {
+		case len(granted) == 0:
+		case committed:
+			lessee.Leased(leased) // after s.queued below: the bodies come first
+		default:
+			lessee.Release(granted)
+		}
+	}()
 	err := s.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var subsByType = map[string][]*models.Webhook{}
 		begun, err := s.hooks.BeginPublish(tx)
@@ -126,9 +138,7 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 		}
 		return s.hooks.InsertPublished(tx, eventRows(events), deliveryRows(deliveries, cols, ""), owedRows)
 	})
-	if err != nil && len(granted) > 0 {
-		lessee.Release(granted)
-	}
+	committed = err == nil
 	if err != nil {
 		if errors.Is(err, models.ErrConflict) {
 			return nil, err
@@ -149,10 +159,7 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 			q.Payloads[p.Event.ID] = b
 		}
 	}
-	s.queued(q) // the bodies first: the lessee starts its deliveries with them
-	if len(leased) > 0 {
-		lessee.Leased(leased)
-	}
+	s.queued(q)
 	return out, nil
 }
 
