@@ -13,8 +13,9 @@ import (
 )
 
 // Queue is what the engine needs from storage: claiming due deliveries under a lease, taking
-// the events spilled webhooks owe, recording results, and hearing about new work. The engine
-// declares it so that the store's side can change without the engine noticing.
+// the events spilled webhooks owe, recording results, hearing about new work, and being
+// offered a publish's new deliveries to lease (lease.go). The engine declares it so that the
+// store's side can change without the engine noticing.
 type Queue interface {
 	ClaimFor(ctx context.Context, r store.ClaimForRequest) ([]*models.Delivery, map[string]int64, error)
 	ReleaseLeases(ctx context.Context, ids []string) error
