@@ -172,14 +172,17 @@ func TestPublishesLeasedToTheDispatcherAreSentWithoutAClaimAndNoneIsLeftAtShutdo
 			t.Fatal("the webhook was not proven by its first delivery")
 		}
 	}
-	proven := counter.claimed.Load()
+	proven, readBefore := counter.claimed.Load(), counter.bodiesRead.Load()
 	const oneByOne = 20
 	for i := range oneByOne {
 		publish()
 		waitReceived(2 + i)
 	}
-	if n := counter.bodiesRead.Load(); n != 0 {
-		t.Errorf("%d event bodies read back: a publish hands its bodies to the dispatcher, leased or not", n)
+	// A claim may find a row before its publish has handed over the body (the row is visible
+	// at the commit, the body a moment later), and reads it back; a leased delivery is handed
+	// over after its body, and never is.
+	if n := counter.bodiesRead.Load() - readBefore; db.IsPostgres() && n != 0 {
+		t.Errorf("%d event bodies read back for leased deliveries: their publish hands the bodies over first", n)
 	}
 	if extra := counter.claimed.Load() - proven; db.IsPostgres() && extra != 0 {
 		t.Errorf("%d of %d events published one by one were claimed; leased at publish, none should be", extra, oneByOne)
