@@ -153,8 +153,9 @@ type Claims interface {
 	// reports for each listed webhook whose due deliveries were all taken when its next
 	// pending delivery becomes due (unix ms; 0 when none).
 	ClaimFor(ctx context.Context, r ClaimForRequest) ([]*models.Delivery, map[string]int64, error)
-	// PendingByWebhook returns, for every webhook with pending deliveries that no lease holds,
-	// when the earliest of them is or was due (unix ms).
+	// PendingByWebhook returns, for every webhook with pending deliveries, when the earliest
+	// of them is or was due (unix ms). Where leases are written in the rows (PostgreSQL), rows
+	// whose lease holds are left out: no claim could take them.
 	PendingByWebhook(ctx context.Context) (map[string]int64, error)
 	// ReleaseLeases frees deliveries this process claimed but will not attempt (shutdown).
 	ReleaseLeases(ctx context.Context, ids []string) error
