@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/delivery"
 	"github.com/hookrelay/hookrelay/internal/storetest"
+	"github.com/hookrelay/hookrelay/internal/wait"
 	"github.com/hookrelay/hookrelay/models"
 	"github.com/hookrelay/hookrelay/store"
 )
@@ -126,13 +128,7 @@ func TestPublishesLeasedToTheDispatcherAreSentWithoutAClaimAndNoneIsLeftAtShutdo
 	}
 	waitReceived := func(n int) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for e, _ := received(); e < n; e, _ = received() {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d of %d events received", e, n)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		wait.Until(t, fmt.Sprintf("%d events are received", n), func() bool { e, _ := received(); return e >= n })
 	}
 	db := storetest.Open(t, storetest.DSN(t))
 	w := &models.Webhook{Name: "r", URL: rc.URL, Events: models.EventConversationStarted, Enabled: true, Secret: "s"}
@@ -160,18 +156,12 @@ func TestPublishesLeasedToTheDispatcherAreSentWithoutAClaimAndNoneIsLeftAtShutdo
 
 	publish() // the first delivery proves the webhook (new ones go through claims)
 	waitReceived(1)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+	wait.Until(t, "the webhook is proven by its first delivery", func() bool {
 		d.table.mu.Lock()
+		defer d.table.mu.Unlock()
 		w := d.table.hooks[w.ID]
-		ok := w != nil && w.proven
-		d.table.mu.Unlock()
-		if ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the webhook was not proven by its first delivery")
-		}
-	}
+		return w != nil && w.proven
+	})
 	proven, readBefore := counter.claimed.Load(), counter.bodiesRead.Load()
 	const oneByOne = 20
 	for i := range oneByOne {
