@@ -83,6 +83,7 @@ var cases = []struct {
 	{"TakenDeliveriesGetTheirRowWhenRecorded", testTakenDeliveriesGetTheirRowWhenRecorded},
 	{"EventsTakenAgainAfterAnAbandonedRecordKeepOneRowEach", testEventsTakenAgainAfterAnAbandonedRecordKeepOneRowEach},
 	{"TakenDeliveriesOfADisabledOrDeletedWebhook", testTakenDeliveriesOfADisabledOrDeletedWebhook},
+	{"OneTakeServesSeveralWebhooks", testOneTakeServesSeveralWebhooks},
 	{"AttemptsKeepTheirFormatAndReplaysTheirJob", testAttemptsKeepTheirFormatAndReplaysTheirJob},
 	{"EventDeliveryCountsByStatus", testEventDeliveryCountsByStatus},
 	{"WebhookActivityCountsTestsApart", testWebhookActivityCountsTestsApart},

@@ -190,3 +190,64 @@ func testTakenDeliveriesOfADisabledOrDeletedWebhook(t *testing.T, b Backend) {
 		}
 	})
 }
+
+// One take request over several webhooks answers each as a take of its own would, whatever
+// the order they are asked in: each gets its owed events oldest first up to its quota, a
+// webhook not spilled gets nothing, a spill that owes nothing ends, and the spill of a
+// webhook disabled behind the store's back is dropped.
+func testOneTakeServesSeveralWebhooks(t *testing.T, b Backend) {
+	s := b.Open(t, b.DSN(t))
+	ctx := context.Background()
+	all := NewWebhook(t, s, "message.received", true)
+	part := NewWebhook(t, s, "message.received", true)
+	plain := NewWebhook(t, s, "message.received", true)
+	owesNothing := NewWebhook(t, s, "conversation.started", true)
+	disabled := NewWebhook(t, s, "message.received", true)
+	spilled, err := s.Spill(ctx, []string{all.ID, part.ID, owesNothing.ID, disabled.ID})
+	if err != nil || len(spilled) != 4 {
+		t.Fatalf("spill: %v, %v", spilled, err)
+	}
+	var want []string
+	for range 5 {
+		want = append(want, Publish(t, s, "message.received", "").Event.ID)
+	}
+	if err := s.ExecSQL(ctx, `UPDATE webhooks SET enabled = ? WHERE id = ?`, false, disabled.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.TakeSpilled(ctx, store.TakeRequest{Owner: "me", Now: time.Now(), Hooks: []store.OwedQuota{
+		{WebhookID: disabled.ID, Rows: 10}, {WebhookID: part.ID, Rows: 2}, {WebhookID: plain.ID, Rows: 10},
+		{WebhookID: owesNothing.ID, Rows: 10}, {WebhookID: all.ID, Rows: 10}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventsOf := func(ds []*models.Delivery) []string {
+		var ids []string
+		for _, d := range ds {
+			ids = append(ids, d.EventID)
+		}
+		return ids
+	}
+	if tk := got[all.ID]; !slices.Equal(eventsOf(tk.Taken), want) || tk.More || !tk.Spilled {
+		t.Errorf("all owed, room for 10: took %v (more %v, spilled %v), want %v, no more, still spilled while in flight",
+			eventsOf(tk.Taken), tk.More, tk.Spilled, want)
+	}
+	if tk := got[part.ID]; !slices.Equal(eventsOf(tk.Taken), want[:2]) || !tk.More || !tk.Spilled {
+		t.Errorf("room for 2 of 5: took %v (more %v, spilled %v), want %v, more, spilled", eventsOf(tk.Taken), tk.More, tk.Spilled, want[:2])
+	}
+	for name, id := range map[string]string{"not spilled": plain.ID, "owing nothing": owesNothing.ID, "disabled": disabled.ID} {
+		if tk := got[id]; len(tk.Taken) != 0 || tk.Spilled {
+			t.Errorf("%s: took %d, spilled %v; want nothing, not spilled", name, len(tk.Taken), tk.Spilled)
+		}
+	}
+	left, err := s.SpilledWebhooks(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !SameSet(left, []string{all.ID, part.ID}) {
+		t.Errorf("spilled after the take: %v, want only %s and %s", left, all.ID, part.ID)
+	}
+	RecordDelivered(t, s, slices.Concat(got[all.ID].Taken, got[part.ID].Taken)...)
+	if rest := TakeOnly(t, s, part.ID, 10); !slices.Equal(eventsOf(rest.Taken), want[2:]) {
+		t.Errorf("the next take of the webhook with room for 2: %v, want %v", eventsOf(rest.Taken), want[2:])
+	}
+}

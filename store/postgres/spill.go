@@ -275,72 +275,126 @@ func dropSpill(tx *gorm.DB, webhookID string) error {
 // rows leased to r.Owner. A webhook whose owed events are all taken stops being spilled, so
 // the next publish writes its rows again. A webhook that is not spilled gets nothing; one gone
 // or disabled loses its spill.
+//
+// The webhooks of one request share a transaction: a take per webhook, each with its commit,
+// was a third of all commits with one event per publish (4 spilled webhooks, a take round
+// per publish). They are taken in id order; the spills they leave owing nothing are ended
+// last, so the exclusive locks that ending takes (which publishes owing the webhook wait
+// for) are held only for the commit.
 func (d *Driver) TakeSpilled(ctx context.Context, r storedriver.TakeRequest) (map[string]storedriver.SpillTake, error) {
 	out := make(map[string]storedriver.SpillTake, len(r.Hooks))
+	if len(r.Hooks) == 0 {
+		return out, nil
+	}
 	lease := r.Lease
 	if lease <= 0 {
 		lease = takeLease
 	}
-	for _, want := range r.Hooks {
-		got, err := d.takeOwed(ctx, want, r.Now.UTC(), r.Owner, lease)
-		if err != nil {
+	now := r.Now.UTC()
+	until := now.Add(lease).UnixMilli()
+	wants := slices.SortedFunc(slices.Values(r.Hooks), func(a, b storedriver.OwedQuota) int {
+		return strings.Compare(a.WebhookID, b.WebhookID)
+	})
+	// What this process took and then gave up on (AbandonOwed) is taken again now, not when
+	// its lease runs out.
+	var released []string
+	for _, want := range wants {
+		if d.abandoned.pop(want.WebhookID) {
+			released = append(released, want.WebhookID)
+		}
+	}
+	var gone []string
+	err := d.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		clear(out)
+		gone = gone[:0]
+		var drained []string
+		for _, want := range wants {
+			got, state, err := takeOwed(tx, want, now, r.Owner, until, slices.Contains(released, want.WebhookID))
+			if err != nil {
+				return err
+			}
+			switch state {
+			case spillGone:
+				gone = append(gone, want.WebhookID)
+			case spillDrained:
+				drained = append(drained, want.WebhookID)
+			}
+			out[want.WebhookID] = got
+		}
+		// All each of these had is taken: end its spill if nothing more is owed, in flight
+		// included, and no publish that may still add to it is running (see the top of the
+		// file). Only if that holds right now: waiting for the lock while holding owed rows
+		// could deadlock with a drop of the spill, which holds the lock and deletes those
+		// rows. A spill left here ends at the record of what is in flight, or at a take after
+		// the next publish, which hints the webhook due.
+		for _, id := range drained {
+			ended, err := tryEndSpill(tx, id)
+			if err != nil {
+				return err
+			}
+			got := out[id]
+			got.Spilled = !ended
+			out[id] = got
+		}
+		return nil
+	})
+	if err != nil {
+		d.abandoned.add(released) // still to be done
+		return nil, fmt.Errorf("take spilled events: %w", err)
+	}
+	// A spill whose webhook is gone or disabled is dropped in a transaction of its own: the
+	// drop waits for the publishes owing the webhook, which must not wait for this take's
+	// locks meanwhile.
+	for _, id := range gone {
+		if err := d.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return dropSpill(tx, id) }); err != nil {
 			return nil, fmt.Errorf("take spilled events: %w", err)
 		}
-		out[want.WebhookID] = got
 	}
 	return out, nil
 }
 
-func (d *Driver) takeOwed(ctx context.Context, want storedriver.OwedQuota, now time.Time, owner string, lease time.Duration) (storedriver.SpillTake, error) {
-	release := d.abandoned.pop(want.WebhookID)
-	var got storedriver.SpillTake
-	err := d.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		got = storedriver.SpillTake{}
-		var state []struct{ Enabled *bool }
-		if err := tx.Raw(`SELECT w.enabled FROM webhook_spills sp LEFT JOIN webhooks w ON w.id = sp.webhook_id
-			WHERE sp.webhook_id = ?`, want.WebhookID).Scan(&state).Error; err != nil {
-			return err
-		}
-		if len(state) == 0 {
-			return nil
-		}
-		if state[0].Enabled == nil || !*state[0].Enabled {
-			return dropSpill(tx, want.WebhookID)
-		}
-		got.Spilled = true
-		if release {
-			// What this process took and then gave up on (AbandonOwed) is taken again now,
-			// not when its lease runs out.
-			if err := tx.Exec(`UPDATE webhook_owed SET locked_until = 0 WHERE webhook_id = ? AND locked_by = ? AND locked_until > 0`,
-				want.WebhookID, owner).Error; err != nil {
-				return err
-			}
-		}
-		if want.Rows <= 0 {
-			return nil
-		}
-		taken, more, err := leaseOwed(tx, want, now, owner, now.Add(lease).UnixMilli())
-		if err != nil {
-			return err
-		}
-		got.Taken, got.More = taken, more
-		if more {
-			return nil
-		}
-		// All it found is taken: end the spill if nothing more is owed, in flight included,
-		// and no publish that may still add to it is running (see the top of the file). Only
-		// if that holds right now: waiting for the lock while holding owed rows could deadlock
-		// with a drop of the spill, which holds the lock and deletes those rows. A spill left
-		// here ends at the record of what is in flight, or at a take after the next publish,
-		// which hints the webhook due.
-		ended, err := tryEndSpill(tx, want.WebhookID)
-		got.Spilled = !ended
-		return err
-	})
-	if err != nil && release {
-		d.abandoned.add([]string{want.WebhookID}) // still to be done
+// What a take found of a webhook's spill (takeOwed).
+type spillState int
+
+const (
+	spillOwing   spillState = iota // spilled, and more may be owed than the take found
+	spillNone                      // not spilled
+	spillGone                      // spilled, but the webhook is gone or disabled: drop it
+	spillDrained                   // spilled, and the take found all it owed: try to end it
+)
+
+// takeOwed is one webhook's part of TakeSpilled, in its transaction.
+func takeOwed(tx *gorm.DB, want storedriver.OwedQuota, now time.Time, owner string, until int64, release bool) (storedriver.SpillTake, spillState, error) {
+	var state []struct{ Enabled *bool }
+	if err := tx.Raw(`SELECT w.enabled FROM webhook_spills sp LEFT JOIN webhooks w ON w.id = sp.webhook_id
+		WHERE sp.webhook_id = ?`, want.WebhookID).Scan(&state).Error; err != nil {
+		return storedriver.SpillTake{}, 0, err
 	}
-	return got, err
+	if len(state) == 0 {
+		return storedriver.SpillTake{}, spillNone, nil
+	}
+	if state[0].Enabled == nil || !*state[0].Enabled {
+		return storedriver.SpillTake{}, spillGone, nil
+	}
+	got := storedriver.SpillTake{Spilled: true}
+	if release {
+		if err := tx.Exec(`UPDATE webhook_owed SET locked_until = 0 WHERE webhook_id = ? AND locked_by = ? AND locked_until > 0`,
+			want.WebhookID, owner).Error; err != nil {
+			return got, 0, err
+		}
+	}
+	if want.Rows <= 0 {
+		return got, spillOwing, nil
+	}
+	taken, more, err := leaseOwed(tx, want, now, owner, until)
+	if err != nil {
+		return got, 0, err
+	}
+	got.Taken, got.More = taken, more
+	if more {
+		return got, spillOwing, nil
+	}
+	return got, spillDrained, nil
 }
 
 // tryEndSpill ends a webhook's spill if it owes nothing (taken or not) and no publish holds
