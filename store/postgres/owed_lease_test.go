@@ -7,9 +7,11 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/internal/storetest"
+	"github.com/hookrelay/hookrelay/internal/wait"
 	"github.com/hookrelay/hookrelay/models"
 	"github.com/hookrelay/hookrelay/store"
 	"github.com/hookrelay/hookrelay/store/conformance"
+	"github.com/jackc/pgx/v5"
 )
 
 // Takes lease the owed rows they hand out; a taker that goes away leaves them owed until the
@@ -156,4 +158,58 @@ func TestARecordOfPartOfATakenRowLeavesTheRestOwed(t *testing.T) {
 	}
 	conformance.RecordDelivered(t, b, again.Taken...)
 	checkDeliveredOnce(t, b, w.ID, ids)
+}
+
+// A take request serves its webhooks in one transaction: when it fails part way, nothing it
+// took stays leased, and another replica takes those events at once instead of after the
+// lease. The failure here is the end of a second webhook's spill, blocked by a row lock held
+// elsewhere until the request's deadline.
+func TestATakeRequestThatFailsLeasesNothing(t *testing.T) {
+	requirePostgres(t)
+	ctx := context.Background()
+	dsn := storetest.PostgresDSN(t)
+	a, b := open(t, dsn), open(t, dsn)
+	owing := conformance.NewWebhook(t, a, "message.received", true)
+	drained := conformance.NewWebhook(t, a, "conversation.started", true) // owes nothing
+	if _, err := a.Spill(ctx, []string{owing.ID, drained.ID}); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for range 3 {
+		want = append(want, conformance.Publish(t, a, "message.received", "").Event.ID)
+	}
+
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	holder, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := holder.Exec(ctx, `SELECT 1 FROM webhook_spills WHERE webhook_id = $1 FOR UPDATE`, drained.ID); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	_, err = a.TakeSpilled(short, store.TakeRequest{Owner: "a", Now: time.Now(), Lease: time.Hour,
+		Hooks: []store.OwedQuota{{WebhookID: owing.ID, Rows: 10}, {WebhookID: drained.ID, Rows: 10}}})
+	cancel()
+	if err == nil {
+		t.Fatal("a take whose spill end waited past its deadline succeeded")
+	}
+	if err := holder.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The failed transaction's server process holds its row locks until it notices that its
+	// client gave up, which it does once the lock it waited for is free; the take skips
+	// locked rows meanwhile. A lease would hold them for the hour.
+	var got []string
+	wait.Until(t, "another replica takes the events the failed request had found", func() bool {
+		got = append(got, eventsOf(takeAt(t, b, "b", time.Now(), owing.ID, 10).Taken)...)
+		return len(got) >= len(want)
+	})
+	if !slices.Equal(got, want) {
+		t.Fatalf("another replica's takes after the failed one: %v, want %v", got, want)
+	}
 }
