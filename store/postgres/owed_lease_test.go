@@ -161,9 +161,12 @@ func TestARecordOfPartOfATakenRowLeavesTheRestOwed(t *testing.T) {
 }
 
 // A take request serves its webhooks in one transaction: when it fails part way, nothing it
-// took stays leased, and another replica takes those events at once instead of after the
-// lease. The failure here is the end of a second webhook's spill, blocked by a row lock held
-// elsewhere until the request's deadline.
+// took stays leased or locked, and another replica takes those events at once instead of
+// after the lease. The failure here is the end of a second webhook's spill, blocked by a row
+// lock held elsewhere past the request's deadline. That lock is still held while the other
+// replica takes: the failed statement must end on the server too (pgx sends a cancel request
+// when it drops a connection whose context ended), or its transaction would keep the rows
+// it found locked for as long as it waits.
 func TestATakeRequestThatFailsLeasesNothing(t *testing.T) {
 	requirePostgres(t)
 	ctx := context.Background()
@@ -188,6 +191,7 @@ func TestATakeRequestThatFailsLeasesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer holder.Rollback(ctx)
 	if _, err := holder.Exec(ctx, `SELECT 1 FROM webhook_spills WHERE webhook_id = $1 FOR UPDATE`, drained.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -198,12 +202,8 @@ func TestATakeRequestThatFailsLeasesNothing(t *testing.T) {
 	if err == nil {
 		t.Fatal("a take whose spill end waited past its deadline succeeded")
 	}
-	if err := holder.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
-	// The failed transaction's server process holds its row locks until it notices that its
-	// client gave up, which it does once the lock it waited for is free; the take skips
-	// locked rows meanwhile. A lease would hold them for the hour.
+	// The cancel reaches the server a moment after the call returns; until it does, the take
+	// skips the rows the failed one still locks.
 	var got []string
 	wait.Until(t, "another replica takes the events the failed request had found", func() bool {
 		got = append(got, eventsOf(takeAt(t, b, "b", time.Now(), owing.ID, 10).Taken)...)
