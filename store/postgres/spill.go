@@ -344,9 +344,15 @@ func (d *Driver) TakeSpilled(ctx context.Context, r storedriver.TakeRequest) (ma
 	}
 	// A spill whose webhook is gone or disabled is dropped in a transaction of its own: the
 	// drop waits for the publishes owing the webhook, which must not wait for this take's
-	// locks meanwhile.
+	// locks meanwhile. The webhook's state is read again there, in case it changed since.
 	for _, id := range gone {
-		if err := d.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return dropSpill(tx, id) }); err != nil {
+		err := d.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			if _, state, err := takeOwed(tx, storedriver.OwedQuota{WebhookID: id}, now, r.Owner, until, false); err != nil || state != spillGone {
+				return err
+			}
+			return dropSpill(tx, id)
+		})
+		if err != nil {
 			return nil, fmt.Errorf("take spilled events: %w", err)
 		}
 	}
