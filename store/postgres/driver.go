@@ -6,7 +6,7 @@
 // an advisory lock (notify.go); bulk inserts send each column as one array (insert.go). A
 // webhook that falls behind is spilled: each publish lists what it owes in one row instead of
 // writing a row per event; takes, which replicas share with SKIP LOCKED, lease those rows, and
-// the record of each attempt writes its delivery's row (spill.go, owed_record.go).
+// the record of each attempt writes its delivery's row (spill.go, take.go, owed_record.go).
 //
 // The statements it shares with SQLite are in store/internal/sqlcommon; this package supplies
 // the parts that differ through sqlcommon.Hooks (hooks.go).

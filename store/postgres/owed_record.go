@@ -13,7 +13,7 @@ import (
 	"gorm.io/gorm"
 )
 
-// Recording deliveries taken from a spill (see spill.go for the take).
+// Recording deliveries taken from a spill (see take.go for the take).
 //
 // A taken delivery has no row: its event is listed in a webhook_owed row leased to the
 // taker. The record of its attempt writes the row in its final state (or pending, for a
