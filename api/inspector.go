@@ -480,7 +480,7 @@ func (h *inspectorAPI) binSocket(c *gin.Context) {
 //	@Router			/inspect/{id}/{path} [head]
 //	@Router			/inspect/{id}/{path} [options]
 func (h *inspectorAPI) receive(c *gin.Context) {
-	b, _, err := h.insp.Receive(c.Request, c.Param("id"))
+	b, err := h.insp.Receive(c.Request, c.Param("id"))
 	switch {
 	case errors.Is(err, models.ErrNotFound):
 		problem(c, http.StatusNotFound, "no inspector bin has this id")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -274,11 +275,19 @@ func watchBin(ctx context.Context, cl *client, binID string) (*binViewer, error)
 	v := &binViewer{conn: conn, done: make(chan struct{})}
 	go func() {
 		defer close(v.done)
+		// One buffer for every message: ReadMessage grows a new one from 512 bytes for each,
+		// which cost the bench's own viewer more than the server's push of the same message.
+		var buf bytes.Buffer
 		for {
-			_, msg, err := conn.ReadMessage()
+			_, r, err := conn.NextReader()
 			if err != nil {
 				return
 			}
+			buf.Reset()
+			if _, err := buf.ReadFrom(r); err != nil {
+				return
+			}
+			msg := buf.Bytes()
 			var m struct {
 				Type string `json:"type"`
 				Data struct {

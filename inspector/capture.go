@@ -3,6 +3,7 @@ package inspector
 import (
 	"encoding/base64"
 	"encoding/json"
+	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -118,13 +119,83 @@ func summaryOut(c *models.Capture, v Verdicts) CaptureSummary {
 	return out
 }
 
-// message is a summary as the bin's WebSocket sends it; nil if it cannot be encoded.
-func message(s CaptureSummary) []byte {
-	msg, err := json.Marshal(Message{Type: "request", Data: s})
-	if err != nil {
-		return nil
+// appendMessage appends the bin's WebSocket message for capture c with verdicts v: the JSON
+// of Message{Type: "request", Data: summaryOut(c, v)}, field for field, written straight
+// from the capture. Through encoding/json the message of a watched bin's capture was built
+// twice (the summary, copying the body's preview, then its encoding by reflection); this is
+// on the path of every capture while someone watches. Strings are written as encoding/json
+// writes them with HTML escaping off (models.AppendJSONString), which a browser's JSON.parse
+// reads the same; TestMessageIsTheSummarysJSON holds the two together.
+func appendMessage(b []byte, c *models.Capture, v *Verdicts) []byte {
+	b = append(b, `{"type":"request","data":{"id":`...)
+	b = models.AppendJSONString(b, c.ID)
+	b = append(b, `,"bin_id":`...)
+	b = models.AppendJSONString(b, c.BinID)
+	b = append(b, `,"method":`...)
+	b = models.AppendJSONString(b, c.Method)
+	b = append(b, `,"path":`...)
+	b = models.AppendJSONString(b, cut(c.Path, 1024))
+	b = append(b, `,"query":`...)
+	b = models.AppendJSONString(b, cut(c.Query, 1024))
+	body := c.Body
+	if len(body) > PreviewBytes {
+		body = body[:PreviewBytes]
 	}
-	return msg
+	b = append(b, `,"body_preview":`...)
+	if text := trimPartialRune(body); utf8.Valid(text) {
+		b = models.AppendJSONString(b, text)
+		b = append(b, `,"body_encoding":"utf8"`...)
+	} else {
+		b = append(b, '"')
+		b = base64.StdEncoding.AppendEncode(b, body)
+		b = append(b, `","body_encoding":"base64"`...)
+	}
+	b = append(b, `,"truncated":`...)
+	b = strconv.AppendBool(b, int64(len(body)) < c.Size && c.Rejected == "")
+	b = append(b, `,"size":`...)
+	b = strconv.AppendInt(b, c.Size, 10)
+	b = append(b, `,"remote_addr":`...)
+	b = models.AppendJSONString(b, c.RemoteAddr)
+	b = append(b, `,"received_at":"`...)
+	b = c.ReceivedAt.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","verdicts":`...)
+	b = appendVerdicts(b, v)
+	if c.Rejected != "" {
+		b = append(b, `,"rejected":`...)
+		b = models.AppendJSONString(b, c.Rejected)
+	}
+	b = append(b, `,"answered":`...)
+	if c.Answered == 0 {
+		b = append(b, "null"...)
+	} else {
+		b = strconv.AppendInt(b, int64(c.Answered), 10)
+	}
+	return append(b, "}}"...)
+}
+
+// appendVerdicts appends v as encoding/json writes it (HTML escaping off), problems never
+// null. Every capture stores its verdicts so, and a watched one sends them.
+func appendVerdicts(b []byte, v *Verdicts) []byte {
+	b = append(b, `{"signature":`...)
+	b = models.AppendJSONString(b, v.Signature)
+	b = append(b, `,"standard_signature":`...)
+	b = models.AppendJSONString(b, v.StandardSignature)
+	b = append(b, `,"timestamp_skew_seconds":`...)
+	if v.TimestampSkewSeconds == nil {
+		b = append(b, "null"...)
+	} else {
+		b = strconv.AppendInt(b, *v.TimestampSkewSeconds, 10)
+	}
+	b = append(b, `,"payload":{"status":`...)
+	b = models.AppendJSONString(b, v.Payload.Status)
+	b = append(b, `,"problems":[`...)
+	for i, p := range v.Payload.Problems {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = models.AppendJSONString(b, p)
+	}
+	return append(b, "]}}"...)
 }
 
 func cut(s string, n int) string {

@@ -7,7 +7,6 @@ package inspector
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -168,22 +167,22 @@ func (in *Inspector) Forget(binID string) {
 	in.cfg.Hub.CloseTopic(binID)
 }
 
-// Receive captures r into the bin. It returns the bin (whose configured response the caller
-// sends with Respond) and the capture. A body over MaxBodyBytes is still recorded, without
-// its body, and returned together with ErrTooLarge. Unknown bins are models.ErrNotFound and
+// Receive captures r into the bin. It returns the bin, whose configured response the caller
+// sends with Respond. A body over MaxBodyBytes is still recorded, without its body, and the
+// error is ErrTooLarge. Unknown bins are models.ErrNotFound and
 // nothing is recorded; neither is anything past the rate limit (ErrRateLimited).
-func (in *Inspector) Receive(r *http.Request, binID string) (*models.Bin, *CaptureSummary, error) {
+func (in *Inspector) Receive(r *http.Request, binID string) (*models.Bin, error) {
 	ctx := r.Context()
 	b, err := in.store.GetBin(ctx, binID)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if !in.limiters.allow(binID) {
-		return b, nil, ErrRateLimited
+		return b, ErrRateLimited
 	}
 	body, tooLarge, err := readBody(r.Body, r.ContentLength)
 	if err != nil {
-		return b, nil, fmt.Errorf("%w: %w", ErrReadBody, err)
+		return b, fmt.Errorf("%w: %w", ErrReadBody, err)
 	}
 	receivedAt := in.cfg.Now().UTC()
 	headers := r.Header.Clone()
@@ -205,21 +204,16 @@ func (in *Inspector) Receive(r *http.Request, binID string) (*models.Bin, *Captu
 	} else {
 		v = Verify(in.secrets(ctx, b, receivedAt), r.Header, body, receivedAt)
 	}
-	vj, err := json.Marshal(v)
-	if err != nil {
-		return b, nil, fmt.Errorf("encode verdicts: %w", err)
-	}
-	c.Verdicts = string(vj)
+	c.Verdicts = string(appendVerdicts(make([]byte, 0, 160), &v))
 	// The client may hang up right after sending; the capture is still worth keeping.
 	if err := in.store.InsertCapture(context.WithoutCancel(ctx), c, KeepPerBin); err != nil {
-		return b, nil, err
+		return b, err
 	}
-	out := summaryOut(c, v)
-	in.pub.Publish(b.ID, c.ID, func() []byte { return message(out) })
+	in.pub.Publish(b.ID, c.ID, func() []byte { return appendMessage(make([]byte, 0, 512+min(len(c.Body), 2*PreviewBytes)), c, &v) })
 	if tooLarge {
-		return b, &out, ErrTooLarge
+		return b, ErrTooLarge
 	}
-	return b, &out, nil
+	return b, nil
 }
 
 // secrets reads the verification secrets now, so a linked webhook's rotation applies at once.

@@ -9,8 +9,9 @@ const hexDigits = "0123456789abcdef"
 // AppendJSONString appends s as a JSON string exactly as encoding/json does with HTML
 // escaping off (how every body's strings are written): the same escapes, U+2028 and
 // U+2029 escaped, invalid UTF-8 as \ufffd. It exists because encoding/json offers no way
-// to write one string without allocating an encoder.
-func AppendJSONString(b []byte, s string) []byte {
+// to write one string without allocating an encoder. s may be bytes, written without a copy
+// to a string first.
+func AppendJSONString[S ~string | ~[]byte](b []byte, s S) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
@@ -41,7 +42,9 @@ func AppendJSONString(b []byte, s string) []byte {
 			start = i
 			continue
 		}
-		r, size := utf8.DecodeRuneInString(s[i:])
+		// At most 4 bytes make a rune; converting that few bytes to a string copies them
+		// on the stack.
+		r, size := utf8.DecodeRuneInString(string(s[i:min(len(s), i+utf8.UTFMax)]))
 		if r == utf8.RuneError && size == 1 {
 			b = append(b, s[start:i]...)
 			b = append(b, `\ufffd`...)

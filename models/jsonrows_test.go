@@ -23,6 +23,9 @@ func TestAppendJSONStringWritesWhatEncodingJSONWrites(t *testing.T) {
 		if got, want := models.AppendJSONString(nil, s), encodingJSON(s); !bytes.Equal(got, want) {
 			t.Errorf("AppendJSONString(%q) = %s, encoding/json writes %s", s, got, want)
 		}
+		if got, want := models.AppendJSONString(nil, []byte(s)), encodingJSON(s); !bytes.Equal(got, want) {
+			t.Errorf("AppendJSONString([]byte(%q)) = %s, encoding/json writes %s", s, got, want)
+		}
 	}
 }
 
@@ -31,6 +34,10 @@ func FuzzAppendJSONString(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		if got, want := models.AppendJSONString(nil, s), encodingJSON(s); !bytes.Equal(got, want) {
 			t.Errorf("AppendJSONString(%q) = %s, encoding/json writes %s", s, got, want)
+		}
+		// Bytes are written as the string they hold.
+		if got, want := models.AppendJSONString(nil, []byte(s)), encodingJSON(s); !bytes.Equal(got, want) {
+			t.Errorf("AppendJSONString([]byte(%q)) = %s, encoding/json writes %s", s, got, want)
 		}
 	})
 }
