@@ -84,6 +84,7 @@ var cases = []struct {
 	{"EventsTakenAgainAfterAnAbandonedRecordKeepOneRowEach", testEventsTakenAgainAfterAnAbandonedRecordKeepOneRowEach},
 	{"TakenDeliveriesOfADisabledOrDeletedWebhook", testTakenDeliveriesOfADisabledOrDeletedWebhook},
 	{"OneTakeServesSeveralWebhooks", testOneTakeServesSeveralWebhooks},
+	{"AWebhookListedTwiceIsTakenOnce", testAWebhookListedTwiceIsTakenOnce},
 	{"AttemptsKeepTheirFormatAndReplaysTheirJob", testAttemptsKeepTheirFormatAndReplaysTheirJob},
 	{"EventDeliveryCountsByStatus", testEventDeliveryCountsByStatus},
 	{"WebhookActivityCountsTestsApart", testWebhookActivityCountsTestsApart},

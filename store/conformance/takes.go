@@ -251,3 +251,32 @@ func testOneTakeServesSeveralWebhooks(t *testing.T, b Backend) {
 		t.Errorf("the next take of the webhook with room for 2: %v, want %v", eventsOf(rest.Taken), want[2:])
 	}
 }
+
+// A webhook listed twice in one take request is taken once, for the larger quota: the answer
+// has one take per webhook, so a second take of other events would hand them out to no one.
+func testAWebhookListedTwiceIsTakenOnce(t *testing.T, b Backend) {
+	s := b.Open(t, b.DSN(t))
+	ctx := context.Background()
+	w, want := SpilledWith(t, s, 5)
+	got, err := s.TakeSpilled(ctx, store.TakeRequest{Owner: "me", Now: time.Now(), Hooks: []store.OwedQuota{
+		{WebhookID: w.ID, Rows: 2}, {WebhookID: w.ID, Rows: 3}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var taken []string
+	for _, d := range got[w.ID].Taken {
+		taken = append(taken, d.EventID)
+	}
+	if !slices.Equal(taken, want[:3]) || !got[w.ID].More {
+		t.Fatalf("listed with 2 and 3: took %v (more %v), want %v and more", taken, got[w.ID].More, want[:3])
+	}
+	RecordDelivered(t, s, got[w.ID].Taken...)
+	rest := TakeOnly(t, s, w.ID, 10)
+	taken = taken[:0]
+	for _, d := range rest.Taken {
+		taken = append(taken, d.EventID)
+	}
+	if !slices.Equal(taken, want[3:]) {
+		t.Errorf("the next take: %v, want the other %v", taken, want[3:])
+	}
+}

@@ -37,9 +37,7 @@ func (d *Driver) TakeSpilled(ctx context.Context, r storedriver.TakeRequest) (ma
 	}
 	now := r.Now.UTC()
 	until := now.Add(lease).UnixMilli()
-	wants := slices.SortedFunc(slices.Values(r.Hooks), func(a, b storedriver.OwedQuota) int {
-		return strings.Compare(a.WebhookID, b.WebhookID)
-	})
+	wants := r.Wants()
 	// What this process took and then gave up on (AbandonOwed) is taken again now, not when
 	// its lease runs out.
 	var released []string

@@ -71,7 +71,7 @@ func (s *Driver) TakeSpilled(ctx context.Context, r storedriver.TakeRequest) (ma
 		return out, nil
 	}
 	now := r.Now.UTC()
-	for _, want := range r.Hooks {
+	for _, want := range r.Wants() {
 		got, err := s.takeOwed(ctx, want, now, r.Owner)
 		if err != nil {
 			return nil, fmt.Errorf("take spilled events: %w", err)

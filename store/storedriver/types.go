@@ -1,6 +1,8 @@
 package storedriver
 
 import (
+	"cmp"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,7 +33,8 @@ type SpillTake struct {
 	More    bool               // the take stopped at its limit: more may be owed already
 }
 
-// TakeRequest asks TakeSpilled for up to Rows owed events of each webhook.
+// TakeRequest asks TakeSpilled for up to Rows owed events of each webhook. A webhook listed
+// twice is taken once, for the larger quota (Wants): the answer holds one take per webhook.
 type TakeRequest struct {
 	Owner string
 	Now   time.Time
@@ -39,6 +42,15 @@ type TakeRequest struct {
 	// take it too (PostgreSQL leases the owed rows); SQLite, one process, ignores it.
 	Lease time.Duration
 	Hooks []OwedQuota
+}
+
+// Wants is the request's webhooks in id order, each once, with the largest quota it was
+// listed with.
+func (r TakeRequest) Wants() []OwedQuota {
+	wants := slices.SortedFunc(slices.Values(r.Hooks), func(a, b OwedQuota) int {
+		return cmp.Or(strings.Compare(a.WebhookID, b.WebhookID), cmp.Compare(b.Rows, a.Rows))
+	})
+	return slices.CompactFunc(wants, func(a, b OwedQuota) bool { return a.WebhookID == b.WebhookID })
 }
 
 // OwedQuota is one webhook's part of a TakeRequest.
