@@ -173,6 +173,12 @@ func appendMessage(b []byte, c *models.Capture, v *Verdicts) []byte {
 	return append(b, "}}"...)
 }
 
+// message is the bin's WebSocket message for capture c with verdicts v (appendMessage), in
+// a buffer sized for it: the preview escaped, and the rest of the summary.
+func message(c *models.Capture, v *Verdicts) []byte {
+	return appendMessage(make([]byte, 0, 512+min(len(c.Body), 2*PreviewBytes)), c, v)
+}
+
 // appendVerdicts appends v as encoding/json writes it (HTML escaping off), problems never
 // null. Every capture stores its verdicts so, and a watched one sends them.
 func appendVerdicts(b []byte, v *Verdicts) []byte {

@@ -169,8 +169,8 @@ func (in *Inspector) Forget(binID string) {
 
 // Receive captures r into the bin. It returns the bin, whose configured response the caller
 // sends with Respond. A body over MaxBodyBytes is still recorded, without its body, and the
-// error is ErrTooLarge. Unknown bins are models.ErrNotFound and
-// nothing is recorded; neither is anything past the rate limit (ErrRateLimited).
+// error is ErrTooLarge. Unknown bins are models.ErrNotFound and nothing is recorded; neither
+// is anything past the rate limit (ErrRateLimited).
 func (in *Inspector) Receive(r *http.Request, binID string) (*models.Bin, error) {
 	ctx := r.Context()
 	b, err := in.store.GetBin(ctx, binID)
@@ -209,7 +209,7 @@ func (in *Inspector) Receive(r *http.Request, binID string) (*models.Bin, error)
 	if err := in.store.InsertCapture(context.WithoutCancel(ctx), c, KeepPerBin); err != nil {
 		return b, err
 	}
-	in.pub.Publish(b.ID, c.ID, func() []byte { return appendMessage(make([]byte, 0, 512+min(len(c.Body), 2*PreviewBytes)), c, &v) })
+	in.pub.Publish(b.ID, c.ID, func() []byte { return message(c, &v) })
 	if tooLarge {
 		return b, ErrTooLarge
 	}

@@ -71,7 +71,7 @@ func (r *Replicated) Run(ctx context.Context) {
 				}
 				continue
 			}
-			publishLocal(r.hub, l[0], func() []byte { v := verdictsOf(c); return appendMessage(nil, c, &v) })
+			publishLocal(r.hub, l[0], func() []byte { v := verdictsOf(c); return message(c, &v) })
 		}
 	}
 }

@@ -29,6 +29,20 @@ func TestAppendJSONStringWritesWhatEncodingJSONWrites(t *testing.T) {
 	}
 }
 
+// Into a buffer with room, a string or bytes is written without allocating: it runs for every
+// string of every body, and for every watched capture's preview.
+func TestAppendJSONStringAllocatesNothing(t *testing.T) {
+	b := []byte("héllo wörld \u2028 \xff 中文 \"quoted\" <tag>")
+	s := string(b)
+	buf := make([]byte, 0, 256)
+	if n := testing.AllocsPerRun(100, func() { _ = models.AppendJSONString(buf[:0], b) }); n != 0 {
+		t.Errorf("bytes: %v allocations per call, want 0", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = models.AppendJSONString(buf[:0], s) }); n != 0 {
+		t.Errorf("string: %v allocations per call, want 0", n)
+	}
+}
+
 func FuzzAppendJSONString(f *testing.F) {
 	f.Add("hello \"world\" \u2028 \xff")
 	f.Fuzz(func(t *testing.T, s string) {
