@@ -105,18 +105,35 @@ func summaryOut(c *models.Capture, v Verdicts) CaptureSummary {
 	}
 	out := CaptureSummary{ID: c.ID, BinID: c.BinID, Method: c.Method, Path: cut(c.Path, 1024), Query: cut(c.Query, 1024),
 		Size: c.Size, RemoteAddr: c.RemoteAddr, ReceivedAt: c.ReceivedAt.UTC(), Rejected: c.Rejected, Verdicts: v, Answered: answered(c)}
+	p := previewOf(c)
+	out.Truncated = p.truncated
+	if p.utf8 {
+		out.BodyPreview, out.BodyEncoding = string(p.body), "utf8"
+	} else {
+		out.BodyPreview, out.BodyEncoding = base64.StdEncoding.EncodeToString(p.body), "base64"
+	}
+	return out
+}
+
+// preview is the part of a capture's body a summary carries.
+type preview struct {
+	body      []byte // the bytes to show: text when utf8, else to be sent as base64
+	utf8      bool
+	truncated bool // the preview is not the whole body
+}
+
+// previewOf cuts c's body to its first PreviewBytes. A cut can split a character: the
+// incomplete end is dropped rather than the body called binary.
+func previewOf(c *models.Capture) preview {
 	body := c.Body
 	if len(body) > PreviewBytes {
 		body = body[:PreviewBytes]
 	}
-	out.Truncated = int64(len(body)) < c.Size && c.Rejected == ""
-	// A cut can split a character: drop the incomplete end rather than call the body binary.
+	p := preview{body: body, truncated: int64(len(body)) < c.Size && c.Rejected == ""}
 	if text := trimPartialRune(body); utf8.Valid(text) {
-		out.BodyPreview, out.BodyEncoding = string(text), "utf8"
-	} else {
-		out.BodyPreview, out.BodyEncoding = base64.StdEncoding.EncodeToString(body), "base64"
+		p.body, p.utf8 = text, true
 	}
-	return out
+	return p
 }
 
 // appendMessage appends the bin's WebSocket message for capture c with verdicts v: the JSON
@@ -137,21 +154,18 @@ func appendMessage(b []byte, c *models.Capture, v *Verdicts) []byte {
 	b = models.AppendJSONString(b, cut(c.Path, 1024))
 	b = append(b, `,"query":`...)
 	b = models.AppendJSONString(b, cut(c.Query, 1024))
-	body := c.Body
-	if len(body) > PreviewBytes {
-		body = body[:PreviewBytes]
-	}
+	p := previewOf(c)
 	b = append(b, `,"body_preview":`...)
-	if text := trimPartialRune(body); utf8.Valid(text) {
-		b = models.AppendJSONString(b, text)
+	if p.utf8 {
+		b = models.AppendJSONString(b, p.body)
 		b = append(b, `,"body_encoding":"utf8"`...)
 	} else {
 		b = append(b, '"')
-		b = base64.StdEncoding.AppendEncode(b, body)
+		b = base64.StdEncoding.AppendEncode(b, p.body)
 		b = append(b, `","body_encoding":"base64"`...)
 	}
 	b = append(b, `,"truncated":`...)
-	b = strconv.AppendBool(b, int64(len(body)) < c.Size && c.Rejected == "")
+	b = strconv.AppendBool(b, p.truncated)
 	b = append(b, `,"size":`...)
 	b = strconv.AppendInt(b, c.Size, 10)
 	b = append(b, `,"remote_addr":`...)
