@@ -21,10 +21,11 @@ type Bin struct {
 	UpdatedAt           time.Time
 }
 
-// Capture is one request received by a bin, body kept byte for byte.
+// Capture is one request received by a bin, body kept byte for byte. It is keyed by its bin
+// and its id: every read and delete names the bin.
 type Capture struct {
 	ID         string `gorm:"primaryKey"`
-	BinID      string
+	BinID      string `gorm:"primaryKey"`
 	Method     string
 	Path       string
 	Query      string // raw query string, as sent

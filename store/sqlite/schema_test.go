@@ -86,6 +86,12 @@ func TestDatabaseOfSchemaV7OpensWithItsData(t *testing.T) {
 	if c, err := s.CountCaptures(ctx, "bin_fixture", 0); err != nil || c != 1 {
 		t.Errorf("captures: %d, %v", c, err)
 	}
+	// The capture table was rebuilt (migration 17): the capture comes through it whole.
+	c, err := s.GetCapture(ctx, "bin_fixture", "req_01a23de927cd792388c911cca2d3f7d0")
+	if err != nil || c.Method != "POST" || c.Path != "/in/bin_fixture" || string(c.Body) != "hello" ||
+		c.Size != 5 || c.Verdicts != "[]" || c.ReceivedAt.UnixNano() != 1796335020975862474 {
+		t.Errorf("capture after the upgrade: %+v, %v", c, err)
+	}
 	spilled, err := s.SpilledWebhooks(ctx)
 	if err != nil || len(spilled) != 1 || spilled[0] != "wh_fixture_spilled" {
 		t.Fatalf("spilled: %v, %v", spilled, err)

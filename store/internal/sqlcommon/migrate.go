@@ -309,6 +309,36 @@ CREATE TABLE webhook_owed (
 ALTER TABLE webhook_owed ADD COLUMN locked_until BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE webhook_owed ADD COLUMN locked_by TEXT NOT NULL DEFAULT ''
 `},
+	// Captures are keyed by bin and id: every read and delete of them names the bin, so the
+	// (bin_id, id) index was the one they used and the primary key on id alone only enforced
+	// ids that are random anyway. Each capture then writes one B-tree fewer (on SQLite, two
+	// instead of three: the table and its key), the largest part of storing it after the
+	// commit. Neither database drops a primary key in place on both, so the table is rebuilt.
+	{17, "captures keyed by bin", `
+DROP INDEX captures_bin;
+CREATE TABLE captures_by_bin (
+	id TEXT NOT NULL,
+	bin_id TEXT NOT NULL,
+	method TEXT NOT NULL,
+	path TEXT NOT NULL,
+	query TEXT NOT NULL DEFAULT '',
+	headers TEXT NOT NULL,
+	body {{blob}} NOT NULL,
+	size BIGINT NOT NULL,
+	remote_addr TEXT NOT NULL DEFAULT '',
+	received_at {{ts}} NOT NULL,
+	verdicts TEXT NOT NULL,
+	rejected TEXT NOT NULL DEFAULT '',
+	answered INTEGER NOT NULL DEFAULT 0,
+	CONSTRAINT captures_bin PRIMARY KEY (bin_id, id)
+);
+INSERT INTO captures_by_bin (id, bin_id, method, path, query, headers, body, size, remote_addr,
+		received_at, verdicts, rejected, answered)
+	SELECT id, bin_id, method, path, query, headers, body, size, remote_addr,
+		received_at, verdicts, rejected, answered FROM captures;
+DROP TABLE captures;
+ALTER TABLE captures_by_bin RENAME TO captures
+`},
 }
 
 // Migrate brings the schema up to date: each migration not yet recorded in
