@@ -16,7 +16,7 @@ import (
 // bounded a tenth at a time) or never bounded (keep 0).
 func BenchmarkInsertCaptures(b *testing.B) {
 	for _, be := range storetest.Backends(b) {
-		for _, per := range []int{1, 3, 16} {
+		for _, per := range []int{1, 3, 8, 16} {
 			for _, keep := range []int{0, 500} {
 				b.Run(fmt.Sprintf("%s/per=%d/keep=%d", be.Name, per, keep), func(b *testing.B) {
 					benchInsertCaptures(b, be.DSN(b), per, keep)
