@@ -21,12 +21,18 @@ type ReplicaStore interface {
 // process's WebSocket clients at once and announced with NOTIFY; every other replica reads the
 // capture back by id (a NOTIFY payload is limited to 8000 bytes, a capture may hold 1 MiB) and
 // pushes it to its own clients.
+//
+// Announcing leaves the request's path: a busy bin's captures queue while one NOTIFY is out,
+// and the next announces all of them. A NOTIFY per capture cost each request a round trip and a
+// transaction holding PostgreSQL's database-wide notification lock, which the engine's wake-ups
+// need too. A payload is "<sender> <bin> <capture> [<bin> <capture>]…".
 type Replicated struct {
-	store  ReplicaStore
-	hub    *Hub
-	self   string
-	logger *slog.Logger
-	loads  chan [2]string // bin id, capture id: read back off the listener goroutine
+	store    ReplicaStore
+	hub      *Hub
+	self     string
+	logger   *slog.Logger
+	loads    chan [2]string // bin id, capture id: read back off the listener goroutine
+	announce chan [2]string // bin id, capture id: this replica's captures, to announce
 }
 
 // NewReplicated wraps hub for cross-replica fan-out.
@@ -34,29 +40,91 @@ func NewReplicated(store ReplicaStore, hub *Hub, logger *slog.Logger) *Replicate
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Replicated{store: store, hub: hub, self: models.RandomToken(8), logger: logger, loads: make(chan [2]string, 256)}
+	return &Replicated{store: store, hub: hub, self: models.RandomToken(8), logger: logger,
+		loads: make(chan [2]string, 256), announce: make(chan [2]string, 4096)}
 }
 
 // Publish implements Publisher.
 func (r *Replicated) Publish(binID, captureID string, msg func() []byte) {
 	publishLocal(r.hub, binID, msg)
-	if err := r.store.Notify(context.Background(), store.ChannelCaptures, r.self+" "+binID+" "+captureID); err != nil {
-		r.logger.Warn("announce capture to other replicas", "bin", binID, "err", err)
+	select {
+	case r.announce <- [2]string{binID, captureID}:
+	default:
+		// Live view only, as on the receiving side: other replicas' viewers miss this one.
+		r.logger.Warn("capture announcement queue full; other replicas skip a live update", "bin", binID)
 	}
 }
 
-// Run listens for other replicas' captures until ctx is done.
+// announceMax bounds a payload below PostgreSQL's 8000 bytes, with room for one more entry
+// (server-made ids: a bin's 48 characters, a capture's 36).
+const announceMax = 7000
+
+// nextAnnouncement is the payload announcing first and whatever else is queued in more, as
+// much as one NOTIFY holds.
+func nextAnnouncement(self string, first [2]string, more <-chan [2]string) string {
+	var b strings.Builder
+	b.WriteString(self)
+	add := func(a [2]string) {
+		b.WriteByte(' ')
+		b.WriteString(a[0])
+		b.WriteByte(' ')
+		b.WriteString(a[1])
+	}
+	add(first)
+	for b.Len() < announceMax {
+		select {
+		case a := <-more:
+			add(a)
+		default:
+			return b.String()
+		}
+	}
+	return b.String()
+}
+
+// announced splits a payload into its sender and its (bin, capture) pairs; ok is false for a
+// payload of another form.
+func announced(payload string) (sender string, pairs [][2]string, ok bool) {
+	parts := strings.Fields(payload)
+	if len(parts) < 3 || len(parts)%2 == 0 {
+		return "", nil, false
+	}
+	for i := 1; i < len(parts); i += 2 {
+		pairs = append(pairs, [2]string{parts[i], parts[i+1]})
+	}
+	return parts[0], pairs, true
+}
+
+// Run announces this replica's captures and listens for other replicas' until ctx is done.
 func (r *Replicated) Run(ctx context.Context) {
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case first := <-r.announce:
+				payload := nextAnnouncement(r.self, first, r.announce)
+				if err := r.store.Notify(ctx, store.ChannelCaptures, payload); err != nil && ctx.Err() == nil {
+					r.logger.Warn("announce captures to other replicas", "err", err)
+				}
+			}
+		}
+	}()
 	go r.store.Listen(ctx, store.ChannelCaptures, func(payload string) {
-		parts := strings.Fields(payload)
-		if len(parts) != 3 || parts[0] == r.self || r.hub.Clients(parts[1]) == 0 {
+		sender, pairs, ok := announced(payload)
+		if !ok || sender == r.self {
 			return
 		}
-		select {
-		case r.loads <- [2]string{parts[1], parts[2]}:
-		default:
-			// Live view only: a burst beyond the buffer is dropped here; history has it.
-			r.logger.Warn("capture fan-out queue full; a live update was skipped", "bin", parts[1])
+		for _, p := range pairs {
+			if r.hub.Clients(p[0]) == 0 {
+				continue
+			}
+			select {
+			case r.loads <- p:
+			default:
+				// Live view only: a burst beyond the buffer is dropped here; history has it.
+				r.logger.Warn("capture fan-out queue full; a live update was skipped", "bin", p[0])
+			}
 		}
 	})
 	for {

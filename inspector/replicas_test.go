@@ -3,9 +3,12 @@ package inspector_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -78,10 +81,57 @@ func TestCaptureOnOneReplicaReachesWebSocketOnAnother(t *testing.T) {
 				raw, _ := json.Marshal(c)
 				t.Fatalf("capture on B does not match the request sent to A: %s", raw)
 			}
+			burstReachesOtherReplica(t, a.Addr, created.ID, got)
 			return
 		case <-tick.C:
 		case <-deadline:
 			t.Fatal("no capture reached the WebSocket on replica B within 30s")
+		}
+	}
+}
+
+// burstReachesOtherReplica posts 200 captures to replica A from 16 senders at once (A
+// announces those that queue meanwhile together) and expects each of them on B's socket.
+func burstReachesOtherReplica(t *testing.T, addrA, binID string, got <-chan map[string]any) {
+	t.Helper()
+	const n, senders = 200, 16
+	errs := make(chan error, senders)
+	var wg sync.WaitGroup
+	for s := range senders {
+		wg.Go(func() {
+			for i := s; i < n; i += senders {
+				resp, err := http.Post(fmt.Sprintf("http://%s/inspect/%s/burst-%d", addrA, binID, i), "application/json",
+					strings.NewReader(`{"n":`+strconv.Itoa(i)+`}`))
+				if err != nil {
+					errs <- err
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					errs <- fmt.Errorf("replica A answered %d", resp.StatusCode)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	deadline := time.After(30 * time.Second)
+	for len(seen) < n {
+		select {
+		case c, ok := <-got:
+			if !ok {
+				t.Fatal("replica B closed the socket")
+			}
+			if p, _ := c["path"].(string); strings.Contains(p, "/burst-") {
+				seen[p[strings.LastIndex(p, "/"):]] = true
+			}
+		case <-deadline:
+			t.Fatalf("%d of %d captures posted to A reached B's socket within 30s", len(seen), n)
 		}
 	}
 }
