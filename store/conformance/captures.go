@@ -212,6 +212,15 @@ func testBinBoundFollowsEveryDeletion(t *testing.T, b Backend) {
 		t.Fatalf("captures with one for a missing bin: %v, want ErrNotFound", err)
 	}
 	holds(2, "a refused transaction")
+	// The same with the missing bin's capture after more rows than one statement inserts.
+	many := make([]*models.Capture, 0, 41)
+	for range 40 {
+		many = append(many, capture(bin.ID, 0))
+	}
+	if err := s.InsertCaptures(ctx, append(many, capture("gone", 0)), keep); !errors.Is(err, models.ErrNotFound) {
+		t.Fatalf("41 captures, the last for a missing bin: %v, want ErrNotFound", err)
+	}
+	holds(2, "a refused transaction of 41")
 	for range 4 {
 		if err := s.InsertCapture(ctx, capture(bin.ID, 0), keep); err != nil {
 			t.Fatal(err)
