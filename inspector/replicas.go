@@ -25,7 +25,9 @@ type ReplicaStore interface {
 // Announcing leaves the request's path: a busy bin's captures queue while one NOTIFY is out,
 // and the next announces all of them. A NOTIFY per capture cost each request a round trip and a
 // transaction holding PostgreSQL's database-wide notification lock, which the engine's wake-ups
-// need too. A payload is "<sender> <bin> <capture> [<bin> <capture>]…".
+// need too. A payload is "<sender> <bin> <capture> [<bin> <capture>]…". (Replicas from
+// before batching read only payloads of one capture: while a rolling upgrade runs, their
+// viewers miss the captures announced together. History has them.)
 type Replicated struct {
 	store    ReplicaStore
 	hub      *Hub

@@ -312,8 +312,8 @@ ALTER TABLE webhook_owed ADD COLUMN locked_by TEXT NOT NULL DEFAULT ''
 	// Captures are keyed by bin and id: every read and delete of them names the bin, so the
 	// (bin_id, id) index was the one they used and the primary key on id alone only enforced
 	// ids that are random anyway. Each capture then writes one B-tree fewer (on SQLite, two
-	// instead of three: the table and its key), the largest part of storing it after the
-	// commit. Neither database drops a primary key in place on both, so the table is rebuilt.
+	// instead of three: the table and its key; docs/performance.md, section b17083f). SQLite
+	// cannot drop a primary key in place, so the table is rebuilt, the same way on both.
 	{17, "captures keyed by bin", `
 DROP INDEX captures_bin;
 CREATE TABLE captures_by_bin (
