@@ -113,8 +113,11 @@ func (r *Replicated) Run(ctx context.Context) {
 		}
 	}()
 	go r.store.Listen(ctx, store.ChannelCaptures, func(payload string) {
-		sender, pairs, ok := announced(payload)
-		if !ok || sender == r.self {
+		if strings.HasPrefix(payload, r.self+" ") {
+			return // this replica's own announcement, heard back: its viewers have it
+		}
+		_, pairs, ok := announced(payload)
+		if !ok {
 			return
 		}
 		for _, p := range pairs {
