@@ -227,6 +227,32 @@ func testBinBoundFollowsEveryDeletion(t *testing.T, b Backend) {
 		}
 	}
 	holds(keep, "four more")
+	// A group of more captures than the bound lists its newest keep at once; the rest of it
+	// is gone after the bin's next bound at the latest. (The ids sort above the stored ones
+	// and in this order.)
+	group := make([]*models.Capture, 5)
+	for i := range group {
+		group[i] = capture(bin.ID, 0)
+		group[i].ID = fmt.Sprintf("req_z%d", i)
+	}
+	if err := s.InsertCaptures(ctx, group, keep); err != nil {
+		t.Fatal(err)
+	}
+	listed, _, err := s.ListCaptures(ctx, bin.ID, models.Page{Limit: 10}, 16, keep)
+	if err != nil || len(listed) != keep || listed[0].ID != "req_z4" || listed[keep-1].ID != "req_z2" {
+		t.Fatalf("after a group of 5 the list holds %d captures from %v (%v), want req_z4 to req_z2", len(listed), listed, err)
+	}
+	last := capture(bin.ID, 0)
+	last.ID = "req_z5"
+	if err := s.InsertCapture(ctx, last, keep); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range group[:3] {
+		if _, err := s.GetCapture(ctx, bin.ID, c.ID); !errors.Is(err, models.ErrNotFound) {
+			t.Errorf("capture %s of the group, beyond the bound after one more: %v, want ErrNotFound", c.ID, err)
+		}
+	}
+	holds(keep, "a group larger than the bound and one more")
 	// The same id again is a new bin to the bound: none of the old one's count carries over.
 	if err := s.DeleteBin(ctx, bin.ID); err != nil {
 		t.Fatal(err)

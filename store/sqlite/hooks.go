@@ -51,6 +51,12 @@ func (hooks) InsertPublished(tx *gorm.DB, events, deliveries, owed sqlcommon.Row
 	return nil
 }
 
+// WriteCaptures is a transaction of the shared statements: on SQLite's one writer a
+// statement is a call into the library, not a round trip.
+func (hooks) WriteCaptures(ctx context.Context, db *gorm.DB, w sqlcommon.CaptureWrite) (bool, error) {
+	return sqlcommon.WriteCapturesTx(ctx, db, w, insertRows)
+}
+
 func (hooks) InsertAttempts(tx *gorm.DB, attempts []*models.Attempt) error {
 	return insertAttempts(tx, attempts)
 }

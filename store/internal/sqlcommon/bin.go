@@ -96,31 +96,10 @@ func (s *Base) InsertCaptures(ctx context.Context, cs []*models.Capture, keep in
 	if keep > 0 {
 		due = s.bounds.due(cs, bins, keep)
 	}
-	err := s.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var found int64
-		if err := tx.Model(&models.Bin{}).Where("id IN ?", bins).Count(&found).Error; err != nil {
-			return err
-		}
-		if found != int64(len(bins)) {
-			return models.ErrNotFound
-		}
-		if err := s.hooks.InsertRows(tx, "captures", captureCols, len(cs), func(i int, args []any) []any {
-			c := cs[i]
-			return append(args, c.ID, c.BinID, c.Method, c.Path, c.Query, c.Headers, c.Body, c.Size,
-				c.RemoteAddr, c.ReceivedAt.UTC(), c.Verdicts, c.Rejected, c.Answered)
-		}); err != nil {
-			return err
-		}
-		if keep <= 0 {
-			return nil
-		}
-		for _, bin := range due {
-			if err := boundBin(tx, bin, keep); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	found, err := s.hooks.WriteCaptures(ctx, s.Writer, CaptureWrite{Captures: cs, Bins: bins, Due: due, Keep: keep})
+	if err == nil && !found {
+		err = models.ErrNotFound
+	}
 	if err == nil && keep > 0 {
 		s.bounds.stored(cs, due)
 	}
@@ -133,8 +112,53 @@ func (s *Base) InsertCaptures(ctx context.Context, cs []*models.Capture, keep in
 	return nil
 }
 
-var captureCols = []string{"id", "bin_id", "method", "path", "query", "headers", "body", "size",
+// CaptureWrite is a group of captures for a driver to store (Hooks.WriteCaptures).
+type CaptureWrite struct {
+	Captures []*models.Capture
+	Bins     []string // the captures' distinct bins, each of which must exist
+	Due      []string // bins to bound to their newest Keep captures, these included
+	Keep     int
+}
+
+// CaptureCols are the columns a capture's row is written with, in the order of CaptureRow.
+var CaptureCols = []string{"id", "bin_id", "method", "path", "query", "headers", "body", "size",
 	"remote_addr", "received_at", "verdicts", "rejected", "answered"}
+
+// CaptureRow appends the values of the row of w's i-th capture.
+func (w CaptureWrite) CaptureRow(i int, args []any) []any {
+	c := w.Captures[i]
+	return append(args, c.ID, c.BinID, c.Method, c.Path, c.Query, c.Headers, c.Body, c.Size,
+		c.RemoteAddr, c.ReceivedAt.UTC(), c.Verdicts, c.Rejected, c.Answered)
+}
+
+// WriteCapturesTx is WriteCaptures as a transaction of its own statements: the bins'
+// check, the insert (insertRows: the driver's InsertRows) and a bound per due bin. It reports
+// whether every bin exists; when one does not, nothing is stored.
+func WriteCapturesTx(ctx context.Context, db *gorm.DB, w CaptureWrite,
+	insertRows func(tx *gorm.DB, table string, cols []string, n int, rowArgs func(i int, args []any) []any) error) (bool, error) {
+	err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var n int64
+		if err := tx.Model(&models.Bin{}).Where("id IN ?", w.Bins).Count(&n).Error; err != nil {
+			return err
+		}
+		if n != int64(len(w.Bins)) {
+			return models.ErrNotFound // rolls back; nothing was written
+		}
+		if err := insertRows(tx, "captures", CaptureCols, len(w.Captures), w.CaptureRow); err != nil {
+			return err
+		}
+		for _, bin := range w.Due {
+			if err := boundBin(tx, bin, w.Keep); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, models.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
 
 // boundBin deletes a bin's oldest captures beyond keep, in tx, in one statement (a round trip
 // less on PostgreSQL). Ids sort by time, so everything older than the keep-th newest goes;
