@@ -53,8 +53,8 @@ func (hooks) InsertPublished(tx *gorm.DB, events, deliveries, owed sqlcommon.Row
 
 // WriteCaptures is a transaction of the shared statements: on SQLite's one writer a
 // statement is a call into the library, not a round trip.
-func (hooks) WriteCaptures(ctx context.Context, db *gorm.DB, w sqlcommon.CaptureWrite) (bool, error) {
-	return sqlcommon.WriteCapturesTx(ctx, db, w, insertRows)
+func (h hooks) WriteCaptures(ctx context.Context, db *gorm.DB, w sqlcommon.CaptureWrite) (bool, error) {
+	return sqlcommon.WriteCapturesTx(ctx, db, h, w)
 }
 
 func (hooks) InsertAttempts(tx *gorm.DB, attempts []*models.Attempt) error {

@@ -74,7 +74,7 @@ func (s *Base) DeleteBin(ctx context.Context, id string) error {
 	})
 }
 
-// InsertCaptures stores captures in one transaction and keeps each of their bins to its
+// InsertCaptures stores captures atomically (Hooks.WriteCaptures) and keeps each of their bins to its
 // newest keep captures without a separate pruning job: the oldest beyond keep are deleted in
 // the transaction that finds the bin due (see captureBounds), a tenth of keep at a time, and
 // reads never show more than keep meanwhile. When a bin no longer exists nothing is stored
@@ -97,17 +97,14 @@ func (s *Base) InsertCaptures(ctx context.Context, cs []*models.Capture, keep in
 		due = s.bounds.due(cs, bins, keep)
 	}
 	found, err := s.hooks.WriteCaptures(ctx, s.Writer, CaptureWrite{Captures: cs, Bins: bins, Due: due, Keep: keep})
-	if err == nil && !found {
-		err = models.ErrNotFound
-	}
-	if err == nil && keep > 0 {
-		s.bounds.stored(cs, due)
-	}
-	if errors.Is(err, models.ErrNotFound) {
-		return err
-	}
 	if err != nil {
 		return fmt.Errorf("insert captures: %w", err)
+	}
+	if !found {
+		return models.ErrNotFound
+	}
+	if keep > 0 {
+		s.bounds.stored(cs, due)
 	}
 	return nil
 }
@@ -132,10 +129,9 @@ func (w CaptureWrite) CaptureRow(i int, args []any) []any {
 }
 
 // WriteCapturesTx is WriteCaptures as a transaction of its own statements: the bins'
-// check, the insert (insertRows: the driver's InsertRows) and a bound per due bin. It reports
-// whether every bin exists; when one does not, nothing is stored.
-func WriteCapturesTx(ctx context.Context, db *gorm.DB, w CaptureWrite,
-	insertRows func(tx *gorm.DB, table string, cols []string, n int, rowArgs func(i int, args []any) []any) error) (bool, error) {
+// check, the insert (h's InsertRows) and a bound per due bin. It reports whether every bin
+// exists; when one does not, nothing is stored.
+func WriteCapturesTx(ctx context.Context, db *gorm.DB, h Hooks, w CaptureWrite) (bool, error) {
 	err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var n int64
 		if err := tx.Model(&models.Bin{}).Where("id IN ?", w.Bins).Count(&n).Error; err != nil {
@@ -144,7 +140,7 @@ func WriteCapturesTx(ctx context.Context, db *gorm.DB, w CaptureWrite,
 		if n != int64(len(w.Bins)) {
 			return models.ErrNotFound // rolls back; nothing was written
 		}
-		if err := insertRows(tx, "captures", CaptureCols, len(w.Captures), w.CaptureRow); err != nil {
+		if err := h.InsertRows(tx, "captures", CaptureCols, len(w.Captures), w.CaptureRow); err != nil {
 			return err
 		}
 		for _, bin := range w.Due {
