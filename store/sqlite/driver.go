@@ -41,6 +41,8 @@ type Driver struct {
 	takes owedTracks
 	// checkpoints folds the WAL into the file in the background.
 	checkpoints *checkpointer
+	// writer is the one writer connection's pool, for the transactions that skip gorm.
+	writer *sql.DB
 }
 
 var _ storedriver.Driver = (*Driver)(nil)
@@ -117,7 +119,7 @@ func open(ctx context.Context, path string) (*Driver, error) {
 	rdb.SetMaxOpenConns(8)
 	rdb.SetMaxIdleConns(8)
 	d := &Driver{leases: newMemLeases(), spills: sqlcommon.NewSpillPolicy(),
-		takes: owedTracks{byHook: map[string]*owedTrack{}}}
+		takes: owedTracks{byHook: map[string]*owedTrack{}}, writer: wdb}
 	d.Base = sqlcommon.New(w, r, []*sql.DB{wdb, rdb}, hooks{d})
 	d.checkpoints = startCheckpointer(wdb, rdb, checkpointEvery, walRestartBytes)
 	if err := d.Ping(ctx); err != nil {

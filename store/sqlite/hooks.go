@@ -51,10 +51,10 @@ func (hooks) InsertPublished(tx *gorm.DB, events, deliveries, owed sqlcommon.Row
 	return nil
 }
 
-// WriteCaptures is a transaction of the shared statements: on SQLite's one writer a
+// WriteCaptures is a transaction of statements (capture.go): on SQLite's one writer a
 // statement is a call into the library, not a round trip.
-func (h hooks) WriteCaptures(ctx context.Context, db *gorm.DB, w sqlcommon.CaptureWrite) (bool, error) {
-	return sqlcommon.WriteCapturesTx(ctx, db, h, w)
+func (h hooks) WriteCaptures(ctx context.Context, _ *gorm.DB, w sqlcommon.CaptureWrite) (bool, error) {
+	return h.d.writeCaptures(ctx, w)
 }
 
 func (hooks) InsertAttempts(tx *gorm.DB, attempts []*models.Attempt) error {

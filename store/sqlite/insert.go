@@ -1,6 +1,8 @@
 package sqlite
 
 import (
+	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"sync"
@@ -27,9 +29,16 @@ const insertParams = 256
 
 var insertSQL sync.Map // "table(columns)rows" → statement
 
-// insertRows inserts n rows into table, insertParams parameters per statement at most; rowArgs appends the
-// values of row i, in column order.
+// insertRows inserts n rows into table, insertParams parameters per statement at most;
+// rowArgs appends the values of row i, in column order.
 func insertRows(tx *gorm.DB, table string, cols []string, n int, rowArgs func(i int, args []any) []any) error {
+	// Straight to the transaction's connection: the statement is final as it is, and gorm
+	// would rebuild it placeholder by placeholder on every call.
+	return execRows(tx.Statement.Context, tx.Statement.ConnPool, table, cols, n, rowArgs)
+}
+
+// execRows is insertRows on a connection or transaction of database/sql (or gorm's pool).
+func execRows(ctx context.Context, ex execer, table string, cols []string, n int, rowArgs func(i int, args []any) []any) error {
 	chunk := max(1, insertParams/len(cols))
 	args := make([]any, 0, min(n, chunk)*len(cols))
 	for from := 0; from < n; from += chunk {
@@ -38,14 +47,15 @@ func insertRows(tx *gorm.DB, table string, cols []string, n int, rowArgs func(i 
 		for i := from; i < from+rows; i++ {
 			args = rowArgs(i, args)
 		}
-		// Straight to the transaction's connection: the statement is final as it is, and gorm
-		// would rebuild it placeholder by placeholder on every call.
-		_, err := tx.Statement.ConnPool.ExecContext(tx.Statement.Context, insertStatement(table, cols, rows), args...)
-		if err != nil {
+		if _, err := ex.ExecContext(ctx, insertStatement(table, cols, rows), args...); err != nil {
 			return fmt.Errorf("insert %s: %w", table, err)
 		}
 	}
 	return nil
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
 func insertStatement(table string, cols []string, rows int) string {

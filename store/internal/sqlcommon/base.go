@@ -78,7 +78,7 @@ type Hooks interface {
 	InsertAttempts(tx *gorm.DB, attempts []*models.Attempt) error
 	// WriteCaptures stores a group of captures and bounds the due bins, atomically, on db
 	// (the writer, outside any transaction). It reports whether every bin exists; when one
-	// does not, nothing is stored. (WriteCapturesTx does it in a transaction.)
+	// does not, nothing is stored.
 	WriteCaptures(ctx context.Context, db *gorm.DB, w CaptureWrite) (found bool, err error)
 	// JSONSource is the FROM item that unpacks a JSONRows parameter into rows with a column
 	// named value; JSONCol reads column i of such a row as sqlType.

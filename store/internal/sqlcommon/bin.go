@@ -128,42 +128,6 @@ func (w CaptureWrite) CaptureRow(i int, args []any) []any {
 		c.RemoteAddr, c.ReceivedAt.UTC(), c.Verdicts, c.Rejected, c.Answered)
 }
 
-// WriteCapturesTx is WriteCaptures as a transaction of its own statements: the bins'
-// check, the insert (h's InsertRows) and a bound per due bin. It reports whether every bin
-// exists; when one does not, nothing is stored.
-func WriteCapturesTx(ctx context.Context, db *gorm.DB, h Hooks, w CaptureWrite) (bool, error) {
-	err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var n int64
-		if err := tx.Model(&models.Bin{}).Where("id IN ?", w.Bins).Count(&n).Error; err != nil {
-			return err
-		}
-		if n != int64(len(w.Bins)) {
-			return models.ErrNotFound // rolls back; nothing was written
-		}
-		if err := h.InsertRows(tx, "captures", CaptureCols, len(w.Captures), w.CaptureRow); err != nil {
-			return err
-		}
-		for _, bin := range w.Due {
-			if err := boundBin(tx, bin, w.Keep); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if errors.Is(err, models.ErrNotFound) {
-		return false, nil
-	}
-	return err == nil, err
-}
-
-// boundBin deletes a bin's oldest captures beyond keep, in tx, in one statement (a round trip
-// less on PostgreSQL). Ids sort by time, so everything older than the keep-th newest goes;
-// with keep or fewer, the subquery is NULL and nothing compares below it.
-func boundBin(tx *gorm.DB, bin string, keep int) error {
-	return tx.Exec(`DELETE FROM captures WHERE bin_id = ? AND id < (SELECT id FROM captures WHERE bin_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
-		bin, bin, keep-1).Error
-}
-
 // ListCaptures returns one page of a bin's newest keep captures (all when keep is 0), newest
 // first.
 //
