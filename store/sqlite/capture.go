@@ -15,10 +15,9 @@ const boundSQL = `DELETE FROM captures WHERE bin_id = ? AND id < (SELECT id FROM
 
 // writeCaptures is SQLite's capture transaction: the bins' check, the insert and a bound per
 // due bin, on the writer's connection through database/sql rather than gorm. A group holds
-// about ten captures, and gorm's transaction, query builder and statement wrapper cost as
-// much per group as the check and the bound themselves: measured in the inspector scenario,
-// storing fell from 29% to 24% of all CPU samples, and the CPU per capture by about a tenth
-// (docs/performance.md).
+// about ten captures, and gorm's transaction, query builder and statement wrapper cost
+// about as much per group as the bins' check: measured, the capture store benchmark's CPU
+// fell by 7% and its allocations by a quarter (docs/performance.md).
 func (d *Driver) writeCaptures(ctx context.Context, w sqlcommon.CaptureWrite) (found bool, err error) {
 	tx, err := d.writer.BeginTx(ctx, nil)
 	if err != nil {
