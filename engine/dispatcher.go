@@ -190,6 +190,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 				d.start(context.WithoutCancel(ctx), sendCtx, h, time.Now(), true)
 			}
 			<-spillerDone // a take under way ends first
+			// What takes brought and no attempt started is given back to the store, which
+			// takes it again from the stored position: the store outlives this dispatcher in
+			// tests and embedders, and its bookkeeping would otherwise hold those events as
+			// in flight, never to be taken again, behind a spill that could not end.
+			d.spill.abandon(d.table.withReady())
 			d.sends.Wait()
 			d.rec.close()
 			<-recorderDone

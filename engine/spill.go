@@ -237,6 +237,19 @@ func (t *table) took(got map[string]store.SpillTake, gens map[string]uint64, seq
 }
 
 // dropReady forgets the ready work of the webhooks whose owed events were abandoned.
+// withReady lists the webhooks holding ready work.
+func (t *table) withReady() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var ids []string
+	for id, w := range t.hooks {
+		if len(w.ready) > 0 {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
 func (t *table) dropReady(ids []string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
