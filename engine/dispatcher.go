@@ -378,6 +378,7 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *models.Delivery, wh *model
 		if wh.TraceContext {
 			req.TraceParent = sendTrace
 		}
+		d.table.sending(wh.ID)
 		resp := d.cfg.Sender.Send(ctx, req)
 		dec := delivery.Decide(resp, n, d.cfg.RetrySchedule, d.cfg.Jitter())
 		res = models.Result{

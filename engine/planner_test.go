@@ -17,7 +17,7 @@ func TestPlan(t *testing.T) {
 	// hook is a webhook with work due now, a window of limit and n in flight.
 	hook := func(id string, limit, inflight int, proven bool) *webhook {
 		return &webhook{id: id, limit: float64(limit), inflight: inflight, proven: proven, due: true, dueAt: ms,
-			busySince: now, lastDone: now}
+			sending: inflight, sendingSince: now, lastAnswer: now}
 	}
 	with := func(w *webhook, f func(w *webhook)) *webhook { f(w); return w }
 	slots := func(kv ...any) []store.WebhookQuota {
@@ -131,9 +131,15 @@ func TestPlan(t *testing.T) {
 				with(hook("short", 8, 8, true), func(w *webhook) { w.backlogSince = now.Add(-spillAfter + time.Millisecond) }),
 				with(hook("stalled", 8, 8, true), func(w *webhook) {
 					w.backlogSince = now.Add(-time.Millisecond)
-					w.busySince, w.lastDone = now.Add(-stallAfter), now.Add(-stallAfter)
+					w.sendingSince, w.lastAnswer = now.Add(-stallAfter), now.Add(-stallAfter)
 				}),
 				with(hook("already", 8, 8, true), func(w *webhook) { w.backlogSince, w.spilled = now.Add(-time.Hour), true }),
+				// In flight for as long, but waiting for the claim's reads, not for the
+				// receiver: its last request came back just now, and nothing is on the wire.
+				with(hook("reading", 8, 8, true), func(w *webhook) {
+					w.backlogSince = now.Add(-time.Millisecond)
+					w.sending, w.sendingSince, w.lastAnswer = 0, now.Add(-time.Hour), now.Add(-stallAfter)
+				}),
 			},
 			in:   in,
 			want: roundPlan{Spill: []string{"long", "stalled"}, Wait: noWorkKnown},

@@ -25,9 +25,13 @@ type webhook struct {
 	// most half of the workers between them, so fifty dead endpoints cannot take every
 	// slot from a healthy one while their requests hang until the timeout.
 	proven bool
-	// busySince is when inflight last went from 0 to 1, lastDone when an attempt last
-	// finished: together they tell a receiver that has stopped answering (stalled).
-	busySince, lastDone time.Time
+	// sending counts the requests on the wire (sent, not yet answered); sendingSince is when
+	// it last went from 0 to 1, lastAnswer when a request last came back (answered, failed or
+	// timed out). Together they tell a receiver that has stopped answering (stalled). They
+	// count the receiver's time only: inflight also counts the claim's and the bodies' reads,
+	// and a database slow for a moment is no reason to spill a receiver that answers.
+	sending                  int
+	sendingSince, lastAnswer time.Time
 
 	// due: the webhook may have a due delivery from dueAt (unix ms) on. It is set by
 	// publishes (Store.OnQueued), retries, wake-ups from other replicas and the periodic
@@ -58,10 +62,10 @@ type webhook struct {
 	ready []*models.Delivery
 }
 
-// stalled reports whether the webhook has requests in flight and none has finished for at
+// stalled reports whether the webhook has requests on the wire and none has come back for at
 // least d.
 func (w *webhook) stalled(now time.Time, d time.Duration) bool {
-	return w.inflight > 0 && now.Sub(w.busySince) >= d && now.Sub(w.lastDone) >= d
+	return w.sending > 0 && now.Sub(w.sendingSince) >= d && now.Sub(w.lastAnswer) >= d
 }
 
 // slowStart is the window a webhook starts with; it grows by one per success up to
@@ -232,9 +236,6 @@ func (t *table) startedLocked(claimed []*models.Delivery) {
 	}
 	for _, c := range claimed {
 		w := t.get(c.WebhookID)
-		if w.inflight == 0 {
-			w.busySince = time.Now()
-		}
 		w.inflight++
 		t.inflight++
 	}
@@ -248,12 +249,24 @@ func (t *table) finished(webhookID string) {
 	t.inflight--
 	if w := t.hooks[webhookID]; w != nil {
 		w.inflight--
-		w.lastDone = time.Now()
 	}
 	t.inFlight(t.inflight)
 }
 
-// adjust moves a webhook's concurrency window after a response.
+// sending notes a request going on the wire to the webhook's receiver.
+func (t *table) sending(webhookID string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if w := t.hooks[webhookID]; w != nil {
+		if w.sending == 0 {
+			w.sendingSince = time.Now()
+		}
+		w.sending++
+	}
+}
+
+// adjust notes a request come back and moves the webhook's concurrency window after its
+// response.
 func (t *table) adjust(webhookID string, resp *delivery.Response) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -261,6 +274,8 @@ func (t *table) adjust(webhookID string, resp *delivery.Response) {
 	if w == nil {
 		return
 	}
+	w.sending = max(0, w.sending-1)
+	w.lastAnswer = time.Now()
 	w.proven = resp.OK()
 	if resp.TimedOut || resp.Status == 429 || resp.Status == 503 {
 		w.limit = math.Max(1, w.limit/2)
@@ -302,9 +317,6 @@ func (t *table) reserve(want map[string]int, now time.Time, workers int) map[str
 		}
 		granted[id] = k
 		free -= k
-		if w.inflight == 0 {
-			w.busySince = now
-		}
 		w.inflight += k
 		t.inflight += k
 	}
