@@ -43,14 +43,15 @@
 //     store with Queue.SpillWhenPending and each publish checks once per spillDue rows it
 //     wrote for the webhook;
 //   - its claims: due work that found no slot (backlogged) for spillAfter, or requests that
-//     stopped coming back (stalled for stallAfter), which the planner sees and the engine
-//     asks for with Queue.RequestSpill.
+//     went out and stopped coming back (stalled: none of those on the wire answered for
+//     stallAfter; claimed ones still waiting for their reads do not count), which the
+//     planner sees and the engine asks for with Queue.RequestSpill.
 //
 // While spilled, the webhook's rows (retries, what was in flight) are claimed as usual; once
 // none is due, a take brings up to takeFor owed events into its ready work, which the claim
 // loop starts before claiming anything for it. The spill ends when a take finds nothing owed
-// and nothing in flight. Taken events that will not be recorded are abandoned
-// (Queue.AbandonOwed): the store takes them again from the stored position, so nothing is
+// and nothing in flight. Taken events that will not be recorded, and at shutdown those
+// taken and not yet started, are abandoned (Queue.AbandonOwed): the store takes them again from the stored position, so nothing is
 // lost and only what was in flight may be sent twice. (On PostgreSQL a take leases the owed
 // rows it hands out; the next take of an abandoned webhook gives up this process's leases and
 // takes the events again, and a replica that dies leaves them to the others when the leases

@@ -63,3 +63,58 @@ func benchInsertCaptures(b *testing.B, dsn string, per, keep int) {
 		b.Fatalf("bin holds %d (%v), want %d", n, err, keep)
 	}
 }
+
+// BenchmarkCaptureReads lists and counts a bin that has taken churn captures of 1 KiB in
+// groups of 10 with keep 500, as a bin under a steady stream has: the bound deleted all but
+// the newest 500, and nothing has vacuumed since.
+func BenchmarkCaptureReads(b *testing.B) {
+	for _, be := range storetest.Backends(b) {
+		for _, churn := range []int{1000, 20000} {
+			b.Run(fmt.Sprintf("%s/churn=%d", be.Name, churn), func(b *testing.B) {
+				ctx := context.Background()
+				s := storetest.Open(b, be.DSN(b))
+				bin := &models.Bin{Name: "bench"}
+				if err := s.CreateBin(ctx, bin); err != nil {
+					b.Fatal(err)
+				}
+				body := bytes.Repeat([]byte("x"), 1024)
+				for range churn / 10 {
+					cs := make([]*models.Capture, 10)
+					for i := range cs {
+						cs[i] = &models.Capture{BinID: bin.ID, Method: "POST", Path: "/inspect/" + bin.ID, Headers: `{}`,
+							Body: body, Size: int64(len(body)), ReceivedAt: time.Now().UTC(), Verdicts: `{}`, Answered: 200}
+					}
+					if err := s.InsertCaptures(ctx, cs, 500); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.Run("list", func(b *testing.B) {
+					for b.Loop() {
+						list, _, err := s.ListCaptures(ctx, bin.ID, models.Page{Limit: 50}, 1024, 500)
+						if err != nil || len(list) != 50 {
+							b.Fatal(len(list), err)
+						}
+					}
+				})
+				b.Run("list-deep", func(b *testing.B) {
+					list, _, err := s.ListCaptures(ctx, bin.ID, models.Page{Limit: 50}, 1024, 500)
+					if err != nil {
+						b.Fatal(err)
+					}
+					for b.Loop() {
+						if _, _, err := s.ListCaptures(ctx, bin.ID, models.Page{Limit: 50, Cursor: list[49].ID}, 1024, 500); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+				b.Run("count", func(b *testing.B) {
+					for b.Loop() {
+						if _, err := s.CountCaptures(ctx, bin.ID, 500); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			})
+		}
+	}
+}
