@@ -51,8 +51,9 @@
 // none is due, a take brings up to takeFor owed events into its ready work, which the claim
 // loop starts before claiming anything for it. The spill ends when a take finds nothing owed
 // and nothing in flight. Taken events that will not be recorded, and at shutdown those
-// taken and not yet started, are abandoned (Queue.AbandonOwed): the store takes them again from the stored position, so nothing is
-// lost and only what was in flight may be sent twice. (On PostgreSQL a take leases the owed
+// taken and not yet started, are abandoned (Queue.AbandonOwed): the store takes them again
+// from the stored position, so nothing is lost and only what was in flight may be sent
+// twice. (On PostgreSQL a take leases the owed
 // rows it hands out; the next take of an abandoned webhook gives up this process's leases and
 // takes the events again, and a replica that dies leaves them to the others when the leases
 // run out.)

@@ -236,7 +236,6 @@ func (t *table) took(got map[string]store.SpillTake, gens map[string]uint64, seq
 	return caughtUp
 }
 
-// dropReady forgets the ready work of the webhooks whose owed events were abandoned.
 // withReady lists the webhooks holding ready work.
 func (t *table) withReady() []string {
 	t.mu.Lock()
@@ -250,6 +249,7 @@ func (t *table) withReady() []string {
 	return ids
 }
 
+// dropReady forgets the ready work of the webhooks whose owed events were abandoned.
 func (t *table) dropReady(ids []string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
