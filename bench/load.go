@@ -77,6 +77,35 @@ func (c *client) createWebhook(ctx context.Context, name, url string) (string, e
 	return out.ID, nil
 }
 
+// spilledSince reads whether a webhook is spilled (its backlog object) and since when.
+func (c *client) spilledSince(ctx context.Context, id string) (time.Time, bool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/api/v1/webhooks/"+id, nil)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return time.Time{}, false, fmt.Errorf("read webhook: HTTP %d", resp.StatusCode)
+	}
+	var w struct {
+		Backlog *struct {
+			SpilledSince time.Time `json:"spilled_since"`
+		} `json:"backlog"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&w); err != nil {
+		return time.Time{}, false, fmt.Errorf("read webhook: %w", err)
+	}
+	if w.Backlog == nil {
+		return time.Time{}, false, nil
+	}
+	return w.Backlog.SpilledSince, true, nil
+}
+
 // padding makes the delivered body about 1 KiB, the size the loopback ceiling is measured with.
 var padding = strings.Repeat("x", 560)
 

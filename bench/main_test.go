@@ -83,6 +83,9 @@ func TestEveryScenarioRunsToCompletionAtToySizes(t *testing.T) {
 		if l != nil && (l.MachineCores <= 0 || l.MachineCores > float64(rep.CPUs)+0.08/l.SendSeconds) {
 			t.Errorf("%s: %.2f cores busy on the machine of %d: want a positive share of them", name, l.MachineCores, rep.CPUs)
 		}
+		if l != nil && (l.SpilledSeconds < 0 || l.SpilledSeconds > l.SendSeconds+1) {
+			t.Errorf("%s: healthy webhook spilled for %.1f s of a %.1f s run", name, l.SpilledSeconds, l.SendSeconds)
+		}
 	}
 	if r.Isolation.HangHits == 0 {
 		t.Error("isolation: the hanging endpoints were never called")
@@ -120,7 +123,7 @@ func TestEveryScenarioRunsToCompletionAtToySizes(t *testing.T) {
 	var out bytes.Buffer
 	printTable(&out, rep)
 	for _, want := range []string{"events accepted/s (single", "deliveries/s ÷ ceiling (batch;", "ingest→receipt p50 ms", "events published/s (100/s asked for", "ingest→receipt p99 ms",
-		"healthy p99 ÷ latency p99", "drain deliveries/s", "peak RSS MB", "captures/s ÷ loopback ceiling (watched", "deliveries/s flooded ÷ quiet, the bin unlimited"} {
+		"healthy p99 ÷ latency p99", "healthy webhook spilled when publishing ended", "drain deliveries/s", "peak RSS MB", "captures/s ÷ loopback ceiling (watched", "deliveries/s flooded ÷ quiet, the bin unlimited"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}

@@ -438,6 +438,10 @@ type LatencyResult struct {
 	// MachineCores is the CPU time every process on the machine used while the events were
 	// published ÷ that time (see PhaseResult.MachineCores).
 	MachineCores float64 `json:"machine_cores_busy"`
+	// SpilledSeconds is how long the healthy webhook had been spilled when publishing ended,
+	// 0 when it was not. On PostgreSQL a spill lasts as long as the stream, and its latency is
+	// another (docs/performance.md, section 3959264), so this tells a round's figures apart.
+	SpilledSeconds float64 `json:"healthy_spilled_seconds"`
 }
 
 // IsolationResult is scenario 3.
@@ -476,7 +480,8 @@ func (r *runner) latency(ctx context.Context, hang int) (*LatencyResult, int64, 
 		return nil, 0, err
 	}
 	defer stop()
-	if _, err := cl.createWebhook(ctx, "healthy", s.base+"/ok/0"); err != nil {
+	healthy, err := cl.createWebhook(ctx, "healthy", s.base+"/ok/0")
+	if err != nil {
 		return nil, 0, err
 	}
 	for i := range hang {
@@ -497,6 +502,11 @@ func (r *runner) latency(ctx context.Context, hang int) (*LatencyResult, int64, 
 	})
 	res.SendSeconds, res.Late, res.PublishErrs = elapsed.Seconds(), late, failures
 	res.AchievedRate = float64(total) / elapsed.Seconds()
+	if since, spilled, err := cl.spilledSince(ctx, healthy); err != nil {
+		return nil, 0, err
+	} else if spilled {
+		res.SpilledSeconds = max(0, time.Since(since).Seconds())
+	}
 	if machineStart > 0 {
 		res.MachineCores = (procstat.Machine() - machineStart) / elapsed.Seconds()
 	}
