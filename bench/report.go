@@ -155,7 +155,9 @@ func latencyRows(add func(string, string, string, string, *bool), scenario strin
 	if l.MachineCores > 0 {
 		add(scenario, "CPU cores busy on the machine, every process, while publishing", fmt.Sprintf("%.2f", l.MachineCores), "", nil)
 	}
-	add(scenario, "healthy webhook spilled when publishing ended, for how long in s (0: not spilled)", fmt.Sprintf("%.1f", l.SpilledSeconds), "", nil)
+	if l.SpilledSeconds != nil {
+		add(scenario, "healthy webhook spilled when publishing ended, for how long in s (0: not spilled)", fmt.Sprintf("%.1f", *l.SpilledSeconds), "", nil)
+	}
 	if l.WarmupSeconds > 0 {
 		add(scenario, fmt.Sprintf("ingest→receipt max ms in the %gs warm-up (not measured above)", l.WarmupSeconds),
 			fmt.Sprintf("%.1f", l.WarmupMaxMs), "", nil)

@@ -441,7 +441,8 @@ type LatencyResult struct {
 	// SpilledSeconds is how long the healthy webhook had been spilled when publishing ended,
 	// 0 when it was not. On PostgreSQL a spill lasts as long as the stream, and its latency is
 	// another (docs/performance.md, section 3959264), so this tells a round's figures apart.
-	SpilledSeconds float64 `json:"healthy_spilled_seconds"`
+	// Nil in the report of a bench built before it was measured (a -against build).
+	SpilledSeconds *float64 `json:"healthy_spilled_seconds,omitempty"`
 }
 
 // IsolationResult is scenario 3.
@@ -502,11 +503,15 @@ func (r *runner) latency(ctx context.Context, hang int) (*LatencyResult, int64, 
 	})
 	res.SendSeconds, res.Late, res.PublishErrs = elapsed.Seconds(), late, failures
 	res.AchievedRate = float64(total) / elapsed.Seconds()
-	if since, spilled, err := cl.spilledSince(ctx, healthy); err != nil {
+	since, spilled, err := cl.spilledSince(ctx, healthy)
+	if err != nil {
 		return nil, 0, err
-	} else if spilled {
-		res.SpilledSeconds = max(0, time.Since(since).Seconds())
 	}
+	spilledFor := 0.0
+	if spilled {
+		spilledFor = max(0, time.Since(since).Seconds())
+	}
+	res.SpilledSeconds = &spilledFor
 	if machineStart > 0 {
 		res.MachineCores = (procstat.Machine() - machineStart) / elapsed.Seconds()
 	}
