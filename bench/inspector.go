@@ -227,23 +227,11 @@ func (c *client) countCaptures(ctx context.Context, binID string) (int64, error)
 	var n int64
 	cursor := ""
 	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet,
-			c.base+"/api/v1/inspector/bins/"+binID+"/requests?limit=200&cursor="+cursor, nil)
-		if err != nil {
-			return 0, err
-		}
-		req.Header.Set("Authorization", "Bearer "+c.token)
-		resp, err := c.http.Do(req)
-		if err != nil {
-			return 0, err
-		}
 		var page struct {
 			Data       []json.RawMessage `json:"data"`
 			NextCursor string            `json:"next_cursor"`
 		}
-		err = json.NewDecoder(resp.Body).Decode(&page)
-		resp.Body.Close()
-		if err != nil {
+		if err := c.getJSON(ctx, "/api/v1/inspector/bins/"+binID+"/requests?limit=200&cursor="+cursor, &page); err != nil {
 			return 0, fmt.Errorf("list captures: %w", err)
 		}
 		n += int64(len(page.Data))

@@ -77,27 +77,32 @@ func (c *client) createWebhook(ctx context.Context, name, url string) (string, e
 	return out.ID, nil
 }
 
-// spilledSince reads whether a webhook is spilled (its backlog object) and since when.
-func (c *client) spilledSince(ctx context.Context, id string) (time.Time, bool, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/api/v1/webhooks/"+id, nil)
+// getJSON reads path as the admin and decodes its 200 answer into out.
+func (c *client) getJSON(ctx context.Context, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
 	if err != nil {
-		return time.Time{}, false, err
+		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return time.Time{}, false, err
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return time.Time{}, false, fmt.Errorf("read webhook: HTTP %d", resp.StatusCode)
+		return fmt.Errorf("GET %s: HTTP %d", path, resp.StatusCode)
 	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// spilledSince reads whether a webhook is spilled (its backlog object) and since when.
+func (c *client) spilledSince(ctx context.Context, id string) (time.Time, bool, error) {
 	var w struct {
 		Backlog *struct {
 			SpilledSince time.Time `json:"spilled_since"`
 		} `json:"backlog"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&w); err != nil {
+	if err := c.getJSON(ctx, "/api/v1/webhooks/"+id, &w); err != nil {
 		return time.Time{}, false, fmt.Errorf("read webhook: %w", err)
 	}
 	if w.Backlog == nil {

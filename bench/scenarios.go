@@ -503,6 +503,10 @@ func (r *runner) latency(ctx context.Context, hang int) (*LatencyResult, int64, 
 	})
 	res.SendSeconds, res.Late, res.PublishErrs = elapsed.Seconds(), late, failures
 	res.AchievedRate = float64(total) / elapsed.Seconds()
+	if machineStart > 0 {
+		res.MachineCores = (procstat.Machine() - machineStart) / elapsed.Seconds()
+	}
+	// Read after the machine's figure, which the probe's request would add to.
 	since, spilled, err := cl.spilledSince(ctx, healthy)
 	if err != nil {
 		return nil, 0, err
@@ -512,9 +516,6 @@ func (r *runner) latency(ctx context.Context, hang int) (*LatencyResult, int64, 
 		spilledFor = max(0, time.Since(since).Seconds())
 	}
 	res.SpilledSeconds = &spilledFor
-	if machineStart > 0 {
-		res.MachineCores = (procstat.Machine() - machineStart) / elapsed.Seconds()
-	}
 	if failures > 0 {
 		r.logf("%s: %d publishes failed, first: %v", label, failures, firstErr)
 	}

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/hookrelay/hookrelay/store/internal/sqlcommon"
 )
@@ -53,5 +52,3 @@ func (d *Driver) writeCaptures(ctx context.Context, w sqlcommon.CaptureWrite) (f
 	}
 	return true, nil
 }
-
-func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?,", n), ",") }

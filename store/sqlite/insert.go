@@ -63,7 +63,7 @@ func insertStatement(table string, cols []string, rows int) string {
 	if q, ok := insertSQL.Load(key); ok {
 		return q.(string)
 	}
-	one := "(" + strings.TrimSuffix(strings.Repeat("?,", len(cols)), ",") + ")"
+	one := "(" + placeholders(len(cols)) + ")"
 	var sb strings.Builder
 	sb.WriteString("INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES ")
 	for i := range rows {
@@ -115,7 +115,7 @@ func groupedStatement(table string, shared, cols []string, rows int) string {
 		fmt.Fprintf(&sb, "column%d", i+1)
 	}
 	sb.WriteString(" FROM (VALUES ")
-	one := "(" + strings.TrimSuffix(strings.Repeat("?,", len(cols)), ",") + ")"
+	one := "(" + placeholders(len(cols)) + ")"
 	for i := range rows {
 		if i > 0 {
 			sb.WriteByte(',')
@@ -151,3 +151,6 @@ func insertAttempts(tx *gorm.DB, attempts []*models.Attempt) error {
 	}
 	return nil
 }
+
+// placeholders is n comma-separated parameters.
+func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?,", n), ",") }
