@@ -230,3 +230,60 @@ func TestInFlightLimitsHoldWhileSpilling(t *testing.T) {
 		t.Errorf("up to %d requests in flight in all, more than --workers %d", m, hooks*perWebhook)
 	}
 }
+
+// A spill started by a moment's backlog ends once the webhook keeps up again, while events
+// go on arriving faster than a take, its send and its record take together: its new events
+// stop waiting for takes, and every event still arrives exactly once.
+func TestASpillEndsOnceTheWebhookKeepsUpWhileEventsKeepComing(t *testing.T) {
+	const events = 600
+	rc := testsrv.NewReceiver(t, nil)
+	s := testsrv.Start(t, testsrv.Options{AllowHTTP: true, AllowPrivate: true, Workers: 16, PerWebhook: 8})
+	hook := s.CreateWebhook(t, map[string]any{"name": "keeps up", "url": rc.URL, "events": []string{"conversation.started"}})
+	if !s.Store.SpillSupported() {
+		t.Skip("this store does not spill")
+	}
+	publishBatches(t, s.Store, 1) // proves the webhook: only one that answers gets its events leased
+	rc.WaitFor(t, 1, time.Minute)
+	spilled := func() bool {
+		ids, err := s.Store.SpilledWebhooks(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ids) > 0
+	}
+	s.Store.RequestSpill([]string{hook.ID})
+	publishBatches(t, s.Store, 1)
+	if !spilled() {
+		t.Fatal("the publish after RequestSpill did not spill the webhook")
+	}
+	endedAt := -1
+	var wg sync.WaitGroup
+	for p := range 2 {
+		wg.Go(func() {
+			for i := range events / 2 {
+				publishBatches(t, s.Store, 1)
+				time.Sleep(time.Millisecond)
+				if p == 0 && i%10 == 0 && endedAt < 0 && !spilled() {
+					endedAt = i * 2
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if endedAt < 0 {
+		t.Errorf("the webhook stayed spilled through %d events published while it kept up", events)
+	}
+	rc.WaitFor(t, events+2, time.Minute)
+	seen := map[string]int{}
+	for _, c := range rc.Captures() {
+		seen[c.Header.Get("X-Webhook-Id")]++
+	}
+	if len(seen) != events+2 {
+		t.Errorf("%d distinct events arrived, want %d", len(seen), events+2)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("event %s arrived %d times", id, n)
+		}
+	}
+}

@@ -15,14 +15,22 @@ import (
 //
 // Only deliveries that would be claimed at once anyway are taken (table.reserve): the
 // webhook is proven, has free slots, and nothing of its own waits before them. The rest are
-// written pending and claimed as before. A leased row is like a claimed one: if the process
-// dies before recording it, the lease runs out and any replica attempts it again.
+// written pending and claimed as before (or owed, for a spilled webhook). A leased row is
+// like a claimed one: if the process dies before recording it, the lease runs out and any
+// replica attempts it again.
+//
+// A spilled webhook that keeps up (room in its window, no taken work waiting) is granted
+// slots too, so a spill started by a moment's backlog stops costing every event a take; the
+// take asked for with the grant ends the spill once nothing owed is left or in flight.
 
 // lessee is the dispatcher as the store sees it (store.Lessee).
 type lessee struct{ d *Dispatcher }
 
 func (l lessee) Reserve(want map[string]int, now time.Time) (map[string]int, string, int64) {
-	granted := l.d.table.reserve(want, now, l.d.cfg.Workers)
+	granted, askedTake := l.d.table.reserve(want, now, l.d.cfg.Workers)
+	if askedTake {
+		l.d.spill.wake()
+	}
 	if granted == nil {
 		return nil, "", 0
 	}

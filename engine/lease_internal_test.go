@@ -19,7 +19,9 @@ import (
 
 // A publish gets slots only where its deliveries would be claimed at once: a proven webhook
 // with room in its window and nothing of its own waiting, within the global bound and what
-// the running claim was planned for. Granted slots are in flight until given back.
+// the running claim was planned for. Granted slots are in flight until given back. A spilled
+// webhook with room and no taken work waiting keeps up: it gets slots too, and a take that
+// can end its spill.
 func TestReserveGrantsOnlyWhatWouldBeClaimedAtOnce(t *testing.T) {
 	now := time.Now()
 	tb := newTable(8, func(int) {})
@@ -35,13 +37,19 @@ func TestReserveGrantsOnlyWhatWouldBeClaimedAtOnce(t *testing.T) {
 	add("due", func(w *webhook) { w.markDue(now.UnixMilli() - 1) })
 	add("retry-later", func(w *webhook) { w.markDue(now.Add(time.Minute).UnixMilli()) })
 	add("spilled", func(w *webhook) { w.spilled = true })
+	add("spilled-due", func(w *webhook) { w.spilled = true; w.markDue(now.UnixMilli()) })
+	add("spilled-taking", func(w *webhook) { w.spilled, w.taking = true, true })
+	add("spilled-ready", func(w *webhook) { w.spilled, w.ready = true, []*models.Delivery{{ID: "dlv_owed"}} })
 	add("backlogged", func(w *webhook) { w.backlogSince = now })
 	add("busy", func(w *webhook) { w.inflight, tb.inflight = 3, 3 })
 
 	want := map[string]int{"ready": 10, "unproven": 1, "due": 1, "retry-later": 1, "spilled": 1,
-		"backlogged": 1, "busy": 5, "unknown": 1}
-	got := tb.reserve(want, now, 64)
-	wantGrant := map[string]int{"ready": 4, "retry-later": 1, "busy": 1}
+		"spilled-due": 1, "spilled-taking": 1, "spilled-ready": 1, "backlogged": 1, "busy": 5, "unknown": 1}
+	got, askedTake := tb.reserve(want, now, 64)
+	// A spilled webhook with room and no taken work waiting keeps up, whether owed events
+	// are due or a take is under way: it gets its slots, and a take is asked for unless one
+	// is under way, to end the spill.
+	wantGrant := map[string]int{"ready": 4, "retry-later": 1, "spilled": 1, "spilled-due": 1, "spilled-taking": 1, "busy": 1}
 	if len(got) != len(wantGrant) {
 		t.Fatalf("granted %v, want %v", got, wantGrant)
 	}
@@ -50,24 +58,36 @@ func TestReserveGrantsOnlyWhatWouldBeClaimedAtOnce(t *testing.T) {
 			t.Errorf("granted %s %d, want %d (all: %v)", id, got[id], n, got)
 		}
 	}
-	if tb.inflight != 3+6 || tb.hooks["busy"].inflight != 4 {
-		t.Errorf("in flight %d (busy %d) after the grant, want 9 (4): granted slots count at once", tb.inflight, tb.hooks["busy"].inflight)
+	if sp := tb.hooks["spilled"]; !askedTake || !sp.taking || sp.takeRows != 4*takeWindows {
+		t.Errorf("asked for a take: %v, the spilled webhook taking %v %d rows; want a take of %d asked for",
+			askedTake, sp.taking, sp.takeRows, 4*takeWindows)
+	}
+	if tb.hooks["spilled-taking"].takeRows != 0 {
+		t.Error("asked for another take of a webhook already taking")
+	}
+	if tb.inflight != 3+9 || tb.hooks["busy"].inflight != 4 {
+		t.Errorf("in flight %d (busy %d) after the grant, want 12 (4): granted slots count at once", tb.inflight, tb.hooks["busy"].inflight)
 	}
 	tb.unreserve(got)
 	tb.grants.Done()
 	if tb.inflight != 3 || tb.hooks["ready"].inflight != 0 {
 		t.Errorf("in flight %d after giving the grant back, want 3", tb.inflight)
 	}
+	if got, asked := tb.reserve(map[string]int{"spilled": 1}, now, 64); got["spilled"] != 1 || asked {
+		t.Errorf("a spilled webhook whose take is under way: granted %v, asked for another take %v; want 1 granted and no take", got, asked)
+	}
+	tb.unreserve(map[string]int{"spilled": 1})
+	tb.grants.Done()
 
 	// The global bound counts what is in flight and what the running claim will start.
 	tb.claiming = 64 - 3 - 2
-	if got := tb.reserve(map[string]int{"ready": 4}, now, 64); got["ready"] != 2 {
+	if got, _ := tb.reserve(map[string]int{"ready": 4}, now, 64); got["ready"] != 2 {
 		t.Errorf("with 2 global slots left granted %v, want ready: 2", got)
 	}
 	tb.grants.Done()
 
 	// Closed (shutting down): nothing more is granted, and closing waits for open grants.
-	open := tb.reserve(map[string]int{"retry-later": 1}, now, 1000)
+	open, _ := tb.reserve(map[string]int{"retry-later": 1}, now, 1000)
 	if open["retry-later"] != 1 {
 		t.Fatalf("granted %v, want retry-later: 1", open)
 	}
@@ -80,7 +100,7 @@ func TestReserveGrantsOnlyWhatWouldBeClaimedAtOnce(t *testing.T) {
 	}
 	tb.grants.Done()
 	<-closed
-	if got := tb.reserve(map[string]int{"ready": 1}, now, 1000); got != nil {
+	if got, _ := tb.reserve(map[string]int{"ready": 1}, now, 1000); got != nil {
 		t.Errorf("granted %v after closing", got)
 	}
 }

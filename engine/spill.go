@@ -59,6 +59,34 @@ func spillThreshold(postgres bool) store.SpillThreshold {
 	return store.SpillThreshold{Due: spillDue, DueFor: spillAfter, Pending: spillPending}
 }
 
+// A spill that ends soon after it began, while events keep coming, often begins again at
+// once: a publisher faster than its receivers lets them catch up for a moment now and then,
+// and each end costs a backlog of rows and claims until the next spill. So a spill that
+// begins within respillWithin of the last one's end is held (no slots at publish, which is
+// what ends a spill under a steady stream; table.reserve) for twice as long as the last one
+// was, from minSpillHold up to maxSpillHold. A spill after a calm of respillWithin is not
+// held: a healthy webhook spilled by a moment's backlog ends its spill at once.
+const (
+	respillWithin = 5 * time.Second
+	minSpillHold  = time.Second
+	maxSpillHold  = time.Minute
+)
+
+// startSpill marks the webhook spilled from now on, and sets the spill's hold; called with
+// the table's mu held.
+func (w *webhook) startSpill(now time.Time) {
+	if w.spilled {
+		return
+	}
+	w.spilled, w.spilledAt = true, now
+	switch {
+	case w.endedAt.IsZero() || now.Sub(w.endedAt) >= respillWithin:
+		w.hold = 0
+	default:
+		w.hold = min(max(2*w.hold, minSpillHold), maxSpillHold)
+	}
+}
+
 // maxTake bounds the owed events one TakeSpilled hands out.
 const maxTake = 512
 
@@ -156,11 +184,12 @@ func (s *spiller) abandon(webhookIDs []string) {
 func (t *table) spilledByPublish(ids []string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	now := time.Now()
 	for _, id := range ids {
 		w := t.get(id)
 		w.backlogSince = time.Time{}
 		w.spillGen++
-		w.spilled = true
+		w.startSpill(now)
 		if !w.due {
 			w.due, w.dueAt = true, 0
 		}
@@ -227,7 +256,7 @@ func (t *table) took(got map[string]store.SpillTake, gens map[string]uint64, seq
 		if g.Spilled || !w.spilled || w.spillGen != gens[id] {
 			continue
 		}
-		w.spilled = false
+		w.spilled, w.endedAt = false, time.Now()
 		if len(g.Taken) == 0 && len(w.ready) == 0 {
 			w.due = false
 		}

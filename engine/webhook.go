@@ -51,6 +51,11 @@ type webhook struct {
 	// stays due until the spill is drained. spillGen counts the spills publishes reported.
 	spilled  bool
 	spillGen uint64
+	// spilledAt is when the current spill began here, endedAt when the last one ended, and
+	// hold how long this one must last before its webhook, keeping up, may end it (see
+	// startSpill).
+	spilledAt, endedAt time.Time
+	hold               time.Duration
 	// takeRows > 0: a take of that many owed events is asked for and the spiller has not
 	// started it yet. taking: a take is asked for or under way; claiming meanwhile would only
 	// find again that nothing is due.
@@ -136,7 +141,7 @@ func (t *table) rescanned(pending map[string]int64, spilled []string) {
 	}
 	for _, id := range spilled {
 		w := t.get(id)
-		w.spilled = true
+		w.startSpill(time.Now())
 		if !w.due {
 			w.due, w.dueAt = true, 0 // a take that found nothing new left it to wait for a hint
 		}
@@ -288,27 +293,36 @@ func (t *table) adjust(webhookID string, resp *delivery.Response) {
 // writes leased to this dispatcher (lease.go). A webhook gets them only when nothing stands
 // before them: it is proven (new and failing webhooks go through claims, where the planner
 // shares the slots fairly), has no due work waiting (which would otherwise be overtaken),
-// no spill, no take and no backlog, and has room in its window; the global bound holds too.
-// Granted slots count as in flight at once.
-func (t *table) reserve(want map[string]int, now time.Time, workers int) map[string]int {
+// no take and no backlog, and has room in its window; the global bound holds too. Granted
+// slots count as in flight at once.
+//
+// A spilled webhook keeps up when it has room in its window and no taken work waits for a
+// slot; its owed events being due does not count, as under a steady stream they always are
+// (each publish owes one more while the take of the last is under way). It is granted slots
+// then, and those of its new events are written leased like any other's instead of owed,
+// and a take is asked for (askedTake) if none is under way: it brings what is still owed,
+// and ends the spill once nothing owed is left or in flight. A spill would otherwise last as
+// long as events keep coming, each of them waiting for a take. A spill on hold (startSpill)
+// gets no slots until the hold is over.
+func (t *table) reserve(want map[string]int, now time.Time, workers int) (granted map[string]int, askedTake bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
-		return nil
+		return nil, false
 	}
 	free := workers - t.inflight - t.claiming
 	nowMs := now.UnixMilli()
-	var granted map[string]int
 	for id, n := range want {
 		if free <= 0 {
 			break
 		}
 		w := t.hooks[id]
-		if w == nil || !w.proven || w.spilled || w.taking || len(w.ready) > 0 || !w.backlogSince.IsZero() ||
-			w.due && w.dueAt <= nowMs {
+		if w == nil || !w.proven || len(w.ready) > 0 || !w.backlogSince.IsZero() ||
+			!w.spilled && w.due && w.dueAt <= nowMs || w.spilled && now.Sub(w.spilledAt) < w.hold {
 			continue
 		}
-		k := min(n, min(int(w.limit), t.perWebhook)-w.inflight, free)
+		room := min(int(w.limit), t.perWebhook) - w.inflight
+		k := min(n, room, free)
 		if k <= 0 {
 			continue
 		}
@@ -319,12 +333,16 @@ func (t *table) reserve(want map[string]int, now time.Time, workers int) map[str
 		free -= k
 		w.inflight += k
 		t.inflight += k
+		if w.spilled && !w.taking {
+			w.takeRows, w.taking = takeFor(w, room-k), true
+			askedTake = true
+		}
 	}
 	if granted != nil {
 		t.grants.Add(1)
 		t.inFlight(t.inflight)
 	}
-	return granted
+	return granted, askedTake
 }
 
 // unstarted gives back the slots of deliveries counted in flight that could not be started.

@@ -50,6 +50,7 @@ var cases = []struct {
 	{"QueueReplayStopsWhenTheWebhookIsDisabled", testQueueReplayStopsWhenTheWebhookIsDisabled},
 	{"ClaimForTakesAtMostTheFreeSlotsAndNeverALeasedDelivery", testClaimForTakesAtMostTheFreeSlotsAndNeverALeasedDelivery},
 	{"PublishLeasesWhatTheLesseeGrants", testPublishLeasesWhatTheLesseeGrants},
+	{"PublishLeasesASpilledWebhookWhatTheLesseeGrants", testPublishLeasesASpilledWebhookWhatTheLesseeGrants},
 	{"ClaimForReportsWhenAWebhooksNextDeliveryIsDue", testClaimForReportsWhenAWebhooksNextDeliveryIsDue},
 	{"ClaimForReachesAHealthyWebhookBehindAnotherWebhooksBacklog", testClaimForReachesAHealthyWebhookBehindAnotherWebhooksBacklog},
 	{"RedeliveryOfADeliveryInFlightIsRefused", testRedeliveryOfADeliveryInFlightIsRefused},

@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -48,6 +49,17 @@ func (l *grantingLessee) Release(granted map[string]int) {
 	l.released = append(l.released, granted)
 }
 
+// messagesReceived is n message.received events to publish in one batch.
+func messagesReceived(n int) []store.PublishInput {
+	et, _ := models.LookupEventType("message.received")
+	at := time.Now().UTC().Truncate(time.Second)
+	in := make([]store.PublishInput, n)
+	for i := range in {
+		in[i] = store.PublishInput{Type: et.Name, Payload: et.Example(at), OccurredAt: at}
+	}
+	return in
+}
+
 // A publish offers its new deliveries to the lessee and writes the ones granted, in publish
 // order, leased to it: no claim takes them until the lease runs out, and they are handed over
 // after the commit rather than announced as due. A publish that fails gives its grant back.
@@ -78,12 +90,7 @@ func testPublishLeasesWhatTheLesseeGrants(t *testing.T, b Backend) {
 		return
 	}
 
-	et, _ := models.LookupEventType("message.received")
-	at := now.UTC().Truncate(time.Second)
-	in := make([]store.PublishInput, 3)
-	for i := range in {
-		in[i] = store.PublishInput{Type: et.Name, Payload: et.Example(at), OccurredAt: at}
-	}
+	in := messagesReceived(3)
 	res, err := s.Publish(ctx, in)
 	if err != nil {
 		t.Fatal(err)
@@ -143,5 +150,62 @@ func testPublishLeasesWhatTheLesseeGrants(t *testing.T, b Backend) {
 	Publish(t, s, "message.received", "")
 	if len(l.asked) != asked {
 		t.Error("a publish asked a lessee that was taken away")
+	}
+}
+
+// A spilled webhook is offered its new deliveries too: what the lessee grants it (the engine
+// grants only a webhook that has caught up) is written as leased rows, in publish order, and
+// only the rest is owed, to be taken as before. A driver that does not lease at publish owes
+// them all.
+func testPublishLeasesASpilledWebhookWhatTheLesseeGrants(t *testing.T, b Backend) {
+	s := b.Open(t, b.DSN(t))
+	ctx := context.Background()
+	w, before := SpilledWith(t, s, 1)
+	l := &grantingLessee{grant: map[string]int{w.ID: 2}, owner: "proc_lessee", until: time.Now().Add(time.Minute).UnixMilli()}
+	t.Cleanup(func() { s.LeaseAtPublish(nil) })
+	leases := s.LeaseAtPublish(l)
+
+	res, err := s.Publish(ctx, messagesReceived(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	owed := append(before, res[0].Event.ID, res[1].Event.ID, res[2].Event.ID)
+	if leases {
+		if len(l.asked) != 1 || l.asked[0][w.ID] != 3 {
+			t.Fatalf("lessee asked %v, want once for the spilled webhook's 3 deliveries", l.asked)
+		}
+		if len(l.leased) != 2 || l.leased[0].EventID != res[0].Event.ID || l.leased[1].EventID != res[1].Event.ID {
+			t.Fatalf("handed %d deliveries, want the first 2 events'", len(l.leased))
+		}
+		for i, r := range res {
+			if got, want := len(r.Deliveries), map[bool]int{true: 1, false: 0}[i < 2]; got != want || got == 1 && r.Deliveries[0].WebhookID != w.ID {
+				t.Errorf("event %d lists %d deliveries, want %d: a leased delivery has its row", i, got, want)
+			}
+		}
+		var rows []struct {
+			EventID  string
+			LockedBy string
+		}
+		if err := s.ScanSQL(ctx, &rows, `SELECT event_id, locked_by FROM deliveries WHERE webhook_id = ? ORDER BY event_id`, w.ID); err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != 2 || rows[0].EventID != res[0].Event.ID || rows[1].EventID != res[1].Event.ID ||
+			rows[0].LockedBy != l.owner || rows[1].LockedBy != l.owner {
+			t.Fatalf("rows of the spilled webhook %+v, want the first two events' leased to %s", rows, l.owner)
+		}
+		owed = append(before, res[2].Event.ID)
+	} else if len(l.asked) != 0 {
+		t.Errorf("a driver that does not lease at publish asked %v", l.asked)
+	}
+	if st := QueueStats(t, s); st.Spilled != 1 || st.Owed != int64(len(owed)) {
+		t.Errorf("queue stats %+v, want the webhook spilled, owing %d events", st, len(owed))
+	}
+	tk := TakeOnly(t, s, w.ID, 10)
+	var took []string
+	for _, d := range tk.Taken {
+		took = append(took, d.EventID)
+	}
+	if !slices.Equal(took, owed) || !tk.Spilled {
+		t.Errorf("a take got %v (spilled: %v), want only the owed %v in order", took, tk.Spilled, owed)
 	}
 }

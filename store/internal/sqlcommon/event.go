@@ -62,8 +62,26 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 		newSpills = begun.Started
 		var events []*models.Event
 		var deliveries []*models.Delivery
+		// What spilled webhooks are sent (the event's index in in): written leased where the
+		// lessee grants a slot, owed otherwise. Most of them are owed (webhooks that fell
+		// behind get no grant), so a row is made only for a grant.
+		type spilledSend struct {
+			webhookID string
+			at        int
+		}
+		var toSpilled []spilledSend
+		var spilledWant map[string]int
 		var owed map[string][]string
 		listOwed := len(spilled) > 0 && s.hooks.ListsOwed()
+		owe := func(webhookID, eventID string) {
+			due[webhookID] = now.UnixMilli() // owed through its spill, with no row of its own yet
+			if listOwed {
+				if owed == nil {
+					owed = map[string][]string{}
+				}
+				owed[webhookID] = append(owed[webhookID], eventID)
+			}
+		}
 		for i, p := range in {
 			if p.IdempotencyKey != "" {
 				var prev models.Event
@@ -101,27 +119,49 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 			events = append(events, ev)
 			ds := make([]*models.Delivery, 0, len(subs))
 			for _, w := range subs {
-				if spilled[w.ID] {
-					due[w.ID] = now.UnixMilli() // owed through its spill, with no row of its own yet
-					if listOwed {
-						if owed == nil {
-							owed = map[string][]string{}
-						}
-						owed[w.ID] = append(owed[w.ID], ev.ID)
+				switch {
+				case spilled[w.ID] && lessee == nil:
+					owe(w.ID, ev.ID)
+					continue
+				case spilled[w.ID]:
+					if spilledWant == nil {
+						spilledWant = map[string]int{}
 					}
+					spilledWant[w.ID]++
+					toSpilled = append(toSpilled, spilledSend{webhookID: w.ID, at: i})
 					continue
 				}
-				d := &models.Delivery{ID: models.NewID("dlv"), EventID: ev.ID, WebhookID: w.ID, EventType: p.Type,
-					Status: models.StatusPending, NextAttemptAt: now.UnixMilli(), CreatedAt: now, UpdatedAt: now}
-				ds = append(ds, d)
+				ds = append(ds, newDelivery(ev, w.ID, now))
 			}
 			deliveries = append(deliveries, ds...)
 			out[i] = Published{Event: ev, Deliveries: ds}
 		}
 		cols := deliveryColumns
-		if lessee != nil && len(deliveries) > 0 {
+		if lessee != nil && len(deliveries)+len(toSpilled) > 0 {
 			// Asked last, once every read is done: a granted slot is held until the commit.
-			granted, leased = leaseNew(lessee, deliveries, now)
+			var owner string
+			var until int64
+			granted, leased, owner, until = leaseNew(lessee, deliveries, spilledWant, now)
+			// A spilled webhook is granted slots when it keeps up again (the engine's
+			// table.reserve): its first events get leased rows, the rest are owed.
+			left := make(map[string]int, len(spilledWant))
+			for id := range spilledWant {
+				left[id] = granted[id]
+			}
+			for _, sp := range toSpilled {
+				ev := out[sp.at].Event
+				if left[sp.webhookID] == 0 {
+					owe(sp.webhookID, ev.ID)
+					continue
+				}
+				left[sp.webhookID]--
+				d := newDelivery(ev, sp.webhookID, now)
+				d.LockedUntil, d.LockedBy = until, owner
+				c := *d // as in leaseNew
+				leased = append(leased, &c)
+				deliveries = append(deliveries, d)
+				out[sp.at].Deliveries = append(out[sp.at].Deliveries, d)
+			}
 			if len(leased) > 0 {
 				cols = leasedColumns
 			}
@@ -217,19 +257,29 @@ func deliveryRows(ds []*models.Delivery, cols []string, replayID string) Rows {
 	}}
 }
 
-// leaseNew offers a publish's new deliveries to the lessee and leases to it, in publish order,
-// as many of each webhook's as it grants. It returns the grant and the deliveries leased.
-func leaseNew(l storedriver.Lessee, ds []*models.Delivery, now time.Time) (map[string]int, []*models.Delivery) {
-	want := map[string]int{}
+// newDelivery is a new pending delivery of ev to a webhook.
+func newDelivery(ev *models.Event, webhookID string, now time.Time) *models.Delivery {
+	return &models.Delivery{ID: models.NewID("dlv"), EventID: ev.ID, WebhookID: webhookID, EventType: ev.Type,
+		Status: models.StatusPending, NextAttemptAt: now.UnixMilli(), CreatedAt: now, UpdatedAt: now}
+}
+
+// leaseNew offers a publish's new deliveries to the lessee, with spilledWant more for spilled
+// webhooks (none of which is in ds), and leases to it, in publish order, as many of each
+// webhook's in ds as it grants. It returns the grant, the deliveries leased, and the lease
+// that what it granted the spilled webhooks is to be written with.
+func leaseNew(l storedriver.Lessee, ds []*models.Delivery, spilledWant map[string]int, now time.Time) (granted map[string]int, leased []*models.Delivery, owner string, until int64) {
+	want := maps.Clone(spilledWant)
+	if want == nil {
+		want = map[string]int{}
+	}
 	for _, d := range ds {
 		want[d.WebhookID]++
 	}
-	granted, owner, until := l.Reserve(want, now)
+	granted, owner, until = l.Reserve(want, now)
 	if len(granted) == 0 {
-		return nil, nil
+		return nil, nil, "", 0
 	}
 	left := maps.Clone(granted)
-	var leased []*models.Delivery
 	for _, d := range ds {
 		if left[d.WebhookID] > 0 {
 			left[d.WebhookID]--
@@ -238,7 +288,7 @@ func leaseNew(l storedriver.Lessee, ds []*models.Delivery, now time.Time) (map[s
 			leased = append(leased, &c)
 		}
 	}
-	return granted, leased
+	return granted, leased, owner, until
 }
 
 // GetEvent reads one event.
