@@ -50,6 +50,7 @@ type options struct {
 	hang            int
 	hangTimeout     time.Duration
 	deliveryTimeout time.Duration
+	stallRecords    time.Duration
 	backlog         int
 	workers         int
 	db              string
@@ -93,6 +94,7 @@ func parseOptions(args []string) (options, error) {
 	fs.IntVar(&o.hang, "hang", 50, "isolation: endpoints that never answer")
 	fs.DurationVar(&o.hangTimeout, "hang-timeout", 2*time.Second, "isolation: delivery timeout (bounds the hanging requests)")
 	fs.DurationVar(&o.deliveryTimeout, "delivery-timeout", 10*time.Second, "delivery timeout in the other scenarios")
+	fs.DurationVar(&o.stallRecords, "stall-records", 0, "latency and isolation on PostgreSQL: halfway through, lock the attempts table this long, as a database slow for a moment (the records of attempts wait, the webhooks' windows fill)")
 	fs.IntVar(&o.backlog, "backlog", 1000000, "backlog: deliveries queued before the server starts")
 	fs.IntVar(&o.workers, "workers", 0, "Hookrelay --workers (0: its default for this machine)")
 	fs.StringVar(&o.db, "db", "sqlite", "comma-separated stores to run on: sqlite and/or a postgres:// URL")
@@ -147,8 +149,10 @@ func parseOptions(args []string) (options, error) {
 		return o, errors.New("-n, -c and -k must be at least 1")
 	case o.batch < 1 || o.batch > 1000:
 		return o, errors.New("-batch must be between 1 and 1000")
-	case o.rate <= 0 || o.duration <= 0 || o.warmup < 0:
-		return o, errors.New("-rate and -duration must be positive, -warmup not negative")
+	case o.rate <= 0 || o.duration <= 0 || o.warmup < 0 || o.stallRecords < 0:
+		return o, errors.New("-rate and -duration must be positive, -warmup and -stall-records not negative")
+	case o.stallRecords >= o.duration/2:
+		return o, errors.New("-stall-records must end before the measured period does: less than half of -duration")
 	case o.backlog < 1 || o.hang < 0:
 		return o, errors.New("-backlog must be at least 1 and -hang not negative")
 	case o.binary != "" && (o.cpuprofile != "" || o.memprofile != ""):

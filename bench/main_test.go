@@ -152,6 +152,7 @@ func TestOptionsRejectNonsense(t *testing.T) {
 		{"-n", "0"}, {"-batch", "1001"}, {"-rate", "0"}, {"-scenarios", "throughput,speed"}, {"-backlog", "0"},
 		{"-binary", "build", "-cpuprofile", "x"}, {"extra"}, {"-runs", "0"}, {"-runs", "3", "-cpuprofile", "x"},
 		{"-against", "/tmp/other", "-binary", "build"}, {"-runs", "2", "-scenarios", "soak"},
+		{"-stall-records", "-1s"}, {"-duration", "1s", "-stall-records", "500ms"},
 	} {
 		if _, err := parseOptions(args); err == nil {
 			t.Errorf("%v accepted", args)

@@ -155,6 +155,9 @@ func latencyRows(add func(string, string, string, string, *bool), scenario strin
 	if l.MachineCores > 0 {
 		add(scenario, "CPU cores busy on the machine, every process, while publishing", fmt.Sprintf("%.2f", l.MachineCores), "", nil)
 	}
+	if l.StallSeconds > 0 {
+		add(scenario, "records of attempts held up halfway through, for s (-stall-records)", fmt.Sprintf("%g", l.StallSeconds), "", nil)
+	}
 	if l.SpilledSeconds != nil {
 		add(scenario, "healthy webhook spilled when publishing ended, for how long in s (0: not spilled)", fmt.Sprintf("%.1f", *l.SpilledSeconds), "", nil)
 	}

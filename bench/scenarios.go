@@ -21,6 +21,7 @@ import (
 	"github.com/hookrelay/hookrelay/internal/procstat"
 	"github.com/hookrelay/hookrelay/models"
 	"github.com/hookrelay/hookrelay/store"
+	"github.com/jackc/pgx/v5"
 )
 
 // runner runs the scenarios on one backend.
@@ -443,6 +444,8 @@ type LatencyResult struct {
 	// another (docs/performance.md, section 3959264), so this tells a round's figures apart.
 	// Nil in the report of a bench built before it was measured (a -against build).
 	SpilledSeconds *float64 `json:"healthy_spilled_seconds,omitempty"`
+	// StallSeconds is how long the records were held up halfway through (-stall-records).
+	StallSeconds float64 `json:"records_stalled_seconds,omitempty"`
 }
 
 // IsolationResult is scenario 3.
@@ -497,10 +500,22 @@ func (r *runner) latency(ctx context.Context, hang int) (*LatencyResult, int64, 
 	defer stopProfile()
 	res := &LatencyResult{Rate: r.o.rate, Events: measured, WarmupSeconds: r.o.warmup.Seconds()}
 	measureFrom := time.Now().Add(r.o.warmup)
+	stalled := make(chan error, 1)
+	if r.o.stallRecords > 0 && r.be.name == "postgres" {
+		go func() {
+			stalled <- stallRecords(ctx, dsn, time.Until(measureFrom.Add(r.o.duration/2)), r.o.stallRecords)
+		}()
+		res.StallSeconds = r.o.stallRecords.Seconds()
+	} else {
+		stalled <- nil
+	}
 	machineStart := procstat.Machine()
 	elapsed, failures, late, firstErr := openLoop(ctx, r.o.rate, total, 512, func(ctx context.Context, i int, sched time.Time) error {
 		return expect(cl.post(ctx, "/api/v1/events", eventBody(i, sched)))
 	})
+	if err := <-stalled; err != nil {
+		return nil, 0, fmt.Errorf("%s: stall the records: %w", label, err)
+	}
 	res.SendSeconds, res.Late, res.PublishErrs = elapsed.Seconds(), late, failures
 	res.AchievedRate = float64(total) / elapsed.Seconds()
 	if machineStart > 0 {
@@ -529,6 +544,37 @@ func (r *runner) latency(ctx context.Context, hang int) (*LatencyResult, int64, 
 		ms(percentile(lat, 0.99)), ms(percentile(lat, 1))
 	r.logf("%s: p50 %.1f ms, p99 %.1f ms, max %.1f ms (warm-up max %.1f ms)", label, res.P50ms, res.P99ms, res.MaxMs, res.WarmupMaxMs)
 	return res, s.hung.Load(), nil
+}
+
+// stallRecords waits for after, then holds the attempts table locked against writes for
+// hold: every record of an attempt waits, so the webhooks' windows fill with requests that
+// were answered, as when the database is slow for a moment; publishes go on. What it tells
+// is whether a healthy webhook's latency recovers afterwards (LatencyResult.SpilledSeconds).
+func stallRecords(ctx context.Context, dsn string, after, hold time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(after):
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback(context.Background()) }()
+	if _, err := tx.Exec(ctx, "LOCK TABLE attempts IN EXCLUSIVE MODE"); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(hold):
+	}
+	return tx.Commit(ctx)
 }
 
 // BacklogResult is scenario 4.
