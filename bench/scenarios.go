@@ -440,9 +440,10 @@ type LatencyResult struct {
 	// published ÷ that time (see PhaseResult.MachineCores).
 	MachineCores float64 `json:"machine_cores_busy"`
 	// SpilledSeconds is how long the healthy webhook had been spilled when publishing ended,
-	// 0 when it was not. On PostgreSQL a spill lasts as long as the stream, and its latency is
-	// another (docs/performance.md, section 3959264), so this tells a round's figures apart.
-	// Nil in the report of a bench built before it was measured (a -against build).
+	// 0 when it was not. On PostgreSQL a spill's events wait for takes, and before 58daae9 a
+	// spill lasted as long as the stream (docs/performance.md, sections 3959264 and 58daae9),
+	// so this tells a round's figures apart. Nil in the report of a bench built before it was
+	// measured (a -against build).
 	SpilledSeconds *float64 `json:"healthy_spilled_seconds,omitempty"`
 	// StallSeconds is how long the records were held up halfway through (-stall-records).
 	StallSeconds float64 `json:"records_stalled_seconds,omitempty"`

@@ -3,12 +3,14 @@ package engine_test
 import (
 	"context"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hookrelay/hookrelay/internal/storetest"
 	"github.com/hookrelay/hookrelay/internal/testsrv"
 	"github.com/hookrelay/hookrelay/internal/wait"
 	"github.com/hookrelay/hookrelay/models"
@@ -231,9 +233,11 @@ func TestInFlightLimitsHoldWhileSpilling(t *testing.T) {
 	}
 }
 
-// A spill started by a moment's backlog ends once the webhook keeps up again, while events
-// go on arriving faster than a take, its send and its record take together: its new events
-// stop waiting for takes, and every event still arrives exactly once.
+// A spill started by a moment's backlog ends once the webhook keeps up again. Where publishes
+// lease (PostgreSQL) it ends while events go on arriving faster than a take, its send and its
+// record take together: its new events stop waiting for takes. On SQLite, where the spill is
+// the cheaper path, it may last as long as the stream, and ends after it. Every event arrives
+// exactly once either way.
 func TestASpillEndsOnceTheWebhookKeepsUpWhileEventsKeepComing(t *testing.T) {
 	const events = 600
 	rc := testsrv.NewReceiver(t, nil)
@@ -270,10 +274,13 @@ func TestASpillEndsOnceTheWebhookKeepsUpWhileEventsKeepComing(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if endedAt < 0 {
+	if os.Getenv(storetest.BackendEnv) == "postgres" && endedAt < 0 {
 		t.Errorf("the webhook stayed spilled through %d events published while it kept up", events)
 	}
 	rc.WaitFor(t, events+2, time.Minute)
+	if !wait.For(func() bool { return !spilled() }) {
+		t.Error("the webhook was still spilled once every event had arrived")
+	}
 	seen := map[string]int{}
 	for _, c := range rc.Captures() {
 		seen[c.Header.Get("X-Webhook-Id")]++
