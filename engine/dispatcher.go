@@ -225,14 +225,14 @@ func (d *Dispatcher) claimAndSend(ctx, sendCtx context.Context) time.Duration {
 		}
 		now := time.Now()
 		if len(ready) > 0 {
-			d.start(ctx, sendCtx, ready, now, false)
+			d.start(ctx, sendCtx, ready, now, true)
 		}
 		if len(p.Claim) == 0 {
 			continue
 		}
 		claimed, next, err := d.claim(ctx, store.ClaimForRequest{Owner: d.owner, Now: now, Lease: d.cfg.Lease, Hooks: p.Claim})
 		if err != nil {
-			d.table.claimFailed()
+			d.table.claimFailed(p.Claim)
 			if ctx.Err() == nil {
 				d.cfg.Logger.Error("claim deliveries", "err", err)
 			}

@@ -245,3 +245,29 @@ func TestPublishesLeasedToTheDispatcherAreSentWithoutAClaimAndNoneIsLeftAtShutdo
 		t.Errorf("%d events received %d times, want %d once each", events, sent, total)
 	}
 }
+
+// A spilled webhook's window holds across the paths that fill it at once: a publish is not
+// granted the slots the running claim was planned to fill for the webhook, nor those of
+// ready work a plan handed out and the loop has not started yet.
+func TestReserveLeavesTheSlotsOfAPlannedClaimAndOfHandedOutReadyWork(t *testing.T) {
+	now := time.Now()
+	tb := newTable(4, func(int) {})
+	w := tb.get("spilled")
+	w.proven, w.limit, w.spilled = true, 4, true
+	w.ready = []*models.Delivery{{ID: "dlv_1", WebhookID: "spilled"}, {ID: "dlv_2", WebhookID: "spilled"}}
+	w.markDue(now.UnixMilli())
+
+	p, ready, _ := tb.plan(now, 64, true)
+	if len(ready) != 2 || len(p.Claim) != 1 || p.Claim[0].Free != 2 {
+		t.Fatalf("plan handed out %d ready and claims %v, want the 2 ready and a claim of the other 2 slots", len(ready), p.Claim)
+	}
+	if got, _ := tb.reserve(map[string]int{"spilled": 4}, now, 64); got != nil {
+		t.Errorf("granted %v while the window's 4 slots were handed out and planned for a claim", got)
+		tb.grants.Done()
+	}
+	tb.claimed(p.Claim, nil, map[string]int64{"spilled": 0}, now, 0)
+	w.taking, w.takeRows = false, 0
+	if got, _ := tb.reserve(map[string]int{"spilled": 4}, now, 64); got["spilled"] != 2 {
+		t.Errorf("after the claim found nothing, granted %v, want the 2 slots it left", got)
+	}
+}

@@ -21,6 +21,8 @@ type webhook struct {
 	// being hammered.
 	inflight int
 	limit    float64
+	// claiming is the slots the running claim was planned to fill for it (table.claiming).
+	claiming int
 	// proven: the last attempt succeeded. Webhooks not proven (new, or failing) share at
 	// most half of the workers between them, so fifty dead endpoints cannot take every
 	// slot from a healthy one while their requests hang until the timeout.
@@ -95,6 +97,7 @@ type table struct {
 	grants sync.WaitGroup
 	closed bool
 	// claiming is the slots the running claim was planned to fill: reserve leaves them to it.
+	// Each webhook's own share is its claiming.
 	claiming int
 }
 
@@ -169,6 +172,7 @@ func (t *table) plan(now time.Time, workers int, canSpill bool) (roundPlan, []*m
 	t.claiming = 0
 	for _, c := range p.Claim {
 		t.claiming += c.Free
+		t.hooks[c.WebhookID].claiming = c.Free
 	}
 	var out []*models.Delivery
 	for _, s := range p.Ready {
@@ -180,6 +184,9 @@ func (t *table) plan(now time.Time, workers int, canSpill bool) (roundPlan, []*m
 			w.ready = nil
 		}
 	}
+	// In flight from now, before the lock is let go: reserve must not see their slots free
+	// while the loop loads their bodies.
+	t.startedLocked(out)
 	return p, out, t.hintSeq
 }
 
@@ -197,6 +204,7 @@ func (t *table) claimed(slots []store.WebhookQuota, got []*models.Delivery, next
 	for _, s := range slots {
 		planned[s.WebhookID] = s.Free
 		w := t.get(s.WebhookID)
+		w.claiming = 0
 		if _, exhausted := next[s.WebhookID]; !exhausted {
 			if w.backlogSince.IsZero() {
 				w.backlogSince = now
@@ -321,7 +329,7 @@ func (t *table) reserve(want map[string]int, now time.Time, workers int) (grante
 			!w.spilled && w.due && w.dueAt <= nowMs || w.spilled && now.Sub(w.spilledAt) < w.hold {
 			continue
 		}
-		room := min(int(w.limit), t.perWebhook) - w.inflight
+		room := min(int(w.limit), t.perWebhook) - w.inflight - w.claiming
 		k := min(n, room, free)
 		if k <= 0 {
 			continue
@@ -368,11 +376,16 @@ func (t *table) unreserve(counts map[string]int) {
 	t.inFlight(t.inflight)
 }
 
-// claimFailed ends a claim that returned nothing.
-func (t *table) claimFailed() {
+// claimFailed ends a claim for slots that returned nothing.
+func (t *table) claimFailed(slots []store.WebhookQuota) {
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	t.claiming = 0
-	t.mu.Unlock()
+	for _, s := range slots {
+		if w := t.hooks[s.WebhookID]; w != nil {
+			w.claiming = 0
+		}
+	}
 }
 
 // closeGrants stops granting and waits for the publishes holding grants to settle.
