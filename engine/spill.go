@@ -62,9 +62,9 @@ func spillThreshold(postgres bool) store.SpillThreshold {
 // once: a publisher faster than its receivers lets them catch up for a moment now and then,
 // and each end costs a backlog of rows and claims until the next spill. So a spill that
 // begins within respillWithin of the last one's end is held (no slots at publish, which is
-// what ends a spill under a steady stream; table.reserve) for twice as long as the last one
-// was, from minSpillHold up to maxSpillHold. A spill after a calm of respillWithin is not
-// held: a healthy webhook spilled by a moment's backlog ends its spill at once.
+// what ends a spill under a steady stream; table.reserve) for twice the last one's hold, from
+// minSpillHold up to maxSpillHold. A spill after a calm of respillWithin is not held: a
+// healthy webhook spilled by a moment's backlog ends its spill at once.
 const (
 	respillWithin = 5 * time.Second
 	minSpillHold  = time.Second

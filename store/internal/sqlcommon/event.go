@@ -156,9 +156,7 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 				}
 				left[sp.webhookID]--
 				d := newDelivery(ev, sp.webhookID, now)
-				d.LockedUntil, d.LockedBy = until, owner
-				c := *d // as in leaseNew
-				leased = append(leased, &c)
+				leased = append(leased, leaseTo(d, owner, until))
 				deliveries = append(deliveries, d)
 				out[sp.at].Deliveries = append(out[sp.at].Deliveries, d)
 			}
@@ -283,12 +281,18 @@ func leaseNew(l storedriver.Lessee, ds []*models.Delivery, spilledWant map[strin
 	for _, d := range ds {
 		if left[d.WebhookID] > 0 {
 			left[d.WebhookID]--
-			d.LockedUntil, d.LockedBy = until, owner
-			c := *d // the publish's caller keeps d; the lessee's attempt gets its own
-			leased = append(leased, &c)
+			leased = append(leased, leaseTo(d, owner, until))
 		}
 	}
 	return granted, leased, owner, until
+}
+
+// leaseTo writes a lease into a new delivery and returns a copy for the lessee: the publish's
+// caller keeps d, and the lessee's attempt gets its own.
+func leaseTo(d *models.Delivery, owner string, until int64) *models.Delivery {
+	d.LockedUntil, d.LockedBy = until, owner
+	c := *d
+	return &c
 }
 
 // GetEvent reads one event.
