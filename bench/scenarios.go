@@ -501,21 +501,22 @@ func (r *runner) latency(ctx context.Context, hang int) (*LatencyResult, int64, 
 	defer stopProfile()
 	res := &LatencyResult{Rate: r.o.rate, Events: measured, WarmupSeconds: r.o.warmup.Seconds()}
 	measureFrom := time.Now().Add(r.o.warmup)
-	stalled := make(chan error, 1)
+	var stalled chan error
 	if r.o.stallRecords > 0 && r.be.name == "postgres" {
+		stalled = make(chan error, 1)
 		go func() {
 			stalled <- stallRecords(ctx, dsn, time.Until(measureFrom.Add(r.o.duration/2)), r.o.stallRecords)
 		}()
 		res.StallSeconds = r.o.stallRecords.Seconds()
-	} else {
-		stalled <- nil
 	}
 	machineStart := procstat.Machine()
 	elapsed, failures, late, firstErr := openLoop(ctx, r.o.rate, total, 512, func(ctx context.Context, i int, sched time.Time) error {
 		return expect(cl.post(ctx, "/api/v1/events", eventBody(i, sched)))
 	})
-	if err := <-stalled; err != nil {
-		return nil, 0, fmt.Errorf("%s: stall the records: %w", label, err)
+	if stalled != nil {
+		if err := <-stalled; err != nil {
+			return nil, 0, fmt.Errorf("%s: stall the records: %w", label, err)
+		}
 	}
 	res.SendSeconds, res.Late, res.PublishErrs = elapsed.Seconds(), late, failures
 	res.AchievedRate = float64(total) / elapsed.Seconds()
@@ -552,10 +553,8 @@ func (r *runner) latency(ctx context.Context, hang int) (*LatencyResult, int64, 
 // were answered, as when the database is slow for a moment; publishes go on. What it tells
 // is whether a healthy webhook's latency recovers afterwards (LatencyResult.SpilledSeconds).
 func stallRecords(ctx context.Context, dsn string, after, hold time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(after):
+	if err := sleep(ctx, after); err != nil {
+		return err
 	}
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
@@ -570,12 +569,22 @@ func stallRecords(ctx context.Context, dsn string, after, hold time.Duration) er
 	if _, err := tx.Exec(ctx, "LOCK TABLE attempts IN EXCLUSIVE MODE"); err != nil {
 		return err
 	}
+	if err := sleep(ctx, hold); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// sleep waits for d, or returns ctx's error if it ends first.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-time.After(hold):
+	case <-t.C:
+		return nil
 	}
-	return tx.Commit(ctx)
 }
 
 // BacklogResult is scenario 4.

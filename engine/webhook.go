@@ -319,14 +319,12 @@ func (t *table) reserve(want map[string]int, now time.Time, workers int) (grante
 		return nil, false
 	}
 	free := workers - t.inflight - t.claiming
-	nowMs := now.UnixMilli()
 	for id, n := range want {
 		if free <= 0 {
 			break
 		}
 		w := t.hooks[id]
-		if w == nil || !w.proven || len(w.ready) > 0 || !w.backlogSince.IsZero() ||
-			!w.spilled && w.due && w.dueAt <= nowMs || w.spilled && now.Sub(w.spilledAt) < w.hold {
+		if w == nil || !w.grantable(now) {
 			continue
 		}
 		room := min(int(w.limit), t.perWebhook) - w.inflight - w.claiming
@@ -351,6 +349,19 @@ func (t *table) reserve(want map[string]int, now time.Time, workers int) (grante
 		t.inFlight(t.inflight)
 	}
 	return granted, askedTake
+}
+
+// grantable reports whether nothing of the webhook's own stands before a publish's new
+// deliveries (reserve): it is proven, has no taken work waiting and no backlog, and, unless
+// it is spilled, no due work; a spilled one must be past its hold.
+func (w *webhook) grantable(now time.Time) bool {
+	if !w.proven || len(w.ready) > 0 || !w.backlogSince.IsZero() {
+		return false
+	}
+	if w.spilled {
+		return now.Sub(w.spilledAt) >= w.hold
+	}
+	return !w.due || w.dueAt > now.UnixMilli()
 }
 
 // unstarted gives back the slots of deliveries counted in flight that could not be started.
