@@ -85,6 +85,10 @@ func (d *sqliteDriver) Open(dsn string) (driver.Conn, error) {
 	if !ok {
 		return ic, nil
 	}
+	if err := stablePlans(db, tls); err != nil {
+		ic.Close()
+		return nil, err
+	}
 	return &conn{inner: inner, db: db, tls: tls, itls: libc.NewTLS(), cache: map[string]*list.Element{}, lru: list.New()}, nil
 }
 
@@ -106,6 +110,21 @@ func handleOf(c driver.Conn) (db uintptr, tls *libc.TLS, ok bool) {
 		return 0, nil, false
 	}
 	return uintptr(fdb.Uint()), tls, true
+}
+
+// stablePlans turns on SQLite's query planner stability guarantee. This SQLite is built with
+// STAT4, so the planner notes which parameters' values could change a plan (an equality ahead
+// of an ORDER BY, a LIMIT ?), and binding a new value to one of them recompiles the statement
+// at its next step: 4% of the single-publish phase's CPU went to such recompiles of the claims'
+// and takes' queries. With the guarantee, plans do not depend on bound values, and a kept
+// statement stays compiled. The store runs no ANALYZE, so no plan had statistics to lose.
+func stablePlans(db uintptr, tls *libc.TLS) error {
+	va := libc.NewVaList(int32(1), uintptr(0))
+	defer libc.Xfree(tls, va)
+	if rc := sqlite3.Xsqlite3_db_config(tls, db, sqlite3.SQLITE_DBCONFIG_ENABLE_QPSG, va); rc != sqlite3.SQLITE_OK {
+		return fmt.Errorf("stmtcache: enable the query planner stability guarantee: rc %d", rc)
+	}
+	return nil
 }
 
 type conn struct {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // open opens the same file through this driver and through glebarez/go-sqlite's own, each on
@@ -306,6 +308,28 @@ func TestTheCacheIsBounded(t *testing.T) {
 		}
 		if _, ok := c.cache[`SELECT 0 + ?`]; ok {
 			t.Error("the least recently used statement is still kept")
+		}
+	})
+}
+
+// A new value for a parameter the planner could have used (an equality ahead of an ORDER BY,
+// a LIMIT) does not recompile the statement: the claims' and takes' queries are of that kind.
+func TestANewBoundValueDoesNotRecompileTheStatement(t *testing.T) {
+	db, _ := open(t)
+	exec(t, db, `CREATE TABLE t (id INTEGER PRIMARY KEY, w TEXT, n INTEGER)`)
+	exec(t, db, `CREATE INDEX t_w ON t (w, n)`)
+	q := `SELECT id FROM t WHERE w = ? AND n <= ? ORDER BY n LIMIT ?`
+	for i := range 20 {
+		rows, err := db.Query(q, fmt.Sprint("w", i%3), i, i+1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+	}
+	connOf(t, db, func(c *conn) {
+		s := c.cache[q].Value.(*stmt)
+		if n := sqlite3.Xsqlite3_stmt_status(c.tls, s.p, sqlite3.SQLITE_STMTSTATUS_REPREPARE, 0); n != 0 {
+			t.Errorf("recompiled %d times for 20 executions with new values", n)
 		}
 	})
 }
