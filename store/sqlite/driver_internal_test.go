@@ -33,3 +33,37 @@ func TestTheStoresConnectionsKeepTheirCompiledStatements(t *testing.T) {
 		c.Close()
 	}
 }
+
+// A list of ids is one parameter: one statement text for any number of them, which the
+// connections compile once (a text per length would crowd what they keep).
+func TestIDsInIsOneStatementTextForAnyNumberOfIDs(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "ids.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Writer.Exec(`CREATE TABLE t (id TEXT PRIMARY KEY)`).Error; err != nil {
+		t.Fatal(err)
+	}
+	all := []string{`a`, `b"c`, `d\e`, `f`}
+	for _, id := range all {
+		if err := s.Writer.Exec(`INSERT INTO t (id) VALUES (?)`, id).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	one, _ := hooks{}.IDsIn("id", all[:1])
+	for n := range len(all) + 1 {
+		cond, arg := hooks{}.IDsIn("id", all[:n])
+		if cond != one {
+			t.Fatalf("%d ids: condition %q, want the same text as for one, %q", n, cond, one)
+		}
+		var got []string
+		if err := s.Reader.Raw(`SELECT id FROM t WHERE `+cond+` ORDER BY id`, arg).Scan(&got).Error; err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(all[:n]) && !(n == 0 && len(got) == 0) {
+			t.Errorf("%d ids: selected %q, want %q", n, got, all[:n])
+		}
+	}
+}

@@ -23,9 +23,21 @@ var schemaTypes = strings.NewReplacer("{{ts}}", "DATETIME", "{{blob}}", "BLOB",
 
 func (hooks) SchemaSQL(q string) string { return schemaTypes.Replace(q) }
 
-// IDsIn is a plain IN list: SQLite parses every statement anew anyway, and has no cache of
-// statements for varying lists to crowd.
-func (hooks) IDsIn(col string, ids []string) (string, any) { return col + " IN ?", ids }
+// IDsIn binds the list as one JSON array, so a statement has one text whatever the number of
+// ids: each length of a plain IN list would be a text of its own for the connections to
+// compile and keep (internal/stmtcache), and the dispatcher's reads of event bodies ask for
+// lists of every length up to hundreds.
+func (hooks) IDsIn(col string, ids []string) (string, any) {
+	b := make([]byte, 0, 2+len(ids)*32)
+	b = append(b, '[')
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = models.AppendJSONString(b, id)
+	}
+	return col + " IN (SELECT value FROM json_each(?))", string(append(b, ']'))
+}
 
 // LockMigrations has nothing to lock: one process opens the file, and the writer connection
 // runs one migration at a time.
