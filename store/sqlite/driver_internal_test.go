@@ -12,11 +12,7 @@ import (
 // keep their compiled statements (a go-sqlite connection compiles every statement anew).
 func TestTheStoresConnectionsKeepTheirCompiledStatements(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "conns.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTemp(t)
 	wdb, _ := s.Writer.DB()
 	rdb, _ := s.Reader.DB()
 	for name, db := range map[string]*sql.DB{"writer": wdb, "reader": rdb} {
@@ -37,12 +33,7 @@ func TestTheStoresConnectionsKeepTheirCompiledStatements(t *testing.T) {
 // A list of ids is one parameter: one statement text for any number of them, which the
 // connections compile once (a text per length would crowd what they keep).
 func TestIDsInIsOneStatementTextForAnyNumberOfIDs(t *testing.T) {
-	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "ids.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTemp(t)
 	if err := s.Writer.Exec(`CREATE TABLE t (id TEXT PRIMARY KEY)`).Error; err != nil {
 		t.Fatal(err)
 	}
@@ -66,4 +57,15 @@ func TestIDsInIsOneStatementTextForAnyNumberOfIDs(t *testing.T) {
 			t.Errorf("%d ids: selected %q, want %q", n, got, all[:n])
 		}
 	}
+}
+
+// openTemp opens a store on a new file, closed when the test ends.
+func openTemp(t *testing.T) *Driver {
+	t.Helper()
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "store.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
