@@ -153,7 +153,17 @@ func sigkillMidRun(t *testing.T, delay time.Duration) {
 	t.Logf("%d events accepted (%d before the SIGKILL), %d requests received, %d events delivered twice (in flight at the kill)",
 		len(ids), atKill, len(rc.Captures()), dups)
 
-	// Nothing is left pending or failed once everything arrived.
+	// Nothing is left pending or failed once everything arrived. An event can arrive before
+	// its delivery is recorded: one the killed process sent whose record the kill lost, which
+	// the restarted process sends again when it is due (a retry's backoff can put that a second
+	// out), so the rows are waited for while the restarted process runs.
+	notSucceeded := func() int64 {
+		return countIn(t, "sqlite", db, `SELECT COUNT(*) FROM deliveries WHERE status <> 'succeeded'`)
+	}
+	if !wait.For(func() bool { return notSucceeded() == 0 && spills(t, db) == 0 }) {
+		t.Errorf("%d deliveries not succeeded and %d webhooks spilled %s after every event arrived",
+			notSucceeded(), spills(t, db), wait.Timeout)
+	}
 	second.Terminate(t, 30*time.Second)
 	st, err := store.Open(context.Background(), db)
 	if err != nil {
