@@ -88,9 +88,11 @@ func (hooks) OwedRows(owed map[string][]string, now time.Time) sqlcommon.Rows {
 	return owedRows(owed, now)
 }
 
-// Published wakes the other replicas' dispatchers so they share the work at once, naming the
-// webhooks so they need not scan for it (waker.go).
-func (h hooks) Published(due map[string]int64) { h.d.waker.add(due) }
+// Published wakes the other replicas' dispatchers so they share the work, naming the webhooks
+// so they need not scan for it (waker.go).
+func (h hooks) Published(due map[string]int64, owedOnly map[string]bool) {
+	h.d.waker.add(due, owedOnly)
+}
 
 // LockForChange locks the rows read (FOR UPDATE): writers run concurrently here.
 func (hooks) LockForChange(q *gorm.DB) *gorm.DB {

@@ -29,14 +29,14 @@ func TestWakerSharesANotificationAmongThePublishesThatWaitedForIt(t *testing.T) 
 		<-release
 		return nil
 	})
-	w.add(map[string]int64{"wh_a": 1})
+	w.add(map[string]int64{"wh_a": 1}, nil)
 	if got := receive(t, sent); got != "wh_a" {
 		t.Fatalf("first notification %q, want wh_a", got)
 	}
 	// While that one is out, three publishes commit.
-	w.add(map[string]int64{"wh_b": 2})
-	w.add(map[string]int64{"wh_c": 3, "wh_b": 1})
-	w.add(map[string]int64{"wh_a": 4})
+	w.add(map[string]int64{"wh_b": 2}, nil)
+	w.add(map[string]int64{"wh_c": 3, "wh_b": 1}, nil)
+	w.add(map[string]int64{"wh_a": 4}, nil)
 	release <- struct{}{}
 	got := strings.Split(receive(t, sent), ",")
 	slices.Sort(got)
@@ -44,7 +44,7 @@ func TestWakerSharesANotificationAmongThePublishesThatWaitedForIt(t *testing.T) 
 		t.Fatalf("second notification names %q, want wh_a, wh_b and wh_c in one", got)
 	}
 	// A publish that commits before Close is announced by it.
-	w.add(map[string]int64{"wh_d": 5})
+	w.add(map[string]int64{"wh_d": 5}, nil)
 	closed := make(chan struct{})
 	go func() { w.close(); close(closed) }()
 	release <- struct{}{}
@@ -61,6 +61,62 @@ func TestWakerSharesANotificationAmongThePublishesThatWaitedForIt(t *testing.T) 
 	case p := <-sent:
 		t.Fatalf("a notification after close: %q", p)
 	default:
+	}
+}
+
+// Webhooks owed events only (every spilled webhook, at every publish) are announced at most
+// once per owedEvery: those owed since the last such notification wait for the next webhook
+// with rows, or for their turn, and none is lost.
+func TestWakerAnnouncesWebhooksOwedEventsOnlyOncePerInterval(t *testing.T) {
+	var sent []string
+	w := makeWaker("me", func(ctx context.Context, channel, payload string) error {
+		_, ids := wakeFrom(payload)
+		got := strings.Split(ids, ",")
+		slices.Sort(got)
+		sent = append(sent, strings.Join(got, ","))
+		return nil
+	})
+	w.owedEvery = time.Hour
+	expect := func(step string, wantWait bool, want ...string) {
+		t.Helper()
+		wait := w.send(false)
+		if (wait > 0) != wantWait {
+			t.Errorf("%s: send returned a wait of %v", step, wait)
+		}
+		if !slices.Equal(sent, want) {
+			t.Fatalf("%s: notifications %q, want %q", step, sent, want)
+		}
+		sent = nil
+	}
+	w.add(map[string]int64{"wh_x": 1}, map[string]bool{"wh_x": true})
+	expect("the first owed webhook", false, "wh_x")
+	w.add(map[string]int64{"wh_y": 2, "wh_x": 2}, map[string]bool{"wh_y": true, "wh_x": true})
+	expect("owed webhooks within the interval", true)
+	w.add(map[string]int64{"wh_r": 3, "wh_x": 3}, map[string]bool{"wh_x": true})
+	expect("a webhook with rows", false, "wh_r,wh_x,wh_y")
+	w.add(map[string]int64{"wh_z": 4}, map[string]bool{"wh_z": true})
+	expect("owed again within the interval", true)
+	if wait := w.send(true); wait != 0 || !slices.Equal(sent, []string{"wh_z"}) {
+		t.Fatalf("closing sent %q (wait %v), want wh_z", sent, wait)
+	}
+	sent = nil
+	expect("nothing queued", false)
+
+	// Running, the waker sends the owed webhooks that waited when their interval ends.
+	notified := make(chan string, 10)
+	live := newWaker("me", func(ctx context.Context, channel, payload string) error {
+		_, ids := wakeFrom(payload)
+		notified <- ids
+		return nil
+	})
+	defer live.close()
+	live.add(map[string]int64{"wh_a": 1}, map[string]bool{"wh_a": true})
+	if got := receive(t, notified); got != "wh_a" {
+		t.Fatalf("first notification %q, want wh_a", got)
+	}
+	live.add(map[string]int64{"wh_b": 1}, map[string]bool{"wh_b": true})
+	if got := receive(t, notified); got != "wh_b" {
+		t.Fatalf("second notification %q, want wh_b", got)
 	}
 }
 
@@ -99,7 +155,7 @@ func TestWakerAnnouncesEveryPublishUnderConcurrentCommits(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range 50 {
-				w.add(map[string]int64{fmt.Sprintf("wh_%d_%d", g, i): int64(i)})
+				w.add(map[string]int64{fmt.Sprintf("wh_%d_%d", g, i): int64(i)}, nil)
 			}
 		}()
 	}

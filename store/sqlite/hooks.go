@@ -92,7 +92,7 @@ func (hooks) OwedRows(map[string][]string, time.Time) sqlcommon.Rows { return sq
 
 // Published has nothing to add: the dispatcher is in this process and hears of the commit
 // through OnQueued.
-func (hooks) Published(map[string]int64) {}
+func (hooks) Published(map[string]int64, map[string]bool) {}
 
 // LockForChange adds nothing: a write transaction holds the one writer already.
 func (hooks) LockForChange(q *gorm.DB) *gorm.DB { return q }

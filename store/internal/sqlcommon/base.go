@@ -99,8 +99,8 @@ type Hooks interface {
 	// publish inserts them with its events.
 	OwedRows(owed map[string][]string, now time.Time) Rows
 	// Published is told, after it commits, of a publish that queued deliveries (rows or owed)
-	// for the webhooks in due.
-	Published(due map[string]int64)
+	// for the webhooks in due; owedOnly are those of them that got no row, only owed events.
+	Published(due map[string]int64, owedOnly map[string]bool)
 
 	// LockForChange makes a read inside a write transaction lock what it reads.
 	LockForChange(q *gorm.DB) *gorm.DB

@@ -33,6 +33,7 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 	out := make([]Published, len(in))
 	now := time.Now().UTC()
 	due := map[string]int64{}
+	var owedOnly map[string]bool // webhooks in due for owed events alone
 	var newSpills []string
 	var lessee storedriver.Lessee
 	if l := s.lessee.Load(); l != nil {
@@ -75,6 +76,10 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 		listOwed := len(spilled) > 0 && s.hooks.ListsOwed()
 		owe := func(webhookID, eventID string) {
 			due[webhookID] = now.UnixMilli() // owed through its spill, with no row of its own yet
+			if owedOnly == nil {
+				owedOnly = map[string]bool{}
+			}
+			owedOnly[webhookID] = true
 			if listOwed {
 				if owed == nil {
 					owed = map[string][]string{}
@@ -167,6 +172,7 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 		for _, d := range deliveries {
 			if d.LockedBy == "" {
 				due[d.WebhookID] = d.NextAttemptAt
+				delete(owedOnly, d.WebhookID)
 			}
 		}
 		s.hooks.WroteRows(deliveries)
@@ -184,7 +190,7 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 		return nil, fmt.Errorf("publish: %w", err)
 	}
 	if len(due) > 0 {
-		s.hooks.Published(due)
+		s.hooks.Published(due, owedOnly)
 	}
 	q := Queued{Due: due, Payloads: make(map[string]EventBody, len(in)), Spilled: newSpills}
 	for _, p := range out {
