@@ -23,7 +23,19 @@ type hooks struct{ d *Driver }
 var _ sqlcommon.Hooks = hooks{}
 
 var schemaTypes = strings.NewReplacer("{{ts}}", "TIMESTAMPTZ", "{{blob}}", "BYTEA",
-	"{{hour started_at}}", "CAST(floor(extract(epoch FROM started_at) / 3600) AS BIGINT)")
+	"{{hour started_at}}", "CAST(floor(extract(epoch FROM started_at) / 3600) AS BIGINT)",
+	"{{owed marks}}", owedMarksSQL)
+
+// owedMarksSQL is migration 18 (collect.go). The events already stored keep a NULL xid: none
+// of them is marked owed. A spill's after_xid defaults to the xid of the transaction that
+// starts it, and the spills already there get the migration's.
+const owedMarksSQL = `
+ALTER TABLE events ADD COLUMN owed BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE events ADD COLUMN xid xid8;
+ALTER TABLE events ALTER COLUMN xid SET DEFAULT pg_current_xact_id();
+CREATE INDEX events_owed_xid ON events (xid) WHERE owed;
+ALTER TABLE webhook_spills ADD COLUMN after_xid xid8 NOT NULL DEFAULT pg_current_xact_id()
+`
 
 func (hooks) SchemaSQL(q string) string { return schemaTypes.Replace(q) }
 
@@ -52,8 +64,8 @@ func (hooks) InsertRows(tx *gorm.DB, table string, cols []string, n int, rowArgs
 	return insertRows(tx, table, cols, n, rowArgs)
 }
 
-func (hooks) InsertPublished(tx *gorm.DB, events, deliveries, owed sqlcommon.Rows) error {
-	return insertRowSets(tx, []sqlcommon.Rows{events, deliveries, owed})
+func (hooks) InsertPublished(tx *gorm.DB, events, deliveries sqlcommon.Rows) error {
+	return insertRowSets(tx, []sqlcommon.Rows{events, deliveries})
 }
 
 // InsertAttempts takes a batch's attempts in one array insert (grouping them by what they
@@ -81,12 +93,8 @@ func (h hooks) BeginPublish(tx *gorm.DB) (sqlcommon.PublishStart, error) {
 
 func (h hooks) WroteRows(ds []*models.Delivery) { h.d.spills.WroteRows(ds) }
 
-// ListsOwed is true: no position says what a spill owes here, each publish lists it.
-func (hooks) ListsOwed() bool { return true }
-
-func (hooks) OwedRows(owed map[string][]string, now time.Time) sqlcommon.Rows {
-	return owedRows(owed, now)
-}
+// MarksOwed is true: a take finds the events owed by their mark (collect.go).
+func (hooks) MarksOwed() bool { return true }
 
 // Published wakes the other replicas' dispatchers so they share the work, naming the webhooks
 // so they need not scan for it (waker.go).
@@ -104,9 +112,11 @@ func (hooks) SubscribersChanged() {}
 
 func (hooks) DropSpill(tx *gorm.DB, webhookID string) error { return dropSpill(tx, webhookID) }
 
-// KeepOwed spares the events listed in webhook_owed.
+// KeepOwed spares the events listed in webhook_owed and those marked owed since a spill's
+// after_xid, not listed yet (collect.go).
 func (hooks) KeepOwed() string {
-	return ` AND id NOT IN (SELECT unnest(string_to_array(o.events, ',')) FROM webhook_owed o)`
+	return ` AND id NOT IN (SELECT unnest(string_to_array(o.events, ',')) FROM webhook_owed o)
+		AND NOT (owed AND EXISTS (SELECT 1 FROM webhook_spills sp WHERE events.xid >= sp.after_xid))`
 }
 
 func (h hooks) GetOwed(ctx context.Context, id string) (*models.Delivery, error) {
@@ -118,7 +128,9 @@ func (h hooks) ListOwed(ctx context.Context, f storedriver.DeliveryFilter, curso
 }
 
 func (hooks) SkipOwed(q *gorm.DB, webhookID string) *gorm.DB {
-	return q.Where(`events.id NOT IN (SELECT unnest(string_to_array(o.events, ',')) FROM webhook_owed o WHERE o.webhook_id = ?)`, webhookID)
+	return q.Where(`events.id NOT IN (SELECT unnest(string_to_array(o.events, ',')) FROM webhook_owed o WHERE o.webhook_id = ?)`, webhookID).
+		Where(`NOT (events.owed AND EXISTS (SELECT 1 FROM webhook_spills sp WHERE sp.webhook_id = ? AND events.xid >= sp.after_xid
+			AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.webhook_id = sp.webhook_id)))`, webhookID)
 }
 
 // Leased is false: leases are in the table, which RequeueDelivery's update checks.

@@ -80,7 +80,7 @@ func (ins *pgInsert) arrays(from, rows int, rowArgs func(i int, args []any) []an
 
 // insertRowSets writes the sets' rows in one statement, each set but the last in a
 // data-modifying WITH: one round trip where a publish took one per table (its events, then
-// their deliveries or owed rows). Sets larger than one chunk go one by one.
+// their deliveries). Sets larger than one chunk go one by one.
 func insertRowSets(tx *gorm.DB, sets []sqlcommon.Rows) error {
 	sets = slices.DeleteFunc(slices.Clone(sets), func(r sqlcommon.Rows) bool { return r.N == 0 })
 	if len(sets) <= 1 || slices.ContainsFunc(sets, func(r sqlcommon.Rows) bool { return r.N > pgInsertChunk }) {

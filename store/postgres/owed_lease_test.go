@@ -162,19 +162,23 @@ func TestARecordOfPartOfATakenRowLeavesTheRestOwed(t *testing.T) {
 
 // A take request serves its webhooks in one transaction: when it fails part way, nothing it
 // took stays leased or locked, and another replica takes those events at once instead of
-// after the lease. The failure here is the end of a second webhook's spill, blocked by a row
-// lock held elsewhere past the request's deadline. That lock is still held while the other
+// after the lease. The failure here is the listing of a second webhook's owed events, whose
+// first owed row another transaction is inserting too, uncommitted, past the request's
+// deadline (takes wait for nothing else). That insert is still pending while the other
 // replica takes: the failed statement must end on the server too (pgx sends a cancel request
-// when it drops a connection whose context ended), or its transaction would keep the rows
-// it found locked for as long as it waits.
+// when it drops a connection whose context ended), or its transaction would keep the rows it
+// found locked for as long as it waits.
 func TestATakeRequestThatFailsLeasesNothing(t *testing.T) {
 	requirePostgres(t)
 	ctx := context.Background()
 	dsn := storetest.PostgresDSN(t)
 	a, b := open(t, dsn), open(t, dsn)
 	owing := conformance.NewWebhook(t, a, "message.received", true)
-	drained := conformance.NewWebhook(t, a, "conversation.started", true) // owes nothing
-	if _, err := a.Spill(ctx, []string{owing.ID, drained.ID}); err != nil {
+	blocked := conformance.NewWebhook(t, a, "message.received", true)
+	if blocked.ID < owing.ID { // a take serves its webhooks in id order: the blocked one last
+		owing, blocked = blocked, owing
+	}
+	if _, err := a.Spill(ctx, []string{owing.ID, blocked.ID}); err != nil {
 		t.Fatal(err)
 	}
 	var want []string
@@ -192,15 +196,16 @@ func TestATakeRequestThatFailsLeasesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer holder.Rollback(ctx)
-	if _, err := holder.Exec(ctx, `SELECT 1 FROM webhook_spills WHERE webhook_id = $1 FOR UPDATE`, drained.ID); err != nil {
+	if _, err := holder.Exec(ctx, `INSERT INTO webhook_owed (webhook_id, first_event, events, count, created_at)
+		VALUES ($1, $2, $2, 1, now())`, blocked.ID, want[0]); err != nil {
 		t.Fatal(err)
 	}
 	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	_, err = a.TakeSpilled(short, store.TakeRequest{Owner: "a", Now: time.Now(), Lease: time.Hour,
-		Hooks: []store.OwedQuota{{WebhookID: owing.ID, Rows: 10}, {WebhookID: drained.ID, Rows: 10}}})
+		Hooks: []store.OwedQuota{{WebhookID: owing.ID, Rows: 10}, {WebhookID: blocked.ID, Rows: 10}}})
 	cancel()
 	if err == nil {
-		t.Fatal("a take whose spill end waited past its deadline succeeded")
+		t.Fatal("a take whose listing waited past its deadline succeeded")
 	}
 	// The cancel reaches the server a moment after the call returns; until it does, the take
 	// skips the rows the failed one still locks.

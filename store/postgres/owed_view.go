@@ -25,7 +25,8 @@ func (d *Driver) Backlogs(ctx context.Context, ids []string, count bool) (map[st
 	q := `SELECT sp.webhook_id, sp.since, 0 AS owed FROM webhook_spills sp`
 	if count {
 		q = `SELECT sp.webhook_id, sp.since, COALESCE((SELECT SUM(o.count) FROM webhook_owed o
-			WHERE o.webhook_id = sp.webhook_id), 0) AS owed FROM webhook_spills sp`
+			WHERE o.webhook_id = sp.webhook_id), 0) + (SELECT COUNT(*) FROM webhooks w` + unlistedSQL + `
+			WHERE w.id = sp.webhook_id) AS owed FROM webhook_spills sp`
 	}
 	var args []any
 	if ids != nil {
@@ -52,8 +53,11 @@ func (d *Driver) PendingCounts(ctx context.Context, ids []string) (map[string]in
 		WebhookID string
 		N         int64
 	}
-	if err := d.Reader.WithContext(ctx).Raw(`SELECT webhook_id, SUM(count) AS n FROM webhook_owed
-		WHERE webhook_id IN ? GROUP BY webhook_id`, ids).Scan(&rows).Error; err != nil {
+	if err := d.Reader.WithContext(ctx).Raw(`SELECT webhook_id, SUM(n) AS n FROM (
+			SELECT webhook_id, count AS n FROM webhook_owed WHERE webhook_id IN ?
+			UNION ALL
+			SELECT sp.webhook_id, 1 FROM webhook_spills sp JOIN webhooks w ON w.id = sp.webhook_id`+unlistedSQL+`
+			WHERE sp.webhook_id IN ?) AS ow GROUP BY webhook_id`, ids, ids).Scan(&rows).Error; err != nil {
 		return nil, fmt.Errorf("count owed deliveries: %w", err)
 	}
 	for _, r := range rows {
@@ -74,7 +78,11 @@ func (d *Driver) QueueStats(ctx context.Context) (storedriver.QueueStats, error)
 		Oldest  *time.Time
 	}
 	if err := d.Reader.WithContext(ctx).Raw(`SELECT (SELECT COUNT(*) FROM webhook_spills) AS spilled,
-		COALESCE(SUM(count), 0) AS owed, MIN(created_at) AS oldest FROM webhook_owed`).Scan(&owed).Error; err != nil {
+		COALESCE(SUM(n), 0) AS owed, MIN(created_at) AS oldest FROM (
+			SELECT count AS n, created_at FROM webhook_owed
+			UNION ALL
+			SELECT 1, e.created_at FROM webhook_spills sp JOIN webhooks w ON w.id = sp.webhook_id` + unlistedSQL + `) AS ow`).
+		Scan(&owed).Error; err != nil {
 		return st, fmt.Errorf("count owed deliveries: %w", err)
 	}
 	st.Spilled, st.Owed = owed.Spilled, owed.Owed
@@ -86,9 +94,13 @@ func (d *Driver) QueueStats(ctx context.Context) (storedriver.QueueStats, error)
 	return st, nil
 }
 
-// owedEvents is the events owed, one row per webhook and event, for the owed view.
+// owedEvents is the events owed, one row per webhook and event, for the owed view: those
+// webhook_owed lists and those no take has listed yet (collect.go). One statement reads
+// both, so a take listing events meanwhile moves none from one part to the other unseen.
 const owedEvents = `SELECT o.webhook_id, e.id, e.type, e.created_at FROM webhook_owed o
-	CROSS JOIN LATERAL unnest(string_to_array(o.events, ',')) AS u(eid) JOIN events e ON e.id = u.eid`
+	CROSS JOIN LATERAL unnest(string_to_array(o.events, ',')) AS u(eid) JOIN events e ON e.id = u.eid
+	UNION ALL
+	SELECT sp.webhook_id, e.id, e.type, e.created_at FROM webhook_spills sp JOIN webhooks w ON w.id = sp.webhook_id` + unlistedSQL
 
 type owedEvent struct {
 	WebhookID string
@@ -110,25 +122,25 @@ func (d *Driver) listOwed(ctx context.Context, f storedriver.DeliveryFilter, cur
 	if f.Status != "" && f.Status != models.StatusPending {
 		return nil, nil
 	}
-	q, args := owedEvents+` WHERE true`, []any{}
+	q, args := `SELECT * FROM (`+owedEvents+`) AS ow WHERE true`, []any{}
 	if f.WebhookID != "" {
-		q += ` AND o.webhook_id = ?`
+		q += ` AND webhook_id = ?`
 		args = append(args, f.WebhookID)
 	}
 	if f.EventType != "" {
-		q += ` AND e.type = ?`
+		q += ` AND type = ?`
 		args = append(args, f.EventType)
 	}
 	if f.EventID != "" {
-		q += ` AND o.events LIKE ? AND u.eid = ?`
-		args = append(args, "%"+f.EventID+"%", f.EventID)
+		q += ` AND id = ?`
+		args = append(args, f.EventID)
 	}
 	if len(cursor) >= 20 {
 		// An owed delivery's id begins with its event's (see OwedDeliveryID).
-		q += ` AND u.eid < ?`
+		q += ` AND id < ?`
 		args = append(args, "evt_"+cursor[4:20]+"g")
 	}
-	q += ` ORDER BY e.id DESC LIMIT ?`
+	q += ` ORDER BY id DESC LIMIT ?`
 	args = append(args, limit+2)
 	var evs []owedEvent
 	if err := d.Reader.WithContext(ctx).Raw(q, args...).Scan(&evs).Error; err != nil {
@@ -150,7 +162,7 @@ func (d *Driver) getOwed(ctx context.Context, id string) (*models.Delivery, erro
 	}
 	prefix := "evt_" + id[4:20]
 	var evs []owedEvent
-	if err := d.Reader.WithContext(ctx).Raw(owedEvents+` WHERE u.eid >= ? AND u.eid < ?`, prefix, prefix+"g").
+	if err := d.Reader.WithContext(ctx).Raw(`SELECT * FROM (`+owedEvents+`) AS ow WHERE id >= ? AND id < ?`, prefix, prefix+"g").
 		Scan(&evs).Error; err != nil {
 		return nil, fmt.Errorf("get owed delivery: %w", err)
 	}

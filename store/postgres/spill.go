@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/hookrelay/hookrelay/models"
@@ -19,14 +18,17 @@ import (
 // A webhook that cannot keep up would otherwise cost a delivery row per event at publish:
 // fifty hanging endpoints at 1,000 events/s are 50,000 inserts a second, and the healthy
 // webhooks' deliveries wait behind them. A spilled webhook (a row in webhook_spills, started
-// by the same policy as on SQLite, sqlcommon.SpillPolicy) instead gets, per publish
-// transaction, one row in webhook_owed listing the events it owes. SQLite's spill position
-// cannot work here: concurrent publishes commit out of id order, so no position in the events
-// table separates what is owed from what is not.
+// by the same policy as on SQLite, sqlcommon.SpillPolicy) instead gets nothing at publish:
+// the publish marks the events it owes, and a take lists them in webhook_owed rows, per
+// webhook, up to the transactions that have all ended (collect.go). SQLite's spill position
+// cannot work here as it is: concurrent publishes commit out of id order, so no position in
+// the events' ids separates what is owed from what is not; the ids of the transactions that
+// wrote them can, once those have all ended.
 //
-// A take (TakeSpilled) locks a webhook's oldest owed rows that no live lease holds, with FOR
-// UPDATE SKIP LOCKED, and leases them to the taker (locked_by, locked_until), splitting the
-// row that meets its quota: replicas taking the same webhook get disjoint events. The events
+// A take (TakeSpilled), once it has listed them, locks a webhook's oldest owed rows that no
+// live lease holds, with FOR UPDATE SKIP LOCKED, and leases them to the taker (locked_by,
+// locked_until), splitting the row that meets its quota: replicas taking the same webhook get
+// disjoint events. The events
 // go to the dispatcher as deliveries without rows (Delivery.Owed names the owed row), and the
 // record of each attempt writes the delivery's row once, in its final state, and takes the
 // event off its owed row (owed_record.go). So an event is owed until its attempt is recorded;
@@ -35,11 +37,11 @@ import (
 // row per event at the take and updating it at the record cost two writes to every index of
 // deliveries, and was what limited PostgreSQL's throughput once webhooks spill.
 //
-// Ending a spill must not strand an owed row written by a publish that still thought the
+// Ending a spill must not strand an owed event written by a publish that still thought the
 // webhook spilled. A publish holds a shared advisory lock per spilled webhook it owes to
 // until it commits, taken before the read of the spilled set it acts on; ending a spill (or
 // dropping it with its webhook) takes the lock exclusively, so it waits for those publishes
-// and then sees their owed rows; a take ends a spill only if it gets that lock at once. Locks
+// and then sees their owed events; a take ends a spill only if it gets that lock at once. Locks
 // are taken in id order, so publishes and ends cannot wait for each other in a cycle.
 
 // spillLockClass is the first key of the advisory locks on spills (the second is a hash of
@@ -244,22 +246,15 @@ func enabledWithSpills(tx *gorm.DB) ([]*models.Webhook, []string, error) {
 	return enabled, spilled, nil
 }
 
-var owedColumns = []string{"webhook_id", "first_event", "events", "count", "created_at"}
-
-// owedRows are one webhook_owed row per spilled webhook a publish owes events to, in id
-// order.
-func owedRows(owed map[string][]string, now time.Time) sqlcommon.Rows {
-	hooks := slices.Sorted(maps.Keys(owed))
-	return sqlcommon.Rows{Table: "webhook_owed", Cols: owedColumns, N: len(hooks), Row: func(i int, args []any) []any {
-		evs := owed[hooks[i]]
-		return append(args, hooks[i], evs[0], strings.Join(evs, ","), len(evs), now)
-	}}
-}
-
 // dropSpill ends a webhook's spill without sending what it still owed (it was disabled or
 // deleted, which cancels its pending deliveries too; a replay can send the events again).
 func dropSpill(tx *gorm.DB, webhookID string) error {
 	if err := lockSpills(tx, []string{webhookID}, false); err != nil {
+		return fmt.Errorf("end spill: %w", err)
+	}
+	// The spill's row first: a take listing owed rows holds it, and the owed rows it adds
+	// must be there for the DELETE below to see (collect.go).
+	if err := tx.Exec(`SELECT 1 FROM webhook_spills WHERE webhook_id = ? FOR UPDATE`, webhookID).Error; err != nil {
 		return fmt.Errorf("end spill: %w", err)
 	}
 	if err := tx.Exec(`DELETE FROM webhook_owed WHERE webhook_id = ?`, webhookID).Error; err != nil {

@@ -135,6 +135,9 @@ func takeOwed(tx *gorm.DB, want storedriver.OwedQuota, now time.Time, owner stri
 	if want.Rows <= 0 {
 		return got, spillOwing, nil
 	}
+	if _, err := collectOwed(tx, want.WebhookID); err != nil {
+		return got, 0, err
+	}
 	taken, more, err := leaseOwed(tx, want, now, owner, until)
 	if err != nil {
 		return got, 0, err
@@ -146,8 +149,11 @@ func takeOwed(tx *gorm.DB, want storedriver.OwedQuota, now time.Time, owner stri
 	return got, spillDrained, nil
 }
 
-// tryEndSpill ends a webhook's spill if it owes nothing (taken or not) and no publish holds
-// the spill's lock at this moment; it never waits for the lock.
+// tryEndSpill ends a webhook's spill if it owes nothing (listed, taken or not yet listed) and
+// neither a publish holds the spill's lock nor a take its row at this moment; it never waits.
+// The row is locked before the check, in a statement of its own: a check in the DELETE would
+// see, after waiting for a take's lock, the spill's new after_xid with the snapshot taken
+// before that take listed its rows, and end a spill that owes them.
 func tryEndSpill(tx *gorm.DB, webhookID string) (bool, error) {
 	var free bool
 	if err := tx.Raw(`SELECT pg_try_advisory_xact_lock(?, hashtext(?))`, spillLockClass, webhookID).
@@ -157,8 +163,15 @@ func tryEndSpill(tx *gorm.DB, webhookID string) (bool, error) {
 	if !free {
 		return false, nil
 	}
+	var locked []string
+	if err := tx.Raw(`SELECT webhook_id FROM webhook_spills WHERE webhook_id = ? FOR UPDATE SKIP LOCKED`, webhookID).
+		Scan(&locked).Error; err != nil || len(locked) == 0 {
+		return false, err
+	}
 	res := tx.Exec(`DELETE FROM webhook_spills WHERE webhook_id = ?
-		AND NOT EXISTS (SELECT 1 FROM webhook_owed WHERE webhook_id = ?)`, webhookID, webhookID)
+		AND NOT EXISTS (SELECT 1 FROM webhook_owed WHERE webhook_id = ?)
+		AND NOT EXISTS (SELECT 1 FROM webhook_spills sp JOIN webhooks w ON w.id = sp.webhook_id`+unlistedSQL+`
+			WHERE sp.webhook_id = ?)`, webhookID, webhookID, webhookID)
 	return res.RowsAffected > 0, res.Error
 }
 

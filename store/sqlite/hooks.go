@@ -18,7 +18,7 @@ type hooks struct{ d *Driver }
 
 var _ sqlcommon.Hooks = hooks{}
 
-var schemaTypes = strings.NewReplacer("{{ts}}", "DATETIME", "{{blob}}", "BLOB",
+var schemaTypes = strings.NewReplacer("{{ts}}", "DATETIME", "{{blob}}", "BLOB", "{{owed marks}}", "",
 	"{{hour started_at}}", "(CAST(strftime('%s', started_at) AS INTEGER) / 3600)")
 
 func (hooks) SchemaSQL(q string) string { return schemaTypes.Replace(q) }
@@ -51,8 +51,8 @@ func (hooks) InsertRows(tx *gorm.DB, table string, cols []string, n int, rowArgs
 	return insertRows(tx, table, cols, n, rowArgs)
 }
 
-func (hooks) InsertPublished(tx *gorm.DB, events, deliveries, owed sqlcommon.Rows) error {
-	for _, r := range [...]sqlcommon.Rows{events, deliveries, owed} {
+func (hooks) InsertPublished(tx *gorm.DB, events, deliveries sqlcommon.Rows) error {
+	for _, r := range [...]sqlcommon.Rows{events, deliveries} {
 		if r.N == 0 {
 			continue
 		}
@@ -84,11 +84,8 @@ func (h hooks) BeginPublish(tx *gorm.DB) (sqlcommon.PublishStart, error) {
 
 func (h hooks) WroteRows(ds []*models.Delivery) { h.d.spills.WroteRows(ds) }
 
-// ListsOwed is false: the spill position covers every later event.
-func (hooks) ListsOwed() bool { return false }
-
-// OwedRows is never called (ListsOwed).
-func (hooks) OwedRows(map[string][]string, time.Time) sqlcommon.Rows { return sqlcommon.Rows{} }
+// MarksOwed is false: the spill position covers every later event.
+func (hooks) MarksOwed() bool { return false }
 
 // Published has nothing to add: the dispatcher is in this process and hears of the commit
 // through OnQueued.

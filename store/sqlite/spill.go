@@ -26,8 +26,8 @@ import (
 // only in the transactions that write the rows it passes.
 //
 // On PostgreSQL, concurrent writers commit out of id order, so a position in the events table
-// cannot say which events are owed: that driver records each publish's owed events in a row
-// of webhook_owed instead (store/postgres/spill.go). When a spill starts is the same on both
+// cannot say which events are owed: that driver marks the events owed, and its takes list
+// them by the ids of the transactions that wrote them (store/postgres/collect.go). When a spill starts is the same on both
 // (sqlcommon.SpillPolicy).
 
 // SpillWhenPending sets the backlog at which publishing spills a webhook (the engine's

@@ -70,10 +70,9 @@ type Hooks interface {
 	// InsertRows inserts n rows into table; rowArgs appends the values of row i, in column
 	// order.
 	InsertRows(tx *gorm.DB, table string, cols []string, n int, rowArgs func(i int, args []any) []any) error
-	// InsertPublished writes a publish's events, their delivery rows and the rows listing
-	// what it owes spilled webhooks (any may be empty); PostgreSQL writes them in one
-	// statement, a round trip less per table.
-	InsertPublished(tx *gorm.DB, events, deliveries, owed Rows) error
+	// InsertPublished writes a publish's events and their delivery rows (either may be
+	// empty); PostgreSQL writes them in one statement, a round trip less.
+	InsertPublished(tx *gorm.DB, events, deliveries Rows) error
 	// InsertAttempts writes attempt rows.
 	InsertAttempts(tx *gorm.DB, attempts []*models.Attempt) error
 	// WriteCaptures stores a group of captures and bounds the due bins, atomically, on db
@@ -90,14 +89,10 @@ type Hooks interface {
 	BeginPublish(tx *gorm.DB) (PublishStart, error)
 	// WroteRows is told the delivery rows a publish writes.
 	WroteRows(ds []*models.Delivery)
-	// ListsOwed reports whether publishes must tell the driver which events they owe to
-	// spilled webhooks (OwedRows); a driver whose spill position covers them says no, and
-	// publishes skip collecting them.
-	ListsOwed() bool
-	// OwedRows are the rows recording, inside a publish transaction, the events it owes each
-	// spilled webhook instead of writing their delivery rows (ids in publish order); the
-	// publish inserts them with its events.
-	OwedRows(owed map[string][]string, now time.Time) Rows
+	// MarksOwed reports whether a publish marks the events it owes spilled webhooks (the
+	// events table's owed column): PostgreSQL's takes find them by it; SQLite's spill
+	// position covers every later event.
+	MarksOwed() bool
 	// Published is told, after it commits, of a publish that queued deliveries (rows or owed)
 	// for the webhooks in due; owedOnly are those of them that got no row, only owed events.
 	Published(due map[string]int64, owedOnly map[string]bool)

@@ -72,19 +72,19 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 		}
 		var toSpilled []spilledSend
 		var spilledWant map[string]int
-		var owed map[string][]string
-		listOwed := len(spilled) > 0 && s.hooks.ListsOwed()
+		var owedEvents map[string]bool // marked owed (MarksOwed)
+		markOwed := len(spilled) > 0 && s.hooks.MarksOwed()
 		owe := func(webhookID, eventID string) {
 			due[webhookID] = now.UnixMilli() // owed through its spill, with no row of its own yet
 			if owedOnly == nil {
 				owedOnly = map[string]bool{}
 			}
 			owedOnly[webhookID] = true
-			if listOwed {
-				if owed == nil {
-					owed = map[string][]string{}
+			if markOwed {
+				if owedEvents == nil {
+					owedEvents = map[string]bool{}
 				}
-				owed[webhookID] = append(owed[webhookID], eventID)
+				owedEvents[eventID] = true
 			}
 		}
 		for i, p := range in {
@@ -176,11 +176,7 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 			}
 		}
 		s.hooks.WroteRows(deliveries)
-		var owedRows Rows
-		if len(owed) > 0 {
-			owedRows = s.hooks.OwedRows(owed, now)
-		}
-		return s.hooks.InsertPublished(tx, eventRows(events), deliveryRows(deliveries, cols, ""), owedRows)
+		return s.hooks.InsertPublished(tx, eventRows(events, owedEvents), deliveryRows(deliveries, cols, ""))
 	})
 	committed = err == nil
 	if err != nil {
@@ -214,10 +210,15 @@ var (
 
 // eventRows are new events' rows. trace_parent is written only by batches that carry one, so
 // the statement of the others stays as it was.
-func eventRows(events []*models.Event) Rows {
+// eventRows are a publish's events; those in owed (MarksOwed) are marked owed.
+func eventRows(events []*models.Event, owed map[string]bool) Rows {
 	cols := eventColumns
-	if slices.ContainsFunc(events, func(e *models.Event) bool { return e.TraceParent != nil }) {
+	traced := slices.ContainsFunc(events, func(e *models.Event) bool { return e.TraceParent != nil })
+	if traced {
 		cols = tracedEventColumns
+	}
+	if len(owed) > 0 {
+		cols = append(slices.Clip(cols), "owed")
 	}
 	return Rows{Table: "events", Cols: cols, N: len(events), Row: func(i int, args []any) []any {
 		e := events[i]
@@ -226,12 +227,15 @@ func eventRows(events []*models.Event) Rows {
 			key = *e.IdempotencyKey
 		}
 		args = append(args, e.ID, e.Type, e.Payload, e.OccurredAt, key, e.RequestHash, e.Test, int64(e.DeliveryCount), e.CreatedAt)
-		if len(cols) == len(tracedEventColumns) {
+		if traced {
 			var tp any
 			if e.TraceParent != nil {
 				tp = *e.TraceParent
 			}
 			args = append(args, tp)
+		}
+		if len(owed) > 0 {
+			args = append(args, owed[e.ID])
 		}
 		return args
 	}}

@@ -339,6 +339,13 @@ INSERT INTO captures_by_bin (id, bin_id, method, path, query, headers, body, siz
 DROP TABLE captures;
 ALTER TABLE captures_by_bin RENAME TO captures
 `},
+	// PostgreSQL: a publish no longer lists what it owes each spilled webhook in a row of
+	// webhook_owed (fifty rows a publish with fifty endpoints hanging). It marks the events it
+	// owes (owed), which carry the id of the transaction that wrote them (xid, with the spill's
+	// after_xid); a take lists in webhook_owed the owed events of transactions that have all
+	// ended, from after_xid on (store/postgres/collect.go). SQLite's spill position needs
+	// neither: there the migration is empty.
+	{18, "owed events marked", `{{owed marks}}`},
 }
 
 // Migrate brings the schema up to date: each migration not yet recorded in
