@@ -30,3 +30,13 @@ func InsertRowSets(tx *gorm.DB, sets []sqlcommon.Rows) error { return insertRowS
 
 // InsertChunk is the most rows one array insert takes.
 const InsertChunk = pgInsertChunk
+
+// CollectSQL is how a take lists a spilled webhook's owed events, and OwedChunk the most
+// events one listed row holds.
+const (
+	CollectSQL = collectSQL
+	OwedChunk  = owedChunk
+)
+
+// UnlistedSQL joins a spill to the owed events no take has listed yet.
+const UnlistedSQL = unlistedSQL

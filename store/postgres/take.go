@@ -50,6 +50,10 @@ func (d *Driver) TakeSpilled(ctx context.Context, r storedriver.TakeRequest) (ma
 	err := d.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		clear(out)
 		gone = gone[:0]
+		// Plans that find rows by index, whatever the statistics (collect.go, unlistedSQL).
+		if err := tx.Exec(recordPlanSQL).Error; err != nil {
+			return err
+		}
 		var drained []string
 		for _, want := range wants {
 			got, state, err := takeOwed(tx, want, now, r.Owner, until, slices.Contains(released, want.WebhookID))
@@ -150,10 +154,11 @@ func takeOwed(tx *gorm.DB, want storedriver.OwedQuota, now time.Time, owner stri
 }
 
 // tryEndSpill ends a webhook's spill if it owes nothing (listed, taken or not yet listed) and
-// neither a publish holds the spill's lock nor a take its row at this moment; it never waits.
-// The row is locked before the check, in a statement of its own: a check in the DELETE would
-// see, after waiting for a take's lock, the spill's new after_xid with the snapshot taken
-// before that take listed its rows, and end a spill that owes them.
+// no publish holds the spill's lock at this moment; it never waits for that lock. Holding it,
+// every event owed to the spill was committed before the DELETE's snapshot: a take listing
+// some of them meanwhile (collect.go) lists only events that snapshot sees unlisted, so the
+// DELETE's test fails on them before it would wait for the take's lock on the row, and after
+// a take that listed nothing it deletes rightly.
 func tryEndSpill(tx *gorm.DB, webhookID string) (bool, error) {
 	var free bool
 	if err := tx.Raw(`SELECT pg_try_advisory_xact_lock(?, hashtext(?))`, spillLockClass, webhookID).
@@ -162,11 +167,6 @@ func tryEndSpill(tx *gorm.DB, webhookID string) (bool, error) {
 	}
 	if !free {
 		return false, nil
-	}
-	var locked []string
-	if err := tx.Raw(`SELECT webhook_id FROM webhook_spills WHERE webhook_id = ? FOR UPDATE SKIP LOCKED`, webhookID).
-		Scan(&locked).Error; err != nil || len(locked) == 0 {
-		return false, err
 	}
 	res := tx.Exec(`DELETE FROM webhook_spills WHERE webhook_id = ?
 		AND NOT EXISTS (SELECT 1 FROM webhook_owed WHERE webhook_id = ?)
