@@ -1,12 +1,10 @@
 package postgres_test
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
 
-	"github.com/hookrelay/hookrelay/internal/storetest"
 	"github.com/hookrelay/hookrelay/store/postgres"
 	"gorm.io/gorm"
 )
@@ -17,13 +15,7 @@ import (
 // delivery of the webhook again for each owed event: 2,000 events took 3 s to list. The plans checked are the generic ones a
 // connection keeps after a few runs.
 func TestListingOwedEventsReadsOnlyTheirRowsWhateverTheStatisticsSay(t *testing.T) {
-	requirePostgres(t)
-	ctx := context.Background()
-	d, err := postgres.Open(ctx, storetest.PostgresDSN(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := openDriver(t)
 	exec := func(q string, args ...any) {
 		t.Helper()
 		if err := d.Writer.Exec(q, args...).Error; err != nil {

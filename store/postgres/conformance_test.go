@@ -23,6 +23,19 @@ func open(t testing.TB, dsn string) *store.Store {
 	return s
 }
 
+// openDriver opens the driver on a fresh database (skipping without a server), closed when
+// the test ends.
+func openDriver(t testing.TB) *postgres.Driver {
+	t.Helper()
+	requirePostgres(t)
+	d, err := postgres.Open(context.Background(), storetest.PostgresDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
 // requirePostgres skips without a server to test on; with HOOKRELAY_TEST_POSTGRES_URL set
 // (as in CI) the tests run.
 func requirePostgres(t testing.TB) {

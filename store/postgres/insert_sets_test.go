@@ -1,12 +1,10 @@
 package postgres_test
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
 
-	"github.com/hookrelay/hookrelay/internal/storetest"
 	"github.com/hookrelay/hookrelay/store/internal/sqlcommon"
 	"github.com/hookrelay/hookrelay/store/postgres"
 	"gorm.io/gorm"
@@ -16,12 +14,7 @@ import (
 // and types, whether they share one statement or a set too large for one goes alone; a
 // failing set fails the whole write.
 func TestRowSetsReachTheirTablesInOneWrite(t *testing.T) {
-	requirePostgres(t)
-	d, err := postgres.Open(context.Background(), storetest.PostgresDSN(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	d := openDriver(t)
 	for _, q := range []string{
 		`CREATE TABLE sets_a (id text PRIMARY KEY, n bigint)`,
 		`CREATE TABLE sets_b (id text PRIMARY KEY, at timestamptz NOT NULL, body bytea)`,

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookrelay/hookrelay/internal/storetest"
 	"github.com/hookrelay/hookrelay/store"
 	"github.com/hookrelay/hookrelay/store/conformance"
 	"github.com/hookrelay/hookrelay/store/postgres"
@@ -23,12 +22,7 @@ const stallBound = 15 * time.Second
 
 func openForPool(t *testing.T) (*postgres.Driver, *sql.DB) {
 	t.Helper()
-	requirePostgres(t)
-	d, err := postgres.Open(context.Background(), storetest.PostgresDSN(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	d := openDriver(t)
 	pool, err := d.Writer.DB()
 	if err != nil {
 		t.Fatal(err)

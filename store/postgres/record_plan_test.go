@@ -1,13 +1,11 @@
 package postgres_test
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/hookrelay/hookrelay/internal/storetest"
 	"github.com/hookrelay/hookrelay/store/postgres"
 	"gorm.io/gorm"
 )
@@ -19,13 +17,7 @@ import (
 // the whole table while it held a few hundred rows, and the connection kept that plan as the
 // table grew.
 func TestRecordingFindsDeliveriesByIDWhateverTheStatisticsSay(t *testing.T) {
-	requirePostgres(t)
-	ctx := context.Background()
-	d, err := postgres.Open(ctx, storetest.PostgresDSN(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := openDriver(t)
 	var rows []string
 	for i := 100; i < 300; i++ {
 		rows = append(rows, fmt.Sprintf(`["dlv_%08d","succeeded",1,0,200,null,"pending"]`, i))
