@@ -176,11 +176,8 @@ const lockRecordedSQL = `SELECT 1 FROM deliveries WHERE id = ANY(CAST(? AS text[
 // connection's life, so the row lock of BeginRecord, planned while the table held a few
 // hundred rows, went on scanning the whole table (2–7 ms a record at a few thousand rows,
 // and growing with it). The settings last until the transaction ends; the generic plans of
-// its statements are made under them too. Takes and the owed view run under them as well
-// (collect.go). JIT is off with them: with a scan priced out, a plan's estimated cost can pass
-// jit_above_cost, and compiling it took 15–20 ms of a take listing nothing, which without JIT
-// takes a tenth of a millisecond.
-const recordPlanSQL = `SELECT set_config('jit', 'off', true), set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),
+// its statements are made under them too.
+const recordPlanSQL = `SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),
 	set_config('enable_seqscan', 'off', true)`
 
 // RecordOwed writes the rows of taken deliveries and takes their events off the owed rows

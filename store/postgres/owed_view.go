@@ -9,7 +9,6 @@ import (
 	"github.com/hookrelay/hookrelay/models"
 	"github.com/hookrelay/hookrelay/store/internal/sqlcommon"
 	"github.com/hookrelay/hookrelay/store/storedriver"
-	"gorm.io/gorm"
 )
 
 // What spills owe, as the rest of Hookrelay sees it: counts, queue figures, and owed
@@ -34,7 +33,7 @@ func (d *Driver) Backlogs(ctx context.Context, ids []string, count bool) (map[st
 		q += ` WHERE sp.webhook_id IN ?`
 		args = append(args, ids)
 	}
-	if err := d.scanByIndex(ctx, &rows, q, args...); err != nil {
+	if err := d.Reader.WithContext(ctx).Raw(q, args...).Scan(&rows).Error; err != nil {
 		return nil, fmt.Errorf("spilled webhooks: %w", err)
 	}
 	out := make(map[string]*storedriver.Backlog, len(rows))
@@ -54,11 +53,11 @@ func (d *Driver) PendingCounts(ctx context.Context, ids []string) (map[string]in
 		WebhookID string
 		N         int64
 	}
-	if err := d.scanByIndex(ctx, &rows, `SELECT webhook_id, SUM(n) AS n FROM (
+	if err := d.Reader.WithContext(ctx).Raw(`SELECT webhook_id, SUM(n) AS n FROM (
 			SELECT webhook_id, count AS n FROM webhook_owed WHERE webhook_id IN ?
 			UNION ALL
 			SELECT sp.webhook_id, 1 FROM webhook_spills sp JOIN webhooks w ON w.id = sp.webhook_id`+unlistedSQL+`
-			WHERE sp.webhook_id IN ?) AS ow GROUP BY webhook_id`, ids, ids); err != nil {
+			WHERE sp.webhook_id IN ?) AS ow GROUP BY webhook_id`, ids, ids).Scan(&rows).Error; err != nil {
 		return nil, fmt.Errorf("count owed deliveries: %w", err)
 	}
 	for _, r := range rows {
@@ -78,11 +77,11 @@ func (d *Driver) QueueStats(ctx context.Context) (storedriver.QueueStats, error)
 		Owed    int64
 		Oldest  *time.Time
 	}
-	if err := d.scanByIndex(ctx, &owed, `SELECT (SELECT COUNT(*) FROM webhook_spills) AS spilled,
+	if err := d.Reader.WithContext(ctx).Raw(`SELECT (SELECT COUNT(*) FROM webhook_spills) AS spilled,
 		COALESCE(SUM(n), 0) AS owed, MIN(created_at) AS oldest FROM (
 			SELECT count AS n, created_at FROM webhook_owed
 			UNION ALL
-			SELECT 1, e.created_at FROM webhook_spills sp JOIN webhooks w ON w.id = sp.webhook_id`+unlistedSQL+`) AS ow`); err != nil {
+			SELECT 1, e.created_at FROM webhook_spills sp JOIN webhooks w ON w.id = sp.webhook_id` + unlistedSQL + `) AS ow`).Scan(&owed).Error; err != nil {
 		return st, fmt.Errorf("count owed deliveries: %w", err)
 	}
 	st.Spilled, st.Owed = owed.Spilled, owed.Owed
@@ -92,17 +91,6 @@ func (d *Driver) QueueStats(ctx context.Context) (storedriver.QueueStats, error)
 		}
 	}
 	return st, nil
-}
-
-// scanByIndex reads a statement on events not listed yet (unlistedSQL) into dest, in a
-// transaction whose plans find rows by index, as a take's does (TakeSpilled).
-func (d *Driver) scanByIndex(ctx context.Context, dest any, q string, args ...any) error {
-	return d.Reader.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Exec(recordPlanSQL).Error; err != nil {
-			return err
-		}
-		return tx.Raw(q, args...).Scan(dest).Error
-	})
 }
 
 // owedEvents is the events owed, one row per webhook and event, for the owed view: those
@@ -154,7 +142,7 @@ func (d *Driver) listOwed(ctx context.Context, f storedriver.DeliveryFilter, cur
 	q += ` ORDER BY id DESC LIMIT ?`
 	args = append(args, limit+2)
 	var evs []owedEvent
-	if err := d.scanByIndex(ctx, &evs, q, args...); err != nil {
+	if err := d.Reader.WithContext(ctx).Raw(q, args...).Scan(&evs).Error; err != nil {
 		return nil, fmt.Errorf("list owed deliveries: %w", err)
 	}
 	var out []*models.Delivery
@@ -173,7 +161,7 @@ func (d *Driver) getOwed(ctx context.Context, id string) (*models.Delivery, erro
 	}
 	prefix := "evt_" + id[4:20]
 	var evs []owedEvent
-	if err := d.scanByIndex(ctx, &evs, `SELECT * FROM (`+owedEvents+`) AS ow WHERE id >= ? AND id < ?`, prefix, prefix+"g"); err != nil {
+	if err := d.Reader.WithContext(ctx).Raw(`SELECT * FROM (`+owedEvents+`) AS ow WHERE id >= ? AND id < ?`, prefix, prefix+"g").Scan(&evs).Error; err != nil {
 		return nil, fmt.Errorf("get owed delivery: %w", err)
 	}
 	for _, e := range evs {

@@ -50,10 +50,6 @@ func (d *Driver) TakeSpilled(ctx context.Context, r storedriver.TakeRequest) (ma
 	err := d.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		clear(out)
 		gone = gone[:0]
-		// Plans that find rows by index, whatever the statistics (collect.go, unlistedSQL).
-		if err := tx.Exec(recordPlanSQL).Error; err != nil {
-			return err
-		}
 		var drained []string
 		for _, want := range wants {
 			got, state, err := takeOwed(tx, want, now, r.Owner, until, slices.Contains(released, want.WebhookID))
