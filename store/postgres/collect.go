@@ -34,9 +34,11 @@ import (
 // and the owed events published since it began wait for it to end before a take lists them.
 // They are shown and counted as owed meanwhile (owed_view.go), and retention spares them.
 
-// owedChunk is the most events one listed webhook_owed row holds: a take that wants fewer
-// splits the row, rewriting the rest, so the rows stay short.
-const owedChunk = 128
+// owedChunk is the most events one listed webhook_owed row holds. Its list is rewritten
+// whenever a take splits the row or a record takes events off it; 32 ids (1.2 KB) keep the
+// row under the 2 KB past which PostgreSQL compresses or moves a value out of line on every
+// write. With 128, one throughput run updated 10% more rows and hit 3% more blocks.
+const owedChunk = 32
 
 // collectSQL lists a spilled webhook's owed events ($1) up to X in rows of at most $2 events,
 // and moves after_xid to X, in one statement; it returns how many events it listed (-1 when
