@@ -28,14 +28,14 @@ import (
 // A take (TakeSpilled), once it has listed them, locks a webhook's oldest owed rows that no
 // live lease holds, with FOR UPDATE SKIP LOCKED, and leases them to the taker (locked_by,
 // locked_until), splitting the row that meets its quota: replicas taking the same webhook get
-// disjoint events. The events
-// go to the dispatcher as deliveries without rows (Delivery.Owed names the owed row), and the
-// record of each attempt writes the delivery's row once, in its final state, and takes the
-// event off its owed row (owed_record.go). So an event is owed until its attempt is recorded;
-// a taker that dies leaves its rows leased until the lease runs out, when any replica takes
-// them again, under the same delivery ids. A take writes no delivery rows: writing a leased
-// row per event at the take and updating it at the record cost two writes to every index of
-// deliveries, and was what limited PostgreSQL's throughput once webhooks spill.
+// disjoint events. The events go to the dispatcher as deliveries without rows (Delivery.Owed
+// names the owed row), and the record of each attempt writes the delivery's row once, in its
+// final state, and takes the event off its owed row (owed_record.go). So an event is owed until
+// its attempt is recorded; a taker that dies leaves its rows leased until the lease runs out,
+// when any replica takes them again, under the same delivery ids. A take writes no delivery
+// rows: writing a leased row per event at the take and updating it at the record cost two
+// writes to every index of deliveries, and was what limited PostgreSQL's throughput once
+// webhooks spill.
 //
 // Ending a spill must not strand an owed event written by a publish that still thought the
 // webhook spilled. A publish holds a shared advisory lock per spilled webhook it owes to
