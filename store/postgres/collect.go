@@ -37,7 +37,8 @@ import (
 // owedChunk is the most events one listed webhook_owed row holds. Its list is rewritten
 // whenever a take splits the row or a record takes events off it; 32 ids (1.2 KB) keep the
 // row under the 2 KB past which PostgreSQL compresses or moves a value out of line on every
-// write. With 128, one throughput run updated 10% more rows and hit 3% more blocks.
+// write. Paired against 128 (3 rounds), batches went at 18,507 (18,498) deliveries/s against
+// 17,641 (17,216).
 const owedChunk = 32
 
 // collectSQL lists a spilled webhook's owed events ($1) up to X in rows of at most $2 events,
