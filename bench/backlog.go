@@ -74,13 +74,8 @@ func (r *runner) backlog(ctx context.Context) (*BacklogResult, error) {
 		return nil, err
 	}
 	res.RSSScope = h.rssScope()
-	wctx, cancel := r.withLimit(ctx)
-	res.Complete = s.wait(wctx)
-	cancel()
-	end := time.Now()
-	if res.Complete {
-		end = time.Unix(0, s.last.Load())
-	}
+	var end time.Time
+	res.Complete, end = r.awaitDelivered(ctx, s)
 	res.PeakRSSMB = mb(h.peakRSS())
 	if v, err := scrape(ctx, cl, "go_memstats_heap_inuse_bytes"); err == nil {
 		res.GoHeapInuseMB = v / (1 << 20)

@@ -79,13 +79,8 @@ func (r *runner) replicaPhase(ctx context.Context, replicas int) (*ReplicaResult
 		r.logf("replicas: %d publish requests failed, first: %v", failures, firstErr)
 	}
 	res.AcceptedPerSec = float64(n) / elapsed.Seconds()
-	wctx, cancel := r.withLimit(ctx)
-	res.Complete = s.wait(wctx)
-	cancel()
-	end := time.Now()
-	if res.Complete {
-		end = time.Unix(0, s.last.Load())
-	}
+	var end time.Time
+	res.Complete, end = r.awaitDelivered(ctx, s)
 	res.Delivered = s.count.Load()
 	res.DeliveriesPerSec = float64(res.Delivered) / end.Sub(start).Seconds()
 	r.logf("replicas: %d × hookrelay: %.0f events/s accepted, %.0f deliveries/s", replicas, res.AcceptedPerSec, res.DeliveriesPerSec)

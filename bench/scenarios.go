@@ -69,6 +69,17 @@ func (r *runner) withLimit(ctx context.Context) (context.Context, context.Cancel
 	return context.WithTimeout(ctx, r.o.limit)
 }
 
+// awaitDelivered waits, within the limit, for every delivery the sink expects; it reports
+// whether they all arrived and when the last did (now, when some did not).
+func (r *runner) awaitDelivered(ctx context.Context, s *sink) (bool, time.Time) {
+	wctx, cancel := r.withLimit(ctx)
+	defer cancel()
+	if !s.wait(wctx) {
+		return false, time.Now()
+	}
+	return true, time.Unix(0, s.last.Load())
+}
+
 // PhaseResult is one way of publishing in the throughput scenario.
 type PhaseResult struct {
 	Mode             string  `json:"mode"` // single or batch
@@ -241,15 +252,10 @@ func (r *runner) throughputPhase(ctx context.Context, batch bool, flood flooded)
 	}
 	res.AcceptSeconds = elapsed.Seconds()
 	res.AcceptedPerSec = float64(n) / elapsed.Seconds()
-	wctx, cancel := r.withLimit(ctx)
-	res.Complete = s.wait(wctx)
-	cancel()
+	var end time.Time
+	res.Complete, end = r.awaitDelivered(ctx, s)
 	stopProfile()
 	stopFlood()
-	end := time.Now()
-	if res.Complete {
-		end = time.Unix(0, s.last.Load())
-	}
 	wall := time.Since(start).Seconds()
 	res.CPUCores = (h.cpuSeconds() - cpuStart) / wall
 	if machineStart > 0 {

@@ -78,10 +78,8 @@ func TestAPublishWritesNoRowForSpilledWebhooks(t *testing.T) {
 // taken all the same, once: a take lists only what transactions that have all ended wrote,
 // so the later publishes wait for it, shown as owed meanwhile, and the spill does not end.
 func TestOwedEventsOfATransactionCommittingLateAreTakenOnce(t *testing.T) {
-	requirePostgres(t)
 	ctx := context.Background()
-	dsn := storetest.PostgresDSN(t)
-	a, b := open(t, dsn), open(t, dsn)
+	a, b, dsn := twoReplicas(t)
 	w := conformance.NewWebhook(t, a, "message.received", true)
 	if _, err := a.Spill(ctx, []string{w.ID}); err != nil {
 		t.Fatal(err)

@@ -36,6 +36,15 @@ func openDriver(t testing.TB) *postgres.Driver {
 	return d
 }
 
+// twoReplicas opens two stores on one fresh database (skipping without a server), as two
+// replicas of Hookrelay, and returns its DSN for raw connections.
+func twoReplicas(t testing.TB) (a, b *store.Store, dsn string) {
+	t.Helper()
+	requirePostgres(t)
+	dsn = storetest.PostgresDSN(t)
+	return open(t, dsn), open(t, dsn), dsn
+}
+
 // requirePostgres skips without a server to test on; with HOOKRELAY_TEST_POSTGRES_URL set
 // (as in CI) the tests run.
 func requirePostgres(t testing.TB) {

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookrelay/hookrelay/internal/storetest"
 	"github.com/hookrelay/hookrelay/internal/wait"
 	"github.com/hookrelay/hookrelay/models"
 	"github.com/hookrelay/hookrelay/store"
@@ -21,9 +20,7 @@ import (
 // events of one publish of n events (one owed row), whose ids it returns in order.
 func replicasSpilledWith(t *testing.T, n int) (a, b *store.Store, w *models.Webhook, ids []string) {
 	t.Helper()
-	requirePostgres(t)
-	dsn := storetest.PostgresDSN(t)
-	a, b = open(t, dsn), open(t, dsn)
+	a, b, _ = twoReplicas(t)
 	w = conformance.NewWebhook(t, a, "message.received", true)
 	if _, err := a.Spill(context.Background(), []string{w.ID}); err != nil {
 		t.Fatal(err)
@@ -169,10 +166,8 @@ func TestARecordOfPartOfATakenRowLeavesTheRestOwed(t *testing.T) {
 // when it drops a connection whose context ended), or its transaction would keep the rows it
 // found locked for as long as it waits.
 func TestATakeRequestThatFailsLeasesNothing(t *testing.T) {
-	requirePostgres(t)
 	ctx := context.Background()
-	dsn := storetest.PostgresDSN(t)
-	a, b := open(t, dsn), open(t, dsn)
+	a, b, dsn := twoReplicas(t)
 	owing := conformance.NewWebhook(t, a, "message.received", true)
 	blocked := conformance.NewWebhook(t, a, "message.received", true)
 	if blocked.ID < owing.ID { // a take serves its webhooks in id order: the blocked one last

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookrelay/hookrelay/internal/storetest"
 	"github.com/hookrelay/hookrelay/store"
 	"github.com/hookrelay/hookrelay/store/conformance"
 )
@@ -15,9 +14,7 @@ import (
 // publish on (the first writes a row, as a publish a moment before the spill would have), and
 // a spill that ended while this replica still counted it gets rows again and no owed row.
 func TestAPublishOwesOnlyTheSpillsItLockedBeforeReading(t *testing.T) {
-	requirePostgres(t)
-	dsn := storetest.PostgresDSN(t)
-	a, b := open(t, dsn), open(t, dsn)
+	a, b, _ := twoReplicas(t)
 	ctx := context.Background()
 	w := conformance.NewWebhook(t, a, "message.received", true)
 	if _, err := a.Spill(ctx, []string{w.ID}); err != nil {
