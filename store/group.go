@@ -2,21 +2,28 @@ package store
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"runtime"
+	"runtime/debug"
 	"sync"
 )
 
 // Group commit. A transaction's commit costs far more than one row, and on SQLite the writer
-// runs one transaction at a time, so concurrent callers share one: whoever finds no
-// transaction running leads, taking every call queued meanwhile into the next transaction.
-// Each call still returns only after the transaction holding its work committed, so an
-// answer keeps meaning "stored".
+// runs one transaction at a time, so concurrent callers share one: a goroutine of the group's
+// own runs the transactions one after another, each holding every call queued meanwhile. Each
+// call still returns only after the transaction holding its work committed, so an answer keeps
+// meaning "stored".
+//
+// The transactions run on a goroutine of their own rather than on a caller's: handing the lead
+// from one caller to the next made each transaction wait for the next leader to be scheduled,
+// behind every request being read and checked on a busy machine.
 
 // group runs concurrent calls of one kind in shared transactions.
 type group[In, Out any] struct {
 	mu      sync.Mutex
 	queue   []*call[In, Out]
-	leading bool
+	running bool // the group's goroutine is running
 	// take says how many of the queued calls (at least one) the next transaction holds.
 	take func(queue []*call[In, Out]) int
 	// run performs one transaction and fills in every call's out and err.
@@ -28,55 +35,61 @@ type call[In, Out any] struct {
 	in   In
 	out  Out
 	err  error
-	done bool
-	wake chan struct{} // closed when done, or when this call must lead
+	done chan struct{} // closed when the transaction holding the call has ended
 }
 
 // do runs in within a shared transaction and returns its outcome.
 func (g *group[In, Out]) do(ctx context.Context, in In) (Out, error) {
-	c := &call[In, Out]{ctx: ctx, in: in, wake: make(chan struct{})}
+	c := &call[In, Out]{ctx: ctx, in: in, done: make(chan struct{})}
 	g.mu.Lock()
 	g.queue = append(g.queue, c)
-	if g.leading {
-		g.mu.Unlock()
-		<-c.wake
-		g.mu.Lock()
-		if c.done {
-			g.mu.Unlock()
-			return c.out, c.err
-		}
-		// The previous leader finished its own call and handed over.
+	if !g.running {
+		g.running = true
+		go g.loop()
 	}
-	g.leading = true
-	for !c.done {
+	g.mu.Unlock()
+	<-c.done
+	return c.out, c.err
+}
+
+// loop runs transactions until the queue is empty.
+func (g *group[In, Out]) loop() {
+	for {
 		// Yield once before taking the batch: callers that are runnable now (requests being
 		// read and checked, on this core or the other) join this transaction instead of
 		// waiting for the next. Under load a transaction then holds several calls rather
 		// than one or two, and its commit, the bulk of its cost, is shared; with nothing
 		// runnable the yield returns at once.
-		g.mu.Unlock()
 		runtime.Gosched()
 		g.mu.Lock()
+		if len(g.queue) == 0 {
+			g.running = false
+			g.mu.Unlock()
+			return
+		}
 		n := max(1, min(len(g.queue), g.take(g.queue)))
 		batch := g.queue[:n]
 		g.queue = append([]*call[In, Out](nil), g.queue[n:]...)
 		g.mu.Unlock()
-		g.run(batch)
-		g.mu.Lock()
-		for _, b := range batch {
-			b.done = true
-			if b != c {
-				close(b.wake)
-			}
+		g.runBatch(batch)
+		for _, c := range batch {
+			close(c.done)
 		}
 	}
-	if len(g.queue) > 0 {
-		close(g.queue[0].wake) // leads: done is false
-	} else {
-		g.leading = false
-	}
-	g.mu.Unlock()
-	return c.out, c.err
+}
+
+// runBatch runs one transaction; a panic in it fails the batch's calls instead of taking the
+// process down, since no request's own recovery is on this goroutine to catch it.
+func (g *group[In, Out]) runBatch(batch []*call[In, Out]) {
+	defer func() {
+		if p := recover(); p != nil {
+			slog.Error("group transaction panicked", "panic", p, "stack", string(debug.Stack()))
+			for _, c := range batch {
+				c.err = fmt.Errorf("store: group transaction panicked: %v", p)
+			}
+		}
+	}()
+	g.run(batch)
 }
 
 // live drops the calls whose caller has gone, recording why; the rest go on.
