@@ -31,9 +31,10 @@ import (
 // Driver is the PostgreSQL store. It implements storedriver.Driver.
 type Driver struct {
 	*sqlcommon.Base
-	dsn    string                 // for the connections LISTEN holds
-	spills *sqlcommon.SpillPolicy // when this process's publishes start spills (spill.go)
-	waker  *waker                 // notifies the other replicas of publishes (waker.go)
+	dsn     string                 // for the connections LISTEN holds
+	spills  *sqlcommon.SpillPolicy // when this process's publishes start spills (spill.go)
+	waker   *waker                 // notifies the other replicas of publishes (waker.go)
+	bounder *bounder               // bounds bins' captures after they commit (bound.go)
 	// abandoned holds the webhooks whose next take gives up this process's leases first
 	// (owed_record.go).
 	abandoned abandonedSet
@@ -82,6 +83,9 @@ func Open(ctx context.Context, dsn string) (*Driver, error) {
 	d.spilledSeen.Store(new([]string))
 	d.Base = sqlcommon.New(db, db, []*sql.DB{sqlDB}, hooks{d})
 	d.waker = newWaker(d.instance, d.Notify)
+	d.bounder = newBounder(func(ctx context.Context, bin string, keep int) error {
+		return boundCaptures(ctx, d.Writer, bin, keep)
+	})
 	if err := d.Ping(ctx); err != nil {
 		d.Close()
 		return nil, err
@@ -93,9 +97,11 @@ func Open(ctx context.Context, dsn string) (*Driver, error) {
 	return d, nil
 }
 
-// Close sends the notifications still queued, then closes the connections.
+// Close sends the notifications still queued and runs the bounds queued, then closes the
+// connections.
 func (d *Driver) Close() error {
 	d.waker.close()
+	d.bounder.close()
 	return d.Base.Close()
 }
 

@@ -75,9 +75,10 @@ type Hooks interface {
 	InsertPublished(tx *gorm.DB, events, deliveries Rows) error
 	// InsertAttempts writes attempt rows.
 	InsertAttempts(tx *gorm.DB, attempts []*models.Attempt) error
-	// WriteCaptures stores a group of captures and bounds the due bins, atomically, on db
-	// (the writer, outside any transaction). It reports whether every bin exists; when one
-	// does not, nothing is stored.
+	// WriteCaptures stores a group of captures atomically on db (the writer, outside any
+	// transaction) and bounds the due bins: SQLite in the same transaction, PostgreSQL after
+	// it commits, apart. It reports whether every bin exists; when one does not, nothing is
+	// stored and nothing bounded.
 	WriteCaptures(ctx context.Context, db *gorm.DB, w CaptureWrite) (found bool, err error)
 	// JSONSource is the FROM item that unpacks a JSONRows parameter into rows with a column
 	// named value; JSONCol reads column i of such a row as sqlType.

@@ -75,10 +75,11 @@ func (s *Base) DeleteBin(ctx context.Context, id string) error {
 }
 
 // InsertCaptures stores captures atomically (Hooks.WriteCaptures) and keeps each of their bins to its
-// newest keep captures without a separate pruning job: the oldest beyond keep are deleted in
-// the transaction that finds the bin due (see captureBounds), a tenth of keep at a time, and
-// reads never show more than keep meanwhile. When a bin no longer exists nothing is stored
-// and the error is models.ErrNotFound (the caller retries the others alone).
+// newest keep captures without a pruning job of its own: the oldest beyond keep are deleted
+// when a write finds the bin due (see captureBounds), a tenth of keep at a time, in that
+// write's transaction or just after it (the driver's choice), and reads never show more than
+// keep meanwhile. When a bin no longer exists nothing is stored and the error is
+// models.ErrNotFound (the caller retries the others alone).
 func (s *Base) InsertCaptures(ctx context.Context, cs []*models.Capture, keep int) error {
 	var bins []string
 	for _, c := range cs {

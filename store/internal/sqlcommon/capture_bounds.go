@@ -11,7 +11,8 @@ import (
 // far end of the bin's rows, as much as the insert itself when a busy bin's transactions
 // hold a capture or two each. So a bin is bounded once this process has stored more than a
 // tenth of keep in it since it last did (or on its first capture since the process started):
-// it holds at most keep plus a tenth per writing process, and ListCaptures hides the excess.
+// it holds at most keep plus a tenth per writing process (plus, on PostgreSQL, what arrives
+// while a bound queued after a write waits to run), and ListCaptures hides the excess.
 type captureBounds struct {
 	mu    sync.Mutex
 	since map[string]int // bin → captures stored since this process last bounded it
