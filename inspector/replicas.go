@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/hookrelay/hookrelay/models"
 	"github.com/hookrelay/hookrelay/store"
@@ -61,6 +62,17 @@ func (r *Replicated) Publish(binID, captureID string, msg func() []byte) {
 // (server-made ids: a bin's 48 characters, a capture's 36).
 const announceMax = 7000
 
+// Announcements go out at most every announceEvery, unless a full payload's worth
+// (announceFull entries) is waiting. Each one is a transaction of its own on PostgreSQL:
+// sent whenever the previous had returned, a bin taking 10,000 captures/s announced them 13 at
+// a time, 750 transactions a second, and the bin's captures, written one group at a time, took
+// 10% fewer per second beside them than with none sent. Other replicas' viewers see a capture
+// up to announceEvery later than this one's, which no one watching can tell.
+const (
+	announceEvery = 10 * time.Millisecond
+	announceFull  = announceMax / (1 + 48 + 1 + 36)
+)
+
 // nextAnnouncement is the payload announcing first and whatever else is queued in more, as
 // much as one NOTIFY holds.
 func nextAnnouncement(self string, first [2]string, more <-chan [2]string) string {
@@ -105,9 +117,20 @@ func (r *Replicated) Run(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case first := <-r.announce:
+				sent := time.Now()
 				payload := nextAnnouncement(r.self, first, r.announce)
 				if err := r.store.Notify(ctx, store.ChannelCaptures, payload); err != nil && ctx.Err() == nil {
 					r.logger.Warn("announce captures to other replicas", "err", err)
+				}
+				if len(r.announce) >= announceFull {
+					continue
+				}
+				wait := time.NewTimer(announceEvery - time.Since(sent))
+				select {
+				case <-ctx.Done():
+					wait.Stop()
+					return
+				case <-wait.C:
 				}
 			}
 		}

@@ -1,8 +1,10 @@
 package inspector
 
 import (
+	"context"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/hookrelay/hookrelay/models"
 )
@@ -49,5 +51,38 @@ func TestAnnouncementsCarryEveryCaptureOnce(t *testing.T) {
 		if _, _, ok := announced(bad); ok {
 			t.Errorf("announced(%q) accepted", bad)
 		}
+	}
+}
+
+// notes is a ReplicaStore that records what is announced, and when.
+type notes struct {
+	sent chan time.Time
+}
+
+func (n *notes) Notify(_ context.Context, _, _ string) error {
+	n.sent <- time.Now()
+	return nil
+}
+
+func (n *notes) Listen(ctx context.Context, _ string, _ func(string)) { <-ctx.Done() }
+
+func (n *notes) GetCapture(context.Context, string, string) (*models.Capture, error) {
+	return nil, models.ErrNotFound
+}
+
+// A capture arriving just after an announcement waits for the next one, announceEvery after
+// it: a bin taking captures steadily costs at most one NOTIFY transaction per announceEvery
+// rather than one per round trip.
+func TestAnnouncementsAreSpacedOut(t *testing.T) {
+	n := &notes{sent: make(chan time.Time, 10)}
+	r := NewReplicated(n, NewHub(HubConfig{}), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.Run(ctx)
+	r.Publish(models.NewBinID(), models.NewID("req"), nil)
+	first := <-n.sent
+	r.Publish(models.NewBinID(), models.NewID("req"), nil)
+	if gap := (<-n.sent).Sub(first); gap < announceEvery {
+		t.Errorf("the next announcement went %v after the first, want at least %v", gap, announceEvery)
 	}
 }
