@@ -34,13 +34,24 @@ type bounder struct {
 	stop    chan struct{}
 	done    chan struct{}
 	once    sync.Once
+	// ctx ends drainFor after close is called: the bounds queued or under way by then get
+	// that long in all, so a database that does not answer cannot hold Close up.
+	ctx      context.Context
+	cancel   context.CancelFunc
+	drainFor time.Duration
 }
 
 func newBounder(bound func(ctx context.Context, bin string, keep int) error) *bounder {
-	b := &bounder{bound: bound, pending: map[string]int{}, kick: make(chan struct{}, 1),
-		stop: make(chan struct{}), done: make(chan struct{})}
+	b := makeBounder(bound)
 	go b.run()
 	return b
+}
+
+// makeBounder is a bounder whose loop is not running yet (newBounder runs it).
+func makeBounder(bound func(ctx context.Context, bin string, keep int) error) *bounder {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &bounder{bound: bound, pending: map[string]int{}, kick: make(chan struct{}, 1),
+		stop: make(chan struct{}), done: make(chan struct{}), ctx: ctx, cancel: cancel, drainFor: 5 * time.Second}
 }
 
 // add queues bins to bound to their newest keep captures; it never blocks.
@@ -75,7 +86,7 @@ func (b *bounder) run() {
 // boundPending bounds every bin queued; a failure is logged, and the bin's next bound (a tenth
 // of its keep later) deletes what this one would have.
 func (b *bounder) boundPending() {
-	for {
+	for b.ctx.Err() == nil {
 		b.mu.Lock()
 		pending := b.pending
 		b.pending = map[string]int{}
@@ -84,7 +95,7 @@ func (b *bounder) boundPending() {
 			return
 		}
 		for bin, keep := range pending {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 			if err := b.bound(ctx, bin, keep); err != nil {
 				slog.Warn("delete a bin's captures beyond its bound", "bin", bin, "err", err)
 			}
@@ -93,9 +104,15 @@ func (b *bounder) boundPending() {
 	}
 }
 
-// close runs the bounds queued and stops.
+// close runs the bounds queued, for drainFor at most, and stops.
 func (b *bounder) close() {
-	b.once.Do(func() { close(b.stop) })
+	b.once.Do(func() {
+		t := time.AfterFunc(b.drainFor, b.cancel)
+		defer t.Stop()
+		close(b.stop)
+		<-b.done
+		b.cancel()
+	})
 	<-b.done
 }
 
