@@ -16,12 +16,7 @@ import (
 // connection keeps after a few runs.
 func TestListingOwedEventsReadsOnlyTheirRowsWhateverTheStatisticsSay(t *testing.T) {
 	d := openDriver(t)
-	exec := func(q string, args ...any) {
-		t.Helper()
-		if err := d.Writer.Exec(q, args...).Error; err != nil {
-			t.Fatal(err)
-		}
-	}
+	exec := execOn(t, d)
 	exec(`INSERT INTO webhooks (id, name, url, events, enabled, created_at, updated_at)
 		VALUES ('wh_x', 'x', 'http://x', 'message.received', true, now(), now())`)
 	fill := func(from, to int) {

@@ -36,6 +36,16 @@ func openDriver(t testing.TB) *postgres.Driver {
 	return d
 }
 
+// execOn returns a function that runs a statement on d's writer, failing t on an error.
+func execOn(t *testing.T, d *postgres.Driver) func(q string, args ...any) {
+	return func(q string, args ...any) {
+		t.Helper()
+		if err := d.Writer.Exec(q, args...).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // twoReplicas opens two stores on one fresh database (skipping without a server), as two
 // replicas of Hookrelay, and returns its DSN for raw connections.
 func twoReplicas(t testing.TB) (a, b *store.Store, dsn string) {

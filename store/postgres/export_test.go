@@ -40,3 +40,6 @@ const (
 
 // UnlistedSQL joins a spill to the owed events no take has listed yet.
 const UnlistedSQL = unlistedSQL
+
+// WebhooksAndBacklogsSQL is a publish's read of the webhooks when it looks at backlogs.
+const WebhooksAndBacklogsSQL = webhooksAndBacklogsSQL

@@ -63,26 +63,51 @@ func (p *SpillPolicy) WroteRows(ds []*models.Delivery) {
 	p.mu.Unlock()
 }
 
-// ToSpill returns, sorted by id, the webhooks not in spilled that the publish running tx
-// should spill: those asked for, and those whose backlog it finds at the threshold.
-// Concurrent publishes on PostgreSQL start the spills they find in this one order, so two of
-// them never wait for each other's spill rows in opposite orders.
-func (p *SpillPolicy) ToSpill(tx *gorm.DB, spilled map[string]bool) ([]string, error) {
-	var check, out []string
+// Backlog is what a look at a webhook's backlog found, counting at most BacklogCheck.Limit of
+// its pending deliveries.
+type Backlog struct{ Pending, Due int }
+
+// BacklogCheck is the look at backlogs that a publish makes: the webhooks (in id order) whose
+// rows written since their last look reached the threshold, the pending deliveries to count of
+// each (those scheduled to go first), and the time before which a delivery counts as due (Unix
+// milliseconds).
+type BacklogCheck struct {
+	IDs       []string
+	Limit     int
+	DueBefore int64
+}
+
+// TakeChecks returns the backlogs the publish about to run should look at, and starts those
+// webhooks' counts of rows written afresh.
+func (p *SpillPolicy) TakeChecks() BacklogCheck {
 	p.mu.Lock()
 	at := p.at
 	every := at.Due
 	if every == 0 || at.Pending > 0 && at.Pending < every {
 		every = at.Pending
 	}
+	var ids []string
 	for id, n := range p.sinceCheck {
 		if every > 0 && n >= every {
 			delete(p.sinceCheck, id)
-			if !spilled[id] && !p.wanted[id] {
-				check = append(check, id)
+			if !p.wanted[id] {
+				ids = append(ids, id)
 			}
 		}
 	}
+	p.mu.Unlock()
+	slices.Sort(ids)
+	return BacklogCheck{IDs: ids, Limit: max(at.Due, at.Pending), DueBefore: time.Now().Add(-at.DueFor).UnixMilli()}
+}
+
+// Decide returns, sorted by id, the webhooks not in spilled that a publish should spill: those
+// asked for, and those whose backlog found reaches the threshold. Concurrent publishes on
+// PostgreSQL start the spills they find in this one order, so two of them never wait for each
+// other's spill rows in opposite orders.
+func (p *SpillPolicy) Decide(found map[string]Backlog, spilled map[string]bool) []string {
+	var out []string
+	p.mu.Lock()
+	at := p.at
 	for id := range p.wanted {
 		if !spilled[id] {
 			out = append(out, id)
@@ -90,22 +115,35 @@ func (p *SpillPolicy) ToSpill(tx *gorm.DB, spilled map[string]bool) ([]string, e
 	}
 	clear(p.wanted)
 	p.mu.Unlock()
-	slices.Sort(check)
-	dueBefore := time.Now().Add(-at.DueFor).UnixMilli()
-	for _, id := range check {
-		// The oldest first: among them are the deliveries due for longest.
-		var n []struct{ Pending, Due int }
-		if err := tx.Raw(`SELECT COUNT(*) AS pending, COUNT(*) FILTER (WHERE next_attempt_at <= ?) AS due
-			FROM (SELECT next_attempt_at FROM deliveries WHERE webhook_id = ? AND status = 'pending'
-				ORDER BY next_attempt_at LIMIT ?) AS backlog`, dueBefore, id, max(at.Due, at.Pending)).Scan(&n).Error; err != nil {
-			return nil, fmt.Errorf("webhook backlog: %w", err)
-		}
-		if len(n) == 1 && (at.Due > 0 && n[0].Due >= at.Due || at.Pending > 0 && n[0].Pending >= at.Pending) {
+	for id, n := range found {
+		if !spilled[id] && !slices.Contains(out, id) && (at.Due > 0 && n.Due >= at.Due || at.Pending > 0 && n.Pending >= at.Pending) {
 			out = append(out, id)
 		}
 	}
 	slices.Sort(out)
-	return out, nil
+	return out
+}
+
+// ToSpill is TakeChecks, a look at each backlog in the publish running tx (the oldest
+// deliveries first: among them are those due for longest), and Decide.
+func (p *SpillPolicy) ToSpill(tx *gorm.DB, spilled map[string]bool) ([]string, error) {
+	check := p.TakeChecks()
+	found := make(map[string]Backlog, len(check.IDs))
+	for _, id := range check.IDs {
+		if spilled[id] {
+			continue
+		}
+		var n []Backlog
+		if err := tx.Raw(`SELECT COUNT(*) AS pending, COUNT(*) FILTER (WHERE next_attempt_at <= ?) AS due
+			FROM (SELECT next_attempt_at FROM deliveries WHERE webhook_id = ? AND status = 'pending'
+				ORDER BY next_attempt_at LIMIT ?) AS backlog`, check.DueBefore, id, check.Limit).Scan(&n).Error; err != nil {
+			return nil, fmt.Errorf("webhook backlog: %w", err)
+		}
+		if len(n) == 1 {
+			found[id] = n[0]
+		}
+	}
+	return p.Decide(found, spilled), nil
 }
 
 // OwedDeliveryID is the id of the delivery of an owed event to a webhook: NewID's form, with
