@@ -14,7 +14,7 @@ import (
 //
 // Captures are written one group at a time (the store's group commit), so whatever a group's
 // statement does, every capture queued behind it waits for. A bound there made its group a
-// transaction of four round trips (the plan setting, the statement, BEGIN and COMMIT) and
+// transaction of four round trips (BEGIN, the plan setting, the statement, COMMIT) and
 // added the walk to the bin's keep-th newest capture and the delete: a quarter of the groups
 // of a busy bin carried one (a tenth of 500 captures in groups of about 16), and the groups
 // took 1.45 ms each on average with them, 1.12 ms with the bounds apart (40,000 captures,
@@ -23,9 +23,9 @@ import (
 //
 // What it gives up is only how soon: a bin holds its newest captures plus those that arrived
 // since its last bound, until the bound queued for it runs (reads show the newest keep
-// meanwhile, ListCaptures). Bounds queued when the process stops run before Close returns; a
-// process that dies leaves them to its successor's first capture in the bin, which always
-// bounds (sqlcommon's captureBounds).
+// meanwhile, ListCaptures). Bounds queued when the process stops run before Close returns
+// (for drainFor at most); a process that dies leaves them to its successor's first capture in
+// the bin, which always bounds (sqlcommon's captureBounds).
 type bounder struct {
 	bound   func(ctx context.Context, bin string, keep int) error
 	mu      sync.Mutex
