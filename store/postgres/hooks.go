@@ -76,7 +76,10 @@ func (hooks) InsertAttempts(tx *gorm.DB, attempts []*models.Attempt) error {
 	})
 }
 
-func (hooks) JSONSource() string { return `json_array_elements(CAST(? AS JSON)) AS j(value)` }
+// JSONSource reads the rows as jsonb, parsed once: on json, each ->> parses its element's text
+// again, seven times a row in the record of results (a count over 300 rows of seven columns,
+// EXPLAIN ANALYZE: 0.97 ms as json, 0.29 ms as jsonb).
+func (hooks) JSONSource() string { return `jsonb_array_elements(CAST(? AS JSONB)) AS j(value)` }
 
 // JSONCol casts the column's text to sqlType: ->> yields text.
 func (hooks) JSONCol(i int, sqlType string) string {
