@@ -42,6 +42,7 @@ var cases = []struct {
 	{"WebhooksToSendSeeEveryChange", testWebhooksToSendSeeEveryChange},
 	{"PendingRotationSurvivesARestart", testPendingRotationSurvivesARestart},
 	{"WebhookActivityCountsAttemptsPerHour", testWebhookActivityCountsAttemptsPerHour},
+	{"WebhookActivityOfOneRecordSpansWebhooksAndHours", testWebhookActivityOfOneRecordSpansWebhooksAndHours},
 	{"PublishFansOutToEnabledSubscribersOnly", testPublishFansOutToEnabledSubscribersOnly},
 	{"IdempotencyKeyReplaysAndRefusesOtherContent", testIdempotencyKeyReplaysAndRefusesOtherContent},
 	{"ConcurrentPublishesWithOneIdempotencyKeyMakeOneEvent", testConcurrentPublishesWithOneIdempotencyKeyMakeOneEvent},

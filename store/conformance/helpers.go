@@ -53,16 +53,21 @@ func AttemptAt(t *testing.T, s *store.Store, w *models.Webhook, at time.Time, ok
 	if d == nil {
 		t.Fatalf("no delivery to %s", w.ID)
 	}
+	if err := s.RecordResults(context.Background(), []models.Result{ResultAt(d, at, ok)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ResultAt is the result of d's first attempt, started at the given time: 200 and succeeded,
+// or 500 and failed for good.
+func ResultAt(d *models.Delivery, at time.Time, ok bool) models.Result {
 	status, outcome, result := 200, models.OutcomeSucceeded, models.StatusSucceeded
 	if !ok {
 		status, outcome, result = 500, models.OutcomeFailed, models.StatusFailed
 	}
-	err := s.RecordResults(context.Background(), []models.Result{{DeliveryID: d.ID, WebhookID: w.ID, Status: result, Succeeded: ok,
-		Attempt: &models.Attempt{ID: models.NewID("att"), DeliveryID: d.ID, WebhookID: w.ID, Number: 1, StartedAt: at,
-			ResponseStatus: &status, Outcome: outcome}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	return models.Result{DeliveryID: d.ID, WebhookID: d.WebhookID, Status: result, Succeeded: ok,
+		Attempt: &models.Attempt{ID: models.NewID("att"), DeliveryID: d.ID, WebhookID: d.WebhookID, Number: 1, StartedAt: at,
+			ResponseStatus: &status, Outcome: outcome}}
 }
 
 func concurrentRecords(t *testing.T, b Backend, dsn string) {

@@ -159,6 +159,46 @@ func testWebhookActivityCountsAttemptsPerHour(t *testing.T, b Backend) {
 	}
 }
 
+// One record of several webhooks' attempts over two hours adds each to its own hour, onto
+// what the hour held already, and keeps each webhook's latest attempt as its last.
+func testWebhookActivityOfOneRecordSpansWebhooksAndHours(t *testing.T, b Backend) {
+	s := b.Open(t, b.DSN(t))
+	ctx := context.Background()
+	a := NewWebhook(t, s, "message.received", true)
+	c := NewWebhook(t, s, "message.received", true)
+	now := time.Date(2026, 11, 26, 9, 40, 0, 0, time.UTC)
+	AttemptAt(t, s, a, now.Add(-2*time.Minute), false) // already in this hour
+	var results []models.Result
+	for i, at := range []time.Duration{-time.Minute, -50 * time.Minute, -3 * time.Minute, -55 * time.Minute, -30 * time.Second} {
+		p := Publish(t, s, "message.received", "")
+		for _, d := range p.Deliveries {
+			ok := i != 1 || d.WebhookID != a.ID // a's attempt at 08:50 failed
+			results = append(results, ResultAt(d, now.Add(at), ok))
+		}
+	}
+	if err := s.RecordResults(ctx, results); err != nil {
+		t.Fatal(err)
+	}
+	stats, last, err := s.WebhookActivity(ctx, []string{a.ID, c.ID}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]map[int]models.WebhookStats{
+		a.ID: {23: {Succeeded: 3, Failed: 1}, 22: {Succeeded: 1, Failed: 1}},
+		c.ID: {23: {Succeeded: 3}, 22: {Succeeded: 2}},
+	}
+	for id, buckets := range want {
+		for i, got := range stats[id] {
+			if got != buckets[i] {
+				t.Errorf("webhook %s, bucket %d: %+v, want %+v", id, i, got, buckets[i])
+			}
+		}
+		if l := last[id]; l == nil || !l.At.Equal(now.Add(-30*time.Second)) || l.Status != models.OutcomeSucceeded {
+			t.Errorf("webhook %s, last attempt: %+v, want the one 30 s before", id, l)
+		}
+	}
+}
+
 // A rotation under way is stored whole and read back the same way by the API (GetWebhook) and
 // by the engine (WebhooksToSend), also after a restart: the activation time decides which
 // secret signs, so it must come back exactly, and a rotation with no time set stays pending.
