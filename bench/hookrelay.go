@@ -51,6 +51,9 @@ type hookrelay interface {
 	rssScope() string
 	// cpuSeconds is the CPU time used so far by the bench and the server together.
 	cpuSeconds() float64
+	// serverSeconds is the server's part of it, where it runs in a process of its own; 0 in
+	// the bench's process, where the two cannot be told apart.
+	serverSeconds() float64
 	stop() error
 }
 
@@ -88,10 +91,11 @@ func startInProcess(o serverOptions) (*inProcess, error) {
 	return &inProcess{base: base, app: a}, nil
 }
 
-func (p *inProcess) baseURL() string     { return p.base }
-func (p *inProcess) peakRSS() int64      { return procStatus(os.Getpid(), "VmHWM") }
-func (p *inProcess) rssScope() string    { return "bench process (server + sink + load generator)" }
-func (p *inProcess) cpuSeconds() float64 { return procstat.Process(os.Getpid()) }
+func (p *inProcess) baseURL() string        { return p.base }
+func (p *inProcess) peakRSS() int64         { return procStatus(os.Getpid(), "VmHWM") }
+func (p *inProcess) rssScope() string       { return "bench process (server + sink + load generator)" }
+func (p *inProcess) cpuSeconds() float64    { return selfSeconds() }
+func (p *inProcess) serverSeconds() float64 { return 0 }
 
 func (p *inProcess) stop() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -189,8 +193,9 @@ func (c *child) peakRSS() int64 {
 }
 func (c *child) rssScope() string { return "hookrelay process" }
 func (c *child) cpuSeconds() float64 {
-	return procstat.Process(os.Getpid()) + procstat.Process(c.cmd.Process.Pid)
+	return selfSeconds() + c.serverSeconds()
 }
+func (c *child) serverSeconds() float64 { return procstat.Process(c.cmd.Process.Pid) }
 
 func (c *child) stop() error {
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)

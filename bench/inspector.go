@@ -44,6 +44,10 @@ type CapturePhase struct {
 	// CPUMicros is the CPU time of the bench and the server per capture: steadier than the
 	// rate when other work shares the machine.
 	CPUMicros float64 `json:"cpu_us_per_capture"`
+	// ServerMicros is the Hookrelay process's part of CPUMicros, with -binary (0 in-process);
+	// DatabaseMicros is PostgreSQL's CPU per capture, when it runs on this machine (else 0).
+	ServerMicros   float64 `json:"server_cpu_us_per_capture,omitempty"`
+	DatabaseMicros float64 `json:"database_cpu_us_per_capture,omitempty"`
 }
 
 // FloodResult is the flood scenario: batch deliveries without and with one bin taking
@@ -149,12 +153,13 @@ func (r *runner) capturePhase(ctx context.Context, watched bool) (*CapturePhase,
 	hc := newHTTPClient(r.o.c)
 	defer hc.CloseIdleConnections()
 	url := cl.base + "/inspect/" + binID
-	cpuStart := h.cpuSeconds()
+	cpuStart := r.readCPU(h)
 	elapsed, failed, firstErr := closedLoop(ctx, r.o.n, r.o.c, func(ctx context.Context, i int) error {
 		return postCapture(ctx, hc, url, i)
 	})
 	stopProfile()
-	p.CPUMicros = (h.cpuSeconds() - cpuStart) / float64(max(1, r.o.n-failed)) * 1e6
+	used, perCapture := r.cpuSince(h, cpuStart, elapsed.Seconds()), elapsed.Seconds()/float64(max(1, r.o.n-failed))*1e6
+	p.CPUMicros, p.ServerMicros, p.DatabaseMicros = used.process*perCapture, used.server*perCapture, used.database*perCapture
 	p.Seconds, p.Failed = elapsed.Seconds(), failed
 	p.PerSec = float64(r.o.n-failed) / elapsed.Seconds()
 	if failed > 0 {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookrelay/hookrelay/internal/storetest"
 	"github.com/hookrelay/hookrelay/models"
 )
 
@@ -16,22 +17,8 @@ import (
 // bench cannot rot: every scenario must deliver everything it published and report figures.
 // It asserts counts only, never speed.
 func TestEveryScenarioRunsToCompletionAtToySizes(t *testing.T) {
-	o, err := parseOptions([]string{"-n", "60", "-c", "4", "-k", "2", "-batch", "25", "-rate", "100", "-duration", "500ms",
-		"-hang", "3", "-hang-timeout", "1s", "-backlog", "300", "-workers", "16", "-limit", "1m"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := run(context.Background(), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rep.Runs) != 1 {
-		t.Fatalf("%d runs, want 1 (sqlite)", len(rep.Runs))
-	}
-	r := rep.Runs[0]
-	if len(r.Errors) > 0 {
-		t.Fatalf("scenario errors: %v", r.Errors)
-	}
+	rep, r := runScenarios(t, "-n", "60", "-c", "4", "-k", "2", "-batch", "25", "-rate", "100", "-duration", "500ms",
+		"-hang", "3", "-hang-timeout", "1s", "-backlog", "300", "-workers", "16", "-limit", "1m")
 	tp := r.Throughput
 	for _, p := range []*PhaseResult{tp.Single, tp.Batch} {
 		if p == nil || !p.Complete || p.Delivered != 120 || p.PublishErrors != 0 || p.DeliveriesPerSec <= 0 || p.AcceptedPerSec <= 0 {
@@ -52,6 +39,12 @@ func TestEveryScenarioRunsToCompletionAtToySizes(t *testing.T) {
 	}
 	if tp.Single != nil && tp.Single.CPUCores <= 0 {
 		t.Errorf("single phase: CPU cores used %v, want a positive figure", tp.Single.CPUCores)
+	}
+	// In one process on SQLite, neither the server's part nor a database server's is told.
+	for _, p := range []*PhaseResult{tp.Single, tp.Batch} {
+		if p != nil && (p.ServerCores != 0 || p.DatabaseCores != 0) {
+			t.Errorf("%s phase: server %.2f and database %.2f cores, want neither measured", p.Mode, p.ServerCores, p.DatabaseCores)
+		}
 	}
 	// The machine's busy time holds the process's own: apart by more than the clock's ticks
 	// (10 ms a core, on each of the four reads) would mean /proc/stat was read wrong.
@@ -183,18 +176,10 @@ func TestCeilingClientInItsOwnProcess(t *testing.T) {
 // A short soak against the unreliable receiver delivers every event to every webhook despite
 // the failures, timeouts and resets, and samples the server as it goes.
 func TestSoakDeliversEverythingThroughAnUnreliableReceiver(t *testing.T) {
-	o, err := parseOptions([]string{"-scenarios", "soak", "-soak-duration", "4s", "-soak-every", "1s", "-soak-rate", "50",
-		"-workers", "32", "-limit", "2m"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := run(context.Background(), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := rep.Runs[0]
-	if len(r.Errors) > 0 || r.Soak == nil {
-		t.Fatalf("soak: %v", r.Errors)
+	_, r := runScenarios(t, "-scenarios", "soak", "-soak-duration", "4s", "-soak-every", "1s", "-soak-rate", "50",
+		"-workers", "32", "-limit", "2m")
+	if r.Soak == nil {
+		t.Fatal("soak: no result")
 	}
 	s := r.Soak
 	if !s.Complete || s.Published < 100 || s.Delivered != s.Published*int64(s.Webhooks) {
@@ -248,4 +233,89 @@ func TestFlatJudgesOnlyWhatALeakWouldShow(t *testing.T) {
 	if ok, why := flat(short); !ok || !strings.Contains(why, "too short") {
 		t.Errorf("a 6-second run judged %v: %q; want it left unjudged", ok, why)
 	}
+}
+
+// On PostgreSQL on this machine, each phase counts its server's CPU too: a part of the
+// machine's busy time beside the bench's own, and in the table per delivery and per capture.
+func TestPhasesCountPostgreSQLsCPU(t *testing.T) {
+	url := os.Getenv(storetest.PostgresEnv)
+	if url == "" {
+		t.Skipf("%s is not set", storetest.PostgresEnv)
+	}
+	rep, r := runScenarios(t, "-db", url, "-scenarios", "throughput,inspector", "-n", "1000", "-c", "8", "-k", "2", "-batch", "25", "-limit", "1m")
+	for _, p := range []*PhaseResult{r.Throughput.Single, r.Throughput.Batch} {
+		// Four reads of 10 ms ticks on each of the cores, over the phase.
+		slack := 0.08 * float64(rep.CPUs) / p.DeliverSeconds
+		if p.DatabaseCores <= 0 || p.CPUCores+p.DatabaseCores > p.MachineCores+slack {
+			t.Errorf("%s phase: PostgreSQL %.2f cores, the bench %.2f, the machine %.2f: want PostgreSQL's positive and both within the machine's",
+				p.Mode, p.DatabaseCores, p.CPUCores, p.MachineCores)
+		}
+	}
+	for _, p := range []*CapturePhase{r.Inspector.Unwatched, r.Inspector.Watched} {
+		if p.DatabaseMicros <= 0 {
+			t.Errorf("inspector phase: PostgreSQL's CPU per capture %.0f µs, want it measured", p.DatabaseMicros)
+		}
+	}
+	var out bytes.Buffer
+	printTable(&out, rep)
+	for _, want := range []string{"CPU µs per delivery, PostgreSQL (single)", "CPU µs per capture, PostgreSQL (watched"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// Each phase's CPU per delivery and per capture is split by whose it was where it was measured,
+// and a part that was not measured gets no line.
+func TestTableSplitsCPUByWhoseItWas(t *testing.T) {
+	rep := &Report{CPUs: 2, Runs: []*Run{{Store: "postgres",
+		Throughput: &ThroughputResult{Events: 100, Webhooks: 4, Concurrency: 8, BatchSize: 10,
+			Single: &PhaseResult{Mode: "single", Complete: true, DeliveriesPerSec: 10000, CPUCores: 1.2, ServerCores: 0.8, DatabaseCores: 0.5},
+			Batch:  &PhaseResult{Mode: "batch", Complete: true, DeliveriesPerSec: 20000, CPUCores: 1.2}},
+		Inspector: &InspectorResult{Captures: 100, Concurrency: 8,
+			Unwatched: &CapturePhase{PerSec: 1000, CPUMicros: 120, ServerMicros: 80, DatabaseMicros: 40},
+			Watched:   &CapturePhase{PerSec: 1000, CPUMicros: 130}}}}}
+	lines := map[string]string{}
+	for _, r := range rows(rep) {
+		lines[r.metric] = r.value
+	}
+	for metric, want := range map[string]string{
+		"CPU µs per delivery, bench + server (single)":                                            "120",
+		"CPU µs per delivery, of them the Hookrelay process (single)":                             "80",
+		"CPU µs per delivery, PostgreSQL (single)":                                                "50",
+		"CPU µs per delivery, bench + server (batch)":                                             "60",
+		"CPU µs per capture, of them the Hookrelay process (unwatched, 100 signed captures, c=8)": "80",
+		"CPU µs per capture, PostgreSQL (unwatched, 100 signed captures, c=8)":                    "40",
+	} {
+		if got := lines[metric]; got != want {
+			t.Errorf("%q = %q, want %q", metric, got, want)
+		}
+	}
+	for _, absent := range []string{"CPU µs per delivery, PostgreSQL (batch)", "CPU µs per delivery, of them the Hookrelay process (batch)",
+		"CPU µs per capture, PostgreSQL (watched by a WebSocket, 100 signed captures, c=8)"} {
+		if v, ok := lines[absent]; ok {
+			t.Errorf("%q = %q, want no line for what was not measured", absent, v)
+		}
+	}
+}
+
+// runScenarios runs the bench with args on one store and fails the test on any scenario's error.
+func runScenarios(t *testing.T, args ...string) (*Report, *Run) {
+	t.Helper()
+	o, err := parseOptions(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Runs) != 1 {
+		t.Fatalf("%d runs, want 1", len(rep.Runs))
+	}
+	r := rep.Runs[0]
+	if len(r.Errors) > 0 {
+		t.Fatalf("scenario errors: %v", r.Errors)
+	}
+	return rep, r
 }

@@ -45,7 +45,14 @@ func rows(rep *Report) []row {
 					num(p.ConnsOpened), "", nil)
 				if p.DeliveriesPerSec > 0 {
 					// Steadier than the rate when other work shares the machine.
-					add("throughput", "CPU µs per delivery, bench + server ("+p.Mode+")", fmt.Sprintf("%.0f", p.CPUCores/p.DeliveriesPerSec*1e6), "", nil)
+					perDelivery := func(whose string, cores float64) {
+						if cores > 0 {
+							add("throughput", "CPU µs per delivery, "+whose+" ("+p.Mode+")", fmt.Sprintf("%.0f", cores/p.DeliveriesPerSec*1e6), "", nil)
+						}
+					}
+					perDelivery("bench + server", p.CPUCores)
+					perDelivery("of them the Hookrelay process", p.ServerCores)
+					perDelivery("PostgreSQL", p.DatabaseCores)
 				}
 				ceil := t.CeilingSingle
 				if p.Mode == "batch" {
@@ -104,7 +111,14 @@ func rows(rep *Report) []row {
 				}
 				what := fmt.Sprintf("(%s, %d signed captures, c=%d)", p.name, in.Captures, in.Concurrency)
 				add("inspector", "captures/s "+what, num(p.phase.PerSec), "", nil)
-				add("inspector", "CPU µs per capture, bench + server "+what, fmt.Sprintf("%.0f", p.phase.CPUMicros), "", nil)
+				for _, c := range []struct {
+					whose  string
+					micros float64
+				}{{"bench + server", p.phase.CPUMicros}, {"of them the Hookrelay process", p.phase.ServerMicros}, {"PostgreSQL", p.phase.DatabaseMicros}} {
+					if c.micros > 0 {
+						add("inspector", "CPU µs per capture, "+c.whose+" "+what, fmt.Sprintf("%.0f", c.micros), "", nil)
+					}
+				}
 				if in.CeilingRPS > 0 {
 					add("inspector", "captures/s ÷ loopback ceiling "+what, fmt.Sprintf("%.2f", p.phase.Ratio), "≥ 0.40",
 						check(p.phase.Failed == 0 && p.phase.Ratio >= 0.40))

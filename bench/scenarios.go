@@ -13,8 +13,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/hookrelay/hookrelay/internal/procstat"
 )
 
 // runner runs the scenarios on one backend.
@@ -102,6 +100,11 @@ type PhaseResult struct {
 	// time (0 where /proc/stat is not there). Near the core count while CPUCores is well under
 	// it, the phase is bound by CPU that others spend: on PostgreSQL, its server's.
 	MachineCores float64 `json:"machine_cores_busy"`
+	// ServerCores is the Hookrelay process's part of CPUCores, with -binary (0 in-process).
+	ServerCores float64 `json:"server_cores_used,omitempty"`
+	// DatabaseCores is the CPU time of every PostgreSQL process on this machine over the phase
+	// ÷ its wall time (0 on SQLite, or with the server on another machine).
+	DatabaseCores float64 `json:"database_cores_used,omitempty"`
 	// FloodCapturesPerSec is, in the flood scenario, the captures one bin took meanwhile.
 	FloodCapturesPerSec float64 `json:"flood_captures_per_sec,omitempty"`
 }
@@ -233,7 +236,7 @@ func (r *runner) throughputPhase(ctx context.Context, batch bool, flood flooded)
 		defer stopFlood()
 	}
 	connsBefore, _ := scrape(ctx, cl, "hookrelay_delivery_connections_opened_total")
-	cpuStart, machineStart := h.cpuSeconds(), procstat.Machine()
+	cpuStart := r.readCPU(h)
 	start := time.Now()
 	var elapsed time.Duration
 	var failures int
@@ -257,10 +260,8 @@ func (r *runner) throughputPhase(ctx context.Context, batch bool, flood flooded)
 	stopProfile()
 	stopFlood()
 	wall := time.Since(start).Seconds()
-	res.CPUCores = (h.cpuSeconds() - cpuStart) / wall
-	if machineStart > 0 {
-		res.MachineCores = (procstat.Machine() - machineStart) / wall
-	}
+	used := r.cpuSince(h, cpuStart, wall)
+	res.CPUCores, res.ServerCores, res.DatabaseCores, res.MachineCores = used.process, used.server, used.database, used.machine
 	res.Delivered = s.count.Load()
 	res.DeliverSeconds = end.Sub(start).Seconds()
 	res.DeliveriesPerSec = float64(res.Delivered) / res.DeliverSeconds

@@ -2,6 +2,8 @@ package procstat
 
 import (
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
@@ -38,3 +40,48 @@ func TestBurnedCPUShowsInTheProcessAndTheMachine(t *testing.T) {
 }
 
 var sink int
+
+// Command counts every process of the name, and keeps the time of one that ended in its
+// parent's: a child of this test binary (so of its name) burns CPU and exits, and the total
+// of the name still holds what it burned.
+func TestCommandKeepsTheTimeOfEndedChildren(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("/proc is Linux's")
+	}
+	if os.Getenv("PROCSTAT_BURN") != "" {
+		for start := time.Now(); time.Since(start) < 10*time.Second && Process(os.Getpid()) < 0.3; {
+			for i := 0; i < 1_000_000; i++ {
+				sink = i
+			}
+		}
+		os.Exit(0)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := filepath.Base(exe)
+	if len(name) > 15 {
+		name = name[:15] // the kernel keeps a command's first 15 bytes
+	}
+	before := Command(name)
+	if own := Process(os.Getpid()); before < own {
+		t.Fatalf("processes named %q used %.2f s, less than this one alone (%.2f)", name, before, own)
+	}
+	cmd := exec.Command(exe, "-test.run=^TestCommandKeepsTheTimeOfEndedChildren$")
+	cmd.Env = append(os.Environ(), "PROCSTAT_BURN=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	child := (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
+	if child < 0.25 {
+		t.Fatalf("the child burned %.2f s, want 0.3", child)
+	}
+	// This process's own time grew meanwhile too, by a little; the clock counts in ticks.
+	if grew := Command(name) - before; grew < child-0.03 {
+		t.Errorf("processes named %q grew by %.2f s while a child of theirs burned %.2f s and ended", name, grew, child)
+	}
+	if Command("no such command here") != 0 {
+		t.Error("a command that no process runs has CPU time")
+	}
+}
