@@ -188,9 +188,12 @@ func appendMessage(b []byte, c *models.Capture, v *Verdicts) []byte {
 }
 
 // message is the bin's WebSocket message for capture c with verdicts v (appendMessage), in
-// a buffer sized for it: the preview escaped, and the rest of the summary.
+// one buffer: the preview with a third more for its escapes or base64, and a kilobyte for the
+// rest of the summary. (512 bytes for the rest made the buffer of a 1 KiB JSON payload grow
+// to twice its size halfway through the verdicts, on every watched capture.)
 func message(c *models.Capture, v *Verdicts) []byte {
-	return appendMessage(make([]byte, 0, 512+min(len(c.Body), 2*PreviewBytes)), c, v)
+	p := min(len(c.Body), PreviewBytes)
+	return appendMessage(make([]byte, 0, 1024+p+p/3), c, v)
 }
 
 // appendVerdicts appends v as encoding/json writes it (HTML escaping off), problems never

@@ -89,3 +89,25 @@ func FuzzMessageIsTheSummarysJSON(f *testing.F) {
 		checkMessage(t, c, v)
 	})
 }
+
+// A watched capture's message is built in one allocation: for a delivered 1 KiB payload with
+// the seed's headers verified, the buffer message sizes holds all of it.
+func TestMessageOfADeliveredPayloadIsOneAllocation(t *testing.T) {
+	at := time.Date(2026, 12, 6, 14, 30, 0, 123456789, time.UTC)
+	body := []byte(`{"event":"message.received","timestamp":"2026-12-06T14:30:00.123Z","data":{"message_id":7,"content":"` +
+		strings.Repeat("hello ", 105) + `","is_from_admin":false,"admin_name":null,"conversation_id":42,` +
+		`"visitor_name":"John Doe","visitor_email":"john@example.com","visitor_phone":"+1234567890",` +
+		`"visitor_ip":"192.168.1.100","current_url":"https://example.com/products","status":"open","created_at":"2026-12-06T14:30:00.123Z"}}`)
+	skew := int64(0)
+	v := Verdicts{Signature: SigValid, StandardSignature: SigNoSecret, TimestampSkewSeconds: &skew,
+		Payload: PayloadVerdict{Status: PayloadOK}}
+	c := &models.Capture{ID: models.NewID("req"), BinID: models.NewID("bin"), Method: "POST", Path: "/inspect/" + models.NewID("bin"),
+		Body: body, Size: int64(len(body)), RemoteAddr: "127.0.0.1:54321", ReceivedAt: at, Answered: 200}
+	if len(body) < 1000 || len(body) > PreviewBytes {
+		t.Fatalf("the payload is %d bytes, want about 1 KiB and all of it in the preview", len(body))
+	}
+	if n := testing.AllocsPerRun(50, func() { message(c, &v) }); n != 1 {
+		t.Errorf("building the message took %.0f allocations, want 1", n)
+	}
+	checkMessage(t, c, v)
+}
