@@ -100,6 +100,10 @@ func TestPublishedEventIsDeliveredToBinOutOfTheBox(t *testing.T) {
 	if _, ok := c.Headers["X-Webhook-Test"]; ok {
 		t.Errorf("a real delivery carries X-Webhook-Test")
 	}
+	// net/http keeps Host out of a request's header map; the capture has it all the same.
+	if u, _ := url.Parse(bin.URL); !slices.Equal(c.Headers["Host"], []string{u.Host}) {
+		t.Errorf("Host %q, want [%s]", c.Headers["Host"], u.Host)
+	}
 }
 
 func assertVerified(t *testing.T, v inspector.Verdicts) {
