@@ -3,6 +3,7 @@ package models_test
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/hookrelay/hookrelay/models"
@@ -45,6 +46,7 @@ func TestAppendJSONStringAllocatesNothing(t *testing.T) {
 
 func FuzzAppendJSONString(f *testing.F) {
 	f.Add("hello \"world\" \u2028 \xff")
+	f.Add("0123456\"89abcdef\x1f0123456789\\abcdefgh\x7f\xc3\xa9 words of eight bytes\n")
 	f.Fuzz(func(t *testing.T, s string) {
 		if got, want := models.AppendJSONString(nil, s), encodingJSON(s); !bytes.Equal(got, want) {
 			t.Errorf("AppendJSONString(%q) = %s, encoding/json writes %s", s, got, want)
@@ -52,6 +54,27 @@ func FuzzAppendJSONString(f *testing.F) {
 		// Bytes are written as the string they hold.
 		if got, want := models.AppendJSONString(nil, []byte(s)), encodingJSON(s); !bytes.Equal(got, want) {
 			t.Errorf("AppendJSONString([]byte(%q)) = %s, encoding/json writes %s", s, got, want)
+		}
+	})
+}
+
+// BenchmarkAppendJSONString writes a delivered payload of about 1 KiB (a watched capture's
+// preview) and a header value (every stored header), the two kinds of string it writes most.
+func BenchmarkAppendJSONString(b *testing.B) {
+	payload := []byte(`{"event":"message.received","timestamp":"2026-12-06T14:30:00.123Z","data":{"message_id":7,"content":"` +
+		strings.Repeat("hello ", 105) + `","is_from_admin":false,"admin_name":null,"conversation_id":42,` +
+		`"visitor_name":"John Doe","visitor_email":"john@example.com","visitor_phone":"+1234567890",` +
+		`"visitor_ip":"192.168.1.100","current_url":"https://example.com/products","status":"open","created_at":"2026-12-06T14:30:00.123Z"}}`)
+	buf := make([]byte, 0, 4096)
+	b.Run("payload", func(b *testing.B) {
+		b.SetBytes(int64(len(payload)))
+		for b.Loop() {
+			buf = models.AppendJSONString(buf[:0], payload)
+		}
+	})
+	b.Run("header", func(b *testing.B) {
+		for b.Loop() {
+			buf = models.AppendJSONString(buf[:0], "application/json; charset=utf-8")
 		}
 	})
 }

@@ -1,7 +1,6 @@
 package models
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"unicode/utf8"
 )
@@ -218,20 +217,25 @@ func (s *jsonScanner) str() (inner []byte, plain, ok bool) {
 }
 
 // plainPrefix returns how many bytes b starts with that a JSON string holds as they are:
-// ASCII but for control characters, quotes and backslashes. Such text is most of a body, so
-// it looks at eight bytes at a time, with the usual tests for a byte below a bound or equal
-// to zero setting that byte's high bit.
-func plainPrefix(b []byte) int {
+// ASCII but for control characters, quotes and backslashes.
+func plainPrefix(b []byte) int { return plainRun(b, 0) }
+
+// plainRun returns the end of the run of such bytes in s from i. Such text is most of a body
+// (and of a JSON string written with AppendJSONString, where a byte at a time took about a
+// nanosecond a byte), so it looks at eight bytes at a time, with the usual tests for a byte
+// below a bound or equal to zero setting that byte's high bit.
+func plainRun[S ~string | ~[]byte](s S, i int) int {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	i := 0
-	for ; i+8 <= len(b); i += 8 {
-		w := binary.LittleEndian.Uint64(b[i:])
+	for ; i+8 <= len(s); i += 8 {
+		e := s[i : i+8] // one bounds check for the eight loads, which compile to one
+		w := uint64(e[0]) | uint64(e[1])<<8 | uint64(e[2])<<16 | uint64(e[3])<<24 |
+			uint64(e[4])<<32 | uint64(e[5])<<40 | uint64(e[6])<<48 | uint64(e[7])<<56
 		quote, backslash := w^(ones*'"'), w^(ones*'\\')
 		if (w|(w-ones*0x20)&^w|(quote-ones)&^quote|(backslash-ones)&^backslash)&highs != 0 {
 			break
 		}
 	}
-	for i < len(b) && !(b[i] < 0x20 || b[i] == '"' || b[i] == '\\' || b[i] >= utf8.RuneSelf) {
+	for i < len(s) && !(s[i] < 0x20 || s[i] == '"' || s[i] == '\\' || s[i] >= utf8.RuneSelf) {
 		i++
 	}
 	return i
