@@ -13,16 +13,14 @@ import (
 // PostgreSQL, a rate that falls short of its target may be Hookrelay's cost or the others':
 // the figures below say whose.
 
-// cpuReading is one reading of the CPU time used so far, in seconds.
+// cpuReading is one reading of the CPU time used so far, in seconds, or (cpuSince) the time
+// used over a phase ÷ its wall time.
 type cpuReading struct {
 	process  float64 // the bench and Hookrelay together
 	server   float64 // the Hookrelay process alone: only with -binary, else 0
 	database float64 // every PostgreSQL process on this machine: 0 on SQLite or a remote server
 	machine  float64 // every process on the machine
 }
-
-// cpuShares is a phase's CPU time ÷ its wall time, per whom (cpuReading's fields).
-type cpuShares struct{ process, server, database, machine float64 }
 
 // readCPU reads the CPU time so far.
 func (r *runner) readCPU(h hookrelay) cpuReading {
@@ -33,8 +31,8 @@ func (r *runner) readCPU(h hookrelay) cpuReading {
 	return c
 }
 
-// cpuSince is the shares of the time between from and now, over wall seconds.
-func (r *runner) cpuSince(h hookrelay, from cpuReading, wall float64) cpuShares {
+// cpuSince is the CPU time used since from, each part ÷ wall seconds; 0 for a part not measured.
+func (r *runner) cpuSince(h hookrelay, from cpuReading, wall float64) cpuReading {
 	now := r.readCPU(h)
 	share := func(a, b float64) float64 {
 		if a <= 0 || b <= 0 || wall <= 0 {
@@ -42,7 +40,7 @@ func (r *runner) cpuSince(h hookrelay, from cpuReading, wall float64) cpuShares 
 		}
 		return (b - a) / wall
 	}
-	return cpuShares{process: share(from.process, now.process), server: share(from.server, now.server),
+	return cpuReading{process: share(from.process, now.process), server: share(from.server, now.server),
 		database: share(from.database, now.database), machine: share(from.machine, now.machine)}
 }
 
