@@ -41,7 +41,8 @@ type Dispatcher struct {
 	handMu sync.Mutex
 	handed []*models.Delivery
 
-	sends sync.WaitGroup
+	sends   sync.WaitGroup
+	senders *senders
 }
 
 // rescanEvery is how often the dispatcher looks for due work it was not told about: leases
@@ -72,6 +73,7 @@ func New(cfg Config) *Dispatcher {
 		canSpill: cfg.Store.SpillSupported(),
 		wake:     make(chan struct{}, 1),
 		payloads: newPayloadCache(payloadCacheBytes),
+		senders:  newSenders(),
 	}
 	inFlight := func(int) {}
 	if cfg.Metrics != nil {
@@ -196,6 +198,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			// in flight, never to be taken again, behind a spill that could not end.
 			d.spill.abandon(d.table.withReady())
 			d.sends.Wait()
+			d.senders.close()
 			d.rec.close()
 			<-recorderDone
 			return nil
@@ -348,8 +351,8 @@ func (d *Dispatcher) start(ctx, sendCtx context.Context, claimed []*models.Deliv
 	}
 	for _, c := range claimed {
 		d.sends.Add(1)
-		b := bodies[c.EventID]
-		go d.attempt(sendCtx, c, webhooks[c.WebhookID], b.Payload, b.TraceParent, claimedAt)
+		b, wh := bodies[c.EventID], webhooks[c.WebhookID]
+		d.senders.do(func() { d.attempt(sendCtx, c, wh, b.Payload, b.TraceParent, claimedAt) })
 	}
 }
 

@@ -28,9 +28,10 @@
 // it is backlogged, its spill, and the ready work a take brought. Each round the pure planner
 // (planner.go) turns the states, the free global slots, the per-webhook limit and the time
 // into what to start from ready work, what to claim, what to spill and what is now
-// backlogged; the dispatcher applies it. The recorder (recorder.go) batches results into
-// RecordResults; the spiller (spill.go) runs the takes; the lessee (lease.go) grants a
-// publish slots for the rows it writes leased.
+// backlogged; the dispatcher applies it. Attempts run on goroutines that stay for the next
+// attempt (senders.go), whose stacks have grown already. The recorder (recorder.go) batches
+// results into RecordResults; the spiller (spill.go) runs the takes; the lessee (lease.go)
+// grants a publish slots for the rows it writes leased.
 //
 // # Spill policy
 //
