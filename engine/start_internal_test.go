@@ -167,5 +167,7 @@ func newTestDispatcher(t *testing.T, db *store.Store) *Dispatcher {
 	t.Helper()
 	sender := delivery.NewSender(delivery.SenderConfig{Timeout: 5 * time.Second, AllowPrivate: true, Version: "test"})
 	t.Cleanup(sender.CloseIdleConnections)
-	return New(Config{Store: db, Sender: sender, Workers: 8, RetrySchedule: delivery.DefaultRetrySchedule})
+	d := New(Config{Store: db, Sender: sender, Workers: 8, RetrySchedule: delivery.DefaultRetrySchedule})
+	t.Cleanup(d.senders.close) // Run, which ends them otherwise, does not run here
+	return d
 }
