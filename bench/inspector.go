@@ -48,6 +48,10 @@ type CapturePhase struct {
 	// DatabaseMicros is PostgreSQL's CPU per capture, when it runs on this machine (else 0).
 	ServerMicros   float64 `json:"server_cpu_us_per_capture,omitempty"`
 	DatabaseMicros float64 `json:"database_cpu_us_per_capture,omitempty"`
+	// MachineCores is the CPU time every process on the machine used during the phase ÷ its
+	// wall time: short of the machine's cores, the captures waited on something other than
+	// CPU (a commit's flush, a round trip).
+	MachineCores float64 `json:"machine_cores_busy"`
 }
 
 // FloodResult is the flood scenario: batch deliveries without and with one bin taking
@@ -160,6 +164,7 @@ func (r *runner) capturePhase(ctx context.Context, watched bool) (*CapturePhase,
 	stopProfile()
 	used, perCapture := r.cpuSince(h, cpuStart, elapsed.Seconds()), elapsed.Seconds()/float64(max(1, r.o.n-failed))*1e6
 	p.CPUMicros, p.ServerMicros, p.DatabaseMicros = used.process*perCapture, used.server*perCapture, used.database*perCapture
+	p.MachineCores = used.machine
 	p.Seconds, p.Failed = elapsed.Seconds(), failed
 	p.PerSec = float64(r.o.n-failed) / elapsed.Seconds()
 	if failed > 0 {

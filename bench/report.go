@@ -119,6 +119,9 @@ func rows(rep *Report) []row {
 						add("inspector", "CPU µs per capture, "+c.whose+" "+what, fmt.Sprintf("%.0f", c.micros), "", nil)
 					}
 				}
+				if p.phase.MachineCores > 0 {
+					add("inspector", "CPU cores busy on the machine, every process "+what, fmt.Sprintf("%.2f of %d", p.phase.MachineCores, rep.CPUs), "", nil)
+				}
 				if in.CeilingRPS > 0 {
 					add("inspector", "captures/s ÷ loopback ceiling "+what, fmt.Sprintf("%.2f", p.phase.Ratio), "≥ 0.40",
 						check(p.phase.Failed == 0 && p.phase.Ratio >= 0.40))
