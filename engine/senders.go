@@ -45,6 +45,7 @@ func (s *senders) run(f func()) {
 	defer idle.Stop()
 	for {
 		f()
+		f = nil // what the attempt held (its payload, its delivery) need not wait here with it
 		idle.Reset(senderIdle)
 		select {
 		case f = <-s.work:
