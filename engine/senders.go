@@ -8,8 +8,8 @@ import (
 
 // senders runs attempts on goroutines that outlive one attempt. A new goroutine's stack starts
 // at the runtime's running average and grows, by copying, when the attempt gets deep into
-// net/http's response parsing: that copying was 5% of the process's CPU on every delivery
-// path, one copy or more per attempt. A goroutine that has sent once keeps its grown stack
+// net/http's response parsing: that copying was 3 to 5% of the CPU of the bench's delivery
+// phases, on both stores. A goroutine that has sent once keeps its grown stack
 // for the next attempt; one idle for senderIdle ends, so a burst's goroutines do not stay.
 type senders struct {
 	work chan func() // unbuffered: a send succeeds only when a goroutine is idle, waiting
