@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync"
-	"time"
 )
 
 // Group commit. A transaction's commit costs far more than one row, and on SQLite the writer
@@ -19,26 +18,12 @@ import (
 // The transactions run on a goroutine of their own rather than on a caller's: handing the lead
 // from one caller to the next made each transaction wait for the next leader to be scheduled,
 // behind every request being read and checked on a busy machine.
-//
-// That goroutine waits groupIdle for more calls once the queue is empty, instead of ending at
-// once. A new goroutine's stack starts small and grows, by copying, deep in the database
-// driver: at a steady 1,000 single publishes a second, when nearly every publish found the
-// queue empty, that copying was 7% of the process's CPU.
 
-// groupIdle is how long a group's goroutine waits for a call before it ends.
-const groupIdle = 200 * time.Millisecond
-
-// group runs concurrent calls of one kind in shared transactions. Its zero value, given take
-// and run, is ready; close ends its goroutine.
+// group runs concurrent calls of one kind in shared transactions.
 type group[In, Out any] struct {
 	mu      sync.Mutex
 	queue   []*call[In, Out]
 	running bool // the group's goroutine is running
-	waiting bool // it is running and waits for a call (wake)
-	closed  bool // close was called: the goroutine ends as soon as the queue is empty
-	wake    chan struct{}
-	exited  chan struct{} // closed when the running goroutine has ended
-	started int           // goroutines started, for tests
 	// take says how many of the queued calls (at least one) the next transaction holds.
 	take func(queue []*call[In, Out]) int
 	// run performs one transaction and fills in every call's out and err.
@@ -58,74 +43,17 @@ func (g *group[In, Out]) do(ctx context.Context, in In) (Out, error) {
 	c := &call[In, Out]{ctx: ctx, in: in, done: make(chan struct{})}
 	g.mu.Lock()
 	g.queue = append(g.queue, c)
-	switch {
-	case !g.running:
-		if g.wake == nil {
-			g.wake = make(chan struct{}, 1)
-		}
+	if !g.running {
 		g.running = true
-		g.started++
-		g.exited = make(chan struct{})
-		go g.loop(g.exited)
-	case g.waiting:
-		g.waiting = false
-		g.signal()
+		go g.loop()
 	}
 	g.mu.Unlock()
 	<-c.done
 	return c.out, c.err
 }
 
-// signal wakes the waiting goroutine; g.mu is held. A wake-up already pending does as well.
-func (g *group[In, Out]) signal() {
-	select {
-	case g.wake <- struct{}{}:
-	default:
-	}
-}
-
-// close ends the group's goroutine once the calls queued have run, and waits for it. A call
-// made after close still runs, on a goroutine that ends with it.
-func (g *group[In, Out]) close() {
-	g.mu.Lock()
-	g.closed = true
-	if g.waiting {
-		g.waiting = false
-		g.signal()
-	}
-	running, exited := g.running, g.exited
-	g.mu.Unlock()
-	if running {
-		<-exited
-	}
-}
-
-// idle waits up to groupIdle for a call; g.mu is held on entry and on return. It reports
-// whether the goroutine should end: nothing was queued meanwhile and the wait ran out, or
-// the group was closed.
-func (g *group[In, Out]) idle(t *time.Timer) bool {
-	if g.closed {
-		return true
-	}
-	g.waiting = true
-	g.mu.Unlock()
-	t.Reset(groupIdle)
-	timedOut := false
-	select {
-	case <-g.wake:
-	case <-t.C:
-		timedOut = true
-	}
-	g.mu.Lock()
-	g.waiting = false
-	return len(g.queue) == 0 && (timedOut || g.closed)
-}
-
-// loop runs transactions until the queue has stayed empty for groupIdle.
-func (g *group[In, Out]) loop(exited chan struct{}) {
-	defer close(exited)
-	t := time.NewTimer(groupIdle)
-	defer t.Stop()
+// loop runs transactions until the queue is empty.
+func (g *group[In, Out]) loop() {
 	for {
 		// Yield once before taking the batch: callers that are runnable now (requests being
 		// read and checked, on this core or the other) join this transaction instead of
@@ -135,13 +63,9 @@ func (g *group[In, Out]) loop(exited chan struct{}) {
 		runtime.Gosched()
 		g.mu.Lock()
 		if len(g.queue) == 0 {
-			if g.idle(t) {
-				g.running = false
-				g.mu.Unlock()
-				return
-			}
+			g.running = false
 			g.mu.Unlock()
-			continue
+			return
 		}
 		n := max(1, min(len(g.queue), g.take(g.queue)))
 		batch := g.queue[:n]

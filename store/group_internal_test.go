@@ -5,7 +5,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"testing/synctest"
 	"time"
 )
 
@@ -33,7 +32,6 @@ func TestGroupAnswersEachCallAndSurvivesAPanickingTransaction(t *testing.T) {
 			}
 		},
 	}
-	t.Cleanup(g.close)
 	ctx := context.Background()
 	first := make(chan error, 1)
 	go func() {
@@ -88,56 +86,4 @@ func TestGroupAnswersEachCallAndSurvivesAPanickingTransaction(t *testing.T) {
 	if out, err := g.do(ctx, 7); err != nil || out != 70 {
 		t.Errorf("after a panic a call answered %d, %v; want 70", out, err)
 	}
-}
-
-// The group's goroutine waits for the next call instead of ending with an empty queue, so
-// calls one after another run on one goroutine (whose stack has grown already); it ends after
-// groupIdle without calls, and close ends it at once. A call after close still runs.
-func TestGroupGoroutineWaitsForTheNextCall(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		g := &group[int, int]{
-			take: func(q []*call[int, int]) int { return len(q) },
-			run: func(batch []*call[int, int]) {
-				for _, c := range batch {
-					c.out = c.in * 10
-				}
-			},
-		}
-		ctx := context.Background()
-		call := func(i int) {
-			t.Helper()
-			if out, err := g.do(ctx, i); err != nil || out != i*10 {
-				t.Fatalf("call %d answered %d, %v", i, out, err)
-			}
-			synctest.Wait() // the goroutine waits for the next call, or has ended
-		}
-		state := func() (running bool, started int) {
-			g.mu.Lock()
-			defer g.mu.Unlock()
-			return g.running, g.started
-		}
-		for i := range 5 {
-			call(i)
-		}
-		if running, started := state(); !running || started != 1 {
-			t.Errorf("5 calls one after another: running %v, %d goroutines started; want one, still waiting", running, started)
-		}
-		time.Sleep(groupIdle + time.Millisecond)
-		synctest.Wait()
-		if running, _ := state(); running {
-			t.Errorf("after %v without calls the goroutine still runs", groupIdle)
-		}
-		call(5)
-		if running, started := state(); !running || started != 2 {
-			t.Errorf("a call after the goroutine ended: running %v, %d started; want a second one, waiting", running, started)
-		}
-		g.close()
-		if running, _ := state(); running {
-			t.Error("close returned with the goroutine running")
-		}
-		call(6)
-		if running, started := state(); running || started != 3 {
-			t.Errorf("a call after close: running %v, %d started; want a third that ended with it", running, started)
-		}
-	})
 }

@@ -53,14 +53,6 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	return New(d), nil
 }
 
-// Close ends the group commits' goroutines, once what they hold has run, and closes the
-// driver.
-func (s *Store) Close() error {
-	s.publishes.close()
-	s.captures.close()
-	return s.engine.Close()
-}
-
 // New returns a Store on an open driver.
 func New(d Driver) *Store {
 	s := &Store{engine: d}
