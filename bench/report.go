@@ -25,6 +25,18 @@ func rows(rep *Report) []row {
 		add := func(scenario, metric, value, target string, met *bool) {
 			out = append(out, row{r.Store, scenario, metric, value, target, met})
 		}
+		// cpuSplit adds a line per measured part of a phase's CPU per delivery or capture:
+		// the bench's and the server's together, the Hookrelay process's, PostgreSQL's.
+		cpuSplit := func(scenario, per, what string, total, server, database float64) {
+			for _, c := range []struct {
+				whose  string
+				micros float64
+			}{{"bench + server", total}, {"of them the Hookrelay process", server}, {"PostgreSQL", database}} {
+				if c.micros > 0 {
+					add(scenario, "CPU µs per "+per+", "+c.whose+" "+what, fmt.Sprintf("%.0f", c.micros), "", nil)
+				}
+			}
+		}
 		if t := r.Throughput; t != nil {
 			for _, p := range []*PhaseResult{t.Single, t.Batch} {
 				if p == nil {
@@ -45,14 +57,8 @@ func rows(rep *Report) []row {
 					num(p.ConnsOpened), "", nil)
 				if p.DeliveriesPerSec > 0 {
 					// Steadier than the rate when other work shares the machine.
-					perDelivery := func(whose string, cores float64) {
-						if cores > 0 {
-							add("throughput", "CPU µs per delivery, "+whose+" ("+p.Mode+")", fmt.Sprintf("%.0f", cores/p.DeliveriesPerSec*1e6), "", nil)
-						}
-					}
-					perDelivery("bench + server", p.CPUCores)
-					perDelivery("of them the Hookrelay process", p.ServerCores)
-					perDelivery("PostgreSQL", p.DatabaseCores)
+					micros := func(cores float64) float64 { return cores / p.DeliveriesPerSec * 1e6 }
+					cpuSplit("throughput", "delivery", "("+p.Mode+")", micros(p.CPUCores), micros(p.ServerCores), micros(p.DatabaseCores))
 				}
 				ceil := t.CeilingSingle
 				if p.Mode == "batch" {
@@ -111,14 +117,7 @@ func rows(rep *Report) []row {
 				}
 				what := fmt.Sprintf("(%s, %d signed captures, c=%d)", p.name, in.Captures, in.Concurrency)
 				add("inspector", "captures/s "+what, num(p.phase.PerSec), "", nil)
-				for _, c := range []struct {
-					whose  string
-					micros float64
-				}{{"bench + server", p.phase.CPUMicros}, {"of them the Hookrelay process", p.phase.ServerMicros}, {"PostgreSQL", p.phase.DatabaseMicros}} {
-					if c.micros > 0 {
-						add("inspector", "CPU µs per capture, "+c.whose+" "+what, fmt.Sprintf("%.0f", c.micros), "", nil)
-					}
-				}
+				cpuSplit("inspector", "capture", what, p.phase.CPUMicros, p.phase.ServerMicros, p.phase.DatabaseMicros)
 				if p.phase.MachineCores > 0 {
 					add("inspector", "CPU cores busy on the machine, every process "+what, fmt.Sprintf("%.2f of %d", p.phase.MachineCores, rep.CPUs), "", nil)
 				}
