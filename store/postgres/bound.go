@@ -132,13 +132,23 @@ func boundCaptures(ctx context.Context, db *gorm.DB, bin string, keep int) error
 	})
 }
 
-// boundPlanSQL makes a bound walk a bin's key index in order (an index scan) rather than
-// collect the bin's rows by a bitmap and sort them, which is the plan the planner prices
-// lowest for a table it estimates small (one never analysed, or analysed while young). A
-// bitmap scan visits every index entry of the bin, those of the rows earlier bounds deleted
-// included, until a vacuum removes them: over 40,000 captures at a few thousand a second and
-// no vacuum, a bound took 6.8 ms on average, against 1.9 to 2.6 ms walking the index, whose
-// scans mark the dead entries they meet so that later ones skip them (statement census,
-// docs/performance.md). The setting lasts until the transaction ends; the statement's
-// generic plan is made under it too, since it runs in no other way.
-const boundPlanSQL = `SELECT set_config('enable_bitmapscan', 'off', true)`
+// boundPlanSQL sets two things for the bound's transaction only (set_config's third argument:
+// both end with it, so the pool's connection goes back as it was).
+//
+// The walk: a bound walks a bin's key index in order (an index scan) rather than collect the
+// bin's rows by a bitmap and sort them, which is the plan the planner prices lowest for a table
+// it estimates small (one never analysed, or analysed while young). A bitmap scan visits every
+// index entry of the bin, those of the rows earlier bounds deleted included, until a vacuum
+// removes them: over 40,000 captures at a few thousand a second and no vacuum, a bound took
+// 6.8 ms on average, against 1.9 to 2.6 ms walking the index, whose scans mark the dead
+// entries they meet so that later ones skip them (statement census, docs/performance.md). The
+// statement's generic plan is made under it too, since it runs in no other way.
+//
+// The commit: it does not wait for the WAL to reach the disk. A bound only deletes captures
+// beyond the bin's keep, which reads already hide; if the server crashed before the WAL
+// writer flushed the commit (within its wal_writer_delay), the rows would come back, hidden
+// as before, and the bin's next bound would delete them again. Every other write still waits
+// for its flush, and PostgreSQL's recovery never keeps a later synchronous commit without
+// the earlier asynchronous ones. Waiting cost a flush of its own for every bound, a tenth of
+// keep captures apart, beside the captures' groups of a dozen or so each.
+const boundPlanSQL = `SELECT set_config('enable_bitmapscan', 'off', true), set_config('synchronous_commit', 'off', true)`

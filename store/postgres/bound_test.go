@@ -7,6 +7,8 @@ import (
 
 	"github.com/hookrelay/hookrelay/internal/storetest"
 	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store/postgres"
+	"gorm.io/gorm"
 )
 
 // A capture is answered without waiting for its bin's bound: with the bin's stored captures
@@ -82,5 +84,48 @@ func TestCapturesDoNotWaitForTheirBinsBound(t *testing.T) {
 			t.Fatalf("the bin stores %d captures after the lock went, want %d", n, keep)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A bound commits without waiting for the WAL's flush (it only deletes what reads already
+// hide), and its settings end with its transaction: the pool's connection, which next writes
+// captures and deliveries, waits for its flush again.
+func TestBoundCommitsWithoutWaitingForTheFlushAndLeavesThePoolAsItWas(t *testing.T) {
+	d := openDriver(t)
+	ctx := context.Background()
+	sqlDB, err := d.Writer.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlDB.SetMaxOpenConns(1) // the bound's connection is the one read after it
+	settings := func(db interface {
+		Raw(string, ...any) *gorm.DB
+	}) (sync, bitmap string) {
+		t.Helper()
+		if err := db.Raw(`SELECT current_setting('synchronous_commit'), current_setting('enable_bitmapscan')`).Row().Scan(&sync, &bitmap); err != nil {
+			t.Fatal(err)
+		}
+		return sync, bitmap
+	}
+	if sync, bitmap := settings(d.Writer); sync != "on" || bitmap != "on" {
+		t.Fatalf("the server's defaults here are synchronous_commit %s, enable_bitmapscan %s; this test wants on and on", sync, bitmap)
+	}
+	err = d.Writer.Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec(postgres.BoundPlanSQL).Error; err != nil {
+			return err
+		}
+		if sync, bitmap := settings(tx); sync != "off" || bitmap != "off" {
+			t.Errorf("inside a bound: synchronous_commit %s, enable_bitmapscan %s; want off and off", sync, bitmap)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := postgres.BoundCaptures(ctx, d, models.NewBinID(), 3); err != nil {
+		t.Fatal(err)
+	}
+	if sync, bitmap := settings(d.Writer); sync != "on" || bitmap != "on" {
+		t.Errorf("after a bound its connection has synchronous_commit %s, enable_bitmapscan %s; want on and on", sync, bitmap)
 	}
 }

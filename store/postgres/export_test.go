@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"database/sql/driver"
 
 	"github.com/hookrelay/hookrelay/store/internal/sqlcommon"
@@ -43,3 +44,11 @@ const UnlistedSQL = unlistedSQL
 
 // WebhooksAndBacklogsSQL is a publish's read of the webhooks when it looks at backlogs.
 const WebhooksAndBacklogsSQL = webhooksAndBacklogsSQL
+
+// BoundCaptures keeps bin to its newest keep captures, as the bounder does after a capture.
+func BoundCaptures(ctx context.Context, d *Driver, bin string, keep int) error {
+	return boundCaptures(ctx, d.Writer, bin, keep)
+}
+
+// BoundPlanSQL is what a bound's transaction runs before its delete.
+const BoundPlanSQL = boundPlanSQL
