@@ -64,7 +64,8 @@ func TestWebhookTestActionArrivesLiveWithValidSignatureAndOKPayload(t *testing.T
 		t.Errorf("capture method %q path %q bin %q", c.Method, c.Path, c.BinID)
 	}
 
-	// After a rotation the linked webhook's new secret verifies at once (it is read per capture).
+	// After a rotation the linked webhook's new secret verifies at once: the rotation empties the
+	// cache the capture reads it through.
 	e.must(http.StatusOK, "POST", "/api/v1/webhooks/"+wh.ID+"/secret/rotate?activate=now", nil, nil)
 	e.must(http.StatusOK, "POST", "/api/v1/webhooks/"+wh.ID+"/test", map[string]any{"event": "conversation.started"}, &attempt)
 	assertVerified(t, next(t, conn).Verdicts)
