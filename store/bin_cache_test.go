@@ -3,14 +3,15 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/hookrelay/hookrelay/internal/storetest"
+	"github.com/hookrelay/hookrelay/internal/wait"
 	"github.com/hookrelay/hookrelay/models"
 	"github.com/hookrelay/hookrelay/store"
 	"github.com/hookrelay/hookrelay/store/postgres"
@@ -64,15 +65,9 @@ func openGated(t *testing.T, b storetest.Backend) (*store.Store, *gatedBins) {
 func waitInGetBin(t *testing.T, n int) {
 	t.Helper()
 	buf := make([]byte, 1<<20)
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		stacks := string(buf[:runtime.Stack(buf, true)])
-		if got := strings.Count(stacks, "store.(*Store).GetBin("); got >= n {
-			return
-		} else if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines in GetBin after 30 s, want %d", got, n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	wait.Until(t, fmt.Sprintf("%d goroutines are in GetBin", n), func() bool {
+		return strings.Count(string(buf[:runtime.Stack(buf, true)]), "store.(*Store).GetBin(") >= n
+	})
 }
 
 func TestBinMissingFromTheCacheIsReadOnceForEveryoneAskingAtOnce(t *testing.T) {
@@ -176,11 +171,7 @@ func TestBinChangedDuringAReadIsNotCachedAsItWas(t *testing.T) {
 			_, err := s.GetBin(ctx, bin.ID)
 			read <- err
 		}()
-		for deadline := time.Now().Add(30 * time.Second); g.read.Load() == 0; time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("the bin was not read in 30 s")
-			}
-		}
+		wait.Until(t, "the bin is read", func() bool { return g.read.Load() > 0 })
 		changed := *bin
 		changed.Name, changed.ResponseStatus = "after", 202
 		if err := s.UpdateBin(ctx, &changed); err != nil {
