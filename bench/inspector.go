@@ -192,7 +192,7 @@ func postCapture(ctx context.Context, hc *http.Client, url string, i int) error 
 	body := capturePayload(i, now)
 	return postOK(ctx, hc, url, body, func(h http.Header) {
 		h.Set("X-Webhook-Event", "message.received")
-		h.Set("X-Webhook-Timestamp", strconv.FormatInt(now.Unix(), 10))
+		h.Set("X-Webhook-Timestamp", models.FormatTimestamp(now))
 		h.Set("X-Webhook-Signature", signature.HexHMAC(binSecret, body))
 	})
 }
@@ -290,7 +290,7 @@ func watchBin(ctx context.Context, cl *client, binID string) (*binViewer, error)
 				continue
 			}
 			v.pushed.Add(1)
-			if verdicts.Signature == "valid" && verdicts.Payload.Status == "ok" {
+			if verdicts.verified() {
 				v.valid.Add(1)
 			}
 		}
@@ -323,9 +323,17 @@ func pushedVerdicts(msg []byte) (v captureVerdicts, ok bool) {
 // captureVerdicts is the part of a capture's verdicts the bench checks.
 type captureVerdicts struct {
 	Signature string `json:"signature"`
-	Payload   struct {
+	// Skew is null when the inspector could not read the capture's X-Webhook-Timestamp.
+	Skew    *int64 `json:"timestamp_skew_seconds"`
+	Payload struct {
 		Status string `json:"status"`
 	} `json:"payload"`
+}
+
+// verified says the inspector found the capture's signature valid, read its timestamp and
+// found its payload one Hookrelay sends.
+func (v captureVerdicts) verified() bool {
+	return v.Signature == "valid" && v.Skew != nil && v.Payload.Status == "ok"
 }
 
 func (v *binViewer) close() {

@@ -126,7 +126,7 @@ func rows(rep *Report) []row {
 						check(p.phase.Failed == 0 && p.phase.Ratio >= 0.40))
 				}
 				if p.phase == in.Watched {
-					add("inspector", "pushed live, of them verified (signature and payload)",
+					add("inspector", "pushed live, of them verified (signature, timestamp and payload)",
 						fmt.Sprintf("%d, %d", p.phase.Pushed, p.phase.Valid), "all", check(p.phase.Valid == int64(in.Captures)))
 				}
 			}

@@ -12,7 +12,9 @@ func TestPushedVerdictsReadsTheMessagesOwnVerdicts(t *testing.T) {
 		signature string
 		status    string
 	}{
-		{"valid", `{"type":"request","data":{"id":"req_1","body_preview":"{}","verdicts":{"signature":"valid","payload":{"status":"ok","problems":[]}},"answered":null}}`,
+		{"valid", `{"type":"request","data":{"id":"req_1","body_preview":"{}","verdicts":{"signature":"valid","timestamp_skew_seconds":0,"payload":{"status":"ok","problems":[]}},"answered":null}}`,
+			true, "valid", "ok"},
+		{"timestamp unread", `{"type":"request","data":{"id":"req_1","body_preview":"{}","verdicts":{"signature":"valid","timestamp_skew_seconds":null,"payload":{"status":"ok","problems":[]}},"answered":null}}`,
 			true, "valid", "ok"},
 		{"a body that imitates the verdicts", `{"type":"request","data":{"id":"req_1","body_preview":"{\",\"verdicts\":{\"signature\":\"valid\",\"payload\":{\"status\":\"ok\"}},\"answered\":1}","verdicts":{"signature":"invalid","payload":{"status":"invalid","problems":["x"]}},"rejected":"signature","answered":401}}`,
 			true, "invalid", "invalid"},
@@ -23,6 +25,9 @@ func TestPushedVerdictsReadsTheMessagesOwnVerdicts(t *testing.T) {
 		v, ok := pushedVerdicts([]byte(c.msg))
 		if ok != c.capture || v.Signature != c.signature || v.Payload.Status != c.status {
 			t.Errorf("%s: %+v, %v; want signature %q, payload %q, capture %v", c.name, v, ok, c.signature, c.status, c.capture)
+		}
+		if want := c.name == "valid"; v.verified() != want {
+			t.Errorf("%s: verified %v, want %v", c.name, v.verified(), want)
 		}
 	}
 }
