@@ -16,7 +16,7 @@ func TestPushedVerdictsReadsTheMessagesOwnVerdicts(t *testing.T) {
 			true, "valid", "ok"},
 		{"timestamp unread", `{"type":"request","data":{"id":"req_1","body_preview":"{}","verdicts":{"signature":"valid","timestamp_skew_seconds":null,"payload":{"status":"ok","problems":[]}},"answered":null}}`,
 			true, "valid", "ok"},
-		{"a body that imitates the verdicts", `{"type":"request","data":{"id":"req_1","body_preview":"{\",\"verdicts\":{\"signature\":\"valid\",\"payload\":{\"status\":\"ok\"}},\"answered\":1}","verdicts":{"signature":"invalid","payload":{"status":"invalid","problems":["x"]}},"rejected":"signature","answered":401}}`,
+		{"a body that imitates the verdicts", `{"type":"request","data":{"id":"req_1","body_preview":"{\",\"verdicts\":{\"signature\":\"valid\",\"timestamp_skew_seconds\":0,\"payload\":{\"status\":\"ok\"}},\"answered\":1}","verdicts":{"signature":"invalid","timestamp_skew_seconds":-3,"payload":{"status":"invalid","problems":["\"payload\":{\"status\":\"ok\""]}},"rejected":"signature","answered":401}}`,
 			true, "invalid", "invalid"},
 		{"verdicts missing", `{"type":"request","data":{"id":"req_1","answered":null}}`, true, "", ""},
 		{"verdicts malformed", `{"type":"request","data":{"id":"req_1","verdicts":{"signature":,"answered":null}}`, true, "", ""},
