@@ -106,6 +106,14 @@ test('pages follow the server live', { skip, timeout: 180_000 }, async (t) => {
   await t.test('a session ended elsewhere sends the open page to the login page', async () => {
     await page.goto('/events');
     await page.getByTestId('events-refresh').waitFor();
+    // The page asks whether its session is still on before it reconnects. A slow answer (a
+    // busy machine, here held 2 s, past the first reconnect's back-off) must not let it
+    // reconnect meanwhile: the refused handshake would be an error in the console, which
+    // `problems` below counts.
+    await page.route(/\/api\/v1\/session$/, async (route) => {
+      if (route.request().method() === 'GET') await new Promise((r) => setTimeout(r, 2000));
+      await route.continue();
+    });
     // Another tab logs out: the server ends the session and closes this page's stream.
     const res = await page.request.fetch('/api/v1/session', { method: 'DELETE', headers: { 'X-Requested-With': 'XMLHttpRequest' } });
     assert.equal(res.status(), 204);

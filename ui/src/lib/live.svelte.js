@@ -83,21 +83,26 @@ function connect() {
     socket = null;
     live.connected = false;
     if (!running) return;
-    // Closed for a credential that ended (1008: logout in another tab, a revoked key), or
-    // refused at once: if the session is over, the tab goes to the login page, which stops
-    // the stream, instead of reconnecting for ever.
-    if (e.code === 1008 || attempts === 1) {
-      api
-        .GET('/api/v1/session')
-        .then(({ data }) => data?.authenticated === false && sessionEnded())
-        .catch(() => {});
-    }
     clearTimeout(lostTimer);
     lostTimer = setTimeout(() => (live.lost = running && !live.connected), LOST_AFTER_MS);
     // Back off 0.5 s, 1 s, 2 s … up to 15 s, with jitter so many tabs do not come back at once.
     const delay = Math.min(15000, 500 * 2 ** attempts) * (0.75 + Math.random() / 2);
     attempts++;
-    retryTimer = setTimeout(connect, delay);
+    // Ask whether the session is still on before reconnecting, and wait for the answer: a
+    // socket closed for a credential that ended (1008: logout in another tab, a revoked key)
+    // sends the tab to the login page, which stops the stream. Reconnecting meanwhile would
+    // only be refused, a failed handshake in the console each time. If the answer does not
+    // come (the server is down), the back-off goes on.
+    const reconnect = () => {
+      if (running && socket === null) retryTimer = setTimeout(connect, delay);
+    };
+    api
+      .GET('/api/v1/session')
+      .then(({ data }) => {
+        if (data?.authenticated === false) sessionEnded();
+        else reconnect();
+      })
+      .catch(reconnect);
   };
 }
 
