@@ -311,7 +311,7 @@ func pushedVerdicts(msg []byte) (v captureVerdicts, ok bool) {
 		return v, false
 	}
 	// A capture whose verdicts do not read as expected is counted, and not verified.
-	rest, found := after(msg, `,"verdicts":{"signature":"`)
+	_, rest, found := bytes.Cut(msg, []byte(`,"verdicts":{"signature":"`))
 	if !found {
 		return v, true
 	}
@@ -319,14 +319,14 @@ func pushedVerdicts(msg []byte) (v captureVerdicts, ok bool) {
 	if !found {
 		return v, true
 	}
-	if rest, found = after(rest, `,"timestamp_skew_seconds":`); !found {
+	if _, rest, found = bytes.Cut(rest, []byte(`,"timestamp_skew_seconds":`)); !found {
 		return v, true
 	}
 	skew, rest, found := bytes.Cut(rest, []byte(","))
 	if !found {
 		return v, true
 	}
-	if rest, found = after(rest, `"payload":{"status":"`); !found {
+	if _, rest, found = bytes.Cut(rest, []byte(`"payload":{"status":"`)); !found {
 		return v, true
 	}
 	status, _, found := bytes.Cut(rest, []byte(`"`))
@@ -338,15 +338,6 @@ func pushedVerdicts(msg []byte) (v captureVerdicts, ok bool) {
 		v.Skew = &n
 	}
 	return v, true
-}
-
-// after returns what follows the first key in b.
-func after(b []byte, key string) ([]byte, bool) {
-	i := bytes.Index(b, []byte(key))
-	if i < 0 {
-		return nil, false
-	}
-	return b[i+len(key):], true
 }
 
 // captureVerdicts is the part of a capture's verdicts the bench checks.
