@@ -22,6 +22,7 @@ import (
 	gormsqlite "github.com/glebarez/sqlite"
 	"github.com/hookrelay/hookrelay/store/internal/sqlcommon"
 	"github.com/hookrelay/hookrelay/store/sqlite/internal/stmtcache"
+	"github.com/hookrelay/hookrelay/store/sqlite/internal/walbuf"
 	"github.com/hookrelay/hookrelay/store/storedriver"
 	"gorm.io/gorm"
 )
@@ -92,6 +93,12 @@ func open(ctx context.Context, path string) (*Driver, error) {
 	q.Add("_pragma", "wal_autocheckpoint(0)")
 	q.Add("_pragma", "journal_size_limit(268435456)")
 	rq.Add("_pragma", "cache_size(-2000)")
+	// The writer's log gathers each commit's frames into one write (internal/walbuf).
+	// Readers never write the log.
+	if err := walbuf.Register(); err != nil {
+		return nil, err
+	}
+	q.Add("vfs", walbuf.Name)
 	wdsn := "file:" + path + "?" + q.Encode() + "&_txlock=immediate"
 	rdsn := "file:" + path + "?" + rq.Encode()
 	cfg := sqlcommon.GormConfig()
