@@ -60,9 +60,9 @@ type state struct {
 	buf     uintptr // bufSize bytes from libc's allocator; 0 until the first write
 	n       int64   // bytes gathered
 	off     int64   // the file offset of the buffer's first byte
-	readOff int64   // the offset of the last read, when read is set
-	read    int32
-	commit  int32 // the last frame header written was a commit frame's
+	readOff int64   // the offset of the last read; -1 before the first
+	commit  int32   // the last frame header written was a commit frame's
+	_       int32
 }
 
 // Register registers the VFS once per process; a DSN then names it with vfs=Name.
@@ -81,7 +81,9 @@ func register() error {
 	b := (*sqlite3.Tsqlite3_vfs)(at(base))
 	stateAt = (uintptr(b.FszOsFile) + 7) &^ 7
 
-	logMethod.FiVersion = 3
+	// Version 1: SQLite calls the shared-memory and memory-map methods of later versions on
+	// database files only, never on a log.
+	logMethod.FiVersion = 1
 	*(*func(*libc.TLS, uintptr) int32)(unsafe.Pointer(&logMethod.FxClose)) = xClose
 	*(*func(*libc.TLS, uintptr, uintptr, int32, int64) int32)(unsafe.Pointer(&logMethod.FxRead)) = xRead
 	*(*func(*libc.TLS, uintptr, uintptr, int32, int64) int32)(unsafe.Pointer(&logMethod.FxWrite)) = xWrite
@@ -94,12 +96,6 @@ func register() error {
 	*(*func(*libc.TLS, uintptr, int32, uintptr) int32)(unsafe.Pointer(&logMethod.FxFileControl)) = xFileControl
 	*(*func(*libc.TLS, uintptr) int32)(unsafe.Pointer(&logMethod.FxSectorSize)) = xSectorSize
 	*(*func(*libc.TLS, uintptr) int32)(unsafe.Pointer(&logMethod.FxDeviceCharacteristics)) = xDeviceCharacteristics
-	*(*func(*libc.TLS, uintptr, int32, int32, int32, uintptr) int32)(unsafe.Pointer(&logMethod.FxShmMap)) = xShmMap
-	*(*func(*libc.TLS, uintptr, int32, int32, int32) int32)(unsafe.Pointer(&logMethod.FxShmLock)) = xShmLock
-	*(*func(*libc.TLS, uintptr))(unsafe.Pointer(&logMethod.FxShmBarrier)) = xShmBarrier
-	*(*func(*libc.TLS, uintptr, int32) int32)(unsafe.Pointer(&logMethod.FxShmUnmap)) = xShmUnmap
-	*(*func(*libc.TLS, uintptr, int64, int32, uintptr) int32)(unsafe.Pointer(&logMethod.FxFetch)) = xFetch
-	*(*func(*libc.TLS, uintptr, int64, uintptr) int32)(unsafe.Pointer(&logMethod.FxUnfetch)) = xUnfetch
 
 	// The VFS itself is the default one's, copied, with room for the state and its own open.
 	// It is never unregistered: connections keep a pointer to it while they are open.
@@ -133,7 +129,7 @@ func xOpen(tls *libc.TLS, _ uintptr, zName uintptr, pFile uintptr, flags int32, 
 	if rc != sqlite3.SQLITE_OK || flags&sqlite3.SQLITE_OPEN_WAL == 0 || f.FpMethods == 0 {
 		return rc
 	}
-	*stateOf(pFile) = state{methods: f.FpMethods}
+	*stateOf(pFile) = state{methods: f.FpMethods, readOff: -1}
 	f.FpMethods = uintptr(unsafe.Pointer(&logMethod))
 	return rc
 }
@@ -171,7 +167,7 @@ func xWrite(tls *libc.TLS, pFile uintptr, p uintptr, n int32, off int64) int32 {
 	var last bool
 	if n == frameHeader {
 		s.commit = libc.BoolInt32(binary.BigEndian.Uint32(src[4:8]) != 0)
-		last = s.commit != 0 && s.read != 0 && off == s.readOff
+		last = s.commit != 0 && off == s.readOff
 	} else {
 		last, s.commit = s.commit != 0, 0
 	}
@@ -219,8 +215,7 @@ func xRead(tls *libc.TLS, pFile uintptr, p uintptr, n int32, off int64) int32 {
 	if rc := flush(tls, pFile); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
-	s := stateOf(pFile)
-	s.read, s.readOff = 1, off
+	stateOf(pFile).readOff = off
 	return (*(*func(*libc.TLS, uintptr, uintptr, int32, int64) int32)(unsafe.Pointer(&struct{ uintptr }{methodsOf(pFile).FxRead})))(tls, pFile, p, n, off)
 }
 
@@ -276,61 +271,6 @@ func xSectorSize(tls *libc.TLS, pFile uintptr) int32 {
 
 func xDeviceCharacteristics(tls *libc.TLS, pFile uintptr) int32 {
 	return (*(*func(*libc.TLS, uintptr) int32)(unsafe.Pointer(&struct{ uintptr }{methodsOf(pFile).FxDeviceCharacteristics})))(tls, pFile)
-}
-
-// The shared-memory and memory-map methods belong to database files; a log's are passed on
-// as they are, should SQLite ever call them.
-
-func xShmMap(tls *libc.TLS, pFile uintptr, iPg, pgsz, bExtend int32, pp uintptr) int32 {
-	m := methodsOf(pFile)
-	if m.FiVersion < 2 || m.FxShmMap == 0 {
-		return sqlite3.SQLITE_IOERR_SHMMAP
-	}
-	return (*(*func(*libc.TLS, uintptr, int32, int32, int32, uintptr) int32)(unsafe.Pointer(&struct{ uintptr }{m.FxShmMap})))(tls, pFile, iPg, pgsz, bExtend, pp)
-}
-
-func xShmLock(tls *libc.TLS, pFile uintptr, offset, n, flags int32) int32 {
-	m := methodsOf(pFile)
-	if m.FiVersion < 2 || m.FxShmLock == 0 {
-		return sqlite3.SQLITE_IOERR_SHMLOCK
-	}
-	return (*(*func(*libc.TLS, uintptr, int32, int32, int32) int32)(unsafe.Pointer(&struct{ uintptr }{m.FxShmLock})))(tls, pFile, offset, n, flags)
-}
-
-func xShmBarrier(tls *libc.TLS, pFile uintptr) {
-	m := methodsOf(pFile)
-	if m.FiVersion < 2 || m.FxShmBarrier == 0 {
-		return
-	}
-	(*(*func(*libc.TLS, uintptr))(unsafe.Pointer(&struct{ uintptr }{m.FxShmBarrier})))(tls, pFile)
-}
-
-func xShmUnmap(tls *libc.TLS, pFile uintptr, deleteFlag int32) int32 {
-	m := methodsOf(pFile)
-	if m.FiVersion < 2 || m.FxShmUnmap == 0 {
-		return sqlite3.SQLITE_OK
-	}
-	return (*(*func(*libc.TLS, uintptr, int32) int32)(unsafe.Pointer(&struct{ uintptr }{m.FxShmUnmap})))(tls, pFile, deleteFlag)
-}
-
-func xFetch(tls *libc.TLS, pFile uintptr, off int64, n int32, pp uintptr) int32 {
-	m := methodsOf(pFile)
-	if m.FiVersion < 3 || m.FxFetch == 0 {
-		*(*uintptr)(at(pp)) = 0 // no mapping: SQLite reads instead
-		return sqlite3.SQLITE_OK
-	}
-	if rc := flush(tls, pFile); rc != sqlite3.SQLITE_OK {
-		return rc
-	}
-	return (*(*func(*libc.TLS, uintptr, int64, int32, uintptr) int32)(unsafe.Pointer(&struct{ uintptr }{m.FxFetch})))(tls, pFile, off, n, pp)
-}
-
-func xUnfetch(tls *libc.TLS, pFile uintptr, off int64, p uintptr) int32 {
-	m := methodsOf(pFile)
-	if m.FiVersion < 3 || m.FxUnfetch == 0 {
-		return sqlite3.SQLITE_OK
-	}
-	return (*(*func(*libc.TLS, uintptr, int64, uintptr) int32)(unsafe.Pointer(&struct{ uintptr }{m.FxUnfetch})))(tls, pFile, off, p)
 }
 
 // at turns an address SQLite gave into a pointer (memory of libc's allocator, which Go's
