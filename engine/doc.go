@@ -9,8 +9,8 @@
 //	   ▲                          │ ├──error, schedule left──▶ pending, due after the delay (retry)
 //	   └──────────────────────────┘ └──error, schedule spent─▶ failed (410 Gone: at once)
 //
-// A claim leases a row to this process (Config.Lease); on PostgreSQL a publish may write its
-// new rows leased to this process already, when the dispatcher has slots for them at once
+// A claim leases a row to this process (Config.Lease); a publish may write its new rows
+// leased to this process already, when the dispatcher has slots for them at once
 // (lease.go), and they start without a claim. The recorder writes the attempt and the row's
 // next state in one transaction. A process that dies mid-attempt leaves the lease
 // to expire, and the delivery is attempted again: delivery is at least once. A webhook
@@ -51,7 +51,7 @@
 // While spilled, the webhook's rows (retries, what was in flight) are claimed as usual; once
 // none is due, a take brings up to takeFor owed events into its ready work, which the claim
 // loop starts before claiming anything for it. The spill ends when a take finds nothing owed
-// and nothing in flight. Where publishes lease (PostgreSQL), a spilled webhook that keeps up
+// and nothing in flight. Where owed events are marked one by one (PostgreSQL), a spilled webhook that keeps up
 // again (room in its window, no taken work waiting) is granted slots at publish like any
 // other, so its new events get leased rows instead of being owed, and with the grant a take
 // is asked for that ends the spill once what it owes is recorded: under a steady stream

@@ -7,21 +7,22 @@ import (
 	"github.com/hookrelay/hookrelay/models"
 )
 
-// Leasing at publish. Where the store writes leases in the rows (PostgreSQL), a publish asks
-// the dispatcher of its own process, before writing, how many of its new deliveries it takes
-// now; those rows are written leased to it and handed over after the commit, so they start
-// without a claim. A claim is the heaviest statement on an event's path there, and at the
-// rates one event per request arrives most events would pay for one of their own.
+// Leasing at publish. A publish asks the dispatcher of its own process, before writing, how
+// many of its new deliveries it takes now; those rows are written leased to it and handed
+// over after the commit, so they start without a claim. A claim is the heaviest statement on
+// an event's path on PostgreSQL, and two reads and a query on SQLite; at the rates one event
+// per request arrives, most events would pay for one of their own.
 //
 // Only deliveries that would be claimed at once anyway are taken (table.reserve): the
 // webhook is proven, has free slots, and nothing of its own waits before them. The rest are
 // written pending and claimed as before (or owed, for a spilled webhook). A leased row is
 // like a claimed one: if the process dies before recording it, the lease runs out and any
-// replica attempts it again.
+// replica attempts it again (SQLite's restart releases it at once).
 //
-// A spilled webhook that keeps up (room in its window, no taken work waiting) is granted
-// slots too, so a spill started by a moment's backlog stops costing every event a take; the
-// take asked for with the grant ends the spill once nothing owed is left or in flight.
+// Where the store marks owed events one by one (PostgreSQL), a spilled webhook that keeps up
+// (room in its window, no taken work waiting) is granted slots too, so a spill started by a
+// moment's backlog stops costing every event a take; the take asked for with the grant ends
+// the spill once nothing owed is left or in flight.
 
 // lessee is the dispatcher as the store sees it (store.Lessee).
 type lessee struct{ d *Dispatcher }

@@ -20,7 +20,7 @@ import (
 // Backend opens one driver for the suite.
 type Backend struct {
 	// Name is "sqlite" or "postgres": the few cases whose expectations differ by database
-	// (a migration's column types, replicas) read it.
+	// (a migration's column types, replicas, leases for spilled webhooks) read it.
 	Name string
 	// DSN returns a new, empty database for one test, removed at the end of the test.
 	DSN func(t testing.TB) string

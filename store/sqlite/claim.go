@@ -110,8 +110,10 @@ type leasedRow struct {
 	rowid int64
 }
 
-// leasedRows reads what the dispatcher needs of the deliveries just leased in memory. The
-// rowids go as one JSON array parameter (see jsonRows for why not a list of parameters).
+// leasedRows reads what the dispatcher needs of the deliveries just leased in memory. Rows
+// whose lease in the row holds were written leased by a publish (Driver.LeaseAtPublish) and
+// are in flight: they are left out, and the claim forgets them. The rowids go as one JSON
+// array parameter (see jsonRows for why not a list of parameters).
 func (s *Driver) leasedRows(ctx context.Context, rowids []int64, now int64) ([]*leasedRow, error) {
 	list := make([]byte, 0, 12*len(rowids)+2)
 	list = append(list, '[')

@@ -163,9 +163,7 @@ type Claims interface {
 	// leases at start-up were left by a crash of this same server.
 	ReleaseAllLeases(ctx context.Context) error
 	// LeaseAtPublish makes publishes offer their new deliveries to l (nil: to no one) and
-	// reports whether this driver does: where leases are rows (PostgreSQL), a publish can
-	// write them leased; SQLite's leases live in its claim's memory, and its claims write
-	// nothing anyway.
+	// reports whether this driver does: a publish writes the rows it is granted leased.
 	LeaseAtPublish(l Lessee) bool
 }
 

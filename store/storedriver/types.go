@@ -72,9 +72,9 @@ type Queued struct {
 type Lessee interface {
 	// Reserve is asked inside the publish transaction how many of want (new deliveries per
 	// webhook) it takes now. A grant is settled by exactly one of Leased and Release; owner
-	// and until are the lease the rows are written with (until in unix ms). want includes
-	// spilled webhooks: what it grants them is written as leased rows too, in publish order,
-	// and only the rest is owed.
+	// and until are the lease the rows are written with (until in unix ms). Where owed
+	// events are marked one by one (PostgreSQL), want includes spilled webhooks: what it
+	// grants them is written as leased rows too, in publish order, and only the rest is owed.
 	Reserve(want map[string]int, now time.Time) (granted map[string]int, owner string, until int64)
 	// Leased hands over, after the commit (and after OnQueued's call), the deliveries written
 	// leased in the granted slots: they are in no Queued.Due, and no one else claims them.
