@@ -52,3 +52,6 @@ func BoundCaptures(ctx context.Context, d *Driver, bin string, keep int) error {
 
 // BoundPlanSQL is what a bound's transaction runs before its delete.
 const BoundPlanSQL = boundPlanSQL
+
+// TryEndSpill is how a take or a record ends a spill that owes nothing.
+var TryEndSpill = tryEndSpill

@@ -202,3 +202,62 @@ func TestAPublishDoesNotWaitForAnotherStartingTheSameSpill(t *testing.T) {
 		t.Fatal("the publish waited for another transaction starting the same spill")
 	}
 }
+
+// Every publish owing a spilled webhook takes its spill's lock shared, and an end of the
+// spill takes it exclusively to the end of its transaction. A try to end a spill that still
+// owes events leaves the lock alone, so publishes go on beside the take or record that tried;
+// a try that ends the spill holds it until it commits.
+func TestATryToEndASpillThatStillOwesLeavesPublishesFree(t *testing.T) {
+	d, _ := openForPool(t)
+	s := store.New(d)
+	ctx := context.Background()
+	w := conformance.NewWebhook(t, s, "message.received", true)
+	if _, err := s.Spill(ctx, []string{w.ID}); err != nil {
+		t.Fatal(err)
+	}
+	conformance.Publish(t, s, "message.received", "")
+	publishWouldWait := func() bool {
+		t.Helper()
+		var free bool
+		err := d.Writer.Transaction(func(tx *gorm.DB) error {
+			return tx.Raw(`SELECT pg_try_advisory_xact_lock_shared(?, hashtext(?))`, postgres.SpillLockClass, w.ID).Scan(&free).Error
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return !free
+	}
+	try := func(want bool) {
+		t.Helper()
+		tx := d.Writer.Begin()
+		defer tx.Rollback()
+		ended, err := postgres.TryEndSpill(tx, w.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ended != want {
+			t.Fatalf("the try ended the spill: %v, want %v", ended, want)
+		}
+		if waits := publishWouldWait(); waits != want {
+			t.Errorf("with the try's transaction open, a publish owing the webhook would wait: %v, want %v", waits, want)
+		}
+	}
+	try(false) // the published event is owed and not listed yet
+
+	// Take and record it beside a publish in flight, which keeps the spill from ending.
+	inFlight := d.Writer.Begin()
+	if err := inFlight.Exec(`SELECT pg_advisory_xact_lock_shared(?, hashtext(?))`, postgres.SpillLockClass, w.ID).Error; err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.TakeSpilled(ctx, store.TakeRequest{Owner: "t", Now: time.Now(), Lease: time.Minute,
+		Hooks: []store.OwedQuota{{WebhookID: w.ID, Rows: 10}}})
+	if err != nil || len(got[w.ID].Taken) != 1 {
+		t.Fatalf("take: %v, %d taken; want the owed event", err, len(got[w.ID].Taken))
+	}
+	try(false) // taken, its row not written yet
+	if err := s.RecordResults(ctx, conformance.Delivered(got[w.ID].Taken...)); err != nil {
+		t.Fatal(err)
+	}
+	inFlight.Rollback()
+	try(true) // nothing owed: the spill ends, and its lock holds until the commit
+}
