@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookrelay/hookrelay/models"
 	"github.com/hookrelay/hookrelay/store"
 	"github.com/hookrelay/hookrelay/store/conformance"
 	"github.com/hookrelay/hookrelay/store/postgres"
@@ -131,18 +132,9 @@ func TestAJobLockTakesNoConnectionFromThePool(t *testing.T) {
 // the spill's lock would deadlock with it. Once the publish is done, the next take ends the
 // spill.
 func TestATakeDoesNotWaitForAPublishInFlightToEndASpill(t *testing.T) {
-	d, _ := openForPool(t)
-	s := store.New(d)
+	d, s, w := spilledOwingOne(t)
 	ctx := context.Background()
-	w := conformance.NewWebhook(t, s, "message.received", true)
-	if _, err := s.Spill(ctx, []string{w.ID}); err != nil {
-		t.Fatal(err)
-	}
-	conformance.Publish(t, s, "message.received", "")
-	inFlight := d.Writer.Begin()
-	if err := inFlight.Exec(`SELECT pg_advisory_xact_lock_shared(?, hashtext(?))`, postgres.SpillLockClass, w.ID).Error; err != nil {
-		t.Fatal(err)
-	}
+	inFlight := publishInFlight(t, d, w.ID)
 	take := func() store.SpillTake {
 		t.Helper()
 		tctx, cancel := context.WithTimeout(ctx, stallBound)
@@ -208,14 +200,8 @@ func TestAPublishDoesNotWaitForAnotherStartingTheSameSpill(t *testing.T) {
 // owes events leaves the lock alone, so publishes go on beside the take or record that tried;
 // a try that ends the spill holds it until it commits.
 func TestATryToEndASpillThatStillOwesLeavesPublishesFree(t *testing.T) {
-	d, _ := openForPool(t)
-	s := store.New(d)
+	d, s, w := spilledOwingOne(t)
 	ctx := context.Background()
-	w := conformance.NewWebhook(t, s, "message.received", true)
-	if _, err := s.Spill(ctx, []string{w.ID}); err != nil {
-		t.Fatal(err)
-	}
-	conformance.Publish(t, s, "message.received", "")
 	publishWouldWait := func() bool {
 		t.Helper()
 		var free bool
@@ -245,10 +231,7 @@ func TestATryToEndASpillThatStillOwesLeavesPublishesFree(t *testing.T) {
 	try(false) // the published event is owed and not listed yet
 
 	// Take and record it beside a publish in flight, which keeps the spill from ending.
-	inFlight := d.Writer.Begin()
-	if err := inFlight.Exec(`SELECT pg_advisory_xact_lock_shared(?, hashtext(?))`, postgres.SpillLockClass, w.ID).Error; err != nil {
-		t.Fatal(err)
-	}
+	inFlight := publishInFlight(t, d, w.ID)
 	got, err := s.TakeSpilled(ctx, store.TakeRequest{Owner: "t", Now: time.Now(), Lease: time.Minute,
 		Hooks: []store.OwedQuota{{WebhookID: w.ID, Rows: 10}}})
 	if err != nil || len(got[w.ID].Taken) != 1 {
@@ -260,4 +243,28 @@ func TestATryToEndASpillThatStillOwesLeavesPublishesFree(t *testing.T) {
 	}
 	inFlight.Rollback()
 	try(true) // nothing owed: the spill ends, and its lock holds until the commit
+}
+
+// spilledOwingOne opens a store with a spilled webhook that owes one event.
+func spilledOwingOne(t *testing.T) (*postgres.Driver, *store.Store, *models.Webhook) {
+	t.Helper()
+	d, _ := openForPool(t)
+	s := store.New(d)
+	w := conformance.NewWebhook(t, s, "message.received", true)
+	if _, err := s.Spill(context.Background(), []string{w.ID}); err != nil {
+		t.Fatal(err)
+	}
+	conformance.Publish(t, s, "message.received", "")
+	return d, s, w
+}
+
+// publishInFlight holds a webhook's spill lock as a publish owing it events does until it
+// commits; the caller ends the transaction.
+func publishInFlight(t *testing.T, d *postgres.Driver, webhookID string) *gorm.DB {
+	t.Helper()
+	tx := d.Writer.Begin()
+	if err := tx.Exec(`SELECT pg_advisory_xact_lock_shared(?, hashtext(?))`, postgres.SpillLockClass, webhookID).Error; err != nil {
+		t.Fatal(err)
+	}
+	return tx
 }
