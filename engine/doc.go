@@ -51,12 +51,12 @@
 // While spilled, the webhook's rows (retries, what was in flight) are claimed as usual; once
 // none is due, a take brings up to takeFor owed events into its ready work, which the claim
 // loop starts before claiming anything for it. The spill ends when a take finds nothing owed
-// and nothing in flight. Where owed events are marked one by one (PostgreSQL), a spilled webhook that keeps up
-// again (room in its window, no taken work waiting) is granted slots at publish like any
-// other, so its new events get leased rows instead of being owed, and with the grant a take
-// is asked for that ends the spill once what it owes is recorded: under a steady stream
-// nothing owed would otherwise ever be out of flight. A spill that begins again within
-// respillWithin of the last one's end gets no grants for a hold that doubles each time
+// and nothing in flight. Where owed events are marked one by one (PostgreSQL), a spilled
+// webhook that keeps up again (room in its window, no taken work waiting) is granted slots at
+// publish like any other, so its new events get leased rows instead of being owed, and with
+// the grant a take is asked for that ends the spill once what it owes is recorded: under a
+// steady stream nothing owed would otherwise ever be out of flight. A spill that begins again
+// within respillWithin of the last one's end gets no grants for a hold that doubles each time
 // (startSpill), so a publisher outrunning its receivers does not flap between the two paths.
 // Taken events that will not be recorded, and at shutdown those
 // taken and not yet started, are abandoned (Queue.AbandonOwed): the store takes them again

@@ -148,10 +148,11 @@ func testPublishLeasesWhatTheLesseeGrants(t *testing.T, b Backend) {
 
 	// Everything leased, nothing else due: a claim passes over the leased rows, and a rescan
 	// does not count them, until their lease runs out; then the rescan finds them and a claim
-	// takes them.
+	// takes them. The lease is long enough that a slow machine still claims and rescans
+	// within it.
 	b2 := NewWebhook(t, s, "conversation.started", true)
 	l.grant = map[string]int{b2.ID: 2}
-	l.until = time.Now().Add(time.Second).UnixMilli()
+	l.until = time.Now().Add(5 * time.Second).UnixMilli()
 	var leased2 []string
 	for range 2 {
 		p := Publish(t, s, "conversation.started", "")
