@@ -42,16 +42,10 @@ func (d *Driver) recordOwed(tx *gorm.DB, rs []models.Result, now time.Time) (map
 		return nil, fmt.Errorf("record taken deliveries: %w", err)
 	}
 	for _, id := range emptied {
-		// Cheap when more is owed: the try below is only made for a webhook whose last owed
-		// row this record deleted.
-		var owes bool
-		if err := tx.Raw(`SELECT EXISTS (SELECT 1 FROM webhook_owed WHERE webhook_id = ?)`, id).Scan(&owes).Error; err != nil {
-			return nil, err
-		}
-		if !owes {
-			if _, err := tryEndSpill(tx, id); err != nil {
-				return nil, fmt.Errorf("end spill: %w", err)
-			}
+		// Only for a webhook whose owed row this record deleted; the try tests first, without
+		// the spill's lock, whether anything is still owed.
+		if _, err := tryEndSpill(tx, id); err != nil {
+			return nil, fmt.Errorf("end spill: %w", err)
 		}
 	}
 	return written, nil

@@ -74,6 +74,10 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 		var spilledWant map[string]int
 		var owedEvents map[string]bool // marked owed (MarksOwed)
 		markOwed := len(spilled) > 0 && s.hooks.MarksOwed()
+		// Only owed events marked one by one can leave one out for a leased row: SQLite's
+		// spill position owes every later event, and a take would send the event again
+		// beside its row.
+		leaseSpilled := lessee != nil && markOwed
 		owe := func(webhookID, eventID string) {
 			due[webhookID] = now.UnixMilli() // owed through its spill, with no row of its own yet
 			if owedOnly == nil {
@@ -125,10 +129,7 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 			ds := make([]*models.Delivery, 0, len(subs))
 			for _, w := range subs {
 				switch {
-				case spilled[w.ID] && (lessee == nil || !s.hooks.MarksOwed()):
-					// Only owed events marked one by one can leave one out for a leased row:
-					// SQLite's spill position owes every later event, and a take would send
-					// the event again beside its row.
+				case spilled[w.ID] && !leaseSpilled:
 					owe(w.ID, ev.ID)
 					continue
 				case spilled[w.ID]:
