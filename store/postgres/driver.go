@@ -50,6 +50,11 @@ var _ storedriver.Driver = (*Driver)(nil)
 
 // Open connects to the database at dsn (a postgres:// URL) and migrates it.
 func Open(ctx context.Context, dsn string) (*Driver, error) {
+	return open(ctx, dsn, nil)
+}
+
+// open is Open with a tracer of the statements sent (the tests count them), when not nil.
+func open(ctx context.Context, dsn string, tracer pgx.QueryTracer) (*Driver, error) {
 	cfg := sqlcommon.GormConfig()
 	// No process-wide cache of prepared statements: pgx prepares and caches each statement
 	// per connection already. gorm's cache prepared a new statement on a connection of its
@@ -67,6 +72,9 @@ func Open(ctx context.Context, dsn string) (*Driver, error) {
 	// runs in a tenth of a millisecond.
 	if _, set := pgCfg.RuntimeParams["jit"]; !set {
 		pgCfg.RuntimeParams["jit"] = "off"
+	}
+	if tracer != nil {
+		pgCfg.Tracer = tracer
 	}
 	db, err := gorm.Open(gormpostgres.New(gormpostgres.Config{Conn: stdlib.OpenDB(*pgCfg)}), cfg)
 	if err != nil {

@@ -5,8 +5,14 @@ import (
 	"database/sql/driver"
 
 	"github.com/hookrelay/hookrelay/store/internal/sqlcommon"
+	"github.com/jackc/pgx/v5"
 	"gorm.io/gorm"
 )
+
+// OpenTraced is Open with a tracer that sees every statement sent.
+func OpenTraced(ctx context.Context, dsn string, tracer pgx.QueryTracer) (*Driver, error) {
+	return open(ctx, dsn, tracer)
+}
 
 // SpillLockClass lets the tests hold a spill's lock as a publish in flight does.
 const SpillLockClass = spillLockClass

@@ -164,6 +164,9 @@ func lockSpills(tx *gorm.DB, ids []string, shared bool) error {
 func (d *Driver) beginPublish(tx *gorm.DB) (sqlcommon.PublishStart, error) {
 	locked := *d.spilledSeen.Load()
 	if len(locked) > 0 {
+		if !inTx(tx) {
+			return sqlcommon.PublishStart{}, errNeedsTx // the locks are held to the commit
+		}
 		if err := lockSpills(tx, locked, true); err != nil {
 			return sqlcommon.PublishStart{}, fmt.Errorf("lock spills: %w", err)
 		}
@@ -190,6 +193,11 @@ func (d *Driver) beginPublish(tx *gorm.DB) (sqlcommon.PublishStart, error) {
 			readSet[id] = true
 		}
 		toSpill := d.spills.Decide(backlogs, readSet)
+		if len(toSpill) > 0 && !inTx(tx) {
+			// Asked for again: the run inside a transaction decides them anew.
+			d.spills.RequestSpill(toSpill)
+			return sqlcommon.PublishStart{}, errNeedsTx
+		}
 		if len(toSpill) > 0 {
 			if toSpill, err = claimSpillStarts(tx, toSpill); err != nil {
 				return sqlcommon.PublishStart{}, err

@@ -51,6 +51,12 @@ func (hooks) InsertRows(tx *gorm.DB, table string, cols []string, n int, rowArgs
 	return insertRows(tx, table, cols, n, rowArgs)
 }
 
+// RunPublish runs every publish in a transaction: its statements are calls into the library,
+// and the transaction is what makes them one write.
+func (hooks) RunPublish(db *gorm.DB, publish func(tx *gorm.DB) error) error {
+	return db.Transaction(publish)
+}
+
 func (hooks) InsertPublished(tx *gorm.DB, events, deliveries sqlcommon.Rows) error {
 	for _, r := range [...]sqlcommon.Rows{events, deliveries} {
 		if r.N == 0 {

@@ -85,7 +85,12 @@ type Hooks interface {
 	JSONSource() string
 	JSONCol(i int, sqlType string) string
 
-	// BeginPublish runs first in a publish transaction and returns what the publish needs
+	// RunPublish runs a publish's statements, publish, on db: in a transaction, or, where
+	// the driver can tell that they write in one statement that commits by itself, without
+	// one. A try without one may end in an error of the driver's that says it needs one,
+	// and publish then runs again inside one.
+	RunPublish(db *gorm.DB, publish func(tx *gorm.DB) error) error
+	// BeginPublish runs first in a publish's statements and returns what the publish needs
 	// to know before it writes.
 	BeginPublish(tx *gorm.DB) (PublishStart, error)
 	// WroteRows is told the delivery rows a publish writes.

@@ -53,7 +53,15 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 			lessee.Release(granted)
 		}
 	}()
-	err := s.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.hooks.RunPublish(s.Writer.WithContext(ctx), func(tx *gorm.DB) error {
+		// A driver may run this again, in a transaction, after a try without one found it
+		// needs one (RunPublish): nothing of the try stays.
+		if len(granted) > 0 {
+			lessee.Release(granted)
+			granted, leased = nil, nil
+		}
+		clear(due)
+		owedOnly, newSpills = nil, nil
 		var subsByType = map[string][]*models.Webhook{}
 		begun, err := s.hooks.BeginPublish(tx)
 		if err != nil {
@@ -179,8 +187,11 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 				delete(owedOnly, d.WebhookID)
 			}
 		}
+		if err := s.hooks.InsertPublished(tx, eventRows(events, owedEvents), deliveryRows(deliveries, cols, "")); err != nil {
+			return err
+		}
 		s.hooks.WroteRows(deliveries)
-		return s.hooks.InsertPublished(tx, eventRows(events, owedEvents), deliveryRows(deliveries, cols, ""))
+		return nil
 	})
 	committed = err == nil
 	if err != nil {

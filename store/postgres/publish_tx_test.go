@@ -1,0 +1,204 @@
+package postgres_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookrelay/hookrelay/internal/storetest"
+	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
+	"github.com/hookrelay/hookrelay/store/conformance"
+	"github.com/hookrelay/hookrelay/store/internal/sqlcommon"
+	"github.com/hookrelay/hookrelay/store/postgres"
+	"github.com/jackc/pgx/v5"
+)
+
+// statements records the statements sent while on, by their first words.
+type statements struct {
+	mu   sync.Mutex
+	on   bool
+	sent []string
+}
+
+func (s *statements) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.on {
+		q := strings.Join(strings.Fields(d.SQL), " ")
+		s.sent = append(s.sent, q[:min(len(q), 40)])
+	}
+	return ctx
+}
+
+func (*statements) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// during returns the statements sent while fn ran.
+func (s *statements) during(fn func()) []string {
+	s.mu.Lock()
+	s.on, s.sent = true, nil
+	s.mu.Unlock()
+	fn()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.on = false
+	return s.sent
+}
+
+// openTraced opens the driver on a fresh database with a tracer of its statements.
+func openTraced(t *testing.T) (*postgres.Driver, *statements) {
+	t.Helper()
+	requirePostgres(t)
+	tr := &statements{}
+	d, err := postgres.OpenTraced(context.Background(), storetest.PostgresDSN(t), tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, tr
+}
+
+func hasPrefix(sent []string, prefix string) bool {
+	for _, q := range sent {
+		if strings.HasPrefix(strings.ToUpper(q), strings.ToUpper(prefix)) {
+			return true
+		}
+	}
+	return false
+}
+
+// A publish that holds no spill's lock and starts no spill sends its read of the webhooks and
+// one insert, with no BEGIN or COMMIT: the insert commits by itself. A publish that must hold
+// the locks of spills, or start one, runs in a transaction, and owes its events as before.
+func TestAPublishWithoutSpillsIsItsReadAndOneInsert(t *testing.T) {
+	d, tr := openTraced(t)
+	d.OnQueued(func(sqlcommon.Queued) {}) // as with a dispatcher: publishes start spills
+	s := store.New(d)
+	t.Cleanup(func() { _ = s.Close() })
+	w := conformance.NewWebhook(t, s, "message.received", true)
+
+	conformance.Publish(t, s, "message.received", "") // the tables' columns are read once, first
+	var second store.Published
+	sent := tr.during(func() { second = conformance.Publish(t, s, "message.received", "") })
+	if len(sent) != 2 || !hasPrefix(sent[:1], "SELECT w.id") || !hasPrefix(sent[1:], "WITH w0 AS (INSERT INTO events") {
+		t.Fatalf("a publish without spills sent %q, want the read of the webhooks and one insert", sent)
+	}
+	if len(second.Deliveries) != 1 {
+		t.Fatalf("published %d deliveries, want 1", len(second.Deliveries))
+	}
+	if st := conformance.QueueStats(t, s); st.Pending != 2 || st.Owed != 0 {
+		t.Fatalf("after the publish: %+v, want its delivery pending", st)
+	}
+
+	// Asked to start a spill, the publish finds out before it writes and runs again in a
+	// transaction that starts it and owes it the event.
+	d.RequestSpill([]string{w.ID})
+	sent = tr.during(func() { conformance.Publish(t, s, "message.received", "") })
+	if !hasPrefix(sent, "begin") || !hasPrefix(sent, "commit") {
+		t.Fatalf("a publish that starts a spill sent %q, want a transaction", sent)
+	}
+	if st := conformance.QueueStats(t, s); st.Spilled != 1 || st.Owed != 1 || st.Pending != 2 {
+		t.Fatalf("after the publish that spilled: %+v, want the spill started and owed the event", st)
+	}
+
+	// With the spill seen, the next publish takes its lock, so it runs in a transaction too.
+	sent = tr.during(func() { conformance.Publish(t, s, "message.received", "") })
+	if !hasPrefix(sent, "begin") || !hasPrefix(sent, "SELECT pg_advisory_xact_lock_shared") || !hasPrefix(sent, "commit") {
+		t.Fatalf("a publish to a spilled webhook sent %q, want the spill's lock taken in a transaction", sent)
+	}
+	if st := conformance.QueueStats(t, s); st.Owed != 2 || st.Pending != 2 {
+		t.Fatalf("after the publish to the spill: %+v, want 2 owed", st)
+	}
+}
+
+// slots is a lessee that grants up to free slots per webhook and counts what it holds.
+type slots struct {
+	mu       sync.Mutex
+	free     int
+	held     map[string]int
+	handed   int
+	released int
+}
+
+func (l *slots) Reserve(want map[string]int, _ time.Time) (map[string]int, string, int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	granted := map[string]int{}
+	for id, n := range want {
+		if g := min(n, l.free-l.held[id]); g > 0 {
+			granted[id] = g
+			l.held[id] += g
+		}
+	}
+	return granted, "test", time.Now().Add(time.Minute).UnixMilli()
+}
+
+func (l *slots) Leased(ds []*models.Delivery) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.handed += len(ds)
+}
+
+func (l *slots) Release(granted map[string]int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for id, n := range granted {
+		l.held[id] -= n
+		l.released += n
+	}
+}
+
+// A publish whose rows take more than one statement finds out after its lessee granted
+// slots, gives them back, and runs again in a transaction: every row is written once, and
+// the lessee holds exactly the slots of the rows handed to it.
+func TestAPublishOfMoreRowsThanOneStatementTakesRunsInATransaction(t *testing.T) {
+	d, tr := openTraced(t)
+	l := &slots{free: 10, held: map[string]int{}}
+	if !d.LeaseAtPublish(l) {
+		t.Fatal("the driver does not lease at publish")
+	}
+	s := store.New(d)
+	t.Cleanup(func() { _ = s.Close() })
+	const hooks, events = 3, postgres.InsertChunk/3 + 1 // one row more than a statement takes
+	for range hooks {
+		conformance.NewWebhook(t, s, "message.received", true)
+	}
+	et, _ := models.LookupEventType("message.received")
+	now := time.Now().UTC().Truncate(time.Second)
+	in := make([]store.PublishInput, events)
+	for i := range in {
+		in[i] = store.PublishInput{Type: et.Name, Payload: et.Example(now), OccurredAt: now, RequestHash: "h"}
+	}
+	var out []store.Published
+	var err error
+	sent := tr.during(func() {
+		if out, err = s.Publish(context.Background(), in); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if !hasPrefix(sent, "begin") || !hasPrefix(sent, "commit") {
+		t.Fatalf("a publish of %d rows sent %q, want a transaction", events*hooks, sent)
+	}
+	if len(out) != events || len(out[0].Deliveries) != hooks {
+		t.Fatalf("published %d events with %d deliveries each, want %d with %d", len(out), len(out[0].Deliveries), events, hooks)
+	}
+	var rows int64
+	if err := d.Writer.Raw(`SELECT count(*) FROM deliveries`).Scan(&rows).Error; err != nil {
+		t.Fatal(err)
+	}
+	if rows != events*hooks {
+		t.Fatalf("%d delivery rows, want %d", rows, events*hooks)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.released != hooks*l.free || l.handed != hooks*l.free {
+		t.Fatalf("the lessee had %d slots given back and %d deliveries handed over, want %d and %d",
+			l.released, l.handed, hooks*l.free, hooks*l.free)
+	}
+	for id, n := range l.held {
+		if n != l.free {
+			t.Fatalf("webhook %s holds %d slots, want %d", id, n, l.free)
+		}
+	}
+}
