@@ -54,7 +54,8 @@ func TestABacklogLookReadsOnlyTheListedWebhooksPendingRows(t *testing.T) {
 		var id, events string
 		var spilled bool
 		var pending, due int
-		if err := rows.Scan(&id, &events, &spilled, &pending, &due); err != nil {
+		var gen int64
+		if err := rows.Scan(&id, &events, &spilled, &pending, &due, &gen); err != nil {
 			t.Fatal(err)
 		}
 		want := [2]int{}

@@ -41,6 +41,9 @@ type Driver struct {
 	// spilledSeen is the spilled set the last publish read, whose locks the next publish takes
 	// before its read (beginPublish); never nil.
 	spilledSeen atomic.Pointer[[]string]
+	// subscribers is the webhooks the last publish read, for publishes without a
+	// transaction (publish_cache.go); nil when there is none to use.
+	subscribers atomic.Pointer[subscriberCache]
 	// instance names this driver in the wake notifications it sends, so that its own Listen
 	// can tell them from other replicas' (waker.go).
 	instance string

@@ -24,7 +24,7 @@ var _ sqlcommon.Hooks = hooks{}
 
 var schemaTypes = strings.NewReplacer("{{ts}}", "TIMESTAMPTZ", "{{blob}}", "BYTEA",
 	"{{hour started_at}}", "CAST(floor(extract(epoch FROM started_at) / 3600) AS BIGINT)",
-	"{{owed marks}}", owedMarksSQL)
+	"{{owed marks}}", owedMarksSQL, "{{webhook generation}}", webhookGenerationSQL)
 
 // owedMarksSQL is migration 18 (collect.go). The events already stored keep a NULL xid: none
 // of them is marked owed. A spill's after_xid defaults to the xid of the transaction that
@@ -35,6 +35,29 @@ ALTER TABLE events ADD COLUMN xid xid8;
 ALTER TABLE events ALTER COLUMN xid SET DEFAULT pg_current_xact_id();
 CREATE INDEX events_owed_xid ON events (xid) WHERE owed;
 ALTER TABLE webhook_spills ADD COLUMN after_xid xid8 NOT NULL DEFAULT pg_current_xact_id()
+`
+
+// webhookGenerationSQL is migration 19 (publish_cache.go). The triggers are deferred to the
+// commit: the generation's one row is then locked only while a change commits, not for the
+// rest of a transaction that starts a spill. The function names the table by the schema of
+// the table changed, so that a session with another search_path changes the right one.
+const webhookGenerationSQL = `
+CREATE TABLE webhook_generation (n BIGINT NOT NULL);
+INSERT INTO webhook_generation (n) VALUES (1);
+CREATE FUNCTION hookrelay_webhooks_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE format('UPDATE %I.webhook_generation SET n = n + 1', TG_TABLE_SCHEMA);
+	RETURN NULL;
+END
+$$;
+CREATE CONSTRAINT TRIGGER webhooks_added_or_removed AFTER INSERT OR DELETE ON webhooks
+	DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION hookrelay_webhooks_changed();
+CREATE CONSTRAINT TRIGGER webhooks_subscription_changed AFTER UPDATE OF enabled, events ON webhooks
+	DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+	WHEN (OLD.enabled IS DISTINCT FROM NEW.enabled OR OLD.events IS DISTINCT FROM NEW.events)
+	EXECUTE FUNCTION hookrelay_webhooks_changed();
+CREATE CONSTRAINT TRIGGER spills_started_or_ended AFTER INSERT OR DELETE ON webhook_spills
+	DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION hookrelay_webhooks_changed()
 `
 
 func (hooks) SchemaSQL(q string) string { return schemaTypes.Replace(q) }
@@ -64,37 +87,13 @@ func (hooks) InsertRows(tx *gorm.DB, table string, cols []string, n int, rowArgs
 	return insertRows(tx, table, cols, n, rowArgs)
 }
 
-// RunPublish tries a publish without a transaction while no spill's lock is to be taken: its
-// reads need none (each statement reads what has committed, as in a transaction at read
-// committed), and its rows go in one statement (insertRowSets), which commits by itself. That
-// leaves two round trips, the read and the insert, of the four that BEGIN and COMMIT made: at
-// 1,000 single publishes a second each one's answer waits on them, and on the group's
-// transaction before it. A publish that must hold spill locks, start a spill or write more
-// rows than one statement takes finds out before it writes (errNeedsTx) and runs again
-// inside a transaction.
+// RunPublish: see publish_cache.go.
 func (h hooks) RunPublish(db *gorm.DB, publish func(tx *gorm.DB) error) error {
-	if len(*h.d.spilledSeen.Load()) == 0 {
-		if err := publish(db); !errors.Is(err, errNeedsTx) {
-			return err
-		}
-	}
-	return db.Transaction(publish)
+	return h.d.runPublish(db, publish)
 }
 
-// errNeedsTx ends a publish tried without a transaction (RunPublish) before it writes.
-var errNeedsTx = errors.New("postgres: the publish needs a transaction")
-
-// inTx reports whether tx runs in a transaction.
-func inTx(tx *gorm.DB) bool {
-	_, ok := tx.Statement.ConnPool.(gorm.TxCommitter)
-	return ok
-}
-
-func (hooks) InsertPublished(tx *gorm.DB, events, deliveries sqlcommon.Rows) error {
-	if !inTx(tx) && (events.N > pgInsertChunk || deliveries.N > pgInsertChunk) {
-		return errNeedsTx // more than one statement
-	}
-	return insertRowSets(tx, []sqlcommon.Rows{events, deliveries})
+func (h hooks) InsertPublished(tx *gorm.DB, begun sqlcommon.PublishStart, events, deliveries sqlcommon.Rows) error {
+	return h.d.insertPublished(tx, begun, events, deliveries)
 }
 
 // InsertAttempts takes a batch's attempts in one array insert (grouping them by what they

@@ -82,49 +82,80 @@ func (ins *pgInsert) arrays(from, rows int, rowArgs func(i int, args []any) []an
 // data-modifying WITH: one round trip where a publish took one per table (its events, then
 // their deliveries). Sets larger than one chunk go one by one.
 func insertRowSets(tx *gorm.DB, sets []sqlcommon.Rows) error {
+	_, err := insertRowSetsAt(tx, sets, 0)
+	return err
+}
+
+// insertRowSetsAt is insertRowSets that, when gen is not 0, writes only while the webhooks
+// are as they were at that generation (webhook_generation, publish_cache.go), all in one
+// statement whatever the number of sets, and reports whether it wrote.
+func insertRowSetsAt(tx *gorm.DB, sets []sqlcommon.Rows, gen int64) (bool, error) {
 	sets = slices.DeleteFunc(slices.Clone(sets), func(r sqlcommon.Rows) bool { return r.N == 0 })
-	if len(sets) <= 1 || slices.ContainsFunc(sets, func(r sqlcommon.Rows) bool { return r.N > pgInsertChunk }) {
+	if len(sets) == 0 {
+		return true, nil
+	}
+	oneStatement := !slices.ContainsFunc(sets, func(r sqlcommon.Rows) bool { return r.N > pgInsertChunk })
+	if gen != 0 && !oneStatement {
+		return false, fmt.Errorf("insert: %d rows do not go in one statement", sets[0].N)
+	}
+	if gen == 0 && (len(sets) == 1 || !oneStatement) {
 		for _, r := range sets {
 			if err := insertRows(tx, r.Table, r.Cols, r.N, r.Row); err != nil {
-				return err
+				return false, err
 			}
 		}
-		return nil
+		return true, nil
 	}
 	var sb strings.Builder
 	var params []any
 	names := make([]string, len(sets))
+	sb.WriteString("WITH ")
+	if gen != 0 {
+		sb.WriteString("g AS (SELECT " + generationSQL + " AS n), ")
+		params = append(params, gen) // $1
+	}
 	for i, r := range sets {
 		ins, err := pgInsertFor(tx, r.Table, r.Cols)
 		if err != nil {
-			return err
+			return false, err
 		}
 		p, err := ins.arrays(0, r.N, r.Row)
 		if err != nil {
-			return err
+			return false, err
 		}
+		last := i == len(sets)-1 && gen == 0
 		switch {
 		case i == 0:
-			sb.WriteString("WITH ")
-		case i < len(sets)-1:
-			sb.WriteString(", ")
-		default:
+		case last:
 			sb.WriteString(" ")
+		default:
+			sb.WriteString(", ")
 		}
-		if i < len(sets)-1 {
+		if !last {
 			sb.WriteString("w" + strconv.Itoa(i) + " AS (")
 		}
 		sb.WriteString(ins.at(len(params)))
-		if i < len(sets)-1 {
+		params = append(params, p...)
+		if gen != 0 {
+			sb.WriteString(" WHERE (SELECT n FROM g) = $1")
+		}
+		if !last {
 			sb.WriteString(")")
 		}
-		params = append(params, p...)
 		names[i] = r.Table
 	}
-	if _, err := tx.Statement.ConnPool.ExecContext(tx.Statement.Context, sb.String(), params...); err != nil {
-		return fmt.Errorf("insert %s: %w", strings.Join(names, ", "), err)
+	if gen == 0 {
+		if _, err := tx.Statement.ConnPool.ExecContext(tx.Statement.Context, sb.String(), params...); err != nil {
+			return false, fmt.Errorf("insert %s: %w", strings.Join(names, ", "), err)
+		}
+		return true, nil
 	}
-	return nil
+	sb.WriteString(" SELECT n FROM g")
+	var found int64
+	if err := tx.Statement.ConnPool.QueryRowContext(tx.Statement.Context, sb.String(), params...).Scan(&found); err != nil {
+		return false, fmt.Errorf("insert %s: %w", strings.Join(names, ", "), err)
+	}
+	return found == gen, nil
 }
 
 // scanStrings runs query on tx's connection and hands each row's first column to got.

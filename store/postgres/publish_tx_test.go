@@ -16,7 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// statements records the statements sent while on, by their first words.
+// statements records the statements sent while on, by their first words, but for wakes.
 type statements struct {
 	mu   sync.Mutex
 	on   bool
@@ -26,7 +26,8 @@ type statements struct {
 func (s *statements) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.on {
+	// The wakes to other replicas go on a goroutine of their own, whenever it runs.
+	if s.on && !strings.HasPrefix(d.SQL, "SELECT pg_notify") {
 		q := strings.Join(strings.Fields(d.SQL), " ")
 		s.sent = append(s.sent, q[:min(len(q), 40)])
 	}
@@ -47,16 +48,44 @@ func (s *statements) during(fn func()) []string {
 	return s.sent
 }
 
-// openTraced opens the driver on a fresh database with a tracer of its statements.
-func openTraced(t *testing.T) (*postgres.Driver, *statements) {
+// openTraced opens the driver on a fresh database with a tracer of its statements, and
+// returns the database's DSN for other replicas.
+func openTraced(t *testing.T) (*postgres.Driver, *statements, string) {
 	t.Helper()
 	requirePostgres(t)
 	tr := &statements{}
-	d, err := postgres.OpenTraced(context.Background(), storetest.PostgresDSN(t), tr)
+	dsn := storetest.PostgresDSN(t)
+	d, err := postgres.OpenTraced(context.Background(), dsn, tr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return d, tr
+	return d, tr, dsn
+}
+
+// publishChecked publishes one event on s and checks the statements it sent and its
+// deliveries.
+func publishChecked(t *testing.T, s *store.Store, tr *statements, what string, want func(sent []string) bool, deliveries int) {
+	t.Helper()
+	var p store.Published
+	sent := tr.during(func() { p = conformance.Publish(t, s, "message.received", "") })
+	if !want(sent) {
+		t.Fatalf("%s sent %q", what, sent)
+	}
+	if len(p.Deliveries) != deliveries {
+		t.Fatalf("%s published %d deliveries, want %d", what, len(p.Deliveries), deliveries)
+	}
+}
+
+// oneInsert is what a publish sends while the webhooks are as it last read them.
+func oneInsert(sent []string) bool {
+	return len(sent) == 1 && hasPrefix(sent, "WITH g AS (SELECT COALESCE")
+}
+
+// readAgain is what it sends when they changed: the insert that wrote nothing, then a
+// transaction that reads them and writes.
+func readAgain(sent []string) bool {
+	return len(sent) == 5 && hasPrefix(sent[:1], "WITH g AS") && hasPrefix(sent[1:2], "begin") &&
+		hasPrefix(sent[2:3], "SELECT w.id") && strings.Contains(sent[3], "INSERT INTO events") && hasPrefix(sent[4:], "commit")
 }
 
 func hasPrefix(sent []string, prefix string) bool {
@@ -68,37 +97,61 @@ func hasPrefix(sent []string, prefix string) bool {
 	return false
 }
 
-// A publish that holds no spill's lock and starts no spill sends its read of the webhooks and
-// one insert, with no BEGIN or COMMIT: the insert commits by itself. A publish that must hold
-// the locks of spills, or start one, runs in a transaction, and owes its events as before.
-func TestAPublishWithoutSpillsIsItsReadAndOneInsert(t *testing.T) {
-	d, tr := openTraced(t)
+// A publish that holds no spill's lock and starts no spill sends one statement while the
+// webhooks are as the last publish read them: its insert, checked against their generation,
+// with no BEGIN or COMMIT. When another replica changed them, the insert writes nothing and the
+// publish runs again in a transaction that reads them afresh. A publish that must hold the
+// locks of spills, or start one, runs in a transaction, and owes its events as before.
+func TestAPublishWhileTheWebhooksStayTheSameIsOneInsert(t *testing.T) {
+	d, tr, dsn := openTraced(t)
 	d.OnQueued(func(sqlcommon.Queued) {}) // as with a dispatcher: publishes start spills
 	s := store.New(d)
 	t.Cleanup(func() { _ = s.Close() })
+	other := open(t, dsn) // another replica
+	ctx := context.Background()
 	w := conformance.NewWebhook(t, s, "message.received", true)
 
-	conformance.Publish(t, s, "message.received", "") // the tables' columns are read once, first
-	var second store.Published
-	sent := tr.during(func() { second = conformance.Publish(t, s, "message.received", "") })
-	if len(sent) != 2 || !hasPrefix(sent[:1], "SELECT w.id") || !hasPrefix(sent[1:], "WITH w0 AS (INSERT INTO events") {
-		t.Fatalf("a publish without spills sent %q, want the read of the webhooks and one insert", sent)
+	publish := func(what string, want func(sent []string) bool, deliveries int) {
+		t.Helper()
+		publishChecked(t, s, tr, what, want, deliveries)
 	}
-	if len(second.Deliveries) != 1 {
-		t.Fatalf("published %d deliveries, want 1", len(second.Deliveries))
+
+	conformance.Publish(t, s, "message.received", "") // reads the webhooks, and the tables' columns once
+	publish("a publish with the webhooks unchanged", oneInsert, 1)
+
+	w2 := conformance.NewWebhook(t, other, "message.received", true)
+	publish("a publish after another replica added a webhook", readAgain, 2)
+	publish("the publish after it", oneInsert, 2)
+
+	if _, err := other.ModifyWebhook(ctx, w2.ID, func(w *models.Webhook) error { w.Enabled = false; return nil }); err != nil {
+		t.Fatal(err)
 	}
-	if st := conformance.QueueStats(t, s); st.Pending != 2 || st.Owed != 0 {
-		t.Fatalf("after the publish: %+v, want its delivery pending", st)
+	publish("a publish after another replica disabled a webhook", readAgain, 1)
+	if _, err := other.ModifyWebhook(ctx, w2.ID, func(w *models.Webhook) error { w.Name = "renamed"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	publish("a publish after a change it does not depend on", oneInsert, 1)
+	if _, err := other.ModifyWebhook(ctx, w.ID, func(w *models.Webhook) error { w.Events = "conversation.started"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	publish("a publish after its only subscriber subscribed to something else", readAgain, 0)
+	if _, err := other.ModifyWebhook(ctx, w.ID, func(w *models.Webhook) error { w.Events = "message.received"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	publish("a publish after it subscribed again", readAgain, 1)
+	// 9 deliveries, less the 2 of the webhook disabled, which disabling cancelled.
+	if st := conformance.QueueStats(t, s); st.Pending != 7 || st.Owed != 0 {
+		t.Fatalf("after the publishes: %+v, want 7 deliveries pending", st)
 	}
 
 	// Asked to start a spill, the publish finds out before it writes and runs again in a
 	// transaction that starts it and owes it the event.
 	d.RequestSpill([]string{w.ID})
-	sent = tr.during(func() { conformance.Publish(t, s, "message.received", "") })
+	sent := tr.during(func() { conformance.Publish(t, s, "message.received", "") })
 	if !hasPrefix(sent, "begin") || !hasPrefix(sent, "commit") {
 		t.Fatalf("a publish that starts a spill sent %q, want a transaction", sent)
 	}
-	if st := conformance.QueueStats(t, s); st.Spilled != 1 || st.Owed != 1 || st.Pending != 2 {
+	if st := conformance.QueueStats(t, s); st.Spilled != 1 || st.Owed != 1 || st.Pending != 7 {
 		t.Fatalf("after the publish that spilled: %+v, want the spill started and owed the event", st)
 	}
 
@@ -107,8 +160,31 @@ func TestAPublishWithoutSpillsIsItsReadAndOneInsert(t *testing.T) {
 	if !hasPrefix(sent, "begin") || !hasPrefix(sent, "SELECT pg_advisory_xact_lock_shared") || !hasPrefix(sent, "commit") {
 		t.Fatalf("a publish to a spilled webhook sent %q, want the spill's lock taken in a transaction", sent)
 	}
-	if st := conformance.QueueStats(t, s); st.Owed != 2 || st.Pending != 2 {
+	if st := conformance.QueueStats(t, s); st.Owed != 2 || st.Pending != 7 {
 		t.Fatalf("after the publish to the spill: %+v, want 2 owed", st)
+	}
+}
+
+// A spill another replica started changes the generation too: the next publish reads it, and
+// the one after owes the spill its event.
+func TestAPublishSeesASpillAnotherReplicaStarted(t *testing.T) {
+	d, tr, dsn := openTraced(t)
+	s := store.New(d)
+	t.Cleanup(func() { _ = s.Close() })
+	other := open(t, dsn)
+	w := conformance.NewWebhook(t, s, "message.received", true)
+	conformance.Publish(t, s, "message.received", "")
+	publishChecked(t, s, tr, "a publish with the webhooks unchanged", oneInsert, 1)
+	if _, err := other.Spill(context.Background(), []string{w.ID}); err != nil {
+		t.Fatal(err)
+	}
+	// A row still: the spill's lock was not held (TestAPublishOwesOnlyTheSpillsItLockedBeforeReading).
+	publishChecked(t, s, tr, "a publish after another replica spilled its webhook", readAgain, 1)
+	publishChecked(t, s, tr, "the publish after it", func(sent []string) bool {
+		return hasPrefix(sent, "begin") && hasPrefix(sent, "SELECT pg_advisory_xact_lock_shared")
+	}, 0)
+	if st := conformance.QueueStats(t, s); st.Pending != 3 || st.Owed != 1 || st.Spilled != 1 {
+		t.Fatalf("after the publishes: %+v, want 3 pending and 1 owed", st)
 	}
 }
 
@@ -153,7 +229,7 @@ func (l *slots) Release(granted map[string]int) {
 // slots, gives them back, and runs again in a transaction: every row is written once, and
 // the lessee holds exactly the slots of the rows handed to it.
 func TestAPublishOfMoreRowsThanOneStatementTakesRunsInATransaction(t *testing.T) {
-	d, tr := openTraced(t)
+	d, tr, _ := openTraced(t)
 	l := &slots{free: 10, held: map[string]int{}}
 	if !d.LeaseAtPublish(l) {
 		t.Fatal("the driver does not lease at publish")

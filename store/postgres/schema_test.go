@@ -13,7 +13,7 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/schema.golden from the migrated schema")
 
-// The migrated schema (columns, then indexes) is the committed one: a migration that changes
+// The migrated schema (columns, then indexes, then triggers) is the committed one: a migration that changes
 // it changes testdata/schema.golden in the same commit (go test ./store/postgres -run Schema
 // -update, with HOOKRELAY_TEST_POSTGRES_URL set).
 func TestSchemaMatchesGolden(t *testing.T) {
@@ -31,6 +31,12 @@ func TestSchemaMatchesGolden(t *testing.T) {
 	var indexes []struct{ Indexname, Indexdef string }
 	if err := s.ScanSQL(ctx, &indexes, `SELECT indexname, indexdef FROM pg_indexes
 		WHERE schemaname = current_schema() ORDER BY indexname`); err != nil {
+		t.Fatal(err)
+	}
+	var triggers []struct{ Def string }
+	if err := s.ScanSQL(ctx, &triggers, `SELECT pg_get_triggerdef(t.oid) AS def FROM pg_trigger t
+		JOIN pg_class c ON c.oid = t.tgrelid WHERE c.relnamespace = current_schema()::regnamespace
+		AND NOT t.tgisinternal ORDER BY t.tgname`); err != nil {
 		t.Fatal(err)
 	}
 	var schemaName string
@@ -58,6 +64,10 @@ func TestSchemaMatchesGolden(t *testing.T) {
 	for _, ix := range indexes {
 		// The test's schema name is random; the definition without it is what matters.
 		fmt.Fprintf(&sb, "%s\n", strings.ReplaceAll(ix.Indexdef, schemaName+".", ""))
+	}
+	sb.WriteString("\n")
+	for _, tg := range triggers {
+		fmt.Fprintf(&sb, "%s\n", strings.ReplaceAll(tg.Def, schemaName+".", ""))
 	}
 	got := sb.String()
 	const golden = "testdata/schema.golden"

@@ -178,15 +178,26 @@ func (d *Driver) beginPublish(tx *gorm.DB) (sqlcommon.PublishStart, error) {
 	if listening {
 		check = d.spills.TakeChecks()
 	}
-	enabled, read, backlogs, err := enabledWithSpills(tx, check)
-	if err != nil {
-		return sqlcommon.PublishStart{}, err
+	var enabled []*models.Webhook
+	var read []string
+	var backlogs map[string]sqlcommon.Backlog
+	var guard int64
+	if c := d.cachedSubscribers(tx, check); c != nil {
+		enabled, guard = c.enabled, c.gen // and nothing spilled
+	} else {
+		var gen int64
+		var err error
+		if enabled, read, backlogs, gen, err = enabledWithSpills(tx, check); err != nil {
+			return sqlcommon.PublishStart{}, err
+		}
+		d.readSubscribers(gen, enabled, read)
 	}
 	slices.Sort(read) // in Go's order for the searches below; a collation could order some ids otherwise
 	if !slices.Equal(read, locked) {
 		d.spilledSeen.Store(&read)
 	}
 	var started []string
+	var err error
 	if listening {
 		readSet := make(map[string]bool, len(read))
 		for _, id := range read {
@@ -210,7 +221,7 @@ func (d *Driver) beginPublish(tx *gorm.DB) (sqlcommon.PublishStart, error) {
 		}
 	}
 	d.noteSpilled(started)
-	out := sqlcommon.PublishStart{Started: started, Enabled: enabled}
+	out := sqlcommon.PublishStart{Started: started, Enabled: enabled, Guard: guard}
 	owes := slices.Concat(started, slices.DeleteFunc(slices.Clone(read), func(id string) bool { // read is kept as spilledSeen
 		_, held := slices.BinarySearch(locked, id)
 		return !held
@@ -225,7 +236,8 @@ func (d *Driver) beginPublish(tx *gorm.DB) (sqlcommon.PublishStart, error) {
 }
 
 // enabledWithSpills reads the enabled webhooks and which of them are spilled (in id order,
-// the order their locks are taken in), and the backlogs that check asks to look at. A disabled
+// the order their locks are taken in), the backlogs that check asks to look at, and the
+// generation of webhooks it read (0 when it read none; publish_cache.go). A disabled
 // webhook's spill does not matter to a publish, which writes nothing for it; disabling one
 // drops its spill. Of each webhook it reads what a publish uses, its id and subscription,
 // scanned by hand: gorm's scan of whole rows (secrets, times) was an eighth of all CPU with 51
@@ -235,8 +247,8 @@ func (d *Driver) beginPublish(tx *gorm.DB) (sqlcommon.PublishStart, error) {
 // 32 rows it writes for it, and as statements of their own the looks were about two round
 // trips in each group transaction of single publishes with four webhooks, 0.33 ms apiece
 // (statement times summed by a pgx tracer), on the path every publish waits behind.
-func enabledWithSpills(tx *gorm.DB, check sqlcommon.BacklogCheck) ([]*models.Webhook, []string, map[string]sqlcommon.Backlog, error) {
-	q, args := `SELECT w.id, w.events, sp.webhook_id IS NOT NULL, 0, 0 FROM webhooks w
+func enabledWithSpills(tx *gorm.DB, check sqlcommon.BacklogCheck) (enabled []*models.Webhook, spilled []string, backlogs map[string]sqlcommon.Backlog, gen int64, err error) {
+	q, args := `SELECT w.id, w.events, sp.webhook_id IS NOT NULL, 0, 0, `+generationSQL+` FROM webhooks w
 		LEFT JOIN webhook_spills sp ON sp.webhook_id = w.id WHERE w.enabled ORDER BY w.id`, []any(nil)
 	if len(check.IDs) > 0 {
 		// The look is the one ToSpill makes on SQLite, for the listed webhooks only: the
@@ -245,18 +257,15 @@ func enabledWithSpills(tx *gorm.DB, check sqlcommon.BacklogCheck) ([]*models.Web
 	}
 	rows, err := tx.Statement.ConnPool.QueryContext(tx.Statement.Context, q, args...)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("webhooks and spills: %w", err)
+		return nil, nil, nil, 0, fmt.Errorf("webhooks and spills: %w", err)
 	}
 	defer rows.Close()
-	var enabled []*models.Webhook
-	var spilled []string
-	var backlogs map[string]sqlcommon.Backlog
 	for rows.Next() {
 		w := &models.Webhook{Enabled: true}
 		var isSpilled bool
 		var b sqlcommon.Backlog
-		if err := rows.Scan(&w.ID, &w.Events, &isSpilled, &b.Pending, &b.Due); err != nil {
-			return nil, nil, nil, fmt.Errorf("webhooks and spills: %w", err)
+		if err := rows.Scan(&w.ID, &w.Events, &isSpilled, &b.Pending, &b.Due, &gen); err != nil {
+			return nil, nil, nil, 0, fmt.Errorf("webhooks and spills: %w", err)
 		}
 		enabled = append(enabled, w)
 		if isSpilled {
@@ -270,15 +279,15 @@ func enabledWithSpills(tx *gorm.DB, check sqlcommon.BacklogCheck) ([]*models.Web
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, nil, nil, fmt.Errorf("webhooks and spills: %w", err)
+		return nil, nil, nil, 0, fmt.Errorf("webhooks and spills: %w", err)
 	}
-	return enabled, spilled, backlogs, nil
+	return enabled, spilled, backlogs, gen, nil
 }
 
 // webhooksAndBacklogsSQL is enabledWithSpills's statement when it looks at backlogs: $1 the
 // webhooks whose backlogs to count, $2 the time before which a delivery counts as due, $3 the
 // most deliveries to count of each.
-const webhooksAndBacklogsSQL = `SELECT w.id, w.events, sp.webhook_id IS NOT NULL, b.pending, b.due FROM webhooks w
+const webhooksAndBacklogsSQL = `SELECT w.id, w.events, sp.webhook_id IS NOT NULL, b.pending, b.due, ` + generationSQL + ` FROM webhooks w
 	LEFT JOIN webhook_spills sp ON sp.webhook_id = w.id
 	CROSS JOIN LATERAL (SELECT COUNT(*) AS pending, COUNT(*) FILTER (WHERE x.next_attempt_at <= $2) AS due
 		FROM (SELECT d.next_attempt_at FROM deliveries d

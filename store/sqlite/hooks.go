@@ -18,7 +18,7 @@ type hooks struct{ d *Driver }
 
 var _ sqlcommon.Hooks = hooks{}
 
-var schemaTypes = strings.NewReplacer("{{ts}}", "DATETIME", "{{blob}}", "BLOB", "{{owed marks}}", "",
+var schemaTypes = strings.NewReplacer("{{ts}}", "DATETIME", "{{blob}}", "BLOB", "{{owed marks}}", "", "{{webhook generation}}", "",
 	"{{hour started_at}}", "(CAST(strftime('%s', started_at) AS INTEGER) / 3600)")
 
 func (hooks) SchemaSQL(q string) string { return schemaTypes.Replace(q) }
@@ -57,7 +57,7 @@ func (hooks) RunPublish(db *gorm.DB, publish func(tx *gorm.DB) error) error {
 	return db.Transaction(publish)
 }
 
-func (hooks) InsertPublished(tx *gorm.DB, events, deliveries sqlcommon.Rows) error {
+func (hooks) InsertPublished(tx *gorm.DB, _ sqlcommon.PublishStart, events, deliveries sqlcommon.Rows) error {
 	for _, r := range [...]sqlcommon.Rows{events, deliveries} {
 		if r.N == 0 {
 			continue

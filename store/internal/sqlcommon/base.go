@@ -50,6 +50,9 @@ type PublishStart struct {
 	// a cache the transaction checked); the publish keeps each event type's subscribers. Of
 	// each, a publish uses only ID and Events, which is all PostgreSQL reads.
 	Enabled []*models.Webhook
+	// Guard, when not 0, is what the driver's InsertPublished checks that Enabled still holds
+	// when it writes (PostgreSQL: the generation of webhooks it read them at, from a cache).
+	Guard int64
 }
 
 // Hooks are the parts of the shared statements that a driver supplies. Each is called once
@@ -71,8 +74,9 @@ type Hooks interface {
 	// order.
 	InsertRows(tx *gorm.DB, table string, cols []string, n int, rowArgs func(i int, args []any) []any) error
 	// InsertPublished writes a publish's events and their delivery rows (either may be
-	// empty); PostgreSQL writes them in one statement, a round trip less.
-	InsertPublished(tx *gorm.DB, events, deliveries Rows) error
+	// empty), given what BeginPublish returned; PostgreSQL writes them in one statement, a
+	// round trip less.
+	InsertPublished(tx *gorm.DB, begun PublishStart, events, deliveries Rows) error
 	// InsertAttempts writes attempt rows.
 	InsertAttempts(tx *gorm.DB, attempts []*models.Attempt) error
 	// WriteCaptures stores a group of captures atomically on db (the writer, outside any

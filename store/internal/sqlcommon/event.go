@@ -187,7 +187,7 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 				delete(owedOnly, d.WebhookID)
 			}
 		}
-		if err := s.hooks.InsertPublished(tx, eventRows(events, owedEvents), deliveryRows(deliveries, cols, "")); err != nil {
+		if err := s.hooks.InsertPublished(tx, begun, eventRows(events, owedEvents), deliveryRows(deliveries, cols, "")); err != nil {
 			return err
 		}
 		s.hooks.WroteRows(deliveries)

@@ -346,6 +346,13 @@ ALTER TABLE captures_by_bin RENAME TO captures
 	// ended, from after_xid on (store/postgres/collect.go). SQLite's spill position needs
 	// neither: there the migration is empty.
 	{18, "owed events marked", `{{owed marks}}`},
+	// PostgreSQL: a generation of the webhooks as a publish sees them (which exist, which are
+	// enabled, what they subscribe to, which are spilled), one more with every change, so that
+	// a publish can use the webhooks it read before while the generation holds
+	// (store/postgres/publish_cache.go). Triggers count the changes, whoever makes them: every
+	// replica, and anyone changing the tables by hand. SQLite keeps its webhooks in memory
+	// behind its one writer and needs none: there the migration is empty.
+	{19, "webhook generation", `{{webhook generation}}`},
 }
 
 // Migrate brings the schema up to date: each migration not yet recorded in
@@ -369,7 +376,7 @@ func (s *Base) Migrate(ctx context.Context) error {
 			continue
 		}
 		err := db.Transaction(func(tx *gorm.DB) error {
-			for _, stmt := range strings.Split(s.hooks.SchemaSQL(m.sql), ";") {
+			for _, stmt := range splitStatements(s.hooks.SchemaSQL(m.sql)) {
 				if strings.TrimSpace(stmt) == "" {
 					continue
 				}
@@ -385,4 +392,22 @@ func (s *Base) Migrate(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// splitStatements splits a migration at its semicolons, but for those inside a $$-quoted
+// body (a function's).
+func splitStatements(sql string) []string {
+	var out []string
+	quoted, from := false, 0
+	for i := 0; i < len(sql); i++ {
+		switch {
+		case strings.HasPrefix(sql[i:], "$$"):
+			quoted = !quoted
+			i++
+		case sql[i] == ';' && !quoted:
+			out = append(out, sql[from:i])
+			from = i + 1
+		}
+	}
+	return append(out, sql[from:])
 }
