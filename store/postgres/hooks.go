@@ -24,7 +24,8 @@ var _ sqlcommon.Hooks = hooks{}
 
 var schemaTypes = strings.NewReplacer("{{ts}}", "TIMESTAMPTZ", "{{blob}}", "BYTEA",
 	"{{hour started_at}}", "CAST(floor(extract(epoch FROM started_at) / 3600) AS BIGINT)",
-	"{{owed marks}}", owedMarksSQL, "{{webhook generation}}", webhookGenerationSQL)
+	"{{owed marks}}", owedMarksSQL, "{{webhook generation}}", webhookGenerationSQL,
+	"{{publish locks}}", publishLocksSQL)
 
 // owedMarksSQL is migration 18 (collect.go). The events already stored keep a NULL xid: none
 // of them is marked owed. A spill's after_xid defaults to the xid of the transaction that
@@ -58,6 +59,20 @@ CREATE CONSTRAINT TRIGGER webhooks_subscription_changed AFTER UPDATE OF enabled,
 	EXECUTE FUNCTION hookrelay_webhooks_changed();
 CREATE CONSTRAINT TRIGGER spills_started_or_ended AFTER INSERT OR DELETE ON webhook_spills
 	DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION hookrelay_webhooks_changed()
+`
+
+// publishLocksSQL is migration 20 (publish_cache.go). The function is volatile, so its
+// read of the generation takes a snapshot of its own, after the locks: one taken with the
+// statement that calls it, before them, could miss a spill that ended while they waited.
+// Its search_path is the one it was made with, where the table is.
+const publishLocksSQL = `
+CREATE FUNCTION hookrelay_publish_generation(class integer, spills text[]) RETURNS bigint
+	LANGUAGE plpgsql VOLATILE SET search_path FROM CURRENT AS $$
+BEGIN
+	PERFORM pg_advisory_xact_lock_shared(class, hashtext(k)) FROM unnest(spills) AS u(k);
+	RETURN COALESCE((SELECT max(n) FROM webhook_generation), 0);
+END
+$$
 `
 
 func (hooks) SchemaSQL(q string) string { return schemaTypes.Replace(q) }

@@ -82,14 +82,15 @@ func (ins *pgInsert) arrays(from, rows int, rowArgs func(i int, args []any) []an
 // data-modifying WITH: one round trip where a publish took one per table (its events, then
 // their deliveries). Sets larger than one chunk go one by one.
 func insertRowSets(tx *gorm.DB, sets []sqlcommon.Rows) error {
-	_, err := insertRowSetsAt(tx, sets, 0)
+	_, err := insertRowSetsAt(tx, sets, 0, nil)
 	return err
 }
 
 // insertRowSetsAt is insertRowSets that, when gen is not 0, writes only while the webhooks
 // are as they were at that generation (webhook_generation, publish_cache.go), all in one
-// statement whatever the number of sets, and reports whether it wrote.
-func insertRowSetsAt(tx *gorm.DB, sets []sqlcommon.Rows, gen int64) (bool, error) {
+// statement whatever the number of sets, and reports whether it wrote. The statement first
+// takes the shared locks of the spills in locks, and reads the generation after them.
+func insertRowSetsAt(tx *gorm.DB, sets []sqlcommon.Rows, gen int64, locks []string) (bool, error) {
 	sets = slices.DeleteFunc(slices.Clone(sets), func(r sqlcommon.Rows) bool { return r.N == 0 })
 	if len(sets) == 0 {
 		return true, nil
@@ -110,7 +111,11 @@ func insertRowSetsAt(tx *gorm.DB, sets []sqlcommon.Rows, gen int64) (bool, error
 	var params []any
 	names := make([]string, len(sets))
 	sb.WriteString("WITH ")
-	if gen != 0 {
+	switch {
+	case gen != 0 && len(locks) > 0:
+		sb.WriteString("g AS (SELECT hookrelay_publish_generation($2, $3::text[]) AS n), ")
+		params = append(params, gen, spillLockClass, textArray(locks)) // $1, $2, $3
+	case gen != 0:
 		sb.WriteString("g AS (SELECT " + generationSQL + " AS n), ")
 		params = append(params, gen) // $1
 	}

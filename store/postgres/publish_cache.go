@@ -1,7 +1,9 @@
 package postgres
 
 import (
+	"context"
 	"errors"
+	"slices"
 
 	"github.com/hookrelay/hookrelay/models"
 	"github.com/hookrelay/hookrelay/store/internal/sqlcommon"
@@ -27,9 +29,19 @@ import (
 // one statement, so they see the database at one moment: the rows are those a read at that
 // moment would have made.
 //
-// A publish that must hold spill locks, start a spill, write more rows than one statement
+// A publish that owes spilled webhooks must hold their locks from before it learns which are
+// spilled to its commit (beginPublish). The cache serves it too when it was read with those
+// very spills: its one statement takes the locks first, then reads the generation with a
+// snapshot of its own, taken after them (hookrelay_publish_generation, migration 20); a spill
+// that ended before the locks were granted changed the generation. The statement's own
+// snapshot, taken before the locks, only inserts new rows, which it does not need to see
+// anything for. With endpoints hanging, that is most publishes: one statement instead of
+// BEGIN, the locks, the read, the insert and COMMIT. In a transaction (a publish that reads),
+// the locks are a statement of their own and the check needs no function.
+//
+// A publish that must start a spill, look at a backlog, write more rows than one statement
 // takes, or whose cache is stale finds out before it writes anything (errNeedsTx) and runs
-// again inside a transaction.
+// again inside a transaction, the last time without the cache.
 
 // generationSQL is the webhooks' generation in a read: 0, which no cache uses, if the table
 // has lost its row.
@@ -38,46 +50,60 @@ const generationSQL = `COALESCE((SELECT max(n) FROM webhook_generation), 0)`
 // errNeedsTx ends a publish tried without a transaction before it writes.
 var errNeedsTx = errors.New("postgres: the publish needs a transaction")
 
-// subscriberCache is what the last read of the webhooks found, while no webhook was spilled.
+// subscriberCache is what a read of the webhooks found.
 type subscriberCache struct {
 	gen     int64
 	enabled []*models.Webhook // shared by the publishes that use it: never changed
+	spilled []string          // sorted; never changed either
 }
 
-// runPublish runs publish without a transaction while no spill's lock is to be taken, and
-// otherwise, or when that try needs one, in one.
+// noCache, in a publish's context, has it read the webhooks.
+type noCache struct{}
+
+// runPublish runs publish without a transaction, or, when that try needs one, in one; a
+// transaction that found its cache stale runs again reading.
 func (d *Driver) runPublish(db *gorm.DB, publish func(tx *gorm.DB) error) error {
-	if len(*d.spilledSeen.Load()) == 0 {
-		if err := publish(db); !errors.Is(err, errNeedsTx) {
-			return err
-		}
+	if err := publish(db); !errors.Is(err, errNeedsTx) {
+		return err
 	}
-	return db.Transaction(publish)
+	err := db.Transaction(publish)
+	if errors.Is(err, errNeedsTx) {
+		err = db.WithContext(context.WithValue(db.Statement.Context, noCache{}, true)).Transaction(publish)
+	}
+	return err
 }
 
-// cachedSubscribers is the webhooks of the last read for a publish without a transaction that
-// looks at no backlog, nil otherwise.
-func (d *Driver) cachedSubscribers(tx *gorm.DB, check sqlcommon.BacklogCheck) *subscriberCache {
-	if inTx(tx) || len(check.IDs) > 0 {
+// cachedSubscribers is the webhooks of the last read for a publish that looks at no backlog,
+// nil when it must read them.
+func (d *Driver) cachedSubscribers(tx *gorm.DB, check sqlcommon.BacklogCheck, locked []string) *subscriberCache {
+	if len(check.IDs) > 0 || !d.spills.Quiet() {
 		return nil
 	}
-	return d.subscribers.Load()
+	return d.cached(tx, locked)
 }
 
-// readSubscribers keeps what a read found for the publishes after it: only a read without
-// spills (a spill's publishes run in transactions and read), and only the newest generation,
-// when publishes read at the same time.
-func (d *Driver) readSubscribers(gen int64, enabled []*models.Webhook, spilled []string) {
-	var c *subscriberCache
-	if gen != 0 && len(spilled) == 0 {
-		c = &subscriberCache{gen: gen, enabled: enabled}
+// cached is the last read's webhooks if they were read with the spills locked, and the
+// publish's context does not ask for a read.
+func (d *Driver) cached(tx *gorm.DB, locked []string) *subscriberCache {
+	if tx.Statement.Context.Value(noCache{}) != nil {
+		return nil
 	}
+	if c := d.subscribers.Load(); c != nil && slices.Equal(c.spilled, locked) {
+		return c
+	}
+	return nil
+}
+
+// readSubscribers keeps what a read found (spilled sorted) for the publishes after it: the
+// newest generation, when publishes read at the same time.
+func (d *Driver) readSubscribers(gen int64, enabled []*models.Webhook, spilled []string) {
+	if gen == 0 {
+		return
+	}
+	c := &subscriberCache{gen: gen, enabled: enabled, spilled: slices.Clone(spilled)}
 	for {
 		old := d.subscribers.Load()
-		if c != nil && old != nil && old.gen > c.gen {
-			return
-		}
-		if d.subscribers.CompareAndSwap(old, c) {
+		if old != nil && old.gen > c.gen || d.subscribers.CompareAndSwap(old, c) {
 			return
 		}
 	}
@@ -86,10 +112,10 @@ func (d *Driver) readSubscribers(gen int64, enabled []*models.Webhook, spilled [
 // insertPublished writes a publish's rows: checked against the generation of the webhooks
 // it used when they came from the cache, in a statement of their own when they fit one.
 func (d *Driver) insertPublished(tx *gorm.DB, begun sqlcommon.PublishStart, events, deliveries sqlcommon.Rows) error {
-	if !inTx(tx) && (events.N > pgInsertChunk || deliveries.N > pgInsertChunk) {
-		return errNeedsTx // more than one statement
+	if (begun.Guard != 0 || !inTx(tx)) && (events.N > pgInsertChunk || deliveries.N > pgInsertChunk) {
+		return errNeedsTx // more than one statement, which one check cannot cover
 	}
-	wrote, err := insertRowSetsAt(tx, []sqlcommon.Rows{events, deliveries}, begun.Guard)
+	wrote, err := insertRowSetsAt(tx, []sqlcommon.Rows{events, deliveries}, begun.Guard, begun.Locks)
 	if err != nil {
 		return err
 	}

@@ -163,12 +163,17 @@ func lockSpills(tx *gorm.DB, ids []string, shared bool) error {
 // under a backlog or with endpoints hanging is most of the time.)
 func (d *Driver) beginPublish(tx *gorm.DB) (sqlcommon.PublishStart, error) {
 	locked := *d.spilledSeen.Load()
+	noTx := !inTx(tx)
 	if len(locked) > 0 {
-		if !inTx(tx) {
-			return sqlcommon.PublishStart{}, errNeedsTx // the locks are held to the commit
+		// Without a transaction only the insert can take the locks, before its check
+		// (publish_cache.go): only with the cache, and with nothing to decide.
+		if noTx && (!d.spills.Quiet() || d.cached(tx, locked) == nil) {
+			return sqlcommon.PublishStart{}, errNeedsTx
 		}
-		if err := lockSpills(tx, locked, true); err != nil {
-			return sqlcommon.PublishStart{}, fmt.Errorf("lock spills: %w", err)
+		if !noTx {
+			if err := lockSpills(tx, locked, true); err != nil {
+				return sqlcommon.PublishStart{}, fmt.Errorf("lock spills: %w", err)
+			}
 		}
 	}
 	// Without a dispatcher in this process, nothing here would take what a backlog's spill
@@ -182,17 +187,21 @@ func (d *Driver) beginPublish(tx *gorm.DB) (sqlcommon.PublishStart, error) {
 	var read []string
 	var backlogs map[string]sqlcommon.Backlog
 	var guard int64
-	if c := d.cachedSubscribers(tx, check); c != nil {
-		enabled, guard = c.enabled, c.gen // and nothing spilled
+	c := d.cachedSubscribers(tx, check, locked)
+	if c == nil && noTx && len(locked) > 0 {
+		return sqlcommon.PublishStart{}, errNeedsTx // a look at a backlog came due meanwhile
+	}
+	if c != nil {
+		enabled, read, guard = c.enabled, c.spilled, c.gen // spilled is locked
 	} else {
 		var gen int64
 		var err error
 		if enabled, read, backlogs, gen, err = enabledWithSpills(tx, check); err != nil {
 			return sqlcommon.PublishStart{}, err
 		}
+		slices.Sort(read) // in Go's order for the searches below; a collation could order some ids otherwise
 		d.readSubscribers(gen, enabled, read)
 	}
-	slices.Sort(read) // in Go's order for the searches below; a collation could order some ids otherwise
 	if !slices.Equal(read, locked) {
 		d.spilledSeen.Store(&read)
 	}
@@ -204,6 +213,12 @@ func (d *Driver) beginPublish(tx *gorm.DB) (sqlcommon.PublishStart, error) {
 			readSet[id] = true
 		}
 		toSpill := d.spills.Decide(backlogs, readSet)
+		if len(toSpill) > 0 && c != nil {
+			// Asked for while this publish took the cache (which it does only when none is):
+			// the next one reads and starts them.
+			d.spills.RequestSpill(toSpill)
+			toSpill = nil
+		}
 		if len(toSpill) > 0 && !inTx(tx) {
 			// Asked for again: the run inside a transaction decides them anew.
 			d.spills.RequestSpill(toSpill)
@@ -222,6 +237,9 @@ func (d *Driver) beginPublish(tx *gorm.DB) (sqlcommon.PublishStart, error) {
 	}
 	d.noteSpilled(started)
 	out := sqlcommon.PublishStart{Started: started, Enabled: enabled, Guard: guard}
+	if noTx {
+		out.Locks = locked
+	}
 	owes := slices.Concat(started, slices.DeleteFunc(slices.Clone(read), func(id string) bool { // read is kept as spilledSeen
 		_, held := slices.BinarySearch(locked, id)
 		return !held

@@ -18,7 +18,7 @@ type hooks struct{ d *Driver }
 
 var _ sqlcommon.Hooks = hooks{}
 
-var schemaTypes = strings.NewReplacer("{{ts}}", "DATETIME", "{{blob}}", "BLOB", "{{owed marks}}", "", "{{webhook generation}}", "",
+var schemaTypes = strings.NewReplacer("{{ts}}", "DATETIME", "{{blob}}", "BLOB", "{{owed marks}}", "", "{{webhook generation}}", "", "{{publish locks}}", "",
 	"{{hour started_at}}", "(CAST(strftime('%s', started_at) AS INTEGER) / 3600)")
 
 func (hooks) SchemaSQL(q string) string { return schemaTypes.Replace(q) }

@@ -70,11 +70,13 @@ type Queued struct {
 // are written (Claims.LeaseAtPublish): the rows it takes are written leased to it, and it
 // starts them without a claim, a statement less on the path of every event.
 type Lessee interface {
-	// Reserve is asked inside the publish transaction how many of want (new deliveries per
-	// webhook) it takes now. A grant is settled by exactly one of Leased and Release; owner
-	// and until are the lease the rows are written with (until in unix ms). Where owed
-	// events are marked one by one (PostgreSQL), want includes spilled webhooks: what it
-	// grants them is written as leased rows too, in publish order, and only the rest is owed.
+	// Reserve is asked during the publish, before it writes, how many of want (new
+	// deliveries per webhook) it takes now. A grant is settled by exactly one of Leased and
+	// Release; owner and until are the lease the rows are written with (until in unix ms).
+	// A publish run again (a PostgreSQL publish that found it needs a transaction) gives its
+	// grants back first and asks again. Where owed events are marked one by one
+	// (PostgreSQL), want includes spilled webhooks: what it grants them is written as leased
+	// rows too, in publish order, and only the rest is owed.
 	Reserve(want map[string]int, now time.Time) (granted map[string]int, owner string, until int64)
 	// Leased hands over, after the commit (and after OnQueued's call), the deliveries written
 	// leased in the granted slots: they are in no Queued.Due, and no one else claims them.

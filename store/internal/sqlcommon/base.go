@@ -42,7 +42,7 @@ type Rows struct {
 	Row   func(i int, args []any) []any
 }
 
-// PublishStart is what a publish transaction learns first (Hooks.BeginPublish).
+// PublishStart is what a publish learns first (Hooks.BeginPublish).
 type PublishStart struct {
 	Spilled map[string]bool // the webhooks that get no row: they owe the events
 	Started []string        // the spills this transaction started
@@ -53,6 +53,9 @@ type PublishStart struct {
 	// Guard, when not 0, is what the driver's InsertPublished checks that Enabled still holds
 	// when it writes (PostgreSQL: the generation of webhooks it read them at, from a cache).
 	Guard int64
+	// Locks are the spills whose locks InsertPublished takes itself, before its check
+	// (PostgreSQL, a publish without a transaction).
+	Locks []string
 }
 
 // Hooks are the parts of the shared statements that a driver supplies. Each is called once

@@ -353,6 +353,10 @@ ALTER TABLE captures_by_bin RENAME TO captures
 	// replica, and anyone changing the tables by hand. SQLite keeps its webhooks in memory
 	// behind its one writer and needs none: there the migration is empty.
 	{19, "webhook generation", `{{webhook generation}}`},
+	// PostgreSQL: what a publish without a transaction runs first in its one statement: the
+	// shared locks of the spills it owes events to, then the generation, read after them
+	// (store/postgres/publish_cache.go). SQLite: empty.
+	{20, "publish locks", `{{publish locks}}`},
 }
 
 // Migrate brings the schema up to date: each migration not yet recorded in

@@ -77,15 +77,38 @@ type BacklogCheck struct {
 	DueBefore int64
 }
 
+// Quiet reports whether a publish has nothing to decide: no spill asked for (RequestSpill)
+// and no backlog due for a look (TakeChecks). It changes nothing.
+func (p *SpillPolicy) Quiet() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.wanted) > 0 {
+		return false
+	}
+	every := p.checkEvery()
+	for _, n := range p.sinceCheck {
+		if every > 0 && n >= every {
+			return false
+		}
+	}
+	return true
+}
+
+// checkEvery is the rows a webhook gets between looks at its backlog (0: no looks); p.mu held.
+func (p *SpillPolicy) checkEvery() int {
+	every := p.at.Due
+	if every == 0 || p.at.Pending > 0 && p.at.Pending < every {
+		every = p.at.Pending
+	}
+	return every
+}
+
 // TakeChecks returns the backlogs the publish about to run should look at, and starts those
 // webhooks' counts of rows written afresh.
 func (p *SpillPolicy) TakeChecks() BacklogCheck {
 	p.mu.Lock()
 	at := p.at
-	every := at.Due
-	if every == 0 || at.Pending > 0 && at.Pending < every {
-		every = at.Pending
-	}
+	every := p.checkEvery()
 	var ids []string
 	for id, n := range p.sinceCheck {
 		if every > 0 && n >= every {
