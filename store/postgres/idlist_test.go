@@ -17,6 +17,7 @@ func TestTextArrayReachesTheServerIntact(t *testing.T) {
 		{"evt_01a242844e11778388dd3defd58428ee"},
 		{`a"b`, `back\slash`, "com,ma", "{brace}", "", "NULL", " spaced ", "ünï"},
 		{},
+		nil,
 	} {
 		var out []string
 		if err := s.ScanSQL(context.Background(), &out, `SELECT unnest(CAST(? AS text[]))`, postgres.TextArray(in)); err != nil {
@@ -24,6 +25,14 @@ func TestTextArrayReachesTheServerIntact(t *testing.T) {
 		}
 		if !slices.Equal(out, in) && (len(in) != 0 || len(out) != 0) {
 			t.Errorf("sent %q, the server saw %q", in, out)
+		}
+		// An empty list is an empty array, not NULL: the publish's lock function loops over it.
+		var n int
+		if err := s.ScanSQL(context.Background(), &n, `SELECT cardinality(CAST(? AS text[]))`, postgres.TextArray(in)); err != nil {
+			t.Fatal(err)
+		}
+		if n != len(in) {
+			t.Errorf("sent %d elements, the server counted %d", len(in), n)
 		}
 	}
 }
