@@ -120,3 +120,41 @@ func testRecordedAttemptsReadBackExactlyFromLargeMixedBatches(t *testing.T, b Ba
 func testConcurrentRecordsOfTheSameWebhooksDoNotDeadlock(t *testing.T, b Backend) {
 	concurrentRecords(t, b, b.DSN(t))
 }
+
+// A webhook's health follows each change of outcome at once, however close together the
+// records come; and a change written by hand (as another replica writes it) is overwritten by
+// this process's next record of the other outcome once its own last write is a second old.
+func testWebhookHealthFollowsEveryChangeOfOutcome(t *testing.T, b Backend) {
+	dsn := b.DSN(t)
+	s := b.Open(t, dsn)
+	ctx := context.Background()
+	w := NewWebhook(t, s, "message.received", true)
+	health := func() *models.Webhook {
+		t.Helper()
+		got, err := s.GetWebhook(ctx, w.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	for i, ok := range []bool{false, false, true, true, false, true, false} {
+		AttemptAt(t, s, w, time.Now().UTC(), ok)
+		got := health()
+		if ok && (got.FailingSince != nil || got.LastSuccessAt == nil) {
+			t.Fatalf("record %d, a success: failing_since %v, last_success_at %v", i, got.FailingSince, got.LastSuccessAt)
+		}
+		if !ok && got.FailingSince == nil {
+			t.Fatalf("record %d, a failure: failing_since not set", i)
+		}
+	}
+	// Failing as this process last wrote it; another writer clears it, as a success recorded by
+	// another replica does.
+	if err := s.ExecSQL(ctx, `UPDATE webhooks SET failing_since = NULL WHERE id = ?`, w.ID); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	AttemptAt(t, s, w, time.Now().UTC(), false)
+	if health().FailingSince == nil {
+		t.Fatal("a failure a second after this process last wrote the webhook's health did not set failing_since")
+	}
+}

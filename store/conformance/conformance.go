@@ -59,6 +59,7 @@ var cases = []struct {
 	{"RecordResultsDoesNotReviveCancelledDelivery", testRecordResultsDoesNotReviveCancelledDelivery},
 	{"RecordedAttemptsReadBackExactlyFromLargeMixedBatches", testRecordedAttemptsReadBackExactlyFromLargeMixedBatches},
 	{"ConcurrentRecordsOfTheSameWebhooksDoNotDeadlock", testConcurrentRecordsOfTheSameWebhooksDoNotDeadlock},
+	{"WebhookHealthFollowsEveryChangeOfOutcome", testWebhookHealthFollowsEveryChangeOfOutcome},
 	{"BinStore", testBinStore},
 	{"ConcurrentCapturesKeepTheirBinsBoundAndTheirOwnErrors", testConcurrentCapturesKeepTheirBinsBoundAndTheirOwnErrors},
 	{"BinReadsFollowChanges", testBinReadsFollowChanges},

@@ -74,7 +74,7 @@ func collectOwed(tx *gorm.DB, webhookID string) (int64, error) {
 // Here and in collectSQL the statements are written so that no statistics can give them a
 // plan that reads more than the events listed: a young table, or one a burst has grown since
 // its statistics, makes the planner price a large read low (as with records: hooks.go,
-// recordPlanSQL), and a connection keeps the generic plan it settles on. The events are read
+// recordPlan), and a connection keeps the generic plan it settles on. The events are read
 // in a subquery that OFFSET 0 keeps the type out of, so the index of owed events by xid is
 // the one read; given the type, the planner may combine it with events_type_id, which holds
 // every event of the type ever stored. And an event's delivery rows are read by event alone

@@ -44,6 +44,8 @@ type Driver struct {
 	// subscribers is the webhooks the last publish read, for publishes without a
 	// transaction (publish_cache.go); nil when there is none to use.
 	subscribers atomic.Pointer[subscriberCache]
+	// recorder is the handle record transactions run on (openRecorder).
+	recorder *gorm.DB
 	// instance names this driver in the wake notifications it sends, so that its own Listen
 	// can tell them from other replicas' (waker.go).
 	instance string
@@ -90,9 +92,16 @@ func open(ctx context.Context, dsn string, tracer pgx.QueryTracer) (*Driver, err
 	sqlDB.SetMaxOpenConns(32)
 	sqlDB.SetMaxIdleConns(32)
 	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	recorder, recorderDB, err := openRecorder(pgCfg, cfg)
+	if err != nil {
+		_ = sqlDB.Close()
+		return nil, err
+	}
 	d := &Driver{dsn: dsn, spills: sqlcommon.NewSpillPolicy(), instance: models.RandomToken(8)}
 	d.spilledSeen.Store(new([]string))
 	d.Base = sqlcommon.New(db, db, []*sql.DB{sqlDB}, hooks{d})
+	d.SetRecorder(recorder, recorderDB)
+	d.recorder = recorder
 	d.waker = newWaker(d.instance, d.Notify)
 	d.bounder = newBounder(func(ctx context.Context, bin string, keep int) error {
 		return boundCaptures(ctx, d.Writer, bin, keep)
@@ -106,6 +115,27 @@ func open(ctx context.Context, dsn string, tracer pgx.QueryTracer) (*Driver, err
 		return nil, err
 	}
 	return d, nil
+}
+
+// openRecorder opens the connections that record transactions run on (see recordPlan): at most
+// two, since one recorder writes at a time in a process.
+func openRecorder(pgCfg *pgx.ConnConfig, cfg *gorm.Config) (*gorm.DB, *sql.DB, error) {
+	recCfg := pgCfg.Copy()
+	for k, v := range recordPlan {
+		recCfg.RuntimeParams[k] = v
+	}
+	db, err := gorm.Open(gormpostgres.New(gormpostgres.Config{Conn: stdlib.OpenDB(*recCfg)}), cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open postgres: %w", err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, nil, err
+	}
+	sqlDB.SetMaxOpenConns(2)
+	sqlDB.SetMaxIdleConns(2)
+	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	return db, sqlDB, nil
 }
 
 // Close sends the notifications still queued and runs the bounds queued, then closes the

@@ -20,8 +20,8 @@ const SpillLockClass = spillLockClass
 // SpillStartClass lets the tests hold a spill's start as a publish starting it does.
 const SpillStartClass = spillStartClass
 
-// RecordPlanSQL is what a record transaction runs first to settle how it joins.
-const RecordPlanSQL = recordPlanSQL
+// Recorder is the handle record transactions run on.
+func Recorder(d *Driver) *gorm.DB { return d.recorder }
 
 // LockRecordedSQL is how a record transaction locks its rows, in id order.
 const LockRecordedSQL = lockRecordedSQL

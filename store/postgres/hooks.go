@@ -188,14 +188,10 @@ func (h hooks) Claim(ctx context.Context, r storedriver.ClaimForRequest, hs []st
 
 func (hooks) Rescanning() {}
 
-// BeginRecord settles how the transaction's statements join (recordPlanSQL), then locks
-// the batch's rows in id order. Two replicas can record the same delivery (a lease that
-// expired while its attempt was out); in one order, their transactions cannot take the same
-// rows in opposite orders and deadlock.
+// BeginRecord locks the batch's rows in id order. Two replicas can record the same delivery
+// (a lease that expired while its attempt was out); in one order, their transactions cannot
+// take the same rows in opposite orders and deadlock.
 func (hooks) BeginRecord(tx *gorm.DB, results []models.Result) error {
-	if err := tx.Exec(recordPlanSQL).Error; err != nil {
-		return err
-	}
 	ids := make([]string, 0, len(results))
 	for _, r := range results {
 		if r.Owed == nil { // a taken delivery has no row yet (owed_record.go)
@@ -212,19 +208,21 @@ func (hooks) BeginRecord(tx *gorm.DB, results []models.Result) error {
 // lockRecordedSQL locks the rows a record transaction is about to write, in id order.
 const lockRecordedSQL = `SELECT 1 FROM deliveries WHERE id = ANY(CAST(? AS text[])) ORDER BY id FOR UPDATE`
 
-// recordPlanSQL makes a record transaction find its rows by index and join by nested loops
-// only. Its statements look up a few hundred results by primary key, in microseconds each;
-// but the planner's cost model, with statistics that lag a queue growing fast (a young
-// table, a burst), prices a hash join over a scan of the table (or of every pending
-// delivery) lower, and a record then reads tens of thousands of rows to update a few
-// hundred. A plan made that way also stays: pgx prepares each statement once per
-// connection, and the generic plan PostgreSQL settles on after five runs is kept for the
-// connection's life, so the row lock of BeginRecord, planned while the table held a few
-// hundred rows, went on scanning the whole table (2–7 ms a record at a few thousand rows,
-// and growing with it). The settings last until the transaction ends; the generic plans of
-// its statements are made under them too.
-const recordPlanSQL = `SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),
-	set_config('enable_seqscan', 'off', true)`
+// recordPlan is how the connections of record transactions plan (openRecorder): they find
+// rows by index and join by nested loops only. A record's statements look up a few hundred
+// results by primary key, in microseconds each; but the planner's cost model, with statistics
+// that lag a queue growing fast (a young table, a burst), prices a hash join over a scan of
+// the table (or of every pending delivery) lower, and a record then reads tens of thousands of
+// rows to update a few hundred. A plan made that way also stays: pgx prepares each statement
+// once per connection, and the generic plan PostgreSQL settles on after five runs is kept for
+// the connection's life, so the row lock of BeginRecord, planned while the table held a few
+// hundred rows, went on scanning the whole table (2–7 ms a record at a few thousand rows, and
+// growing with it).
+//
+// They are the settings of those connections, not of each transaction: set in every
+// transaction (set_config, local to it), they were a statement of its own, one of eight in a
+// record, and a round trip each time.
+var recordPlan = map[string]string{"enable_hashjoin": "off", "enable_mergejoin": "off", "enable_seqscan": "off"}
 
 // RecordOwed writes the rows of taken deliveries and takes their events off the owed rows
 // (owed_record.go).

@@ -33,10 +33,7 @@ func TestRecordingFindsDeliveriesByIDWhateverTheStatisticsSay(t *testing.T) {
 		}
 		var plan, lockPlan []string
 		ids := []string{"dlv_00000150", "dlv_00000120", "dlv_00000299"}
-		err := d.Writer.Transaction(func(tx *gorm.DB) error {
-			if err := tx.Exec(postgres.RecordPlanSQL).Error; err != nil {
-				return err
-			}
+		err := postgres.Recorder(d).Transaction(func(tx *gorm.DB) error {
 			if err := tx.Raw(`EXPLAIN `+postgres.LockRecordedSQL, postgres.TextArray(ids)).Scan(&lockPlan).Error; err != nil {
 				return err
 			}

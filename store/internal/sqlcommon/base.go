@@ -139,7 +139,7 @@ type Hooks interface {
 	// Rescanning is told that the dispatcher is about to look for work it was not told about.
 	Rescanning()
 	// BeginRecord runs first in a record transaction, given the deliveries it records: what
-	// the driver must settle before the transaction's statements (row locks, its plan).
+	// the driver must settle before the transaction's statements (row locks).
 	BeginRecord(tx *gorm.DB, results []models.Result) error
 	// RecordOwed writes the rows of deliveries taken without one; it returns the ids it wrote
 	// and what to apply once the transaction commits.
@@ -155,19 +155,31 @@ type Hooks interface {
 // same pool.
 type Base struct {
 	Writer, Reader *gorm.DB
-	pools          []*sql.DB
-	hooks          Hooks
+	// recorder is what record transactions run on: Writer, unless the driver gives them
+	// connections of their own (SetRecorder).
+	recorder *gorm.DB
+	pools    []*sql.DB
+	hooks    Hooks
 
 	sendCache  sendCache     // see WebhooksToSend
 	webhookGen atomic.Uint64 // webhook changes made through this store (WebhooksChanged)
 	onQueued   atomic.Pointer[func(Queued)]
 	lessee     atomic.Pointer[storedriver.Lessee] // see SetLessee
 	bounds     captureBounds
+	health     healthMarks // see RecordResults
 }
 
 // New returns a Base on the given handles; pools are what Ping checks and Close closes.
 func New(w, r *gorm.DB, pools []*sql.DB, hooks Hooks) *Base {
-	return &Base{Writer: w, Reader: r, pools: pools, hooks: hooks}
+	return &Base{Writer: w, Reader: r, recorder: w, pools: pools, hooks: hooks}
+}
+
+// SetRecorder makes record transactions (RecordResults) run on db, whose pool Ping checks
+// and Close closes with the others: a driver sets up those connections for the record's
+// statements once, where it would otherwise set them up in every transaction.
+func (s *Base) SetRecorder(db *gorm.DB, pool *sql.DB) {
+	s.recorder = db
+	s.pools = append(s.pools, pool)
 }
 
 // GormConfig is how both drivers open gorm: no implicit transactions (every write chooses
@@ -246,6 +258,7 @@ func (s *Base) queued(q Queued) {
 // and WebhooksToSend does not serve what it kept from before.
 func (s *Base) WebhooksChanged() {
 	s.webhookGen.Add(1)
+	s.health.forget()
 	s.hooks.SubscribersChanged()
 }
 

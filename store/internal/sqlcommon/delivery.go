@@ -116,7 +116,8 @@ func (s *Base) RecordResults(ctx context.Context, results []models.Result) error
 		}
 	}
 	var applyOwed func()
-	err := s.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	var health map[string]bool // the webhooks' health the transaction wrote
+	err := s.recorder.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := s.hooks.BeginRecord(tx, results); err != nil {
 			return fmt.Errorf("record deliveries: %w", err)
 		}
@@ -208,14 +209,20 @@ func (s *Base) RecordResults(ctx context.Context, results []models.Result) error
 		// Last in the transaction and in id order: on PostgreSQL replicas record at the same
 		// time, and these rows are shared by all of them; in one order, their transactions
 		// queue for the rows instead of deadlocking. A success refreshes last_success_at at
-		// most once a second, so most batches do not lock the row at all.
+		// most once a second, so most batches do not lock the row at all; and a state this
+		// process wrote less than a second ago is not sent again (healthMarks).
 		ids := make([]string, 0, len(hooks))
 		for id := range hooks {
 			ids = append(ids, id)
 		}
 		slices.Sort(ids)
+		health = map[string]bool{}
 		for _, id := range ids {
 			h := hooks[id]
+			if s.health.current(id, h.success, now) {
+				continue
+			}
+			health[id] = h.success
 			var err error
 			if h.success {
 				err = tx.Exec(`UPDATE webhooks SET last_success_at = ?, failing_since = NULL WHERE id = ?
@@ -233,6 +240,7 @@ func (s *Base) RecordResults(ctx context.Context, results []models.Result) error
 	if err != nil {
 		return err
 	}
+	s.health.wrote(health, now)
 	if applyOwed != nil {
 		applyOwed()
 	}

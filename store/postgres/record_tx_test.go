@@ -1,0 +1,71 @@
+package postgres_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/store"
+	"github.com/hookrelay/hookrelay/store/conformance"
+)
+
+// A record of results is its transaction's statements and no more: the row lock, the update
+// of the deliveries, the attempts, the activity, and the webhook's health only when this
+// process has not written that health within the last second. The planner's settings that
+// keep a record on its indexes are the recorder connections' own (recordPlan), not a
+// statement in every transaction.
+func TestARecordSendsOnlyItsWrites(t *testing.T) {
+	d, tr, _ := openTraced(t)
+	s := store.New(d)
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := context.Background()
+	w := conformance.NewWebhook(t, s, "message.received", true)
+
+	record := func(ok bool) []string {
+		t.Helper()
+		var ds []*models.Delivery
+		for range 3 {
+			ds = append(ds, conformance.Publish(t, s, "message.received", "").Deliveries...)
+		}
+		results := make([]models.Result, len(ds))
+		for i, dl := range ds {
+			results[i] = conformance.ResultAt(dl, time.Now().UTC(), ok)
+		}
+		return tr.during(func() {
+			if err := s.RecordResults(ctx, results); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	want := func(what string, sent []string, health bool) {
+		t.Helper()
+		prefixes := []string{"begin", "SELECT 1 FROM deliveries", "UPDATE deliveries", "INSERT INTO attempts", "INSERT INTO webhook_activity"}
+		if health {
+			prefixes = append(prefixes, "UPDATE webhooks")
+		}
+		prefixes = append(prefixes, "commit")
+		if len(sent) != len(prefixes) {
+			t.Fatalf("%s sent %d statements, want %d: %q", what, len(sent), len(prefixes), sent)
+		}
+		for i, p := range prefixes {
+			if !strings.HasPrefix(strings.ToUpper(sent[i]), strings.ToUpper(p)) {
+				t.Fatalf("%s sent %q as statement %d, want %s…: %q", what, sent[i], i+1, p, sent)
+			}
+		}
+	}
+	record(false) // reads the attempts table's columns, once a process
+	want("a record of successes after failures", record(true), true)
+	want("a record of successes right after", record(true), false)
+	want("a record of failures", record(false), true)
+	want("a record of failures right after", record(false), false)
+	want("a record of successes after those", record(true), true)
+	got, err := s.GetWebhook(ctx, w.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.FailingSince != nil || got.LastSuccessAt == nil {
+		t.Fatalf("after the last successes: failing_since %v, last_success_at %v", got.FailingSince, got.LastSuccessAt)
+	}
+}
