@@ -29,6 +29,9 @@ const LockRecordedSQL = lockRecordedSQL
 // UpdateDeliveredSQL is the statement that records results, as this driver writes it.
 func UpdateDeliveredSQL(d *Driver) string { return sqlcommon.UpdateDeliveredSQL(hooks{d}) }
 
+// HealthSQL is how a record writes its webhooks' health, as this driver writes it.
+func HealthSQL(d *Driver) string { return sqlcommon.HealthSQL(hooks{d}) }
+
 // TextArray is how the driver binds a list of ids as one parameter.
 func TextArray(ss []string) driver.Valuer { return textArray(ss) }
 

@@ -52,3 +52,32 @@ func TestRecordingFindsDeliveriesByIDWhateverTheStatisticsSay(t *testing.T) {
 		}
 	}
 }
+
+// A record writes the health of all its webhooks in one statement, and replicas' records lock
+// those shared rows in one order only if the statement walks its rows as given (sorted by id):
+// the rows given drive a nested loop that finds each webhook by its key, whatever the table's
+// size or statistics.
+func TestTheHealthOfARecordsWebhooksIsWrittenInTheOrderGiven(t *testing.T) {
+	d := openDriver(t)
+	for _, n := range []int{3, 2000} {
+		if err := d.Writer.Exec(`INSERT INTO webhooks (id, name, url, events, enabled, created_at, updated_at)
+			SELECT 'wh_' || lpad(g::text, 8, '0'), 'w', 'https://example.com', 'message.received', true, now(), now()
+			FROM generate_series(1, ?) g ON CONFLICT DO NOTHING`, n).Error; err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		err := postgres.Recorder(d).Transaction(func(tx *gorm.DB) error {
+			now := time.Now()
+			return tx.Raw(`EXPLAIN `+postgres.HealthSQL(d), now, now,
+				`[["wh_00000001",1],["wh_00000002",0],["wh_00000003",1]]`, now).Scan(&plan).Error
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.Join(plan, "\n")
+		loop, fn, idx := strings.Index(text, "Nested Loop"), strings.Index(text, "Function Scan"), strings.Index(text, "Index Scan using webhooks_pkey")
+		if loop < 0 || fn < loop || idx < fn {
+			t.Errorf("with %d webhooks the health is not written row by row in the order given:\n%s", n, text)
+		}
+	}
+}

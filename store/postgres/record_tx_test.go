@@ -69,3 +69,45 @@ func TestARecordSendsOnlyItsWrites(t *testing.T) {
 		t.Fatalf("after the last successes: failing_since %v, last_success_at %v", got.FailingSince, got.LastSuccessAt)
 	}
 }
+
+// A record of many webhooks' results writes their health in one statement, where it sent one
+// per webhook: with 50 endpoints timing out together, 50 round trips in one record.
+func TestARecordWritesTheHealthOfAllItsWebhooksInOneStatement(t *testing.T) {
+	d, tr, _ := openTraced(t)
+	s := store.New(d)
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := context.Background()
+	var hooks []*models.Webhook
+	for range 10 {
+		hooks = append(hooks, conformance.NewWebhook(t, s, "message.received", true))
+	}
+	conformance.AttemptAt(t, s, hooks[0], time.Now().UTC(), true) // reads the tables' columns, once a process
+	ds := conformance.Publish(t, s, "message.received", "").Deliveries
+	results := make([]models.Result, len(ds))
+	for i, dl := range ds {
+		results[i] = conformance.ResultAt(dl, time.Now().UTC(), dl.WebhookID == hooks[0].ID)
+	}
+	sent := tr.during(func() {
+		if err := s.RecordResults(ctx, results); err != nil {
+			t.Fatal(err)
+		}
+	})
+	n := 0
+	for _, q := range sent {
+		if strings.HasPrefix(q, "UPDATE webhooks") {
+			n++
+		}
+	}
+	if n != 1 || len(sent) != 7 {
+		t.Fatalf("a record of 10 webhooks' results sent %d statements, %d of them to webhooks: %q", len(sent), n, sent)
+	}
+	for i, w := range hooks {
+		got, err := s.GetWebhook(ctx, w.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if failing := got.FailingSince != nil; failing != (i != 0) {
+			t.Errorf("webhook %d: failing_since %v after a record of its %s", i, got.FailingSince, map[bool]string{true: "failure", false: "success"}[i != 0])
+		}
+	}
+}

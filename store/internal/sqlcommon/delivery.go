@@ -213,29 +213,16 @@ func (s *Base) RecordResults(ctx context.Context, results []models.Result) error
 		// process wrote less than a second ago is not sent again (healthMarks).
 		ids := make([]string, 0, len(hooks))
 		for id := range hooks {
-			ids = append(ids, id)
+			if !s.health.current(id, hooks[id].success, now) {
+				ids = append(ids, id)
+			}
 		}
 		slices.Sort(ids)
-		health = map[string]bool{}
+		health = make(map[string]bool, len(ids))
 		for _, id := range ids {
-			h := hooks[id]
-			if s.health.current(id, h.success, now) {
-				continue
-			}
-			health[id] = h.success
-			var err error
-			if h.success {
-				err = tx.Exec(`UPDATE webhooks SET last_success_at = ?, failing_since = NULL WHERE id = ?
-					AND (failing_since IS NOT NULL OR last_success_at IS NULL OR last_success_at < ?)`,
-					now, id, now.Add(-time.Second)).Error
-			} else {
-				err = tx.Exec(`UPDATE webhooks SET failing_since = ? WHERE id = ? AND failing_since IS NULL`, now, id).Error
-			}
-			if err != nil {
-				return fmt.Errorf("record webhook health: %w", err)
-			}
+			health[id] = hooks[id].success
 		}
-		return nil
+		return s.writeHealth(tx, ids, health, now)
 	})
 	if err != nil {
 		return err
@@ -246,6 +233,43 @@ func (s *Base) RecordResults(ctx context.Context, results []models.Result) error
 	}
 	s.hooks.Recorded(results)
 	return nil
+}
+
+// writeHealth writes the health of the webhooks ids (sorted) in one statement: a success
+// (health[id]) clears failing_since and refreshes last_success_at if a second old; a failure
+// sets failing_since if not set. It was a statement per webhook: with 50 endpoints timing out
+// together, a record of their failures sent 50 (docs/performance.md). The rows are locked in
+// the order given, the JSON rows' (PostgreSQL's record connections join by nested loops only,
+// hooks.go recordPlan).
+func (s *Base) writeHealth(tx *gorm.DB, ids []string, health map[string]bool, now time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	data := NewJSONRows(40 * len(ids))
+	for _, id := range ids {
+		data.Row()
+		data.Str(id)
+		ok := int64(0)
+		if health[id] {
+			ok = 1
+		}
+		data.Int(ok)
+	}
+	if err := tx.Exec(HealthSQL(s.hooks), now, now, data.String(), now.Add(-time.Second)).Error; err != nil {
+		return fmt.Errorf("record webhook health: %w", err)
+	}
+	return nil
+}
+
+// HealthSQL is writeHealth's statement for a driver; its arguments are the time twice, the
+// rows as JSON (id, 1 for a success or 0), and the time a second earlier.
+func HealthSQL(h Hooks) string {
+	ok := h.JSONCol(1, "int") + ` = 1`
+	return `UPDATE webhooks SET last_success_at = CASE WHEN ` + ok + ` THEN ? ELSE last_success_at END,
+		failing_since = CASE WHEN ` + ok + ` THEN NULL ELSE COALESCE(failing_since, ?) END
+		FROM ` + h.JSONSource() + ` WHERE webhooks.id = ` + h.JSONCol(0, "text") + `
+			AND CASE WHEN ` + ok + ` THEN failing_since IS NOT NULL OR last_success_at IS NULL OR last_success_at < ?
+				ELSE failing_since IS NULL END`
 }
 
 // updateDelivered applies the outcome of sent attempts to deliveries still pending, in one
