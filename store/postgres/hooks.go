@@ -133,8 +133,8 @@ func (hooks) JSONCol(i int, sqlType string) string {
 	return col
 }
 
-func (h hooks) BeginPublish(tx *gorm.DB) (sqlcommon.PublishStart, error) {
-	return h.d.beginPublish(tx)
+func (h hooks) BeginPublish(tx *gorm.DB, events int) (sqlcommon.PublishStart, error) {
+	return h.d.beginPublish(tx, events)
 }
 
 func (h hooks) WroteRows(ds []*models.Delivery) { h.d.spills.WroteRows(ds) }

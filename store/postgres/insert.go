@@ -1,6 +1,8 @@
 package postgres
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -82,30 +84,32 @@ func (ins *pgInsert) arrays(from, rows int, rowArgs func(i int, args []any) []an
 // data-modifying WITH: one round trip where a publish took one per table (its events, then
 // their deliveries). Sets larger than one chunk go one by one.
 func insertRowSets(tx *gorm.DB, sets []sqlcommon.Rows) error {
-	_, err := insertRowSetsAt(tx, sets, 0, nil)
+	_, _, err := insertRowSetsAt(tx, sets, 0, nil, sqlcommon.BacklogCheck{})
 	return err
 }
 
 // insertRowSetsAt is insertRowSets that, when gen is not 0, writes only while the webhooks
 // are as they were at that generation (webhook_generation, publish_cache.go), all in one
 // statement whatever the number of sets, and reports whether it wrote. The statement first
-// takes the shared locks of the spills in locks, and reads the generation after them.
-func insertRowSetsAt(tx *gorm.DB, sets []sqlcommon.Rows, gen int64, locks []string) (bool, error) {
+// takes the shared locks of the spills in locks, and reads the generation after them. It also
+// looks at the backlogs of look.IDs (a checked insert only), as they were before its rows,
+// and returns what it found, whether it wrote or not.
+func insertRowSetsAt(tx *gorm.DB, sets []sqlcommon.Rows, gen int64, locks []string, look sqlcommon.BacklogCheck) (bool, map[string]sqlcommon.Backlog, error) {
 	sets = slices.DeleteFunc(slices.Clone(sets), func(r sqlcommon.Rows) bool { return r.N == 0 })
 	if len(sets) == 0 {
-		return true, nil
+		return true, nil, nil
 	}
 	oneStatement := !slices.ContainsFunc(sets, func(r sqlcommon.Rows) bool { return r.N > pgInsertChunk })
 	if gen != 0 && !oneStatement {
-		return false, fmt.Errorf("insert: %d rows do not go in one statement", sets[0].N)
+		return false, nil, fmt.Errorf("insert: %d rows do not go in one statement", sets[0].N)
 	}
 	if gen == 0 && (len(sets) == 1 || !oneStatement) {
 		for _, r := range sets {
 			if err := insertRows(tx, r.Table, r.Cols, r.N, r.Row); err != nil {
-				return false, err
+				return false, nil, err
 			}
 		}
-		return true, nil
+		return true, nil, nil
 	}
 	var sb strings.Builder
 	var params []any
@@ -122,11 +126,11 @@ func insertRowSetsAt(tx *gorm.DB, sets []sqlcommon.Rows, gen int64, locks []stri
 	for i, r := range sets {
 		ins, err := pgInsertFor(tx, r.Table, r.Cols)
 		if err != nil {
-			return false, err
+			return false, nil, err
 		}
 		p, err := ins.arrays(0, r.N, r.Row)
 		if err != nil {
-			return false, err
+			return false, nil, err
 		}
 		last := i == len(sets)-1 && gen == 0
 		switch {
@@ -151,16 +155,60 @@ func insertRowSetsAt(tx *gorm.DB, sets []sqlcommon.Rows, gen int64, locks []stri
 	}
 	if gen == 0 {
 		if _, err := tx.Statement.ConnPool.ExecContext(tx.Statement.Context, sb.String(), params...); err != nil {
-			return false, fmt.Errorf("insert %s: %w", strings.Join(names, ", "), err)
+			return false, nil, fmt.Errorf("insert %s: %w", strings.Join(names, ", "), err)
 		}
-		return true, nil
+		return true, nil, nil
 	}
-	sb.WriteString(" SELECT n FROM g")
+	sb.WriteString(" SELECT n, ")
+	if len(look.IDs) > 0 {
+		n := len(params)
+		sb.WriteString(fmt.Sprintf(backlogsSQL, n+1, n+2, n+3))
+		params = append(params, textArray(look.IDs), look.DueBefore, look.Limit)
+	} else {
+		sb.WriteString("NULL")
+	}
+	sb.WriteString(" FROM g")
 	var found int64
-	if err := tx.Statement.ConnPool.QueryRowContext(tx.Statement.Context, sb.String(), params...).Scan(&found); err != nil {
-		return false, fmt.Errorf("insert %s: %w", strings.Join(names, ", "), err)
+	var backlogs []byte
+	if err := tx.Statement.ConnPool.QueryRowContext(tx.Statement.Context, sb.String(), params...).Scan(&found, &backlogs); err != nil {
+		return false, nil, fmt.Errorf("insert %s: %w", strings.Join(names, ", "), err)
 	}
-	return found == gen, nil
+	looked, err := parseBacklogs(backlogs)
+	if err != nil {
+		return false, nil, err
+	}
+	return found == gen, looked, nil
+}
+
+// backlogsSQL is a checked insert's look at backlogs (its % verbs are the numbers of its
+// parameters: the webhooks, the time before which a delivery counts as due, the most
+// deliveries to count of each), the look webhooksAndBacklogsSQL makes, as a JSON array of
+// [id, pending, due].
+const backlogsSQL = `(SELECT json_agg(json_build_array(w.id, b.pending, b.due))
+	FROM unnest($%d::text[]) AS w(id)
+	CROSS JOIN LATERAL (SELECT COUNT(*) AS pending, COUNT(*) FILTER (WHERE x.next_attempt_at <= $%d) AS due
+		FROM (SELECT d.next_attempt_at FROM deliveries d WHERE d.webhook_id = w.id AND d.status = 'pending'
+			ORDER BY d.next_attempt_at LIMIT $%d) AS x) AS b)`
+
+// parseBacklogs reads backlogsSQL's array; nil for NULL.
+func parseBacklogs(raw []byte) (map[string]sqlcommon.Backlog, error) {
+	if raw == nil {
+		return nil, nil
+	}
+	var rows [][3]json.RawMessage
+	if err := json.Unmarshal(raw, &rows); err != nil {
+		return nil, fmt.Errorf("backlogs: %w", err)
+	}
+	out := make(map[string]sqlcommon.Backlog, len(rows))
+	for _, r := range rows {
+		var id string
+		var b sqlcommon.Backlog
+		if err := errors.Join(json.Unmarshal(r[0], &id), json.Unmarshal(r[1], &b.Pending), json.Unmarshal(r[2], &b.Due)); err != nil {
+			return nil, fmt.Errorf("backlogs: %w", err)
+		}
+		out[id] = b
+	}
+	return out, nil
 }
 
 // scanStrings runs query on tx's connection and hands each row's first column to got.

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -197,6 +198,78 @@ func TestAPublishSeesASpillAnotherReplicaStarted(t *testing.T) {
 	publishChecked(t, s, tr, "the publish after it", oneInsertLocking, 0)
 	if st := conformance.QueueStats(t, s); st.Pending != 3 || st.Owed != 1 || st.Spilled != 1 {
 		t.Fatalf("after the publishes: %+v, want 3 pending and 1 owed", st)
+	}
+}
+
+// A publish whose turn it is to look at a webhook's backlog makes the look in its one
+// statement, with the webhooks from the cache; a backlog past the threshold spills the
+// webhook with the next publish, which reads the webhooks and starts the spill in a
+// transaction. A look used to send the publish into that transaction itself: one publish in
+// 32 at the engine's threshold.
+func TestAPublishLooksAtABacklogInItsOneStatement(t *testing.T) {
+	d, tr, _ := openTraced(t)
+	d.OnQueued(func(sqlcommon.Queued) {}) // as with a dispatcher: publishes start spills
+	s := store.New(d)
+	t.Cleanup(func() { _ = s.Close() })
+	s.SpillWhenPending(store.SpillThreshold{Due: 4}) // a look every 4 rows; nothing claims them
+	conformance.NewWebhook(t, s, "message.received", true)
+	conformance.Publish(t, s, "message.received", "") // reads the webhooks, and the tables' columns once
+	for i := 2; i <= 5; i++ {
+		// The fifth looks: four rows written since the read, four due.
+		publishChecked(t, s, tr, fmt.Sprintf("publish %d", i), oneInsert, 1)
+	}
+	startsSpill := func(sent []string) bool {
+		return hasPrefix(sent[:1], "begin") && hasPrefix(sent, "INSERT INTO webhook_spills")
+	}
+	publishChecked(t, s, tr, "the publish after the look", startsSpill, 0)
+	// Starting the spill changed the webhooks' generation: the next publish reads them again,
+	// holding the spill's lock, and the one after owes in one statement.
+	readsLocking := func(sent []string) bool {
+		return len(sent) == 5 && hasPrefix(sent[:1], "begin") && hasPrefix(sent[1:2], "SELECT pg_advisory_xact_lock_shared")
+	}
+	publishChecked(t, s, tr, "the publish after the spill started", readsLocking, 0)
+	publishChecked(t, s, tr, "the publish after that", oneInsertLocking, 0)
+	if st := conformance.QueueStats(t, s); st.Pending != 5 || st.Owed != 3 || st.Spilled != 1 {
+		t.Fatalf("after the publishes: %+v, want 5 pending, 3 owed and the webhook spilled", st)
+	}
+}
+
+// A publish of a look's interval of events or more makes its look in a transaction, before
+// it writes, and spills a backlogged webhook at once: with the look in its insert, the spill
+// would wait for the next publish, and the webhook would get that many rows more.
+func TestALargePublishLooksAtABacklogBeforeItWrites(t *testing.T) {
+	d, tr, _ := openTraced(t)
+	d.OnQueued(func(sqlcommon.Queued) {})
+	s := store.New(d)
+	t.Cleanup(func() { _ = s.Close() })
+	s.SpillWhenPending(store.SpillThreshold{Due: 4})
+	conformance.NewWebhook(t, s, "message.received", true)
+	for range 4 { // four rows: the next publish looks
+		conformance.Publish(t, s, "message.received", "")
+	}
+	et, _ := models.LookupEventType(models.EventMessageReceived)
+	now := time.Now().UTC().Truncate(time.Second)
+	in := make([]store.PublishInput, 4)
+	for i := range in {
+		in[i] = store.PublishInput{Type: et.Name, Payload: et.Example(now), OccurredAt: now, RequestHash: "h"}
+	}
+	var got []store.Published
+	sent := tr.during(func() {
+		var err error
+		if got, err = s.Publish(context.Background(), in); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if !hasPrefix(sent, "INSERT INTO webhook_spills") {
+		t.Fatalf("a publish of 4 events with a look due sent %q, want the spill started", sent)
+	}
+	for _, p := range got {
+		if len(p.Deliveries) != 0 {
+			t.Fatalf("an event of the publish that spilled its webhook got %d deliveries, want it owed", len(p.Deliveries))
+		}
+	}
+	if st := conformance.QueueStats(t, s); st.Pending != 4 || st.Owed != 4 || st.Spilled != 1 {
+		t.Fatalf("after the publishes: %+v, want 4 pending, 4 owed and the webhook spilled", st)
 	}
 }
 

@@ -161,13 +161,16 @@ func lockSpills(tx *gorm.DB, ids []string, shared bool) error {
 // earlier would have; the next publish locks it first. (Reading, locking what was found and
 // reading again cost every publish a read of every webhook more while any was spilled, which
 // under a backlog or with endpoints hanging is most of the time.)
-func (d *Driver) beginPublish(tx *gorm.DB) (sqlcommon.PublishStart, error) {
+func (d *Driver) beginPublish(tx *gorm.DB, events int) (sqlcommon.PublishStart, error) {
 	locked := *d.spilledSeen.Load()
 	noTx := !inTx(tx)
+	if noTx && d.Listening() && d.spills.Asked() {
+		return sqlcommon.PublishStart{}, errNeedsTx // a spill to start: its rows need one
+	}
 	if len(locked) > 0 {
 		// Without a transaction only the insert can take the locks, before its check
-		// (publish_cache.go): only with the cache, and with nothing to decide.
-		if noTx && (!d.spills.Quiet() || d.cached(tx, locked) == nil) {
+		// (publish_cache.go): only with the cache, and with no spill to start.
+		if noTx && (d.spills.Asked() || d.cached(tx, locked) == nil) {
 			return sqlcommon.PublishStart{}, errNeedsTx
 		}
 		if !noTx {
@@ -187,12 +190,25 @@ func (d *Driver) beginPublish(tx *gorm.DB) (sqlcommon.PublishStart, error) {
 	var read []string
 	var backlogs map[string]sqlcommon.Backlog
 	var guard int64
-	c := d.cachedSubscribers(tx, check, locked)
+	var look sqlcommon.BacklogCheck
+	c := d.cachedSubscribers(tx, locked)
+	if c != nil && len(check.IDs) > 0 && events >= d.spills.LookEvery() {
+		// A look in the insert spills with the next publish, after this one's rows: fewer
+		// than a look's interval of rows, or a look here and the spill at once.
+		c = nil
+	}
 	if c == nil && noTx && len(locked) > 0 {
-		return sqlcommon.PublishStart{}, errNeedsTx // a look at a backlog came due meanwhile
+		d.spills.Unlook(check.IDs)
+		return sqlcommon.PublishStart{}, errNeedsTx // a spill asked for meanwhile, or a look to make here
 	}
 	if c != nil {
 		enabled, read, guard = c.enabled, c.spilled, c.gen // spilled is locked
+		// The backlogs due for a look are looked at by the insert (publish_cache.go).
+		look = check
+		look.IDs = slices.DeleteFunc(slices.Clone(check.IDs), func(id string) bool {
+			_, spilled := slices.BinarySearch(read, id)
+			return spilled
+		})
 	} else {
 		var gen int64
 		var err error
@@ -236,7 +252,7 @@ func (d *Driver) beginPublish(tx *gorm.DB) (sqlcommon.PublishStart, error) {
 		}
 	}
 	d.noteSpilled(started)
-	out := sqlcommon.PublishStart{Started: started, Enabled: enabled, Guard: guard}
+	out := sqlcommon.PublishStart{Started: started, Enabled: enabled, Guard: guard, Look: look}
 	if noTx {
 		out.Locks = locked
 	}

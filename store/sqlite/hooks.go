@@ -84,7 +84,7 @@ func (hooks) JSONSource() string { return `json_each(?) AS j` }
 // JSONCol leaves the JSON value its own type: integers stay integers, null is NULL.
 func (hooks) JSONCol(i int, _ string) string { return "j.value->>" + strconv.Itoa(i) }
 
-func (h hooks) BeginPublish(tx *gorm.DB) (sqlcommon.PublishStart, error) {
+func (h hooks) BeginPublish(tx *gorm.DB, _ int) (sqlcommon.PublishStart, error) {
 	return h.d.spillBacklogged(tx)
 }
 

@@ -56,6 +56,10 @@ type PublishStart struct {
 	// Locks are the spills whose locks InsertPublished takes itself, before its check
 	// (PostgreSQL, a publish without a transaction).
 	Locks []string
+	// Look is the look at backlogs that InsertPublished makes in its statement (PostgreSQL, a
+	// publish whose webhooks came from a cache); the spills it calls for start with the next
+	// publish.
+	Look BacklogCheck
 }
 
 // Hooks are the parts of the shared statements that a driver supplies. Each is called once
@@ -97,9 +101,9 @@ type Hooks interface {
 	// one. A try without one may end in an error of the driver's that says it needs one,
 	// and publish then runs again inside one.
 	RunPublish(db *gorm.DB, publish func(tx *gorm.DB) error) error
-	// BeginPublish runs first in a publish's statements and returns what the publish needs
-	// to know before it writes.
-	BeginPublish(tx *gorm.DB) (PublishStart, error)
+	// BeginPublish runs first in a publish's statements, given how many events it publishes,
+	// and returns what the publish needs to know before it writes.
+	BeginPublish(tx *gorm.DB, events int) (PublishStart, error)
 	// WroteRows is told the delivery rows a publish writes.
 	WroteRows(ds []*models.Delivery)
 	// MarksOwed reports whether a publish marks the events it owes spilled webhooks (the

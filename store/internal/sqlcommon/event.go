@@ -63,7 +63,7 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 		clear(due)
 		owedOnly, newSpills = nil, nil
 		var subsByType = map[string][]*models.Webhook{}
-		begun, err := s.hooks.BeginPublish(tx)
+		begun, err := s.hooks.BeginPublish(tx, len(in))
 		if err != nil {
 			return err
 		}

@@ -77,21 +77,18 @@ type BacklogCheck struct {
 	DueBefore int64
 }
 
-// Quiet reports whether a publish has nothing to decide: no spill asked for (RequestSpill)
-// and no backlog due for a look (TakeChecks). It changes nothing.
-func (p *SpillPolicy) Quiet() bool {
+// Asked reports whether a spill was asked for (RequestSpill) that no publish has started yet.
+func (p *SpillPolicy) Asked() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.wanted) > 0 {
-		return false
-	}
-	every := p.checkEvery()
-	for _, n := range p.sinceCheck {
-		if every > 0 && n >= every {
-			return false
-		}
-	}
-	return true
+	return len(p.wanted) > 0
+}
+
+// LookEvery is the rows a webhook gets between looks at its backlog (0: no looks).
+func (p *SpillPolicy) LookEvery() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.checkEvery()
 }
 
 // checkEvery is the rows a webhook gets between looks at its backlog (0: no looks); p.mu held.
@@ -121,6 +118,20 @@ func (p *SpillPolicy) TakeChecks() BacklogCheck {
 	p.mu.Unlock()
 	slices.Sort(ids)
 	return BacklogCheck{IDs: ids, Limit: max(at.Due, at.Pending), DueBefore: time.Now().Add(-at.DueFor).UnixMilli()}
+}
+
+// Unlook gives back looks that TakeChecks handed out and the publish did not make: the next
+// publish's TakeChecks hands them out again.
+func (p *SpillPolicy) Unlook(webhookIDs []string) {
+	if len(webhookIDs) == 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	every := p.checkEvery()
+	for _, id := range webhookIDs {
+		p.sinceCheck[id] = max(p.sinceCheck[id], every)
+	}
 }
 
 // Decide returns, sorted by id, the webhooks not in spilled that a publish should spill: those
