@@ -112,11 +112,14 @@ func (h hooks) InsertPublished(tx *gorm.DB, begun sqlcommon.PublishStart, events
 }
 
 // InsertAttempts takes a batch's attempts in one array insert (grouping them by what they
-// share, as SQLite does, measured slower here).
-func (hooks) InsertAttempts(tx *gorm.DB, attempts []*models.Attempt) error {
-	return insertRows(tx, "attempts", sqlcommon.AttemptColumns, len(attempts), func(i int, args []any) []any {
-		return sqlcommon.AppendOwnArgs(attempts[i], sqlcommon.GroupOf(attempts[i]).AppendArgs(args))
-	})
+// share, as SQLite does, measured slower here), and the activity they add in the same
+// statement (a data-modifying WITH), where the activity was a statement of its own in every
+// record.
+func (hooks) InsertAttempts(tx *gorm.DB, attempts []*models.Attempt, activity sqlcommon.Rows) error {
+	return insertRowSets(tx, []sqlcommon.Rows{{Table: "attempts", Cols: sqlcommon.AttemptColumns, N: len(attempts),
+		Row: func(i int, args []any) []any {
+			return sqlcommon.AppendOwnArgs(attempts[i], sqlcommon.GroupOf(attempts[i]).AppendArgs(args))
+		}}, activity})
 }
 
 // JSONSource reads the rows as jsonb, parsed once: on json, each ->> parses its element's text

@@ -105,7 +105,7 @@ func insertRowSetsAt(tx *gorm.DB, sets []sqlcommon.Rows, gen int64, locks []stri
 	}
 	if gen == 0 && (len(sets) == 1 || !oneStatement) {
 		for _, r := range sets {
-			if err := insertRows(tx, r.Table, r.Cols, r.N, r.Row); err != nil {
+			if err := insertRowsThen(tx, r.Table, r.Cols, r.N, r.Row, r.Then, nil); err != nil {
 				return false, nil, err
 			}
 		}
@@ -148,6 +148,7 @@ func insertRowSetsAt(tx *gorm.DB, sets []sqlcommon.Rows, gen int64, locks []stri
 		if gen != 0 {
 			sb.WriteString(" WHERE (SELECT n FROM g) = $1")
 		}
+		sb.WriteString(r.Then)
 		if !last {
 			sb.WriteString(")")
 		}

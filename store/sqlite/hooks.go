@@ -75,8 +75,13 @@ func (h hooks) WriteCaptures(ctx context.Context, _ *gorm.DB, w sqlcommon.Captur
 	return h.d.writeCaptures(ctx, w)
 }
 
-func (hooks) InsertAttempts(tx *gorm.DB, attempts []*models.Attempt) error {
-	return insertAttempts(tx, attempts)
+// InsertAttempts is two statements: on SQLite's one writer a statement is a call into the
+// library, not a round trip.
+func (hooks) InsertAttempts(tx *gorm.DB, attempts []*models.Attempt, activity sqlcommon.Rows) error {
+	if err := insertAttempts(tx, attempts); err != nil {
+		return err
+	}
+	return sqlcommon.InsertValues(tx, activity)
 }
 
 func (hooks) JSONSource() string { return `json_each(?) AS j` }

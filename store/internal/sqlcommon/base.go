@@ -40,6 +40,8 @@ type Rows struct {
 	Cols  []string
 	N     int
 	Row   func(i int, args []any) []any
+	// Then follows the rows in their statement (an ON CONFLICT clause), when not "".
+	Then string
 }
 
 // PublishStart is what a publish learns first (Hooks.BeginPublish).
@@ -84,8 +86,9 @@ type Hooks interface {
 	// empty), given what BeginPublish returned; PostgreSQL writes them in one statement, a
 	// round trip less.
 	InsertPublished(tx *gorm.DB, begun PublishStart, events, deliveries Rows) error
-	// InsertAttempts writes attempt rows.
-	InsertAttempts(tx *gorm.DB, attempts []*models.Attempt) error
+	// InsertAttempts writes attempt rows and the activity they add (ActivityRows): PostgreSQL
+	// in one statement, a round trip less in every record.
+	InsertAttempts(tx *gorm.DB, attempts []*models.Attempt, activity Rows) error
 	// WriteCaptures stores a group of captures atomically on db (the writer, outside any
 	// transaction) and bounds the due bins: SQLite in the same transaction, PostgreSQL after
 	// it commits, apart. It reports whether every bin exists; when one does not, nothing is

@@ -200,10 +200,7 @@ func (s *Base) RecordResults(ctx context.Context, results []models.Result) error
 				}
 			}
 		}
-		if err := s.hooks.InsertAttempts(tx, attempts); err != nil {
-			return err
-		}
-		if err := recordActivity(tx, attempts); err != nil {
+		if err := s.hooks.InsertAttempts(tx, attempts, ActivityRows(attempts)); err != nil {
 			return err
 		}
 		// Last in the transaction and in id order: on PostgreSQL replicas record at the same
@@ -351,7 +348,7 @@ func (s *Base) RecordTest(ctx context.Context, ev *models.Event, d *models.Deliv
 		if err := tx.Create(a).Error; err != nil {
 			return err
 		}
-		return recordActivity(tx, []*models.Attempt{a})
+		return InsertValues(tx, ActivityRows([]*models.Attempt{a}))
 	})
 }
 

@@ -241,9 +241,11 @@ func (r activityRow) lastDelivery() *models.LastDelivery {
 	return &models.LastDelivery{Status: r.LastOutcome, StatusCode: r.LastStatus, At: r.LastAt.UTC()}
 }
 
-// recordActivity adds attempts to their webhooks' hourly rollup, a row per webhook and hour,
-// in one statement.
-func recordActivity(tx *gorm.DB, attempts []*models.Attempt) error {
+// ActivityRows is what attempts add to their webhooks' hourly rollup: a row per webhook and
+// hour, in that order, which is the order a statement writing them takes their rows' locks
+// in (replicas' transactions then queue for the rows instead of deadlocking, see
+// RecordResults). Their Then adds them to the rows already there.
+func ActivityRows(attempts []*models.Attempt) Rows {
 	type key struct {
 		webhook string
 		hour    int64
@@ -272,42 +274,55 @@ func recordActivity(tx *gorm.DB, attempts []*models.Attempt) error {
 			r.LastAt, r.LastOutcome, r.LastStatus = a.StartedAt, a.Outcome, a.ResponseStatus
 		}
 	}
-	// In one order (see RecordResults): replicas' transactions queue for these rows instead
-	// of deadlocking.
 	slices.SortFunc(order, func(a, b key) int {
 		if c := strings.Compare(a.webhook, b.webhook); c != 0 {
 			return c
 		}
 		return int(a.hour - b.hour)
 	})
-	if len(order) == 0 {
+	return Rows{Table: "webhook_activity", Cols: activityCols, N: len(order), Then: activityUpsert,
+		Row: func(i int, args []any) []any {
+			r := sums[order[i]]
+			var status any
+			if r.LastStatus != nil {
+				status = *r.LastStatus
+			}
+			return append(args, r.WebhookID, r.Hour, r.Succeeded, r.Failed, r.TestsSucceeded, r.TestsFailed, r.LastAt.UTC(), r.LastOutcome, status)
+		}}
+}
+
+var activityCols = []string{"webhook_id", "hour", "succeeded", "failed", "tests_succeeded", "tests_failed", "last_at", "last_outcome", "last_status"}
+
+// activityUpsert adds a row of activity to the row of its webhook and hour, where there is one.
+const activityUpsert = ` ON CONFLICT (webhook_id, hour) DO UPDATE SET
+	succeeded = webhook_activity.succeeded + excluded.succeeded,
+	failed = webhook_activity.failed + excluded.failed,
+	tests_succeeded = webhook_activity.tests_succeeded + excluded.tests_succeeded,
+	tests_failed = webhook_activity.tests_failed + excluded.tests_failed,
+	last_outcome = CASE WHEN excluded.last_at >= webhook_activity.last_at THEN excluded.last_outcome ELSE webhook_activity.last_outcome END,
+	last_status = CASE WHEN excluded.last_at >= webhook_activity.last_at THEN excluded.last_status ELSE webhook_activity.last_status END,
+	last_at = CASE WHEN excluded.last_at >= webhook_activity.last_at THEN excluded.last_at ELSE webhook_activity.last_at END`
+
+// InsertValues writes r's rows in one statement of VALUES, followed by r.Then (SQLite's
+// activity of a record, either store's activity of a test).
+func InsertValues(tx *gorm.DB, r Rows) error {
+	if r.N == 0 {
 		return nil
 	}
-	// One statement for them all: on PostgreSQL each was a round trip of the record's
-	// transaction, one per webhook in every record. The rows go in the sorted order, which
-	// is the order the statement takes their locks in.
 	var sb strings.Builder
-	args := make([]any, 0, 9*len(order))
-	sb.WriteString(`INSERT INTO webhook_activity (webhook_id, hour, succeeded, failed, tests_succeeded, tests_failed, last_at, last_outcome, last_status) VALUES `)
-	for i, k := range order {
+	args := make([]any, 0, len(r.Cols)*r.N)
+	one := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(r.Cols)), ", ") + ")"
+	sb.WriteString("INSERT INTO " + r.Table + " (" + strings.Join(r.Cols, ", ") + ") VALUES ")
+	for i := range r.N {
 		if i > 0 {
 			sb.WriteString(", ")
 		}
-		sb.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?)")
-		r := sums[k]
-		args = append(args, r.WebhookID, r.Hour, r.Succeeded, r.Failed, r.TestsSucceeded, r.TestsFailed, r.LastAt.UTC(), r.LastOutcome, r.LastStatus)
+		sb.WriteString(one)
+		args = r.Row(i, args)
 	}
-	sb.WriteString(`
-			ON CONFLICT (webhook_id, hour) DO UPDATE SET
-				succeeded = webhook_activity.succeeded + excluded.succeeded,
-				failed = webhook_activity.failed + excluded.failed,
-				tests_succeeded = webhook_activity.tests_succeeded + excluded.tests_succeeded,
-				tests_failed = webhook_activity.tests_failed + excluded.tests_failed,
-				last_outcome = CASE WHEN excluded.last_at >= webhook_activity.last_at THEN excluded.last_outcome ELSE webhook_activity.last_outcome END,
-				last_status = CASE WHEN excluded.last_at >= webhook_activity.last_at THEN excluded.last_status ELSE webhook_activity.last_status END,
-				last_at = CASE WHEN excluded.last_at >= webhook_activity.last_at THEN excluded.last_at ELSE webhook_activity.last_at END`)
+	sb.WriteString(r.Then)
 	if err := tx.Exec(sb.String(), args...).Error; err != nil {
-		return fmt.Errorf("record webhook activity: %w", err)
+		return fmt.Errorf("insert %s: %w", r.Table, err)
 	}
 	return nil
 }
