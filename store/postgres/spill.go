@@ -193,8 +193,9 @@ func (d *Driver) beginPublish(tx *gorm.DB, events int) (sqlcommon.PublishStart, 
 	var look sqlcommon.BacklogCheck
 	c := d.cachedSubscribers(tx, locked)
 	if c != nil && len(check.IDs) > 0 && events >= d.spills.LookEvery() {
-		// A look in the insert spills with the next publish, after this one's rows: fewer
-		// than a look's interval of rows, or a look here and the spill at once.
+		// A look made by the insert spills with the next publish, after this one's rows. A
+		// publish of a look's interval of events or more looks here, before its rows, and
+		// spills at once.
 		c = nil
 	}
 	if c == nil && noTx && len(locked) > 0 {
