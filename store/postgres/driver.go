@@ -44,8 +44,6 @@ type Driver struct {
 	// subscribers is the webhooks the last publish read, for publishes without a
 	// transaction (publish_cache.go); nil when there is none to use.
 	subscribers atomic.Pointer[subscriberCache]
-	// recorder is the handle record transactions run on (openRecorder).
-	recorder *gorm.DB
 	// instance names this driver in the wake notifications it sends, so that its own Listen
 	// can tell them from other replicas' (waker.go).
 	instance string
@@ -101,7 +99,6 @@ func open(ctx context.Context, dsn string, tracer pgx.QueryTracer) (*Driver, err
 	d.spilledSeen.Store(new([]string))
 	d.Base = sqlcommon.New(db, db, []*sql.DB{sqlDB}, hooks{d})
 	d.SetRecorder(recorder, recorderDB)
-	d.recorder = recorder
 	d.waker = newWaker(d.instance, d.Notify)
 	d.bounder = newBounder(func(ctx context.Context, bin string, keep int) error {
 		return boundCaptures(ctx, d.Writer, bin, keep)

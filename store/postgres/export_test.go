@@ -20,9 +20,6 @@ const SpillLockClass = spillLockClass
 // SpillStartClass lets the tests hold a spill's start as a publish starting it does.
 const SpillStartClass = spillStartClass
 
-// Recorder is the handle record transactions run on.
-func Recorder(d *Driver) *gorm.DB { return d.recorder }
-
 // LockRecordedSQL is how a record transaction locks its rows, in id order.
 const LockRecordedSQL = lockRecordedSQL
 

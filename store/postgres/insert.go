@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -183,9 +182,8 @@ func insertRowSetsAt(tx *gorm.DB, sets []sqlcommon.Rows, gen int64, locks []stri
 
 // backlogsSQL is a checked insert's look at backlogs (its % verbs are the numbers of its
 // parameters: the webhooks, the time before which a delivery counts as due, the most
-// deliveries to count of each), the look webhooksAndBacklogsSQL makes, as a JSON array of
-// [id, pending, due].
-const backlogsSQL = `(SELECT json_agg(json_build_array(w.id, b.pending, b.due))
+// deliveries to count of each), the look webhooksAndBacklogsSQL makes, as a JSON array.
+const backlogsSQL = `(SELECT json_agg(json_build_object('id', w.id, 'pending', b.pending, 'due', b.due))
 	FROM unnest($%d::text[]) AS w(id)
 	CROSS JOIN LATERAL (SELECT COUNT(*) AS pending, COUNT(*) FILTER (WHERE x.next_attempt_at <= $%d) AS due
 		FROM (SELECT d.next_attempt_at FROM deliveries d WHERE d.webhook_id = w.id AND d.status = 'pending'
@@ -196,18 +194,16 @@ func parseBacklogs(raw []byte) (map[string]sqlcommon.Backlog, error) {
 	if raw == nil {
 		return nil, nil
 	}
-	var rows [][3]json.RawMessage
+	var rows []struct {
+		ID           string
+		Pending, Due int
+	}
 	if err := json.Unmarshal(raw, &rows); err != nil {
 		return nil, fmt.Errorf("backlogs: %w", err)
 	}
 	out := make(map[string]sqlcommon.Backlog, len(rows))
 	for _, r := range rows {
-		var id string
-		var b sqlcommon.Backlog
-		if err := errors.Join(json.Unmarshal(r[0], &id), json.Unmarshal(r[1], &b.Pending), json.Unmarshal(r[2], &b.Due)); err != nil {
-			return nil, fmt.Errorf("backlogs: %w", err)
-		}
-		out[id] = b
+		out[r.ID] = sqlcommon.Backlog{Pending: r.Pending, Due: r.Due}
 	}
 	return out, nil
 }

@@ -63,6 +63,19 @@ func openTraced(t *testing.T) (*postgres.Driver, *statements, string) {
 	return d, tr, dsn
 }
 
+// tracedStore is a store over openTraced's driver, closed with the test; listening, its
+// publishes start spills, as with a dispatcher in the process.
+func tracedStore(t *testing.T, listening bool) (*store.Store, *statements) {
+	t.Helper()
+	d, tr, _ := openTraced(t)
+	if listening {
+		d.OnQueued(func(sqlcommon.Queued) {})
+	}
+	s := store.New(d)
+	t.Cleanup(func() { _ = s.Close() })
+	return s, tr
+}
+
 // publishChecked publishes one event on s and checks the statements it sent and its
 // deliveries.
 func publishChecked(t *testing.T, s *store.Store, tr *statements, what string, want func(sent []string) bool, deliveries int) {
@@ -207,10 +220,7 @@ func TestAPublishSeesASpillAnotherReplicaStarted(t *testing.T) {
 // transaction. A look used to send the publish into that transaction itself: one publish in
 // 32 at the engine's threshold.
 func TestAPublishLooksAtABacklogInItsOneStatement(t *testing.T) {
-	d, tr, _ := openTraced(t)
-	d.OnQueued(func(sqlcommon.Queued) {}) // as with a dispatcher: publishes start spills
-	s := store.New(d)
-	t.Cleanup(func() { _ = s.Close() })
+	s, tr := tracedStore(t, true)
 	s.SpillWhenPending(store.SpillThreshold{Due: 4}) // a look every 4 rows; nothing claims them
 	conformance.NewWebhook(t, s, "message.received", true)
 	conformance.Publish(t, s, "message.received", "") // reads the webhooks, and the tables' columns once
@@ -238,10 +248,7 @@ func TestAPublishLooksAtABacklogInItsOneStatement(t *testing.T) {
 // it writes, and spills a backlogged webhook at once: with the look in its insert, the spill
 // would wait for the next publish, and the webhook would get that many rows more.
 func TestALargePublishLooksAtABacklogBeforeItWrites(t *testing.T) {
-	d, tr, _ := openTraced(t)
-	d.OnQueued(func(sqlcommon.Queued) {})
-	s := store.New(d)
-	t.Cleanup(func() { _ = s.Close() })
+	s, tr := tracedStore(t, true)
 	s.SpillWhenPending(store.SpillThreshold{Due: 4})
 	conformance.NewWebhook(t, s, "message.received", true)
 	for range 4 { // four rows: the next publish looks

@@ -33,7 +33,7 @@ func TestRecordingFindsDeliveriesByIDWhateverTheStatisticsSay(t *testing.T) {
 		}
 		var plan, lockPlan []string
 		ids := []string{"dlv_00000150", "dlv_00000120", "dlv_00000299"}
-		err := postgres.Recorder(d).Transaction(func(tx *gorm.DB) error {
+		err := d.Recorder().Transaction(func(tx *gorm.DB) error {
 			if err := tx.Raw(`EXPLAIN `+postgres.LockRecordedSQL, postgres.TextArray(ids)).Scan(&lockPlan).Error; err != nil {
 				return err
 			}
@@ -66,7 +66,7 @@ func TestTheHealthOfARecordsWebhooksIsWrittenInTheOrderGiven(t *testing.T) {
 			t.Fatal(err)
 		}
 		var plan []string
-		err := postgres.Recorder(d).Transaction(func(tx *gorm.DB) error {
+		err := d.Recorder().Transaction(func(tx *gorm.DB) error {
 			now := time.Now()
 			return tx.Raw(`EXPLAIN `+postgres.HealthSQL(d), now, now,
 				`[["wh_00000001",1],["wh_00000002",0],["wh_00000003",1]]`, now).Scan(&plan).Error

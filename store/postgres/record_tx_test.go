@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/models"
-	"github.com/hookrelay/hookrelay/store"
 	"github.com/hookrelay/hookrelay/store/conformance"
 )
 
@@ -17,9 +16,7 @@ import (
 // keep a record on its indexes are the recorder connections' own (recordPlan), not a
 // statement in every transaction.
 func TestARecordSendsOnlyItsWrites(t *testing.T) {
-	d, tr, _ := openTraced(t)
-	s := store.New(d)
-	t.Cleanup(func() { _ = s.Close() })
+	s, tr := tracedStore(t, false)
 	ctx := context.Background()
 	w := conformance.NewWebhook(t, s, "message.received", true)
 
@@ -73,9 +70,7 @@ func TestARecordSendsOnlyItsWrites(t *testing.T) {
 // A record of many webhooks' results writes their health in one statement, where it sent one
 // per webhook: with 50 endpoints timing out together, 50 round trips in one record.
 func TestARecordWritesTheHealthOfAllItsWebhooksInOneStatement(t *testing.T) {
-	d, tr, _ := openTraced(t)
-	s := store.New(d)
-	t.Cleanup(func() { _ = s.Close() })
+	s, tr := tracedStore(t, false)
 	ctx := context.Background()
 	var hooks []*models.Webhook
 	for range 10 {

@@ -181,6 +181,9 @@ func New(w, r *gorm.DB, pools []*sql.DB, hooks Hooks) *Base {
 	return &Base{Writer: w, Reader: r, recorder: w, pools: pools, hooks: hooks}
 }
 
+// Recorder is the handle record transactions run on (SetRecorder).
+func (s *Base) Recorder() *gorm.DB { return s.recorder }
+
 // SetRecorder makes record transactions (RecordResults) run on db, whose pool Ping checks
 // and Close closes with the others: a driver sets up those connections for the record's
 // statements once, where it would otherwise set them up in every transaction.
