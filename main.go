@@ -23,6 +23,7 @@ import (
 	"github.com/hookrelay/hookrelay/cli"
 	"github.com/hookrelay/hookrelay/delivery"
 	"github.com/hookrelay/hookrelay/engine"
+	"github.com/hookrelay/hookrelay/inspector"
 	"github.com/hookrelay/hookrelay/tracing"
 )
 
@@ -36,6 +37,7 @@ type config struct {
 	workers, perWebhook                        int
 	maxConns, maxConnsPerAddr                  int
 	inspectorRate                              float64
+	inspectorBusyRate                          float64 // 0: captures never yield
 	trustedProxies                             []string
 	otlpEndpoint                               string
 }
@@ -66,7 +68,7 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	fs := flag.NewFlagSet("hookrelay", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	c := &config{}
-	var timeout, retention, autoDisable, schedule, rate string
+	var timeout, retention, autoDisable, schedule, rate, busyRate string
 	fs.StringVar(&c.addr, "addr", ":8080", "listen address, host:port")
 	fs.StringVar(&c.db, "db", "hookrelay.db", "SQLite file path, or a postgres:// URL")
 	fs.StringVar(&c.publicURL, "public-url", "", "base URL shown for inspector URLs and links; an absolute http or https URL (default http://<host>:<port> of --addr)")
@@ -82,6 +84,7 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	fs.StringVar(&retention, "retention", "720h", "finished deliveries, attempts, events, captures and expired sessions older than this are pruned; 0 keeps everything")
 	fs.StringVar(&autoDisable, "auto-disable-after", "120h", "disable a webhook whose attempts have all failed for this long; 0 never disables")
 	fs.StringVar(&rate, "inspector-rate", "50", "captures accepted per second per inspector bin (burst twice that); 0 is unlimited")
+	fs.StringVar(&busyRate, "inspector-busy-rate", strconv.Itoa(inspector.DefaultBusyRate), "captures all inspector bins together accept per second while webhooks are being delivered (this server's own deliveries to its bins excepted); 0: captures never wait for deliveries")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format, text or json (logs go to standard error)")
 	fs.IntVar(&c.maxConns, "max-connections", 0, "client connections held open at once (default half the file descriptor limit, 256 to 16384)")
 	fs.IntVar(&c.maxConnsPerAddr, "max-connections-per-address", 0, "client connections one address may hold open; -1 for no limit (default a quarter of --max-connections)")
@@ -141,6 +144,9 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 	if c.inspectorRate, err = strconv.ParseFloat(rate, 64); err != nil || c.inspectorRate < 0 {
 		return nil, fmt.Errorf("--inspector-rate: %q is not a number ≥ 0", rate)
 	}
+	if c.inspectorBusyRate, err = strconv.ParseFloat(busyRate, 64); err != nil || c.inspectorBusyRate < 0 {
+		return nil, fmt.Errorf("--inspector-busy-rate: %q is not a number ≥ 0", busyRate)
+	}
 	if c.workers < 1 || c.workers > 100000 {
 		return nil, fmt.Errorf("--workers: must be between 1 and 100000")
 	}
@@ -198,7 +204,7 @@ func parseConfig(args []string, getenv func(string) string) (*config, error) {
 
 // flagKinds name the values of flags that are read as strings and parsed after.
 var flagKinds = map[string]string{"delivery-timeout": "duration", "claim-lease": "duration", "retention": "duration",
-	"auto-disable-after": "duration", "retry-schedule": "durations", "inspector-rate": "number", "trusted-proxies": "list"}
+	"auto-disable-after": "duration", "retry-schedule": "durations", "inspector-rate": "number", "inspector-busy-rate": "number", "trusted-proxies": "list"}
 
 // helpRequested is what parseConfig returns for -h or --help: the usage text to print.
 type helpRequested struct{ usage string }
@@ -259,13 +265,17 @@ func run(cfg *config, out io.Writer) error {
 			return fmt.Errorf("--otlp-endpoint: %w", err)
 		}
 	}
+	busyRate := cfg.inspectorBusyRate
+	if busyRate == 0 {
+		busyRate = -1 // app.Config reads 0 as its default
+	}
 	a, err := app.New(ctx, app.Config{
 		DB: cfg.db, PublicURL: cfg.publicURL, AdminToken: cfg.adminToken,
 		AllowHTTP: cfg.allowHTTP, AllowPrivate: cfg.allowPrivate, TrustedProxies: cfg.trustedProxies,
 		MaxConnections: cfg.maxConns, MaxConnectionsPerAddress: cfg.maxConnsPerAddr,
 		DeliveryTimeout: cfg.timeout, RetrySchedule: cfg.schedule, Workers: cfg.workers, PerWebhook: cfg.perWebhook,
 		ClaimLease: cfg.lease, Retention: cfg.retention, AutoDisableAfter: cfg.autoDisable,
-		InspectorRate: cfg.inspectorRate, Version: version, UI: uiDist(), Logger: logger, Tracer: tracer,
+		InspectorRate: cfg.inspectorRate, InspectorBusyRate: busyRate, Version: version, UI: uiDist(), Logger: logger, Tracer: tracer,
 	})
 	if err != nil {
 		return fmt.Errorf("--db: %w", err)

@@ -27,7 +27,7 @@ func TestConfigDefaultsFollowTheSpec(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.addr != ":8080" || c.db != "hookrelay.db" || c.publicURL != "http://localhost:8080" || c.timeout != 10*time.Second ||
-		c.retention != 720*time.Hour || c.inspectorRate != 50 || c.logFormat != "text" || c.allowHTTP || c.allowPrivate ||
+		c.retention != 720*time.Hour || c.inspectorRate != 50 || c.inspectorBusyRate != 200 || c.logFormat != "text" || c.allowHTTP || c.allowPrivate ||
 		c.adminToken != "" || c.workers != engine.DefaultWorkers() || c.otlpEndpoint != "" {
 		t.Fatalf("defaults: %+v", c)
 	}
@@ -46,7 +46,7 @@ func TestEnvironmentConfiguresAndFlagsWin(t *testing.T) {
 	c, err := parseConfig([]string{"--addr", "127.0.0.1:9000"}, env(map[string]string{
 		"HOOKRELAY_ADDR": "127.0.0.1:7000", "HOOKRELAY_DB": "/tmp/x.db", "HOOKRELAY_ALLOW_HTTP": "true",
 		"HOOKRELAY_ALLOW_PRIVATE_TARGETS": "1", "HOOKRELAY_DELIVERY_TIMEOUT": "3s", "HOOKRELAY_RETRY_SCHEDULE": "1s,2s",
-		"HOOKRELAY_WORKERS": "7", "HOOKRELAY_INSPECTOR_RATE": "0", "HOOKRELAY_LOG_FORMAT": "json",
+		"HOOKRELAY_WORKERS": "7", "HOOKRELAY_INSPECTOR_RATE": "0", "HOOKRELAY_INSPECTOR_BUSY_RATE": "0", "HOOKRELAY_LOG_FORMAT": "json",
 		"HOOKRELAY_PUBLIC_URL": "https://hooks.example.com/", "HOOKRELAY_ADMIN_TOKEN": "0123456789abcdef",
 		"HOOKRELAY_OTLP_ENDPOINT": "http://collector:4318",
 	}))
@@ -57,7 +57,7 @@ func TestEnvironmentConfiguresAndFlagsWin(t *testing.T) {
 		t.Errorf("flag did not win: addr %s", c.addr)
 	}
 	if c.db != "/tmp/x.db" || !c.allowHTTP || !c.allowPrivate || c.timeout != 3*time.Second || len(c.schedule) != 2 ||
-		c.workers != 7 || c.inspectorRate != 0 || c.logFormat != "json" || c.publicURL != "https://hooks.example.com" ||
+		c.workers != 7 || c.inspectorRate != 0 || c.inspectorBusyRate != 0 || c.logFormat != "json" || c.publicURL != "https://hooks.example.com" ||
 		c.adminToken != "0123456789abcdef" || c.otlpEndpoint != "http://collector:4318" {
 		t.Errorf("environment not applied: %+v", c)
 	}
@@ -80,6 +80,8 @@ func TestBadConfigurationNamesTheFlagOrVariable(t *testing.T) {
 		{[]string{"--admin-token", "short"}, nil, "--admin-token"},
 		{[]string{"--addr", "8080"}, nil, "--addr"},
 		{[]string{"--inspector-rate", "-1"}, nil, "--inspector-rate"},
+		{[]string{"--inspector-busy-rate", "-1"}, nil, "--inspector-busy-rate"},
+		{[]string{"--inspector-busy-rate", "fast"}, nil, "--inspector-busy-rate"},
 		{[]string{"--claim-lease", "5s", "--delivery-timeout", "10s"}, nil, "--claim-lease"},
 		{[]string{"--nope"}, nil, "nope"},
 		{[]string{"--trusted-proxies", "10.0.0.0/8,proxy.internal"}, nil, "--trusted-proxies"},
@@ -240,6 +242,7 @@ func TestHelpListsEveryFlagWithItsDefaultAndMeaning(t *testing.T) {
 			"--allow-http bool\n      accept http:// webhook URLs (default false)",
 			"--claim-lease duration\n", "(default 2 × --delivery-timeout + 30s)",
 			"env HOOKRELAY_MAX_CONNECTIONS_PER_ADDRESS",
+			"--inspector-busy-rate number\n", "(default 200)\n      env HOOKRELAY_INSPECTOR_BUSY_RATE",
 			"--otlp-endpoint string\n      OTLP/HTTP collector to export traces to", "(default none: tracing off)\n      env HOOKRELAY_OTLP_ENDPOINT",
 			"  hookrelay listen --forward-to URL ", "  hookrelay trigger EVENT ", "  hookrelay verify --secret S FILE ",
 		} {
@@ -256,8 +259,8 @@ func TestHelpListsEveryFlagWithItsDefaultAndMeaning(t *testing.T) {
 				t.Errorf("%s: flag block without meaning, default or variable: %q", arg, block)
 			}
 		}
-		if n != 19 {
-			t.Errorf("%s: %d flags listed, want 19:\n%s", arg, n, help.usage)
+		if n != 20 {
+			t.Errorf("%s: %d flags listed, want 20:\n%s", arg, n, help.usage)
 		}
 	}
 }

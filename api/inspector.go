@@ -490,6 +490,12 @@ func (h *inspectorAPI) receive(c *gin.Context) {
 		c.Header("Retry-After", "1")
 		problem(c, http.StatusTooManyRequests, "this bin accepts at most "+h.rateText()+" requests per second")
 		return
+	case errors.Is(err, inspector.ErrYielded):
+		h.insp.HoldRefused(c.Request)
+		c.Header("Retry-After", "1")
+		problem(c, http.StatusTooManyRequests, "webhooks are being delivered: meanwhile the inspector's bins together accept at most "+
+			strconv.FormatFloat(h.insp.BusyRate(), 'f', -1, 64)+" requests per second")
+		return
 	case errors.Is(err, inspector.ErrTooLarge):
 		c.Header("Connection", "close") // the rest of the body is not read
 		problem(c, http.StatusRequestEntityTooLarge, "the body is larger than "+strconv.Itoa(inspector.MaxBodyBytes)+" bytes; the request was recorded as rejected")

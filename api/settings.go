@@ -17,6 +17,9 @@ type ServerSettings struct {
 	AutoDisableAfter time.Duration   // 0: never
 	Retention        time.Duration   // 0: keeps everything
 	InspectorRate    float64         // captures per second per bin; 0: unlimited
+	// InspectorBusyRate is captures per second the bins together take while deliveries are
+	// in flight; 0: captures never yield.
+	InspectorBusyRate float64
 }
 
 // Settings is what GET /api/v1/settings answers. Durations are in seconds.
@@ -33,6 +36,8 @@ type Settings struct {
 	MaxBodyBytes            int       `json:"max_body_bytes" example:"1048576"`
 	InspectorMaxBodyBytes   int       `json:"inspector_max_body_bytes" example:"1048576"`
 	InspectorRate           float64   `json:"inspector_rate" example:"50"`
+	// Captures per second all bins together take while webhooks are being delivered; 0: they never wait for deliveries.
+	InspectorBusyRate float64 `json:"inspector_busy_rate" example:"200"`
 } // @name Settings
 
 // settings builds the answer once: the flags do not change while the process runs.
@@ -50,6 +55,7 @@ func (s *Server) settings() Settings {
 		MaxBodyBytes:            MaxBodyBytes,
 		InspectorMaxBodyBytes:   inspector.MaxBodyBytes,
 		InspectorRate:           st.InspectorRate,
+		InspectorBusyRate:       st.InspectorBusyRate,
 	}
 	for _, d := range st.RetrySchedule {
 		out.RetryScheduleSeconds = append(out.RetryScheduleSeconds, d.Seconds())

@@ -49,6 +49,9 @@ type Config struct {
 	Retention        time.Duration   // 0 keeps everything
 	AutoDisableAfter time.Duration   // 0 never disables
 	InspectorRate    float64         // captures per second per bin; 0 is unlimited
+	// InspectorBusyRate is how many captures a second the bins together take while
+	// deliveries are in flight (0: inspector.DefaultBusyRate; negative: captures never yield).
+	InspectorBusyRate float64
 	// InspectorRefusedHold and InspectorMaxHeld: see inspector.Config's RefusedHold and
 	// MaxHeld (zero: 1 s and 512).
 	InspectorRefusedHold time.Duration
@@ -171,8 +174,15 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		a.replicated = inspector.NewReplicated(store, a.Hub, cfg.Logger)
 		publisher = a.replicated
 	}
+	busyRate := cfg.InspectorBusyRate
+	if busyRate == 0 {
+		busyRate = inspector.DefaultBusyRate
+	}
 	a.Inspector = inspector.New(inspector.Config{Store: store, Hub: a.Hub, Publisher: publisher,
 		PublicURL: cfg.PublicURL, Rate: cfg.InspectorRate, AllowPrivate: cfg.AllowPrivate,
+		BusyRate: max(0, busyRate), Yield: func(remoteAddr string) bool {
+			return a.Dispatcher.Busy() && !a.Sender.OwnDelivery(remoteAddr)
+		},
 		RefusedHold: cfg.InspectorRefusedHold, MaxHeld: cfg.InspectorMaxHeld,
 		ForwardTimeout: cfg.DeliveryTimeout, Logger: cfg.Logger, OwnCookies: []string{api.SessionCookie}})
 
@@ -189,7 +199,8 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		SignInLimits: cfg.SignInLimits, CredentialEnded: a.credentialEnded, Replays: a.Replays,
 		Changes: a.Changes, Tracer: cfg.Tracer,
 		Settings: api.ServerSettings{DeliveryTimeout: cfg.DeliveryTimeout, RetrySchedule: cfg.RetrySchedule,
-			AutoDisableAfter: cfg.AutoDisableAfter, Retention: cfg.Retention, InspectorRate: cfg.InspectorRate},
+			AutoDisableAfter: cfg.AutoDisableAfter, Retention: cfg.Retention, InspectorRate: cfg.InspectorRate,
+			InspectorBusyRate: a.Inspector.BusyRate()},
 	})
 	readTimeout := cfg.RequestReadTimeout
 	if readTimeout <= 0 {

@@ -38,6 +38,8 @@ type serverOptions struct {
 	schedule []time.Duration
 	// inspectorRate is the per-bin capture limit (captures per second); 0 is unlimited.
 	inspectorRate float64
+	// noYield starts it with --inspector-busy-rate 0: captures never wait for deliveries.
+	noYield bool
 	// otlp is where traces go (-tracing); "" leaves tracing off.
 	otlp string
 }
@@ -80,8 +82,8 @@ func startInProcess(o serverOptions) (*inProcess, error) {
 	}
 	a, err := app.New(context.Background(), app.Config{DB: o.dsn, PublicURL: base, AdminToken: benchToken,
 		AllowHTTP: true, AllowPrivate: true, DeliveryTimeout: o.timeout, Workers: o.workers, RetrySchedule: o.schedule,
-		InspectorRate: o.inspectorRate,
-		Version:       "bench", Logger: logger, Tracer: tracer})
+		InspectorRate: o.inspectorRate, InspectorBusyRate: busyRate(o.noYield),
+		Version: "bench", Logger: logger, Tracer: tracer})
 	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("start hookrelay: %w", err)
@@ -89,6 +91,14 @@ func startInProcess(o serverOptions) (*inProcess, error) {
 	a.Server.IdleTimeout = 2 * time.Minute
 	a.Start(ln)
 	return &inProcess{base: base, app: a}, nil
+}
+
+// busyRate is app.Config's InspectorBusyRate: its default, or never yielding.
+func busyRate(noYield bool) float64 {
+	if noYield {
+		return -1
+	}
+	return 0
 }
 
 func (p *inProcess) baseURL() string        { return p.base }
@@ -120,6 +130,9 @@ func startChild(bin string, o serverOptions) (*child, error) {
 		"--inspector-rate", strconv.FormatFloat(o.inspectorRate, 'f', -1, 64)}
 	if o.workers > 0 {
 		args = append(args, "--workers", strconv.Itoa(o.workers))
+	}
+	if o.noYield { // only then: a binary built before the flag runs the other phases
+		args = append(args, "--inspector-busy-rate", "0")
 	}
 	if o.otlp != "" {
 		args = append(args, "--otlp-endpoint", o.otlp)

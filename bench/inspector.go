@@ -62,9 +62,13 @@ type FloodResult struct {
 	// Limited ran with --inspector-rate at its default (the bin answers 429 past it).
 	Limited   *PhaseResult `json:"limited"`
 	Unlimited *PhaseResult `json:"unlimited"`
-	// LimitedRatio and UnlimitedRatio are deliveries/s flooded ÷ quiet.
+	// NoYield ran unlimited and with --inspector-busy-rate 0: captures never waited for
+	// deliveries. It shows what yielding buys; no target applies.
+	NoYield *PhaseResult `json:"no_yield"`
+	// LimitedRatio, UnlimitedRatio and NoYieldRatio are deliveries/s flooded ÷ quiet.
 	LimitedRatio   float64 `json:"limited_ratio"`
 	UnlimitedRatio float64 `json:"unlimited_ratio"`
+	NoYieldRatio   float64 `json:"no_yield_ratio"`
 }
 
 // defaultInspectorRate is the binary's --inspector-rate default.
@@ -84,6 +88,10 @@ func (r *runner) floodScenario(ctx context.Context) (*FloodResult, error) {
 		return res, err
 	}
 	res.UnlimitedRatio = res.Unlimited.DeliveriesPerSec / res.Quiet.DeliveriesPerSec
+	if res.NoYield, err = r.throughputPhase(ctx, true, flooded{on: true, noYield: true}); err != nil {
+		return res, err
+	}
+	res.NoYieldRatio = res.NoYield.DeliveriesPerSec / res.Quiet.DeliveriesPerSec
 	return res, nil
 }
 

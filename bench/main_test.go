@@ -113,7 +113,7 @@ func TestEveryScenarioRunsToCompletionAtToySizes(t *testing.T) {
 		for _, p := range []struct {
 			phase *PhaseResult
 			ratio float64
-		}{{f.Limited, f.LimitedRatio}, {f.Unlimited, f.UnlimitedRatio}} {
+		}{{f.Limited, f.LimitedRatio}, {f.Unlimited, f.UnlimitedRatio}, {f.NoYield, f.NoYieldRatio}} {
 			if p.phase == nil || !p.phase.Complete || p.phase.Delivered != 120 || p.phase.FloodCapturesPerSec <= 0 ||
 				p.ratio != p.phase.DeliveriesPerSec/f.Quiet.DeliveriesPerSec {
 				t.Errorf("flooded phase %+v (ratio %v): want it complete beside a bin that took captures, and its ratio", p.phase, p.ratio)
@@ -123,7 +123,7 @@ func TestEveryScenarioRunsToCompletionAtToySizes(t *testing.T) {
 	var out bytes.Buffer
 	printTable(&out, rep)
 	for _, want := range []string{"events accepted/s (single", "deliveries/s ÷ ceiling (batch;", "ingest→receipt p50 ms", "events published/s (100/s asked for", "ingest→receipt p99 ms",
-		"healthy p99 ÷ latency p99", "healthy webhook spilled when publishing ended", "drain deliveries/s", "peak RSS MB", "captures/s ÷ loopback ceiling (watched", "deliveries/s flooded ÷ quiet, the bin unlimited"} {
+		"healthy p99 ÷ latency p99", "healthy webhook spilled when publishing ended", "drain deliveries/s", "peak RSS MB", "captures/s ÷ loopback ceiling (watched", "deliveries/s flooded ÷ quiet, the bin unlimited", "captures never yielding (--inspector-busy-rate 0)"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}

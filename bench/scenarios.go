@@ -182,11 +182,13 @@ func (r *runner) throughput(ctx context.Context) (*ThroughputResult, error) {
 	return res, nil
 }
 
-// flooded says whether a throughput phase runs beside a flooded inspector bin, and the
-// server's per-bin capture limit then (0: none).
+// flooded says whether a throughput phase runs beside a flooded inspector bin, the
+// server's per-bin capture limit then (0: none), and whether captures never yield to
+// deliveries (--inspector-busy-rate 0).
 type flooded struct {
-	on   bool
-	rate float64
+	on      bool
+	rate    float64
+	noYield bool
 }
 
 // throughputPhase publishes -n events to -k webhooks on a fresh database and measures
@@ -199,6 +201,9 @@ func (r *runner) throughputPhase(ctx context.Context, batch bool, flood flooded)
 	}
 	if flood.on {
 		mode += "_flood_" + strconv.FormatFloat(flood.rate, 'f', -1, 64)
+		if flood.noYield {
+			mode += "_noyield"
+		}
 	}
 	n, k := r.o.n, r.o.k
 	r.logf("throughput (%s): %d events × %d webhooks, concurrency %d", mode, n, k, r.o.c)
@@ -213,7 +218,7 @@ func (r *runner) throughputPhase(ctx context.Context, batch bool, flood flooded)
 	}
 	defer s.close()
 	h, cl, stop, err := r.startWith(serverOptions{dsn: dsn, timeout: r.o.deliveryTimeout, workers: r.o.workers,
-		inspectorRate: flood.rate})
+		inspectorRate: flood.rate, noYield: flood.noYield})
 	if err != nil {
 		return nil, err
 	}

@@ -1401,7 +1401,7 @@ type SessionStatus struct {
 	Method string `json:"method"`
 }
 
-// Settings Example: {"allow_http":false,"allow_private_targets":false,"auto_disable_after_seconds":432000,"delivery_timeout_seconds":10,"inspector_max_body_bytes":1048576,"inspector_rate":50,"max_attempts":9,"max_body_bytes":1048576,"retention_seconds":2592000,"retry_schedule_seconds":[10,60,300,1800,7200,21600,43200,86400],"retry_window_seconds":160170,"version":"1.4.0"}
+// Settings Example: {"allow_http":false,"allow_private_targets":false,"auto_disable_after_seconds":432000,"delivery_timeout_seconds":10,"inspector_busy_rate":200,"inspector_max_body_bytes":1048576,"inspector_rate":50,"max_attempts":9,"max_body_bytes":1048576,"retention_seconds":2592000,"retry_schedule_seconds":[10,60,300,1800,7200,21600,43200,86400],"retry_window_seconds":160170,"version":"1.4.0"}
 type Settings struct {
 	// AllowHttp Example: false
 	AllowHttp bool `json:"allow_http"`
@@ -1414,6 +1414,11 @@ type Settings struct {
 
 	// DeliveryTimeoutSeconds Example: 10
 	DeliveryTimeoutSeconds float32 `json:"delivery_timeout_seconds"`
+
+	// InspectorBusyRate Captures per second all bins together take while webhooks are being delivered; 0: they never wait for deliveries.
+	//
+	// Example: 200
+	InspectorBusyRate float32 `json:"inspector_busy_rate"`
 
 	// InspectorMaxBodyBytes Example: 1048576
 	InspectorMaxBodyBytes int `json:"inspector_max_body_bytes"`

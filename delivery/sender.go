@@ -79,7 +79,8 @@ func (r *Response) ErrorText() string {
 type Sender struct {
 	guarded   *h1Transport
 	own       *h1Transport
-	targets   sync.Map // webhook URL → *target
+	ownConns  *ownConns // the own transport's open connections
+	targets   sync.Map  // webhook URL → *target
 	nTargets  atomic.Int64
 	publicURL string
 	timeout   time.Duration
@@ -106,10 +107,10 @@ func NewSender(cfg SenderConfig) *Sender {
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 64
 	}
-	mk := func(allowPrivate bool) *h1Transport {
-		return newH1Transport(dialer(allowPrivate), cfg.RootCAs, cfg.MaxConns, &http.Transport{
+	mk := func(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *h1Transport {
+		return newH1Transport(dial, cfg.RootCAs, cfg.MaxConns, &http.Transport{
 			Proxy:                 nil, // a proxy would dial for us and bypass the guard
-			DialContext:           dialer(allowPrivate),
+			DialContext:           dial,
 			ForceAttemptHTTP2:     true,
 			MaxIdleConns:          cfg.MaxConns * 4,
 			MaxIdleConnsPerHost:   cfg.MaxConns,
@@ -120,15 +121,22 @@ func NewSender(cfg SenderConfig) *Sender {
 			TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: cfg.RootCAs},
 		})
 	}
+	ownConns := newOwnConns()
 	return &Sender{
-		guarded:   mk(cfg.AllowPrivate),
-		own:       mk(true),
+		guarded:   mk(dialer(cfg.AllowPrivate)),
+		own:       mk(ownConns.dial(dialer(true))),
+		ownConns:  ownConns,
 		publicURL: cfg.PublicURL,
 		timeout:   cfg.Timeout,
 		userAgent: "Hookrelay/" + cfg.Version,
 		now:       cfg.Now,
 	}
 }
+
+// OwnDelivery reports whether a request that reached this server from remoteAddr came over
+// a connection this sender opened to its own inspector: one of its own deliveries. Only a
+// direct connection is recognised; through a proxy, the remote address is the proxy's.
+func (s *Sender) OwnDelivery(remoteAddr string) bool { return s.ownConns.has(remoteAddr) }
 
 // Timeout bounds one attempt, from connecting to the last byte of the response excerpt: the
 // engine sizes its claim lease from it.

@@ -43,7 +43,12 @@ type Dispatcher struct {
 
 	sends   sync.WaitGroup
 	senders *senders
+	// inflight mirrors the table's total in flight, for readers outside the loop (Busy).
+	inflight atomic.Int64
 }
+
+// Busy reports whether attempts are in flight: work that the inspector's captures yield to.
+func (d *Dispatcher) Busy() bool { return d.inflight.Load() > 0 }
 
 // rescanEvery is how often the dispatcher looks for due work it was not told about: leases
 // that expired after a failed record, and, on PostgreSQL, work of other replicas.
@@ -75,11 +80,12 @@ func New(cfg Config) *Dispatcher {
 		payloads: newPayloadCache(payloadCacheBytes),
 		senders:  newSenders(),
 	}
-	inFlight := func(int) {}
-	if cfg.Metrics != nil {
-		inFlight = cfg.Metrics.InFlight
-	}
-	d.table = newTable(cfg.PerWebhook, inFlight)
+	d.table = newTable(cfg.PerWebhook, func(n int) {
+		d.inflight.Store(int64(n))
+		if cfg.Metrics != nil {
+			cfg.Metrics.InFlight(n)
+		}
+	})
 	d.spill = newSpiller(cfg.Store, d.table, d.owner, cfg.Lease, cfg.Logger, d.nudge, d.requestRescan)
 	d.rec = newRecorder(cfg.Store, d.recorded, d.lost)
 	return d

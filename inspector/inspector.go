@@ -45,7 +45,9 @@ const (
 var (
 	ErrTooLarge    = errors.New("body too large")
 	ErrRateLimited = errors.New("rate limit exceeded")
-	ErrReadBody    = errors.New("could not read the body")
+	// ErrYielded refuses a capture that waited its longest for deliveries in flight.
+	ErrYielded  = errors.New("yielding to deliveries")
+	ErrReadBody = errors.New("could not read the body")
 )
 
 // Config wires an Inspector.
@@ -56,6 +58,11 @@ type Config struct {
 	PublicURL string    // base of the bin URLs, e.g. https://hooks.example.com
 	// Rate is captures per second accepted per bin (burst twice that); 0 is unlimited.
 	Rate float64
+	// Yield says whether a request from remoteAddr must yield to deliveries now: attempts
+	// are in flight and the request is not one of them. While it does, the bins together
+	// take at most BusyRate captures a second (0: captures never yield). See yieldToDeliveries.
+	Yield    func(remoteAddr string) bool
+	BusyRate float64
 	// RefusedHold is how long a request refused for the rate waits before its 429 (1 s, the
 	// Retry-After it carries; negative answers at once), and MaxHeld how many such requests
 	// wait at once (512); past that they are answered at once.
@@ -77,6 +84,7 @@ type Inspector struct {
 	store     CaptureStore
 	pub       Publisher
 	limiters  *limiters
+	busy      *rate.Limiter // nil: captures never yield
 	forward   forwarder
 	held      chan struct{} // a slot per refused request being held
 	closing   chan struct{} // closed by ReleaseHeld
@@ -107,9 +115,54 @@ func New(cfg Config) *Inspector {
 		cfg.MaxHeld = 512
 	}
 	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
-	return &Inspector{cfg: cfg, store: cfg.Store, pub: cfg.Publisher, limiters: newLimiters(cfg.Rate),
+	in := &Inspector{cfg: cfg, store: cfg.Store, pub: cfg.Publisher, limiters: newLimiters(cfg.Rate),
 		forward: newForwarder(cfg.PublicURL, cfg.AllowPrivate, cfg.ForwardTimeout),
 		held:    make(chan struct{}, cfg.MaxHeld), closing: make(chan struct{})}
+	if cfg.Yield != nil && cfg.BusyRate > 0 {
+		in.busy = rate.NewLimiter(rate.Limit(cfg.BusyRate), max(1, int(cfg.BusyRate/10)))
+	}
+	return in
+}
+
+// DefaultBusyRate is BusyRate's default: four bins at the default per-bin limit (50/s).
+// Measured, a bin flooded without a limit took a quarter of the deliveries' rate; at this
+// rate it takes a few percent.
+const DefaultBusyRate = 200
+
+// maxYieldWait is the longest a capture waits for its turn while deliveries are in flight;
+// one that would wait longer is refused for the rate (held, then 429 with Retry-After).
+const maxYieldWait = time.Second
+
+// yieldToDeliveries makes a capture wait its turn while deliveries are in flight, and
+// reports whether it may go on. Captures and deliveries share the machine's cores (and, on
+// SQLite, its one writer); a bin taking requests as fast as senders send them, with no
+// per-bin limit, would otherwise take a quarter of the deliveries' rate. Deliveries come
+// first: the bins together take BusyRate captures a second meanwhile, each waiting up to
+// maxYieldWait, so a sender slows down rather than losing requests. This server's own
+// deliveries to its own bins never wait: they are the deliveries.
+func (in *Inspector) yieldToDeliveries(r *http.Request) bool {
+	if in.busy == nil || !in.cfg.Yield(r.RemoteAddr) {
+		return true
+	}
+	res := in.busy.Reserve()
+	d := res.Delay()
+	switch {
+	case d == 0:
+		return true
+	case d > maxYieldWait:
+		res.Cancel()
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.Context().Done():
+	case <-in.closing:
+	}
+	res.Cancel()
+	return false
 }
 
 // HoldRefused keeps a request refused for the rate waiting before it is answered, as a
@@ -160,6 +213,15 @@ func (in *Inspector) Hub() *Hub { return in.cfg.Hub }
 // Rate is the per-bin limit in captures per second; 0 is unlimited.
 func (in *Inspector) Rate() float64 { return in.cfg.Rate }
 
+// BusyRate is how many captures a second the bins together take while deliveries are in
+// flight; 0: captures never yield.
+func (in *Inspector) BusyRate() float64 {
+	if in.busy == nil {
+		return 0
+	}
+	return in.cfg.BusyRate
+}
+
 // BinURL is the public receiver URL of a bin.
 func (in *Inspector) BinURL(id string) string { return in.cfg.PublicURL + "/inspect/" + id }
 
@@ -181,6 +243,9 @@ func (in *Inspector) Receive(r *http.Request, binID string) (*models.Bin, error)
 	}
 	if !in.limiters.allow(binID) {
 		return b, ErrRateLimited
+	}
+	if !in.yieldToDeliveries(r) {
+		return b, ErrYielded
 	}
 	body, tooLarge, err := readBody(r.Body, r.ContentLength)
 	if err != nil {

@@ -2735,6 +2735,7 @@ export interface components {
          *       "allow_private_targets": false,
          *       "auto_disable_after_seconds": 432000,
          *       "delivery_timeout_seconds": 10,
+         *       "inspector_busy_rate": 200,
          *       "inspector_max_body_bytes": 1048576,
          *       "inspector_rate": 50,
          *       "max_attempts": 9,
@@ -2763,6 +2764,11 @@ export interface components {
             auto_disable_after_seconds: number;
             /** @example 10 */
             delivery_timeout_seconds: number;
+            /**
+             * @description Captures per second all bins together take while webhooks are being delivered; 0: they never wait for deliveries.
+             * @example 200
+             */
+            inspector_busy_rate: number;
             /** @example 1048576 */
             inspector_max_body_bytes: number;
             /** @example 50 */
