@@ -43,12 +43,34 @@ type Dispatcher struct {
 
 	sends   sync.WaitGroup
 	senders *senders
-	// inflight mirrors the table's total in flight, for readers outside the loop (Busy).
-	inflight atomic.Int64
+	// inflight mirrors the table's total in flight, for readers outside the loop (Busy), and
+	// idleSince is when it last fell to zero (unix ns).
+	inflight  atomic.Int64
+	idleSince atomic.Int64
 }
 
-// Busy reports whether attempts are in flight: work that the inspector's captures yield to.
-func (d *Dispatcher) Busy() bool { return d.inflight.Load() > 0 }
+// busyTail is how long the dispatcher still counts as busy after its last attempt ended.
+// Between two claims, or while a publish commits, nothing may be in flight for a moment;
+// work that yields to deliveries would rush into each such gap and be in the way when they
+// resume.
+const busyTail = time.Second
+
+// noteInFlight learns the total in flight; the table calls it, in order, on every change.
+func (d *Dispatcher) noteInFlight(n int) {
+	d.inflight.Store(int64(n))
+	if n == 0 {
+		d.idleSince.Store(time.Now().UnixNano())
+	}
+	if d.cfg.Metrics != nil {
+		d.cfg.Metrics.InFlight(n)
+	}
+}
+
+// Busy reports whether attempts are in flight, or were within busyTail: work that the
+// inspector's captures yield to.
+func (d *Dispatcher) Busy() bool {
+	return d.inflight.Load() > 0 || time.Now().UnixNano()-d.idleSince.Load() < int64(busyTail)
+}
 
 // rescanEvery is how often the dispatcher looks for due work it was not told about: leases
 // that expired after a failed record, and, on PostgreSQL, work of other replicas.
@@ -80,12 +102,7 @@ func New(cfg Config) *Dispatcher {
 		payloads: newPayloadCache(payloadCacheBytes),
 		senders:  newSenders(),
 	}
-	d.table = newTable(cfg.PerWebhook, func(n int) {
-		d.inflight.Store(int64(n))
-		if cfg.Metrics != nil {
-			cfg.Metrics.InFlight(n)
-		}
-	})
+	d.table = newTable(cfg.PerWebhook, d.noteInFlight)
 	d.spill = newSpiller(cfg.Store, d.table, d.owner, cfg.Lease, cfg.Logger, d.nudge, d.requestRescan)
 	d.rec = newRecorder(cfg.Store, d.recorded, d.lost)
 	return d

@@ -129,6 +129,9 @@ func New(cfg Config) *Inspector {
 // rate it takes a few percent.
 const DefaultBusyRate = 200
 
+// yieldTurn is how often captures waiting for deliveries go on: together, each turn.
+const yieldTurn = 100 * time.Millisecond
+
 // maxYieldWait is the longest a capture waits for its turn while deliveries are in flight;
 // one that would wait longer is refused for the rate (held, then 429 with Retry-After).
 const maxYieldWait = time.Second
@@ -153,7 +156,12 @@ func (in *Inspector) yieldToDeliveries(r *http.Request) bool {
 		res.Cancel()
 		return false
 	}
-	t := time.NewTimer(d)
+	// Wake at the next turn's boundary: the captures whose turns fall within one turn go
+	// on together and share a transaction (group commit) instead of one each, which would
+	// take the writer from deliveries BusyRate times a second.
+	now := time.Now()
+	wake := now.Add(d).Truncate(yieldTurn).Add(yieldTurn)
+	t := time.NewTimer(wake.Sub(now))
 	defer t.Stop()
 	select {
 	case <-t.C:
