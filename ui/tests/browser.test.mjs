@@ -44,6 +44,10 @@ test('admin UI end to end', { skip, timeout: 240_000 }, async (t) => {
     state.binId = decodeURIComponent(new URL(page.url()).pathname.split('/').pop());
     state.binUrl = await page.getByTestId('bin-url').inputValue();
     assert.match(state.binUrl, /\/inspect\//, 'the bin shows its receiver URL');
+    // The server runs with --inspector-rate 0 and the default --inspector-busy-rate.
+    const limits = await page.getByTestId('bin-limits').innerText();
+    assert.match(limits, /all bins together take up to 200 requests a second/, 'the bin says how fast it takes requests while webhooks are delivered');
+    assert.doesNotMatch(limits, /Takes up to/, 'no per-bin limit is stated when there is none');
     await page.locator('[data-testid="live-status"][data-state="live"]').waitFor();
     await page.getByTestId('captures-empty').waitFor();
   });
