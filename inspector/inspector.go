@@ -125,8 +125,9 @@ func New(cfg Config) *Inspector {
 }
 
 // DefaultBusyRate is BusyRate's default: four bins at the default per-bin limit (50/s).
-// Measured, a bin flooded without a limit took a quarter of the deliveries' rate; at this
-// rate it takes a few percent.
+// Measured (docs/performance.md), a bin flooded without any limit took a quarter of the
+// deliveries' rate; held to this rate, it left them within the spread of their quiet rate,
+// and half of it did no better.
 const DefaultBusyRate = 200
 
 // yieldTurn is how often captures waiting for deliveries go on: together, each turn.
