@@ -37,6 +37,8 @@ type Options struct {
 	Workers       int
 	PerWebhook    int
 	InspectorRate float64 // 0: unlimited
+	// InspectorBusyRate as app.Config's: 0 is its default, negative never yields.
+	InspectorBusyRate float64
 	// RefusedHold and MaxHeld: app.Config's InspectorRefusedHold and InspectorMaxHeld.
 	RefusedHold time.Duration
 	MaxHeld     int
@@ -112,7 +114,7 @@ func Start(t testing.TB, o Options) *Server {
 		DB: o.DBPath, PublicURL: o.PublicURL, AdminToken: AdminToken,
 		AllowHTTP: o.AllowHTTP, AllowPrivate: o.AllowPrivate,
 		DeliveryTimeout: o.Timeout, RetrySchedule: o.RetrySchedule, Workers: o.Workers, PerWebhook: o.PerWebhook,
-		InspectorRate:        o.InspectorRate,
+		InspectorRate: o.InspectorRate, InspectorBusyRate: o.InspectorBusyRate,
 		InspectorRefusedHold: o.RefusedHold, InspectorMaxHeld: o.MaxHeld, Version: "test", UI: o.UI, Logger: o.Logger,
 		NoDispatch: o.NoDispatch, Tracer: o.Tracer, AutoDisableAfter: o.AutoDisableAfter, Hub: o.Hub, Routes: o.Extra, SignInLimits: signInLimits, TrustedProxies: o.TrustedProxies,
 		// Counted afresh on every scrape, so tests see the queue gauges move.
