@@ -137,6 +137,12 @@ test('layout and content', { skip, timeout: 240_000 }, async (t) => {
     await narrow.locator(`[data-testid="delivery-row"][data-delivery-id="${d.id}"]`).getByTestId('redeliver').click();
     const toast = narrow.getByTestId('toast').filter({ hasText: 'disabled' });
     await toast.waitFor();
+    // The room below the page follows the toasts' height through a ResizeObserver, a frame
+    // after the toast is laid out: measure once it has.
+    await narrow.waitForFunction(() => {
+      const h = document.querySelector('[data-testid="toasts"]').getBoundingClientRect().height;
+      return document.body.style.getPropertyValue('--toast-space') === `${Math.ceil(h) + 16}px`;
+    });
     await narrow.evaluate(() => window.scrollTo(0, document.documentElement.scrollHeight));
     const last = await narrow.evaluate(() => {
       const cards = document.querySelectorAll('main section.card');
