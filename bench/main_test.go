@@ -107,15 +107,16 @@ func TestEveryScenarioRunsToCompletionAtToySizes(t *testing.T) {
 				in.Unwatched.Pushed, in.Watched.Pushed, in.Watched.Valid)
 		}
 	}
-	if f := r.Flood; f == nil || f.Quiet == nil || !f.Quiet.Complete {
-		t.Errorf("flood %+v: want the quiet phase complete", f)
+	if f := r.Flood; f == nil || f.Quiet == nil || !f.Quiet.Complete || f.QuietAfter == nil || !f.QuietAfter.Complete ||
+		f.QuietPerSec != (f.Quiet.DeliveriesPerSec+f.QuietAfter.DeliveriesPerSec)/2 {
+		t.Errorf("flood %+v: want both quiet phases complete, and their mean", f)
 	} else {
 		for _, p := range []struct {
 			phase *PhaseResult
 			ratio float64
 		}{{f.Limited, f.LimitedRatio}, {f.Unlimited, f.UnlimitedRatio}, {f.NoYield, f.NoYieldRatio}} {
 			if p.phase == nil || !p.phase.Complete || p.phase.Delivered != 120 || p.phase.FloodCapturesPerSec <= 0 ||
-				p.ratio != p.phase.DeliveriesPerSec/f.Quiet.DeliveriesPerSec {
+				p.ratio != p.phase.DeliveriesPerSec/f.QuietPerSec {
 				t.Errorf("flooded phase %+v (ratio %v): want it complete beside a bin that took captures, and its ratio", p.phase, p.ratio)
 			}
 		}
@@ -123,7 +124,7 @@ func TestEveryScenarioRunsToCompletionAtToySizes(t *testing.T) {
 	var out bytes.Buffer
 	printTable(&out, rep)
 	for _, want := range []string{"events accepted/s (single", "deliveries/s ÷ ceiling (batch;", "ingest→receipt p50 ms", "events published/s (100/s asked for", "ingest→receipt p99 ms",
-		"healthy p99 ÷ latency p99", "healthy webhook spilled when publishing ended", "drain deliveries/s", "peak RSS MB", "captures/s ÷ loopback ceiling (watched", "deliveries/s flooded ÷ quiet, the bin unlimited", "captures never yielding (--inspector-busy-rate 0)"} {
+		"healthy p99 ÷ latency p99", "healthy webhook spilled when publishing ended", "drain deliveries/s", "peak RSS MB", "captures/s ÷ loopback ceiling (watched", "deliveries/s flooded ÷ quiet, the bin unlimited", "quiet (batches; mean of first and last)", "captures never yielding (--inspector-busy-rate 0)"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}

@@ -131,8 +131,9 @@ func rows(rep *Report) []row {
 				}
 			}
 		}
-		if f := r.Flood; f != nil && f.Quiet != nil {
-			add("flood", "deliveries/s, quiet (batches)"+completeness(f.Quiet.Complete, f.Quiet.Delivered), num(f.Quiet.DeliveriesPerSec), "", nil)
+		if f := r.Flood; f != nil && f.Quiet != nil && f.QuietAfter != nil {
+			add("flood", "deliveries/s, quiet (batches; mean of first and last)"+completeness(f.Quiet.Complete, f.Quiet.Delivered)+completeness(f.QuietAfter.Complete, f.QuietAfter.Delivered),
+				fmt.Sprintf("%s (%s, %s)", num(f.QuietPerSec), num(f.Quiet.DeliveriesPerSec), num(f.QuietAfter.DeliveriesPerSec)), "", nil)
 			for _, p := range []struct {
 				what   string
 				phase  *PhaseResult
