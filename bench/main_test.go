@@ -336,3 +336,53 @@ func runScenarios(t *testing.T, args ...string) (*Report, *Run) {
 	}
 	return rep, r
 }
+
+// The same figures are judged by each store's own targets: SQLite's for every rate and ratio,
+// PostgreSQL's for batches (0.30 of the ceiling) and the relative figures only.
+func TestEachStoreIsJudgedByItsOwnTargets(t *testing.T) {
+	run := func(store string) *Run {
+		return &Run{Store: store,
+			Throughput: &ThroughputResult{Events: 100, Webhooks: 4, Concurrency: 8, BatchSize: 10, CeilingSingle: 40000, CeilingBatch: 40000,
+				Single: &PhaseResult{Mode: "single", Complete: true, AcceptedPerSec: 2500, DeliveriesPerSec: 10000},
+				Batch:  &PhaseResult{Mode: "batch", Complete: true, AcceptedPerSec: 3000, DeliveriesPerSec: 13000}},
+			Latency:   &LatencyResult{Complete: true, P99ms: 6},
+			Isolation: &IsolationResult{Healthy: &LatencyResult{Complete: true, P99ms: 9}, P99Ratio: 1.5},
+			Inspector: &InspectorResult{Captures: 100, Concurrency: 8, CeilingRPS: 40000,
+				Unwatched: &CapturePhase{PerSec: 10000, Ratio: 0.25}},
+			Flood: &FloodResult{Quiet: &PhaseResult{Complete: true, DeliveriesPerSec: 100}, QuietAfter: &PhaseResult{Complete: true, DeliveriesPerSec: 100},
+				QuietPerSec: 100, Unlimited: &PhaseResult{Complete: true, DeliveriesPerSec: 95}, UnlimitedRatio: 0.95}}
+	}
+	rep := &Report{CPUs: 2, Runs: []*Run{run("sqlite"), run("postgres")}}
+	type verdict struct {
+		target string
+		met    string // "yes", "NO", or "" for no judgement
+	}
+	got := map[string]verdict{}
+	for _, r := range rows(rep) {
+		met := ""
+		if r.met != nil {
+			met = map[bool]string{true: "yes", false: "NO"}[*r.met]
+		}
+		got[r.store+" "+r.scenario+": "+r.metric] = verdict{r.target, met}
+	}
+	for metric, want := range map[string]verdict{
+		"sqlite throughput: deliveries/s ÷ ceiling (single; of the ceiling measured around it)":   {"≥ 0.35", "NO"},
+		"sqlite throughput: deliveries/s ÷ ceiling (batch; of the ceiling measured around it)":    {"≥ 0.35", "NO"},
+		"sqlite throughput: events accepted/s (single, 100×4, c=8)":                               {"≥ 10,000", "NO"},
+		"sqlite latency: ingest→receipt p99 ms":                                                   {"p99 ≤ 10 ms", "yes"},
+		"sqlite inspector: captures/s ÷ loopback ceiling (unwatched, 100 signed captures, c=8)":   {"≥ 0.40", "NO"},
+		"sqlite isolation: healthy p99 ÷ latency p99 (0 hanging, timeout )":                       {"≤ 2", "yes"},
+		"sqlite flood: deliveries/s flooded ÷ quiet, the bin unlimited (--inspector-rate 0)":      {"≥ 0.90", "yes"},
+		"postgres throughput: deliveries/s ÷ ceiling (single; of the ceiling measured around it)": {"", ""},
+		"postgres throughput: deliveries/s ÷ ceiling (batch; of the ceiling measured around it)":  {"≥ 0.30", "yes"},
+		"postgres throughput: events accepted/s (single, 100×4, c=8)":                             {"", ""},
+		"postgres latency: ingest→receipt p99 ms":                                                 {"", ""},
+		"postgres inspector: captures/s ÷ loopback ceiling (unwatched, 100 signed captures, c=8)": {"", ""},
+		"postgres isolation: healthy p99 ÷ latency p99 (0 hanging, timeout )":                     {"≤ 2", "yes"},
+		"postgres flood: deliveries/s flooded ÷ quiet, the bin unlimited (--inspector-rate 0)":    {"≥ 0.90", "yes"},
+	} {
+		if v, ok := got[metric]; !ok || v != want {
+			t.Errorf("%q: target %q, met %q; want %q, %q (found: %v)", metric, v.target, v.met, want.target, want.met, ok)
+		}
+	}
+}

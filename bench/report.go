@@ -15,14 +15,16 @@ type row struct {
 
 func check(ok bool) *bool { return &ok }
 
-// rows flattens a report into table lines, judging each figure against the targets
-// (2 cores, SQLite): ≥10,000 deliveries/s and ≥0.35× the ceiling, ≥10,000 events accepted/s,
-// p99 ≤25 ms at 1,000 events/s, isolation p99 within 2× of the latency scenario's, peak RSS
-// ≤200 MB with 1,000,000 pending.
+// rows flattens a report into table lines, judging each figure against the targets set for
+// its store (targetsFor).
 func rows(rep *Report) []row {
 	var out []row
 	for _, r := range rep.Runs {
+		judged := targetsFor(r.Store)
 		add := func(scenario, metric, value, target string, met *bool) {
+			if !judged[target] {
+				target, met = "", nil
+			}
 			out = append(out, row{r.Store, scenario, metric, value, target, met})
 		}
 		// cpuSplit adds a line per measured part of a phase's CPU per delivery or capture:
@@ -65,8 +67,12 @@ func rows(rep *Report) []row {
 					ceil = t.CeilingBatch
 				}
 				if ceil > 0 {
+					target, least := "≥ 0.35", 0.35
+					if p.Mode == "batch" && r.Store == "postgres" {
+						target, least = "≥ 0.30", 0.30
+					}
 					add("throughput", fmt.Sprintf("deliveries/s ÷ ceiling (%s; of the ceiling measured around it)", p.Mode),
-						fmt.Sprintf("%.2f (of %s)", p.DeliveriesPerSec/ceil, num(ceil)), "≥ 0.35", check(p.DeliveriesPerSec/ceil >= 0.35))
+						fmt.Sprintf("%.2f (of %s)", p.DeliveriesPerSec/ceil, num(ceil)), target, check(p.DeliveriesPerSec/ceil >= least))
 				}
 			}
 			if t.CeilingRPS > 0 {
@@ -81,7 +87,7 @@ func rows(rep *Report) []row {
 			}
 		}
 		if l := r.Latency; l != nil {
-			latencyRows(add, "latency", l, "p99 ≤ 25 ms", check(l.Complete && l.P99ms <= 25))
+			latencyRows(add, "latency", l, "p99 ≤ 10 ms", check(l.Complete && l.P99ms <= 10))
 		}
 		if i := r.Isolation; i != nil && i.Healthy != nil {
 			latencyRows(add, "isolation", i.Healthy, "", nil)
@@ -188,6 +194,22 @@ func latencyRows(add func(string, string, string, string, *bool), scenario strin
 		add(scenario, fmt.Sprintf("ingest→receipt max ms in the %gs warm-up (not measured above)", l.WarmupSeconds),
 			fmt.Sprintf("%.1f", l.WarmupMaxMs), "", nil)
 	}
+}
+
+// targetsFor is the set of targets a store's figures are judged by. Those Hookrelay aims at
+// on 2 cores were set for SQLite, the default store: events accepted and deliveries a second,
+// deliveries at 0.35 of the loopback ceiling, captures at 0.40 of it, the latency p99 at
+// 1,000 events/s, peak memory with a million deliveries pending, and the relative ones. On
+// PostgreSQL, whose server shares the two cores, the targets are its own: batches at 0.30 of
+// the ceiling, and the relative ones as on SQLite (the healthy webhook's p99 within 2 × while
+// others hang, deliveries with a bin flooded at 0.90 of those without). Its other figures are
+// shown without a target.
+func targetsFor(store string) map[string]bool {
+	if store == "postgres" {
+		return map[string]bool{"≥ 0.30": true, "≤ 2": true, "≥ 0.90": true}
+	}
+	return map[string]bool{"≥ 10,000": true, "≥ 0.35": true, "≥ 0.40": true, "p99 ≤ 10 ms": true,
+		"≤ 2": true, "≤ 200 MB": true, "≥ 0.90": true}
 }
 
 func completeness(complete bool, got int64) string {

@@ -253,7 +253,7 @@ func printSummary(w io.Writer, rs *Rounds) {
 	tw.Flush()
 }
 
-// meets judges a median against a row's target: "≥ 0.35", "p99 ≤ 25 ms". Other targets
+// meets judges a median against a row's target: "≥ 0.35", "p99 ≤ 10 ms". Other targets
 // ("all") are judged in each round's own table only.
 func meets(target string, v float64) (ok, judged bool) {
 	for _, op := range []string{"≥", "≤"} {
