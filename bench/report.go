@@ -7,7 +7,7 @@ import (
 	"text/tabwriter"
 )
 
-// row is one line of the table: a figure, and the target for it when there is one.
+// row is one line of the table: a figure, and its store's target for it when there is one.
 type row struct {
 	store, scenario, metric, value, target string
 	met                                    *bool
