@@ -10,6 +10,7 @@ import (
 	"github.com/hookrelay/hookrelay/models"
 	"github.com/hookrelay/hookrelay/store"
 	"github.com/hookrelay/hookrelay/store/conformance"
+	"github.com/hookrelay/hookrelay/store/postgres"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -212,4 +213,68 @@ func TestATakeRequestThatFailsLeasesNothing(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("another replica's takes after the failed one: %v, want %v", got, want)
 	}
+}
+
+// A take reads the owed rows a page at a time, sized as if every row were full; rows that
+// records have thinned take more than one page to reach the quota. Here 320 events are listed
+// in 10 rows of 32; the records of three in four leave 8 in each row, and a take of 40 after
+// the lease ran out needs five rows: the first page holds three. It hands out the oldest 40
+// and says more are owed; the next take hands out the other 40, and nothing more is owed.
+func TestATakeReadsThinnedOwedRowsUntilItsQuotaIsMet(t *testing.T) {
+	a, b, w, ids := replicasSpilledWith(t, 10*postgres.OwedChunk)
+	t0 := time.Now()
+	all := takeAt(t, a, "a", t0, w.ID, len(ids))
+	if len(all.Taken) != len(ids) {
+		t.Fatalf("first take: %d events, want %d", len(all.Taken), len(ids))
+	}
+	var recorded []*models.Delivery
+	var left []string
+	for i, d := range all.Taken {
+		if i%4 == 0 {
+			left = append(left, d.EventID)
+			continue
+		}
+		recorded = append(recorded, d)
+	}
+	conformance.RecordDelivered(t, a, recorded...)
+
+	later := t0.Add(2 * time.Minute) // a's leases have run out
+	first := takeAt(t, b, "b", later, w.ID, 40)
+	if got := eventsOf(first.Taken); !slices.Equal(got, left[:40]) || !first.More {
+		t.Fatalf("take of 40 from rows of 8: %v (more %v), want %v and more owed", got, first.More, left[:40])
+	}
+	rest := takeAt(t, b, "b", later, w.ID, 100)
+	if got := eventsOf(rest.Taken); !slices.Equal(got, left[40:]) || rest.More {
+		t.Fatalf("take of the rest: %v (more %v), want %v and nothing more", got, rest.More, left[40:])
+	}
+	conformance.RecordDelivered(t, b, append(first.Taken, rest.Taken...)...)
+	checkDeliveredOnce(t, b, w.ID, ids)
+}
+
+// A record writes the rows of events it finds in their owed rows with a plain insert; one
+// case leaves such an event a row already: a late record that could not find it, because a
+// take had split its row meanwhile, wrote the row anyway. Here a's lease runs out, b takes 2
+// of its 5 events (the rest goes back as a row of its own), c takes those 3, a records all 5
+// late, and then c records its 3: its insert meets a's rows and gives way to them, and the
+// record still succeeds. Each event ends with one row and one attempt, and the spill ends.
+func TestARecordGivesWayToTheRowsALateRecordWrote(t *testing.T) {
+	a, b, w, ids := replicasSpilledWith(t, 5)
+	t0 := time.Now()
+	slow := takeAt(t, a, "a", t0, w.ID, 10)
+	later := t0.Add(2 * time.Minute)
+	split := takeAt(t, b, "b", later, w.ID, 2)
+	third := takeAt(t, b, "c", later, w.ID, 10)
+	if got := eventsOf(split.Taken); !slices.Equal(got, ids[:2]) {
+		t.Fatalf("b's take of 2: %v, want %v", got, ids[:2])
+	}
+	if got := eventsOf(third.Taken); !slices.Equal(got, ids[2:]) {
+		t.Fatalf("c's take of the rest: %v, want %v", got, ids[2:])
+	}
+	conformance.RecordDelivered(t, a, slow.Taken...)
+	conformance.RecordDelivered(t, b, third.Taken...)
+	conformance.RecordDelivered(t, b, split.Taken...)
+	if last := takeAt(t, b, "b", later, w.ID, 10); len(last.Taken) != 0 || last.Spilled {
+		t.Errorf("take after the records: %v (spilled %v), want nothing and the spill ended", eventsOf(last.Taken), last.Spilled)
+	}
+	checkDeliveredOnce(t, b, w.ID, ids)
 }

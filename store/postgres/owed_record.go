@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -33,11 +34,11 @@ var takenRowColumns = []string{"id", "event_id", "webhook_id", "event_type", "st
 // every result's event off its owed row, and ends the spills it leaves owing nothing. It
 // returns the ids whose rows it wrote.
 func (d *Driver) recordOwed(tx *gorm.DB, rs []models.Result, now time.Time) (map[string]bool, error) {
-	emptied, err := unlistRecorded(tx, rs)
+	emptied, allListed, err := unlistRecorded(tx, rs)
 	if err != nil {
 		return nil, fmt.Errorf("record taken deliveries: %w", err)
 	}
-	written, err := writeTakenRows(tx, rs, now)
+	written, err := writeTakenRows(tx, rs, now, allListed)
 	if err != nil {
 		return nil, fmt.Errorf("record taken deliveries: %w", err)
 	}
@@ -52,20 +53,25 @@ func (d *Driver) recordOwed(tx *gorm.DB, rs []models.Result, now time.Time) (map
 }
 
 // unlistRecorded removes the results' events from the owed rows they were taken from, and
-// returns the webhooks (sorted) of which it deleted a row. The rows are locked in key order
+// returns the webhooks (sorted) of which it deleted a row, and whether it found every event
+// in its row. The rows are locked in key order
 // first: replicas recording the same rows (a lease that ran out) then wait for each other
 // instead of deadlocking. An event no longer in its row (its spill was dropped, or another
 // take split the row after the lease ran out) is left where it is: a take that finds it
 // again sees its row.
-func unlistRecorded(tx *gorm.DB, rs []models.Result) ([]string, error) {
+func unlistRecorded(tx *gorm.DB, rs []models.Result) ([]string, bool, error) {
 	type key struct{ webhook, chunk string }
 	done := map[key]map[string]bool{}
+	unfound := 0 // events not found in their rows yet
 	for _, r := range rs {
 		k := key{r.WebhookID, r.Owed.Chunk}
 		if done[k] == nil {
 			done[k] = map[string]bool{}
 		}
-		done[k][r.EventID] = true
+		if !done[k][r.EventID] {
+			done[k][r.EventID] = true
+			unfound++
+		}
 	}
 	keys := make([]key, 0, len(done))
 	for k := range done {
@@ -85,7 +91,7 @@ func unlistRecorded(tx *gorm.DB, rs []models.Result) ([]string, error) {
 		FROM webhook_owed o JOIN unnest($1::text[], $2::text[]) AS k(w, f) ON o.webhook_id = k.w AND o.first_event = k.f
 		ORDER BY o.webhook_id, o.first_event FOR UPDATE OF o`, hooks, chunks)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	var delHooks, delChunks, updHooks, updChunks, updEvents []string
 	var updCounts []int64
@@ -94,10 +100,11 @@ func unlistRecorded(tx *gorm.DB, rs []models.Result) ([]string, error) {
 		var events string
 		if err := rows.Scan(&k.webhook, &k.chunk, &events); err != nil {
 			rows.Close()
-			return nil, err
+			return nil, false, err
 		}
 		all := strings.Split(events, ",")
 		left := slices.DeleteFunc(slices.Clone(all), func(e string) bool { return done[k][e] })
+		unfound -= len(all) - len(left)
 		switch {
 		case len(left) == 0:
 			delHooks, delChunks = append(delHooks, k.webhook), append(delChunks, k.chunk)
@@ -108,7 +115,7 @@ func unlistRecorded(tx *gorm.DB, rs []models.Result) ([]string, error) {
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	exec := func(q string, args ...any) error {
 		_, err := tx.Statement.ConnPool.ExecContext(tx.Statement.Context, q, args...)
@@ -117,22 +124,30 @@ func unlistRecorded(tx *gorm.DB, rs []models.Result) ([]string, error) {
 	if len(delHooks) > 0 {
 		if err := exec(`DELETE FROM webhook_owed o USING unnest($1::text[], $2::text[]) AS k(w, f)
 			WHERE o.webhook_id = k.w AND o.first_event = k.f`, delHooks, delChunks); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
 	if len(updHooks) > 0 {
 		if err := exec(`UPDATE webhook_owed o SET events = k.e, count = k.n
 			FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS k(w, f, e, n)
 			WHERE o.webhook_id = k.w AND o.first_event = k.f`, updHooks, updChunks, updEvents, updCounts); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
-	return slices.Compact(delHooks), nil
+	return slices.Compact(delHooks), unfound == 0, nil
 }
 
 // writeTakenRows writes the rows of the attempted results, in id order (so two records of the
 // same deliveries wait for each other one way), and returns the ids it wrote.
-func writeTakenRows(tx *gorm.DB, rs []models.Result, now time.Time) (map[string]bool, error) {
+//
+// A row exists already only when a record whose lease had run out wrote it: an event this
+// record found in its owed row (allListed) has none but in that case, where a late record
+// could not find the event in the row it was taken from (a take had split it) and wrote the
+// row anyway. So when every event was found the rows go in as a plain insert, under a
+// savepoint that the rare conflict rolls back to, and only otherwise with ON CONFLICT DO
+// NOTHING, whose speculative insertion cost a third more: 100,000 rows in batches of 250 took
+// 453 ms against 340 on a table with deliveries' indexes.
+func writeTakenRows(tx *gorm.DB, rs []models.Result, now time.Time, allListed bool) (map[string]bool, error) {
 	written := map[string]bool{}
 	var sent []models.Result
 	hookIDs := map[string]bool{}
@@ -155,7 +170,7 @@ func writeTakenRows(tx *gorm.DB, rs []models.Result, now time.Time) (map[string]
 		return !ok // deleted with its webhook: an attempt row would be an orphan
 	})
 	slices.SortFunc(sent, func(a, b models.Result) int { return strings.Compare(a.DeliveryID, b.DeliveryID) })
-	err = insertRowsThen(tx, "deliveries", takenRowColumns, len(sent), func(i int, args []any) []any {
+	row := func(i int, args []any) []any {
 		r := &sent[i]
 		status, next := sqlcommon.TakenRowState(*r, enabled[r.WebhookID])
 		var code, errText any
@@ -167,8 +182,44 @@ func writeTakenRows(tx *gorm.DB, rs []models.Result, now time.Time) (map[string]
 		}
 		return append(args, r.DeliveryID, r.EventID, r.WebhookID, r.EventType, status, r.Attempt.Number, next,
 			code, errText, r.TakenAt.UTC(), now)
-	}, ` ON CONFLICT (id) DO NOTHING RETURNING id`, func(id string) { written[id] = true })
+	}
+	if allListed {
+		err := savepoint(tx, "taken_rows", func() error {
+			return insertRows(tx, "deliveries", takenRowColumns, len(sent), row)
+		})
+		switch {
+		case err == nil:
+			for _, r := range sent {
+				written[r.DeliveryID] = true
+			}
+			return written, nil
+		case !(hooks{}).IsUniqueViolation(err):
+			return nil, err
+		}
+	}
+	err = insertRowsThen(tx, "deliveries", takenRowColumns, len(sent), row,
+		` ON CONFLICT (id) DO NOTHING RETURNING id`, func(id string) { written[id] = true })
 	return written, err
+}
+
+// savepoint runs fn under a savepoint of the transaction, rolled back to if fn fails, and
+// returns fn's error. The savepoint is left to the commit when fn succeeds: a release would
+// be a round trip for nothing.
+func savepoint(tx *gorm.DB, name string, fn func() error) error {
+	exec := func(q string) error {
+		_, err := tx.Statement.ConnPool.ExecContext(tx.Statement.Context, q)
+		return err
+	}
+	if err := exec("SAVEPOINT " + name); err != nil {
+		return err
+	}
+	err := fn()
+	if err != nil {
+		if rerr := exec("ROLLBACK TO SAVEPOINT " + name); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+	}
+	return err
 }
 
 // abandonedSet holds the webhooks whose taken events this process gave up on (AbandonOwed):

@@ -202,17 +202,12 @@ type owedRow struct {
 // returns the events as deliveries without rows (Delivery.Owed), oldest first, and whether
 // it found as many as asked (there may be more).
 func leaseOwed(tx *gorm.DB, want storedriver.OwedQuota, now time.Time, owner string, until int64) ([]*models.Delivery, bool, error) {
-	// Each owed row holds one event at least, so this many rows hold enough. Rows another
-	// replica's take or record holds at this moment are passed: it has them.
-	var rows []*owedRow
-	if err := tx.Raw(`SELECT first_event, events, locked_by, created_at FROM webhook_owed
-		WHERE webhook_id = ? AND locked_until < ? ORDER BY first_event LIMIT ? FOR UPDATE SKIP LOCKED`,
-		want.WebhookID, now.UnixMilli(), want.Rows).Scan(&rows).Error; err != nil {
+	rows, err := lockOwedRows(tx, want, now)
+	if err != nil {
 		return nil, false, err
 	}
 	var again []string // owed delivery ids of rows leased before, whose lease ran out or was given up
 	for _, r := range rows {
-		r.ids = strings.Split(r.Events, ",")
 		if r.LockedBy != "" {
 			for _, e := range r.ids {
 				again = append(again, sqlcommon.OwedDeliveryID(e, want.WebhookID))
@@ -327,6 +322,39 @@ func leaseOwed(tx *gorm.DB, want storedriver.OwedQuota, now time.Time, owner str
 			LockedUntil: until, LockedBy: owner, CreatedAt: now, UpdatedAt: now, Owed: &models.OwedDelivery{Chunk: chunk}})
 	}
 	return taken, more, nil
+}
+
+// lockOwedRows locks the webhook's oldest owed rows that no live lease holds, enough of them
+// to list want.Rows events or all there are, with their lists read. Rows another replica's
+// take or record holds at this moment are passed: it has them.
+//
+// A row lists up to owedChunk events, most of them that many, so the rows are read a page
+// at a time, each sized for the events still wanted as if every row were full, until the
+// events read are enough. Reading as many rows as events wanted (each holds one at least)
+// locked about 25 times the rows a take leased: in the bench's batch phase, 54,144 rows
+// locked where 2,188 were leased, each lock a write to the row and a WAL record.
+func lockOwedRows(tx *gorm.DB, want storedriver.OwedQuota, now time.Time) ([]*owedRow, error) {
+	var rows []*owedRow
+	events, after := 0, ""
+	for events < want.Rows {
+		limit := (want.Rows-events+owedChunk-1)/owedChunk + 1
+		var page []*owedRow
+		if err := tx.Raw(`SELECT first_event, events, locked_by, created_at FROM webhook_owed
+			WHERE webhook_id = ? AND locked_until < ? AND first_event > ? ORDER BY first_event LIMIT ? FOR UPDATE SKIP LOCKED`,
+			want.WebhookID, now.UnixMilli(), after, limit).Scan(&page).Error; err != nil {
+			return nil, err
+		}
+		for _, r := range page {
+			r.ids = strings.Split(r.Events, ",")
+			events += len(r.ids)
+			after = r.FirstEvent
+		}
+		rows = append(rows, page...)
+		if len(page) < limit {
+			break
+		}
+	}
+	return rows, nil
 }
 
 var restColumns = []string{"webhook_id", "first_event", "events", "count", "created_at", "locked_by"}
