@@ -54,11 +54,10 @@ func (d *Driver) recordOwed(tx *gorm.DB, rs []models.Result, now time.Time) (map
 
 // unlistRecorded removes the results' events from the owed rows they were taken from, and
 // returns the webhooks (sorted) of which it deleted a row, and whether it found every event
-// in its row. The rows are locked in key order
-// first: replicas recording the same rows (a lease that ran out) then wait for each other
-// instead of deadlocking. An event no longer in its row (its spill was dropped, or another
-// take split the row after the lease ran out) is left where it is: a take that finds it
-// again sees its row.
+// in its row. The rows are locked in key order first: replicas recording the same rows (a
+// lease that ran out) then wait for each other instead of deadlocking. An event no longer in
+// its row (its spill was dropped, or another take split the row after the lease ran out) is
+// left where it is: a take that finds it again sees its row.
 func unlistRecorded(tx *gorm.DB, rs []models.Result) ([]string, bool, error) {
 	type key struct{ webhook, chunk string }
 	done := map[key]map[string]bool{}
@@ -140,13 +139,13 @@ func unlistRecorded(tx *gorm.DB, rs []models.Result) ([]string, bool, error) {
 // writeTakenRows writes the rows of the attempted results, in id order (so two records of the
 // same deliveries wait for each other one way), and returns the ids it wrote.
 //
-// A row exists already only when a record whose lease had run out wrote it: an event this
-// record found in its owed row (allListed) has none but in that case, where a late record
-// could not find the event in the row it was taken from (a take had split it) and wrote the
-// row anyway. So when every event was found the rows go in as a plain insert, under a
-// savepoint that the rare conflict rolls back to, and only otherwise with ON CONFLICT DO
-// NOTHING, whose speculative insertion cost a third more: 100,000 rows in batches of 250 took
-// 453 ms against 340 on a table with deliveries' indexes.
+// A row exists already only where a record whose lease had run out wrote it, and that record
+// took the event off the owed row it found it in. So an event this record found in its own
+// owed row has no row, unless a late record could not find it there (a take had split the
+// row meanwhile) and wrote the row anyway. When every event was found (allListed), the rows
+// go in as a plain insert under a savepoint, which that rare conflict rolls back to; otherwise
+// with ON CONFLICT DO NOTHING, whose speculative insertion costs a third more: 100,000 rows
+// in batches of 250 took 453 ms against 340 on a table with deliveries' indexes.
 func writeTakenRows(tx *gorm.DB, rs []models.Result, now time.Time, allListed bool) (map[string]bool, error) {
 	written := map[string]bool{}
 	var sent []models.Result
