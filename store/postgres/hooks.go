@@ -140,6 +140,8 @@ func (h hooks) BeginPublish(tx *gorm.DB, events int) (sqlcommon.PublishStart, er
 	return h.d.beginPublish(tx, events)
 }
 
+func (h hooks) WritingRows(ds []*models.Delivery) func() { return h.d.spills.Underway(ds) }
+
 func (h hooks) WroteRows(ds []*models.Delivery) { h.d.spills.WroteRows(ds) }
 
 // MarksOwed is true: a take finds the events owed by their mark (collect.go).

@@ -93,6 +93,8 @@ func (h hooks) BeginPublish(tx *gorm.DB, _ int) (sqlcommon.PublishStart, error) 
 	return h.d.spillBacklogged(tx)
 }
 
+func (h hooks) WritingRows(ds []*models.Delivery) func() { return h.d.spills.Underway(ds) }
+
 func (h hooks) WroteRows(ds []*models.Delivery) { h.d.spills.WroteRows(ds) }
 
 // MarksOwed is false: the spill position covers every later event.

@@ -107,6 +107,9 @@ type Hooks interface {
 	// BeginPublish runs first in a publish's statements, given how many events it publishes,
 	// and returns what the publish needs to know before it writes.
 	BeginPublish(tx *gorm.DB, events int) (PublishStart, error)
+	// WritingRows is told the delivery rows a publish is about to write, and returns what
+	// to call once it has written them or given up.
+	WritingRows(ds []*models.Delivery) (done func())
 	// WroteRows is told the delivery rows a publish writes.
 	WroteRows(ds []*models.Delivery)
 	// MarksOwed reports whether a publish marks the events it owes spilled webhooks (the

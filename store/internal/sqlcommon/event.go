@@ -187,6 +187,7 @@ func (s *Base) publish(ctx context.Context, in []PublishInput) ([]Published, err
 				delete(owedOnly, d.WebhookID)
 			}
 		}
+		defer s.hooks.WritingRows(deliveries)()
 		if err := s.hooks.InsertPublished(tx, begun, eventRows(events, owedEvents), deliveryRows(deliveries, cols, "")); err != nil {
 			return err
 		}

@@ -18,16 +18,22 @@ import (
 // engine set (SpillWhenPending). The backlog is looked at once per its smaller count of rows
 // written for the webhook by this process, so the check costs one bounded index read per
 // that many rows. How a spill is then stored and taken is each driver's own.
+//
+// Rows that publishes under way are writing count too (Underway), as a look cannot see them
+// yet. Concurrent publishes of batches otherwise wrote rows until the first of them had
+// committed enough for a look to find: on PostgreSQL, 32 publishers of 100 events each had
+// written the rows of 45 publishes before the spills began, 220 ms into a burst.
 type SpillPolicy struct {
 	mu         sync.Mutex
 	sinceCheck map[string]int             // rows written per webhook since its backlog was last looked at
+	underway   map[string]int             // rows per webhook that publishes under way are writing
 	wanted     map[string]bool            // see RequestSpill
 	at         storedriver.SpillThreshold // see SpillWhenPending
 }
 
 // NewSpillPolicy returns a policy that starts spills only on request.
 func NewSpillPolicy() *SpillPolicy {
-	return &SpillPolicy{sinceCheck: map[string]int{}, wanted: map[string]bool{}}
+	return &SpillPolicy{sinceCheck: map[string]int{}, underway: map[string]int{}, wanted: map[string]bool{}}
 }
 
 // SpillWhenPending sets the backlog at which publishing spills a webhook; the zero
@@ -49,6 +55,35 @@ func (p *SpillPolicy) RequestSpill(webhookIDs []string) {
 		p.wanted[id] = true
 	}
 	p.mu.Unlock()
+}
+
+// Underway notes the delivery rows a publish is about to write, per webhook, until the
+// returned func is called (once it has written them or given up).
+func (p *SpillPolicy) Underway(ds []*models.Delivery) (done func()) {
+	if len(ds) == 0 {
+		return func() {}
+	}
+	counts := map[string]int{}
+	for _, d := range ds {
+		counts[d.WebhookID]++
+	}
+	p.mu.Lock()
+	for id, n := range counts {
+		p.underway[id] += n
+	}
+	p.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			for id, n := range counts {
+				if p.underway[id] -= n; p.underway[id] <= 0 {
+					delete(p.underway, id)
+				}
+			}
+		})
+	}
 }
 
 // WroteRows notes the delivery rows a publish writes, per webhook.
@@ -108,11 +143,16 @@ func (p *SpillPolicy) TakeChecks() BacklogCheck {
 	every := p.checkEvery()
 	var ids []string
 	for id, n := range p.sinceCheck {
-		if every > 0 && n >= every {
+		if every > 0 && n+p.underway[id] >= every {
 			delete(p.sinceCheck, id)
 			if !p.wanted[id] {
 				ids = append(ids, id)
 			}
+		}
+	}
+	for id, n := range p.underway {
+		if _, counted := p.sinceCheck[id]; !counted && every > 0 && n >= every && !p.wanted[id] && !slices.Contains(ids, id) {
+			ids = append(ids, id)
 		}
 	}
 	p.mu.Unlock()
@@ -149,8 +189,15 @@ func (p *SpillPolicy) Decide(found map[string]Backlog, spilled map[string]bool) 
 	}
 	clear(p.wanted)
 	p.mu.Unlock()
+	p.mu.Lock()
+	underway := make(map[string]int, len(found))
+	for id := range found {
+		underway[id] = p.underway[id]
+	}
+	p.mu.Unlock()
 	for id, n := range found {
-		if !spilled[id] && !slices.Contains(out, id) && (at.Due > 0 && n.Due >= at.Due || at.Pending > 0 && n.Pending >= at.Pending) {
+		pending := n.Pending + underway[id]
+		if !spilled[id] && !slices.Contains(out, id) && (at.Due > 0 && n.Due >= at.Due || at.Pending > 0 && pending >= at.Pending) {
 			out = append(out, id)
 		}
 	}
