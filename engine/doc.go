@@ -42,7 +42,7 @@
 //   - its backlog: spillDue deliveries pending (on PostgreSQL, due for spillAfter, or
 //     spillPending pending at all; spillThreshold says why), which the engine hands the
 //     store with Queue.SpillWhenPending and each publish checks once per spillDue rows it
-//     wrote for the webhook;
+//     wrote for the webhook, counting the rows of publishes still under way;
 //   - its claims: due work that found no slot (backlogged) for spillAfter, or requests that
 //     went out and stopped coming back (stalled: none of those on the wire answered for
 //     stallAfter; claimed ones still waiting for their reads do not count), which the
