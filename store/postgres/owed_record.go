@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -183,42 +182,28 @@ func writeTakenRows(tx *gorm.DB, rs []models.Result, now time.Time, allListed bo
 			code, errText, r.TakenAt.UTC(), now)
 	}
 	if allListed {
-		err := savepoint(tx, "taken_rows", func() error {
-			return insertRows(tx, "deliveries", takenRowColumns, len(sent), row)
-		})
-		switch {
-		case err == nil:
+		// Left to the commit when the insert succeeds: a release would be a round trip for
+		// nothing.
+		if err := tx.SavePoint("taken_rows").Error; err != nil {
+			return nil, err
+		}
+		err := insertRows(tx, "deliveries", takenRowColumns, len(sent), row)
+		if err == nil {
 			for _, r := range sent {
 				written[r.DeliveryID] = true
 			}
 			return written, nil
-		case !(hooks{}).IsUniqueViolation(err):
+		}
+		if !(hooks{}).IsUniqueViolation(err) {
+			return nil, err
+		}
+		if err := tx.RollbackTo("taken_rows").Error; err != nil {
 			return nil, err
 		}
 	}
 	err = insertRowsThen(tx, "deliveries", takenRowColumns, len(sent), row,
 		` ON CONFLICT (id) DO NOTHING RETURNING id`, func(id string) { written[id] = true })
 	return written, err
-}
-
-// savepoint runs fn under a savepoint of the transaction, rolled back to if fn fails, and
-// returns fn's error. The savepoint is left to the commit when fn succeeds: a release would
-// be a round trip for nothing.
-func savepoint(tx *gorm.DB, name string, fn func() error) error {
-	exec := func(q string) error {
-		_, err := tx.Statement.ConnPool.ExecContext(tx.Statement.Context, q)
-		return err
-	}
-	if err := exec("SAVEPOINT " + name); err != nil {
-		return err
-	}
-	err := fn()
-	if err != nil {
-		if rerr := exec("ROLLBACK TO SAVEPOINT " + name); rerr != nil {
-			return errors.Join(err, rerr)
-		}
-	}
-	return err
 }
 
 // abandonedSet holds the webhooks whose taken events this process gave up on (AbandonOwed):

@@ -142,17 +142,20 @@ func (p *SpillPolicy) TakeChecks() BacklogCheck {
 	at := p.at
 	every := p.checkEvery()
 	var ids []string
-	for id, n := range p.sinceCheck {
-		if every > 0 && n+p.underway[id] >= every {
+	look := func(id string) {
+		if every > 0 && p.sinceCheck[id]+p.underway[id] >= every {
 			delete(p.sinceCheck, id)
 			if !p.wanted[id] {
 				ids = append(ids, id)
 			}
 		}
 	}
-	for id, n := range p.underway {
-		if _, counted := p.sinceCheck[id]; !counted && every > 0 && n >= every && !p.wanted[id] && !slices.Contains(ids, id) {
-			ids = append(ids, id)
+	for id := range p.sinceCheck {
+		look(id)
+	}
+	for id := range p.underway {
+		if !slices.Contains(ids, id) {
+			look(id)
 		}
 	}
 	p.mu.Unlock()
@@ -188,8 +191,6 @@ func (p *SpillPolicy) Decide(found map[string]Backlog, spilled map[string]bool) 
 		}
 	}
 	clear(p.wanted)
-	p.mu.Unlock()
-	p.mu.Lock()
 	underway := make(map[string]int, len(found))
 	for id := range found {
 		underway[id] = p.underway[id]
