@@ -284,6 +284,55 @@ func TestH1RetriesOnANewConnectionWhenAKeptAliveOneDiesUnanswered(t *testing.T) 
 	}
 }
 
+// A connection idle for less than peekAfter is taken without a peek at its socket, even one
+// its server has closed meanwhile: the send on it fails with nothing read, and the retry on a
+// new connection answers. Idle for longer, the peek finds it closed and it is dropped.
+func TestH1TakesARecentlyUsedConnectionWithoutPeeking(t *testing.T) {
+	srv := newRawServer(t, func(s *rawServer, _ int, c net.Conn, br *bufio.Reader) {
+		if s.read(br) {
+			_, _ = io.WriteString(c, rawOK) // then the connection closes, without a Connection: close
+		}
+	})
+	s := h1Sender(t, 5*time.Second)
+	tr := s.guarded
+	h1SendOK(t, s, srv.url)
+	tr.mu.Lock()
+	var pc *h1Conn
+	for _, list := range tr.idle {
+		pc = list[0]
+	}
+	tr.mu.Unlock()
+	if pc == nil {
+		t.Fatal("no idle connection after the first send")
+	}
+	for deadline := time.Now().Add(5 * time.Second); pc.peekOpen(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the server's close never reached the client")
+		}
+	}
+	pc.idleAt = time.Now()
+	if got := tr.get(pc.key); got != pc {
+		t.Fatalf("get of a connection idle for a moment returned %p, want it (%p) without a peek", got, pc)
+	}
+	pc.idleAt = time.Now().Add(-2 * peekAfter)
+	tr.mu.Lock()
+	tr.idle[pc.key] = append(tr.idle[pc.key], pc)
+	tr.nIdle++
+	tr.mu.Unlock()
+	if got := tr.get(pc.key); got != nil {
+		t.Fatalf("get of a closed connection idle for %s returned it, want the peek to drop it", 2*peekAfter)
+	}
+
+	// End to end: each answer is followed by a close, and every send right after still gets
+	// its 200, through one retry on a new connection.
+	for i := range 3 {
+		h1SendOK(t, s, srv.url)
+		if conns, heads := srv.stats(); conns != 2+i || len(heads) != 2+i {
+			t.Fatalf("after send %d the server saw %d connections and %d requests, want %d of each", i+2, conns, len(heads), 2+i)
+		}
+	}
+}
+
 // Once part of an answer came back the request may have been handled: no retry.
 func TestH1DoesNotRetryAfterAPartialResponse(t *testing.T) {
 	for _, partial := range []string{
