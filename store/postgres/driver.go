@@ -79,7 +79,7 @@ func open(ctx context.Context, dsn string, tracer pgx.QueryTracer) (*Driver, err
 	if tracer != nil {
 		pgCfg.Tracer = tracer
 	}
-	db, err := gorm.Open(gormpostgres.New(gormpostgres.Config{Conn: stdlib.OpenDB(*pgCfg)}), cfg)
+	db, err := gorm.Open(gormpostgres.New(gormpostgres.Config{Conn: stdlib.OpenDB(*pgCfg, stdlib.OptionAfterConnect(registerBinaryArrays))}), cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
@@ -121,7 +121,7 @@ func openRecorder(pgCfg *pgx.ConnConfig, cfg *gorm.Config) (*gorm.DB, *sql.DB, e
 	for k, v := range recordPlan {
 		recCfg.RuntimeParams[k] = v
 	}
-	db, err := gorm.Open(gormpostgres.New(gormpostgres.Config{Conn: stdlib.OpenDB(*recCfg)}), cfg)
+	db, err := gorm.Open(gormpostgres.New(gormpostgres.Config{Conn: stdlib.OpenDB(*recCfg, stdlib.OptionAfterConnect(registerBinaryArrays))}), cfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open postgres: %w", err)
 	}

@@ -61,3 +61,13 @@ const BoundPlanSQL = boundPlanSQL
 
 // TryEndSpill is how a take or a record ends a spill that owes nothing.
 var TryEndSpill = tryEndSpill
+
+// BinaryArrays is the parameters of empty column arrays of these types, as the driver writes
+// them.
+func BinaryArrays(pgTypes []string) []any {
+	arrays := make([]pgArray, len(pgTypes))
+	for i, t := range pgTypes {
+		arrays[i] = newPGArray(t, 0)
+	}
+	return binaryArrays(arrays, pgTypes)
+}

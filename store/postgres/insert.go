@@ -72,11 +72,7 @@ func (ins *pgInsert) arrays(from, rows int, rowArgs func(i int, args []any) []an
 			}
 		}
 	}
-	params := make([]any, len(arrays))
-	for c, a := range arrays {
-		params[c] = a.value()
-	}
-	return params, nil
+	return binaryArrays(arrays, ins.types), nil
 }
 
 // insertRowSets writes the sets' rows in one statement, each set but the last in a
