@@ -68,6 +68,7 @@ var cases = []struct {
 	{"SessionsEndWithTheirCredential", testSessionsEndWithTheirCredential},
 	{"LoginRacingRevocationLeavesNoSession", testLoginRacingRevocationLeavesNoSession},
 	{"ReplayJobResumesWhereItStopped", testReplayJobResumesWhereItStopped},
+	{"ReplayPeriodGoesByTheMillisecondOfEachEvent", testReplayPeriodGoesByTheMillisecondOfEachEvent},
 	{"PruneKeepsPendingWork", testPruneKeepsPendingWork},
 	{"PruneKeepsFinishedWorkNewerThanTheCutoff", testPruneKeepsFinishedWorkNewerThanTheCutoff},
 	{"JobLockAdmitsOneReplicaAtATime", testJobLockAdmitsOneReplicaAtATime},

@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -74,5 +75,36 @@ func testReplayJobResumesWhereItStopped(t *testing.T, b Backend) {
 	}
 	if got, _, err := s.StepReplayJob(ctx, j2.ID, 10); err != nil || got.Status != models.ReplayStopped || got.Error == "" {
 		t.Errorf("job of a disabled webhook: %+v, %v", got, err)
+	}
+}
+
+// A replay's period is a range of the events' time-ordered ids: a bound inside an event's
+// millisecond takes in the whole of it, so an event is replayed by a replay until any moment
+// of the millisecond it was published in (a replay until now, asked at once), and one whose
+// millisecond begins at until or ends before since is not.
+func testReplayPeriodGoesByTheMillisecondOfEachEvent(t *testing.T, b Backend) {
+	ctx := context.Background()
+	s := b.Open(t, b.DSN(t))
+	ev := Publish(t, s, "message.received", "").Event
+	w := NewWebhook(t, s, "message.received", true)
+	ms, err := strconv.ParseInt(ev.ID[len("evt_"):len("evt_")+12], 16, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.UnixMilli(ms).UTC() // the start of the event's millisecond
+	for _, c := range []struct {
+		since, until time.Time
+		want         int64
+	}{
+		{at.Add(-time.Hour), at.Add(time.Nanosecond), 1},
+		{at.Add(time.Millisecond - time.Nanosecond), at.Add(time.Hour), 1},
+		{at.Add(-time.Hour), at, 0},
+		{at.Add(time.Millisecond), at.Add(time.Hour), 0},
+	} {
+		n, err := s.CountReplay(ctx, store.ReplayFilter{WebhookID: w.ID, Types: w.EventList(), Since: c.since, Until: c.until})
+		if err != nil || n != c.want {
+			t.Errorf("replay from %s until %s of an event published at %s: %d events (%v), want %d",
+				c.since.Format(time.RFC3339Nano), c.until.Format(time.RFC3339Nano), ev.CreatedAt.Format(time.RFC3339Nano), n, err, c.want)
+		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/hookrelay/hookrelay/store/postgres"
-	"gorm.io/gorm"
 )
 
 // A publish's look at a backlog reads the listed webhook's pending deliveries by the index of
@@ -24,21 +23,8 @@ func TestABacklogLookReadsOnlyTheListedWebhooksPendingRows(t *testing.T) {
 			CASE WHEN g % 10 = 0 THEN 'pending' ELSE 'succeeded' END, g, now(), now()
 		FROM generate_series(1, 5000) g, (VALUES ('wh_a'), ('wh_b'), ('wh_c'), ('wh_d')) AS v(w)`)
 
-	var plan []string
-	err := d.Writer.Transaction(func(tx *gorm.DB) error {
-		for _, q := range []string{`SET LOCAL plan_cache_mode = force_generic_plan`,
-			`PREPARE backlog_plan(text[], bigint, int) AS ` + postgres.WebhooksAndBacklogsSQL} {
-			if err := tx.Exec(q).Error; err != nil {
-				return err
-			}
-		}
-		defer tx.Exec(`DEALLOCATE backlog_plan`)
-		return tx.Raw(`EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE backlog_plan('{wh_b}', 1000, 256)`).Scan(&plan).Error
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := strings.Join(plan, "\n")
+	text := genericPlan(t, d, "backlog_plan", `PREPARE backlog_plan(text[], bigint, int) AS `+postgres.WebhooksAndBacklogsSQL,
+		`EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE backlog_plan('{wh_b}', 1000, 256)`)
 	if !strings.Contains(text, "deliveries_webhook_due") || strings.Contains(text, "Seq Scan on deliveries") ||
 		!strings.Contains(text, "One-Time Filter") {
 		t.Errorf("the look does not read the listed webhook's pending rows by the due index alone:\n%s", text)

@@ -3,12 +3,14 @@ package postgres_test
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/hookrelay/hookrelay/internal/storetest"
 	"github.com/hookrelay/hookrelay/store"
 	"github.com/hookrelay/hookrelay/store/conformance"
 	"github.com/hookrelay/hookrelay/store/postgres"
+	"gorm.io/gorm"
 )
 
 // open opens the PostgreSQL driver itself, not through store.Open.
@@ -66,4 +68,25 @@ func requirePostgres(t testing.TB) {
 func TestConformance(t *testing.T) {
 	requirePostgres(t)
 	conformance.Run(t, conformance.Backend{Name: "postgres", DSN: storetest.PostgresDSN, Open: open})
+}
+
+// genericPlan returns the plan PostgreSQL keeps for a statement on a connection after a few
+// runs (its generic one): prepare is PREPARE name(...) AS the statement, explain is EXPLAIN
+// (options) EXECUTE name(arguments).
+func genericPlan(t *testing.T, d *postgres.Driver, name, prepare, explain string) string {
+	t.Helper()
+	var plan []string
+	err := d.Writer.Transaction(func(tx *gorm.DB) error {
+		for _, q := range []string{`SET LOCAL plan_cache_mode = force_generic_plan`, prepare} {
+			if err := tx.Exec(q).Error; err != nil {
+				return err
+			}
+		}
+		defer tx.Exec(`DEALLOCATE ` + name)
+		return tx.Raw(explain).Scan(&plan).Error
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(plan, "\n")
 }

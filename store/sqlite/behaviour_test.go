@@ -148,3 +148,20 @@ func TestTheDatabaseFileIsPrivateAndServesOneProcess(t *testing.T) {
 	}
 	again.Close()
 }
+
+// A publish with an Idempotency-Key finds the event published with that key before through
+// the key's index (which holds only the events that carry a key), not by reading the table.
+func TestAnIdempotencyKeyIsLookedUpByItsIndex(t *testing.T) {
+	d, err := sqlite.Open(context.Background(), storetest.SQLiteDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	var plan []struct{ Detail string }
+	if err := d.Writer.Raw(`EXPLAIN QUERY PLAN SELECT * FROM events WHERE idempotency_key = ? LIMIT 1`, "key-1").Scan(&plan).Error; err != nil {
+		t.Fatal(err)
+	}
+	if len(plan) != 1 || !strings.Contains(plan[0].Detail, "USING INDEX events_idempotency_key") {
+		t.Errorf("an Idempotency-Key is not looked up by its index: %+v", plan)
+	}
+}

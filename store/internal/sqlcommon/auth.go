@@ -158,17 +158,17 @@ func (s *Base) SetSettingIfAbsent(ctx context.Context, key, value string) (strin
 func (s *Base) Prune(ctx context.Context, before time.Time) (int64, error) {
 	var total int64
 	err := s.Writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		// Deliveries are cut by id: ids are UUIDv7 (or, for a spilled webhook's, start with
-		// their event's), ordered by creation time, so the primary key serves the range and
-		// no time index has to be kept up to date on every delivery written. Attempts go with
-		// their delivery, through the index they are read by.
+		// Deliveries and events are cut by id: ids are UUIDv7 (or, for a spilled webhook's
+		// delivery, start with its event's), ordered by creation time, so the primary key
+		// serves the range and no time index has to be kept up to date on every row written.
+		// Attempts go with their delivery, through the index they are read by.
 		steps := []struct {
 			q   string
 			arg any
 		}{
 			{`DELETE FROM attempts WHERE delivery_id < ? AND delivery_id NOT IN (SELECT id FROM deliveries WHERE status = 'pending')`, idBefore("dlv", before)},
 			{`DELETE FROM deliveries WHERE id < ? AND status <> 'pending'`, idBefore("dlv", before)},
-			{`DELETE FROM events WHERE created_at < ? AND id NOT IN (SELECT event_id FROM deliveries)` + s.hooks.KeepOwed(), before.UTC()},
+			{`DELETE FROM events WHERE id < ? AND id NOT IN (SELECT event_id FROM deliveries)` + s.hooks.KeepOwed(), idBefore("evt", before)},
 			{`DELETE FROM sessions WHERE expires_at < ?`, before.UTC()},
 			{`DELETE FROM captures WHERE received_at < ?`, before.UTC()},
 			{`DELETE FROM webhook_activity WHERE hour < ?`, before.Unix() / 3600},

@@ -369,11 +369,14 @@ func (s *Base) EventPayloads(ctx context.Context, ids []string) (map[string]Even
 	return out, nil
 }
 
-// replayWhere selects the events of a replay (see ReplayFilter).
+// replayWhere selects the events of a replay (see ReplayFilter). The period is a range of
+// the events' time-ordered ids, which events_type_id serves per type. Ids tell the
+// millisecond, so a bound within one takes in the whole of it: an event published in the
+// millisecond a replay until now is asked is in it.
 func (s *Base) replayWhere(q *gorm.DB, f ReplayFilter) *gorm.DB {
 	q = q.Table("events").
-		Where("events.test = ? AND events.type IN ? AND events.created_at >= ? AND events.created_at < ?",
-			false, f.Types, f.Since.UTC(), f.Until.UTC()).
+		Where("events.test = ? AND events.type IN ? AND events.id >= ? AND events.id < ?",
+			false, f.Types, idBefore("evt", f.Since), idBefore("evt", f.Until.Add(time.Millisecond-1))).
 		Where(`NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.webhook_id = ? AND d.status = 'pending')`, f.WebhookID)
 	// Owed through the webhook's spill: on their way already, like pending ones.
 	q = s.hooks.SkipOwed(q, f.WebhookID)

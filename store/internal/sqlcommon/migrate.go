@@ -357,6 +357,15 @@ ALTER TABLE captures_by_bin RENAME TO captures
 	// shared locks of the spills it owes events to, then the generation, read after them
 	// (store/postgres/publish_cache.go). SQLite: empty.
 	{20, "publish locks", `{{publish locks}}`},
+	// Events are pruned and replayed by their time-ordered ids, as deliveries are (migration
+	// 4), and only events that carry an Idempotency-Key are in that key's unique index: two
+	// B-tree writes fewer for every event published, of the six an event took on PostgreSQL
+	// (five on SQLite).
+	{21, "event indexes", `
+DROP INDEX events_created_at;
+DROP INDEX events_idempotency_key;
+CREATE UNIQUE INDEX events_idempotency_key ON events (idempotency_key) WHERE idempotency_key IS NOT NULL;
+`},
 }
 
 // Migrate brings the schema up to date: each migration not yet recorded in
