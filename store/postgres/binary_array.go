@@ -43,12 +43,15 @@ var binaryArrayTypes = map[string]struct {
 }
 
 // binaryArray is a column's values (a pgArray) to be written as a one-dimensional array of
-// elem. reserve is the room to make in pgx's buffer before writing: on the first array of a
-// statement, the size of all of them.
+// elem: n of them, null if one is NULL, size bytes in all. reserve is the room to make in
+// pgx's buffer before writing: on the first array of a statement, the size of all of them.
 type binaryArray struct {
 	a       binaryWriter
 	elem    uint32
 	width   int
+	n       int
+	null    bool
+	size    int
 	reserve int
 }
 
@@ -65,31 +68,32 @@ type binaryWriter interface {
 // element type, and the dimension's length and lower bound.
 const arrayHeader = 20
 
-// size is the bytes the array takes.
-func (b *binaryArray) size() int {
-	n, _, size := b.a.elements(b.width)
-	if n == 0 {
-		return arrayHeader - 8 // no dimension: the empty array
+func newBinaryArray(w binaryWriter, elem uint32, width int) *binaryArray {
+	b := &binaryArray{a: w, elem: elem, width: width}
+	var size int
+	b.n, b.null, size = w.elements(width)
+	b.size = arrayHeader + size
+	if b.n == 0 {
+		b.size = arrayHeader - 8 // no dimension: the empty array
 	}
-	return arrayHeader + size
+	return b
 }
 
 func (b *binaryArray) appendTo(buf []byte) ([]byte, error) {
-	buf = slices.Grow(buf, max(b.reserve, b.size()))
-	n, null, _ := b.a.elements(b.width)
-	if n == 0 {
+	buf = slices.Grow(buf, max(b.reserve, b.size))
+	if b.n == 0 {
 		buf = binary.BigEndian.AppendUint32(buf, 0)
 		buf = binary.BigEndian.AppendUint32(buf, 0)
 		return binary.BigEndian.AppendUint32(buf, b.elem), nil
 	}
 	buf = binary.BigEndian.AppendUint32(buf, 1)
 	var flag uint32
-	if null {
+	if b.null {
 		flag = 1
 	}
 	buf = binary.BigEndian.AppendUint32(buf, flag)
 	buf = binary.BigEndian.AppendUint32(buf, b.elem)
-	buf = binary.BigEndian.AppendUint32(buf, uint32(n))
+	buf = binary.BigEndian.AppendUint32(buf, uint32(b.n))
 	buf = binary.BigEndian.AppendUint32(buf, 1)
 	return b.a.appendElements(buf, b.width)
 }
@@ -108,8 +112,8 @@ func binaryArrays(arrays []pgArray, pgTypes []string) []any {
 			params[c] = a.value()
 			continue
 		}
-		b := &binaryArray{a: w, elem: t.elem, width: t.width}
-		total += b.size()
+		b := newBinaryArray(w, t.elem, t.width)
+		total += b.size
 		if first == nil {
 			first = b
 		}
