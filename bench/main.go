@@ -60,6 +60,7 @@ type options struct {
 	limit           time.Duration
 	cpuprofile      string
 	memprofile      string
+	trace           string
 	replicas        []int
 	soakDuration    time.Duration
 	soakEvery       time.Duration
@@ -110,6 +111,7 @@ func parseOptions(args []string) (options, error) {
 	fs.Float64Var(&o.soakRate, "soak-rate", 100, "soak: events published per second")
 	fs.BoolVar(&o.tracing, "tracing", false, "trace every publish and attempt, exported over OTLP/HTTP to a collector in this process that discards it; the webhooks ask for trace context (compare with a run without)")
 	fs.StringVar(&o.memprofile, "memprofile", "", "write the cumulative allocation profile after each scenario (in-process only)")
+	fs.StringVar(&o.trace, "trace", "", "write an execution trace of each scenario, named for it (in-process only; read with go tool trace)")
 	fs.IntVar(&o.runs, "runs", 1, "measure this many rounds and report each figure's median and worst")
 	fs.StringVar(&o.against, "against", "", "a bench binary built from other code, run alternately with this one every round (paired runs)")
 	if err := fs.Parse(args); err != nil {
@@ -155,11 +157,11 @@ func parseOptions(args []string) (options, error) {
 		return o, errors.New("-stall-records must end before the measured period does: less than half of -duration")
 	case o.backlog < 1 || o.hang < 0:
 		return o, errors.New("-backlog must be at least 1 and -hang not negative")
-	case o.binary != "" && (o.cpuprofile != "" || o.memprofile != ""):
-		return o, errors.New("-cpuprofile and -memprofile profile the in-process server: drop -binary")
+	case o.binary != "" && (o.cpuprofile != "" || o.memprofile != "" || o.trace != ""):
+		return o, errors.New("-cpuprofile, -memprofile and -trace profile the in-process server: drop -binary")
 	case o.runs < 1 || o.runs > 100:
 		return o, errors.New("-runs must be between 1 and 100")
-	case (o.runs > 1 || o.against != "") && (o.cpuprofile != "" || o.memprofile != "" || slices.Contains(o.scenarios, "soak")):
+	case (o.runs > 1 || o.against != "") && (o.cpuprofile != "" || o.memprofile != "" || o.trace != "" || slices.Contains(o.scenarios, "soak")):
 		return o, errors.New("-runs and -against measure rounds: profile, or soak, in a run of its own")
 	case o.against != "" && o.binary != "":
 		return o, errors.New("-against compares two benches, each with its own build in-process: drop -binary")

@@ -2,15 +2,20 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hookrelay/hookrelay/internal/storetest"
 	"github.com/hookrelay/hookrelay/models"
+	"github.com/hookrelay/hookrelay/signature"
 )
 
 // TestEveryScenarioRunsToCompletionAtToySizes runs the whole harness in-process, tiny, so the
@@ -152,6 +157,7 @@ func TestOptionsRejectNonsense(t *testing.T) {
 	for _, args := range [][]string{
 		{"-n", "0"}, {"-batch", "1001"}, {"-rate", "0"}, {"-scenarios", "throughput,speed"}, {"-backlog", "0"},
 		{"-binary", "build", "-cpuprofile", "x"}, {"extra"}, {"-runs", "0"}, {"-runs", "3", "-cpuprofile", "x"},
+		{"-binary", "build", "-trace", "x"}, {"-runs", "3", "-trace", "x"}, {"-against", "/tmp/other", "-trace", "x"},
 		{"-against", "/tmp/other", "-binary", "build"}, {"-runs", "2", "-scenarios", "soak"},
 		{"-stall-records", "-1s"}, {"-duration", "1s", "-stall-records", "500ms"},
 	} {
@@ -211,6 +217,37 @@ func TestCapturePayloadIsADeliveredPayload(t *testing.T) {
 	}
 	if n := len(body); n < 900 || n > 1200 {
 		t.Errorf("payload is %d bytes; want about 1 KiB", n)
+	}
+}
+
+// The senders of the inspector scenario post webhooks built before the phase: each must be
+// one the bin verifies as Hookrelay's (its signature over its own body, a timestamp the
+// inspector reads), and they must differ, as a stream of messages does.
+func TestSignedCapturesAreHookrelaysWebhooks(t *testing.T) {
+	now := time.Date(2026, 12, 7, 19, 0, 0, 0, time.UTC)
+	ring := signedCaptures(now)
+	if len(ring) != captureRing {
+		t.Fatalf("%d webhooks, want %d", len(ring), captureRing)
+	}
+	seen := map[string]bool{}
+	for i, sc := range ring {
+		h := http.Header{}
+		for _, kv := range sc.headers {
+			h[kv[0]] = []string{kv[1]}
+		}
+		if sig := h.Get("X-Webhook-Signature"); !signature.VerifyHexHMAC(binSecret, sc.body, sig) {
+			t.Fatalf("webhook %d: signature %q does not verify its body", i, sig)
+		}
+		if ts := h.Get("X-Webhook-Timestamp"); ts != models.FormatTimestamp(now) {
+			t.Fatalf("webhook %d: timestamp %q, want %q", i, ts, models.FormatTimestamp(now))
+		}
+		if h.Get("X-Webhook-Event") != "message.received" {
+			t.Fatalf("webhook %d: event %q", i, h.Get("X-Webhook-Event"))
+		}
+		if seen[string(sc.body)] {
+			t.Fatalf("webhook %d repeats an earlier body", i)
+		}
+		seen[string(sc.body)] = true
 	}
 }
 
@@ -312,6 +349,37 @@ func TestTableSplitsCPUByWhoseItWas(t *testing.T) {
 		"CPU cores busy on the machine, every process (watched by a WebSocket, 100 signed captures, c=8)"} {
 		if v, ok := lines[absent]; ok {
 			t.Errorf("%q = %q, want no line for what was not measured", absent, v)
+		}
+	}
+}
+
+// -cpuprofile and -trace write a file per phase, named for the store and the phase, each one
+// its tool reads.
+func TestProfilesAndTracesAreWrittenPerPhase(t *testing.T) {
+	dir := t.TempDir()
+	runScenarios(t, "-scenarios", "inspector", "-n", "50", "-c", "4", "-limit", "1m",
+		"-cpuprofile", filepath.Join(dir, "cpu.pprof"), "-trace", filepath.Join(dir, "run.trace"))
+	for _, name := range []string{"cpu.sqlite.inspector_unwatched.pprof", "cpu.sqlite.inspector_watched.pprof",
+		"run.sqlite.inspector_unwatched.trace", "run.sqlite.inspector_watched.trace"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasSuffix(name, ".trace") {
+			// An execution trace starts with its format's header.
+			if !bytes.HasPrefix(b, []byte("go 1.")) {
+				t.Errorf("%s starts %q, not an execution trace", name, b[:min(len(b), 16)])
+			}
+			continue
+		}
+		// A profile is a gzipped protocol buffer.
+		zr, err := gzip.NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if raw, err := io.ReadAll(zr); err != nil || len(raw) == 0 {
+			t.Errorf("%s: %d bytes unzipped, %v", name, len(raw), err)
 		}
 	}
 }

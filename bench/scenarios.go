@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"strings"
 	"sync"
@@ -299,13 +300,14 @@ func (r *runner) flood(ctx context.Context, cl *client, res *PhaseResult) (stop 
 	}
 	fctx, cancel := context.WithCancel(ctx)
 	hc := newHTTPClient(r.o.c)
+	ring := signedCaptures(time.Now())
 	var taken atomic.Int64
 	start := time.Now()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		_, _, _ = closedLoop(fctx, math.MaxInt, r.o.c, func(ctx context.Context, i int) error {
-			err := postCapture(ctx, hc, cl.base+"/inspect/"+binID, i)
+			err := postCapture(ctx, hc, cl.base+"/inspect/"+binID, ring, i)
 			if err == nil {
 				taken.Add(1)
 			}
@@ -345,8 +347,8 @@ func publishRequest(ctx context.Context, cl *client, i, b, n int) error {
 }
 
 // startProfile starts the CPU profile of one scenario (or throughput phase) when -cpuprofile
-// is set; the returned function (safe to call twice) stops it and writes the allocation
-// profile when -memprofile is set. Files are named for the store and the scenario:
+// is set and its execution trace when -trace is; the returned function (safe to call twice)
+// stops them and writes the allocation profile when -memprofile is set. Files are named for the store and the scenario:
 // cpu.pprof → cpu.sqlite.batch.pprof.
 func (r *runner) startProfile(mode string) (func(), error) {
 	name := func(base string) string {
@@ -368,6 +370,23 @@ func (r *runner) startProfile(mode string) (func(), error) {
 		}
 		cpu = f
 	}
+	var tr *os.File
+	if r.o.trace != "" {
+		f, err := os.Create(name(r.o.trace))
+		if err == nil {
+			if err = trace.Start(f); err != nil {
+				f.Close()
+			}
+		}
+		if err != nil {
+			if cpu != nil {
+				pprof.StopCPUProfile()
+				cpu.Close()
+			}
+			return nil, err
+		}
+		tr = f
+	}
 	done := false
 	return func() {
 		if done {
@@ -377,6 +396,10 @@ func (r *runner) startProfile(mode string) (func(), error) {
 		if cpu != nil {
 			pprof.StopCPUProfile()
 			cpu.Close()
+		}
+		if tr != nil {
+			trace.Stop()
+			tr.Close()
 		}
 		if r.o.memprofile != "" {
 			if f, err := os.Create(name(r.o.memprofile)); err == nil {
