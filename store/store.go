@@ -58,5 +58,6 @@ func New(d Driver) *Store {
 	s := &Store{engine: d}
 	s.publishes.take, s.publishes.run = takePublishes, s.publishBatch
 	s.captures.take, s.captures.run = takeCaptures, s.captureBatch
+	s.captures.gather = newGathering(captureGatherTo, captureGatherWait)
 	return s
 }
