@@ -39,7 +39,7 @@ type group[In, Out any] struct {
 // passed, whichever comes first. The yield alone gathers only the callers runnable at that
 // moment: on a machine whose two cores are busy reading and checking the next requests,
 // about six captures a transaction, each transaction's commit, WAL frames and bins' check
-// costing about as much as five more captures. Waiting costs the callers a fraction of a
+// costing about as much as four more captures. Waiting costs the callers a fraction of a
 // millisecond and no CPU; a lone call (the last transaction small) never waits.
 type gathering struct {
 	to   int
