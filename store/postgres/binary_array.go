@@ -175,7 +175,7 @@ func (a *valArray[T]) appendElements(buf []byte, width int) ([]byte, error) {
 				continue
 			}
 			buf = binary.BigEndian.AppendUint32(buf, 8)
-			buf = binary.BigEndian.AppendUint64(buf, uint64(v.Unix()*1_000_000+int64(v.Nanosecond())/1000-y2k))
+			buf = binary.BigEndian.AppendUint64(buf, uint64(v.UnixMicro()-y2k))
 		}
 	case []int64:
 		for i, v := range vals {
