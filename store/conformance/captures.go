@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -274,6 +276,60 @@ func testBinBoundFollowsEveryDeletion(t *testing.T, b Backend) {
 		t.Fatal(err)
 	}
 	holds(1, "deleting the bin and capturing once in its namesake")
+}
+
+// A bin's deletion takes its captures with it however they race it: a capture stored before
+// the deletion goes with the bin, one after it is refused, and none is left behind where
+// nothing lists or bounds it. Each bin has taken a capture before the race, which is when a
+// store may know it without looking (SQLite's known bins).
+func testCapturesRacingTheirBinsDeletionLeaveNoneBehind(t *testing.T, b Backend) {
+	s := b.Open(t, b.DSN(t))
+	ctx := context.Background()
+	const keep = 100_000
+	capture := func(bin string, i int) *models.Capture {
+		return &models.Capture{BinID: bin, Method: "POST", Path: "/inspect/" + bin, Headers: "{}",
+			Body: []byte(fmt.Sprintf(`{"n":%d}`, i)), ReceivedAt: time.Now().UTC(), Verdicts: "{}"}
+	}
+	for round := range 10 {
+		bin := &models.Bin{Name: fmt.Sprintf("racing %d", round)}
+		if err := s.CreateBin(ctx, bin); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.InsertCapture(ctx, capture(bin.ID, 0), keep); err != nil {
+			t.Fatal(err)
+		}
+		var senders sync.WaitGroup
+		var refused atomic.Int64
+		for range 8 {
+			senders.Go(func() {
+				for i := 1; i <= 20_000; i++ {
+					err := s.InsertCapture(ctx, capture(bin.ID, i), keep)
+					if errors.Is(err, models.ErrNotFound) {
+						refused.Add(1)
+						return
+					}
+					if err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wait.Until(t, "captures under way", func() bool {
+			n, err := s.CountCaptures(ctx, bin.ID, keep)
+			return err == nil && n >= 50
+		})
+		if err := s.DeleteBin(ctx, bin.ID); err != nil {
+			t.Fatal(err)
+		}
+		senders.Wait()
+		if refused.Load() != 8 {
+			t.Fatalf("round %d: %d of 8 senders were refused after the deletion", round, refused.Load())
+		}
+		if n, err := s.CountCaptures(ctx, bin.ID, keep); err != nil || n != 0 {
+			t.Fatalf("round %d: the deleted bin left %d captures behind (%v)", round, n, err)
+		}
+	}
 }
 
 // Captures arriving together share transactions: each caller still gets its own answer, a

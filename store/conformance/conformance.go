@@ -62,6 +62,7 @@ var cases = []struct {
 	{"WebhookHealthFollowsEveryChangeOfOutcome", testWebhookHealthFollowsEveryChangeOfOutcome},
 	{"BinStore", testBinStore},
 	{"ConcurrentCapturesKeepTheirBinsBoundAndTheirOwnErrors", testConcurrentCapturesKeepTheirBinsBoundAndTheirOwnErrors},
+	{"CapturesRacingTheirBinsDeletionLeaveNoneBehind", testCapturesRacingTheirBinsDeletionLeaveNoneBehind},
 	{"BinReadsFollowChanges", testBinReadsFollowChanges},
 	{"PruneDropsCapturesOlderThanRetention", testPruneDropsCapturesOlderThanRetention},
 	{"BinBoundFollowsEveryDeletion", testBinBoundFollowsEveryDeletion},
