@@ -161,6 +161,10 @@ func (hooks) LockForChange(q *gorm.DB) *gorm.DB {
 // SubscribersChanged has no cache to invalidate.
 func (hooks) SubscribersChanged() {}
 
+// BinDeleted has nothing to forget: a capture's statement checks its bins (capture.go), as
+// another replica may delete them.
+func (hooks) BinDeleted(string) {}
+
 func (hooks) DropSpill(tx *gorm.DB, webhookID string) error { return dropSpill(tx, webhookID) }
 
 // KeepOwed spares the events listed in webhook_owed and those marked owed since a spill's

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/hookrelay/hookrelay/store/internal/sqlcommon"
 )
@@ -12,13 +13,34 @@ import (
 // nothing compares below it.
 const boundSQL = `DELETE FROM captures WHERE bin_id = ? AND id < (SELECT id FROM captures WHERE bin_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`
 
-// writeCaptures is SQLite's capture transaction: the bins' check, the insert and a bound per
-// due bin, on the writer's connection through database/sql rather than gorm. A group holds
-// about ten captures, and gorm's transaction, query builder and statement wrapper cost
-// about as much per group as the bins' check: measured, the capture store benchmark's CPU
-// fell by 7% and its allocations by a quarter (docs/performance.md).
+// writeCaptures stores a capture group on the writer's connection through database/sql
+// rather than gorm: for a group of about ten captures, gorm's transaction, query builder and
+// statement wrapper cost as much as the bins' check (measured, the capture store benchmark's
+// CPU fell by 7% and its allocations by a quarter without them; docs/performance.md).
+//
+// A group whose bins are all known (knownBins) and that bounds none is one INSERT that
+// commits by itself, with neither a BEGIN nor the bins' check; any other is a transaction of
+// the check, the insert and a bound per due bin. The set is read while this call holds the
+// one writer connection, on which a bin's deletion forgets it before committing, so a known
+// bin still exists when the INSERT runs.
 func (d *Driver) writeCaptures(ctx context.Context, w sqlcommon.CaptureWrite) (found bool, err error) {
-	tx, err := d.writer.BeginTx(ctx, nil)
+	conn, err := d.writer.Conn(ctx)
+	if err != nil {
+		return false, fmt.Errorf("writer connection: %w", err)
+	}
+	defer conn.Close()
+	n, cols := len(w.Captures), len(sqlcommon.CaptureCols)
+	if len(w.Due) == 0 && n*cols <= oneStatementParams && d.bins.all(w.Bins) {
+		args := make([]any, 0, n*cols)
+		for i := range n {
+			args = w.CaptureRow(i, args)
+		}
+		if _, err := conn.ExecContext(ctx, insertStatement("captures", sqlcommon.CaptureCols, n), args...); err != nil {
+			return false, fmt.Errorf("insert captures: %w", err)
+		}
+		return true, nil
+	}
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return false, fmt.Errorf("begin: %w", err)
 	}
@@ -31,15 +53,18 @@ func (d *Driver) writeCaptures(ctx context.Context, w sqlcommon.CaptureWrite) (f
 	for i, b := range w.Bins {
 		bins[i] = b
 	}
-	var n int
-	err = tx.QueryRowContext(ctx, "SELECT count(*) FROM bins WHERE id IN ("+placeholders(len(bins))+")", bins...).Scan(&n)
+	var have int
+	err = tx.QueryRowContext(ctx, "SELECT count(*) FROM bins WHERE id IN ("+placeholders(len(bins))+")", bins...).Scan(&have)
 	if err != nil {
 		return false, fmt.Errorf("check bins: %w", err)
 	}
-	if n != len(bins) {
+	if have != len(bins) {
 		return false, nil // rolled back: nothing was written
 	}
-	if err := execRows(ctx, tx, "captures", sqlcommon.CaptureCols, len(w.Captures), w.CaptureRow); err != nil {
+	// Known from here on even if this transaction fails: the bins exist, and no deletion can
+	// run until this call lets go of the writer.
+	d.bins.add(w.Bins)
+	if err := execRows(ctx, tx, "captures", sqlcommon.CaptureCols, n, w.CaptureRow); err != nil {
 		return false, err
 	}
 	for _, bin := range w.Due {
@@ -51,4 +76,49 @@ func (d *Driver) writeCaptures(ctx context.Context, w sqlcommon.CaptureWrite) (f
 		return false, fmt.Errorf("commit: %w", err)
 	}
 	return true, nil
+}
+
+// oneStatementParams bounds the parameters of a capture group's INSERT that commits by
+// itself: 78 captures, more than a group holds (maxCaptureGroup in package store). A larger
+// group is inserted in a transaction, insertParams at a time.
+const oneStatementParams = 1024
+
+// knownBins are bins a capture transaction found in the bins table, so that the groups after
+// it need not look again. Only this process writes the file (lockFile) and a bin leaves the
+// table only through DeleteBin, whose transaction forgets it (hooks.BinDeleted), so the set
+// never holds a bin that is gone for the writer's next statement. It is emptied when it holds
+// knownBinsMax, so that bins made and deleted without end cannot grow it.
+type knownBins struct {
+	mu sync.Mutex
+	m  map[string]struct{}
+}
+
+const knownBinsMax = 10_000
+
+func (k *knownBins) all(ids []string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, id := range ids {
+		if _, ok := k.m[id]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func (k *knownBins) add(ids []string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.m == nil || len(k.m)+len(ids) > knownBinsMax {
+		k.m = make(map[string]struct{})
+	}
+	for _, id := range ids {
+		k.m[id] = struct{}{}
+	}
+}
+
+func (k *knownBins) forget(id string) {
+	k.mu.Lock()
+	delete(k.m, id)
+	k.mu.Unlock()
 }

@@ -45,6 +45,8 @@ type Driver struct {
 	checkpoints *checkpointer
 	// writer is the one writer connection's pool, for the transactions that skip gorm.
 	writer *sql.DB
+	// bins are the bins captures may be written to without looking (capture.go).
+	bins knownBins
 }
 
 var _ storedriver.Driver = (*Driver)(nil)

@@ -109,6 +109,9 @@ func (hooks) LockForChange(q *gorm.DB) *gorm.DB { return q }
 
 func (h hooks) SubscribersChanged() { h.d.subs.invalidate() }
 
+// BinDeleted forgets the bin as one captures may be written to without looking (capture.go).
+func (h hooks) BinDeleted(id string) { h.d.bins.forget(id) }
+
 func (h hooks) DropSpill(tx *gorm.DB, webhookID string) error { return h.d.dropSpill(tx, webhookID) }
 
 // KeepOwed spares the events a spill still owes, and the one at the position itself: SQLite

@@ -124,6 +124,8 @@ type Hooks interface {
 	LockForChange(q *gorm.DB) *gorm.DB
 	// SubscribersChanged is told, inside the write transaction, that webhooks changed.
 	SubscribersChanged()
+	// BinDeleted is told, inside the write transaction, that a bin is being deleted.
+	BinDeleted(id string)
 	// DropSpill ends a webhook's spill, if it has one (it was disabled or deleted).
 	DropSpill(tx *gorm.DB, webhookID string) error
 	// KeepOwed is a condition appended to a DELETE FROM events that spares owed events.

@@ -70,6 +70,7 @@ func (s *Base) DeleteBin(ctx context.Context, id string) error {
 			return fmt.Errorf("delete captures: %w", err)
 		}
 		s.bounds.forget(id)
+		s.hooks.BinDeleted(id)
 		return nil
 	})
 }
