@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"sync"
 
@@ -20,9 +21,9 @@ const boundSQL = `DELETE FROM captures WHERE bin_id = ? AND id < (SELECT id FROM
 //
 // A group whose bins are all known (knownBins) and that bounds none is one INSERT that
 // commits by itself, with neither a BEGIN nor the bins' check; any other is a transaction of
-// the check, the insert and a bound per due bin. The set is read while this call holds the
-// one writer connection, on which a bin's deletion forgets it before committing, so a known
-// bin still exists when the INSERT runs.
+// the insert and a bound per due bin, after the check unless its bins are known. The set is
+// read while this call holds the one writer connection, on which a bin's deletion forgets it
+// before committing, so a known bin still exists when the INSERT runs.
 func (d *Driver) writeCaptures(ctx context.Context, w sqlcommon.CaptureWrite) (found bool, err error) {
 	conn, err := d.writer.Conn(ctx)
 	if err != nil {
@@ -30,7 +31,8 @@ func (d *Driver) writeCaptures(ctx context.Context, w sqlcommon.CaptureWrite) (f
 	}
 	defer conn.Close()
 	n, cols := len(w.Captures), len(sqlcommon.CaptureCols)
-	if len(w.Due) == 0 && n*cols <= oneStatementParams && d.bins.all(w.Bins) {
+	known := d.bins.all(w.Bins)
+	if known && len(w.Due) == 0 && n*cols <= oneStatementParams {
 		args := make([]any, 0, n*cols)
 		for i := range n {
 			args = w.CaptureRow(i, args)
@@ -49,21 +51,11 @@ func (d *Driver) writeCaptures(ctx context.Context, w sqlcommon.CaptureWrite) (f
 			tx.Rollback()
 		}
 	}()
-	bins := make([]any, len(w.Bins))
-	for i, b := range w.Bins {
-		bins[i] = b
+	if !known {
+		if found, err = d.checkBins(ctx, tx, w.Bins); !found || err != nil {
+			return false, err // rolled back: nothing was written
+		}
 	}
-	var have int
-	err = tx.QueryRowContext(ctx, "SELECT count(*) FROM bins WHERE id IN ("+placeholders(len(bins))+")", bins...).Scan(&have)
-	if err != nil {
-		return false, fmt.Errorf("check bins: %w", err)
-	}
-	if have != len(bins) {
-		return false, nil // rolled back: nothing was written
-	}
-	// Known from here on even if this transaction fails: the bins exist, and no deletion can
-	// run until this call lets go of the writer.
-	d.bins.add(w.Bins)
 	if err := execRows(ctx, tx, "captures", sqlcommon.CaptureCols, n, w.CaptureRow); err != nil {
 		return false, err
 	}
@@ -75,6 +67,26 @@ func (d *Driver) writeCaptures(ctx context.Context, w sqlcommon.CaptureWrite) (f
 	if err := tx.Commit(); err != nil {
 		return false, fmt.Errorf("commit: %w", err)
 	}
+	return true, nil
+}
+
+// checkBins reports whether every bin exists, and makes them known if so: known from then on
+// even if tx fails, as the bins exist and no deletion can run until the caller lets go of
+// the writer.
+func (d *Driver) checkBins(ctx context.Context, tx *sql.Tx, ids []string) (bool, error) {
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	var have int
+	err := tx.QueryRowContext(ctx, "SELECT count(*) FROM bins WHERE id IN ("+placeholders(len(ids))+")", args...).Scan(&have)
+	if err != nil {
+		return false, fmt.Errorf("check bins: %w", err)
+	}
+	if have != len(ids) {
+		return false, nil
+	}
+	d.bins.add(ids)
 	return true, nil
 }
 
