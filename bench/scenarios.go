@@ -348,8 +348,8 @@ func publishRequest(ctx context.Context, cl *client, i, b, n int) error {
 
 // startProfile starts the CPU profile of one scenario (or throughput phase) when -cpuprofile
 // is set and its execution trace when -trace is; the returned function (safe to call twice)
-// stops them and writes the allocation profile when -memprofile is set. Files are named for the store and the scenario:
-// cpu.pprof → cpu.sqlite.batch.pprof.
+// stops them and writes the allocation profile when -memprofile is set. Files are named for
+// the store and the scenario: cpu.pprof → cpu.sqlite.batch.pprof.
 func (r *runner) startProfile(mode string) (func(), error) {
 	name := func(base string) string {
 		ext := ".pprof"

@@ -30,15 +30,11 @@ func (d *Driver) writeCaptures(ctx context.Context, w sqlcommon.CaptureWrite) (f
 		return false, fmt.Errorf("writer connection: %w", err)
 	}
 	defer conn.Close()
-	n, cols := len(w.Captures), len(sqlcommon.CaptureCols)
+	n := len(w.Captures)
 	known := d.bins.all(w.Bins)
-	if known && len(w.Due) == 0 && n*cols <= oneStatementParams {
-		args := make([]any, 0, n*cols)
-		for i := range n {
-			args = w.CaptureRow(i, args)
-		}
-		if _, err := conn.ExecContext(ctx, insertStatement("captures", sqlcommon.CaptureCols, n), args...); err != nil {
-			return false, fmt.Errorf("insert captures: %w", err)
+	if known && len(w.Due) == 0 && n*len(sqlcommon.CaptureCols) <= oneStatementParams {
+		if err := execRows(ctx, conn, "captures", sqlcommon.CaptureCols, n, oneStatementParams, w.CaptureRow); err != nil {
+			return false, err
 		}
 		return true, nil
 	}
@@ -56,7 +52,7 @@ func (d *Driver) writeCaptures(ctx context.Context, w sqlcommon.CaptureWrite) (f
 			return false, err // rolled back: nothing was written
 		}
 	}
-	if err := execRows(ctx, tx, "captures", sqlcommon.CaptureCols, n, w.CaptureRow); err != nil {
+	if err := execRows(ctx, tx, "captures", sqlcommon.CaptureCols, n, oneStatementParams, w.CaptureRow); err != nil {
 		return false, err
 	}
 	for _, bin := range w.Due {
@@ -90,9 +86,10 @@ func (d *Driver) checkBins(ctx context.Context, tx *sql.Tx, ids []string) (bool,
 	return true, nil
 }
 
-// oneStatementParams bounds the parameters of a capture group's INSERT that commits by
-// itself: 78 captures, more than a group holds (maxCaptureGroup in package store). A larger
-// group is inserted in a transaction, insertParams at a time.
+// oneStatementParams bounds the parameters of a capture group's INSERT: 78 captures, more
+// than a group holds (maxCaptureGroup in package store), so a group is one statement, which
+// commits by itself when nothing else is to be written with it. A larger InsertCaptures is a
+// transaction of several.
 const oneStatementParams = 1024
 
 // knownBins are bins a capture transaction found in the bins table, so that the groups after

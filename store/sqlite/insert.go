@@ -36,12 +36,13 @@ var insertSQL sync.Map // "table(columns)rows" → statement
 func insertRows(tx *gorm.DB, table string, cols []string, n int, rowArgs func(i int, args []any) []any) error {
 	// Straight to the transaction's connection: the statement is final as it is, and gorm
 	// would rebuild it placeholder by placeholder on every call.
-	return execRows(tx.Statement.Context, tx.Statement.ConnPool, table, cols, n, rowArgs)
+	return execRows(tx.Statement.Context, tx.Statement.ConnPool, table, cols, n, insertParams, rowArgs)
 }
 
-// execRows is insertRows on a connection or transaction of database/sql (or gorm's pool).
-func execRows(ctx context.Context, ex execer, table string, cols []string, n int, rowArgs func(i int, args []any) []any) error {
-	chunk := max(1, insertParams/len(cols))
+// execRows is insertRows on a connection or transaction of database/sql (or gorm's pool),
+// params parameters per statement at most.
+func execRows(ctx context.Context, ex execer, table string, cols []string, n, params int, rowArgs func(i int, args []any) []any) error {
+	chunk := max(1, params/len(cols))
 	args := make([]any, 0, min(n, chunk)*len(cols))
 	for from := 0; from < n; from += chunk {
 		rows := min(chunk, n-from)
