@@ -416,7 +416,7 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *models.Delivery, wh *model
 			res.NextAttemptAt = time.Now().Add(dec.Delay).UnixMilli()
 		}
 		span.End(resp.Status, resp.Err, dec.Status)
-		d.table.adjust(wh.ID, resp)
+		d.table.adjust(wh.ID, resp, d.cfg.Jitter())
 		if d.cfg.Metrics != nil {
 			d.cfg.Metrics.Attempted(wh.ID, resp, dec.Status)
 		}

@@ -25,7 +25,9 @@
 //
 // The Dispatcher keeps one webhook state per webhook in a table (webhook.go): its concurrency
 // window and in-flight count, when it may next have due work, the hint sequence, since when
-// it is backlogged, its spill, and the ready work a take brought. Each round the pure planner
+// it is backlogged, its spill, the ready work a take brought, and its rest after a timeout (a
+// random part of a quarter of the timeout, so that endpoints that went dead together drift
+// apart instead of costing a burst each timeout: restAfterTimeout). Each round the pure planner
 // (planner.go) turns the states, the free global slots, the per-webhook limit and the time
 // into what to start from ready work, what to claim, what to spill and what is now
 // backlogged; the dispatcher applies it. Attempts run on goroutines that stay for the next

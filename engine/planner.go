@@ -77,8 +77,8 @@ func plan(hooks []*webhook, in planInput) roundPlan {
 			// few slots to free up makes one claim of several rather than several of one.
 			continue
 		}
-		if w.dueAt > now {
-			p.Wait = min(p.Wait, time.Duration(w.dueAt-now)*time.Millisecond)
+		if at := max(w.dueAt, w.restUntil); at > now {
+			p.Wait = min(p.Wait, time.Duration(at-now)*time.Millisecond)
 			continue
 		}
 		if w.proven {
@@ -138,7 +138,7 @@ func plan(hooks []*webhook, in planInput) roundPlan {
 			given[s.w] = true
 		}
 		for _, w := range hooks {
-			if !w.due || !w.backlogSince.IsZero() || w.dueAt > now || w.spilled || given[w] {
+			if !w.due || !w.backlogSince.IsZero() || max(w.dueAt, w.restUntil) > now || w.spilled || given[w] {
 				continue
 			}
 			p.Backlogged = append(p.Backlogged, w.id)

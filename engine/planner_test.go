@@ -49,6 +49,21 @@ func TestPlan(t *testing.T) {
 			want:  roundPlan{Wait: noWorkKnown},
 		},
 		{
+			name: "resting after a timeout: nothing for it until the rest ends, and no backlog",
+			hooks: []*webhook{
+				with(hook("a", 1, 0, false), func(w *webhook) { w.restUntil = ms + 120 }),
+				with(hook("b", 8, 0, true), func(w *webhook) { w.dueAt = ms + 400 }),
+			},
+			in:   in,
+			want: roundPlan{Wait: 120 * time.Millisecond},
+		},
+		{
+			name:  "a rest that has ended: the webhook sends again",
+			hooks: []*webhook{with(hook("a", 1, 0, false), func(w *webhook) { w.restUntil = ms })},
+			in:    in,
+			want:  roundPlan{Claim: slots("a", 1), Wait: noWorkKnown},
+		},
+		{
 			name: "not yet due: the wait is until the earliest due time",
 			hooks: []*webhook{
 				with(hook("a", 8, 0, true), func(w *webhook) { w.dueAt = ms + 1500 }),

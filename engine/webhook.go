@@ -34,6 +34,9 @@ type webhook struct {
 	// and a database slow for a moment is no reason to spill a receiver that answers.
 	sending                  int
 	sendingSince, lastAnswer time.Time
+	// restUntil (unix ms): after a request timed out, the webhook sends nothing before then
+	// (restAfterTimeout).
+	restUntil int64
 
 	// due: the webhook may have a due delivery from dueAt (unix ms) on. It is set by
 	// publishes (Store.OnQueued), retries, wake-ups from other replicas and the periodic
@@ -278,18 +281,31 @@ func (t *table) sending(webhookID string) {
 	}
 }
 
+// restAfterTimeout is the longest a webhook rests after a request timed out, as a share of
+// the time that request waited; each rest is a random part of it (jitter). Endpoints that
+// went dead together time out together: without the rest, every timeout sent the next
+// request at once, so fifty dead endpoints kept their timeouts, records, takes and new
+// connections in one burst each timeout, and a healthy webhook's events published during
+// the burst arrived late. A rest of up to a quarter of a timeout spreads them apart within
+// a few timeouts, and costs a dead endpoint little.
+const restAfterTimeout = 0.25
+
 // adjust notes a request come back and moves the webhook's concurrency window after its
-// response.
-func (t *table) adjust(webhookID string, resp *delivery.Response) {
+// response; jitter in [0, 1) chooses the rest after a timeout.
+func (t *table) adjust(webhookID string, resp *delivery.Response, jitter float64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	w := t.hooks[webhookID]
 	if w == nil {
 		return
 	}
+	now := time.Now()
 	w.sending = max(0, w.sending-1)
-	w.lastAnswer = time.Now()
+	w.lastAnswer = now
 	w.proven = resp.OK()
+	if resp.TimedOut {
+		w.restUntil = now.Add(time.Duration(jitter * restAfterTimeout * float64(resp.Duration))).UnixMilli()
+	}
 	if resp.TimedOut || resp.Status == 429 || resp.Status == 503 {
 		w.limit = math.Max(1, w.limit/2)
 	} else if resp.OK() {
