@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
 	"time"
 
 	"github.com/hookrelay/hookrelay/internal/procstat"
@@ -132,6 +134,11 @@ func (r *runner) latency(ctx context.Context, hang int) (*LatencyResult, int64, 
 	res.Complete = s.wait(wctx)
 	cancel()
 	lat, warm := s.latencies(measureFrom)
+	if r.o.latencies != "" {
+		if err := writeFile(r.phaseFile(r.o.latencies, label, ".tsv"), func(w io.Writer) error { return s.writeLatencies(w, measureFrom) }); err != nil {
+			return nil, 0, fmt.Errorf("%s: write the latencies: %w", label, err)
+		}
+	}
 	res.Received = int64(len(lat))
 	res.WarmupMaxMs = ms(percentile(warm, 1))
 	res.P50ms, res.P90ms, res.P99ms, res.MaxMs = ms(percentile(lat, 0.50)), ms(percentile(lat, 0.90)),
@@ -177,4 +184,17 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// writeFile creates name and has write fill it.
+func writeFile(name string, write func(io.Writer) error) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

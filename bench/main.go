@@ -21,6 +21,7 @@
 //	go run ./bench -scenarios throughput -cpuprofile cpu.pprof -memprofile mem.pprof
 //	go run ./bench -db postgres://postgres@127.0.0.1:5432/test?sslmode=disable -scenarios replicas
 //	go run ./bench -scenarios throughput,latency -tracing   # against a run without, for tracing's cost
+//	go run ./bench -scenarios latency,isolation -latencies lat.tsv   # each event's latency, by publish time
 //	go run ./bench -scenarios throughput -runs 4 -against /tmp/bench-before   # paired rounds, median and worst
 package main
 
@@ -61,6 +62,7 @@ type options struct {
 	cpuprofile      string
 	memprofile      string
 	trace           string
+	latencies       string
 	replicas        []int
 	soakDuration    time.Duration
 	soakEvery       time.Duration
@@ -111,6 +113,7 @@ func parseOptions(args []string) (options, error) {
 	fs.Float64Var(&o.soakRate, "soak-rate", 100, "soak: events published per second")
 	fs.BoolVar(&o.tracing, "tracing", false, "trace every publish and attempt, exported over OTLP/HTTP to a collector in this process that discards it; the webhooks ask for trace context (compare with a run without)")
 	fs.StringVar(&o.memprofile, "memprofile", "", "write the cumulative allocation profile after each scenario (in-process only)")
+	fs.StringVar(&o.latencies, "latencies", "", "latency and isolation: write every event's publish time and publish-to-receipt time to a file named for the store and the scenario (lat.tsv → lat.postgres.isolation.tsv)")
 	fs.StringVar(&o.trace, "trace", "", "write an execution trace of each scenario, named for it (in-process only; read with go tool trace)")
 	fs.IntVar(&o.runs, "runs", 1, "measure this many rounds and report each figure's median and worst")
 	fs.StringVar(&o.against, "against", "", "a bench binary built from other code, run alternately with this one every round (paired runs)")
@@ -161,8 +164,8 @@ func parseOptions(args []string) (options, error) {
 		return o, errors.New("-cpuprofile, -memprofile and -trace profile the in-process server: drop -binary")
 	case o.runs < 1 || o.runs > 100:
 		return o, errors.New("-runs must be between 1 and 100")
-	case (o.runs > 1 || o.against != "") && (o.cpuprofile != "" || o.memprofile != "" || o.trace != "" || slices.Contains(o.scenarios, "soak")):
-		return o, errors.New("-runs and -against measure rounds: profile, or soak, in a run of its own")
+	case (o.runs > 1 || o.against != "") && (o.cpuprofile != "" || o.memprofile != "" || o.trace != "" || o.latencies != "" || slices.Contains(o.scenarios, "soak")):
+		return o, errors.New("-runs and -against measure rounds: profile, write latencies or soak in a run of its own")
 	case o.against != "" && o.binary != "":
 		return o, errors.New("-against compares two benches, each with its own build in-process: drop -binary")
 	}

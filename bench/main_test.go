@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -159,7 +160,7 @@ func TestOptionsRejectNonsense(t *testing.T) {
 		{"-binary", "build", "-cpuprofile", "x"}, {"extra"}, {"-runs", "0"}, {"-runs", "3", "-cpuprofile", "x"},
 		{"-binary", "build", "-trace", "x"}, {"-runs", "3", "-trace", "x"}, {"-against", "/tmp/other", "-trace", "x"},
 		{"-against", "/tmp/other", "-binary", "build"}, {"-runs", "2", "-scenarios", "soak"},
-		{"-stall-records", "-1s"}, {"-duration", "1s", "-stall-records", "500ms"},
+		{"-stall-records", "-1s"}, {"-duration", "1s", "-stall-records", "500ms"}, {"-runs", "3", "-latencies", "x"},
 	} {
 		if _, err := parseOptions(args); err == nil {
 			t.Errorf("%v accepted", args)
@@ -452,6 +453,48 @@ func TestEachStoreIsJudgedByItsOwnTargets(t *testing.T) {
 	} {
 		if v, ok := got[metric]; !ok || v != want {
 			t.Errorf("%q: target %q, met %q; want %q, %q (found: %v)", metric, v.target, v.met, want.target, want.met, ok)
+		}
+	}
+}
+
+// -latencies writes a file per latency scenario with a line for every event received, in the
+// order of publishing: the measured ones from 0 ms on, the warm-up's before, and each one's
+// latency as the scenario measured it.
+func TestLatenciesAreWrittenPerScenarioInTheOrderOfPublishing(t *testing.T) {
+	dir := t.TempDir()
+	_, r := runScenarios(t, "-scenarios", "latency,isolation", "-rate", "100", "-duration", "500ms", "-warmup", "200ms",
+		"-hang", "2", "-hang-timeout", "1s", "-limit", "1m", "-latencies", filepath.Join(dir, "lat.tsv"))
+	for name, l := range map[string]*LatencyResult{"latency": r.Latency, "isolation": r.Isolation.Healthy} {
+		b, err := os.ReadFile(filepath.Join(dir, "lat.sqlite."+name+".tsv"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+		if lines[0] != "published_ms\tlatency_ms" {
+			t.Fatalf("%s: header %q", name, lines[0])
+		}
+		var measured, warm int
+		var slowest float64
+		last := math.Inf(-1)
+		for _, line := range lines[1:] {
+			var at, lat float64
+			if _, err := fmt.Sscanf(line, "%f\t%f", &at, &lat); err != nil {
+				t.Fatalf("%s: line %q: %v", name, line, err)
+			}
+			if at < last || lat <= 0 {
+				t.Fatalf("%s: line %q after a publish at %.3f ms: want publishes in order and positive latencies", name, line, last)
+			}
+			last = at
+			if at >= 0 {
+				measured++
+				slowest = max(slowest, lat)
+			} else {
+				warm++
+			}
+		}
+		if int64(measured) != l.Received || warm != 20 || math.Abs(slowest-l.MaxMs) > 0.002 {
+			t.Errorf("%s: %d measured lines (slowest %.3f ms) and %d of the warm-up; the scenario received %d (slowest %.3f ms) after a warm-up of 20",
+				name, measured, slowest, warm, l.Received, l.MaxMs)
 		}
 	}
 }

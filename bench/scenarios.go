@@ -346,18 +346,21 @@ func publishRequest(ctx context.Context, cl *client, i, b, n int) error {
 	return expect(cl.post(ctx, "/api/v1/events/batch", batchBody(from, min(b, n-from), time.Now())))
 }
 
+// phaseFile names a file of one phase after base, the store and the phase: cpu.pprof →
+// cpu.sqlite.batch.pprof; ext is the extension when base has none.
+func (r *runner) phaseFile(base, mode, ext string) string {
+	if i := strings.LastIndexByte(base, '.'); i > 0 {
+		base, ext = base[:i], base[i:]
+	}
+	return fmt.Sprintf("%s.%s.%s%s", base, r.be.name, mode, ext)
+}
+
 // startProfile starts the CPU profile of one scenario (or throughput phase) when -cpuprofile
 // is set and its execution trace when -trace is; the returned function (safe to call twice)
 // stops them and writes the allocation profile when -memprofile is set. Files are named for
 // the store and the scenario: cpu.pprof → cpu.sqlite.batch.pprof.
 func (r *runner) startProfile(mode string) (func(), error) {
-	name := func(base string) string {
-		ext := ".pprof"
-		if i := strings.LastIndexByte(base, '.'); i > 0 {
-			base, ext = base[:i], base[i:]
-		}
-		return fmt.Sprintf("%s.%s.%s%s", base, r.be.name, mode, ext)
-	}
+	name := func(base string) string { return r.phaseFile(base, mode, ".pprof") }
 	var cpu *os.File
 	if r.o.cpuprofile != "" {
 		f, err := os.Create(name(r.o.cpuprofile))

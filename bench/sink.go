@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -137,6 +141,24 @@ func (s *sink) latencies(from time.Time) (measured, before []time.Duration) {
 		}
 	}
 	return measured, before
+}
+
+// writeLatencies writes every recorded event's publish time, in ms from the start of the
+// measured period (negative in the warm-up), and its publish-to-receipt time in ms, a line
+// each in the order of publishing, under a header line.
+func (s *sink) writeLatencies(w io.Writer, from time.Time) error {
+	n := min(s.latNext.Load(), int64(len(s.lat)))
+	order := make([]int64, n)
+	for i := range order {
+		order[i] = int64(i)
+	}
+	slices.SortFunc(order, func(a, b int64) int { return cmp.Compare(s.latSent[a], s.latSent[b]) })
+	bw := bufio.NewWriter(w)
+	bw.WriteString("published_ms\tlatency_ms\n")
+	for _, i := range order {
+		fmt.Fprintf(bw, "%.3f\t%.3f\n", float64(s.latSent[i]-from.UnixNano())/1e6, float64(s.lat[i])/1e6)
+	}
+	return bw.Flush()
 }
 
 func (s *sink) close() {
