@@ -48,11 +48,11 @@ func TestStallCountsOnlyRequestsOnTheWire(t *testing.T) {
 }
 
 // A timeout rests the webhook for the jitter's share of restAfterTimeout of the time the
-// request waited, so endpoints that time out together send their next requests apart; any
-// other answer leaves the rest as it was.
+// request waited, so endpoints that time out together send their next requests apart; a
+// success ends the rest, and any other answer leaves it as it was.
 func TestATimeoutRestsTheWebhookForAJitteredShareOfItsWait(t *testing.T) {
 	tb := newTable(8, func(int) {})
-	tb.started([]*models.Delivery{{ID: "d1", WebhookID: "wh"}, {ID: "d2", WebhookID: "wh"}, {ID: "d3", WebhookID: "wh"}})
+	tb.started([]*models.Delivery{{ID: "d1", WebhookID: "wh"}, {ID: "d2", WebhookID: "wh"}, {ID: "d3", WebhookID: "wh"}, {ID: "d4", WebhookID: "wh"}})
 	w := tb.get("wh")
 
 	before := time.Now()
@@ -67,6 +67,10 @@ func TestATimeoutRestsTheWebhookForAJitteredShareOfItsWait(t *testing.T) {
 	tb.adjust("wh", &delivery.Response{Status: 503, Duration: 2 * time.Second}, 0.9)
 	if w.restUntil != resting {
 		t.Fatalf("a 503 moved the rest to %d from %d", w.restUntil, resting)
+	}
+	tb.adjust("wh", &delivery.Response{Status: 200, Duration: time.Millisecond}, 0.9)
+	if w.restUntil != 0 {
+		t.Fatalf("a success left the rest until %d", w.restUntil)
 	}
 	tb.adjust("wh", &delivery.Response{TimedOut: true, Duration: 2 * time.Second}, 0)
 	if w.restUntil > time.Now().UnixMilli() {

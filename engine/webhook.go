@@ -310,6 +310,7 @@ func (t *table) adjust(webhookID string, resp *delivery.Response, jitter float64
 		w.limit = math.Max(1, w.limit/2)
 	} else if resp.OK() {
 		w.limit = math.Min(float64(t.perWebhook), w.limit+1)
+		w.restUntil = 0 // an answer in time: the endpoint is back, nothing to spread
 	}
 }
 
