@@ -109,7 +109,7 @@ func (r *runner) latency(ctx context.Context, hang int) (*LatencyResult, int64, 
 	})
 	if stalled != nil {
 		if err := <-stalled; err != nil {
-			return nil, 0, fmt.Errorf("%s: stall the records: %w", label, err)
+			return nil, 0, fmt.Errorf("stall the records: %w", err)
 		}
 	}
 	res.SendSeconds, res.Late, res.PublishErrs = elapsed.Seconds(), late, failures
@@ -136,7 +136,7 @@ func (r *runner) latency(ctx context.Context, hang int) (*LatencyResult, int64, 
 	lat, warm := s.latencies(measureFrom)
 	if r.o.latencies != "" {
 		if err := writeFile(r.phaseFile(r.o.latencies, label, ".tsv"), func(w io.Writer) error { return s.writeLatencies(w, measureFrom) }); err != nil {
-			return nil, 0, fmt.Errorf("%s: write the latencies: %w", label, err)
+			return nil, 0, fmt.Errorf("write the latencies: %w", err)
 		}
 	}
 	res.Received = int64(len(lat))
